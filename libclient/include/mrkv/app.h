@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The MapReduce application plugin ABI.
+ *
+ * An app is a shared object exporting one function, mrkv_app_get(), that returns a
+ * static description of the app. The host (mrkv-worker, mrkv-sequential) checks
+ * abi_version and struct_size before it calls anything else, so a plugin built
+ * against another version of this header is refused with a clear error.
+ *
+ * Keys and values are byte strings with explicit lengths; they may hold any bytes,
+ * including NUL and newlines. Pointers handed to an app are valid only during the call.
+ *
+ * An app calls back into the host only through the mrkv_host table it is given, so a
+ * plugin needs no symbol from the host and links against nothing of mrkv. */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MRKV_APP_ABI_VERSION 1
+#define MRKV_APP_ENTRY "mrkv_app_get"
+
+typedef struct mrkv_emitter mrkv_emitter; /* where map and reduce output goes; owned by the host */
+typedef struct mrkv_values mrkv_values;   /* the values of one key during reduce; owned by the host */
+
+typedef struct mrkv_host {
+        uint32_t abi_version; /* MRKV_APP_ABI_VERSION of the host */
+        uint32_t struct_size; /* sizeof(mrkv_host) of the host */
+
+        /* In map: emits one intermediate key/value pair.
+         * In reduce: emits one output line "key value\n"; the lab's Reduce returns one
+         * value per key, so a reduce function normally emits once, with the key it got.
+         * Returns 0, or a negative errno (the app should then return it). */
+        int (*emit)(mrkv_emitter *out, const char *key, size_t key_len, const char *value, size_t value_len);
+
+        /* In reduce: the next value of the current key. Returns 1 and sets *value and
+         * *value_len (valid until the next call), 0 when there are no more values, or a
+         * negative errno. Values come in no particular order; sort them if order matters. */
+        int (*next_value)(mrkv_values *values, const char **value, size_t *value_len);
+} mrkv_host;
+
+typedef struct mrkv_app {
+        uint32_t abi_version; /* MRKV_APP_ABI_VERSION the plugin was built with */
+        uint32_t struct_size; /* sizeof(mrkv_app) the plugin was built with */
+        const char *name;
+        const char *description;
+
+        /* Called once per input file, with the file name exactly as the job gave it and
+         * the file's whole contents (NUL-terminated for convenience; size excludes it).
+         * Returns 0 or a negative errno. */
+        int (*map)(const mrkv_host *host, mrkv_emitter *out, const char *filename, const char *contents,
+                   size_t size);
+
+        /* Called once per distinct intermediate key, in key order within one reduce task.
+         * Returns 0 or a negative errno. */
+        int (*reduce)(const mrkv_host *host, mrkv_emitter *out, const char *key, size_t key_len,
+                      mrkv_values *values);
+} mrkv_app;
+
+typedef const mrkv_app *(*mrkv_app_get_func)(void);
+
+/* Every plugin defines this; MRKV_APP_DEFINE() below does it for you. */
+const mrkv_app *mrkv_app_get(void);
+
+#define MRKV_APP_DEFINE(app_name, app_description, map_func, reduce_func)       \
+        __attribute__((visibility("default"))) const mrkv_app *mrkv_app_get(void) { \
+                static const mrkv_app app = {                                    \
+                        .abi_version = MRKV_APP_ABI_VERSION,                     \
+                        .struct_size = sizeof(mrkv_app),                         \
+                        .name = (app_name),                                      \
+                        .description = (app_description),                        \
+                        .map = (map_func),                                       \
+                        .reduce = (reduce_func),                                 \
+                };                                                               \
+                return &app;                                                     \
+        }
+
+#ifdef __cplusplus
+}
+#endif
