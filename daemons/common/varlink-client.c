@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "address.h"
+#include "macro.h"
+#include "varlink-client.h"
+
+#define READ_CHUNK (64U * 1024U)
+
+struct VarlinkClient {
+        int fd;
+        VarlinkBuffer in, out;
+        json_object *last; /* the last reply, owning the error name handed out */
+};
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+}
+
+static uint64_t deadline_of(uint64_t timeout_usec) {
+        uint64_t now = now_usec();
+        return timeout_usec == UINT64_MAX || timeout_usec > UINT64_MAX - now ? UINT64_MAX : now + timeout_usec;
+}
+
+/* Waits for events until deadline; 0 on time-out. */
+static int wait_fd(int fd, short events, uint64_t deadline) {
+        for (;;) {
+                struct pollfd p = { .fd = fd, .events = events };
+                int timeout_ms = -1;
+
+                if (deadline != UINT64_MAX) {
+                        uint64_t now = now_usec();
+                        if (now >= deadline)
+                                return 0;
+                        timeout_ms = (int) MIN((deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC, (uint64_t) INT32_MAX);
+                }
+                int r = poll(&p, 1, timeout_ms);
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (r > 0)
+                        return 1;
+        }
+}
+
+int varlink_client_new_fd(int fd, VarlinkClient **ret) {
+        VarlinkClient *c;
+
+        if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
+                return -errno;
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->fd = fd;
+        *ret = c;
+        return 0;
+}
+
+int varlink_client_connect(const char *address, VarlinkClient **ret) {
+        Address a;
+        int fd, r;
+
+        r = address_parse(address, &a);
+        if (r < 0)
+                return r;
+        fd = address_connect(&a, true);
+        address_done(&a);
+        if (fd < 0)
+                return fd;
+        r = varlink_client_new_fd(fd, ret);
+        if (r < 0)
+                close(fd);
+        return r;
+}
+
+VarlinkClient *varlink_client_free(VarlinkClient *c) {
+        if (!c)
+                return NULL;
+        closep(&c->fd);
+        varlink_buffer_done(&c->in);
+        varlink_buffer_done(&c->out);
+        json_object_put(c->last);
+        free(c);
+        return NULL;
+}
+
+int varlink_client_get_fd(VarlinkClient *c) {
+        return c->fd;
+}
+
+int varlink_client_send(VarlinkClient *c, const char *method, json_object *parameters, unsigned flags,
+                        uint64_t timeout_usec) {
+        _cleanup_json_ json_object *m = NULL;
+        uint64_t deadline = deadline_of(timeout_usec);
+        int r;
+
+        m = json_object_new_object();
+        if (!m)
+                return -ENOMEM;
+        json_object_object_add(m, "method", json_object_new_string(method));
+        json_object_object_add(m, "parameters", parameters ? json_object_get(parameters) : json_object_new_object());
+        if (flags & VARLINK_CLIENT_MORE)
+                json_object_object_add(m, "more", json_object_new_boolean(1));
+        if (flags & VARLINK_CLIENT_ONEWAY)
+                json_object_object_add(m, "oneway", json_object_new_boolean(1));
+
+        r = varlink_buffer_append_message(&c->out, m);
+        if (r < 0)
+                return r;
+
+        while (varlink_buffer_size(&c->out) > 0) {
+                ssize_t n = send(c->fd, c->out.data + c->out.start, varlink_buffer_size(&c->out),
+                                 MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno != EAGAIN)
+                                return errno == EPIPE ? -ECONNRESET : -errno;
+                        r = wait_fd(c->fd, POLLOUT, deadline);
+                        if (r < 0)
+                                return r;
+                        if (r == 0)
+                                return -ETIMEDOUT;
+                        continue;
+                }
+                varlink_buffer_consume(&c->out, (size_t) n);
+        }
+        return 0;
+}
+
+int varlink_client_read(VarlinkClient *c, uint64_t timeout_usec, json_object **ret_parameters,
+                        const char **ret_error, bool *ret_continues) {
+        uint64_t deadline = deadline_of(timeout_usec);
+        json_object *m = NULL, *v;
+        const char *data;
+        size_t size;
+        int r;
+
+        for (;;) {
+                r = varlink_buffer_next(&c->in, VARLINK_DEFAULT_MAX_MESSAGE, &data, &size);
+                if (r < 0)
+                        return -EBADMSG;
+                if (r > 0)
+                        break;
+
+                char *p = varlink_buffer_reserve(&c->in, READ_CHUNK);
+                if (!p)
+                        return -ENOMEM;
+                ssize_t n = recv(c->fd, p, READ_CHUNK, MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno != EAGAIN)
+                                return errno == ECONNRESET || errno == EPIPE ? -ECONNRESET : -errno;
+                        r = wait_fd(c->fd, POLLIN, deadline);
+                        if (r < 0)
+                                return r;
+                        if (r == 0)
+                                return -ETIMEDOUT;
+                        continue;
+                }
+                if (n == 0)
+                        return -ECONNRESET;
+                c->in.end += (size_t) n;
+        }
+
+        r = varlink_message_parse(data, size, &m);
+        varlink_buffer_consume(&c->in, size + 1);
+        if (r < 0)
+                return r;
+
+        json_object_put(c->last);
+        c->last = m;
+
+        const char *error = NULL;
+        if (json_object_object_get_ex(m, "error", &v) && v) {
+                if (!json_object_is_type(v, json_type_string))
+                        return -EBADMSG;
+                error = json_object_get_string(v);
+        }
+        if (!json_object_object_get_ex(m, "parameters", &v) || !v)
+                v = NULL;
+        else if (!json_object_is_type(v, json_type_object))
+                return -EBADMSG;
+
+        if (ret_parameters)
+                *ret_parameters = v ? json_object_get(v) : json_object_new_object();
+        if (ret_error)
+                *ret_error = error;
+        if (ret_continues) {
+                json_object *cont;
+                *ret_continues = json_object_object_get_ex(m, "continues", &cont) &&
+                                 json_object_is_type(cont, json_type_boolean) && json_object_get_boolean(cont);
+        }
+        return 0;
+}
+
+int varlink_client_call(VarlinkClient *c, const char *method, json_object *parameters, uint64_t timeout_usec,
+                        json_object **ret_parameters, const char **ret_error) {
+        uint64_t deadline = deadline_of(timeout_usec);
+        uint64_t now;
+        int r;
+
+        r = varlink_client_send(c, method, parameters, 0, timeout_usec);
+        if (r < 0)
+                return r;
+        now = now_usec();
+        return varlink_client_read(c, deadline == UINT64_MAX ? UINT64_MAX : (deadline > now ? deadline - now : 0),
+                                   ret_parameters, ret_error, NULL);
+}

@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <json-c/json_tokener.h>
+
+#include "macro.h"
+#include "varlink-message.h"
+
+int varlink_message_parse(const char *data, size_t size, json_object **ret) {
+        json_tokener *tok;
+        json_object *o;
+
+        assert(data || size == 0);
+        assert(ret);
+
+        if (size == 0 || size > INT32_MAX)
+                return -EBADMSG;
+
+        tok = json_tokener_new_ex(64);
+        if (!tok)
+                return -ENOMEM;
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+
+        o = json_tokener_parse_ex(tok, data, (int) size);
+        /* Anything but one complete object, with nothing after it, is not a message. */
+        if (!o || json_tokener_get_error(tok) != json_tokener_success ||
+            json_tokener_get_parse_end(tok) != size || !json_object_is_type(o, json_type_object)) {
+                json_object_put(o);
+                json_tokener_free(tok);
+                return -EBADMSG;
+        }
+
+        json_tokener_free(tok);
+        *ret = o;
+        return 0;
+}
+
+void varlink_buffer_done(VarlinkBuffer *b) {
+        free(b->data);
+        *b = (VarlinkBuffer) {};
+}
+
+char *varlink_buffer_reserve(VarlinkBuffer *b, size_t n) {
+        if (b->allocated - b->end >= n)
+                return b->data + b->end;
+
+        /* Move the live bytes to the front before growing. */
+        if (b->start > 0) {
+                memmove(b->data, b->data + b->start, b->end - b->start);
+                b->end -= b->start;
+                b->start = 0;
+                if (b->allocated - b->end >= n)
+                        return b->data + b->end;
+        }
+
+        size_t want = MAX(b->end + n, MAX(b->allocated * 2, (size_t) 4096));
+        char *p = realloc(b->data, want);
+        if (!p)
+                return NULL;
+        b->data = p;
+        b->allocated = want;
+        return b->data + b->end;
+}
+
+int varlink_buffer_append(VarlinkBuffer *b, const void *data, size_t n) {
+        char *p = varlink_buffer_reserve(b, n);
+        if (!p)
+                return -ENOMEM;
+        memcpy(p, data, n);
+        b->end += n;
+        return 0;
+}
+
+int varlink_buffer_append_message(VarlinkBuffer *b, json_object *message) {
+        const char *s;
+        size_t n;
+        char *p;
+
+        s = json_object_to_json_string_length(message, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+                                              &n);
+        if (!s)
+                return -ENOMEM;
+        p = varlink_buffer_reserve(b, n + 1);
+        if (!p)
+                return -ENOMEM;
+        memcpy(p, s, n);
+        p[n] = '\0';
+        b->end += n + 1;
+        return 0;
+}
+
+void varlink_buffer_consume(VarlinkBuffer *b, size_t n) {
+        assert(n <= varlink_buffer_size(b));
+        b->start += n;
+        if (b->start == b->end)
+                b->start = b->end = 0;
+}
+
+int varlink_buffer_next(VarlinkBuffer *b, size_t max, const char **ret_data, size_t *ret_size) {
+        const char *begin = b->data + b->start, *nul;
+        size_t avail = varlink_buffer_size(b);
+
+        nul = avail > 0 ? memchr(begin, '\0', avail) : NULL;
+        if (!nul)
+                return avail > max ? -EMSGSIZE : 0;
+        if ((size_t) (nul - begin) > max)
+                return -EMSGSIZE;
+
+        *ret_data = begin;
+        *ret_size = nul - begin;
+        return 1;
+}
+
+static int dispatch_one(json_object *v, const VarlinkField *f, void *target) {
+        void *p = (uint8_t *) target + f->offset;
+
+        switch (f->type) {
+        case VARLINK_STRING: {
+                if (!json_object_is_type(v, json_type_string))
+                        return -EINVAL;
+                const char *s = json_object_get_string(v);
+                /* C strings cannot carry an embedded NUL: refuse rather than truncate. */
+                if (strlen(s) != (size_t) json_object_get_string_len(v))
+                        return -EINVAL;
+                *(const char **) p = s;
+                return 0;
+        }
+        case VARLINK_UINT64:
+        case VARLINK_UINT32: {
+                if (!json_object_is_type(v, json_type_int))
+                        return -EINVAL;
+                /* json-c keeps integers above INT64_MAX as unsigned; below zero means negative. */
+                if (json_object_get_int64(v) < 0 && json_object_get_uint64(v) == 0)
+                        return -EINVAL;
+                errno = 0;
+                uint64_t u = json_object_get_uint64(v);
+                if (errno != 0)
+                        return -EINVAL;
+                if (f->type == VARLINK_UINT32) {
+                        if (u > UINT32_MAX)
+                                return -EINVAL;
+                        *(uint32_t *) p = (uint32_t) u;
+                } else
+                        *(uint64_t *) p = u;
+                return 0;
+        }
+        case VARLINK_INT64: {
+                if (!json_object_is_type(v, json_type_int))
+                        return -EINVAL;
+                errno = 0;
+                int64_t i = json_object_get_int64(v);
+                if (errno != 0)
+                        return -EINVAL;
+                *(int64_t *) p = i;
+                return 0;
+        }
+        case VARLINK_BOOL:
+                if (!json_object_is_type(v, json_type_boolean))
+                        return -EINVAL;
+                *(bool *) p = json_object_get_boolean(v);
+                return 0;
+        case VARLINK_ARRAY:
+                if (!json_object_is_type(v, json_type_array))
+                        return -EINVAL;
+                *(json_object **) p = v;
+                return 0;
+        case VARLINK_OBJECT:
+                if (!json_object_is_type(v, json_type_object))
+                        return -EINVAL;
+                *(json_object **) p = v;
+                return 0;
+        case VARLINK_ANY:
+                *(json_object **) p = v;
+                return 0;
+        }
+        return -EINVAL;
+}
+
+int varlink_dispatch(json_object *parameters, const VarlinkField fields[], void *target,
+                     const char **ret_bad_field) {
+        const char *bad = NULL;
+        int r = 0;
+
+        if (parameters && !json_object_is_type(parameters, json_type_object)) {
+                if (ret_bad_field)
+                        *ret_bad_field = "parameters";
+                return -EINVAL;
+        }
+
+        if (parameters) {
+                json_object_object_foreach(parameters, key, value) {
+                        const VarlinkField *f;
+
+                        for (f = fields; f->name; f++)
+                                if (streq(f->name, key))
+                                        break;
+                        if (!f->name) {
+                                bad = key;
+                                r = -EINVAL;
+                                goto finish;
+                        }
+                        if (!value) /* null counts as absent */
+                                continue;
+                        r = dispatch_one(value, f, target);
+                        if (r < 0) {
+                                bad = f->name;
+                                goto finish;
+                        }
+                }
+        }
+
+        for (const VarlinkField *f = fields; f->name; f++) {
+                json_object *v = NULL;
+                if (f->mandatory && (!parameters || !json_object_object_get_ex(parameters, f->name, &v) || !v)) {
+                        bad = f->name;
+                        r = -EINVAL;
+                        goto finish;
+                }
+        }
+
+finish:
+        if (ret_bad_field)
+                *ret_bad_field = bad;
+        return r;
+}

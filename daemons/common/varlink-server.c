@@ -1,0 +1,686 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "log.h"
+#include "macro.h"
+#include "varlink-server.h"
+
+#define READ_CHUNK (64U * 1024U)
+
+typedef struct Interface {
+        char *name;
+        char *description;
+} Interface;
+
+typedef struct Method {
+        char *name;
+        VarlinkMethod func;
+} Method;
+
+struct VarlinkServer {
+        sd_event *event;
+        void *userdata;
+        VarlinkServerInfo info;
+        Interface *interfaces;
+        size_t n_interfaces;
+        Method *methods;
+        size_t n_methods;
+        sd_event_source **listeners;
+        size_t n_listeners;
+        VarlinkConn *connections; /* a doubly linked list */
+        unsigned n_connections, max_connections;
+        size_t max_message;
+        VarlinkConnHandler on_disconnect;
+};
+
+struct VarlinkConn {
+        unsigned n_ref;
+        VarlinkServer *server;
+        VarlinkConn *prev, *next;
+        int fd;
+        sd_event_source *io, *defer;
+        VarlinkBuffer in, out;
+        bool pending;     /* a call waits for its reply */
+        VarlinkCallFlags pending_flags;
+        bool eof;         /* the peer closed its side */
+        bool disconnected;
+        void *userdata;
+        char description[32];
+};
+
+static void conn_disconnect(VarlinkConn *c);
+static int conn_process_input(VarlinkConn *c);
+
+static VarlinkConn *conn_ref(VarlinkConn *c) {
+        c->n_ref++;
+        return c;
+}
+
+static VarlinkConn *conn_unref(VarlinkConn *c) {
+        if (!c || --c->n_ref > 0)
+                return NULL;
+        assert(c->disconnected);
+        varlink_buffer_done(&c->in);
+        varlink_buffer_done(&c->out);
+        free(c);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(VarlinkConn *, conn_unref);
+
+static int conn_update_events(VarlinkConn *c) {
+        uint32_t events = 0;
+
+        if (c->disconnected)
+                return 0;
+        /* Read while no call is pending; backpressure otherwise. Write when output is queued. */
+        if (!c->pending && !c->eof)
+                events |= EPOLLIN;
+        if (varlink_buffer_size(&c->out) > 0)
+                events |= EPOLLOUT;
+        return sd_event_source_set_io_events(c->io, events);
+}
+
+static int conn_flush(VarlinkConn *c) {
+        while (varlink_buffer_size(&c->out) > 0) {
+                ssize_t n = send(c->fd, c->out.data + c->out.start, varlink_buffer_size(&c->out),
+                                 MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (n < 0) {
+                        if (errno == EAGAIN || errno == EINTR)
+                                break;
+                        return -errno;
+                }
+                varlink_buffer_consume(&c->out, (size_t) n);
+        }
+        return 0;
+}
+
+static int conn_send(VarlinkConn *c, json_object *message) {
+        int r;
+
+        r = varlink_buffer_append_message(&c->out, message);
+        if (r < 0)
+                return r;
+        r = conn_flush(c);
+        if (r < 0) {
+                log_debug_errno(r, "Failed to write to %s: %m", c->description);
+                conn_disconnect(c);
+                return 0; /* the peer is gone; that is not the caller's error */
+        }
+        return conn_update_events(c);
+}
+
+static void conn_call_done(VarlinkConn *c) {
+        c->pending = false;
+        c->pending_flags = 0;
+        /* Calls that arrived meanwhile are still buffered: pick them up from the loop. */
+        if (!c->disconnected && varlink_buffer_size(&c->in) > 0)
+                (void) sd_event_source_set_enabled(c->defer, SD_EVENT_ONESHOT);
+        (void) conn_update_events(c);
+}
+
+static int conn_reply_internal(VarlinkConn *c, const char *error, json_object *parameters, bool continues) {
+        _cleanup_json_ json_object *m = NULL, *p = parameters;
+        int r = 0;
+
+        assert(c);
+
+        if (!c->pending)
+                return -EBADMSG; /* no call to answer */
+        if (continues && !(c->pending_flags & VARLINK_CALL_MORE))
+                return -EINVAL;
+
+        if (!c->disconnected && !(c->pending_flags & VARLINK_CALL_ONEWAY)) {
+                m = json_object_new_object();
+                if (!m)
+                        return -ENOMEM;
+                if (error)
+                        json_object_object_add(m, "error", json_object_new_string(error));
+                json_object_object_add(m, "parameters", TAKE_PTR(p) ?: json_object_new_object());
+                if (continues)
+                        json_object_object_add(m, "continues", json_object_new_boolean(1));
+                r = conn_send(c, m);
+        }
+
+        if (!continues)
+                conn_call_done(c);
+        return r;
+}
+
+int varlink_conn_reply(VarlinkConn *c, json_object *parameters) {
+        return conn_reply_internal(c, NULL, parameters, false);
+}
+
+int varlink_conn_notify(VarlinkConn *c, json_object *parameters) {
+        return conn_reply_internal(c, NULL, parameters, true);
+}
+
+int varlink_conn_error(VarlinkConn *c, const char *error, json_object *parameters) {
+        assert(error);
+        return conn_reply_internal(c, error, parameters, false);
+}
+
+int varlink_conn_error_invalid_parameter(VarlinkConn *c, const char *parameter) {
+        json_object *p = json_object_new_object();
+        if (!p)
+                return -ENOMEM;
+        json_object_object_add(p, "parameter", json_object_new_string(parameter ?: ""));
+        return varlink_conn_error(c, VARLINK_ERROR_INVALID_PARAMETER, p);
+}
+
+bool varlink_conn_has_pending_call(VarlinkConn *c) {
+        return c->pending && !c->disconnected;
+}
+
+void *varlink_conn_get_userdata(VarlinkConn *c) {
+        return c->userdata;
+}
+
+void varlink_conn_set_userdata(VarlinkConn *c, void *userdata) {
+        c->userdata = userdata;
+}
+
+VarlinkServer *varlink_conn_get_server(VarlinkConn *c) {
+        return c->server;
+}
+
+const char *varlink_conn_describe(VarlinkConn *c) {
+        return c->description;
+}
+
+static void conn_disconnect(VarlinkConn *c) {
+        VarlinkServer *s = c->server;
+
+        if (c->disconnected)
+                return;
+        c->disconnected = true;
+
+        c->io = sd_event_source_disable_unref(c->io);
+        c->defer = sd_event_source_disable_unref(c->defer);
+        closep(&c->fd);
+        c->fd = -EBADF;
+
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                s->connections = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        s->n_connections--;
+
+        if (s->on_disconnect)
+                s->on_disconnect(c, s->userdata);
+        log_debug("Connection %s closed.", c->description);
+        conn_unref(c); /* the server's reference */
+}
+
+void varlink_conn_close(VarlinkConn *c) {
+        conn_disconnect(c);
+}
+
+static int builtin_get_info(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
+        VarlinkServer *s = c->server;
+        json_object *p, *ifaces;
+        const char *bad;
+        int r;
+
+        r = varlink_dispatch(parameters, (const VarlinkField[]) { {} }, NULL, &bad);
+        if (r < 0)
+                return varlink_conn_error_invalid_parameter(c, bad);
+
+        p = json_object_new_object();
+        ifaces = json_object_new_array();
+        if (!p || !ifaces) {
+                json_object_put(p);
+                json_object_put(ifaces);
+                return -ENOMEM;
+        }
+        json_object_array_add(ifaces, json_object_new_string("org.varlink.service"));
+        for (size_t i = 0; i < s->n_interfaces; i++)
+                json_object_array_add(ifaces, json_object_new_string(s->interfaces[i].name));
+        json_object_object_add(p, "vendor", json_object_new_string(s->info.vendor ?: ""));
+        json_object_object_add(p, "product", json_object_new_string(s->info.product ?: ""));
+        json_object_object_add(p, "version", json_object_new_string(s->info.version ?: ""));
+        json_object_object_add(p, "url", json_object_new_string(s->info.url ?: ""));
+        json_object_object_add(p, "interfaces", ifaces);
+        return varlink_conn_reply(c, p);
+}
+
+static const char service_description[] =
+        "# The Varlink Service Interface is provided by every varlink service.\n"
+        "interface org.varlink.service\n"
+        "\n"
+        "method GetInfo() -> (\n  vendor: string,\n  product: string,\n  version: string,\n"
+        "  url: string,\n  interfaces: []string\n)\n"
+        "\n"
+        "method GetInterfaceDescription(interface: string) -> (description: string)\n"
+        "\n"
+        "error InterfaceNotFound (interface: string)\n"
+        "error MethodNotFound (method: string)\n"
+        "error MethodNotImplemented (method: string)\n"
+        "error InvalidParameter (parameter: string)\n"
+        "error PermissionDenied ()\n"
+        "error ExpectedMore ()\n";
+
+static int builtin_get_interface_description(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags,
+                                             void *userdata) {
+        VarlinkServer *s = c->server;
+        struct { const char *interface; } p = {};
+        const char *bad, *description = NULL;
+        json_object *reply;
+        int r;
+
+        r = varlink_dispatch(parameters,
+                             (const VarlinkField[]) {
+                                     { "interface", VARLINK_STRING, 0, true },
+                                     {},
+                             },
+                             &p, &bad);
+        if (r < 0)
+                return varlink_conn_error_invalid_parameter(c, bad);
+
+        if (streq(p.interface, "org.varlink.service"))
+                description = service_description;
+        for (size_t i = 0; !description && i < s->n_interfaces; i++)
+                if (streq(s->interfaces[i].name, p.interface))
+                        description = s->interfaces[i].description;
+        if (!description) {
+                reply = json_object_new_object();
+                json_object_object_add(reply, "interface", json_object_new_string(p.interface));
+                return varlink_conn_error(c, VARLINK_ERROR_INTERFACE_NOT_FOUND, reply);
+        }
+
+        reply = json_object_new_object();
+        if (!reply)
+                return -ENOMEM;
+        json_object_object_add(reply, "description", json_object_new_string(description));
+        return varlink_conn_reply(c, reply);
+}
+
+static VarlinkMethod server_find_method(VarlinkServer *s, const char *name) {
+        if (strncmp(name, "org.varlink.service.", 20) == 0) {
+                if (streq(name + 20, "GetInfo"))
+                        return builtin_get_info;
+                if (streq(name + 20, "GetInterfaceDescription"))
+                        return builtin_get_interface_description;
+                return NULL;
+        }
+        for (size_t i = 0; i < s->n_methods; i++)
+                if (streq(s->methods[i].name, name))
+                        return s->methods[i].func;
+        return NULL;
+}
+
+/* Handles one message. Returns < 0 when the connection must be closed. */
+static int conn_dispatch(VarlinkConn *c, const char *data, size_t size) {
+        _cleanup_json_ json_object *m = NULL;
+        json_object *method = NULL, *parameters = NULL, *v;
+        VarlinkCallFlags flags = 0;
+        VarlinkMethod func;
+        int r;
+
+        r = varlink_message_parse(data, size, &m);
+        if (r < 0)
+                return log_debug_errno(r, "%s sent a message that is not a JSON object, closing.", c->description);
+
+        json_object_object_foreach(m, key, value) {
+                if (streq(key, "method"))
+                        method = value;
+                else if (streq(key, "parameters"))
+                        parameters = value;
+                else if (streq(key, "more") || streq(key, "oneway")) {
+                        if (value && !json_object_is_type(value, json_type_boolean))
+                                return log_debug_errno(EBADMSG, "%s: '%s' is not a boolean.", c->description, key);
+                        if (value && json_object_get_boolean(value))
+                                flags |= streq(key, "more") ? VARLINK_CALL_MORE : VARLINK_CALL_ONEWAY;
+                } else if (!streq(key, "upgrade"))
+                        return log_debug_errno(EBADMSG, "%s: unknown message field '%s'.", c->description, key);
+        }
+        if (!method || !json_object_is_type(method, json_type_string))
+                return log_debug_errno(EBADMSG, "%s sent a message without a method.", c->description);
+        if (parameters && !json_object_is_type(parameters, json_type_object))
+                return log_debug_errno(EBADMSG, "%s: parameters is not an object.", c->description);
+        if ((flags & VARLINK_CALL_MORE) && (flags & VARLINK_CALL_ONEWAY))
+                return log_debug_errno(EBADMSG, "%s: a call cannot be both 'more' and 'oneway'.", c->description);
+
+        c->pending = true;
+        c->pending_flags = flags;
+
+        func = server_find_method(c->server, json_object_get_string(method));
+        if (!func) {
+                v = json_object_new_object();
+                json_object_object_add(v, "method", json_object_get(method));
+                return varlink_conn_error(c, VARLINK_ERROR_METHOD_NOT_FOUND, v);
+        }
+
+        r = func(c, parameters, flags, c->server->userdata);
+        if (r < 0 && varlink_conn_has_pending_call(c))
+                return log_debug_errno(r, "Method %s failed for %s: %m", json_object_get_string(method),
+                                       c->description);
+        return 0;
+}
+
+static int conn_process_input(VarlinkConn *c) {
+        _cleanup_(conn_unrefp) VarlinkConn *ref = conn_ref(c);
+        int r;
+
+        while (!c->disconnected && !c->pending) {
+                const char *data;
+                size_t size;
+
+                r = varlink_buffer_next(&c->in, c->server->max_message, &data, &size);
+                if (r == -EMSGSIZE) {
+                        log_warning("%s sent a message over %zu bytes, closing.", c->description,
+                                    c->server->max_message);
+                        conn_disconnect(c);
+                        return 0;
+                }
+                if (r == 0)
+                        break;
+
+                r = conn_dispatch(c, data, size);
+                if (c->disconnected)
+                        return 0;
+                if (r < 0) {
+                        conn_disconnect(c);
+                        return 0;
+                }
+                varlink_buffer_consume(&c->in, size + 1);
+        }
+
+        if (c->eof && !c->pending && varlink_buffer_size(&c->out) == 0) {
+                /* The peer is done and every answer is out. */
+                conn_disconnect(c);
+                return 0;
+        }
+        return conn_update_events(c);
+}
+
+static int conn_read(VarlinkConn *c) {
+        char *p = varlink_buffer_reserve(&c->in, READ_CHUNK);
+        ssize_t n;
+
+        if (!p)
+                return -ENOMEM;
+        n = recv(c->fd, p, READ_CHUNK, MSG_DONTWAIT);
+        if (n < 0) {
+                if (errno == EAGAIN || errno == EINTR)
+                        return 0;
+                return -errno;
+        }
+        if (n == 0) {
+                c->eof = true;
+                return 0;
+        }
+        c->in.end += (size_t) n;
+        return 0;
+}
+
+static int on_conn_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        VarlinkConn *c = userdata;
+        _cleanup_(conn_unrefp) VarlinkConn *ref = conn_ref(c);
+        int r;
+
+        if (revents & EPOLLOUT) {
+                r = conn_flush(c);
+                if (r < 0) {
+                        log_debug_errno(r, "Failed to write to %s: %m", c->description);
+                        conn_disconnect(c);
+                        return 0;
+                }
+        }
+
+        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+                if (!c->pending && !c->eof) {
+                        r = conn_read(c);
+                        if (r < 0) {
+                                log_debug_errno(r, "Failed to read from %s: %m", c->description);
+                                conn_disconnect(c);
+                                return 0;
+                        }
+                } else if (revents & (EPOLLHUP | EPOLLERR)) {
+                        /* Hung up while a call is pending: nobody is left to answer. */
+                        conn_disconnect(c);
+                        return 0;
+                }
+        }
+
+        (void) conn_process_input(c);
+        return 0;
+}
+
+static int on_conn_defer(sd_event_source *source, void *userdata) {
+        (void) conn_process_input(userdata);
+        return 0;
+}
+
+static int server_add_connection(VarlinkServer *s, int fd) {
+        _cleanup_close_ int cfd = fd;
+        VarlinkConn *c;
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+        int r;
+
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->n_ref = 1;
+        c->server = s;
+        c->fd = TAKE_FD(cfd);
+
+        if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.pid > 0)
+                snprintf(c->description, sizeof(c->description), "pid %d (fd %d)", (int) cred.pid, c->fd);
+        else
+                snprintf(c->description, sizeof(c->description), "fd %d", c->fd);
+
+        r = sd_event_add_io(s->event, &c->io, c->fd, EPOLLIN, on_conn_io, c);
+        if (r >= 0)
+                r = sd_event_add_defer(s->event, &c->defer, on_conn_defer, c);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(c->defer, SD_EVENT_OFF);
+        if (r < 0) {
+                sd_event_source_disable_unref(c->io);
+                sd_event_source_disable_unref(c->defer);
+                close(c->fd);
+                free(c);
+                return r;
+        }
+
+        c->next = s->connections;
+        if (c->next)
+                c->next->prev = c;
+        s->connections = c;
+        s->n_connections++;
+        log_debug("New connection from %s.", c->description);
+        return 0;
+}
+
+static int on_listen_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        VarlinkServer *s = userdata;
+
+        /* Accept a bounded batch per wakeup, so a connection storm cannot starve the others. */
+        for (unsigned i = 0; i < 64; i++) {
+                int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (cfd < 0) {
+                        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                                log_warning_errno(errno, "Failed to accept connection: %m");
+                        break;
+                }
+                if (s->max_connections > 0 && s->n_connections >= s->max_connections) {
+                        log_warning("Refusing connection: %u connections is the limit.", s->max_connections);
+                        close(cfd);
+                        continue;
+                }
+                int r = server_add_connection(s, cfd);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to set up connection: %m");
+        }
+        return 0;
+}
+
+int varlink_server_new(sd_event *event, const VarlinkServerInfo *info, void *userdata, VarlinkServer **ret) {
+        VarlinkServer *s;
+
+        assert(event);
+        assert(ret);
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->event = sd_event_ref(event);
+        s->userdata = userdata;
+        if (info)
+                s->info = *info;
+        s->max_message = VARLINK_DEFAULT_MAX_MESSAGE;
+        *ret = s;
+        return 0;
+}
+
+VarlinkServer *varlink_server_free(VarlinkServer *s) {
+        if (!s)
+                return NULL;
+        while (s->connections)
+                conn_disconnect(s->connections);
+        for (size_t i = 0; i < s->n_listeners; i++)
+                sd_event_source_disable_unref(s->listeners[i]);
+        free(s->listeners);
+        for (size_t i = 0; i < s->n_interfaces; i++) {
+                free(s->interfaces[i].name);
+                free(s->interfaces[i].description);
+        }
+        free(s->interfaces);
+        for (size_t i = 0; i < s->n_methods; i++)
+                free(s->methods[i].name);
+        free(s->methods);
+        sd_event_unref(s->event);
+        free(s);
+        return NULL;
+}
+
+int varlink_server_add_interface(VarlinkServer *s, const char *description) {
+        const char *p = description;
+        Interface *n;
+        char *name = NULL;
+
+        /* The name is on the first line that starts with "interface ". */
+        while (p && *p) {
+                if (strncmp(p, "interface ", 10) == 0) {
+                        const char *b = p + 10;
+                        name = strndup(b, strcspn(b, " \t\r\n"));
+                        break;
+                }
+                p = strchr(p, '\n');
+                if (p)
+                        p++;
+        }
+        if (!name || !name[0]) {
+                free(name);
+                return -EINVAL;
+        }
+
+        n = reallocarray(s->interfaces, s->n_interfaces + 1, sizeof(Interface));
+        if (!n) {
+                free(name);
+                return -ENOMEM;
+        }
+        s->interfaces = n;
+        n[s->n_interfaces] = (Interface) { .name = name, .description = strdup(description) };
+        if (!n[s->n_interfaces].description) {
+                free(name);
+                return -ENOMEM;
+        }
+        s->n_interfaces++;
+        return 0;
+}
+
+int varlink_server_bind(VarlinkServer *s, const char *method, VarlinkMethod func) {
+        Method *n;
+
+        n = reallocarray(s->methods, s->n_methods + 1, sizeof(Method));
+        if (!n)
+                return -ENOMEM;
+        s->methods = n;
+        n[s->n_methods].name = strdup(method);
+        if (!n[s->n_methods].name)
+                return -ENOMEM;
+        n[s->n_methods].func = func;
+        s->n_methods++;
+        return 0;
+}
+
+void varlink_server_set_disconnect_handler(VarlinkServer *s, VarlinkConnHandler h) {
+        s->on_disconnect = h;
+}
+
+void varlink_server_set_max_message_size(VarlinkServer *s, size_t max) {
+        s->max_message = max;
+}
+
+void varlink_server_set_max_connections(VarlinkServer *s, unsigned max) {
+        s->max_connections = max;
+}
+
+unsigned varlink_server_n_connections(VarlinkServer *s) {
+        return s->n_connections;
+}
+
+int varlink_server_listen_fd(VarlinkServer *s, int fd) {
+        sd_event_source **n, *source = NULL;
+        int r;
+
+        if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
+                r = -errno;
+                close(fd);
+                return r;
+        }
+        n = reallocarray(s->listeners, s->n_listeners + 1, sizeof(sd_event_source *));
+        if (!n) {
+                close(fd);
+                return -ENOMEM;
+        }
+        s->listeners = n;
+
+        r = sd_event_add_io(s->event, &source, fd, EPOLLIN, on_listen_io, s);
+        if (r < 0) {
+                close(fd);
+                return r;
+        }
+        (void) sd_event_source_set_io_fd_own(source, true);
+        s->listeners[s->n_listeners++] = source;
+        return 0;
+}
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+}
+
+void varlink_server_flush_and_close(VarlinkServer *s, uint64_t timeout_usec) {
+        uint64_t deadline = now_usec() + timeout_usec;
+
+        /* Stop accepting first, so nobody new arrives while we drain. */
+        for (size_t i = 0; i < s->n_listeners; i++)
+                (void) sd_event_source_set_enabled(s->listeners[i], SD_EVENT_OFF);
+
+        for (;;) {
+                bool busy = false;
+
+                for (VarlinkConn *c = s->connections; c; c = c->next) {
+                        if (varlink_buffer_size(&c->out) == 0)
+                                continue;
+                        if (conn_flush(c) < 0)
+                                c->out.start = c->out.end = 0; /* peer gone: drop what is left */
+                        busy = busy || varlink_buffer_size(&c->out) > 0;
+                }
+                uint64_t now = now_usec();
+                if (!busy || now >= deadline)
+                        break;
+                (void) poll(NULL, 0, (int) MIN((deadline - now) / USEC_PER_MSEC + 1, 10U));
+        }
+
+        while (s->connections)
+                conn_disconnect(s->connections);
+}
