@@ -1,0 +1,407 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <json-c/json.h>
+
+#include "address.h"
+#include "macro.h"
+#include "mrkv/kv.h"
+#include "pause.h"
+#include "varlink-client.h"
+#include "varlink-message.h"
+
+#define DEFAULT_ATTEMPT_TIMEOUT_USEC (1 * USEC_PER_SEC)
+#define DEFAULT_RETRY_PAUSE_USEC (20 * USEC_PER_MSEC)
+
+#define KV_ERROR_NO_KEY "org.mrkv.KV.NoKey"
+#define KV_ERROR_VERSION_MISMATCH "org.mrkv.KV.VersionMismatch"
+
+struct mrkv_clerk {
+        Address address;
+        VarlinkClient *conn; /* kept between calls; NULL until the next attempt connects */
+
+        uint64_t attempt_timeout_usec;
+        uint64_t deadline_usec; /* per call, relative; UINT64_MAX: none */
+        uint64_t retry_pause_usec;
+        uint64_t random_state;
+
+        uint64_t n_resends; /* atomic: other threads may read it */
+};
+
+/* Adds a new string member; json_object_object_add() would store a failed allocation as null. */
+static int add_string(json_object *o, const char *name, const char *value) {
+        json_object *v = json_object_new_string(value);
+
+        if (!v || json_object_object_add(o, name, v) < 0) {
+                json_object_put(v);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static int add_uint64(json_object *o, const char *name, uint64_t value) {
+        json_object *v = json_object_new_uint64(value);
+
+        if (!v || json_object_object_add(o, name, v) < 0) {
+                json_object_put(v);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+_public_ int mrkv_clerk_new(const char *address, mrkv_clerk **ret) {
+        _cleanup_free_ char *def = NULL;
+        mrkv_clerk *c;
+        int r;
+
+        if (!ret)
+                return -EINVAL;
+
+        if (!address) {
+                r = address_default(MRKV_KV_ADDRESS_ENV, MRKV_KV_SOCKET, &def);
+                if (r < 0)
+                        return r;
+                address = def;
+        }
+
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+
+        r = address_parse(address, &c->address);
+        if (r < 0) {
+                free(c);
+                return r;
+        }
+
+        c->attempt_timeout_usec = DEFAULT_ATTEMPT_TIMEOUT_USEC;
+        c->deadline_usec = UINT64_MAX;
+        c->retry_pause_usec = DEFAULT_RETRY_PAUSE_USEC;
+        jitter_seed(&c->random_state);
+
+        *ret = c;
+        return 0;
+}
+
+_public_ mrkv_clerk *mrkv_clerk_free(mrkv_clerk *c) {
+        if (!c)
+                return NULL;
+
+        varlink_client_free(c->conn);
+        address_done(&c->address);
+        free(c);
+        return NULL;
+}
+
+_public_ int mrkv_clerk_set_attempt_timeout(mrkv_clerk *c, uint64_t usec) {
+        if (!c || usec == 0)
+                return -EINVAL;
+        c->attempt_timeout_usec = usec;
+        return 0;
+}
+
+_public_ int mrkv_clerk_set_deadline(mrkv_clerk *c, uint64_t usec) {
+        if (!c || usec == 0)
+                return -EINVAL;
+        c->deadline_usec = usec;
+        return 0;
+}
+
+_public_ int mrkv_clerk_set_retry_pause(mrkv_clerk *c, uint64_t usec) {
+        if (!c)
+                return -EINVAL;
+        c->retry_pause_usec = usec;
+        return 0;
+}
+
+_public_ const char *mrkv_clerk_get_address(const mrkv_clerk *c) {
+        return c ? c->address.string : NULL;
+}
+
+_public_ uint64_t mrkv_clerk_get_resends(const mrkv_clerk *c) {
+        return c ? __atomic_load_n(&c->n_resends, __ATOMIC_RELAXED) : 0;
+}
+
+_public_ const char *mrkv_result_to_string(int r) {
+        switch (r) {
+        case MRKV_OK:
+                return "ok";
+        case MRKV_ERR_NO_KEY:
+                return "no-key";
+        case MRKV_ERR_VERSION:
+                return "version-mismatch";
+        case MRKV_ERR_MAYBE:
+                return "maybe";
+        default:
+                return r < 0 ? strerror(-r) : "unknown result";
+        }
+}
+
+/* Failures that another attempt on a new connection may cure: the server is down,
+ * restarting, overloaded, or the network lost a message. */
+static bool error_is_transient(int r) {
+        switch (-r) {
+        case ECONNREFUSED:
+        case ENOENT: /* a Unix socket between the server's exit and its restart */
+        case ECONNRESET:
+        case ECONNABORTED:
+        case EPIPE:
+        case ENOTCONN:
+        case ESHUTDOWN:
+        case ETIMEDOUT:
+        case EAGAIN: /* a Unix socket's listen backlog is full */
+        case EINPROGRESS:
+        case EHOSTUNREACH:
+        case EHOSTDOWN:
+        case ENETUNREACH:
+        case ENETDOWN:
+        case EADDRNOTAVAIL:
+                return true;
+        default:
+                return false;
+        }
+}
+
+static int poll_one(int fd, short events, uint64_t deadline) {
+        for (;;) {
+                struct pollfd p = { .fd = fd, .events = events };
+                uint64_t n = now_usec();
+                int timeout_ms, r;
+
+                if (n >= deadline)
+                        return -ETIMEDOUT;
+                /* Round up so that a sub-millisecond remainder does not spin. */
+                timeout_ms = deadline == UINT64_MAX ? -1 : (int) MIN((deadline - n + 999) / 1000, (uint64_t) INT32_MAX);
+
+                r = poll(&p, 1, timeout_ms);
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (r > 0)
+                        return 0;
+        }
+}
+
+/* address_connect() blocks in connect(), which for TCP may take minutes; the attempt
+ * timeout must bound connecting too. */
+static int connect_until(const Address *a, uint64_t deadline) {
+        _cleanup_close_ int fd = -EBADF;
+        int r, error = 0;
+        socklen_t len = sizeof(error);
+
+        fd = socket(a->family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+
+        if (a->family != AF_UNIX) {
+                int one = 1;
+                /* Calls are small and answered one at a time: Nagle would only add latency. */
+                (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        }
+
+        if (connect(fd, (const struct sockaddr *) &a->sa, a->sa_len) < 0) {
+                if (errno != EINPROGRESS)
+                        return -errno;
+
+                r = poll_one(fd, POLLOUT, deadline);
+                if (r < 0)
+                        return r;
+                if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0)
+                        return -errno;
+                if (error != 0)
+                        return -error;
+        }
+
+        return TAKE_FD(fd);
+}
+
+static void clerk_disconnect(mrkv_clerk *c) {
+        c->conn = varlink_client_free(c->conn);
+}
+
+/* One attempt: connects if needed, sends, reads one reply. *ret_sent tells whether the
+ * call may have reached the server. */
+static int clerk_attempt(mrkv_clerk *c, const char *method, json_object *parameters, uint64_t deadline,
+                         json_object **ret_reply, char **ret_error, bool *ret_sent) {
+        _cleanup_json_ json_object *reply = NULL;
+        const char *error = NULL;
+        char *error_copy = NULL;
+        uint64_t n;
+        bool continues = false;
+        int r;
+
+        *ret_sent = false;
+
+        if (!c->conn) {
+                _cleanup_close_ int fd = -EBADF;
+
+                fd = connect_until(&c->address, deadline);
+                if (fd < 0)
+                        return fd;
+                r = varlink_client_new_fd(fd, &c->conn);
+                if (r < 0)
+                        return r;
+                TAKE_FD(fd);
+        }
+
+        *ret_sent = true;
+
+        n = now_usec();
+        if (n >= deadline)
+                return -ETIMEDOUT;
+        r = varlink_client_send(c->conn, method, parameters, 0, deadline - n);
+        if (r < 0)
+                return r;
+
+        n = now_usec();
+        if (n >= deadline)
+                return -ETIMEDOUT;
+        r = varlink_client_read(c->conn, deadline - n, &reply, &error, &continues);
+        if (r < 0)
+                return r;
+
+        if (error) {
+                error_copy = strdup(error);
+                if (!error_copy)
+                        return -ENOMEM;
+        }
+
+        *ret_reply = TAKE_PTR(reply);
+        *ret_error = error_copy;
+        return 0;
+}
+
+/* Makes the call until some reply arrives. Returns 0 with the reply's parameters and
+ * its error name (malloc'd; NULL on success), -ETIMEDOUT once the call's deadline has
+ * passed, or another negative errno that resending cannot cure. *ret_unanswered tells
+ * whether an earlier attempt may have reached the server without its reply reaching us. */
+static int clerk_call(mrkv_clerk *c, const char *method, json_object *parameters, json_object **ret_reply,
+                      char **ret_error, bool *ret_unanswered) {
+        uint64_t deadline = usec_add(now_usec(), c->deadline_usec);
+        bool unanswered = false;
+
+        for (;;) {
+                uint64_t n = now_usec(), attempt_deadline;
+                bool sent;
+                int r;
+
+                if (n >= deadline)
+                        return -ETIMEDOUT;
+                attempt_deadline = MIN(deadline, usec_add(n, c->attempt_timeout_usec));
+
+                r = clerk_attempt(c, method, parameters, attempt_deadline, ret_reply, ret_error, &sent);
+                if (r >= 0) {
+                        *ret_unanswered = unanswered;
+                        return 0;
+                }
+
+                /* Whatever happened, this connection may still carry the reply to this
+                 * attempt; a fresh one can never confuse that reply with the next's. */
+                clerk_disconnect(c);
+
+                if (!error_is_transient(r))
+                        return r;
+                if (sent)
+                        unanswered = true;
+
+                __atomic_add_fetch(&c->n_resends, 1, __ATOMIC_RELAXED);
+                pause_until(jitter(&c->random_state, c->retry_pause_usec), deadline);
+        }
+}
+
+/* Errors any Varlink service may return, mapped to errno; the caller handles its own. */
+static int generic_error_to_errno(const char *error) {
+        if (streq(error, VARLINK_ERROR_INVALID_PARAMETER))
+                return -EINVAL;
+        if (streq(error, VARLINK_ERROR_METHOD_NOT_FOUND) || streq(error, VARLINK_ERROR_INTERFACE_NOT_FOUND) ||
+            streq(error, VARLINK_ERROR_METHOD_NOT_IMPLEMENTED))
+                return -EOPNOTSUPP;
+        if (streq(error, VARLINK_ERROR_PERMISSION_DENIED))
+                return -EACCES;
+        return -EPROTO;
+}
+
+_public_ int mrkv_clerk_get(mrkv_clerk *c, const char *key, char **ret_value, uint64_t *ret_version) {
+        _cleanup_json_ json_object *parameters = NULL, *reply = NULL;
+        _cleanup_free_ char *error = NULL;
+        struct {
+                const char *value;
+                uint64_t version;
+        } p = {};
+        static const VarlinkField fields[] = {
+                { "value", VARLINK_STRING, offsetof(typeof(p), value), true },
+                { "version", VARLINK_UINT64, offsetof(typeof(p), version), true },
+                {},
+        };
+        const char *bad_field = NULL;
+        bool unanswered;
+        int r;
+
+        if (!c || !key)
+                return -EINVAL;
+
+        parameters = json_object_new_object();
+        if (!parameters || add_string(parameters, "key", key) < 0)
+                return -ENOMEM;
+
+        r = clerk_call(c, "org.mrkv.KV.Get", parameters, &reply, &error, &unanswered);
+        if (r < 0)
+                return r;
+
+        /* A Get changes nothing, so a resent one is answered as if it were the first. */
+        if (error)
+                return streq(error, KV_ERROR_NO_KEY) ? MRKV_ERR_NO_KEY : generic_error_to_errno(error);
+
+        if (varlink_dispatch(reply, fields, &p, &bad_field) < 0)
+                return -EBADMSG;
+
+        if (ret_value) {
+                char *v = strdup(p.value);
+                if (!v)
+                        return -ENOMEM;
+                *ret_value = v;
+        }
+        if (ret_version)
+                *ret_version = p.version;
+        return MRKV_OK;
+}
+
+_public_ int mrkv_clerk_put(mrkv_clerk *c, const char *key, const char *value, uint64_t version) {
+        _cleanup_json_ json_object *parameters = NULL, *reply = NULL;
+        _cleanup_free_ char *error = NULL;
+        bool unanswered;
+        int r;
+
+        if (!c || !key || !value)
+                return -EINVAL;
+
+        parameters = json_object_new_object();
+        if (!parameters || add_string(parameters, "key", key) < 0 || add_string(parameters, "value", value) < 0 ||
+            add_uint64(parameters, "version", version) < 0)
+                return -ENOMEM;
+
+        r = clerk_call(c, "org.mrkv.KV.Put", parameters, &reply, &error, &unanswered);
+        if (r < 0)
+                return r;
+
+        if (!error)
+                return MRKV_OK;
+        if (streq(error, KV_ERROR_VERSION_MISMATCH))
+                /* An attempt whose reply we lost may have been applied and moved the
+                 * version on; then this mismatch is our own doing, and we cannot tell. */
+                return unanswered ? MRKV_ERR_MAYBE : MRKV_ERR_VERSION;
+        /* Keys are never deleted, so NoKey means no attempt was applied. */
+        if (streq(error, KV_ERROR_NO_KEY))
+                return MRKV_ERR_NO_KEY;
+        return generic_error_to_errno(error);
+}
