@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "groups.h"
+#include "log.h"
+#include "sequential.h"
+
+struct mrkv_emitter {
+        Groups *groups; /* map: where pairs go */
+        FILE *file;     /* reduce: where lines go */
+        int error;      /* reduce: the first write error, to report it rather than the app's */
+};
+
+struct mrkv_values {
+        const Group *group;
+        size_t pos;
+};
+
+struct Sequential {
+        const mrkv_app *app;
+        Groups groups;
+        char *buf; /* the input being mapped, reused from file to file */
+        size_t buf_allocated;
+};
+
+static int map_emit(mrkv_emitter *out, const char *key, size_t key_len, const char *value, size_t value_len) {
+        /* A zero-length key or value may come as NULL. */
+        return groups_add(out->groups, key_len > 0 ? key : "", key_len, value_len > 0 ? value : "", value_len);
+}
+
+static int reduce_emit(mrkv_emitter *out, const char *key, size_t key_len, const char *value,
+                       size_t value_len) {
+        if ((key_len > 0 && fwrite(key, 1, key_len, out->file) != key_len) || putc(' ', out->file) == EOF ||
+            (value_len > 0 && fwrite(value, 1, value_len, out->file) != value_len) || putc('\n', out->file) == EOF) {
+                if (out->error == 0)
+                        out->error = errno > 0 ? -errno : -EIO;
+                return out->error;
+        }
+        return 0;
+}
+
+static int next_value(mrkv_values *values, const char **value, size_t *value_len) {
+        return group_next_value(values->group, &values->pos, value, value_len);
+}
+
+static const mrkv_host map_host = {
+        .abi_version = MRKV_APP_ABI_VERSION,
+        .struct_size = sizeof(mrkv_host),
+        .emit = map_emit,
+        .next_value = next_value,
+};
+
+static const mrkv_host reduce_host = {
+        .abi_version = MRKV_APP_ABI_VERSION,
+        .struct_size = sizeof(mrkv_host),
+        .emit = reduce_emit,
+        .next_value = next_value,
+};
+
+static const char *app_name(const Sequential *s) {
+        return s->app->name ?: "(unnamed)";
+}
+
+Sequential *sequential_new(const mrkv_app *app) {
+        Sequential *s;
+
+        assert(app);
+
+        s = calloc(1, sizeof(Sequential));
+        if (!s)
+                return NULL;
+        s->app = app;
+        return s;
+}
+
+Sequential *sequential_free(Sequential *s) {
+        if (!s)
+                return NULL;
+        groups_done(&s->groups);
+        free(s->buf);
+        free(s);
+        return NULL;
+}
+
+int sequential_map(Sequential *s, const char *filename, const char *contents, size_t size) {
+        mrkv_emitter out = { .groups = &s->groups };
+        int r;
+
+        r = s->app->map(&map_host, &out, filename, contents, size);
+        if (r < 0)
+                return log_error_errno(r, "App %s failed to map %s: %m", app_name(s), filename);
+        return 0;
+}
+
+static int buf_reserve(Sequential *s, size_t need) {
+        size_t n;
+        char *p;
+
+        if (need <= s->buf_allocated)
+                return 0;
+        n = s->buf_allocated > 0 ? s->buf_allocated : 64 * 1024;
+        while (n < need) {
+                if (n > SIZE_MAX / 2)
+                        return -ENOMEM;
+                n *= 2;
+        }
+        p = realloc(s->buf, n);
+        if (!p)
+                return -ENOMEM;
+        s->buf = p;
+        s->buf_allocated = n;
+        return 0;
+}
+
+/* Reads the whole file into s->buf, NUL-terminated. The size from fstat() is only a
+ * hint: reading to EOF also handles pipes and files that change size. */
+static int read_file(Sequential *s, const char *filename, size_t *ret_size) {
+        _cleanup_close_ int fd = -EBADF;
+        struct stat st;
+        size_t size = 0;
+        int r;
+
+        fd = open(filename, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISDIR(st.st_mode))
+                return -EISDIR;
+        r = buf_reserve(s, S_ISREG(st.st_mode) ? (size_t) st.st_size + 1 : 0);
+        if (r < 0)
+                return r;
+
+        for (;;) {
+                ssize_t l;
+
+                r = buf_reserve(s, size + 2); /* room to read one more byte and the NUL */
+                if (r < 0)
+                        return r;
+                l = read(fd, s->buf + size, s->buf_allocated - size - 1);
+                if (l < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (l == 0)
+                        break;
+                size += (size_t) l;
+        }
+
+        s->buf[size] = '\0';
+        *ret_size = size;
+        return 0;
+}
+
+int sequential_map_file(Sequential *s, const char *filename) {
+        size_t size = 0;
+        int r;
+
+        r = read_file(s, filename, &size);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read %s: %m", filename);
+        return sequential_map(s, filename, s->buf, size);
+}
+
+int sequential_reduce(Sequential *s, FILE *f) {
+        _cleanup_free_ const Group **sorted = NULL;
+        mrkv_emitter out = { .file = f };
+        int r;
+
+        r = groups_sorted(&s->groups, &sorted);
+        if (r < 0)
+                return log_oom();
+
+        for (size_t i = 0; i < s->groups.n_groups; i++) {
+                mrkv_values values = { .group = sorted[i] };
+
+                r = s->app->reduce(&reduce_host, &out, sorted[i]->key, sorted[i]->key_len, &values);
+                if (out.error < 0)
+                        return log_error_errno(out.error, "Failed to write output: %m");
+                if (r < 0)
+                        return log_error_errno(r, "App %s failed to reduce key '%.*s': %m", app_name(s),
+                                               (int) MIN(sorted[i]->key_len, (size_t) 64), sorted[i]->key);
+        }
+        return 0;
+}
+
+static int open_temporary(const char *output, char **ret_path, FILE **ret_file) {
+        _cleanup_free_ char *path = NULL;
+        const char *slash = strrchr(output, '/');
+        FILE *f;
+        mode_t mask;
+        int fd;
+
+        /* Beside output, so rename() stays within one file system; hidden and not named
+         * mr-out*, so nothing reading outputs picks up a partial file. */
+        if (asprintf(&path, "%.*s.mr-seq-XXXXXX", slash ? (int) (slash - output + 1) : 0, output) < 0)
+                return -ENOMEM;
+        fd = mkostemp(path, O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+
+        /* mkostemp() creates 0600; the output should get the usual 0666 & ~umask. */
+        mask = umask(0);
+        umask(mask);
+        if (fchmod(fd, 0666 & ~mask) < 0 || !(f = fdopen(fd, "w"))) {
+                int r = -errno;
+                (void) unlink(path);
+                close(fd);
+                return r;
+        }
+        (void) setvbuf(f, NULL, _IOFBF, 1024 * 1024);
+
+        *ret_path = TAKE_PTR(path);
+        *ret_file = f;
+        return 0;
+}
+
+int sequential_write_output(Sequential *s, const char *output) {
+        _cleanup_free_ char *tmp = NULL;
+        FILE *f = NULL;
+        int r;
+
+        r = open_temporary(output, &tmp, &f);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create a temporary file for %s: %m", output);
+
+        r = sequential_reduce(s, f);
+        if (r >= 0 && fflush(f) == EOF)
+                r = log_error_errno(errno, "Failed to write %s: %m", tmp);
+        if (fclose(f) == EOF && r >= 0)
+                r = log_error_errno(errno, "Failed to write %s: %m", tmp);
+        if (r >= 0 && rename(tmp, output) < 0)
+                r = log_error_errno(errno, "Failed to rename %s to %s: %m", tmp, output);
+        if (r < 0)
+                (void) unlink(tmp);
+        return r;
+}

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdio.h>
+
+#include "macro.h"
+#include "mrkv/app.h"
+
+/* The reference MapReduce, in one process: map every input, keep all intermediate pairs
+ * in memory grouped by key, reduce every key in key order into one output file. What
+ * mrkv-coordinator and mrkv-worker write must equal this (after sorting lines). Every
+ * function logs its own errors. */
+
+typedef struct Sequential Sequential;
+
+Sequential *sequential_new(const mrkv_app *app);
+Sequential *sequential_free(Sequential *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Sequential *, sequential_free);
+
+/* Maps contents (NUL-terminated at contents[size]) as the input named filename. */
+int sequential_map(Sequential *s, const char *filename, const char *contents, size_t size);
+
+/* Reads the file filename whole and maps it, with filename as its name. */
+int sequential_map_file(Sequential *s, const char *filename);
+
+/* Reduces every key in key order, writing "key value\n" lines to f. */
+int sequential_reduce(Sequential *s, FILE *f);
+
+/* Reduces into a temporary file beside output, then renames it to output, so output
+ * exists only when complete. */
+int sequential_write_output(Sequential *s, const char *output);
