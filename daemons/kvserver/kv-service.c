@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "config.h"
+#include "kv-service.h"
+#include "log.h"
+#include "macro.h"
+#include "org.mrkv.KV.varlink.h"
+
+struct KVService {
+        VarlinkServer *server;
+        Store *store;
+        KVLimits limits;
+        KVStats stats;
+};
+
+typedef struct GetParameters {
+        const char *key;
+} GetParameters;
+
+typedef struct PutParameters {
+        const char *key;
+        const char *value;
+        uint64_t version;
+} PutParameters;
+
+static const VarlinkField get_fields[] = {
+        { "key", VARLINK_STRING, offsetof(GetParameters, key), true },
+        {},
+};
+
+static const VarlinkField put_fields[] = {
+        { "key", VARLINK_STRING, offsetof(PutParameters, key), true },
+        { "value", VARLINK_STRING, offsetof(PutParameters, value), true },
+        { "version", VARLINK_UINT64, offsetof(PutParameters, version), true },
+        {},
+};
+
+size_t kv_message_size_for(size_t max_key_size, size_t max_value_size) {
+        /* 6 bytes per input byte ("\u0001"), plus room for the method name and framing. */
+        size_t max = (max_key_size > SIZE_MAX / 12 || max_value_size > SIZE_MAX / 12)
+                ? SIZE_MAX
+                : 6 * (max_key_size + max_value_size) + 4096;
+
+        return MAX(max, (size_t) VARLINK_DEFAULT_MAX_MESSAGE);
+}
+
+/* Adds a new value (NULL when its allocation failed) to o, which takes its reference. */
+static int object_add(json_object *o, const char *key, json_object *v) {
+        if (!v)
+                return -ENOMEM;
+        if (json_object_object_add(o, key, v) < 0) {
+                json_object_put(v);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static int reply_error_max(KVService *k, VarlinkConn *c, const char *error, size_t max) {
+        json_object *p;
+
+        k->stats.errors++;
+        p = json_object_new_object();
+        if (!p)
+                return -ENOMEM;
+        if (object_add(p, "max", json_object_new_uint64(max)) < 0) {
+                json_object_put(p);
+                return -ENOMEM;
+        }
+        return varlink_conn_error(c, error, p);
+}
+
+static int reply_error(KVService *k, VarlinkConn *c, const char *error) {
+        k->stats.errors++;
+        return varlink_conn_error(c, error, NULL);
+}
+
+static int method_get(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
+        KVService *k = userdata;
+        GetParameters p = {};
+        const char *bad = NULL, *value;
+        size_t key_size, value_size;
+        uint64_t version;
+        json_object *reply;
+        int r;
+
+        k->stats.gets++;
+
+        r = varlink_dispatch(parameters, get_fields, &p, &bad);
+        if (r < 0) {
+                k->stats.errors++;
+                return varlink_conn_error_invalid_parameter(c, bad);
+        }
+
+        key_size = strlen(p.key);
+        if (key_size > k->limits.max_key_size)
+                return reply_error_max(k, c, KV_ERROR_KEY_TOO_LARGE, k->limits.max_key_size);
+
+        r = store_get(k->store, p.key, key_size, &value, &value_size, &version);
+        if (r == -ENOENT)
+                return reply_error(k, c, KV_ERROR_NO_KEY);
+        if (r < 0)
+                return r;
+
+        reply = json_object_new_object();
+        if (!reply)
+                return -ENOMEM;
+        if (object_add(reply, "value", json_object_new_string_len(value, (int) value_size)) < 0 ||
+            object_add(reply, "version", json_object_new_uint64(version)) < 0) {
+                json_object_put(reply);
+                return -ENOMEM;
+        }
+
+        return varlink_conn_reply(c, reply);
+}
+
+static int method_put(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
+        KVService *k = userdata;
+        PutParameters p = {};
+        const char *bad = NULL;
+        size_t key_size, value_size;
+        int r;
+
+        k->stats.puts++;
+
+        r = varlink_dispatch(parameters, put_fields, &p, &bad);
+        if (r < 0) {
+                k->stats.errors++;
+                return varlink_conn_error_invalid_parameter(c, bad);
+        }
+
+        key_size = strlen(p.key);
+        if (key_size > k->limits.max_key_size)
+                return reply_error_max(k, c, KV_ERROR_KEY_TOO_LARGE, k->limits.max_key_size);
+        value_size = strlen(p.value);
+        if (value_size > k->limits.max_value_size)
+                return reply_error_max(k, c, KV_ERROR_VALUE_TOO_LARGE, k->limits.max_value_size);
+
+        r = store_put(k->store, p.key, key_size, p.value, value_size, p.version, NULL);
+        switch (r) {
+        case 0:
+                return varlink_conn_reply(c, NULL);
+        case -ENOENT:
+                return reply_error(k, c, KV_ERROR_NO_KEY);
+        case -ESTALE:
+                return reply_error(k, c, KV_ERROR_VERSION_MISMATCH);
+        case -EOVERFLOW:
+                /* Needs 2^64 Puts on one key; mismatch is the honest answer to any
+                 * further version a client may name. */
+                return reply_error(k, c, KV_ERROR_VERSION_MISMATCH);
+        case -E2BIG:
+                return reply_error_max(k, c, KV_ERROR_VALUE_TOO_LARGE, k->limits.max_value_size);
+        default:
+                /* Out of memory: closing the connection tells the client the call failed
+                 * without claiming anything about the key. */
+                return log_warning_errno(r, "Put from %s failed: %m", varlink_conn_describe(c));
+        }
+}
+
+int kv_service_new(sd_event *event, Store *store, const KVLimits *limits, KVService **ret) {
+        static const VarlinkServerInfo info = {
+                .vendor = "mrkv",
+                .product = "mrkv-kvserver",
+                .version = PACKAGE_VERSION,
+                .url = "https://github.com/mrkv/mrkv",
+        };
+        KVService *k;
+        int r;
+
+        assert(event);
+        assert(store);
+        assert(limits);
+        assert(ret);
+
+        k = calloc(1, sizeof(*k));
+        if (!k)
+                return -ENOMEM;
+        k->store = store;
+        k->limits = *limits;
+        if (k->limits.max_message_size == 0)
+                k->limits.max_message_size =
+                        kv_message_size_for(k->limits.max_key_size, k->limits.max_value_size);
+
+        r = varlink_server_new(event, &info, k, &k->server);
+        if (r < 0)
+                goto fail;
+        varlink_server_set_max_message_size(k->server, k->limits.max_message_size);
+        varlink_server_set_max_connections(k->server, k->limits.max_connections);
+
+        r = varlink_server_add_interface(k->server, kv_interface_description);
+        if (r < 0)
+                goto fail;
+        r = varlink_server_bind(k->server, "org.mrkv.KV.Get", method_get);
+        if (r < 0)
+                goto fail;
+        r = varlink_server_bind(k->server, "org.mrkv.KV.Put", method_put);
+        if (r < 0)
+                goto fail;
+
+        *ret = k;
+        return 0;
+
+fail:
+        kv_service_free(k);
+        return r;
+}
+
+KVService *kv_service_free(KVService *k) {
+        if (!k)
+                return NULL;
+        varlink_server_free(k->server);
+        free(k);
+        return NULL;
+}
+
+int kv_service_listen_fd(KVService *k, int fd) {
+        assert(k);
+        return varlink_server_listen_fd(k->server, fd);
+}
+
+void kv_service_shutdown(KVService *k, uint64_t timeout_usec) {
+        assert(k);
+        varlink_server_flush_and_close(k->server, timeout_usec);
+}
+
+unsigned kv_service_n_connections(KVService *k) {
+        assert(k);
+        return varlink_server_n_connections(k->server);
+}
+
+const KVStats *kv_service_stats(KVService *k) {
+        assert(k);
+        return &k->stats;
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <systemd/sd-event.h>
+
+#include "store.h"
+#include "varlink-server.h"
+
+/* The org.mrkv.KV Varlink interface: translates calls into store operations and their
+ * results into replies. Holds no per-connection state. */
+
+#define KV_DEFAULT_MAX_KEY_SIZE (64U * 1024U)
+#define KV_DEFAULT_MAX_VALUE_SIZE (1024U * 1024U)
+#define KV_DEFAULT_MAX_CONNECTIONS 4096U
+
+#define KV_ERROR_NO_KEY "org.mrkv.KV.NoKey"
+#define KV_ERROR_VERSION_MISMATCH "org.mrkv.KV.VersionMismatch"
+#define KV_ERROR_KEY_TOO_LARGE "org.mrkv.KV.KeyTooLarge"
+#define KV_ERROR_VALUE_TOO_LARGE "org.mrkv.KV.ValueTooLarge"
+
+typedef struct KVLimits {
+        size_t max_key_size;
+        size_t max_value_size;
+        size_t max_message_size; /* 0: large enough for the largest key and value */
+        unsigned max_connections;
+} KVLimits;
+
+typedef struct KVService KVService;
+
+/* Counters for status reports. */
+typedef struct KVStats {
+        uint64_t gets, puts, errors;
+} KVStats;
+
+/* store is borrowed and must outlive the service. */
+int kv_service_new(sd_event *event, Store *store, const KVLimits *limits, KVService **ret);
+KVService *kv_service_free(KVService *k);
+
+/* Serves on a listening socket; takes the fd. */
+int kv_service_listen_fd(KVService *k, int fd);
+/* Flushes pending replies and closes every connection. */
+void kv_service_shutdown(KVService *k, uint64_t timeout_usec);
+
+unsigned kv_service_n_connections(KVService *k);
+const KVStats *kv_service_stats(KVService *k);
+
+/* The message size limit that fits a call with the largest key and value even if
+ * every byte is written as a \uXXXX escape. */
+size_t kv_message_size_for(size_t max_key_size, size_t max_value_size);

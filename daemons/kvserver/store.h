@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The key/value model: keys → (value, version), where a value only changes through a
+ * Put that names the current version (kvsrv1 of MIT 6.5840). Keys and values are byte
+ * strings; the store knows nothing of JSON or sockets, so that a write-ahead log can
+ * sit behind it later. Keys are never removed. */
+
+typedef struct Store Store;
+
+/* Larger keys or values are refused with -E2BIG (entries keep 32-bit sizes). */
+#define STORE_SIZE_MAX ((size_t) UINT32_MAX)
+
+int store_new(Store **ret);
+Store *store_free(Store *s);
+
+/* Returns 0 and the value (NUL-terminated after *ret_size bytes; valid until the store
+ * next changes) and its version, or -ENOENT. Any of the ret pointers may be NULL. */
+int store_get(Store *s, const void *key, size_t key_size, const char **ret_value, size_t *ret_size,
+              uint64_t *ret_version);
+
+/* The conditional write:
+ *   key exists, version is its version → stored, version + 1;
+ *   key exists, another version        → -ESTALE (a version mismatch);
+ *   key missing, version 0             → created at version 1;
+ *   key missing, version > 0           → -ENOENT.
+ * Also -E2BIG (see STORE_SIZE_MAX), -ENOMEM, -EOVERFLOW (version UINT64_MAX, which
+ * would take 2^64 Puts to reach). On success *ret_version (if not NULL) is the new one. */
+int store_put(Store *s, const void *key, size_t key_size, const void *value, size_t value_size,
+              uint64_t version, uint64_t *ret_version);
+
+size_t store_n_keys(const Store *s);
+/* The bytes of all keys and values, without the store's own overhead. */
+uint64_t store_data_bytes(const Store *s);

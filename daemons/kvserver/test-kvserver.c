@@ -1,0 +1,752 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Integration tests: the real mrkv-kvserver on a Unix socket in a temporary directory,
+ * spoken to with raw Varlink (daemons/common's blocking client, and plain sockets for
+ * what a well-behaved client would never send). */
+#include <check.h>
+#include <limits.h>
+
+#include "address.h"
+#include "config.h"
+#include "kvserver-test-util.h"
+#include "macro.h"
+#include "varlink-client.h"
+
+#define CALL_TIMEOUT (5 * USEC_PER_SEC)
+
+static const char *kvserver_binary;
+static char tmpdir[PATH_MAX];
+static TestServer server;
+
+/* Runs in the test runner itself, once: a directory for every test's sockets. */
+static void suite_setup(void) {
+        snprintf(tmpdir, sizeof(tmpdir), "%s/mrkv-kvserver-test-XXXXXX", getenv("TMPDIR") ?: "/tmp");
+        ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void suite_teardown(void) {
+        /* A test that failed half-way may leave files behind. */
+        char cmd[PATH_MAX + 16];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+        (void) system(cmd);
+}
+
+static void start(const char *const *extra) {
+        ck_assert_int_eq(test_server_start(&server, kvserver_binary, tmpdir, extra), 0);
+}
+
+/* Every test ends with a clean shutdown: SIGTERM gives exit 0 and removes the socket. */
+static void stop(void) {
+        struct stat st;
+
+        ck_assert_int_eq(test_server_stop(&server), 0);
+        ck_assert_int_eq(stat(server.socket_path, &st), -1);
+        ck_assert_int_eq(errno, ENOENT);
+}
+
+static void teardown(void) {
+        if (server.pid > 0)
+                stop();
+}
+
+static VarlinkClient *client_new(void) {
+        VarlinkClient *c = NULL;
+
+        ck_assert_int_eq(varlink_client_connect(server.address, &c), 0);
+        return c;
+}
+
+/* Calls method with parameters given as JSON text; returns the error name (NULL for
+ * success, a static copy) and the reply parameters in *ret (if not NULL). */
+static const char *call(VarlinkClient *c, const char *method, const char *params_json, json_object **ret) {
+        static char error_copy[256];
+        _cleanup_json_ json_object *params = NULL, *reply = NULL;
+        const char *error = NULL;
+
+        params = json_tokener_parse(params_json);
+        ck_assert_msg(params, "bad test JSON: %s", params_json);
+        ck_assert_int_eq(varlink_client_call(c, method, params, CALL_TIMEOUT, &reply, &error), 0);
+        if (ret)
+                *ret = TAKE_PTR(reply);
+        if (!error)
+                return NULL;
+        snprintf(error_copy, sizeof(error_copy), "%s", error);
+        return error_copy;
+}
+
+static void put_ok(VarlinkClient *c, const char *key, const char *value, uint64_t version) {
+        _cleanup_json_ json_object *p = json_object_new_object(), *reply = NULL;
+        const char *error = NULL;
+
+        json_object_object_add(p, "key", json_object_new_string(key));
+        json_object_object_add(p, "value", json_object_new_string(value));
+        json_object_object_add(p, "version", json_object_new_uint64(version));
+        ck_assert_int_eq(varlink_client_call(c, "org.mrkv.KV.Put", p, CALL_TIMEOUT, &reply, &error), 0);
+        ck_assert_msg(!error, "Put %s failed: %s", key, error);
+        ck_assert_int_eq(json_object_object_length(reply), 0);
+}
+
+static const char *put(VarlinkClient *c, const char *key, const char *value, uint64_t version) {
+        static char error_copy[256];
+        _cleanup_json_ json_object *p = json_object_new_object(), *reply = NULL;
+        const char *error = NULL;
+
+        json_object_object_add(p, "key", json_object_new_string(key));
+        json_object_object_add(p, "value", json_object_new_string(value));
+        json_object_object_add(p, "version", json_object_new_uint64(version));
+        ck_assert_int_eq(varlink_client_call(c, "org.mrkv.KV.Put", p, CALL_TIMEOUT, &reply, &error), 0);
+        if (!error)
+                return NULL;
+        snprintf(error_copy, sizeof(error_copy), "%s", error);
+        return error_copy;
+}
+
+static void get_expect(VarlinkClient *c, const char *key, const char *value, uint64_t version) {
+        _cleanup_json_ json_object *p = json_object_new_object(), *reply = NULL;
+        json_object *v;
+        const char *error = NULL;
+
+        json_object_object_add(p, "key", json_object_new_string(key));
+        ck_assert_int_eq(varlink_client_call(c, "org.mrkv.KV.Get", p, CALL_TIMEOUT, &reply, &error), 0);
+        ck_assert_msg(!error, "Get %s failed: %s", key, error);
+        ck_assert(json_object_object_get_ex(reply, "value", &v));
+        ck_assert(json_object_is_type(v, json_type_string));
+        ck_assert_str_eq(json_object_get_string(v), value);
+        ck_assert(json_object_object_get_ex(reply, "version", &v));
+        ck_assert(json_object_is_type(v, json_type_int));
+        ck_assert_uint_eq(json_object_get_uint64(v), version);
+        ck_assert_int_eq(json_object_object_length(reply), 2);
+}
+
+static const char *get_error(VarlinkClient *c, const char *key) {
+        static char error_copy[256];
+        _cleanup_json_ json_object *p = json_object_new_object(), *reply = NULL;
+        const char *error = NULL;
+
+        json_object_object_add(p, "key", json_object_new_string(key));
+        ck_assert_int_eq(varlink_client_call(c, "org.mrkv.KV.Get", p, CALL_TIMEOUT, &reply, &error), 0);
+        ck_assert_msg(error, "Get %s succeeded", key);
+        snprintf(error_copy, sizeof(error_copy), "%s", error);
+        return error_copy;
+}
+
+static int raw_connect(void) {
+        Address a;
+        int fd;
+
+        ck_assert_int_eq(address_parse(server.address, &a), 0);
+        fd = address_connect(&a, false);
+        address_done(&a);
+        ck_assert_int_ge(fd, 0);
+        return fd;
+}
+
+START_TEST(test_put_get) {
+        VarlinkClient *c;
+
+        start(NULL);
+        c = client_new();
+
+        ck_assert_str_eq(get_error(c, "k"), "org.mrkv.KV.NoKey");
+        ck_assert_str_eq(put(c, "k", "v", 1), "org.mrkv.KV.NoKey");
+        ck_assert_str_eq(put(c, "k", "v", 7), "org.mrkv.KV.NoKey");
+        put_ok(c, "k", "v1", 0);
+        get_expect(c, "k", "v1", 1);
+        ck_assert_str_eq(put(c, "k", "x", 0), "org.mrkv.KV.VersionMismatch");
+        ck_assert_str_eq(put(c, "k", "x", 2), "org.mrkv.KV.VersionMismatch");
+        put_ok(c, "k", "v2", 1);
+        get_expect(c, "k", "v2", 2);
+        ck_assert_str_eq(put(c, "k", "x", 1), "org.mrkv.KV.VersionMismatch");
+        get_expect(c, "k", "v2", 2);
+
+        /* Unicode survives the round trip, as do JSON escapes and the empty key. */
+        put_ok(c, "schlüssel ✓", "wert\n\"quoted\"\t\\ ☃", 0);
+        get_expect(c, "schlüssel ✓", "wert\n\"quoted\"\t\\ ☃", 1);
+        put_ok(c, "", "", 0);
+        get_expect(c, "", "", 1);
+
+        /* Another connection sees the same store: there is no per-client state. */
+        VarlinkClient *d = client_new();
+        get_expect(d, "k", "v2", 2);
+        put_ok(d, "k", "v3", 2);
+        get_expect(c, "k", "v3", 3);
+        varlink_client_free(d);
+        varlink_client_free(c);
+        stop();
+}
+END_TEST
+
+START_TEST(test_big_versions_and_values) {
+        const char *args[] = { "--max-value-size", "2M", NULL };
+        VarlinkClient *c;
+        size_t big = 2 * 1024 * 1024;
+        char *value = malloc(big + 1);
+
+        ck_assert_ptr_nonnull(value);
+        for (size_t i = 0; i < big; i++)
+                value[i] = (char) ('a' + i % 26);
+        value[big] = '\0';
+
+        start(args);
+        c = client_new();
+        put_ok(c, "big", value, 0);
+        get_expect(c, "big", value, 1);
+        value[0] = 'Z';
+        put_ok(c, "big", value, 1);
+        get_expect(c, "big", value, 2);
+        for (uint64_t v = 2; v < 50; v++)
+                put_ok(c, "big", "small", v);
+        get_expect(c, "big", "small", 50);
+        varlink_client_free(c);
+        free(value);
+        stop();
+}
+END_TEST
+
+START_TEST(test_limits) {
+        const char *args[] = { "--max-key-size", "16", "--max-value-size", "100", NULL };
+        _cleanup_json_ json_object *reply = NULL;
+        json_object *max;
+        VarlinkClient *c;
+        char value[102];
+
+        start(args);
+        c = client_new();
+
+        put_ok(c, "0123456789abcdef", "ok", 0);
+        ck_assert_str_eq(put(c, "0123456789abcdefg", "v", 0), "org.mrkv.KV.KeyTooLarge");
+        ck_assert_str_eq(get_error(c, "0123456789abcdefg"), "org.mrkv.KV.KeyTooLarge");
+        /* The limit is in bytes: 6 two-byte characters plus 5 ASCII ones is 17. */
+        ck_assert_str_eq(put(c, "ääääää12345", "v", 0), "org.mrkv.KV.KeyTooLarge");
+
+        ck_assert_str_eq(call(c, "org.mrkv.KV.Put", "{\"key\":\"k\",\"value\":\"v\",\"version\":0,\"x\":1}", NULL),
+                         "org.varlink.service.InvalidParameter");
+
+        memset(value, 'v', 100);
+        value[100] = '\0';
+        put_ok(c, "k", value, 0);
+        value[100] = 'v';
+        value[101] = '\0';
+        ck_assert_str_eq(put(c, "k", value, 1), "org.mrkv.KV.ValueTooLarge");
+        ck_assert_str_eq(call(c, "org.mrkv.KV.Put", "{\"key\":\"k\",\"value\":\"0123456789012345678901234567890123456789"
+                                                   "01234567890123456789012345678901234567890123456789012345678901\","
+                                                   "\"version\":1}", &reply),
+                         "org.mrkv.KV.ValueTooLarge");
+        ck_assert(json_object_object_get_ex(reply, "max", &max));
+        ck_assert_uint_eq(json_object_get_uint64(max), 100);
+        json_object_put(reply);
+        reply = NULL;
+        ck_assert_str_eq(call(c, "org.mrkv.KV.Get", "{\"key\":\"0123456789abcdefXYZ\"}", &reply),
+                         "org.mrkv.KV.KeyTooLarge");
+        ck_assert(json_object_object_get_ex(reply, "max", &max));
+        ck_assert_uint_eq(json_object_get_uint64(max), 16);
+
+        /* Refused Puts changed nothing. */
+        value[100] = '\0';
+        get_expect(c, "k", value, 1);
+        varlink_client_free(c);
+        stop();
+}
+END_TEST
+
+START_TEST(test_get_info) {
+        _cleanup_json_ json_object *reply = NULL;
+        json_object *v, *ifaces;
+        VarlinkClient *c;
+        bool kv = false, service = false;
+
+        start(NULL);
+        c = client_new();
+        ck_assert_ptr_null(call(c, "org.varlink.service.GetInfo", "{}", &reply));
+        ck_assert(json_object_object_get_ex(reply, "product", &v));
+        ck_assert_str_eq(json_object_get_string(v), "mrkv-kvserver");
+        ck_assert(json_object_object_get_ex(reply, "version", &v));
+        ck_assert_str_eq(json_object_get_string(v), PACKAGE_VERSION);
+        ck_assert(json_object_object_get_ex(reply, "vendor", &v));
+        ck_assert_str_eq(json_object_get_string(v), "mrkv");
+        ck_assert(json_object_object_get_ex(reply, "interfaces", &ifaces));
+        for (size_t i = 0; i < json_object_array_length(ifaces); i++) {
+                const char *name = json_object_get_string(json_object_array_get_idx(ifaces, i));
+                kv = kv || streq(name, "org.mrkv.KV");
+                service = service || streq(name, "org.varlink.service");
+        }
+        ck_assert(kv);
+        ck_assert(service);
+        varlink_client_free(c);
+        stop();
+}
+END_TEST
+
+START_TEST(test_interface_description) {
+        _cleanup_json_ json_object *reply = NULL;
+        _cleanup_free_ char *expected = NULL;
+        _cleanup_fclose_ FILE *f = NULL;
+        size_t size = 0;
+        json_object *v;
+        VarlinkClient *c;
+
+        /* The server carries the very file from the tree. */
+        f = fopen(MRKV_SOURCE_ROOT "/daemons/kvserver/org.mrkv.KV.varlink", "re");
+        ck_assert_ptr_nonnull(f);
+        expected = calloc(1, 65536);
+        ck_assert_ptr_nonnull(expected);
+        size = fread(expected, 1, 65535, f);
+        ck_assert_uint_gt(size, 0);
+
+        start(NULL);
+        c = client_new();
+        ck_assert_ptr_null(call(c, "org.varlink.service.GetInterfaceDescription", "{\"interface\":\"org.mrkv.KV\"}",
+                                &reply));
+        ck_assert(json_object_object_get_ex(reply, "description", &v));
+        ck_assert_str_eq(json_object_get_string(v), expected);
+        ck_assert_ptr_nonnull(strstr(json_object_get_string(v), "method Put(key: string, value: string, version: int) -> ()"));
+
+        json_object_put(reply);
+        reply = NULL;
+        ck_assert_ptr_null(call(c, "org.varlink.service.GetInterfaceDescription",
+                                "{\"interface\":\"org.varlink.service\"}", &reply));
+        json_object_put(reply);
+        reply = NULL;
+        ck_assert_str_eq(call(c, "org.varlink.service.GetInterfaceDescription", "{\"interface\":\"org.example.Nope\"}",
+                              NULL),
+                         "org.varlink.service.InterfaceNotFound");
+        varlink_client_free(c);
+        stop();
+}
+END_TEST
+
+START_TEST(test_method_not_found) {
+        _cleanup_json_ json_object *reply = NULL;
+        json_object *v;
+        VarlinkClient *c;
+
+        start(NULL);
+        c = client_new();
+        ck_assert_str_eq(call(c, "org.mrkv.KV.Delete", "{\"key\":\"k\"}", &reply),
+                         "org.varlink.service.MethodNotFound");
+        ck_assert(json_object_object_get_ex(reply, "method", &v));
+        ck_assert_str_eq(json_object_get_string(v), "org.mrkv.KV.Delete");
+        ck_assert_str_eq(call(c, "org.example.Other.Get", "{}", NULL), "org.varlink.service.MethodNotFound");
+        /* The connection is still good. */
+        put_ok(c, "k", "v", 0);
+        get_expect(c, "k", "v", 1);
+        varlink_client_free(c);
+        stop();
+}
+END_TEST
+
+START_TEST(test_invalid_parameter) {
+        static const struct {
+                const char *method, *params, *bad;
+        } cases[] = {
+                { "org.mrkv.KV.Get", "{}", "key" },
+                { "org.mrkv.KV.Get", "{\"key\":1}", "key" },
+                { "org.mrkv.KV.Get", "{\"key\":null}", "key" },
+                { "org.mrkv.KV.Get", "{\"key\":[\"k\"]}", "key" },
+                { "org.mrkv.KV.Get", "{\"key\":\"k\",\"extra\":true}", "extra" },
+                { "org.mrkv.KV.Get", "{\"key\":\"a\\u0000b\"}", "key" },
+                { "org.mrkv.KV.Put", "{\"key\":\"k\",\"value\":\"v\"}", "version" },
+                { "org.mrkv.KV.Put", "{\"key\":\"k\",\"version\":0}", "value" },
+                { "org.mrkv.KV.Put", "{\"value\":\"v\",\"version\":0}", "key" },
+                { "org.mrkv.KV.Put", "{\"key\":\"k\",\"value\":\"v\",\"version\":-1}", "version" },
+                { "org.mrkv.KV.Put", "{\"key\":\"k\",\"value\":\"v\",\"version\":\"0\"}", "version" },
+                { "org.mrkv.KV.Put", "{\"key\":\"k\",\"value\":\"v\",\"version\":0.5}", "version" },
+                { "org.mrkv.KV.Put", "{\"key\":\"k\",\"value\":\"v\",\"version\":true}", "version" },
+                { "org.mrkv.KV.Put", "{\"key\":\"k\",\"value\":7,\"version\":0}", "value" },
+                { "org.mrkv.KV.Put", "{\"key\":\"k\",\"value\":{},\"version\":0}", "value" },
+                { "org.mrkv.KV.Put", "{\"key\":\"k\",\"value\":\"a\\u0000\",\"version\":0}", "value" },
+                { "org.mrkv.KV.Put", "{\"key\":\"\\u0000\",\"value\":\"v\",\"version\":0}", "key" },
+        };
+        VarlinkClient *c;
+
+        start(NULL);
+        c = client_new();
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_json_ json_object *reply = NULL;
+                const char *error;
+                json_object *v;
+
+                error = call(c, cases[i].method, cases[i].params, &reply);
+                ck_assert_msg(error && streq(error, "org.varlink.service.InvalidParameter"), "%s %s gave %s",
+                              cases[i].method, cases[i].params, error ?: "success");
+                ck_assert(json_object_object_get_ex(reply, "parameter", &v));
+                ck_assert_msg(streq(json_object_get_string(v), cases[i].bad), "%s %s: bad parameter %s, not %s",
+                              cases[i].method, cases[i].params, json_object_get_string(v), cases[i].bad);
+        }
+        /* None of them stored anything, and the connection still works. */
+        ck_assert_str_eq(get_error(c, "k"), "org.mrkv.KV.NoKey");
+        put_ok(c, "k", "v", 0);
+        /* The largest version is a fine (mismatching) version. */
+        ck_assert_str_eq(call(c, "org.mrkv.KV.Put", "{\"key\":\"k\",\"value\":\"v\",\"version\":18446744073709551615}",
+                              NULL),
+                         "org.mrkv.KV.VersionMismatch");
+        get_expect(c, "k", "v", 1);
+        varlink_client_free(c);
+        stop();
+}
+END_TEST
+
+/* Sends a message no server can accept on a fresh raw connection: the server either
+ * answers with an error or hangs up, and serves everybody else as before. */
+static void check_bad_message(VarlinkClient *bystander, const char *data, size_t size) {
+        _cleanup_free_ char *reply = NULL;
+        int fd = raw_connect(), r;
+
+        ck_assert_int_eq(test_raw_write(fd, data, size), 0);
+        r = test_raw_read(fd, CALL_TIMEOUT, &reply);
+        ck_assert_msg(r >= 0, "no answer and no hangup for %.*s", (int) MIN(size, (size_t) 60), data);
+        if (r == 1)
+                ck_assert_msg(strstr(reply, "\"error\""), "not an error: %s", reply);
+        close(fd);
+
+        /* An existing connection and a new one both still work. */
+        get_expect(bystander, "k", "v", 1);
+        VarlinkClient *c = client_new();
+        get_expect(c, "k", "v", 1);
+        varlink_client_free(c);
+}
+
+#define BAD(s) check_bad_message(c, s, sizeof(s))
+
+START_TEST(test_invalid_messages) {
+        VarlinkClient *c;
+
+        start(NULL);
+        c = client_new();
+        put_ok(c, "k", "v", 0);
+
+        BAD("this is not json");
+        BAD("{\"method\":\"org.mrkv.KV.Get\",");
+        BAD("{\"method\":\"org.mrkv.KV.Get\",\"parameters\":{\"key\":\"k\"}} trailing");
+        BAD("[\"org.mrkv.KV.Get\"]");
+        BAD("\"just a string\"");
+        BAD("{}");
+        BAD("{\"method\":42}");
+        BAD("{\"method\":\"org.mrkv.KV.Get\",\"parameters\":[\"k\"]}");
+        BAD("{\"method\":\"org.mrkv.KV.Get\",\"parameters\":{\"key\":\"k\"},\"more\":\"yes\"}");
+        BAD("{\"method\":\"org.mrkv.KV.Get\",\"parameters\":{\"key\":\"k\"},\"bogus\":1}");
+        /* Invalid UTF-8 in a string, and a lone surrogate escape. */
+        BAD("{\"method\":\"org.mrkv.KV.Get\",\"parameters\":{\"key\":\"\xff\xfe\"}}");
+        BAD("{\"method\":\"org.mrkv.KV.Put\",\"parameters\":{\"key\":\"k\",\"value\":\"\xc3\x28\",\"version\":1}}");
+        /* Not strict JSON. */
+        BAD("{'method':'org.mrkv.KV.Get'}");
+        BAD("{\"method\":\"org.mrkv.KV.Get\",\"parameters\":{\"key\":\"k\",}}");
+        /* An empty message: just the NUL. */
+        check_bad_message(c, "", 1);
+
+        /* The invalid-UTF-8 Put stored nothing. */
+        get_expect(c, "k", "v", 1);
+        varlink_client_free(c);
+        stop();
+}
+END_TEST
+
+START_TEST(test_oversize_message) {
+        const char *args[] = { "--max-message-size", "4096", NULL };
+        _cleanup_free_ char *msg = NULL, *reply = NULL;
+        VarlinkClient *c;
+        size_t size = 64 * 1024;
+        int fd, r;
+
+        start(args);
+        c = client_new();
+        put_ok(c, "k", "v", 0);
+
+        /* A complete message over the limit. */
+        msg = malloc(size + 1);
+        ck_assert_ptr_nonnull(msg);
+        int n = snprintf(msg, size, "{\"method\":\"org.mrkv.KV.Put\",\"parameters\":{\"key\":\"k\",\"value\":\"");
+        memset(msg + n, 'x', size - (size_t) n - 64);
+        strcpy(msg + size - 64, "\",\"version\":1}}");
+        check_bad_message(c, msg, strlen(msg) + 1);
+
+        /* An endless one without a NUL: the server must not buffer it forever. */
+        fd = raw_connect();
+        memset(msg, 'x', size);
+        msg[0] = '{';
+        for (int i = 0; i < 16; i++)
+                ck_assert_int_eq(test_raw_write(fd, msg, size), 0);
+        r = test_raw_read(fd, CALL_TIMEOUT, &reply);
+        ck_assert_int_eq(r, 0); /* hung up */
+        close(fd);
+
+        /* Just under the limit still works. */
+        char value[3000];
+        memset(value, 'y', sizeof(value) - 1);
+        value[sizeof(value) - 1] = '\0';
+        put_ok(c, "k", value, 1);
+        get_expect(c, "k", value, 2);
+        varlink_client_free(c);
+        stop();
+}
+END_TEST
+
+START_TEST(test_many_connections) {
+        enum { N = 200 };
+        VarlinkClient *clients[N];
+        char key[32], value[32];
+
+        start(NULL);
+        for (int i = 0; i < N; i++)
+                clients[i] = client_new();
+
+        /* All calls in flight at once, then all answers. */
+        for (int i = 0; i < N; i++) {
+                _cleanup_json_ json_object *p = json_object_new_object();
+
+                snprintf(key, sizeof(key), "conn-%d", i);
+                snprintf(value, sizeof(value), "value-%d", i);
+                json_object_object_add(p, "key", json_object_new_string(key));
+                json_object_object_add(p, "value", json_object_new_string(value));
+                json_object_object_add(p, "version", json_object_new_uint64(0));
+                ck_assert_int_eq(varlink_client_send(clients[i], "org.mrkv.KV.Put", p, 0, CALL_TIMEOUT), 0);
+        }
+        for (int i = 0; i < N; i++) {
+                _cleanup_json_ json_object *reply = NULL;
+                const char *error = NULL;
+                bool continues;
+
+                ck_assert_int_eq(varlink_client_read(clients[i], CALL_TIMEOUT, &reply, &error, &continues), 0);
+                ck_assert_ptr_null(error);
+                ck_assert(!continues);
+        }
+        /* Everybody sees everybody's writes. */
+        for (int i = 0; i < N; i++) {
+                int j = (i * 7 + 3) % N;
+
+                snprintf(key, sizeof(key), "conn-%d", j);
+                snprintf(value, sizeof(value), "value-%d", j);
+                get_expect(clients[i], key, value, 1);
+        }
+        for (int i = 0; i < N; i++)
+                varlink_client_free(clients[i]);
+        stop();
+}
+END_TEST
+
+START_TEST(test_stalled_client) {
+        static const char first[] = "{\"method\":\"org.mrkv.KV.Put\",\"parameters\":{\"key\":\"stal";
+        static const char rest[] = "led\",\"value\":\"late\",\"version\":0}}";
+        _cleanup_free_ char *reply = NULL;
+        VarlinkClient *c;
+        int fd;
+
+        start(NULL);
+        fd = raw_connect();
+        ck_assert_int_eq(test_raw_write(fd, first, sizeof(first) - 1), 0);
+
+        /* Half a message on one connection stalls nobody else. */
+        c = client_new();
+        for (uint64_t v = 0; v < 100; v++)
+                put_ok(c, "k", "v", v);
+        get_expect(c, "k", "v", 100);
+        ck_assert_str_eq(get_error(c, "stalled"), "org.mrkv.KV.NoKey");
+
+        /* Nor does a client that sends calls and never reads the answers. */
+        int greedy = raw_connect();
+        static const char get[] = "{\"method\":\"org.mrkv.KV.Get\",\"parameters\":{\"key\":\"k\"}}";
+        for (int i = 0; i < 1000; i++)
+                ck_assert_int_eq(send(greedy, get, sizeof(get), MSG_DONTWAIT | MSG_NOSIGNAL) >= 0 || errno == EAGAIN, 1);
+        get_expect(c, "k", "v", 100);
+
+        /* The rest arrives: the call completes. */
+        ck_assert_int_eq(test_raw_write(fd, rest, sizeof(rest)), 0);
+        ck_assert_int_eq(test_raw_read(fd, CALL_TIMEOUT, &reply), 1);
+        ck_assert_str_eq(reply, "{\"parameters\":{}}");
+        get_expect(c, "stalled", "late", 1);
+
+        close(greedy);
+        close(fd);
+        varlink_client_free(c);
+        stop();
+}
+END_TEST
+
+START_TEST(test_max_connections) {
+        const char *args[] = { "--max-connections", "3", NULL };
+        VarlinkClient *c[3], *extra = NULL;
+        _cleanup_json_ json_object *reply = NULL;
+        const char *error;
+        uint64_t deadline;
+        int r;
+
+        start(args);
+        for (int i = 0; i < 3; i++) {
+                c[i] = client_new();
+                /* A completed call proves the server accepted this one. */
+                ck_assert_str_eq(get_error(c[i], "k"), "org.mrkv.KV.NoKey");
+        }
+
+        /* The fourth is accepted by the kernel, then closed by the server. */
+        ck_assert_int_eq(varlink_client_connect(server.address, &extra), 0);
+        r = varlink_client_call(extra, "org.mrkv.KV.Get", NULL, CALL_TIMEOUT, &reply, &error);
+        ck_assert_msg(r == -ECONNRESET || r == -EPIPE, "call over the limit: %d", r);
+        extra = varlink_client_free(extra);
+
+        /* Once one leaves, a new client gets in (the server notices the close soon). */
+        varlink_client_free(c[0]);
+        deadline = test_now_usec() + 10 * USEC_PER_SEC;
+        for (;;) {
+                ck_assert_int_eq(varlink_client_connect(server.address, &extra), 0);
+                json_object_put(reply);
+                reply = NULL;
+                r = varlink_client_call(extra, "org.mrkv.KV.Get", NULL, CALL_TIMEOUT, &reply, &error);
+                if (r == 0)
+                        break;
+                ck_assert_msg(r == -ECONNRESET || r == -EPIPE, "call: %d", r);
+                extra = varlink_client_free(extra);
+                ck_assert_msg(test_now_usec() < deadline, "no connection accepted after one closed");
+                (void) poll(NULL, 0, 10);
+        }
+        ck_assert_str_eq(error, "org.varlink.service.InvalidParameter");
+        varlink_client_free(extra);
+        varlink_client_free(c[1]);
+        varlink_client_free(c[2]);
+        stop();
+}
+END_TEST
+
+START_TEST(test_default_address) {
+        char env[300];
+        VarlinkClient *c;
+
+        /* Without --listen, $MRKV_KV_ADDRESS decides. */
+        ck_assert_int_lt(snprintf(env, sizeof(env), "MRKV_KV_ADDRESS=unix:%s/kv-%d.sock", tmpdir, (int) getpid()),
+                         (int) sizeof(env));
+        ck_assert_int_eq(test_server_start_full(&server, kvserver_binary, tmpdir, false, NULL, env, -1), 0);
+        c = client_new();
+        put_ok(c, "k", "v", 0);
+        varlink_client_free(c);
+        stop();
+}
+END_TEST
+
+START_TEST(test_socket_activation) {
+        _cleanup_close_ int fd = -EBADF;
+        char path[PATH_MAX];
+        Address a;
+        struct stat st;
+        VarlinkClient *c;
+
+        /* A socket made by "systemd": the server uses it and leaves its file alone. */
+        ck_assert_int_lt(snprintf(path, sizeof(path), "unix:%s/kv-%d.sock", tmpdir, (int) getpid()),
+                         (int) sizeof(path));
+        ck_assert_int_eq(address_parse(path, &a), 0);
+        fd = address_listen(&a);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(test_server_start_full(&server, kvserver_binary, tmpdir, false, NULL,
+                                                "MRKV_KV_ADDRESS=unix:/nonexistent/dir/kv.sock", fd),
+                         0);
+        c = client_new();
+        put_ok(c, "k", "v", 0);
+        get_expect(c, "k", "v", 1);
+        varlink_client_free(c);
+        ck_assert_int_eq(test_server_stop(&server), 0);
+        ck_assert_int_eq(stat(server.socket_path, &st), 0);
+        address_unlink(&a);
+        address_done(&a);
+}
+END_TEST
+
+/* Runs the binary with args; returns its exit status and its stdout+stderr. */
+static int run_binary(const char *const *args, char *out, size_t out_size) {
+        const char *argv[16] = { kvserver_binary };
+        int pipefd[2], status;
+        size_t n = 1, got = 0;
+        pid_t pid;
+
+        for (size_t i = 0; args[i] && n < 15; i++)
+                argv[n++] = args[i];
+        ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                dup2(pipefd[1], STDOUT_FILENO);
+                dup2(pipefd[1], STDERR_FILENO);
+                setenv("MRKV_KV_ADDRESS", "unix:/nonexistent/dir/kv.sock", 1);
+                unsetenv("NOTIFY_SOCKET");
+                execv(kvserver_binary, (char *const *) argv);
+                _exit(127);
+        }
+        close(pipefd[1]);
+        for (;;) {
+                ssize_t k = read(pipefd[0], out + got, out_size - 1 - got);
+                if (k <= 0)
+                        break;
+                got += (size_t) k;
+        }
+        out[got] = '\0';
+        close(pipefd[0]);
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert(WIFEXITED(status));
+        return WEXITSTATUS(status);
+}
+
+START_TEST(test_options) {
+        char out[8192];
+
+        ck_assert_int_eq(run_binary((const char *[]) { "--help", NULL }, out, sizeof(out)), 0);
+        ck_assert_ptr_nonnull(strstr(out, "--max-value-size"));
+        ck_assert_int_eq(run_binary((const char *[]) { "--version", NULL }, out, sizeof(out)), 0);
+        ck_assert_ptr_nonnull(strstr(out, PACKAGE_VERSION));
+
+        ck_assert_int_eq(run_binary((const char *[]) { "--bogus", NULL }, out, sizeof(out)), 2);
+        ck_assert_int_eq(run_binary((const char *[]) { "extra-argument", NULL }, out, sizeof(out)), 2);
+        ck_assert_int_eq(run_binary((const char *[]) { "--max-key-size", "lots", NULL }, out, sizeof(out)), 2);
+        ck_assert_ptr_nonnull(strstr(out, "max-key-size"));
+        ck_assert_int_eq(run_binary((const char *[]) { "--max-value-size", "-1", NULL }, out, sizeof(out)), 2);
+        ck_assert_int_eq(run_binary((const char *[]) { "--max-value-size", "1T", NULL }, out, sizeof(out)), 2);
+        ck_assert_int_eq(run_binary((const char *[]) { "--max-connections", "0", NULL }, out, sizeof(out)), 2);
+        ck_assert_int_eq(run_binary((const char *[]) { "--max-message-size", "0", NULL }, out, sizeof(out)), 2);
+        ck_assert_int_eq(run_binary((const char *[]) { "--log-level", "loud", NULL }, out, sizeof(out)), 2);
+        ck_assert_int_eq(run_binary((const char *[]) { "--listen", "carrier-pigeon:x", NULL }, out, sizeof(out)), 2);
+        /* A good address where nobody can listen: a runtime failure, not a usage error. */
+        ck_assert_int_eq(run_binary((const char *[]) { "--listen", "unix:/proc/nope/kv.sock", NULL }, out, sizeof(out)),
+                         1);
+        ck_assert_int_gt(strlen(out), 0);
+}
+END_TEST
+
+static Suite *kvserver_suite(void) {
+        Suite *s = suite_create("kvserver");
+        TCase *tc = tcase_create("integration");
+
+        tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
+        tcase_add_checked_fixture(tc, NULL, teardown);
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_put_get);
+        tcase_add_test(tc, test_big_versions_and_values);
+        tcase_add_test(tc, test_limits);
+        tcase_add_test(tc, test_get_info);
+        tcase_add_test(tc, test_interface_description);
+        tcase_add_test(tc, test_method_not_found);
+        tcase_add_test(tc, test_invalid_parameter);
+        tcase_add_test(tc, test_invalid_messages);
+        tcase_add_test(tc, test_oversize_message);
+        tcase_add_test(tc, test_many_connections);
+        tcase_add_test(tc, test_stalled_client);
+        tcase_add_test(tc, test_max_connections);
+        tcase_add_test(tc, test_default_address);
+        tcase_add_test(tc, test_socket_activation);
+        tcase_add_test(tc, test_options);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(int argc, char *argv[]) {
+        SRunner *sr;
+        int failed;
+
+        if (argc != 2) {
+                fprintf(stderr, "Usage: %s PATH-TO-MRKV-KVSERVER\n", argv[0]);
+                return EXIT_FAILURE;
+        }
+        kvserver_binary = argv[1];
+        signal(SIGPIPE, SIG_IGN);
+
+        sr = srunner_create(kvserver_suite());
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
