@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The key/value verbs: get, put. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <json-c/json.h>
+
+#include "log.h"
+#include "macro.h"
+#include "mrkvctl.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(mrkv_clerk *, mrkv_clerk_free);
+
+/* Parses only the common options; returns the index of the first argument or -1. */
+static int parse_common_only(Context *ctx, int argc, char *argv[]) {
+        static const struct option options[] = {
+                COMMON_OPTIONS,
+                {},
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS, options, NULL)) >= 0)
+                if (context_parse_common_option(ctx, c, optarg) <= 0)
+                        return -1;
+        return optind;
+}
+
+static int print_json(const char *value, uint64_t version) {
+        _cleanup_json_ json_object *o = json_object_new_object();
+        json_object *v = json_object_new_string(value), *ver = json_object_new_uint64(version);
+
+        if (!o || !v || !ver) {
+                json_object_put(v);
+                json_object_put(ver);
+                return log_oom();
+        }
+        json_object_object_add(o, "value", v);
+        json_object_object_add(o, "version", ver);
+        /* JSON_C_TO_STRING_NOSLASHESCAPE: paths print as typed, not as "\/tmp". */
+        puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+        return 0;
+}
+
+int verb_get(Context *ctx, int argc, char *argv[]) {
+        _cleanup_(mrkv_clerk_freep) mrkv_clerk *clerk = NULL;
+        _cleanup_free_ char *value = NULL;
+        uint64_t version;
+        const char *key;
+        int i, r;
+
+        i = parse_common_only(ctx, argc, argv);
+        if (i < 0)
+                return EXIT_USAGE;
+        if (argc - i != 1) {
+                log_error("get takes one argument: KEY. See --help.");
+                return EXIT_USAGE;
+        }
+        key = argv[i];
+
+        if (context_open_clerk(ctx, &clerk) < 0)
+                return EXIT_FAIL;
+
+        r = mrkv_clerk_get(clerk, key, &value, &version);
+        if (r != MRKV_OK)
+                return exit_code_of_result(r, "get", key);
+
+        if (ctx->json)
+                r = print_json(value, version);
+        else
+                r = puts(value) < 0 ? -EIO : 0;
+        if (r < 0 || fflush(stdout) != 0) {
+                log_error("Failed to write the value to standard output.");
+                return EXIT_FAIL;
+        }
+        return EXIT_OK;
+}
+
+int verb_put(Context *ctx, int argc, char *argv[]) {
+        enum { ARG_VERSION = ARG_VERB_FIRST };
+        static const struct option options[] = {
+                COMMON_OPTIONS,
+                { "version", required_argument, NULL, ARG_VERSION },
+                {},
+        };
+        _cleanup_(mrkv_clerk_freep) mrkv_clerk *clerk = NULL;
+        uint64_t version = 0;
+        const char *key, *value;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS, options, NULL)) >= 0) {
+                if (c == ARG_VERSION) {
+                        char *end;
+
+                        errno = 0;
+                        /* strtoull() accepts "-1" as UINT64_MAX; a version is never negative. */
+                        version = strtoull(optarg, &end, 10);
+                        if (errno != 0 || end == optarg || *end != '\0' || optarg[0] == '-') {
+                                log_error("Invalid --version: %s", optarg);
+                                return EXIT_USAGE;
+                        }
+                        continue;
+                }
+                if (context_parse_common_option(ctx, c, optarg) <= 0)
+                        return EXIT_USAGE;
+        }
+
+        if (argc - optind != 2) {
+                log_error("put takes two arguments: KEY VALUE. See --help.");
+                return EXIT_USAGE;
+        }
+        key = argv[optind];
+        value = argv[optind + 1];
+
+        if (context_open_clerk(ctx, &clerk) < 0)
+                return EXIT_FAIL;
+
+        r = mrkv_clerk_put(clerk, key, value, version);
+        return exit_code_of_result(r, "put", key);
+}

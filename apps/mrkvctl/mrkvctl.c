@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* mrkvctl: the command-line client of mrkv. main() parses the options that come before
+ * the verb and hands the rest to the verb; each group of verbs lives in its own file. */
+#include <assert.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "address.h"
+#include "config.h"
+#include "log.h"
+#include "macro.h"
+#include "mrkvctl.h"
+
+static const Verb verbs[] = {
+        { "get", "KEY", "Print the value of KEY (--json: value and version)", verb_get },
+        { "put", "KEY VALUE [--version N]", "Set KEY to VALUE if its version is N (default 0: create)", verb_put },
+        { "lock", "[--wait SEC] NAME [--] COMMAND [ARG...]",
+          "Run COMMAND while holding the lock NAME, then release it", verb_lock },
+};
+
+void help(void) {
+        printf("%s [OPTIONS...] VERB [ARGS...]\n\n"
+               "Talks to mrkv-kvserver: reads and writes keys, runs commands under a lock.\n\n"
+               "Verbs:\n",
+               program_invocation_short_name);
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                printf("  %s %s\n      %s\n", verbs[i].name, verbs[i].synopsis, verbs[i].summary);
+        printf("\nOptions (before or after the verb):\n"
+               "  -h --help             Show this help\n"
+               "     --version          Show the version (only before the verb; after \"put\"\n"
+               "                        --version N is the version to put at)\n"
+               "  -c --connect=ADDRESS  The server: unix:/path or tcp:host:port (default $%s,\n"
+               "                        else %s in $RUNTIME_DIRECTORY, $XDG_RUNTIME_DIR/mrkv\n"
+               "                        or /run/mrkv)\n"
+               "  -t --timeout=SEC      Give up on a request after SEC seconds (default 30).\n"
+               "                        Requests whose reply is lost are resent until then;\n"
+               "                        \"infinity\" retries forever, as the library does by\n"
+               "                        default. A put that timed out may have been applied.\n"
+               "     --json             get: print {\"value\":...,\"version\":...}\n"
+               "\nLock options:\n"
+               "  -w --wait=SEC         Give up waiting for the lock after SEC seconds (default:\n"
+               "                        wait forever, like flock(1))\n"
+               "\nThe lock has no lease: if mrkvctl is killed (SIGKILL) while it holds a lock,\n"
+               "the lock stays held until someone writes \"\" to the key NAME. While COMMAND\n"
+               "runs, mrkvctl ignores SIGINT and SIGQUIT (the terminal sends them to COMMAND)\n"
+               "and passes SIGTERM and SIGHUP on to COMMAND.\n"
+               "\nExit status:\n"
+               "  0  success\n"
+               "  1  failure (server unreachable until the timeout, lock not released, ...)\n"
+               "  2  usage error\n"
+               "  3  no such key (get; put with a version > 0 on a missing key)\n"
+               "  4  version mismatch (put)\n"
+               "  5  maybe: a resent put was answered with a version mismatch, so it may or\n"
+               "     may not have been applied; read the key to find out\n"
+               "  lock: the exit status of COMMAND (128+N if it died of signal N; 127 if it\n"
+               "     was not found, 126 if it could not be run)\n"
+               "\nExamples:\n"
+               "  mrkvctl put greeting hello            # create (version 0 -> 1)\n"
+               "  mrkvctl get greeting --json           # {\"value\":\"hello\",\"version\":1}\n"
+               "  mrkvctl put greeting hi --version 1   # update (version 1 -> 2)\n"
+               "  mrkvctl lock backup -- rsync -a /src /dst\n",
+               MRKV_KV_ADDRESS_ENV, MRKV_KV_SOCKET);
+}
+
+int parse_seconds(const char *s, uint64_t *ret) {
+        char *end;
+        double d;
+
+        if (streq(s, "infinity")) {
+                *ret = UINT64_MAX;
+                return 0;
+        }
+
+        errno = 0;
+        d = strtod(s, &end);
+        if (errno != 0 || end == s || *end != '\0' || !isfinite(d) || d <= 0 || d >= 1e12)
+                return -EINVAL;
+        *ret = (uint64_t) (d * 1e6);
+        if (*ret == 0)
+                *ret = 1;
+        return 0;
+}
+
+int context_parse_common_option(Context *ctx, int c, const char *arg) {
+        switch (c) {
+        case 'h':
+                help();
+                exit(EXIT_OK);
+        case 'c':
+                ctx->address = arg;
+                return 1;
+        case 't':
+                if (parse_seconds(arg, &ctx->timeout_usec) < 0) {
+                        log_error("Invalid --timeout: %s (a positive number of seconds, or \"infinity\")", arg);
+                        return -1;
+                }
+                return 1;
+        case ARG_JSON:
+                ctx->json = true;
+                return 1;
+        case '?':
+                return -1; /* getopt_long() has printed the message */
+        default:
+                return 0;
+        }
+}
+
+int context_open_clerk(const Context *ctx, mrkv_clerk **ret) {
+        mrkv_clerk *c;
+        int r;
+
+        r = mrkv_clerk_new(ctx->address, &c);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up a client for %s: %m", ctx->address ?: "the default address");
+        if (ctx->timeout_usec != UINT64_MAX) {
+                r = mrkv_clerk_set_deadline(c, ctx->timeout_usec);
+                if (r < 0) {
+                        mrkv_clerk_free(c);
+                        return log_error_errno(r, "Failed to set the timeout: %m");
+                }
+        }
+        *ret = c;
+        return 0;
+}
+
+int exit_code_of_result(int r, const char *what, const char *subject) {
+        switch (r) {
+        case MRKV_OK:
+                return EXIT_OK;
+        case MRKV_ERR_NO_KEY:
+                log_error("%s %s: no such key", what, subject);
+                return EXIT_NO_KEY;
+        case MRKV_ERR_VERSION:
+                log_error("%s %s: version mismatch", what, subject);
+                return EXIT_VERSION;
+        case MRKV_ERR_MAYBE:
+                log_error("%s %s: maybe applied (a resent put met a version mismatch)", what, subject);
+                return EXIT_MAYBE;
+        case -ETIMEDOUT:
+                log_error("%s %s: no reply before the timeout%s", what, subject,
+                          streq(what, "put") ? "; the put may have been applied" : "");
+                return EXIT_FAIL;
+        default:
+                log_error_errno(r, "%s %s: %m", what, subject);
+                return EXIT_FAIL;
+        }
+}
+
+int main(int argc, char *argv[]) {
+        enum { ARG_VERSION = ARG_VERB_FIRST };
+        static const struct option options[] = {
+                COMMON_OPTIONS,
+                { "version", no_argument, NULL, ARG_VERSION },
+                {},
+        };
+        Context ctx = {
+                .timeout_usec = DEFAULT_TIMEOUT_USEC,
+        };
+        int c, r;
+
+        log_set_ident(program_invocation_short_name);
+
+        /* "+": stop at the verb, whose options are its own. */
+        while ((c = getopt_long(argc, argv, "+" COMMON_SHORT_OPTIONS, options, NULL)) >= 0) {
+                if (c == ARG_VERSION) {
+                        printf("mrkvctl %s\n", PACKAGE_VERSION);
+                        return EXIT_OK;
+                }
+                r = context_parse_common_option(&ctx, c, optarg);
+                if (r < 0)
+                        return EXIT_USAGE;
+                assert(r > 0);
+        }
+
+        if (optind >= argc) {
+                log_error("No verb given. See --help.");
+                return EXIT_USAGE;
+        }
+
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (streq(argv[optind], verbs[i].name)) {
+                        int verb_argc = argc - optind;
+                        char **verb_argv = argv + optind;
+
+                        optind = 0; /* restart getopt for the verb's own options */
+                        return verbs[i].run(&ctx, verb_argc, verb_argv);
+                }
+
+        log_error("Unknown verb '%s'. See --help.", argv[optind]);
+        return EXIT_USAGE;
+}
