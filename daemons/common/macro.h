@@ -2,6 +2,8 @@
 #pragma once
 
 #include <assert.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,4 +80,9 @@ static inline int negative_errno(void) {
 
 static inline int streq(const char *a, const char *b) {
         return strcmp(a, b) == 0;
+}
+
+static inline void *mfree(void *p) {
+        free(p);
+        return NULL;
 }

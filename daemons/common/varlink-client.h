@@ -35,3 +35,8 @@ int varlink_client_read(VarlinkClient *c, uint64_t timeout_usec, json_object **r
 /* send + read for a simple call. */
 int varlink_client_call(VarlinkClient *c, const char *method, json_object *parameters, uint64_t timeout_usec,
                         json_object **ret_parameters, const char **ret_error);
+
+static inline void varlink_client_freep(VarlinkClient **c) {
+        if (*c)
+                *c = varlink_client_free(*c);
+}

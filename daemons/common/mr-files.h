@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdio.h>
+
+/* Names of a MapReduce job's files in its working directory, shared by worker and
+ * coordinator. Workers write an attempt's output under temporary names; the
+ * coordinator renames the accepted attempt's files into place, so exactly one attempt
+ * of a task is ever visible. Temporary names start with ".mrkv-tmp", never "mr-out". */
+
+#define MR_NAME_MAX 256
+
+static inline void mr_intermediate_name(char buf[static MR_NAME_MAX], unsigned map, unsigned reduce) {
+        snprintf(buf, MR_NAME_MAX, "mr-%u-%u", map, reduce);
+}
+
+static inline void mr_output_name(char buf[static MR_NAME_MAX], unsigned reduce) {
+        snprintf(buf, MR_NAME_MAX, "mr-out-%u", reduce);
+}
+
+static inline void mr_map_temp_name(char buf[static MR_NAME_MAX], const char *job, unsigned map, unsigned attempt,
+                                    unsigned reduce) {
+        snprintf(buf, MR_NAME_MAX, ".mrkv-tmp-%s-m%u.%u-%u", job, map, attempt, reduce);
+}
+
+static inline void mr_reduce_temp_name(char buf[static MR_NAME_MAX], const char *job, unsigned reduce,
+                                       unsigned attempt) {
+        snprintf(buf, MR_NAME_MAX, ".mrkv-tmp-%s-r%u.%u", job, reduce, attempt);
+}

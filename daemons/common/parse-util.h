@@ -1,0 +1,10 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdint.h>
+
+/* Strict parsing of command-line numbers: the whole string, no sign, in range. */
+int parse_unsigned(const char *s, unsigned min, unsigned max, unsigned *ret);
+int parse_uint64(const char *s, uint64_t *ret);
+/* Seconds with an optional fraction ("10", "0.5") into microseconds. */
+int parse_seconds(const char *s, uint64_t *ret_usec);

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* One MapReduce job: its map and reduce tasks and their states. The model of the
+ * coordinator; it knows nothing of sockets or JSON. Workers are opaque owner pointers. */
+
+typedef enum TaskKind {
+        TASK_MAP,
+        TASK_REDUCE,
+        _TASK_KIND_MAX,
+} TaskKind;
+
+typedef enum TaskState {
+        TASK_IDLE,
+        TASK_RUNNING,
+        TASK_DONE,
+} TaskState;
+
+typedef enum JobState {
+        JOB_MAPPING,
+        JOB_REDUCING,
+        JOB_DONE,
+        JOB_FAILED,
+} JobState;
+
+typedef struct Task {
+        TaskKind kind;
+        unsigned index;
+        TaskState state;
+        unsigned attempt;  /* of the latest assignment; attempts are numbered from 1 */
+        unsigned failures; /* attempts that reported an error */
+        void *owner;       /* the worker running the latest attempt */
+        uint64_t deadline; /* when the running attempt is taken back */
+} Task;
+
+typedef struct Job {
+        char *id;
+        char *app;     /* NULL when workers bring their own */
+        char *workdir; /* absolute */
+        char **files;  /* input files, exactly as given */
+        unsigned nmap, nreduce;
+        Task *tasks;   /* nmap map tasks, then nreduce reduce tasks */
+        unsigned done[_TASK_KIND_MAX];
+        JobState state;
+        char *error;   /* why the job failed */
+        uint64_t timeout;
+        unsigned max_failures;
+} Job;
+
+int job_new(const char *id, const char *app, const char *workdir, char *const *files, unsigned nfiles,
+            unsigned nreduce, uint64_t timeout, Job **ret);
+Job *job_free(Job *j);
+
+/* The next task to run, assigned to owner: 1 and *ret set; 0 when none is runnable now
+ * (everything is running, or the reduce phase waits for the maps); -ESHUTDOWN when the job
+ * has ended. */
+int job_assign(Job *j, void *owner, uint64_t now, Task **ret);
+
+Task *job_find_task(Job *j, TaskKind kind, unsigned index);
+
+/* A finish report. Returns 1 when this attempt is the one that completes the task (its
+ * output must be committed), 0 when it is stale (another attempt was or will be accepted;
+ * its output must be discarded). A failed attempt makes the task runnable again; after
+ * max_failures the job fails. */
+/* Whether a successful finish of this attempt would complete the task: the job runs, the
+ * task is not done yet, and the attempt was handed out. */
+bool job_may_complete(const Job *j, const Task *t, unsigned attempt);
+int job_finish(Job *j, Task *t, unsigned attempt, bool ok, const char *error);
+
+/* Makes the tasks of a vanished worker runnable again; returns how many. */
+unsigned job_release_owner(Job *j, void *owner);
+/* Takes back running tasks past their deadline; returns how many. */
+unsigned job_expire(Job *j, uint64_t now);
+/* The earliest deadline of a running task, or UINT64_MAX. */
+uint64_t job_next_deadline(Job *j);
+
+static inline bool job_ended(const Job *j) {
+        return j->state == JOB_DONE || j->state == JOB_FAILED;
+}
+
+const char *task_kind_to_string(TaskKind k);
+int task_kind_from_string(const char *s);
+const char *job_state_to_string(JobState s);

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
+
+#include "macro.h"
+#include "output.h"
+
+#define OUTPUT_BUFFER (1024U * 1024U)
+
+int output_file_open(OutputFile *f, int dir_fd, const char *name) {
+        *f = (OutputFile) { .fd = -EBADF };
+        f->fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (f->fd < 0)
+                return -errno;
+        f->buf = malloc(OUTPUT_BUFFER);
+        if (!f->buf) {
+                closep(&f->fd);
+                return -ENOMEM;
+        }
+        f->allocated = OUTPUT_BUFFER;
+        return 0;
+}
+
+static int write_all(int fd, const char *p, size_t n) {
+        while (n > 0) {
+                ssize_t k = write(fd, p, n);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
+static int output_file_flush(OutputFile *f) {
+        int r;
+
+        if (f->error < 0)
+                return f->error;
+        r = write_all(f->fd, f->buf, f->used);
+        f->used = 0;
+        if (r < 0)
+                f->error = r;
+        return r;
+}
+
+int output_file_write(OutputFile *f, const void *data, size_t n) {
+        if (f->error < 0)
+                return f->error;
+        if (f->used + n > f->allocated) {
+                int r = output_file_flush(f);
+                if (r < 0)
+                        return r;
+                if (n > f->allocated) {
+                        r = write_all(f->fd, data, n);
+                        if (r < 0)
+                                f->error = r;
+                        return r;
+                }
+        }
+        memcpy(f->buf + f->used, data, n);
+        f->used += n;
+        return 0;
+}
+
+int output_file_close(OutputFile *f) {
+        int r = 0;
+
+        if (f->fd >= 0) {
+                r = output_file_flush(f);
+                if (close(f->fd) < 0 && r >= 0)
+                        r = -errno;
+        }
+        f->fd = -EBADF;
+        free(f->buf);
+        f->buf = NULL;
+        return f->error < 0 ? f->error : r;
+}

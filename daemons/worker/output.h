@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stddef.h>
+
+/* A write-only file with a large buffer; written in full or reported failed. */
+typedef struct OutputFile {
+        int fd;
+        char *buf;
+        size_t used, allocated;
+        int error;
+} OutputFile;
+
+int output_file_open(OutputFile *f, int dir_fd, const char *name);
+int output_file_write(OutputFile *f, const void *data, size_t n);
+/* Flushes and closes; returns the first error seen, if any. */
+int output_file_close(OutputFile *f);

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
+#include <time.h>
+
+#include "log.h"
+#include "macro.h"
+#include "maptask.h"
+#include "mr-files.h"
+#include "reducetask.h"
+#include "varlink-client.h"
+#include "worker.h"
+
+typedef struct Assignment {
+        const char *kind, *job, *app, *workdir;
+        uint32_t task, attempt, nmap, nreduce;
+        json_object *files;
+} Assignment;
+
+static char **names_new(unsigned n) {
+        char **v = calloc(n + 1, sizeof(char *));
+        if (!v)
+                return NULL;
+        for (unsigned i = 0; i < n; i++) {
+                v[i] = malloc(MR_NAME_MAX);
+                if (!v[i]) {
+                        for (unsigned j = 0; j < i; j++)
+                                free(v[j]);
+                        free(v);
+                        return NULL;
+                }
+        }
+        return v;
+}
+
+static void names_free(char **v) {
+        if (!v)
+                return;
+        for (char **p = v; *p; p++)
+                free(*p);
+        free(v);
+}
+
+static int run_task(const Assignment *a, App *app, int dir_fd, char **ret_error) {
+        char **names = NULL, **inputs = NULL;
+        int r;
+
+        if (streq(a->kind, "map")) {
+                if (json_object_array_length(a->files) != 1 ||
+                    !json_object_is_type(json_object_array_get_idx(a->files, 0), json_type_string))
+                        return -EBADMSG;
+                names = names_new(a->nreduce);
+                if (!names)
+                        return -ENOMEM;
+                for (unsigned i = 0; i < a->nreduce; i++)
+                        mr_map_temp_name(names[i], a->job, a->task, a->attempt, i);
+                r = map_task_run(app->app, dir_fd, json_object_get_string(json_object_array_get_idx(a->files, 0)),
+                                 a->nreduce, names, ret_error);
+                names_free(names);
+                return r;
+        }
+
+        char output[MR_NAME_MAX];
+        inputs = names_new(a->nmap);
+        if (!inputs)
+                return -ENOMEM;
+        for (unsigned i = 0; i < a->nmap; i++)
+                mr_intermediate_name(inputs[i], i, a->task);
+        mr_reduce_temp_name(output, a->job, a->task, a->attempt);
+        r = reduce_task_run(app->app, dir_fd, inputs, a->nmap, output, ret_error);
+        names_free(inputs);
+        return r;
+}
+
+static int finish_task(VarlinkClient *client, const Assignment *a, bool ok, const char *error) {
+        _cleanup_json_ json_object *p = json_object_new_object(), *reply = NULL;
+        const char *err = NULL;
+        int r;
+
+        if (!p)
+                return -ENOMEM;
+        json_object_object_add(p, "job", json_object_new_string(a->job));
+        json_object_object_add(p, "kind", json_object_new_string(a->kind));
+        json_object_object_add(p, "task", json_object_new_int64(a->task));
+        json_object_object_add(p, "attempt", json_object_new_int64(a->attempt));
+        json_object_object_add(p, "ok", json_object_new_boolean(ok));
+        if (error)
+                json_object_object_add(p, "error", json_object_new_string(error));
+
+        r = varlink_client_call(client, "org.mrkv.MapReduce.FinishTask", p, UINT64_MAX, &reply, &err);
+        if (r < 0)
+                return r;
+        if (err)
+                log_warning("Coordinator refused the finish of %s task %u: %s", a->kind, a->task, err);
+        return 0;
+}
+
+int worker_run(const char *address, App *app) {
+        _cleanup_(varlink_client_freep) VarlinkClient *client = NULL;
+        _cleanup_free_ char *cwd = NULL;
+        unsigned served = 0;
+        int r;
+
+        r = varlink_client_connect(address, &client);
+        if (r < 0)
+                return log_error_errno(r, "Cannot reach the coordinator at %s: %m", address);
+
+        for (;;) {
+                _cleanup_json_ json_object *reply = NULL;
+                _cleanup_free_ char *error = NULL;
+                const char *err = NULL, *bad = NULL;
+                Assignment a = {};
+
+                r = varlink_client_call(client, "org.mrkv.MapReduce.RequestTask", NULL, UINT64_MAX, &reply, &err);
+                if (r == -ECONNRESET && served > 0) {
+                        log_info("The coordinator went away after %u task(s); exiting.", served);
+                        return 0;
+                }
+                if (r < 0)
+                        return log_error_errno(r, "Failed to ask %s for a task: %m", address);
+                if (err)
+                        return log_error_errno(EPROTO, "Coordinator answered RequestTask with %s.", err);
+
+                r = varlink_dispatch(reply,
+                                     (const VarlinkField[]) {
+                                             { "kind", VARLINK_STRING, offsetof(Assignment, kind), true },
+                                             { "job", VARLINK_STRING, offsetof(Assignment, job), false },
+                                             { "task", VARLINK_UINT32, offsetof(Assignment, task), false },
+                                             { "attempt", VARLINK_UINT32, offsetof(Assignment, attempt), false },
+                                             { "files", VARLINK_ARRAY, offsetof(Assignment, files), false },
+                                             { "nmap", VARLINK_UINT32, offsetof(Assignment, nmap), false },
+                                             { "nreduce", VARLINK_UINT32, offsetof(Assignment, nreduce), false },
+                                             { "app", VARLINK_STRING, offsetof(Assignment, app), false },
+                                             { "workdir", VARLINK_STRING, offsetof(Assignment, workdir), false },
+                                             {},
+                                     },
+                                     &a, &bad);
+                if (r < 0)
+                        return log_error_errno(r, "Coordinator sent a bad task: field '%s'.", bad);
+
+                if (streq(a.kind, "exit")) {
+                        log_debug("Job over after %u task(s); exiting.", served);
+                        return 0;
+                }
+                if (!streq(a.kind, "map") && !streq(a.kind, "reduce"))
+                        return log_error_errno(EPROTO, "Coordinator sent a task of unknown kind '%s'.", a.kind);
+                if (!a.job || !a.workdir || a.workdir[0] != '/' || a.attempt == 0 || a.nreduce == 0 ||
+                    (streq(a.kind, "map") && !a.files) || (streq(a.kind, "reduce") && a.nmap == 0))
+                        return log_error_errno(EPROTO, "Coordinator sent an incomplete %s task.", a.kind);
+                if (strlen(a.job) > 64 || strchr(a.job, '/'))
+                        return log_error_errno(EPROTO, "Coordinator sent an invalid job id.");
+                if (a.app && app->app->name && !streq(a.app, app->app->name))
+                        log_warning("Job %s wants app '%s', this worker runs '%s'.", a.job, a.app, app->app->name);
+
+                /* Apps work in the job's directory, as the lab's do (they may create files there). */
+                if (!cwd || !streq(cwd, a.workdir)) {
+                        if (chdir(a.workdir) < 0) {
+                                r = -errno;
+                                (void) asprintf(&error, "cannot enter %s: %s", a.workdir, strerror(errno));
+                        }
+                        free(cwd);
+                        cwd = r < 0 ? NULL : strdup(a.workdir);
+                }
+
+                log_debug("Running %s task %u attempt %u of job %s.", a.kind, a.task, a.attempt, a.job);
+                if (!error)
+                        r = run_task(&a, app, AT_FDCWD, &error);
+                if (r < 0 && !error) {
+                        errno = -r;
+                        (void) asprintf(&error, "%s task failed: %m", a.kind);
+                }
+                if (r < 0)
+                        log_warning("%s task %u of job %s failed: %s", a.kind, a.task, a.job, error ?: "");
+
+                r = finish_task(client, &a, r >= 0, r < 0 ? error : NULL);
+                if (r == -ECONNRESET) {
+                        log_info("The coordinator went away; exiting.");
+                        return 0;
+                }
+                if (r < 0)
+                        return log_error_errno(r, "Failed to report the task to %s: %m", address);
+                served++;
+        }
+}
