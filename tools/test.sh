@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Installs what is needed, builds mrkv with warnings as errors, and runs the whole
+# meson test suite twice: a normal build, and one with AddressSanitizer and UBSan.
+# Usage: tools/test.sh [--no-sanitize] [meson test arguments...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sanitize=1
+if [ "${1:-}" = "--no-sanitize" ]; then
+    sanitize=0
+    shift
+fi
+
+tools/deps.sh
+
+run_suite() { # BUILD_DIR [meson setup options...]
+    local dir=$1
+    shift
+    if [ -d "$dir/meson-info" ]; then
+        meson setup --reconfigure "$dir" -Dwerror=true "$@" >/dev/null
+    else
+        meson setup "$dir" -Dwerror=true "$@" >/dev/null
+    fi
+    meson compile -C "$dir"
+    meson test -C "$dir" --print-errorlogs "${TEST_ARGS[@]}"
+}
+
+TEST_ARGS=("$@")
+run_suite build
+if [ "$sanitize" = 1 ]; then
+    # Leak checks stay on; dlopen()ed plugins are built with the same sanitizers.
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        run_suite build-sanitize -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+fi
