@@ -4,8 +4,6 @@
 #include "intermediate.h"
 #include "macro.h"
 
-#define READER_CHUNK (64U * 1024U)
-
 uint32_t fnv1a32(const void *data, size_t n) {
         const uint8_t *p = data;
         uint32_t h = 2166136261U;
@@ -23,6 +21,8 @@ int varint_decode(const uint8_t *p, const uint8_t *end, uint64_t *ret) {
         for (size_t i = 0; i < VARINT_MAX; i++) {
                 if (p + i >= end)
                         return 0;
+                if (i == VARINT_MAX - 1 && p[i] > 1)
+                        return -EBADMSG; /* more than 64 bits */
                 v |= (uint64_t) (p[i] & 0x7f) << (7 * i);
                 if (!(p[i] & 0x80)) {
                         *ret = v;
@@ -32,30 +32,29 @@ int varint_decode(const uint8_t *p, const uint8_t *end, uint64_t *ret) {
         return -EBADMSG;
 }
 
-int record_reader_open(RecordReader *r, int dir_fd, const char *path) {
-        *r = (RecordReader) { .fd = -EBADF };
+int group_reader_open(GroupReader *r, int dir_fd, const char *path, size_t buffer_size) {
+        *r = (GroupReader) { .fd = -EBADF };
         r->fd = openat(dir_fd, path, O_RDONLY | O_CLOEXEC);
         if (r->fd < 0)
                 return -errno;
-        r->buf = malloc(READER_CHUNK);
+        r->allocated = MAX(buffer_size, (size_t) 2 * VARINT_MAX);
+        r->buf = malloc(r->allocated);
         if (!r->buf) {
-                record_reader_close(r);
+                group_reader_close(r);
                 return -ENOMEM;
         }
-        r->allocated = READER_CHUNK;
         (void) posix_fadvise(r->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
         return 0;
 }
 
-void record_reader_close(RecordReader *r) {
+void group_reader_close(GroupReader *r) {
         closep(&r->fd);
         r->fd = -EBADF;
-        free(r->buf);
-        r->buf = NULL;
+        r->buf = mfree(r->buf);
 }
 
-/* Makes at least n bytes available from start; 0 if the file ends first. */
-static int reader_fill(RecordReader *r, size_t n) {
+/* Makes at least n bytes available from start: 1, or 0 if the file ends first. */
+static int reader_fill(GroupReader *r, size_t n) {
         while (r->end - r->start < n) {
                 if (r->eof)
                         return 0;
@@ -78,45 +77,85 @@ static int reader_fill(RecordReader *r, size_t n) {
                         return -errno;
                 }
                 if (k == 0)
-                        r->eof = 1;
+                        r->eof = true;
                 r->end += (size_t) k;
         }
         return 1;
 }
 
-int record_reader_next(RecordReader *r) {
-        uint64_t klen, vlen;
-        int a, b, k;
+/* Reads a varint, then that many bytes: the layout of a key and of a value. */
+static int read_string(GroupReader *r, const char **ret, size_t *ret_len) {
+        uint64_t len;
+        int k, n;
 
-        /* Two varints need at most 2 × VARINT_MAX bytes; near the end there may be fewer. */
-        k = reader_fill(r, 2 * VARINT_MAX);
+        k = reader_fill(r, VARINT_MAX);
         if (k < 0)
                 return k;
-        if (r->start == r->end)
-                return 0;
-
-        const uint8_t *p = r->buf + r->start, *end = r->buf + r->end;
-        a = varint_decode(p, end, &klen);
-        if (a <= 0)
+        n = varint_decode(r->buf + r->start, r->buf + r->end, &len);
+        if (n <= 0)
                 return -EBADMSG;
-        b = varint_decode(p + a, end, &vlen);
-        if (b <= 0)
+        if (len > SIZE_MAX / 4)
                 return -EBADMSG;
-        if (klen > SIZE_MAX / 4 || vlen > SIZE_MAX / 4)
-                return -EBADMSG;
-
-        size_t total = (size_t) a + (size_t) b + klen + vlen;
-        k = reader_fill(r, total);
+        k = reader_fill(r, (size_t) n + len);
         if (k < 0)
                 return k;
         if (k == 0)
                 return -EBADMSG; /* truncated */
+        *ret = (const char *) r->buf + r->start + n;
+        *ret_len = len;
+        r->start += (size_t) n + len;
+        return 1;
+}
 
-        p = r->buf + r->start;
-        r->key = (const char *) p + a + b;
-        r->key_len = klen;
-        r->value = r->key + klen;
-        r->value_len = vlen;
-        r->start += total;
+int group_reader_next_value(GroupReader *r, const char **ret_value, size_t *ret_len) {
+        int k;
+
+        if (r->values_left == 0)
+                return 0;
+        k = read_string(r, ret_value, ret_len);
+        if (k < 0)
+                return k;
+        r->values_left--;
+        return 1;
+}
+
+int group_reader_next_key(GroupReader *r) {
+        uint64_t key_len, count;
+        const char *v;
+        size_t len;
+        int k, n, m;
+
+        while (r->values_left > 0) {
+                k = group_reader_next_value(r, &v, &len);
+                if (k < 0)
+                        return k;
+        }
+
+        k = reader_fill(r, 1);
+        if (k <= 0)
+                return k; /* 0: a clean end, between groups */
+
+        /* Get the whole header (key length, key, value count) into the buffer before
+         * pointing into it: filling may move the bytes. Near the end of the file there
+         * may be fewer bytes than asked for; decoding then tells whether they suffice. */
+        k = reader_fill(r, VARINT_MAX);
+        if (k < 0)
+                return k;
+        n = varint_decode(r->buf + r->start, r->buf + r->end, &key_len);
+        if (n <= 0 || key_len > SIZE_MAX / 4)
+                return -EBADMSG;
+        k = reader_fill(r, (size_t) n + key_len + VARINT_MAX);
+        if (k < 0)
+                return k;
+        if (r->end - r->start < (size_t) n + key_len)
+                return -EBADMSG;
+        m = varint_decode(r->buf + r->start + n + key_len, r->buf + r->end, &count);
+        if (m <= 0)
+                return -EBADMSG;
+
+        r->key = (const char *) r->buf + r->start + n;
+        r->key_len = key_len;
+        r->values_left = count;
+        r->start += (size_t) n + key_len + (size_t) m;
         return 1;
 }

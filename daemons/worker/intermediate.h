@@ -1,14 +1,18 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* The intermediate file format: a sequence of records, each
- *   varint(key length) varint(value length) key-bytes value-bytes
- * with LEB128 varints. Any bytes may appear in keys and values. Each file holds the
- * pairs of one map task for one reduce partition, sorted by key (bytewise), so that
- * a reduce task merges its inputs as streams. */
+/* The intermediate file format. A file holds the pairs of one map task for one reduce
+ * partition, grouped by key, groups sorted by key (bytewise), each key once:
+ *
+ *   group := varint(key length) key varint(number of values) value*
+ *   value := varint(value length) bytes
+ *
+ * with LEB128 varints; any bytes may appear in keys and values. A word count writes
+ * each distinct word once per file, so reduce merges distinct keys, not every pair. */
 
 #define VARINT_MAX 10
 
@@ -28,19 +32,23 @@ int varint_decode(const uint8_t *p, const uint8_t *end, uint64_t *ret);
 /* FNV-1a, 32 bit: the partition of a key is (fnv1a32(key) & 0x7fffffff) % nreduce. */
 uint32_t fnv1a32(const void *data, size_t n);
 
-/* Reads the records of one file through a fixed-size buffer (grown only for a record
- * larger than it), so memory does not grow with the file. */
-typedef struct RecordReader {
+/* Reads the groups of one file through a buffer of fixed size (grown only for a key or
+ * value larger than it), so memory does not grow with the file. */
+typedef struct GroupReader {
         int fd;
         uint8_t *buf;
         size_t allocated, start, end;
-        int eof;
-        const char *key, *value;
-        size_t key_len, value_len;
-} RecordReader;
+        bool eof;
+        const char *key; /* the current group's key: valid until the next call on this reader */
+        size_t key_len;
+        uint64_t values_left;
+} GroupReader;
 
-int record_reader_open(RecordReader *r, int dir_fd, const char *path);
-void record_reader_close(RecordReader *r);
-/* Advances to the next record: 1 and key/value set (valid until the next call), 0 at
- * the end, -EBADMSG for a corrupt or truncated file, -errno on read errors. */
-int record_reader_next(RecordReader *r);
+int group_reader_open(GroupReader *r, int dir_fd, const char *path, size_t buffer_size);
+void group_reader_close(GroupReader *r);
+/* Moves to the next group, skipping values not read: 1 and key set, 0 at the end of the
+ * file, -EBADMSG for a corrupt or truncated file, -errno on read errors. */
+int group_reader_next_key(GroupReader *r);
+/* The next value of the current group: 1 and the value (valid until the next call), 0
+ * when the group has no more, or an error as above. */
+int group_reader_next_value(GroupReader *r, const char **ret_value, size_t *ret_len);

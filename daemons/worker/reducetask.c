@@ -4,16 +4,21 @@
 #include "output.h"
 #include "reducetask.h"
 
-/* A min-heap of readers ordered by (current key, input index): equal keys come out in
- * map-task order, so reduce sees a deterministic value order. */
+/* What the read buffers of all inputs may take together, and the bounds for one. */
+#define READ_BUDGET (8U * 1024U * 1024U)
+#define READ_BUFFER_MIN (4U * 1024U)
+#define READ_BUFFER_MAX (64U * 1024U)
+
+/* A min-heap of readers ordered by (current key, input index): the groups of one key
+ * come out in map-task order, so reduce sees a deterministic value order. */
 typedef struct Merge {
-        RecordReader *readers;
+        GroupReader *readers;
         unsigned *heap;
         unsigned n_heap;
 } Merge;
 
 static int reader_cmp(const Merge *m, unsigned a, unsigned b) {
-        const RecordReader *x = &m->readers[a], *y = &m->readers[b];
+        const GroupReader *x = &m->readers[a], *y = &m->readers[b];
         size_t n = MIN(x->key_len, y->key_len);
         int c = n > 0 ? memcmp(x->key, y->key, n) : 0;
 
@@ -40,25 +45,35 @@ static void heap_down(Merge *m, unsigned i) {
         }
 }
 
-/* Advances the reader at the top of the heap. */
-static int merge_advance(Merge *m) {
-        unsigned top = m->heap[0];
-        int r = record_reader_next(&m->readers[top]);
+static void heap_push(Merge *m, unsigned reader) {
+        unsigned i = m->n_heap++;
 
-        if (r < 0)
-                return r;
-        if (r == 0)
-                m->heap[0] = m->heap[--m->n_heap];
-        if (m->n_heap > 0)
-                heap_down(m, 0);
-        return 0;
+        m->heap[i] = reader;
+        while (i > 0) {
+                unsigned parent = (i - 1) / 2;
+                if (reader_cmp(m, m->heap[parent], m->heap[i]) <= 0)
+                        break;
+                unsigned t = m->heap[i];
+                m->heap[i] = m->heap[parent];
+                m->heap[parent] = t;
+                i = parent;
+        }
 }
 
+static unsigned heap_pop(Merge *m) {
+        unsigned top = m->heap[0];
+
+        m->heap[0] = m->heap[--m->n_heap];
+        if (m->n_heap > 0)
+                heap_down(m, 0);
+        return top;
+}
+
+/* The values of one key: the groups of that key in each input holding it, in order. */
 struct mrkv_values {
         Merge *merge;
-        const char *key; /* the group's key, a stable copy */
-        size_t key_len;
-        bool started;    /* the top record was handed out and must be advanced past */
+        unsigned *members; /* readers positioned at this key, by input index */
+        unsigned n_members, current;
         int error;
 };
 
@@ -66,32 +81,17 @@ struct mrkv_emitter {
         OutputFile *out;
 };
 
-static bool top_has_key(Merge *m, const char *key, size_t key_len) {
-        if (m->n_heap == 0)
-                return false;
-        const RecordReader *r = &m->readers[m->heap[0]];
-        return r->key_len == key_len && (key_len == 0 || memcmp(r->key, key, key_len) == 0);
-}
-
 static int reduce_next_value(mrkv_values *v, const char **value, size_t *value_len) {
-        int r;
-
-        if (v->error < 0)
-                return v->error;
-        if (v->started) {
-                r = merge_advance(v->merge);
+        while (v->error >= 0 && v->current < v->n_members) {
+                int r = group_reader_next_value(&v->merge->readers[v->members[v->current]], value, value_len);
+                if (r > 0)
+                        return 1;
                 if (r < 0)
-                        return v->error = r;
+                        v->error = r;
+                else
+                        v->current++;
         }
-        if (!top_has_key(v->merge, v->key, v->key_len)) {
-                v->started = false;
-                return 0;
-        }
-        v->started = true;
-        const RecordReader *rd = &v->merge->readers[v->merge->heap[0]];
-        *value = rd->value;
-        *value_len = rd->value_len;
-        return 1;
+        return v->error < 0 ? v->error : 0;
 }
 
 static int reduce_emit(mrkv_emitter *e, const char *key, size_t key_len, const char *value, size_t value_len) {
@@ -110,10 +110,17 @@ static const mrkv_host reduce_host = {
         .next_value = reduce_next_value,
 };
 
+static int fail(char **ret_error, int r, const char *what, const char *name) {
+        errno = -r;
+        (void) asprintf(ret_error, "%s %s: %m", what, name);
+        return r;
+}
+
 int reduce_task_run(const mrkv_app *app, int dir_fd, char *const *inputs, unsigned n, const char *output,
                     char **ret_error) {
         _cleanup_free_ char *key = NULL;
-        size_t key_allocated = 0;
+        _cleanup_free_ unsigned *members = NULL;
+        size_t key_allocated = 0, buffer_size;
         Merge m = {};
         OutputFile out = { .fd = -EBADF };
         mrkv_emitter e = { .out = &out };
@@ -121,57 +128,63 @@ int reduce_task_run(const mrkv_app *app, int dir_fd, char *const *inputs, unsign
 
         *ret_error = NULL;
 
-        m.readers = calloc(n, sizeof(RecordReader));
+        m.readers = calloc(n, sizeof(GroupReader));
         m.heap = calloc(n, sizeof(unsigned));
-        if (!m.readers || !m.heap) {
+        members = calloc(n, sizeof(unsigned));
+        if (!m.readers || !m.heap || !members) {
                 r = -ENOMEM;
                 goto finish;
         }
         for (unsigned i = 0; i < n; i++)
                 m.readers[i].fd = -EBADF;
 
+        /* Many inputs share a fixed budget, so memory does not grow with the map count. */
+        buffer_size = MIN(MAX(READ_BUDGET / MAX(n, 1U), READ_BUFFER_MIN), READ_BUFFER_MAX);
         for (unsigned i = 0; i < n; i++) {
-                r = record_reader_open(&m.readers[i], dir_fd, inputs[i]);
+                r = group_reader_open(&m.readers[i], dir_fd, inputs[i], buffer_size);
                 if (r >= 0)
-                        r = record_reader_next(&m.readers[i]);
+                        r = group_reader_next_key(&m.readers[i]);
                 if (r < 0) {
-                        errno = -r;
-                        (void) asprintf(ret_error, "cannot read %s: %m", inputs[i]);
+                        fail(ret_error, r, "cannot read", inputs[i]);
                         goto finish;
                 }
                 if (r > 0)
-                        m.heap[m.n_heap++] = i;
+                        heap_push(&m, i);
         }
-        for (unsigned i = m.n_heap / 2; i-- > 0;)
-                heap_down(&m, i);
 
         r = output_file_open(&out, dir_fd, output);
         if (r < 0) {
-                errno = -r;
-                (void) asprintf(ret_error, "cannot create %s: %m", output);
+                fail(ret_error, r, "cannot create", output);
                 goto finish;
         }
 
         while (m.n_heap > 0) {
-                const RecordReader *top = &m.readers[m.heap[0]];
-                mrkv_values v = { .merge = &m };
+                const GroupReader *top = &m.readers[m.heap[0]];
+                mrkv_values v = { .merge = &m, .members = members };
+                size_t key_len = top->key_len;
 
-                /* The readers' buffers move as they advance: keep the group's key apart. */
-                if (top->key_len + 1 > key_allocated) {
-                        char *k = realloc(key, top->key_len + 1);
+                /* Reading values moves the readers' buffers: keep the key apart. */
+                if (key_len + 1 > key_allocated) {
+                        char *k = realloc(key, key_len + 1);
                         if (!k) {
                                 r = -ENOMEM;
                                 goto finish;
                         }
                         key = k;
-                        key_allocated = top->key_len + 1;
+                        key_allocated = key_len + 1;
                 }
-                memcpy(key, top->key, top->key_len);
-                key[top->key_len] = '\0';
-                v.key = key;
-                v.key_len = top->key_len;
+                memcpy(key, top->key, key_len);
+                key[key_len] = '\0';
 
-                r = app->reduce(&reduce_host, &e, key, v.key_len, &v);
+                /* Equal keys pop in input order (the heap breaks ties by index). */
+                while (m.n_heap > 0) {
+                        const GroupReader *t = &m.readers[m.heap[0]];
+                        if (t->key_len != key_len || (key_len > 0 && memcmp(t->key, key, key_len) != 0))
+                                break;
+                        members[v.n_members++] = heap_pop(&m);
+                }
+
+                r = app->reduce(&reduce_host, &e, key, key_len, &v);
                 if (r >= 0)
                         r = v.error;
                 if (r < 0) {
@@ -179,30 +192,29 @@ int reduce_task_run(const mrkv_app *app, int dir_fd, char *const *inputs, unsign
                         (void) asprintf(ret_error, "reduce failed: %m");
                         goto finish;
                 }
-                /* Skip what the app did not read of this key. */
-                const char *ignored;
-                size_t ignored_len;
-                while ((r = reduce_next_value(&v, &ignored, &ignored_len)) > 0)
-                        ;
-                if (r < 0) {
-                        errno = -r;
-                        (void) asprintf(ret_error, "cannot read intermediate data: %m");
-                        goto finish;
+
+                for (unsigned i = 0; i < v.n_members; i++) {
+                        unsigned idx = members[i];
+                        r = group_reader_next_key(&m.readers[idx]);
+                        if (r < 0) {
+                                fail(ret_error, r, "cannot read", inputs[idx]);
+                                goto finish;
+                        }
+                        if (r > 0)
+                                heap_push(&m, idx);
                 }
         }
 
         r = output_file_close(&out);
-        if (r < 0) {
-                errno = -r;
-                (void) asprintf(ret_error, "cannot write %s: %m", output);
-        }
+        if (r < 0)
+                fail(ret_error, r, "cannot write", output);
 
 finish:
         if (out.fd >= 0)
                 (void) output_file_close(&out);
         if (m.readers)
                 for (unsigned i = 0; i < n; i++)
-                        record_reader_close(&m.readers[i]);
+                        group_reader_close(&m.readers[i]);
         free(m.readers);
         free(m.heap);
         return r;
