@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Unit tests of history parsing and writing (JSON Lines). */
 #include <check.h>
+#include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,6 +180,47 @@ START_TEST(test_write_roundtrip) {
 }
 END_TEST
 
+#define APPEND_THREADS 4
+#define APPENDS_PER_THREAD 2000
+
+static void *append_thread(void *arg) {
+        LinHistory *h = arg;
+        int64_t client = (int64_t) pthread_self() & 0xffff;
+
+        for (int i = 0; i < APPENDS_PER_THREAD; i++) {
+                char value[32];
+
+                snprintf(value, sizeof(value), "%" PRIi64 "-%d", client, i);
+                if (lin_history_add_put(h, client, "k", value, (uint64_t) i, i, i + 1, LIN_OUT_MAYBE) < 0)
+                        return (void *) 1;
+        }
+        return NULL;
+}
+
+START_TEST(test_add_from_threads) {
+        _cleanup_(lin_history_freep) LinHistory *h = lin_history_new();
+        pthread_t threads[APPEND_THREADS];
+        uint64_t sum = 0;
+
+        for (int i = 0; i < APPEND_THREADS; i++)
+                ck_assert_int_eq(pthread_create(&threads[i], NULL, append_thread, h), 0);
+        for (int i = 0; i < APPEND_THREADS; i++) {
+                void *r;
+
+                ck_assert_int_eq(pthread_join(threads[i], &r), 0);
+                ck_assert_ptr_null(r);
+        }
+
+        /* Nothing lost or torn: every thread's versions 0..n-1 are all there. */
+        ck_assert_uint_eq(h->n_ops, APPEND_THREADS * APPENDS_PER_THREAD);
+        for (size_t i = 0; i < h->n_ops; i++) {
+                ck_assert_ptr_nonnull(h->ops[i].value);
+                sum += h->ops[i].version;
+        }
+        ck_assert_uint_eq(sum, (uint64_t) APPEND_THREADS * APPENDS_PER_THREAD * (APPENDS_PER_THREAD - 1) / 2);
+}
+END_TEST
+
 START_TEST(test_load_missing_file) {
         _cleanup_(lin_history_freep) LinHistory *h = NULL;
         _cleanup_free_ char *error = NULL;
@@ -204,6 +247,7 @@ static Suite *history_suite(void) {
         tcase_add_loop_test(tc, test_parse_bad_line, 0, ELEMENTSOF(bad_lines));
         tcase_add_test(tc, test_parse_nul_byte);
         tcase_add_test(tc, test_write_roundtrip);
+        tcase_add_test(tc, test_add_from_threads);
         tcase_add_test(tc, test_load_missing_file);
         tcase_add_test(tc, test_outcome_names);
         suite_add_tcase(s, tc);
