@@ -59,7 +59,8 @@ static int flow_handle_message(Flow *f, const char *data, size_t size, uint64_t 
                 uint64_t delay = fault_pick_delay(f->policy, &f->rng);
                 release = delay > UINT64_MAX - now ? UINT64_MAX - 1 : now + delay;
         }
-        /* Never before the message ahead of it: a later message must not overtake. */
+        /* The queue is FIFO, so nothing overtakes anyway; this keeps the release times
+         * monotonic, so the head is always the next one due. */
         if (f->queue_head)
                 release = MAX(release, f->last_release);
 

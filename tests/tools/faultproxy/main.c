@@ -376,8 +376,12 @@ int main(int argc, char *argv[]) {
                 if (r < 0)
                         log_error_errno(r, "Invalid --connect address '%s': %m", c.connect);
         }
+        /* Connecting to itself, every accepted client would bring in another until the fds run out. */
+        if (r >= 0 && listen_addr.sa_len == upstream.sa_len && memcmp(&listen_addr.sa, &upstream.sa, upstream.sa_len) == 0)
+                r = log_error_errno(EINVAL, "--listen and --connect name the same address, %s.", c.listen);
         if (r < 0) {
                 address_done(&listen_addr);
+                address_done(&upstream);
                 fprintf(stderr, "Try '%s --help'.\n", program_invocation_short_name);
                 return EXIT_USAGE;
         }

@@ -418,14 +418,6 @@ Proxy *proxy_free(Proxy *p) {
         return NULL;
 }
 
-const ProxyCounters *proxy_get_counters(Proxy *p) {
-        return &p->counters;
-}
-
-unsigned proxy_n_pairs(Proxy *p) {
-        return p->n_pairs;
-}
-
 void proxy_log_counters(Proxy *p) {
         const ProxyCounters *c = &p->counters;
 

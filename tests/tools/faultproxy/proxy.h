@@ -28,7 +28,5 @@ int proxy_new(sd_event *event, int listen_fd, const Address *upstream, const Fau
 Proxy *proxy_free(Proxy *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Proxy *, proxy_free);
 
-const ProxyCounters *proxy_get_counters(Proxy *p);
-unsigned proxy_n_pairs(Proxy *p);
 /* One log line with every counter, in key=value form so scripts can read it. */
 void proxy_log_counters(Proxy *p);

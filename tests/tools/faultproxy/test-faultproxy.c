@@ -65,6 +65,15 @@ static void rm_rf(const char *path) {
         (void) nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+static void dump_log(const char *path);
+
+static int dump_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        size_t n = strlen(path);
+        if (flag == FTW_F && n > 4 && streq(path + n - 4, ".log"))
+                dump_log(path);
+        return 0;
+}
+
 static char *read_file(const char *path) {
         _cleanup_fclose_ FILE *f = fopen(path, "re");
         char *s = NULL;
@@ -84,14 +93,15 @@ static void dump_log(const char *path) {
         fprintf(stderr, "----- %s -----\n%s----- end -----\n", path, s ?: "(missing)\n");
 }
 
+/* When a test ends early, Check's forked test process exits without atexit handlers; its
+ * children then die of PR_SET_PDEATHSIG and main() removes the directories. This covers
+ * the other ways out (CK_FORK=no, exit()). */
 static void cleanup_at_exit(void) {
         for (size_t i = 0; i < ELEMENTSOF(children); i++) {
                 if (children[i].pid <= 0)
                         continue;
                 kill(children[i].pid, SIGKILL);
                 (void) waitpid(children[i].pid, NULL, 0);
-                if (children[i].log)
-                        dump_log(children[i].log);
                 children[i].pid = 0;
         }
         if (test_dir)
@@ -934,7 +944,7 @@ static int run_proxy(char **ret_output, char *const args[]) {
         })
 
 START_TEST(test_options) {
-        _cleanup_free_ char *sock = proxy_socket("never.sock");
+        _cleanup_free_ char *sock = proxy_socket("never.sock"), *other = proxy_socket("other.sock");
         _cleanup_free_ char *path = path_in_test_dir("never.sock");
 
         run_proxy_expect(0, "--drop-request PCT", "--help");
@@ -942,20 +952,21 @@ START_TEST(test_options) {
 
         run_proxy_expect(2, "--listen", "--connect", sock);
         run_proxy_expect(2, "--connect", "--listen", sock);
-        run_proxy_expect(2, "--drop-request", "--listen", sock, "--connect", sock, "--drop-request", "101");
-        run_proxy_expect(2, "--drop-request", "--listen", sock, "--connect", sock, "--drop-request", "-1");
-        run_proxy_expect(2, "--drop-reply", "--listen", sock, "--connect", sock, "--drop-reply", "ten");
-        run_proxy_expect(2, "--drop-reply", "--listen", sock, "--connect", sock, "--drop-reply", "nan");
-        run_proxy_expect(2, "--delay-min", "--listen", sock, "--connect", sock, "--delay-min", "9", "--delay-max",
+        run_proxy_expect(2, "--drop-request", "--listen", sock, "--connect", other, "--drop-request", "101");
+        run_proxy_expect(2, "--drop-request", "--listen", sock, "--connect", other, "--drop-request", "-1");
+        run_proxy_expect(2, "--drop-reply", "--listen", sock, "--connect", other, "--drop-reply", "ten");
+        run_proxy_expect(2, "--drop-reply", "--listen", sock, "--connect", other, "--drop-reply", "nan");
+        run_proxy_expect(2, "--delay-min", "--listen", sock, "--connect", other, "--delay-min", "9", "--delay-max",
                          "3");
-        run_proxy_expect(2, "--delay-max", "--listen", sock, "--connect", sock, "--delay-max", "1e3");
-        run_proxy_expect(2, "--seed", "--listen", sock, "--connect", sock, "--seed", "-5");
-        run_proxy_expect(2, "--bogus", "--listen", sock, "--connect", sock, "--bogus");
+        run_proxy_expect(2, "--delay-max", "--listen", sock, "--connect", other, "--delay-max", "1e3");
+        run_proxy_expect(2, "--seed", "--listen", sock, "--connect", other, "--seed", "-5");
+        run_proxy_expect(2, "--bogus", "--listen", sock, "--connect", other, "--bogus");
         run_proxy_expect(2, "needs an argument", "--listen", sock, "--connect");
-        run_proxy_expect(2, "stray", "--listen", sock, "--connect", sock, "stray");
+        run_proxy_expect(2, "stray", "--listen", sock, "--connect", other, "stray");
         run_proxy_expect(2, "relative/x.sock", "--listen", "unix:relative/x.sock", "--connect", sock);
         run_proxy_expect(2, "udp:1.2.3.4:5", "--listen", sock, "--connect", "udp:1.2.3.4:5");
-        run_proxy_expect(2, "--log-level", "--listen", sock, "--connect", sock, "--log-level", "loud");
+        run_proxy_expect(2, "--log-level", "--listen", sock, "--connect", other, "--log-level", "loud");
+        run_proxy_expect(2, "same address", "--listen", sock, "--connect", path);
 
         /* None of them started listening. */
         ck_assert_int_lt(access(path, F_OK), 0);
@@ -984,6 +995,16 @@ static Suite *faultproxy_suite(void) {
         return s;
 }
 
+/* meson ends a test that runs out of time with SIGTERM to its process group. Check passes
+ * it on to the test's own group (the proxies and servers exit), then restores this handler
+ * and raises it again here: remove the directories before dying of it. */
+static void on_terminate(int sig) {
+        if (base_dir)
+                rm_rf(base_dir);
+        signal(sig, SIG_DFL);
+        raise(sig);
+}
+
 int main(void) {
         const char *tmp = getenv("TMPDIR");
         SRunner *sr;
@@ -1001,11 +1022,17 @@ int main(void) {
                 return EXIT_FAILURE;
         }
 
+        signal(SIGTERM, on_terminate);
+        signal(SIGINT, on_terminate);
+
         sr = srunner_create(faultproxy_suite());
         srunner_run_all(sr, CK_NORMAL);
         failed = srunner_ntests_failed(sr);
         srunner_free(sr);
 
+        /* The logs of a failed test's proxies are still there: show them. */
+        if (failed > 0)
+                (void) nftw(base_dir, dump_one, 16, FTW_PHYS);
         rm_rf(base_dir);
         free(base_dir);
         return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
