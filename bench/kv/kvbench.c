@@ -2,7 +2,9 @@
 /* mrkv-kvbench: a closed-loop load generator for mrkv-kvserver. One process, one epoll
  * loop, N connections, each with exactly one call in flight: raw Varlink framing, so
  * that the client costs as little as possible and the server is what is measured.
- * Prints throughput and latency percentiles. */
+ * Prints throughput and latency percentiles. With --redis it sends the same load as
+ * GET/SET in RESP to a Redis server instead, so that both servers can be measured by
+ * one client (redis-benchmark starts its clock differently). */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -39,6 +41,7 @@ static Op arg_op = OP_GET;
 static unsigned arg_keyspace = 10000;
 static size_t arg_value_size = 100;
 static bool arg_csv = false;
+static bool arg_redis = false;
 
 typedef struct Conn {
         int fd;
@@ -124,6 +127,7 @@ static void help(void) {
                "  -t --op=get|put        Operation (default get)\n"
                "  -k --keys=N            Key space, created before the run (default %u)\n"
                "  -s --value-size=BYTES  Value size (default %zu)\n"
+               "     --redis             Talk RESP to a Redis server (GET/SET) instead\n"
                "     --csv               One line: op,connections,ops,seconds,ops_per_sec,p50_us,p99_us,p999_us,max_us,errors\n",
                program_invocation_short_name, MRKV_KV_ADDRESS_ENV, arg_connections, arg_duration, arg_warmup,
                arg_keyspace, arg_value_size);
@@ -156,7 +160,7 @@ static int parse_seconds(const char *s, double *ret) {
 }
 
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_CSV = 0x100 };
+        enum { ARG_CSV = 0x100, ARG_REDIS };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "address", required_argument, NULL, 'a' },
@@ -167,6 +171,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "keys", required_argument, NULL, 'k' },
                 { "value-size", required_argument, NULL, 's' },
                 { "csv", no_argument, NULL, ARG_CSV },
+                { "redis", no_argument, NULL, ARG_REDIS },
                 {},
         };
         unsigned long long v;
@@ -221,6 +226,9 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_CSV:
                         arg_csv = true;
+                        break;
+                case ARG_REDIS:
+                        arg_redis = true;
                         break;
                 case '?':
                         return -EINVAL;
@@ -306,6 +314,71 @@ finish:
         return r;
 }
 
+/* Returns the size of the complete RESP reply at the start of buf, 0 if incomplete,
+ * -EBADMSG if it is not one we expect (simple string, error, integer, bulk string). */
+static ssize_t resp_reply_size(const char *buf, size_t size) {
+        const char *eol = size > 0 ? memmem(buf, size, "\r\n", 2) : NULL;
+        long long len;
+        char *end;
+
+        if (!eol)
+                return 0;
+        switch (buf[0]) {
+        case '+':
+        case '-':
+        case ':':
+                return eol - buf + 2;
+        case '$':
+                len = strtoll(buf + 1, &end, 10);
+                if (end != eol || len < -1)
+                        return -EBADMSG;
+                if (len == -1)
+                        return eol - buf + 2;
+                if (size < (size_t) (eol - buf) + 2 + (size_t) len + 2)
+                        return 0;
+                return eol - buf + 2 + len + 2;
+        default:
+                return -EBADMSG;
+        }
+}
+
+/* SETs every key over one blocking connection, so that GETs find them. */
+static int prepare_redis_keys(Bench *b, const Address *address) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *out = NULL;
+        char in[4096];
+
+        fd = address_connect(address, false);
+        if (fd < 0)
+                return log_error_errno(fd, "Failed to connect to %s: %m", address->string);
+        out = malloc(arg_value_size + 256);
+        if (!out)
+                return log_oom();
+
+        for (unsigned k = 0; k < arg_keyspace; k++) {
+                int n = snprintf(out, arg_value_size + 256,
+                                 "*3\r\n$3\r\nSET\r\n$16\r\n" KEY_FORMAT "\r\n$%zu\r\n%s\r\n", k,
+                                 arg_value_size, b->value);
+                size_t got = 0;
+
+                if (send(fd, out, (size_t) n, MSG_NOSIGNAL) != n)
+                        return log_error_errno(errno ?: EIO, "Failed to send SET: %m");
+                for (;;) {
+                        ssize_t r = recv(fd, in + got, sizeof(in) - got, 0);
+
+                        if (r <= 0)
+                                return log_error_errno(r < 0 ? errno : ECONNRESET, "Failed to read SET reply: %m");
+                        got += (size_t) r;
+                        r = resp_reply_size(in, got);
+                        if (r < 0 || (r > 0 && in[0] != '+'))
+                                return log_error_errno(EBADMSG, "SET failed: %.*s", (int) got, in);
+                        if (r > 0)
+                                break;
+                }
+        }
+        return 0;
+}
+
 static int conn_format_call(Bench *b, Conn *c) {
         unsigned key;
         size_t need;
@@ -330,7 +403,13 @@ static int conn_format_call(Bench *b, Conn *c) {
                 c->out_allocated = need;
         }
 
-        if (arg_op == OP_PUT)
+        if (arg_redis && arg_op == OP_PUT)
+                n = snprintf(c->out, c->out_allocated,
+                             "*3\r\n$3\r\nSET\r\n$16\r\n" KEY_FORMAT "\r\n$%zu\r\n%s\r\n", key,
+                             arg_value_size, b->value);
+        else if (arg_redis)
+                n = snprintf(c->out, c->out_allocated, "*2\r\n$3\r\nGET\r\n$16\r\n" KEY_FORMAT "\r\n", key);
+        else if (arg_op == OP_PUT)
                 n = snprintf(c->out, c->out_allocated,
                              "{\"method\":\"org.mrkv.KV.Put\",\"parameters\":{\"key\":\"" KEY_FORMAT
                              "\",\"value\":\"%s\",\"version\":%" PRIu64 "}}",
@@ -341,7 +420,8 @@ static int conn_format_call(Bench *b, Conn *c) {
         if (n < 0 || (size_t) n >= c->out_allocated)
                 return -ENOBUFS;
 
-        c->out_size = (size_t) n + 1; /* with the NUL that ends a Varlink message */
+        /* A Varlink message ends with a NUL. */
+        c->out_size = (size_t) n + !arg_redis;
         c->out_sent = 0;
         return 0;
 }
@@ -386,8 +466,12 @@ static int conn_handle_reply(Bench *b, Conn *c, const char *reply, size_t size) 
         static const char ok[] = "{\"parameters\":";
 
         /* The server writes "parameters" first for a success and "error" first for an
-         * error; checking the prefix is enough to tell them apart. */
-        if (size >= sizeof(ok) - 1 && memcmp(reply, ok, sizeof(ok) - 1) == 0) {
+         * error; checking the prefix is enough to tell them apart. Redis answers a GET
+         * with a bulk string ("$-1" for a missing key) and a SET with "+OK". */
+        bool success = arg_redis
+                ? (arg_op == OP_PUT ? reply[0] == '+' : reply[0] == '$' && reply[1] != '-')
+                : size >= sizeof(ok) - 1 && memcmp(reply, ok, sizeof(ok) - 1) == 0;
+        if (success) {
                 if (arg_op == OP_PUT)
                         b->versions[c->key]++;
         } else {
@@ -431,13 +515,26 @@ static int conn_read(Bench *b, Conn *c, int epfd) {
                         return -ECONNRESET;
                 c->in_size += (size_t) n;
 
-                nul = memchr(c->in, '\0', c->in_size);
-                if (!nul)
-                        continue;
-                if ((size_t) (nul - c->in) + 1 != c->in_size)
-                        return -EBADMSG; /* one call in flight: nothing may follow its reply */
+                size_t reply_size;
+                if (arg_redis) {
+                        ssize_t k = resp_reply_size(c->in, c->in_size);
+                        if (k < 0)
+                                return (int) k;
+                        if (k == 0)
+                                continue;
+                        reply_size = (size_t) k;
+                        if (reply_size != c->in_size)
+                                return -EBADMSG; /* one call in flight: nothing may follow its reply */
+                } else {
+                        nul = memchr(c->in, '\0', c->in_size);
+                        if (!nul)
+                                continue;
+                        reply_size = (size_t) (nul - c->in);
+                        if (reply_size + 1 != c->in_size)
+                                return -EBADMSG;
+                }
 
-                int r = conn_handle_reply(b, c, c->in, (size_t) (nul - c->in));
+                int r = conn_handle_reply(b, c, c->in, reply_size);
                 c->in_size = 0;
                 if (r < 0)
                         return r;
@@ -567,7 +664,7 @@ static int run(int argc, char *argv[]) {
         for (unsigned i = 0; i < arg_connections; i++)
                 b.conns[i].fd = -EBADF;
 
-        r = prepare_keys(&b, arg_address);
+        r = arg_redis ? prepare_redis_keys(&b, &address) : prepare_keys(&b, arg_address);
         if (r < 0)
                 goto finish;
 

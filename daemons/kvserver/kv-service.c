@@ -48,11 +48,13 @@ size_t kv_message_size_for(size_t max_key_size, size_t max_value_size) {
         return MAX(max, (size_t) VARLINK_DEFAULT_MAX_MESSAGE);
 }
 
-/* Adds a new value (NULL when its allocation failed) to o, which takes its reference. */
+/* Adds a new value (NULL when its allocation failed) under a new key given as a string
+ * literal to o, which takes the value's reference. The flags spare json-c a lookup and a
+ * copy of the key: this runs for every reply. */
 static int object_add(json_object *o, const char *key, json_object *v) {
         if (!v)
                 return -ENOMEM;
-        if (json_object_object_add(o, key, v) < 0) {
+        if (json_object_object_add_ex(o, key, v, JSON_C_OBJECT_ADD_KEY_IS_NEW | JSON_C_OBJECT_KEY_IS_CONSTANT) < 0) {
                 json_object_put(v);
                 return -ENOMEM;
         }
