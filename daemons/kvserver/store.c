@@ -150,12 +150,13 @@ static int store_insert(Store *s, Entry **link, uint32_t hash, const void *key, 
         if (!e)
                 return -ENOMEM;
 
-        *e = (Entry) {
-                .version = 1,
-                .hash = hash,
-                .key_size = (uint32_t) key_size,
-                .value_size = (uint32_t) value_size,
-        };
+        /* Field by field: a small entry is shorter than sizeof(Entry), whose tail padding
+         * a struct assignment would write. */
+        e->next = NULL;
+        e->version = 1;
+        e->hash = hash;
+        e->key_size = (uint32_t) key_size;
+        e->value_size = (uint32_t) value_size;
         if (key_size > 0)
                 memcpy(e->data, key, key_size);
         if (value_size > 0)
