@@ -65,7 +65,7 @@ int verb_get(Context *ctx, int argc, char *argv[]) {
 
         r = mrkv_clerk_get(clerk, key, &value, &version);
         if (r != MRKV_OK)
-                return exit_code_of_result(r, "get", key);
+                return exit_code_of_result(clerk, r, "get", key);
 
         if (ctx->json)
                 r = print_json(value, version);
@@ -118,5 +118,5 @@ int verb_put(Context *ctx, int argc, char *argv[]) {
                 return EXIT_FAIL;
 
         r = mrkv_clerk_put(clerk, key, value, version);
-        return exit_code_of_result(r, "put", key);
+        return exit_code_of_result(clerk, r, "put", key);
 }

@@ -127,7 +127,7 @@ int context_open_clerk(const Context *ctx, mrkv_clerk **ret) {
         return 0;
 }
 
-int exit_code_of_result(int r, const char *what, const char *subject) {
+int exit_code_of_result(const mrkv_clerk *c, int r, const char *what, const char *subject) {
         switch (r) {
         case MRKV_OK:
                 return EXIT_OK;
@@ -141,7 +141,7 @@ int exit_code_of_result(int r, const char *what, const char *subject) {
                 log_error("%s %s: maybe applied (a resent put met a version mismatch)", what, subject);
                 return EXIT_MAYBE;
         case -ETIMEDOUT:
-                log_error("%s %s: no reply before the timeout%s", what, subject,
+                log_error("%s %s: no reply from %s before the timeout%s", what, subject, mrkv_clerk_get_address(c),
                           streq(what, "put") ? "; the put may have been applied" : "");
                 return EXIT_FAIL;
         default:

@@ -59,8 +59,8 @@ int parse_seconds(const char *s, uint64_t *ret);
 int context_open_clerk(const Context *ctx, mrkv_clerk **ret);
 
 /* Maps a clerk result or error to an exit code, printing a message for failures
- * about subject (a key or lock name). */
-int exit_code_of_result(int r, const char *what, const char *subject);
+ * of operation what on subject (a key or lock name). */
+int exit_code_of_result(const mrkv_clerk *c, int r, const char *what, const char *subject);
 
 void help(void);
 

@@ -304,6 +304,7 @@ mrkv_clerk *test_clerk_new(const char *address, bool unreliable) {
         mrkv_clerk *c = NULL;
 
         ck_assert_int_eq(mrkv_clerk_new(address, &c), 0);
+        ck_assert_int_eq(mrkv_clerk_set_deadline(c, TEST_CALL_DEADLINE_USEC), 0);
         /* The proxy delays calls by up to 27 ms: 100 ms resends lost ones quickly. */
         if (unreliable)
                 ck_assert_int_eq(mrkv_clerk_set_attempt_timeout(c, 100 * TEST_USEC_PER_MSEC), 0);

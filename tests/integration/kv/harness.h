@@ -68,7 +68,12 @@ typedef struct TestProxy {
 void test_proxy_start(const char *dir, const char *target, uint64_t seed, TestProxy *ret);
 void test_proxy_stop(TestProxy *p);
 
-/* A clerk on address, with a short attempt timeout when behind the proxy. */
+/* How long one clerk call of a test may retry: far longer than any call needs, and a
+ * server that crashed fails the test with -ETIMEDOUT instead of hanging it. */
+#define TEST_CALL_DEADLINE_USEC (30 * TEST_USEC_PER_SEC)
+
+/* A clerk on address with TEST_CALL_DEADLINE_USEC, and a short attempt timeout when
+ * behind the proxy. */
 mrkv_clerk *test_clerk_new(const char *address, bool unreliable);
 
 /* Histories: one per client thread, merged when written. */

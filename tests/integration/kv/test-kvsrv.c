@@ -105,7 +105,7 @@ static void *race(void *userdata) {
         Racer *x = userdata;
         mrkv_clerk *c = NULL;
 
-        if (mrkv_clerk_new(x->address, &c) < 0) {
+        if (mrkv_clerk_new(x->address, &c) < 0 || mrkv_clerk_set_deadline(c, TEST_CALL_DEADLINE_USEC) < 0) {
                 x->last_error = -1;
                 return NULL;
         }
