@@ -12,23 +12,33 @@
 #include "macro.h"
 #include "unit-test.h"
 
-static char tmpdir[] = "/tmp/mrkv-test-intermediate-XXXXXX";
+#define TMPDIR_TEMPLATE "/tmp/mrkv-test-intermediate-XXXXXX"
+static char tmpdir[] = TMPDIR_TEMPLATE;
 static int dir_fd = -EBADF;
 
-static void setup(void) {
+/* The directory is made and removed in the parent process (unchecked fixtures), so it
+ * goes away even when a test dies; each test opens it in its own process. */
+static void make_tmpdir(void) {
+        memcpy(tmpdir, TMPDIR_TEMPLATE, sizeof(tmpdir));
         ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-        dir_fd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        ck_assert_int_ge(dir_fd, 0);
 }
 
 static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
         return remove(path);
 }
 
+static void remove_tmpdir(void) {
+        (void) nftw(tmpdir, remove_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static void setup(void) {
+        dir_fd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        ck_assert_int_ge(dir_fd, 0);
+}
+
 static void teardown(void) {
         closep(&dir_fd);
         dir_fd = -EBADF;
-        (void) nftw(tmpdir, remove_one, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 /* A file being written: groups appended to a growing buffer. */
@@ -465,6 +475,7 @@ static Suite *regular_suite(void) {
         suite_add_tcase(s, tc);
 
         tc = tcase_create("reader");
+        tcase_add_unchecked_fixture(tc, make_tmpdir, remove_tmpdir);
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_add_test(tc, test_reader_empty_file);
         tcase_add_test(tc, test_reader_missing_file);
@@ -484,6 +495,7 @@ static Suite *known_bugs_suite(void) {
         TCase *tc;
 
         tc = tcase_create("corrupt-length-allocates");
+        tcase_add_unchecked_fixture(tc, make_tmpdir, remove_tmpdir);
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_add_test(tc, test_bug_corrupt_length_allocates);
         suite_add_tcase(s, tc);

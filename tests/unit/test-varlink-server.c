@@ -1,0 +1,1189 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The Varlink server (daemons/common/varlink-server.c) on a real sd-event loop, run in
+ * a thread of its own, talked to over a Unix socket with the blocking VarlinkClient or
+ * raw bytes. Also address_parse() and the number parsers of parse-util.c. */
+#include <check.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <systemd/sd-event.h>
+
+#include "address.h"
+#include "macro.h"
+#include "parse-util.h"
+#include "unit-test.h"
+#include "varlink-client.h"
+#include "varlink-server.h"
+
+/* A deadline for every wait, generous for sanitizers and a loaded machine; no test
+ * asserts how long anything takes. */
+#define CALL_TIMEOUT (10U * USEC_PER_SEC)
+
+static const char test_interface[] =
+        "# The interface the test server serves.\n"
+        "interface org.test\n"
+        "\n"
+        "method Echo(text: string, n: ?int) -> (text: string, n: ?int)\n"
+        "method Count(n: int) -> (i: int)\n"
+        "method Defer(delay_ms: int) -> (deferred: bool)\n"
+        "method Release() -> ()\n"
+        "method Fail() -> ()\n"
+        "method Stats() -> (disconnects: int, connections: int, oneway: int, log: string)\n";
+
+/* The server side. Fields below "server-thread only" are touched only by the loop
+ * thread while it runs, and read by tests through the Stats method. */
+typedef struct TestServer {
+        sd_event *event;
+        VarlinkServer *server;
+        sd_event_source *stop_source;
+        pthread_t thread;
+        bool running;
+        int stop_fd;
+        char path[PATH_MAX];
+        char address[PATH_MAX + 8];
+
+        /* server-thread only */
+        VarlinkConn *deferred;   /* a call answered later, from defer_timer */
+        sd_event_source *defer_timer;
+        unsigned disconnects;
+        unsigned oneway_calls;
+        char log[8192];          /* what happened, in order: "name;name;..." */
+} TestServer;
+
+static TestServer srv;
+#define TMPDIR_TEMPLATE "/tmp/mrkv-test-varlink-server-XXXXXX"
+static char tmpdir[] = TMPDIR_TEMPLATE;
+
+static void log_event(const char *fmt, ...) _printf_(1, 2);
+static void log_event(const char *fmt, ...) {
+        size_t n = strlen(srv.log);
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(srv.log + n, sizeof(srv.log) - n, fmt, ap);
+        va_end(ap);
+        n = strlen(srv.log);
+        if (n + 1 < sizeof(srv.log)) {
+                srv.log[n] = ';';
+                srv.log[n + 1] = '\0';
+        }
+}
+
+static int method_echo(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
+        struct {
+                const char *text;
+                int64_t n;
+                json_object *n_json;
+        } p = {};
+        static const VarlinkField fields[] = {
+                { "text", VARLINK_STRING, offsetof(typeof(p), text), true },
+                { "n", VARLINK_INT64, offsetof(typeof(p), n), false },
+                {},
+        };
+        const char *bad;
+        json_object *reply;
+        int r;
+
+        ck_assert_ptr_eq(userdata, &srv);
+        r = varlink_dispatch(parameters, fields, &p, &bad);
+        if (r < 0)
+                return varlink_conn_error_invalid_parameter(c, bad);
+
+        log_event("echo:%s", p.text);
+        if (flags & VARLINK_CALL_ONEWAY)
+                srv.oneway_calls++;
+        reply = json_object_new_object();
+        json_object_object_add(reply, "text", json_object_new_string(p.text));
+        if (parameters && json_object_object_get_ex(parameters, "n", &p.n_json) && p.n_json)
+                json_object_object_add(reply, "n", json_object_new_int64(p.n));
+        return varlink_conn_reply(c, reply);
+}
+
+static int method_count(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
+        struct {
+                uint32_t n;
+        } p = {};
+        static const VarlinkField fields[] = {
+                { "n", VARLINK_UINT32, offsetof(typeof(p), n), true },
+                {},
+        };
+        const char *bad;
+        json_object *o;
+        int r;
+
+        r = varlink_dispatch(parameters, fields, &p, &bad);
+        if (r < 0)
+                return varlink_conn_error_invalid_parameter(c, bad);
+
+        if (!(flags & VARLINK_CALL_MORE)) {
+                /* Intermediate replies exist only for calls that asked for them. */
+                o = json_object_new_object();
+                json_object_object_add(o, "i", json_object_new_int(0));
+                ck_assert_int_eq(varlink_conn_notify(c, o), -EINVAL);
+                ck_assert(varlink_conn_has_pending_call(c));
+                return varlink_conn_error(c, VARLINK_ERROR_EXPECTED_MORE, NULL);
+        }
+
+        for (uint32_t i = 0; i < p.n; i++) {
+                o = json_object_new_object();
+                json_object_object_add(o, "i", json_object_new_int64(i));
+                r = varlink_conn_notify(c, o);
+                if (r < 0)
+                        return r;
+                ck_assert(varlink_conn_has_pending_call(c));
+        }
+        o = json_object_new_object();
+        json_object_object_add(o, "i", json_object_new_int64(p.n));
+        return varlink_conn_reply(c, o);
+}
+
+static int on_defer_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        json_object *o;
+
+        if (!srv.deferred) {
+                log_event("defer-timer-without-call");
+                return 0;
+        }
+        o = json_object_new_object();
+        json_object_object_add(o, "deferred", json_object_new_boolean(true));
+        log_event("defer-reply");
+        ck_assert_int_eq(varlink_conn_reply(TAKE_PTR(srv.deferred), o), 0);
+        return 0;
+}
+
+static int method_defer(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
+        struct {
+                uint64_t delay_ms;
+        } p = {};
+        static const VarlinkField fields[] = {
+                { "delay_ms", VARLINK_UINT64, offsetof(typeof(p), delay_ms), true },
+                {},
+        };
+        const char *bad;
+        int r;
+
+        r = varlink_dispatch(parameters, fields, &p, &bad);
+        if (r < 0)
+                return varlink_conn_error_invalid_parameter(c, bad);
+        if (srv.deferred)
+                return varlink_conn_error(c, "org.test.Busy", NULL);
+
+        /* No reply now: the connection is kept and answered from the timer. */
+        srv.deferred = c;
+        srv.defer_timer = sd_event_source_disable_unref(srv.defer_timer);
+        r = sd_event_add_time_relative(srv.event, &srv.defer_timer, CLOCK_MONOTONIC,
+                                       p.delay_ms * USEC_PER_MSEC, 0, on_defer_timer, NULL);
+        if (r < 0)
+                return r;
+        log_event("defer-start");
+        return 0;
+}
+
+/* Fires the pending deferred reply's timer now, so tests need not wait for it. */
+static int method_release(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
+        if (srv.defer_timer)
+                ck_assert_int_ge(sd_event_source_set_time_relative(srv.defer_timer, 0), 0);
+        return varlink_conn_reply(c, NULL);
+}
+
+static int method_fail(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
+        log_event("fail");
+        return -EIO; /* without a reply: the connection is closed */
+}
+
+static int method_stats(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "disconnects", json_object_new_int64(srv.disconnects));
+        json_object_object_add(o, "connections",
+                               json_object_new_int64(varlink_server_n_connections(varlink_conn_get_server(c))));
+        json_object_object_add(o, "oneway", json_object_new_int64(srv.oneway_calls));
+        json_object_object_add(o, "log", json_object_new_string(srv.log));
+        return varlink_conn_reply(c, o);
+}
+
+static void on_disconnect(VarlinkConn *c, void *userdata) {
+        ck_assert_ptr_eq(userdata, &srv);
+        srv.disconnects++;
+        /* A deferred call dies with its connection; the pointer must not outlive it. */
+        if (srv.deferred == c) {
+                srv.deferred = NULL;
+                log_event("defer-dropped");
+        }
+}
+
+static int on_stop(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+static void *server_thread(void *arg) {
+        int r = sd_event_loop(srv.event);
+        return (void *) (intptr_t) r;
+}
+
+static void server_start(size_t max_message) {
+        static unsigned counter;
+        Address a;
+        int fd;
+
+        memset(&srv, 0, sizeof(srv));
+        srv.stop_fd = -EBADF;
+        /* A socket per test: in no-fork mode the tests share the directory. */
+        snprintf(srv.path, sizeof(srv.path), "%s/s%u-%d.sock", tmpdir, counter++, (int) getpid());
+        snprintf(srv.address, sizeof(srv.address), "unix:%s", srv.path);
+
+        ck_assert_int_eq(sd_event_new(&srv.event), 0);
+        ck_assert_int_eq(varlink_server_new(srv.event,
+                                            &(VarlinkServerInfo) {
+                                                    .vendor = "mrkv-test",
+                                                    .product = "test-varlink-server",
+                                                    .version = "1",
+                                                    .url = "https://example.org/mrkv",
+                                            },
+                                            &srv, &srv.server),
+                         0);
+        ck_assert_int_eq(varlink_server_add_interface(srv.server, test_interface), 0);
+        ck_assert_int_eq(varlink_server_add_interface(srv.server, "no interface line here\n"), -EINVAL);
+        ck_assert_int_eq(varlink_server_bind(srv.server, "org.test.Echo", method_echo), 0);
+        ck_assert_int_eq(varlink_server_bind(srv.server, "org.test.Count", method_count), 0);
+        ck_assert_int_eq(varlink_server_bind(srv.server, "org.test.Defer", method_defer), 0);
+        ck_assert_int_eq(varlink_server_bind(srv.server, "org.test.Release", method_release), 0);
+        ck_assert_int_eq(varlink_server_bind(srv.server, "org.test.Fail", method_fail), 0);
+        ck_assert_int_eq(varlink_server_bind(srv.server, "org.test.Stats", method_stats), 0);
+        varlink_server_set_disconnect_handler(srv.server, on_disconnect);
+        if (max_message > 0)
+                varlink_server_set_max_message_size(srv.server, max_message);
+
+        ck_assert_int_eq(address_parse(srv.address, &a), 0);
+        fd = address_listen(&a);
+        address_done(&a);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(varlink_server_listen_fd(srv.server, fd), 0);
+
+        srv.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        ck_assert_int_ge(srv.stop_fd, 0);
+        ck_assert_int_ge(sd_event_add_io(srv.event, &srv.stop_source, srv.stop_fd, EPOLLIN, on_stop, NULL), 0);
+
+        ck_assert_int_eq(pthread_create(&srv.thread, NULL, server_thread, NULL), 0);
+        srv.running = true;
+}
+
+static void setup_default(void) {
+        server_start(0);
+}
+
+static void setup_small(void) {
+        server_start(1024);
+}
+
+static void teardown_server(void) {
+        void *ret = NULL;
+
+        if (srv.running) {
+                ck_assert_int_eq(eventfd_write(srv.stop_fd, 1), 0);
+                ck_assert_int_eq(pthread_join(srv.thread, &ret), 0);
+                ck_assert_int_eq((int) (intptr_t) ret, 0);
+                srv.running = false;
+        }
+        /* The loop has stopped: what is left belongs to this thread now. */
+        srv.server = varlink_server_free(srv.server);
+        srv.defer_timer = sd_event_source_disable_unref(srv.defer_timer);
+        srv.stop_source = sd_event_source_disable_unref(srv.stop_source);
+        srv.event = sd_event_unref(srv.event);
+        closep(&srv.stop_fd);
+        (void) unlink(srv.path);
+}
+
+/* The directory lives in the parent process (unchecked fixtures), so it is removed even
+ * when a test dies. */
+static void make_tmpdir(void) {
+        memcpy(tmpdir, TMPDIR_TEMPLATE, sizeof(tmpdir)); /* once per test case */
+        ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        return remove(path);
+}
+
+static void remove_tmpdir(void) {
+        (void) nftw(tmpdir, remove_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Client helpers. */
+
+static VarlinkClient *client_new(void) {
+        VarlinkClient *c = NULL;
+
+        ck_assert_int_eq(varlink_client_connect(srv.address, &c), 0);
+        return c;
+}
+
+/* A raw connection: bytes go out exactly as given. */
+static int raw_connect(void) {
+        Address a;
+        int fd;
+
+        ck_assert_int_eq(address_parse(srv.address, &a), 0);
+        fd = address_connect(&a, false);
+        address_done(&a);
+        ck_assert_int_ge(fd, 0);
+        return fd;
+}
+
+static void raw_send(int fd, const void *data, size_t size) {
+        ck_assert_int_eq(send(fd, data, size, MSG_NOSIGNAL), (ssize_t) size);
+}
+#define RAW_SEND(fd, lit) raw_send((fd), (lit), sizeof(lit) - 1)
+
+static json_object *params_of(const char *json) {
+        json_object *o;
+
+        if (!json)
+                return NULL;
+        o = json_tokener_parse(json);
+        ck_assert_msg(o, "bad test JSON: %s", json);
+        return o;
+}
+
+/* Makes a call; returns the reply parameters (a new reference) and the error name, which
+ * is copied so that it outlives the next read. */
+static json_object *call(VarlinkClient *c, const char *method, const char *params, char **ret_error) {
+        _cleanup_json_ json_object *p = params_of(params);
+        json_object *reply = NULL;
+        const char *error = NULL;
+
+        ck_assert_int_eq(varlink_client_call(c, method, p, CALL_TIMEOUT, &reply, &error), 0);
+        ck_assert_ptr_nonnull(reply);
+        *ret_error = error ? strdup(error) : NULL;
+        return reply;
+}
+
+/* A call that must succeed. */
+static json_object *call_ok(VarlinkClient *c, const char *method, const char *params) {
+        _cleanup_free_ char *error = NULL;
+        json_object *reply = call(c, method, params, &error);
+
+        ck_assert_msg(!error, "%s failed: %s", method, error);
+        return reply;
+}
+
+static void send_call(VarlinkClient *c, const char *method, const char *params, unsigned flags) {
+        _cleanup_json_ json_object *p = params_of(params);
+
+        ck_assert_int_eq(varlink_client_send(c, method, p, flags, CALL_TIMEOUT), 0);
+}
+
+/* Reads one reply that must be a success. */
+static json_object *read_ok(VarlinkClient *c, bool *ret_continues) {
+        json_object *reply = NULL;
+        const char *error = NULL;
+
+        ck_assert_int_eq(varlink_client_read(c, CALL_TIMEOUT, &reply, &error, ret_continues), 0);
+        ck_assert_msg(!error, "error reply %s", error);
+        return reply;
+}
+
+static const char *get_string(json_object *o, const char *key) {
+        json_object *v;
+
+        ck_assert_msg(json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string),
+                      "no string %s in %s", key, json_object_to_json_string(o));
+        return json_object_get_string(v);
+}
+
+static int64_t get_int(json_object *o, const char *key) {
+        json_object *v;
+
+        ck_assert_msg(json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_int),
+                      "no integer %s in %s", key, json_object_to_json_string(o));
+        return json_object_get_int64(v);
+}
+
+static void expect_echo(VarlinkClient *c, const char *text) {
+        _cleanup_json_ json_object *p = NULL;
+        _cleanup_free_ char *params = NULL;
+
+        ck_assert_int_ge(asprintf(&params, "{\"text\":\"%s\"}", text), 0);
+        p = call_ok(c, "org.test.Echo", params);
+        ck_assert_str_eq(get_string(p, "text"), text);
+}
+
+/* The peer closed the connection: the next read finds its end. */
+static void expect_closed(VarlinkClient *c) {
+        ck_assert_int_eq(varlink_client_read(c, CALL_TIMEOUT, NULL, NULL, NULL), -ECONNRESET);
+}
+
+static void raw_expect_closed(int fd) {
+        uint64_t deadline = unit_now_usec() + CALL_TIMEOUT;
+        char buf[4096];
+
+        for (;;) {
+                ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+                if (n == 0 || (n < 0 && errno == ECONNRESET))
+                        return;
+                ck_assert_msg(n > 0 || errno == EAGAIN || errno == EINTR, "recv: %m");
+                ck_assert_msg(n < 0, "unexpected data: %.*s", (int) n, buf);
+                ck_assert_msg(unit_now_usec() < deadline, "connection not closed");
+                (void) poll(&(struct pollfd) { .fd = fd, .events = POLLIN }, 1, 100);
+        }
+}
+
+/* Polls the server's statistics until the disconnect count reaches want. */
+static json_object *wait_disconnects(VarlinkClient *stats, int64_t want) {
+        uint64_t deadline = unit_now_usec() + CALL_TIMEOUT;
+
+        for (;;) {
+                json_object *p = call_ok(stats, "org.test.Stats", NULL);
+                if (get_int(p, "disconnects") >= want)
+                        return p;
+                json_object_put(p);
+                ck_assert_msg(unit_now_usec() < deadline, "disconnect count stays below %" PRIi64, want);
+                (void) poll(NULL, 0, 10);
+        }
+}
+
+static char *server_log(VarlinkClient *stats) {
+        _cleanup_json_ json_object *p = call_ok(stats, "org.test.Stats", NULL);
+        return strdup(get_string(p, "log"));
+}
+
+/* Polls the server's event log until it holds what. */
+static void wait_logged(VarlinkClient *stats, const char *what) {
+        uint64_t deadline = unit_now_usec() + CALL_TIMEOUT;
+
+        for (;;) {
+                _cleanup_free_ char *log = server_log(stats);
+                if (strstr(log, what))
+                        return;
+                ck_assert_msg(unit_now_usec() < deadline, "%s never logged: %s", what, log);
+                (void) poll(NULL, 0, 10);
+        }
+}
+
+/* The server tests. */
+
+START_TEST(test_call_reply) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new();
+        _cleanup_json_ json_object *p = NULL, *q = NULL;
+
+        p = call_ok(c, "org.test.Echo", "{\"text\":\"h\xc3\xa9llo\",\"n\":-5}");
+        ck_assert_str_eq(get_string(p, "text"), "h\xc3\xa9llo");
+        ck_assert_int_eq(get_int(p, "n"), -5);
+        /* The connection stays open for more calls. */
+        q = call_ok(c, "org.test.Echo", "{\"text\":\"again\"}");
+        ck_assert_str_eq(get_string(q, "text"), "again");
+        ck_assert(!json_object_object_get_ex(q, "n", NULL));
+}
+END_TEST
+
+START_TEST(test_get_info) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new();
+        _cleanup_json_ json_object *p = NULL, *q = NULL;
+        _cleanup_free_ char *error = NULL;
+        json_object *ifaces;
+        bool service = false, test = false;
+
+        p = call_ok(c, "org.varlink.service.GetInfo", NULL);
+        ck_assert_str_eq(get_string(p, "vendor"), "mrkv-test");
+        ck_assert_str_eq(get_string(p, "product"), "test-varlink-server");
+        ck_assert_str_eq(get_string(p, "version"), "1");
+        ck_assert_str_eq(get_string(p, "url"), "https://example.org/mrkv");
+        ck_assert(json_object_object_get_ex(p, "interfaces", &ifaces));
+        ck_assert(json_object_is_type(ifaces, json_type_array));
+        ck_assert_uint_eq(json_object_array_length(ifaces), 2);
+        for (size_t i = 0; i < json_object_array_length(ifaces); i++) {
+                const char *name = json_object_get_string(json_object_array_get_idx(ifaces, i));
+                service = service || streq(name, "org.varlink.service");
+                test = test || streq(name, "org.test");
+        }
+        ck_assert(service && test);
+
+        /* GetInfo takes no parameters. */
+        q = call(c, "org.varlink.service.GetInfo", "{\"x\":1}", &error);
+        ck_assert_str_eq(error, VARLINK_ERROR_INVALID_PARAMETER);
+        ck_assert_str_eq(get_string(q, "parameter"), "x");
+}
+END_TEST
+
+START_TEST(test_interface_description) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new();
+        _cleanup_json_ json_object *p = NULL, *q = NULL, *s = NULL, *m = NULL;
+        _cleanup_free_ char *error = NULL, *error2 = NULL;
+
+        p = call_ok(c, "org.varlink.service.GetInterfaceDescription", "{\"interface\":\"org.test\"}");
+        ck_assert_str_eq(get_string(p, "description"), test_interface);
+
+        q = call(c, "org.varlink.service.GetInterfaceDescription", "{\"interface\":\"org.nope\"}", &error);
+        ck_assert_str_eq(error, VARLINK_ERROR_INTERFACE_NOT_FOUND);
+        ck_assert_str_eq(get_string(q, "interface"), "org.nope");
+
+        s = call_ok(c, "org.varlink.service.GetInterfaceDescription", "{\"interface\":\"org.varlink.service\"}");
+        ck_assert_ptr_nonnull(strstr(get_string(s, "description"), "interface org.varlink.service\n"));
+
+        m = call(c, "org.varlink.service.GetInterfaceDescription", NULL, &error2);
+        ck_assert_str_eq(error2, VARLINK_ERROR_INVALID_PARAMETER);
+        ck_assert_str_eq(get_string(m, "parameter"), "interface");
+}
+END_TEST
+
+START_TEST(test_method_not_found) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new();
+        _cleanup_json_ json_object *p = NULL, *q = NULL;
+        _cleanup_free_ char *error = NULL, *error2 = NULL;
+
+        p = call(c, "org.test.Nope", "{\"text\":\"x\"}", &error);
+        ck_assert_str_eq(error, VARLINK_ERROR_METHOD_NOT_FOUND);
+        ck_assert_str_eq(get_string(p, "method"), "org.test.Nope");
+
+        q = call(c, "org.varlink.service.Nope", NULL, &error2);
+        ck_assert_str_eq(error2, VARLINK_ERROR_METHOD_NOT_FOUND);
+        ck_assert_str_eq(get_string(q, "method"), "org.varlink.service.Nope");
+
+        /* An error reply is an answer like any other: the connection goes on. */
+        expect_echo(c, "still here");
+}
+END_TEST
+
+START_TEST(test_invalid_parameter) {
+        static const struct {
+                const char *params, *bad;
+        } cases[] = {
+                { "{\"text\":5}", "text" },
+                { "{}", "text" },
+                { "{\"text\":\"x\",\"n\":\"5\"}", "n" },
+                { "{\"text\":\"x\",\"bogus\":1}", "bogus" },
+                { "{\"text\":\"a\\u0000b\"}", "text" },
+        };
+        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new();
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_json_ json_object *p = NULL;
+                _cleanup_free_ char *error = NULL;
+
+                p = call(c, "org.test.Echo", cases[i].params, &error);
+                ck_assert_msg(error && streq(error, VARLINK_ERROR_INVALID_PARAMETER), "%s: error %s",
+                              cases[i].params, error ?: "(none)");
+                ck_assert_str_eq(get_string(p, "parameter"), cases[i].bad);
+        }
+        expect_echo(c, "fine");
+}
+END_TEST
+
+START_TEST(test_pipelined_in_order) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new();
+        enum { N = 200 };
+
+        /* All sent before any is read: replies come back in the order of the calls. */
+        for (int i = 0; i < N; i++) {
+                char params[64];
+                snprintf(params, sizeof(params), "{\"text\":\"m%d\",\"n\":%d}", i, i);
+                send_call(c, i % 10 == 9 ? "org.test.Nope" : "org.test.Echo", params, 0);
+        }
+        for (int i = 0; i < N; i++) {
+                _cleanup_json_ json_object *p = NULL;
+                const char *error = NULL;
+                bool continues = true;
+
+                ck_assert_int_eq(varlink_client_read(c, CALL_TIMEOUT, &p, &error, &continues), 0);
+                ck_assert(!continues);
+                if (i % 10 == 9) {
+                        ck_assert_str_eq(error, VARLINK_ERROR_METHOD_NOT_FOUND);
+                        continue;
+                }
+                ck_assert_ptr_null(error);
+                ck_assert_int_eq(get_int(p, "n"), i);
+        }
+}
+END_TEST
+
+START_TEST(test_deferred_reply) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new(), *other = client_new();
+        _cleanup_json_ json_object *p = NULL, *q = NULL, *r = NULL;
+        _cleanup_free_ char *log = NULL;
+        json_object *v;
+
+        /* A call answered later (a long timer), with a second call pipelined behind it. */
+        send_call(c, "org.test.Defer", "{\"delay_ms\":600000}", 0);
+        send_call(c, "org.test.Echo", "{\"text\":\"behind\"}", 0);
+        wait_logged(other, "defer-start;");
+
+        /* Other connections are served meanwhile; this one also fires the timer now. */
+        expect_echo(other, "other");
+        r = call_ok(other, "org.test.Release", NULL);
+
+        p = read_ok(c, NULL);
+        ck_assert(json_object_object_get_ex(p, "deferred", &v) && json_object_get_boolean(v));
+        q = read_ok(c, NULL);
+        ck_assert_str_eq(get_string(q, "text"), "behind");
+
+        /* The pipelined call was not even dispatched before the deferred reply went out. */
+        log = server_log(other);
+        ck_assert_msg(strstr(log, "defer-start;echo:other;defer-reply;echo:behind;"), "log: %s", log);
+}
+END_TEST
+
+START_TEST(test_deferred_reply_short_timer) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new();
+        _cleanup_json_ json_object *p = NULL, *q = NULL;
+        json_object *v;
+
+        send_call(c, "org.test.Defer", "{\"delay_ms\":20}", 0);
+        send_call(c, "org.test.Echo", "{\"text\":\"next\"}", 0);
+        p = read_ok(c, NULL);
+        ck_assert(json_object_object_get_ex(p, "deferred", &v) && json_object_get_boolean(v));
+        q = read_ok(c, NULL);
+        ck_assert_str_eq(get_string(q, "text"), "next");
+}
+END_TEST
+
+START_TEST(test_more) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new();
+        _cleanup_json_ json_object *e = NULL;
+        _cleanup_free_ char *error = NULL;
+
+        send_call(c, "org.test.Count", "{\"n\":5}", VARLINK_CLIENT_MORE);
+        for (int i = 0; i <= 5; i++) {
+                _cleanup_json_ json_object *p = NULL;
+                bool continues = false;
+
+                p = read_ok(c, &continues);
+                ck_assert_int_eq(get_int(p, "i"), i);
+                /* continues: true on every reply but the last */
+                ck_assert_msg(continues == (i < 5), "reply %d continues=%d", i, continues);
+        }
+
+        /* No intermediate replies at all: just the final one. */
+        send_call(c, "org.test.Count", "{\"n\":0}", VARLINK_CLIENT_MORE);
+        {
+                _cleanup_json_ json_object *p = NULL;
+                bool continues = true;
+
+                p = read_ok(c, &continues);
+                ck_assert(!continues);
+                ck_assert_int_eq(get_int(p, "i"), 0);
+        }
+
+        /* Without "more" the method cannot stream (its notify fails) and says so. */
+        e = call(c, "org.test.Count", "{\"n\":3}", &error);
+        ck_assert_str_eq(error, VARLINK_ERROR_EXPECTED_MORE);
+        expect_echo(c, "after streams");
+}
+END_TEST
+
+START_TEST(test_oneway) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new();
+        _cleanup_json_ json_object *p = NULL, *s = NULL;
+        _cleanup_free_ char *log = NULL;
+
+        send_call(c, "org.test.Echo", "{\"text\":\"one\"}", VARLINK_CLIENT_ONEWAY);
+        send_call(c, "org.test.Echo", "{\"text\":\"way\"}", VARLINK_CLIENT_ONEWAY);
+        /* The first reply on the connection is the normal call's: the others got none. */
+        p = call_ok(c, "org.test.Echo", "{\"text\":\"two\"}");
+        ck_assert_str_eq(get_string(p, "text"), "two");
+
+        s = call_ok(c, "org.test.Stats", NULL);
+        ck_assert_int_eq(get_int(s, "oneway"), 2);
+        ck_assert_msg(strstr(get_string(s, "log"), "echo:one;echo:way;echo:two;"), "log: %s",
+                      get_string(s, "log"));
+}
+END_TEST
+
+START_TEST(test_bad_messages_close_connection) {
+        static const char *const bad[] = {
+                "{not json",
+                "[]",
+                "{\"parameters\":{}}",
+                "{\"method\":1}",
+                "{\"method\":\"org.test.Echo\",\"parameters\":[]}",
+                "{\"method\":\"org.test.Echo\",\"parameters\":{\"text\":\"x\"},\"bogus\":true}",
+                "{\"method\":\"org.test.Echo\",\"parameters\":{\"text\":\"x\"},\"more\":\"yes\"}",
+                "{\"method\":\"org.test.Echo\",\"parameters\":{\"text\":\"x\"},\"more\":true,\"oneway\":true}",
+                "{\"method\":\"org.test.Echo\",\"parameters\":{\"text\":\"\xff\"}}",
+        };
+        _cleanup_(varlink_client_freep) VarlinkClient *good = client_new(), *stats = client_new();
+        _cleanup_json_ json_object *s = NULL;
+
+        expect_echo(good, "before");
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_close_ int fd = raw_connect();
+
+                raw_send(fd, bad[i], strlen(bad[i]) + 1); /* with its NUL */
+                raw_expect_closed(fd);
+                /* Another connection, opened before, keeps working. */
+                expect_echo(good, "still fine");
+        }
+        s = wait_disconnects(stats, (int64_t) ELEMENTSOF(bad));
+        ck_assert_int_eq(get_int(s, "disconnects"), (int64_t) ELEMENTSOF(bad));
+        ck_assert_int_eq(get_int(s, "connections"), 2);
+}
+END_TEST
+
+START_TEST(test_reply_before_close) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
+        _cleanup_json_ json_object *p = NULL;
+        int fd = raw_connect();
+
+        /* A good call and garbage in one write: the good one is answered, then the close. */
+        ck_assert_int_eq(varlink_client_new_fd(fd, &c), 0);
+        RAW_SEND(fd, "{\"method\":\"org.test.Echo\",\"parameters\":{\"text\":\"first\"}}\0garbage\0");
+        p = read_ok(c, NULL);
+        ck_assert_str_eq(get_string(p, "text"), "first");
+        expect_closed(c);
+}
+END_TEST
+
+START_TEST(test_method_error_closes) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new(), *other = client_new();
+
+        send_call(c, "org.test.Fail", NULL, 0);
+        expect_closed(c);
+        expect_echo(other, "unaffected");
+}
+END_TEST
+
+START_TEST(test_stalled_client) {
+        _cleanup_(varlink_client_freep) VarlinkClient *stalled = NULL, *c = client_new();
+        _cleanup_json_ json_object *p = NULL;
+        int fd = raw_connect();
+
+        ck_assert_int_eq(varlink_client_new_fd(fd, &stalled), 0);
+        /* Half a message, and then nothing for a while. */
+        RAW_SEND(fd, "{\"method\":\"org.test.Echo\",\"para");
+        for (int i = 0; i < 20; i++)
+                expect_echo(c, "not blocked");
+        /* The rest arrives later and is answered. */
+        RAW_SEND(fd, "meters\":{\"text\":\"late\"}}");
+        expect_echo(c, "still not blocked");
+        RAW_SEND(fd, "\0");
+        p = read_ok(stalled, NULL);
+        ck_assert_str_eq(get_string(p, "text"), "late");
+}
+END_TEST
+
+START_TEST(test_message_split_byte_by_byte) {
+        static const char msg[] = "{\"method\":\"org.test.Echo\",\"parameters\":{\"text\":\"slow\"}}";
+        _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
+        _cleanup_json_ json_object *p = NULL;
+        int fd = raw_connect();
+
+        ck_assert_int_eq(varlink_client_new_fd(fd, &c), 0);
+        for (size_t i = 0; i < sizeof(msg); i++) /* the NUL too */
+                raw_send(fd, msg + i, 1);
+        p = read_ok(c, NULL);
+        ck_assert_str_eq(get_string(p, "text"), "slow");
+}
+END_TEST
+
+START_TEST(test_disconnect_handler) {
+        _cleanup_(varlink_client_freep) VarlinkClient *stats = client_new();
+        _cleanup_json_ json_object *s = NULL, *s2 = NULL;
+        _cleanup_free_ char *log = NULL;
+
+        for (int i = 0; i < 3; i++) {
+                VarlinkClient *c = client_new();
+                expect_echo(c, "bye");
+                varlink_client_free(c);
+        }
+        s = wait_disconnects(stats, 3);
+        ck_assert_int_eq(get_int(s, "disconnects"), 3);
+        ck_assert_int_eq(get_int(s, "connections"), 1);
+
+        /* A client that leaves while its call is deferred: the handler runs, the server
+         * forgets the call, and the timer finds nothing to answer. */
+        {
+                VarlinkClient *c = client_new();
+                send_call(c, "org.test.Defer", "{\"delay_ms\":600000}", 0);
+                /* Wait until the server holds the call, or the close could come first. */
+                wait_logged(stats, "defer-start;");
+                varlink_client_free(c);
+        }
+        s2 = wait_disconnects(stats, 4);
+        json_object_put(call_ok(stats, "org.test.Release", NULL));
+        free(log);
+        log = server_log(stats);
+        ck_assert_msg(strstr(log, "defer-start;defer-dropped;"), "log: %s", log);
+        ck_assert_int_eq(get_int(s2, "connections"), 1);
+}
+END_TEST
+
+START_TEST(test_many_connections) {
+        enum { N = 50 };
+        VarlinkClient *c[N];
+
+        for (int i = 0; i < N; i++)
+                c[i] = client_new();
+        /* Interleaved calls on all of them. */
+        for (int round = 0; round < 3; round++)
+                for (int i = 0; i < N; i++)
+                        send_call(c[i], "org.test.Echo", "{\"text\":\"x\",\"n\":1}", 0);
+        for (int i = N - 1; i >= 0; i--)
+                for (int round = 0; round < 3; round++) {
+                        _cleanup_json_ json_object *p = read_ok(c[i], NULL);
+                        ck_assert_int_eq(get_int(p, "n"), 1);
+                }
+        for (int i = 0; i < N; i++)
+                varlink_client_free(c[i]);
+}
+END_TEST
+
+/* With the limit set to 1024 bytes. */
+START_TEST(test_oversize_message) {
+        _cleanup_(varlink_client_freep) VarlinkClient *good = client_new();
+        static const char head[] = "{\"method\":\"org.test.Echo\",\"parameters\":{\"text\":\"";
+        static const char tail[] = "\"}}";
+        char msg[2048];
+
+        /* Exactly at the limit: answered. */
+        {
+                _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
+                _cleanup_json_ json_object *p = NULL;
+                int fd = raw_connect();
+                size_t n = 1024, fill = n - (sizeof(head) - 1) - (sizeof(tail) - 1);
+
+                ck_assert_int_eq(varlink_client_new_fd(fd, &c), 0);
+                memcpy(msg, head, sizeof(head) - 1);
+                memset(msg + sizeof(head) - 1, 'a', fill);
+                memcpy(msg + n - (sizeof(tail) - 1), tail, sizeof(tail)); /* with the NUL */
+                raw_send(fd, msg, n + 1);
+                p = read_ok(c, NULL);
+                ck_assert_uint_eq(strlen(get_string(p, "text")), fill);
+        }
+        /* One byte over: closed. */
+        {
+                _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
+                int fd = raw_connect();
+                size_t n = 1025, fill = n - (sizeof(head) - 1) - (sizeof(tail) - 1);
+
+                ck_assert_int_eq(varlink_client_new_fd(fd, &c), 0);
+                memcpy(msg, head, sizeof(head) - 1);
+                memset(msg + sizeof(head) - 1, 'a', fill);
+                memcpy(msg + n - (sizeof(tail) - 1), tail, sizeof(tail));
+                raw_send(fd, msg, n + 1);
+                expect_closed(c);
+        }
+        /* An endless message without its NUL: closed once it passes the limit. */
+        {
+                _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
+                int fd = raw_connect();
+
+                ck_assert_int_eq(varlink_client_new_fd(fd, &c), 0);
+                memset(msg, ' ', sizeof(msg));
+                msg[0] = '{';
+                raw_send(fd, msg, sizeof(msg));
+                expect_closed(c);
+        }
+        /* Through the client as well. */
+        {
+                _cleanup_(varlink_client_freep) VarlinkClient *c = client_new();
+                char params[1200];
+
+                snprintf(params, sizeof(params), "{\"text\":\"%01100d\"}", 0);
+                send_call(c, "org.test.Echo", params, 0);
+                expect_closed(c);
+        }
+        expect_echo(good, "small is fine");
+}
+END_TEST
+
+/* address_parse() */
+
+static void expect_address(const char *s, int family, int port) {
+        Address a;
+
+        ck_assert_msg(address_parse(s, &a) == 0, "rejected %s", s);
+        ck_assert_int_eq(a.family, family);
+        ck_assert_str_eq(a.string, s);
+        if (family == AF_INET)
+                ck_assert_int_eq(ntohs(((struct sockaddr_in *) &a.sa)->sin_port), port);
+        else if (family == AF_INET6)
+                ck_assert_int_eq(ntohs(((struct sockaddr_in6 *) &a.sa)->sin6_port), port);
+        address_done(&a);
+        ck_assert_ptr_null(a.string);
+}
+
+static void expect_address_rejected(const char *s) {
+        Address a;
+        int r = address_parse(s, &a);
+
+        ck_assert_msg(r < 0, "accepted %s", s);
+}
+
+START_TEST(test_address_parse) {
+        Address a;
+        char longpath[200];
+
+        expect_address("unix:/run/mrkv/kv.sock", AF_UNIX, 0);
+        ck_assert_int_eq(address_parse("unix:/run/mrkv/kv.sock", &a), 0);
+        ck_assert_str_eq(((struct sockaddr_un *) &a.sa)->sun_path, "/run/mrkv/kv.sock");
+        ck_assert_uint_eq(a.sa_len, offsetof(struct sockaddr_un, sun_path) + strlen("/run/mrkv/kv.sock") + 1);
+        address_done(&a);
+        expect_address("/abs/path.sock", AF_UNIX, 0); /* a bare absolute path is unix: */
+
+        expect_address("tcp:127.0.0.1:0", AF_INET, 0);
+        expect_address("tcp:127.0.0.1:8080", AF_INET, 8080);
+        expect_address("tcp:127.0.0.1:65535", AF_INET, 65535);
+        expect_address("tcp:[::1]:80", AF_INET6, 80);
+
+        /* Relative paths would depend on each process's working directory. */
+        ck_assert_int_eq(address_parse("unix:relative/path", &a), -EINVAL);
+        ck_assert_int_eq(address_parse("unix:", &a), -EINVAL);
+        ck_assert_int_eq(address_parse("relative.sock", &a), -EINVAL);
+        memset(longpath, 'x', sizeof(longpath));
+        memcpy(longpath, "unix:/", 6);
+        longpath[sizeof(longpath) - 1] = '\0';
+        ck_assert_int_eq(address_parse(longpath, &a), -ENAMETOOLONG);
+
+        ck_assert_int_eq(address_parse("tcp:localhost", &a), -EINVAL); /* no port */
+        ck_assert_int_eq(address_parse("tcp:127.0.0.1", &a), -EINVAL);
+        ck_assert_int_eq(address_parse("tcp:127.0.0.1:", &a), -EINVAL);
+        ck_assert_int_eq(address_parse("tcp:127.0.0.1:65536", &a), -EINVAL);
+        ck_assert_int_eq(address_parse("tcp:127.0.0.1:-1", &a), -EINVAL);
+        ck_assert_int_eq(address_parse("tcp:127.0.0.1:+80", &a), -EINVAL);
+        ck_assert_int_eq(address_parse("tcp:127.0.0.1:8o", &a), -EINVAL);
+        ck_assert_int_eq(address_parse("tcp:[::1]80", &a), -EINVAL);
+        ck_assert_int_eq(address_parse("tcp:[::1", &a), -EINVAL);
+        ck_assert_int_eq(address_parse("tcp:", &a), -EINVAL);
+        expect_address_rejected("garbage");
+        expect_address_rejected("");
+        expect_address_rejected("http://127.0.0.1:80");
+        expect_address_rejected("udp:127.0.0.1:80");
+}
+END_TEST
+
+START_TEST(test_address_listen_connect) {
+        _cleanup_close_ int lfd = -EBADF, cfd = -EBADF, afd = -EBADF;
+        char path[PATH_MAX], address[PATH_MAX + 8];
+        struct stat st;
+        Address a;
+
+        /* Missing directories are created, and a stale socket file is replaced. */
+        snprintf(path, sizeof(path), "%s/sub/dir/%d.sock", tmpdir, (int) getpid());
+        snprintf(address, sizeof(address), "unix:%s", path);
+        ck_assert_int_eq(address_parse(address, &a), 0);
+        lfd = address_listen(&a);
+        ck_assert_int_ge(lfd, 0);
+        closep(&lfd);
+        ck_assert_int_eq(lstat(path, &st), 0);
+        lfd = address_listen(&a);
+        ck_assert_int_ge(lfd, 0);
+
+        cfd = address_connect(&a, true);
+        ck_assert_int_ge(cfd, 0);
+        ck_assert(fcntl(cfd, F_GETFL) & O_NONBLOCK);
+        ck_assert_int_eq(poll(&(struct pollfd) { .fd = lfd, .events = POLLIN }, 1, (int) (CALL_TIMEOUT / 1000)), 1);
+        afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        ck_assert_int_ge(afd, 0);
+
+        address_unlink(&a);
+        ck_assert_int_eq(lstat(path, &st), -1);
+        address_done(&a);
+
+        /* Anything but a socket in the way is left alone. */
+        snprintf(path, sizeof(path), "%s/regular-%d", tmpdir, (int) getpid());
+        snprintf(address, sizeof(address), "unix:%s", path);
+        closep(&afd);
+        afd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        ck_assert_int_ge(afd, 0);
+        ck_assert_int_eq(address_parse(address, &a), 0);
+        ck_assert_int_eq(address_listen(&a), -EEXIST);
+        address_done(&a);
+
+        /* TCP on an ephemeral loopback port. */
+        ck_assert_int_eq(address_parse("tcp:127.0.0.1:0", &a), 0);
+        closep(&lfd);
+        lfd = address_listen(&a);
+        ck_assert_int_ge(lfd, 0);
+        address_done(&a);
+}
+END_TEST
+
+START_TEST(test_address_default) {
+        _cleanup_free_ char *s1 = NULL, *s2 = NULL, *s3 = NULL, *s4 = NULL;
+
+        ck_assert_int_eq(setenv("MRKV_TEST_ADDR", "tcp:127.0.0.1:1", 1), 0);
+        ck_assert_int_eq(address_default("MRKV_TEST_ADDR", "x.sock", &s1), 0);
+        ck_assert_str_eq(s1, "tcp:127.0.0.1:1");
+
+        ck_assert_int_eq(unsetenv("MRKV_TEST_ADDR"), 0);
+        ck_assert_int_eq(setenv("RUNTIME_DIRECTORY", "/run/a:/run/b", 1), 0);
+        ck_assert_int_eq(address_default("MRKV_TEST_ADDR", "x.sock", &s2), 0);
+        ck_assert_str_eq(s2, "unix:/run/a/x.sock");
+
+        ck_assert_int_eq(unsetenv("RUNTIME_DIRECTORY"), 0);
+        ck_assert_int_eq(setenv("XDG_RUNTIME_DIR", "/run/user/1000", 1), 0);
+        ck_assert_int_eq(address_default(NULL, "x.sock", &s3), 0);
+        ck_assert_str_eq(s3, "unix:/run/user/1000/mrkv/x.sock");
+
+        ck_assert_int_eq(unsetenv("XDG_RUNTIME_DIR"), 0);
+        ck_assert_int_eq(address_default(NULL, "x.sock", &s4), 0);
+        ck_assert_str_eq(s4, "unix:/run/mrkv/x.sock");
+}
+END_TEST
+
+/* parse-util */
+
+START_TEST(test_parse_unsigned) {
+        unsigned u = 12345;
+        uint64_t v;
+
+        ck_assert_int_eq(parse_unsigned("0", 0, 10, &u), 0);
+        ck_assert_uint_eq(u, 0);
+        ck_assert_int_eq(parse_unsigned("10", 0, 10, &u), 0);
+        ck_assert_uint_eq(u, 10);
+        ck_assert_int_eq(parse_unsigned("007", 0, 10, &u), 0); /* decimal, not octal */
+        ck_assert_uint_eq(u, 7);
+        ck_assert_int_eq(parse_unsigned("4294967295", 0, UINT32_MAX, &u), 0);
+        ck_assert_uint_eq(u, UINT32_MAX);
+
+        u = 12345;
+        ck_assert_int_eq(parse_unsigned("11", 0, 10, &u), -ERANGE);
+        ck_assert_int_eq(parse_unsigned("0", 1, 10, &u), -ERANGE);
+        ck_assert_int_eq(parse_unsigned("4294967296", 0, UINT32_MAX, &u), -ERANGE);
+        ck_assert_int_eq(parse_unsigned("18446744073709551616", 0, UINT32_MAX, &u), -ERANGE);
+        ck_assert_int_eq(parse_unsigned("", 0, 10, &u), -EINVAL);
+        ck_assert_int_eq(parse_unsigned("-1", 0, 10, &u), -EINVAL);
+        ck_assert_int_eq(parse_unsigned("+1", 0, 10, &u), -EINVAL);
+        ck_assert_int_eq(parse_unsigned(" 1", 0, 10, &u), -EINVAL);
+        ck_assert_int_eq(parse_unsigned("1 ", 0, 10, &u), -EINVAL);
+        ck_assert_int_eq(parse_unsigned("1x", 0, 10, &u), -EINVAL);
+        ck_assert_int_eq(parse_unsigned("0x1", 0, 10, &u), -EINVAL);
+        ck_assert_int_eq(parse_unsigned("1.0", 0, 10, &u), -EINVAL);
+        ck_assert_int_eq(parse_unsigned(NULL, 0, 10, &u), -EINVAL);
+        ck_assert_uint_eq(u, 12345); /* untouched on failure */
+
+        ck_assert_int_eq(parse_uint64("18446744073709551615", &v), 0);
+        ck_assert_uint_eq(v, UINT64_MAX);
+        ck_assert_int_eq(parse_uint64("18446744073709551616", &v), -ERANGE);
+        ck_assert_int_eq(parse_uint64("-0", &v), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_parse_seconds) {
+        uint64_t usec = 777;
+
+        ck_assert_int_eq(parse_seconds("10", &usec), 0);
+        ck_assert_uint_eq(usec, 10 * USEC_PER_SEC);
+        ck_assert_int_eq(parse_seconds("0", &usec), 0);
+        ck_assert_uint_eq(usec, 0);
+        ck_assert_int_eq(parse_seconds("0.5", &usec), 0);
+        ck_assert_uint_eq(usec, 500000);
+        ck_assert_int_eq(parse_seconds(".25", &usec), 0);
+        ck_assert_uint_eq(usec, 250000);
+        ck_assert_int_eq(parse_seconds("0.000001", &usec), 0);
+        ck_assert_uint_eq(usec, 1);
+        ck_assert_int_eq(parse_seconds("1000000000", &usec), 0); /* the largest accepted */
+        ck_assert_uint_eq(usec, 1000000000 * USEC_PER_SEC);
+
+        usec = 777;
+        ck_assert_int_eq(parse_seconds("1000000001", &usec), -EINVAL);
+        ck_assert_int_eq(parse_seconds("", &usec), -EINVAL);
+        ck_assert_int_eq(parse_seconds(".", &usec), -EINVAL);
+        ck_assert_int_eq(parse_seconds("-1", &usec), -EINVAL);
+        ck_assert_int_eq(parse_seconds("+1", &usec), -EINVAL);
+        ck_assert_int_eq(parse_seconds(" 1", &usec), -EINVAL);
+        ck_assert_int_eq(parse_seconds("1 ", &usec), -EINVAL);
+        ck_assert_int_eq(parse_seconds("1s", &usec), -EINVAL);
+        ck_assert_int_eq(parse_seconds("inf", &usec), -EINVAL);
+        ck_assert_int_eq(parse_seconds("nan", &usec), -EINVAL);
+        ck_assert_int_eq(parse_seconds("1e999", &usec), -EINVAL);
+        ck_assert_int_eq(parse_seconds(NULL, &usec), -EINVAL);
+        ck_assert_uint_eq(usec, 777);
+}
+END_TEST
+
+/* Known bugs: each case fails until the fix reported with it lands in daemons/common. */
+
+/* The port goes through atoi(): out-of-range digit strings wrap around to a valid port
+ * (4294967376 is 2^32 + 80) or reach getaddrinfo() and come back as -EADDRNOTAVAIL. */
+START_TEST(test_bug_address_port_overflow) {
+        Address a;
+
+        ck_assert_int_eq(address_parse("tcp:127.0.0.1:4294967376", &a), -EINVAL);
+        ck_assert_int_eq(address_parse("tcp:127.0.0.1:99999999999999999999", &a), -EINVAL);
+}
+END_TEST
+
+/* strtod() takes hexadecimal and exponents ("0x10" is 16 s), and the product is truncated
+ * rather than rounded ("1.005" gives 1004999 µs). */
+START_TEST(test_bug_parse_seconds) {
+        uint64_t usec = 0;
+
+        ck_assert_int_eq(parse_seconds("0x10", &usec), -EINVAL);
+        ck_assert_int_eq(parse_seconds("1.005", &usec), 0);
+        ck_assert_uint_eq(usec, 1005000);
+}
+END_TEST
+
+static Suite *regular_suite(void) {
+        Suite *s = suite_create("varlink-server");
+        TCase *tc;
+
+        tc = tcase_create("server");
+        tcase_add_unchecked_fixture(tc, make_tmpdir, remove_tmpdir);
+        tcase_add_checked_fixture(tc, setup_default, teardown_server);
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_call_reply);
+        tcase_add_test(tc, test_get_info);
+        tcase_add_test(tc, test_interface_description);
+        tcase_add_test(tc, test_method_not_found);
+        tcase_add_test(tc, test_invalid_parameter);
+        tcase_add_test(tc, test_pipelined_in_order);
+        tcase_add_test(tc, test_deferred_reply);
+        tcase_add_test(tc, test_deferred_reply_short_timer);
+        tcase_add_test(tc, test_more);
+        tcase_add_test(tc, test_oneway);
+        tcase_add_test(tc, test_bad_messages_close_connection);
+        tcase_add_test(tc, test_reply_before_close);
+        tcase_add_test(tc, test_method_error_closes);
+        tcase_add_test(tc, test_stalled_client);
+        tcase_add_test(tc, test_message_split_byte_by_byte);
+        tcase_add_test(tc, test_disconnect_handler);
+        tcase_add_test(tc, test_many_connections);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("server-limits");
+        tcase_add_unchecked_fixture(tc, make_tmpdir, remove_tmpdir);
+        tcase_add_checked_fixture(tc, setup_small, teardown_server);
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_oversize_message);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("address");
+        tcase_add_unchecked_fixture(tc, make_tmpdir, remove_tmpdir);
+        tcase_add_test(tc, test_address_parse);
+        tcase_add_test(tc, test_address_listen_connect);
+        tcase_add_test(tc, test_address_default);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("parse-util");
+        tcase_add_test(tc, test_parse_unsigned);
+        tcase_add_test(tc, test_parse_seconds);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+static Suite *known_bugs_suite(void) {
+        Suite *s = suite_create(UNIT_KNOWN_BUGS_SUITE);
+        TCase *tc;
+
+        tc = tcase_create("address-port-overflow");
+        tcase_add_test(tc, test_bug_address_port_overflow);
+        suite_add_tcase(s, tc);
+        tc = tcase_create("parse-seconds");
+        tcase_add_test(tc, test_bug_parse_seconds);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(int argc, char **argv) {
+        return unit_run("varlink-server", regular_suite(), known_bugs_suite(), argc, argv);
+}
