@@ -63,7 +63,8 @@ static int parse_percent(const char *option, const char *s, double *ret) {
         errno = 0;
         v = strtod(s, &end);
         if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || v < 0.0 || v > 100.0)
-                return log_error_errno(EINVAL, "Invalid value for --%s: '%s' (a percentage from 0 to 100).", option, s);
+                return log_error_errno(EINVAL, "Invalid value for --%s: '%s' (a percentage from 0 to 100).",
+                                       option, s);
         *ret = v;
         return 0;
 }
@@ -135,7 +136,8 @@ static int parse_argv(int argc, char *argv[], Config *c) {
                 case ARG_SEED:
                         r = parse_uint64(optarg, &c->seed);
                         if (r < 0)
-                                return log_error_errno(r, "Invalid value for --seed: '%s' (an unsigned 64-bit integer).",
+                                return log_error_errno(r, "Invalid value for --seed: '%s' "
+                                                          "(an unsigned 64-bit integer).",
                                                        optarg);
                         c->seed_set = true;
                         break;
@@ -168,7 +170,8 @@ static int parse_argv(int argc, char *argv[], Config *c) {
                 case ARG_LOG_LEVEL:
                         r = log_level_from_string(optarg);
                         if (r < 0)
-                                return log_error_errno(r, "Invalid value for --log-level: '%s' (debug, info, notice, warning, err).",
+                                return log_error_errno(r, "Invalid value for --log-level: '%s' "
+                                                          "(debug, info, notice, warning, err).",
                                                        optarg);
                         log_set_max_level(r);
                         break;
@@ -194,7 +197,8 @@ static int parse_argv(int argc, char *argv[], Config *c) {
         if (!delay_max_set)
                 delay_max = MAX(delay_max, delay_min);
         if (delay_min > delay_max)
-                return log_error_errno(EINVAL, "--delay-min (%" PRIu64 ") is larger than --delay-max (%" PRIu64 ").",
+                return log_error_errno(EINVAL,
+                                       "--delay-min (%" PRIu64 ") is larger than --delay-max (%" PRIu64 ").",
                                        delay_min, delay_max);
         c->policy.delay_min_usec = delay_min * USEC_PER_MSEC;
         c->policy.delay_max_usec = delay_max * USEC_PER_MSEC;
@@ -377,7 +381,8 @@ int main(int argc, char *argv[]) {
                         log_error_errno(r, "Invalid --connect address '%s': %m", c.connect);
         }
         /* Connecting to itself, every accepted client would bring in another until the fds run out. */
-        if (r >= 0 && listen_addr.sa_len == upstream.sa_len && memcmp(&listen_addr.sa, &upstream.sa, upstream.sa_len) == 0)
+        if (r >= 0 && listen_addr.sa_len == upstream.sa_len &&
+            memcmp(&listen_addr.sa, &upstream.sa, upstream.sa_len) == 0)
                 r = log_error_errno(EINVAL, "--listen and --connect name the same address, %s.", c.listen);
         if (r < 0) {
                 address_done(&listen_addr);

@@ -638,7 +638,8 @@ static void *caller_thread(void *userdata) {
 
 /* Makes n calls from n_threads callers (each on its own connection, a fresh one after
  * every missing reply) and returns how many were answered. */
-static unsigned run_callers(const char *address, unsigned n_threads, unsigned n, uint64_t timeout, bool answered[]) {
+static unsigned run_callers(const char *address, unsigned n_threads, unsigned n, uint64_t timeout,
+                            bool answered[]) {
         Caller callers[8] = {};
         unsigned per = n / n_threads, total = 0;
 
@@ -678,8 +679,8 @@ START_TEST(test_drop_half_of_requests) {
         /* Four callers side by side, only to make the 200 or so time-outs pass faster. */
         n_answered = run_callers(p.address, 4, n, 100 * MSEC, answered);
         n_missing = n - n_answered;
-        ck_assert_msg(n_missing >= n * 30 / 100 && n_missing <= n * 70 / 100, "%u of %u calls unanswered", n_missing,
-                      n);
+        ck_assert_msg(n_missing >= n * 30 / 100 && n_missing <= n * 70 / 100, "%u of %u calls unanswered",
+                      n_missing, n);
 
         /* Every call was either forwarded or dropped, and the server saw exactly the forwarded. */
         wait_counters(&p, counters, counters.requests_forwarded + counters.requests_dropped >= n);
@@ -705,8 +706,8 @@ START_TEST(test_seed_reproduces_faults) {
         /* One caller, so that connections and calls come in the same order both times. */
         for (unsigned run = 0; run < 2; run++) {
                 Proxy p;
-                start_proxy(&p, listen, server_address, "--seed", "77", "--drop-request", "50", "--drop-reply", "0",
-                            "--delay-max", "0");
+                start_proxy(&p, listen, server_address, "--seed", "77", "--drop-request", "50", "--drop-reply",
+                            "0", "--delay-max", "0");
                 unsigned k = run_callers(p.address, 1, 30, DROP_TIMEOUT, run == 0 ? first : second);
                 if (run == 0)
                         n_first = k;
@@ -1016,8 +1017,9 @@ int main(void) {
                 return EXIT_FAILURE;
         }
         /* Unix socket paths are short (108 bytes): keep the directory near the root. */
-        if (asprintf(&base_dir, "%s/mrkv-faultproxy-XXXXXX", tmp && tmp[0] && strlen(tmp) < 40 ? tmp : "/tmp") < 0 ||
-            !mkdtemp(base_dir)) {
+        if (!tmp || !tmp[0] || strlen(tmp) >= 40)
+                tmp = "/tmp";
+        if (asprintf(&base_dir, "%s/mrkv-faultproxy-XXXXXX", tmp) < 0 || !mkdtemp(base_dir)) {
                 perror("mkdtemp");
                 return EXIT_FAILURE;
         }
