@@ -8,6 +8,7 @@
 
 #include "address.h"
 #include "macro.h"
+#include "parse-util.h"
 
 static int parse_unix(const char *path, Address *a) {
         struct sockaddr_un *un = (struct sockaddr_un *) &a->sa;
@@ -45,7 +46,8 @@ static int parse_tcp(const char *hostport, Address *a) {
         }
         if (!host)
                 return -ENOMEM;
-        if (port[0] == '\0' || strspn(port, "0123456789") != strlen(port) || atoi(port) > 65535)
+        unsigned port_number;
+        if (parse_unsigned(port, 0, 65535, &port_number) < 0)
                 return -EINVAL;
 
         if (getaddrinfo(host[0] ? host : NULL, port, &hints, &res) != 0 || !res)

@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <ctype.h>
-#include <math.h>
 
 #include "macro.h"
 #include "parse-util.h"
@@ -35,15 +34,39 @@ int parse_unsigned(const char *s, unsigned min, unsigned max, unsigned *ret) {
 }
 
 int parse_seconds(const char *s, uint64_t *ret_usec) {
-        char *end;
-        double d;
+        const char *dot;
+        uint64_t whole = 0, frac = 0, scale = USEC_PER_SEC;
+        int r;
 
-        if (!s || !(isdigit((unsigned char) s[0]) || s[0] == '.'))
+        /* Plain decimal only: strtod() would also take "0x10", "1e3" and "inf". */
+        if (!s || s[0] == '\0' || strspn(s, "0123456789.") != strlen(s))
                 return -EINVAL;
-        errno = 0;
-        d = strtod(s, &end);
-        if (errno != 0 || *end != '\0' || !isfinite(d) || d < 0 || d > 1e9)
+        dot = strchr(s, '.');
+        if (dot && (strchr(dot + 1, '.') || (dot == s && dot[1] == '\0')))
                 return -EINVAL;
-        *ret_usec = (uint64_t) (d * (double) USEC_PER_SEC);
+
+        if (dot != s) {
+                _cleanup_free_ char *w = strndup(s, dot ? (size_t) (dot - s) : strlen(s));
+                if (!w)
+                        return -ENOMEM;
+                r = parse_uint64(w, &whole);
+                if (r < 0)
+                        return r;
+        }
+        if (whole > 1000000000) /* over 31 years is a typo, not a time-out */
+                return -EINVAL;
+        if (dot)
+                /* Microseconds are the resolution; further digits are rounded. */
+                for (const char *p = dot + 1; *p; p++) {
+                        scale /= 10;
+                        if (scale > 0)
+                                frac += (uint64_t) (*p - '0') * scale;
+                        else {
+                                if (*p >= '5' && p == dot + 7)
+                                        frac++;
+                                break;
+                        }
+                }
+        *ret_usec = whole * USEC_PER_SEC + frac;
         return 0;
 }

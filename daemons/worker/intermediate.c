@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include "intermediate.h"
 #include "macro.h"
@@ -37,6 +38,13 @@ int group_reader_open(GroupReader *r, int dir_fd, const char *path, size_t buffe
         r->fd = openat(dir_fd, path, O_RDONLY | O_CLOEXEC);
         if (r->fd < 0)
                 return -errno;
+        struct stat st;
+        if (fstat(r->fd, &st) < 0) {
+                int e = -errno;
+                group_reader_close(r);
+                return e;
+        }
+        r->file_size = (uint64_t) st.st_size;
         r->allocated = MAX(buffer_size, (size_t) 2 * VARINT_MAX);
         r->buf = malloc(r->allocated);
         if (!r->buf) {
@@ -94,7 +102,7 @@ static int read_string(GroupReader *r, const char **ret, size_t *ret_len) {
         n = varint_decode(r->buf + r->start, r->buf + r->end, &len);
         if (n <= 0)
                 return -EBADMSG;
-        if (len > SIZE_MAX / 4)
+        if (len > r->file_size)
                 return -EBADMSG;
         k = reader_fill(r, (size_t) n + len);
         if (k < 0)
@@ -142,7 +150,7 @@ int group_reader_next_key(GroupReader *r) {
         if (k < 0)
                 return k;
         n = varint_decode(r->buf + r->start, r->buf + r->end, &key_len);
-        if (n <= 0 || key_len > SIZE_MAX / 4)
+        if (n <= 0 || key_len > r->file_size)
                 return -EBADMSG;
         k = reader_fill(r, (size_t) n + key_len + VARINT_MAX);
         if (k < 0)

@@ -39,6 +39,7 @@ typedef struct GroupReader {
         uint8_t *buf;
         size_t allocated, start, end;
         bool eof;
+        uint64_t file_size; /* a length beyond it is corruption, not a reason to allocate */
         const char *key; /* the current group's key: valid until the next call on this reader */
         size_t key_len;
         uint64_t values_left;
