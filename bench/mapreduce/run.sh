@@ -146,6 +146,14 @@ keep() {
         mv "$1" "$kept/" && echo "$kept/$(basename "$1")"
 }
 
+# Sanitizer builds report some errors (UBSan's) without failing the process: those count
+# as failures too, so that a run of this script on such a build checks something.
+check_logs() {
+        local bad
+        bad=$(grep -l -e 'runtime error:' -e 'Sanitizer' "$@" 2>/dev/null || true)
+        [ -z "$bad" ] || { cat $bad >&2; die "sanitizer reports in $bad"; }
+}
+
 # run_sequential LIMIT REFERENCE FILE...: one timed mrkv-sequential run in a fresh
 # directory. Its sorted output becomes REFERENCE if that does not exist yet, else must
 # equal it. Sets $secs, $rss and $cpu.
@@ -159,6 +167,7 @@ run_sequential() {
                 2>"$dir/sequential.log") || rc=$?
         t1=$EPOCHREALTIME
         [ $rc = 0 ] || { tail -n 5 "$dir/sequential.log" >&2; die "mrkv-sequential exited with $rc"; }
+        check_logs "$dir/sequential.log"
         [ -f "$dir/mr-out-0" ] || die "mrkv-sequential wrote no mr-out-0"
         LC_ALL=C sort "$dir/mr-out-0" >"$dir/sorted"
         if [ -e "$ref" ]; then
@@ -213,6 +222,7 @@ run_parallel() {
                 [ $rc = 0 ] || { tail -n 5 "$dir/worker$i.log" >&2; die "worker $i exited with $rc"; }
         done
         pids=()
+        check_logs "$dir"/*.log
 
         LC_ALL=C sort "$dir"/mr-out-* >"$dir/sorted"
         cmp -s "$dir/sorted" "$ref" ||
