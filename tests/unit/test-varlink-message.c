@@ -583,6 +583,16 @@ START_TEST(test_bug_strict_json) {
 }
 END_TEST
 
+/* varlink_buffer_reserve() hands out b->data + b->end, NULL for a buffer never grown,
+ * so appending nothing to an empty buffer reports -ENOMEM (and computes NULL + 0). */
+START_TEST(test_bug_buffer_append_empty) {
+        _cleanup_(varlink_buffer_done) VarlinkBuffer b = {};
+
+        ck_assert_int_eq(varlink_buffer_append(&b, "", 0), 0);
+        ck_assert_uint_eq(varlink_buffer_size(&b), 0);
+}
+END_TEST
+
 static Suite *regular_suite(void) {
         Suite *s = suite_create("varlink-message");
         TCase *tc;
@@ -625,6 +635,9 @@ static Suite *known_bugs_suite(void) {
         suite_add_tcase(s, tc);
         tc = tcase_create("integer-saturation");
         tcase_add_test(tc, test_bug_integer_saturation);
+        suite_add_tcase(s, tc);
+        tc = tcase_create("buffer-append-empty");
+        tcase_add_test(tc, test_bug_buffer_append_empty);
         suite_add_tcase(s, tc);
         tc = tcase_create("strict-json");
         tcase_add_test(tc, test_bug_strict_json);

@@ -1,0 +1,304 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* A libFuzzer target for the code every byte from a Varlink peer passes through first
+ * (daemons/common/varlink-message.c): the input is a byte stream as read from a socket;
+ * it is framed with VarlinkBuffer + varlink_buffer_next(), each frame is parsed with
+ * varlink_message_parse(), and the message and its parameters are dispatched with
+ * varlink_dispatch() against field tables of every type.
+ *
+ * Besides crashes and sanitizer reports, it aborts on broken invariants:
+ *  - framing does not depend on how the bytes arrive: the stream appended whole (with
+ *    the default size limit) and in small chunks (with a limit of 256 bytes) yields the
+ *    same frames, the latter up to the first frame over its limit, and -EMSGSIZE exactly
+ *    when a frame or the unterminated rest is over it;
+ *  - results are what the headers promise (-EBADMSG without an object, -EINVAL with the
+ *    offending field's name, values that match the JSON);
+ *  - whatever parses can be sent: varlink_buffer_append_message() frames it with exactly
+ *    one NUL, it parses again, and serializes to the same text.
+ * Bugs already reported (see the known-bugs cases of test-varlink-message.c) are not
+ * checked here, so that the fuzzer looks past them.
+ *
+ * Run the fuzzer (clang with its libFuzzer runtime; on Debian `apt-get install clang`):
+ *   CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
+ *   meson compile -C build-fuzz tests/unit/fuzz-varlink-message
+ *   ./build-fuzz/tests/unit/fuzz-varlink-message tests/unit/fuzz-corpus
+ * libFuzzer adds the inputs it finds to the first directory it is given; to keep the
+ * committed seeds as they are, put a scratch directory first:
+ *   mkdir -p /tmp/fuzz-work
+ *   ./build-fuzz/tests/unit/fuzz-varlink-message -max_total_time=60 /tmp/fuzz-work tests/unit/fuzz-corpus
+ * A crash leaves crash-<sha1> in the working directory; replay it by passing the file.
+ *
+ * Every regular build also runs this target over tests/unit/fuzz-corpus, through
+ * fuzz-replay.c (test "fuzz-varlink-message-corpus"). */
+#include <stdio.h>
+
+#include "fuzz.h"
+#include "macro.h"
+#include "varlink-message.h"
+
+#define SMALL_LIMIT 256U
+#define MAX_FRAMES 4096U
+
+#define CHECK(cond)                                                                                   \
+        do {                                                                                          \
+                if (!(cond)) {                                                                        \
+                        fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__, __LINE__, #cond); \
+                        abort();                                                                      \
+                }                                                                                     \
+        } while (0)
+
+static FuzzStats stats;
+
+const FuzzStats *fuzz_stats(void) {
+        return &stats;
+}
+
+/* The top level of calls and replies. */
+typedef struct Envelope {
+        const char *method, *error;
+        json_object *parameters;
+        bool more, oneway, upgrade, continues;
+} Envelope;
+
+static const VarlinkField envelope_fields[] = {
+        { "method", VARLINK_STRING, offsetof(Envelope, method), false },
+        { "error", VARLINK_STRING, offsetof(Envelope, error), false },
+        { "parameters", VARLINK_OBJECT, offsetof(Envelope, parameters), false },
+        { "more", VARLINK_BOOL, offsetof(Envelope, more), false },
+        { "oneway", VARLINK_BOOL, offsetof(Envelope, oneway), false },
+        { "upgrade", VARLINK_BOOL, offsetof(Envelope, upgrade), false },
+        { "continues", VARLINK_BOOL, offsetof(Envelope, continues), false },
+        {},
+};
+
+/* Parameters of every type, under short names and names the daemons use. */
+typedef struct Params {
+        const char *s, *key, *value, *job;
+        uint64_t u, version;
+        uint32_t w, attempt;
+        int64_t i;
+        bool b, ok;
+        json_object *a, *o, *x, *files;
+} Params;
+
+static const VarlinkField param_fields[] = {
+        { "s", VARLINK_STRING, offsetof(Params, s), false },
+        { "key", VARLINK_STRING, offsetof(Params, key), false },
+        { "value", VARLINK_STRING, offsetof(Params, value), false },
+        { "job", VARLINK_STRING, offsetof(Params, job), false },
+        { "u", VARLINK_UINT64, offsetof(Params, u), false },
+        { "version", VARLINK_UINT64, offsetof(Params, version), false },
+        { "w", VARLINK_UINT32, offsetof(Params, w), false },
+        { "attempt", VARLINK_UINT32, offsetof(Params, attempt), false },
+        { "i", VARLINK_INT64, offsetof(Params, i), false },
+        { "b", VARLINK_BOOL, offsetof(Params, b), false },
+        { "ok", VARLINK_BOOL, offsetof(Params, ok), false },
+        { "a", VARLINK_ARRAY, offsetof(Params, a), false },
+        { "files", VARLINK_ARRAY, offsetof(Params, files), false },
+        { "o", VARLINK_OBJECT, offsetof(Params, o), false },
+        { "x", VARLINK_ANY, offsetof(Params, x), true },
+        {},
+};
+
+/* The result of a dispatch is one the header allows. */
+static void check_dispatch_result(json_object *o, const VarlinkField *fields, int r, const char *bad) {
+        if (r == 0) {
+                CHECK(!bad);
+                return;
+        }
+        CHECK(r == -EINVAL);
+        CHECK(bad);
+        for (const VarlinkField *f = fields; f->name; f++)
+                if (streq(f->name, bad))
+                        return;
+        /* Not a field of the table: then an unknown key of the object. */
+        CHECK(json_object_object_get_ex(o, bad, NULL));
+}
+
+static void check_string(json_object *o, const char *name, const char *s) {
+        json_object *v;
+
+        if (!json_object_object_get_ex(o, name, &v) || !v) {
+                CHECK(!s);
+                return;
+        }
+        CHECK(s == json_object_get_string(v));
+        CHECK(strlen(s) == (size_t) json_object_get_string_len(v));
+}
+
+static json_object *value_of(json_object *o, const char *name) {
+        json_object *v = NULL;
+        return json_object_object_get_ex(o, name, &v) ? v : NULL;
+}
+
+static void dispatch_params(json_object *params) {
+        /* Sentinels show which fields a successful dispatch set. */
+        Params p = { .u = 7, .w = 7, .i = 7, .version = 7, .attempt = 7 };
+        const char *bad = NULL;
+        json_object *v;
+        int r;
+
+        r = varlink_dispatch(params, param_fields, &p, &bad);
+        check_dispatch_result(params, param_fields, r, bad);
+        if (r < 0) {
+                stats.refused++;
+                return;
+        }
+        stats.dispatched++;
+
+        check_string(params, "s", p.s);
+        check_string(params, "key", p.key);
+        check_string(params, "value", p.value);
+        check_string(params, "job", p.job);
+        /* The mandatory field is there and not null. */
+        CHECK(p.x && p.x == value_of(params, "x"));
+        if ((v = value_of(params, "u"))) {
+                CHECK(json_object_is_type(v, json_type_int));
+                CHECK(p.u == json_object_get_uint64(v));
+                CHECK(json_object_get_int64(v) >= 0);
+        } else
+                CHECK(p.u == 7);
+        if ((v = value_of(params, "w"))) {
+                CHECK(json_object_get_int64(v) >= 0 && json_object_get_int64(v) <= UINT32_MAX);
+                CHECK(p.w == (uint32_t) json_object_get_int64(v));
+        } else
+                CHECK(p.w == 7);
+        if ((v = value_of(params, "i")))
+                CHECK(p.i == json_object_get_int64(v));
+        else
+                CHECK(p.i == 7);
+        if ((v = value_of(params, "a")))
+                CHECK(p.a == v && json_object_is_type(v, json_type_array));
+        if ((v = value_of(params, "o")))
+                CHECK(p.o == v && json_object_is_type(v, json_type_object));
+        if ((v = value_of(params, "b")))
+                CHECK(p.b == json_object_get_boolean(v) && json_object_is_type(v, json_type_boolean));
+}
+
+/* Whatever was accepted can be sent back out, and reads back the same. */
+static void check_round_trip(json_object *o) {
+        _cleanup_(varlink_buffer_done) VarlinkBuffer out = {};
+        _cleanup_json_ json_object *back = NULL;
+        const char *data, *s1, *s2;
+        size_t size, n1, n2;
+
+        CHECK(varlink_buffer_append_message(&out, o) == 0);
+        CHECK(varlink_buffer_next(&out, SIZE_MAX, &data, &size) == 1);
+        CHECK(size + 1 == varlink_buffer_size(&out)); /* one NUL, at the end */
+        CHECK(varlink_message_parse(data, size, &back) == 0);
+
+        s1 = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n1);
+        s2 = json_object_to_json_string_length(back, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+                                               &n2);
+        CHECK(s1 && s2);
+        CHECK(n1 == n2 && memcmp(s1, s2, n1) == 0);
+}
+
+static void process_frame(const char *data, size_t size) {
+        _cleanup_json_ json_object *o = NULL;
+        Envelope e = {};
+        const char *bad = NULL;
+        int r;
+
+        r = varlink_message_parse(data, size, &o);
+        if (r < 0) {
+                CHECK(r == -EBADMSG);
+                CHECK(!o);
+                stats.rejected++;
+                return;
+        }
+        CHECK(o && json_object_is_type(o, json_type_object));
+        stats.parsed++;
+
+        r = varlink_dispatch(o, envelope_fields, &e, &bad);
+        check_dispatch_result(o, envelope_fields, r, bad);
+        if (r == 0) {
+                check_string(o, "method", e.method);
+                check_string(o, "error", e.error);
+        }
+
+        json_object *params = value_of(o, "parameters");
+        if (params && json_object_is_type(params, json_type_object))
+                dispatch_params(params);
+        else if (params) {
+                /* Parameters that are not an object are refused as a whole. */
+                bad = NULL;
+                CHECK(varlink_dispatch(params, param_fields, &(Params) {}, &bad) == -EINVAL);
+                CHECK(bad && streq(bad, "parameters"));
+        }
+
+        check_round_trip(o);
+}
+
+typedef struct Frame {
+        size_t offset, size;
+} Frame;
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        static Frame frames[MAX_FRAMES];
+        size_t n_frames = 0, consumed = 0, chunk, fed, k = 0;
+        const char *p;
+        size_t n;
+        int r;
+
+        stats.inputs++;
+
+        /* Pass A: the whole stream at once, under the default limit. */
+        {
+                _cleanup_(varlink_buffer_done) VarlinkBuffer b = {};
+
+                /* Not for 0 bytes: see the known bug "buffer-append-empty". */
+                if (size > 0)
+                        CHECK(varlink_buffer_append(&b, data, size) == 0);
+                while ((r = varlink_buffer_next(&b, VARLINK_DEFAULT_MAX_MESSAGE, &p, &n)) > 0) {
+                        CHECK(p == (const char *) b.data + b.start);
+                        CHECK(n < varlink_buffer_size(&b) && p[n] == '\0' && !memchr(p, 0, n));
+                        CHECK(memcmp(p, data + consumed, n) == 0);
+                        if (n_frames < MAX_FRAMES)
+                                frames[n_frames++] = (Frame) { consumed, n };
+                        stats.messages++;
+                        process_frame(p, n);
+                        varlink_buffer_consume(&b, n + 1);
+                        consumed += n + 1;
+                }
+                CHECK(r == 0); /* fuzz inputs stay far below 16 MiB */
+                CHECK(consumed + varlink_buffer_size(&b) == size);
+                CHECK(!memchr(data + consumed, 0, size - consumed));
+        }
+        if (n_frames == MAX_FRAMES)
+                return 0; /* too many to compare; pass A was still checked */
+
+        /* Pass B: the same bytes in small chunks, under a small limit. */
+        {
+                _cleanup_(varlink_buffer_done) VarlinkBuffer b = {};
+                size_t first_over = n_frames;
+                bool expect_emsgsize;
+
+                for (size_t i = 0; i < n_frames; i++)
+                        if (frames[i].size > SMALL_LIMIT) {
+                                first_over = i;
+                                break;
+                        }
+                expect_emsgsize = first_over < n_frames || size - consumed > SMALL_LIMIT;
+
+                chunk = size > 0 ? 1 + data[size / 2] % 16 : 1;
+                r = 0;
+                for (fed = 0; fed < size && r >= 0;) {
+                        size_t m = MIN(chunk, size - fed);
+                        CHECK(varlink_buffer_append(&b, data + fed, m) == 0);
+                        fed += m;
+                        while ((r = varlink_buffer_next(&b, SMALL_LIMIT, &p, &n)) > 0) {
+                                CHECK(k < first_over);
+                                CHECK(n == frames[k].size);
+                                CHECK(memcmp(p, data + frames[k].offset, n) == 0);
+                                varlink_buffer_consume(&b, n + 1);
+                                k++;
+                        }
+                }
+                if (r == -EMSGSIZE)
+                        stats.oversize++;
+                CHECK(r == 0 || r == -EMSGSIZE);
+                CHECK((r == -EMSGSIZE) == expect_emsgsize);
+                CHECK(k == first_over);
+        }
+        return 0;
+}
