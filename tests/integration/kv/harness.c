@@ -260,6 +260,10 @@ void test_proxy_start(const char *dir, const char *target, uint64_t seed, TestPr
         char *path = NULL, *ready = NULL, *seed_s = NULL;
         uint64_t deadline;
 
+        /* Fixed seeds make failures reproducible; MRKV_TEST_SEED explores others. */
+        if (getenv("MRKV_TEST_SEED"))
+                seed += strtoull(getenv("MRKV_TEST_SEED"), NULL, 10);
+
         *ret = (TestProxy) {};
         ck_assert_int_ge(asprintf(&path, "%s/proxy.sock", dir), 0);
         ck_assert_int_ge(asprintf(&ready, "%s/proxy.ready", dir), 0);

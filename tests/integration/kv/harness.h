@@ -6,7 +6,8 @@
  * operation histories for the linearizability checker.
  *
  * Programs are found through the environment meson sets: MRKV_TEST_KVSERVER,
- * MRKV_TEST_FAULTPROXY, MRKV_TEST_LINCHECK, MRKV_TEST_MRKVCTL. */
+ * MRKV_TEST_FAULTPROXY, MRKV_TEST_LINCHECK, MRKV_TEST_MRKVCTL. MRKV_TEST_KEEP=1 keeps
+ * the temporary directories (histories included); MRKV_TEST_SEED varies the faults. */
 
 #include <check.h>
 #include <stdbool.h>
@@ -64,7 +65,8 @@ typedef struct TestProxy {
         char *address; /* "unix:DIR/proxy.sock" */
 } TestProxy;
 
-/* mrkv-faultproxy in front of target with its default fault rates and the given seed. */
+/* mrkv-faultproxy in front of target with its default fault rates and the given seed
+ * (plus $MRKV_TEST_SEED if set). */
 void test_proxy_start(const char *dir, const char *target, uint64_t seed, TestProxy *ret);
 void test_proxy_stop(TestProxy *p);
 
