@@ -946,6 +946,9 @@ START_TEST(test_address_parse) {
         ck_assert_int_eq(address_parse("tcp:127.0.0.1", &a), -EINVAL);
         ck_assert_int_eq(address_parse("tcp:127.0.0.1:", &a), -EINVAL);
         ck_assert_int_eq(address_parse("tcp:127.0.0.1:65536", &a), -EINVAL);
+        /* 2^32 + 80: must not wrap around to port 80. */
+        ck_assert_int_eq(address_parse("tcp:127.0.0.1:4294967376", &a), -EINVAL);
+        ck_assert_int_eq(address_parse("tcp:127.0.0.1:99999999999999999999", &a), -EINVAL);
         ck_assert_int_eq(address_parse("tcp:127.0.0.1:-1", &a), -EINVAL);
         ck_assert_int_eq(address_parse("tcp:127.0.0.1:+80", &a), -EINVAL);
         ck_assert_int_eq(address_parse("tcp:127.0.0.1:8o", &a), -EINVAL);
@@ -1080,8 +1083,22 @@ START_TEST(test_parse_seconds) {
         ck_assert_uint_eq(usec, 250000);
         ck_assert_int_eq(parse_seconds("0.000001", &usec), 0);
         ck_assert_uint_eq(usec, 1);
-        ck_assert_int_eq(parse_seconds("1000000000", &usec), 0); /* the largest accepted */
+        ck_assert_int_eq(parse_seconds("1000000000", &usec), 0); /* over 31 years is a typo */
         ck_assert_uint_eq(usec, 1000000000 * USEC_PER_SEC);
+        ck_assert_int_eq(parse_seconds("5.", &usec), 0);
+        ck_assert_uint_eq(usec, 5 * USEC_PER_SEC);
+        /* Decimal fractions are exact, not binary approximations truncated. */
+        ck_assert_int_eq(parse_seconds("1.005", &usec), 0);
+        ck_assert_uint_eq(usec, 1005000);
+        ck_assert_int_eq(parse_seconds("4.35", &usec), 0);
+        ck_assert_uint_eq(usec, 4350000);
+        /* Below the microsecond, rounded. */
+        ck_assert_int_eq(parse_seconds("0.0000004", &usec), 0);
+        ck_assert_uint_eq(usec, 0);
+        ck_assert_int_eq(parse_seconds("0.0000005", &usec), 0);
+        ck_assert_uint_eq(usec, 1);
+        ck_assert_int_eq(parse_seconds("2.12345649999", &usec), 0);
+        ck_assert_uint_eq(usec, 2123456);
 
         usec = 777;
         ck_assert_int_eq(parse_seconds("1000000001", &usec), -EINVAL);
@@ -1095,31 +1112,13 @@ START_TEST(test_parse_seconds) {
         ck_assert_int_eq(parse_seconds("inf", &usec), -EINVAL);
         ck_assert_int_eq(parse_seconds("nan", &usec), -EINVAL);
         ck_assert_int_eq(parse_seconds("1e999", &usec), -EINVAL);
+        ck_assert_int_eq(parse_seconds("1e3", &usec), -EINVAL);
+        ck_assert_int_eq(parse_seconds("0x10", &usec), -EINVAL);
+        ck_assert_int_eq(parse_seconds("1.2.3", &usec), -EINVAL);
+        ck_assert_int_eq(parse_seconds("10000000000", &usec), -EINVAL);
+        ck_assert_int_lt(parse_seconds("99999999999999999999999", &usec), 0);
         ck_assert_int_eq(parse_seconds(NULL, &usec), -EINVAL);
         ck_assert_uint_eq(usec, 777);
-}
-END_TEST
-
-/* Known bugs: each case fails until the fix reported with it lands in daemons/common. */
-
-/* The port goes through atoi(): out-of-range digit strings wrap around to a valid port
- * (4294967376 is 2^32 + 80) or reach getaddrinfo() and come back as -EADDRNOTAVAIL. */
-START_TEST(test_bug_address_port_overflow) {
-        Address a;
-
-        ck_assert_int_eq(address_parse("tcp:127.0.0.1:4294967376", &a), -EINVAL);
-        ck_assert_int_eq(address_parse("tcp:127.0.0.1:99999999999999999999", &a), -EINVAL);
-}
-END_TEST
-
-/* strtod() takes hexadecimal and exponents ("0x10" is 16 s), and the product is truncated
- * rather than rounded ("1.005" gives 1004999 µs). */
-START_TEST(test_bug_parse_seconds) {
-        uint64_t usec = 0;
-
-        ck_assert_int_eq(parse_seconds("0x10", &usec), -EINVAL);
-        ck_assert_int_eq(parse_seconds("1.005", &usec), 0);
-        ck_assert_uint_eq(usec, 1005000);
 }
 END_TEST
 
@@ -1171,19 +1170,6 @@ static Suite *regular_suite(void) {
         return s;
 }
 
-static Suite *known_bugs_suite(void) {
-        Suite *s = suite_create(UNIT_KNOWN_BUGS_SUITE);
-        TCase *tc;
-
-        tc = tcase_create("address-port-overflow");
-        tcase_add_test(tc, test_bug_address_port_overflow);
-        suite_add_tcase(s, tc);
-        tc = tcase_create("parse-seconds");
-        tcase_add_test(tc, test_bug_parse_seconds);
-        suite_add_tcase(s, tc);
-        return s;
-}
-
 int main(int argc, char **argv) {
-        return unit_run("varlink-server", regular_suite(), known_bugs_suite(), argc, argv);
+        return unit_run("varlink-server", regular_suite(), NULL, argc, argv);
 }
