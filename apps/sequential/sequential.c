@@ -19,7 +19,7 @@ struct mrkv_emitter {
 
 struct mrkv_values {
         const Group *group;
-        size_t pos;
+        GroupIter it;
 };
 
 struct Sequential {
@@ -46,7 +46,7 @@ static int reduce_emit(mrkv_emitter *out, const char *key, size_t key_len, const
 }
 
 static int next_value(mrkv_values *values, const char **value, size_t *value_len) {
-        return group_next_value(values->group, &values->pos, value, value_len);
+        return group_next_value(values->group, &values->it, value, value_len);
 }
 
 static const mrkv_host map_host = {

@@ -34,6 +34,19 @@ char *arena_dup(Arena *a, const char *p, size_t size) {
         return r;
 }
 
+void arena_reset(Arena *a) {
+        ArenaChunk *keep = a->chunks;
+
+        if (!keep)
+                return;
+        a->chunks = keep->next;
+        arena_done(a);
+        keep->next = NULL;
+        a->chunks = keep;
+        a->next = keep->data;
+        a->end = keep->data + ARENA_CHUNK_SIZE; /* every chunk holds at least that */
+}
+
 void arena_done(Arena *a) {
         while (a->chunks) {
                 ArenaChunk *c = a->chunks;

@@ -16,4 +16,6 @@ typedef struct Arena {
 /* Copies size bytes into the arena; returns the copy (unaligned), or NULL if out of memory. */
 char *arena_dup(Arena *a, const char *p, size_t size);
 
+/* Forgets every string but keeps the newest chunk for reuse. */
+void arena_reset(Arena *a);
 void arena_done(Arena *a);

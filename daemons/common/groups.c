@@ -68,7 +68,18 @@ static Group *groups_find_or_add(Groups *g, const char *key, size_t key_len) {
         }
 
         group = &g->groups[g->n_groups];
-        *group = (Group) { .key_len = key_len, .hash = h };
+        if (g->n_groups < g->n_initialized)
+                /* A group of an earlier use: keep its value buffer. */
+                *group = (Group) {
+                        .key_len = key_len,
+                        .hash = h,
+                        .values = group->values,
+                        .values_allocated = group->values_allocated,
+                };
+        else {
+                *group = (Group) { .key_len = key_len, .hash = h };
+                g->n_initialized = g->n_groups + 1;
+        }
         group->key = arena_dup(&g->keys, key, key_len);
         if (!group->key)
                 return NULL;
@@ -85,9 +96,24 @@ int groups_add(Groups *g, const char *key, size_t key_len, const char *value, si
         if (!group)
                 return -ENOMEM;
 
+        /* The same value again extends the last run. */
+        if (group->last_run > 0 && group->last_len == value_len &&
+            memcmp(group->values + group->last_value, value, value_len) == 0) {
+                uint32_t repeat;
+
+                memcpy(&repeat, group->values + group->last_run - 1, sizeof(repeat));
+                if (repeat < UINT32_MAX) {
+                        repeat++;
+                        memcpy(group->values + group->last_run - 1, &repeat, sizeof(repeat));
+                        group->n_values++;
+                        return 0;
+                }
+        }
+
         if (value_len > SIZE_MAX / 4 - group->values_size)
                 return -ENOMEM;
-        need = group->values_size + 10 + value_len; /* a size_t takes at most 10 LEB128 bytes */
+        /* A u32 count, and a size_t takes at most 10 LEB128 bytes. */
+        need = group->values_size + sizeof(uint32_t) + 10 + value_len;
         if (need > group->values_allocated) {
                 size_t n = group->values_allocated > 0 ? group->values_allocated : 16;
 
@@ -101,6 +127,9 @@ int groups_add(Groups *g, const char *key, size_t key_len, const char *value, si
         }
 
         p = group->values + group->values_size;
+        group->last_run = group->values_size + 1;
+        memcpy(p, &(uint32_t) { 1 }, sizeof(uint32_t));
+        p += sizeof(uint32_t);
         for (size_t l = value_len;; l >>= 7) {
                 if (l < 0x80) {
                         *p++ = (uint8_t) l;
@@ -110,18 +139,22 @@ int groups_add(Groups *g, const char *key, size_t key_len, const char *value, si
         }
         if (value_len > 0)
                 memcpy(p, value, value_len);
-        group->values_size = (size_t) (p - group->values) + value_len;
+        group->last_value = (size_t) (p - group->values);
+        group->last_len = value_len;
+        group->values_size = group->last_value + value_len;
         group->n_values++;
         return 0;
 }
 
-int group_next_value(const Group *group, size_t *pos, const char **value, size_t *value_len) {
+int group_next_run(const Group *group, size_t *pos, uint32_t *repeat, const char **value, size_t *value_len) {
         const uint8_t *p = group->values + *pos;
         size_t l = 0;
 
         if (*pos >= group->values_size)
                 return 0;
 
+        memcpy(repeat, p, sizeof(uint32_t));
+        p += sizeof(uint32_t);
         for (unsigned shift = 0;; shift += 7) {
                 l |= (size_t) (*p & 0x7f) << shift;
                 if (!(*p++ & 0x80))
@@ -131,6 +164,20 @@ int group_next_value(const Group *group, size_t *pos, const char **value, size_t
         *value = (const char *) p;
         *value_len = l;
         *pos = (size_t) (p - group->values) + l;
+        return 1;
+}
+
+int group_next_value(const Group *group, GroupIter *it, const char **value, size_t *value_len) {
+        if (it->left == 0) {
+                uint32_t repeat;
+
+                if (group_next_run(group, &it->pos, &repeat, &it->value, &it->value_len) == 0)
+                        return 0;
+                it->left = repeat;
+        }
+        it->left--;
+        *value = it->value;
+        *value_len = it->value_len;
         return 1;
 }
 
@@ -156,8 +203,15 @@ int groups_sorted(const Groups *g, const Group ***ret) {
         return 0;
 }
 
+void groups_reset(Groups *g) {
+        g->n_groups = 0;
+        if (g->slots)
+                memset(g->slots, 0, (g->mask + 1) * sizeof(uint32_t));
+        arena_reset(&g->keys);
+}
+
 void groups_done(Groups *g) {
-        for (size_t i = 0; i < g->n_groups; i++)
+        for (size_t i = 0; i < g->n_initialized; i++)
                 free(g->groups[i].values);
         free(g->groups);
         free(g->slots);

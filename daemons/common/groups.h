@@ -18,10 +18,23 @@ typedef struct Group {
         const char *key;
         size_t key_len;
         uint64_t hash;
-        uint8_t *values; /* each value: LEB128 length, then its bytes */
+        /* Runs of equal consecutive values, each: u32 repeat count (unaligned), LEB128
+         * length, bytes. A word count's "1"s are one run per key. */
+        uint8_t *values;
         size_t values_size, values_allocated;
         size_t n_values;
+        size_t last_run;   /* offset of the last run + 1; 0 before the first value */
+        size_t last_value; /* offset of the last run's bytes */
+        size_t last_len;
 } Group;
+
+/* A position in a group's values, for group_next_value(); start zeroed. */
+typedef struct GroupIter {
+        size_t pos;
+        uint32_t left; /* repeats of the current value still to hand out */
+        const char *value;
+        size_t value_len;
+} GroupIter;
 
 typedef struct Groups {
         Arena keys;
@@ -29,6 +42,7 @@ typedef struct Groups {
         size_t n_groups, n_allocated;
         uint32_t *slots; /* index + 1 into groups, 0 = empty; open addressing */
         size_t mask;
+        size_t n_initialized; /* groups[] entries whose values buffer may be reused */
 } Groups;
 
 /* Appends value to key's values. Returns 0 or -ENOMEM. */
@@ -38,8 +52,15 @@ int groups_add(Groups *g, const char *key, size_t key_len, const char *value, si
  * caller frees the array, not the groups. Returns 0 or -ENOMEM. */
 int groups_sorted(const Groups *g, const Group ***ret);
 
-/* Iterates over the values of a group: start with *pos = 0. Returns 1 and sets
- * *value, *value_len, or 0 at the end. */
-int group_next_value(const Group *group, size_t *pos, const char **value, size_t *value_len);
+/* Iterates over the values of a group, in emission order. Returns 1 and sets *value,
+ * *value_len, or 0 at the end. */
+int group_next_value(const Group *group, GroupIter *it, const char **value, size_t *value_len);
 
+/* Iterates over the runs of a group: start with *pos = 0. Returns 1 and sets *repeat
+ * (at least 1), *value, *value_len, or 0 at the end. */
+int group_next_run(const Group *group, size_t *pos, uint32_t *repeat, const char **value, size_t *value_len);
+
+/* Empties g but keeps its memory (table, key chunk, value buffers) for the next use:
+ * a worker reuses one Groups for every map task. */
+void groups_reset(Groups *g);
 void groups_done(Groups *g);

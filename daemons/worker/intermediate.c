@@ -115,15 +115,29 @@ static int read_string(GroupReader *r, const char **ret, size_t *ret_len) {
         return 1;
 }
 
-int group_reader_next_value(GroupReader *r, const char **ret_value, size_t *ret_len) {
-        int k;
+int group_reader_next_run(GroupReader *r, const char **ret_value, size_t *ret_len) {
+        uint64_t repeat;
+        int k, n;
 
+        assert(r->run_left == 0);
         if (r->values_left == 0)
                 return 0;
-        k = read_string(r, ret_value, ret_len);
+
+        k = reader_fill(r, VARINT_MAX);
         if (k < 0)
                 return k;
+        n = varint_decode(r->buf + r->start, r->buf + r->end, &repeat);
+        if (n <= 0 || repeat == 0 || repeat > r->values_left)
+                return -EBADMSG;
+        r->start += (size_t) n;
+        k = read_string(r, &r->run_value, &r->run_len);
+        if (k < 0)
+                return k;
+
+        r->run_left = repeat - 1;
         r->values_left--;
+        *ret_value = r->run_value;
+        *ret_len = r->run_len;
         return 1;
 }
 

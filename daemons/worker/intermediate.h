@@ -8,11 +8,13 @@
 /* The intermediate file format. A file holds the pairs of one map task for one reduce
  * partition, grouped by key, groups sorted by key (bytewise), each key once:
  *
- *   group := varint(key length) key varint(number of values) value*
- *   value := varint(value length) bytes
+ *   group := varint(key length) key varint(number of values) run*
+ *   run   := varint(repeat count) varint(value length) bytes
  *
- * with LEB128 varints; any bytes may appear in keys and values. A word count writes
- * each distinct word once per file, so reduce merges distinct keys, not every pair. */
+ * with LEB128 varints; any bytes may appear in keys and values. A run is one value
+ * repeated (consecutive equal values, in emission order); the repeat counts of a group
+ * add up to its number of values. A word count writes each distinct word once per
+ * file with a single run of "1"s, so reduce merges distinct keys, not every pair. */
 
 #define VARINT_MAX 10
 
@@ -43,6 +45,9 @@ typedef struct GroupReader {
         const char *key; /* the current group's key: valid until the next call on this reader */
         size_t key_len;
         uint64_t values_left;
+        uint64_t run_left;       /* repeats of run_value still to hand out */
+        const char *run_value;   /* valid while the run lasts: nothing is read meanwhile */
+        size_t run_len;
 } GroupReader;
 
 int group_reader_open(GroupReader *r, int dir_fd, const char *path, size_t buffer_size);
@@ -50,6 +55,19 @@ void group_reader_close(GroupReader *r);
 /* Moves to the next group, skipping values not read: 1 and key set, 0 at the end of the
  * file, -EBADMSG for a corrupt or truncated file, -errno on read errors. */
 int group_reader_next_key(GroupReader *r);
+/* Reads the next run of the current group and returns its first value. */
+int group_reader_next_run(GroupReader *r, const char **ret_value, size_t *ret_len);
+
 /* The next value of the current group: 1 and the value (valid until the next call), 0
- * when the group has no more, or an error as above. */
-int group_reader_next_value(GroupReader *r, const char **ret_value, size_t *ret_len);
+ * when the group has no more, or an error as above. Inline: a reduce over a word count
+ * calls it once per word of the corpus, and mostly the value just repeats. */
+static inline int group_reader_next_value(GroupReader *r, const char **ret_value, size_t *ret_len) {
+        if (r->run_left > 0) {
+                r->run_left--;
+                r->values_left--;
+                *ret_value = r->run_value;
+                *ret_len = r->run_len;
+                return 1;
+        }
+        return group_reader_next_run(r, ret_value, ret_len);
+}

@@ -8,18 +8,17 @@
 #include "maptask.h"
 #include "output.h"
 
-/* The pairs of each partition are grouped by key as the app emits them: a word count
- * then sorts and writes each distinct word once, not once per occurrence. */
+/* The pairs of a task are grouped by key as the app emits them, in one table: a key's
+ * partition is computed once per distinct key, when the groups are written, and a
+ * word count sorts and writes each distinct word once, not once per occurrence. */
 struct mrkv_emitter {
-        Groups *parts;
-        unsigned nreduce;
+        Groups *groups;
 };
 
 static int map_emit(mrkv_emitter *e, const char *key, size_t key_len, const char *value, size_t value_len) {
         if ((!key && key_len > 0) || (!value && value_len > 0))
                 return -EINVAL;
-        return groups_add(&e->parts[(fnv1a32(key, key_len) & 0x7fffffff) % e->nreduce], key_len > 0 ? key : "",
-                          key_len, value_len > 0 ? value : "", value_len);
+        return groups_add(e->groups, key_len > 0 ? key : "", key_len, value_len > 0 ? value : "", value_len);
 }
 
 static int map_next_value(mrkv_values *v, const char **value, size_t *value_len) {
@@ -33,28 +32,62 @@ static const mrkv_host map_host = {
         .next_value = map_next_value,
 };
 
-static int write_partition(const Groups *g, int dir_fd, const char *name) {
+static void write_group(OutputFile *f, const Group *group) {
+        uint8_t hdr[VARINT_MAX];
+        const char *value;
+        size_t pos = 0, len;
+        uint32_t repeat;
+
+        (void) output_file_write(f, hdr, varint_encode(hdr, group->key_len));
+        (void) output_file_write(f, group->key, group->key_len);
+        (void) output_file_write(f, hdr, varint_encode(hdr, group->n_values));
+        while (group_next_run(group, &pos, &repeat, &value, &len) > 0) {
+                (void) output_file_write(f, hdr, varint_encode(hdr, repeat));
+                (void) output_file_write(f, hdr, varint_encode(hdr, len));
+                (void) output_file_write(f, value, len);
+        }
+}
+
+/* Writes every partition file at once: the groups in key order, each to its partition,
+ * so each file comes out sorted. */
+static int write_partitions(const Groups *g, int dir_fd, unsigned nreduce, char *const *names,
+                            char **ret_error) {
         _cleanup_free_ const Group **sorted = NULL;
-        OutputFile f;
+        _cleanup_free_ OutputFile *files = NULL;
+        unsigned opened = 0;
         int r;
 
         r = groups_sorted(g, &sorted);
         if (r < 0)
                 return r;
-        r = output_file_open(&f, dir_fd, name);
-        if (r < 0)
-                return r;
+        files = calloc(nreduce, sizeof(OutputFile));
+        if (!files)
+                return -ENOMEM;
+
+        for (; opened < nreduce; opened++) {
+                r = output_file_open(&files[opened], dir_fd, names[opened]);
+                if (r < 0) {
+                        errno = -r;
+                        (void) asprintf(ret_error, "cannot create %s: %m", names[opened]);
+                        goto finish;
+                }
+        }
+
         for (size_t i = 0; i < g->n_groups; i++) {
                 const Group *group = sorted[i];
-                uint8_t hdr[VARINT_MAX];
-
-                (void) output_file_write(&f, hdr, varint_encode(hdr, group->key_len));
-                (void) output_file_write(&f, group->key, group->key_len);
-                (void) output_file_write(&f, hdr, varint_encode(hdr, group->n_values));
-                /* Groups keep values as varint length + bytes: the file's layout already. */
-                (void) output_file_write(&f, group->values, group->values_size);
+                write_group(&files[(fnv1a32(group->key, group->key_len) & 0x7fffffff) % nreduce], group);
         }
-        return output_file_close(&f);
+
+finish:
+        for (unsigned i = 0; i < opened; i++) {
+                int k = output_file_close(&files[i]);
+                if (k < 0 && r >= 0) {
+                        r = k;
+                        errno = -k;
+                        (void) asprintf(ret_error, "cannot write %s: %m", names[i]);
+                }
+        }
+        return r;
 }
 
 static int read_input(int dir_fd, const char *path, char **ret, size_t *ret_size) {
@@ -100,15 +133,16 @@ static int read_input(int dir_fd, const char *path, char **ret, size_t *ret_size
         return 0;
 }
 
-int map_task_run(const mrkv_app *app, int dir_fd, const char *input, unsigned nreduce,
+int map_task_run(const mrkv_app *app, Groups *groups, int dir_fd, const char *input, unsigned nreduce,
                  char *const *temp_names, char **ret_error) {
         _cleanup_free_ char *contents = NULL;
-        mrkv_emitter e = {};
+        mrkv_emitter e = { .groups = groups };
         size_t size = 0;
         int r;
 
         *ret_error = NULL;
 
+        groups_reset(groups);
         r = read_input(dir_fd, input, &contents, &size);
         if (r < 0) {
                 errno = -r;
@@ -116,34 +150,16 @@ int map_task_run(const mrkv_app *app, int dir_fd, const char *input, unsigned nr
                 return r;
         }
 
-        e.nreduce = nreduce;
-        e.parts = calloc(nreduce, sizeof(Groups));
-        if (!e.parts)
-                return -ENOMEM;
-
         r = app->map(&map_host, &e, input, contents, size);
         if (r < 0) {
                 errno = -r;
                 (void) asprintf(ret_error, "map of %s failed: %m", input);
-                goto finish;
+        } else {
+                /* The input is no longer needed; give its memory back before writing. */
+                contents = mfree(contents);
+                r = write_partitions(groups, dir_fd, nreduce, temp_names, ret_error);
         }
-        /* The input is no longer needed; give its memory back before writing. */
-        contents = mfree(contents);
 
-        for (unsigned i = 0; i < nreduce; i++) {
-                r = write_partition(&e.parts[i], dir_fd, temp_names[i]);
-                if (r < 0) {
-                        errno = -r;
-                        (void) asprintf(ret_error, "cannot write %s: %m", temp_names[i]);
-                        goto finish;
-                }
-                groups_done(&e.parts[i]);
-        }
-        r = 0;
-
-finish:
-        for (unsigned i = 0; i < nreduce; i++)
-                groups_done(&e.parts[i]);
-        free(e.parts);
+        groups_reset(groups);
         return r;
 }

@@ -4,7 +4,8 @@
 #include "macro.h"
 #include "output.h"
 
-#define OUTPUT_BUFFER (1024U * 1024U)
+/* Large enough to make writes cheap, small enough for one per partition at once. */
+#define OUTPUT_BUFFER (128U * 1024U)
 
 int output_file_open(OutputFile *f, int dir_fd, const char *name) {
         *f = (OutputFile) { .fd = -EBADF };

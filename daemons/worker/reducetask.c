@@ -82,14 +82,16 @@ struct mrkv_emitter {
 };
 
 static int reduce_next_value(mrkv_values *v, const char **value, size_t *value_len) {
-        while (v->error >= 0 && v->current < v->n_members) {
+        while (v->current < v->n_members) {
                 int r = group_reader_next_value(&v->merge->readers[v->members[v->current]], value, value_len);
-                if (r > 0)
+                if (_likely_(r > 0))
                         return 1;
-                if (r < 0)
+                if (r < 0) {
                         v->error = r;
-                else
-                        v->current++;
+                        v->n_members = 0; /* nothing more to hand out */
+                        return r;
+                }
+                v->current++;
         }
         return v->error < 0 ? v->error : 0;
 }

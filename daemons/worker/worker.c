@@ -40,7 +40,7 @@ static void names_free(char **v) {
         free(v);
 }
 
-static int run_task(const Assignment *a, App *app, int dir_fd, char **ret_error) {
+static int run_task(const Assignment *a, App *app, Groups *groups, int dir_fd, char **ret_error) {
         char **names = NULL, **inputs = NULL;
         int r;
 
@@ -53,7 +53,7 @@ static int run_task(const Assignment *a, App *app, int dir_fd, char **ret_error)
                         return -ENOMEM;
                 for (unsigned i = 0; i < a->nreduce; i++)
                         mr_map_temp_name(names[i], a->job, a->task, a->attempt, i);
-                r = map_task_run(app->app, dir_fd, json_object_get_string(json_object_array_get_idx(a->files, 0)),
+                r = map_task_run(app->app, groups, dir_fd, json_object_get_string(json_object_array_get_idx(a->files, 0)),
                                  a->nreduce, names, ret_error);
                 names_free(names);
                 return r;
@@ -97,6 +97,7 @@ static int finish_task(VarlinkClient *client, const Assignment *a, bool ok, cons
 int worker_run(const char *address, App *app) {
         _cleanup_(varlink_client_freep) VarlinkClient *client = NULL;
         _cleanup_free_ char *cwd = NULL;
+        _cleanup_(groups_done) Groups groups = {};
         unsigned served = 0;
         int r;
 
@@ -163,7 +164,7 @@ int worker_run(const char *address, App *app) {
 
                 log_debug("Running %s task %u attempt %u of job %s.", a.kind, a.task, a.attempt, a.job);
                 if (!error)
-                        r = run_task(&a, app, AT_FDCWD, &error);
+                        r = run_task(&a, app, &groups, AT_FDCWD, &error);
                 if (r < 0 && !error) {
                         errno = -r;
                         (void) asprintf(&error, "%s task failed: %m", a.kind);
