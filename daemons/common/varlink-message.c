@@ -1,8 +1,223 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <ctype.h>
+
 #include <json-c/json_tokener.h>
 
 #include "macro.h"
 #include "varlink-message.h"
+
+/* A strict RFC 8259 check run before json-c, whose "strict" mode still takes single
+ * quotes, NaN and Infinity, raw control characters in strings, leading zeros,
+ * overlong UTF-8 and surrogates, and saturates integers beyond 64 bits. */
+typedef struct Scanner {
+        const uint8_t *p, *end;
+        unsigned depth;
+} Scanner;
+
+#define JSON_MAX_DEPTH 64U
+
+static void skip_ws(Scanner *s) {
+        while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+                s->p++;
+}
+
+/* One UTF-8 sequence, well-formed per RFC 3629: no overlong forms, no surrogates,
+ * nothing above U+10FFFF. */
+static bool scan_utf8(Scanner *s) {
+        const uint8_t *p = s->p;
+        uint8_t c = *p;
+        size_t n;
+        uint8_t lo = 0x80, hi = 0xbf;
+
+        if (c >= 0xc2 && c <= 0xdf)
+                n = 1;
+        else if (c >= 0xe0 && c <= 0xef) {
+                n = 2;
+                if (c == 0xe0)
+                        lo = 0xa0;
+                else if (c == 0xed)
+                        hi = 0x9f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+                n = 3;
+                if (c == 0xf0)
+                        lo = 0x90;
+                else if (c == 0xf4)
+                        hi = 0x8f;
+        } else
+                return false;
+
+        if ((size_t) (s->end - p) < n + 1)
+                return false;
+        if (p[1] < lo || p[1] > hi)
+                return false;
+        for (size_t i = 2; i <= n; i++)
+                if (p[i] < 0x80 || p[i] > 0xbf)
+                        return false;
+        s->p += n + 1;
+        return true;
+}
+
+static bool scan_string(Scanner *s) {
+        s->p++; /* the opening quote */
+        while (s->p < s->end) {
+                uint8_t c = *s->p;
+
+                if (c == '"') {
+                        s->p++;
+                        return true;
+                }
+                if (c < 0x20)
+                        return false;
+                if (c == '\\') {
+                        if (s->end - s->p < 2)
+                                return false;
+                        c = s->p[1];
+                        if (c == 'u') {
+                                if (s->end - s->p < 6)
+                                        return false;
+                                for (int i = 2; i < 6; i++)
+                                        if (!isxdigit(s->p[i]))
+                                                return false;
+                                s->p += 6;
+                        } else if (strchr("\"\\/bfnrt", c) && c != '\0')
+                                s->p += 2;
+                        else
+                                return false;
+                } else if (c < 0x80)
+                        s->p++;
+                else if (!scan_utf8(s))
+                        return false;
+        }
+        return false;
+}
+
+/* Whether the decimal digits [b, e) (no sign, no leading zero) are at most max. */
+static bool digits_at_most(const uint8_t *b, const uint8_t *e, const char *max) {
+        size_t n = (size_t) (e - b), m = strlen(max);
+        return n < m || (n == m && memcmp(b, max, n) <= 0);
+}
+
+static bool scan_number(Scanner *s) {
+        bool negative = false, integer = true;
+        const uint8_t *digits;
+
+        if (*s->p == '-') {
+                negative = true;
+                s->p++;
+        }
+        digits = s->p;
+        if (s->p >= s->end || !isdigit(*s->p))
+                return false;
+        if (*s->p == '0')
+                s->p++;
+        else
+                while (s->p < s->end && isdigit(*s->p))
+                        s->p++;
+        const uint8_t *digits_end = s->p;
+
+        if (s->p < s->end && *s->p == '.') {
+                integer = false;
+                s->p++;
+                if (s->p >= s->end || !isdigit(*s->p))
+                        return false;
+                while (s->p < s->end && isdigit(*s->p))
+                        s->p++;
+        }
+        if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+                integer = false;
+                s->p++;
+                if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
+                        s->p++;
+                if (s->p >= s->end || !isdigit(*s->p))
+                        return false;
+                while (s->p < s->end && isdigit(*s->p))
+                        s->p++;
+        }
+
+        /* json-c would clamp an integer outside int64/uint64 silently: refuse it. */
+        if (integer)
+                return negative ? digits_at_most(digits, digits_end, "9223372036854775808")
+                                : digits_at_most(digits, digits_end, "18446744073709551615");
+        return true;
+}
+
+static bool scan_literal(Scanner *s, const char *word) {
+        size_t n = strlen(word);
+        if ((size_t) (s->end - s->p) < n || memcmp(s->p, word, n) != 0)
+                return false;
+        s->p += n;
+        return true;
+}
+
+static bool scan_value(Scanner *s);
+
+static bool scan_container(Scanner *s, uint8_t close, bool object) {
+        if (++s->depth > JSON_MAX_DEPTH)
+                return false;
+        s->p++;
+        skip_ws(s);
+        if (s->p < s->end && *s->p == close) {
+                s->p++;
+                s->depth--;
+                return true;
+        }
+        for (;;) {
+                if (object) {
+                        if (s->p >= s->end || *s->p != '"' || !scan_string(s))
+                                return false;
+                        skip_ws(s);
+                        if (s->p >= s->end || *s->p != ':')
+                                return false;
+                        s->p++;
+                }
+                if (!scan_value(s))
+                        return false;
+                skip_ws(s);
+                if (s->p >= s->end)
+                        return false;
+                if (*s->p == close) {
+                        s->p++;
+                        s->depth--;
+                        return true;
+                }
+                if (*s->p != ',')
+                        return false;
+                s->p++;
+                skip_ws(s);
+        }
+}
+
+static bool scan_value(Scanner *s) {
+        skip_ws(s);
+        if (s->p >= s->end)
+                return false;
+        switch (*s->p) {
+        case '{':
+                return scan_container(s, '}', true);
+        case '[':
+                return scan_container(s, ']', false);
+        case '"':
+                return scan_string(s);
+        case 't':
+                return scan_literal(s, "true");
+        case 'f':
+                return scan_literal(s, "false");
+        case 'n':
+                return scan_literal(s, "null");
+        default:
+                return scan_number(s);
+        }
+}
+
+static bool json_is_strict(const char *data, size_t size) {
+        Scanner s = { .p = (const uint8_t *) data, .end = (const uint8_t *) data + size };
+
+        skip_ws(&s);
+        if (s.p >= s.end || *s.p != '{' || !scan_value(&s))
+                return false;
+        skip_ws(&s);
+        return s.p == s.end;
+}
 
 int varlink_message_parse(const char *data, size_t size, json_object **ret) {
         json_tokener *tok;
@@ -11,7 +226,7 @@ int varlink_message_parse(const char *data, size_t size, json_object **ret) {
         assert(data || size == 0);
         assert(ret);
 
-        if (size == 0 || size > INT32_MAX)
+        if (size == 0 || size > INT32_MAX || !json_is_strict(data, size))
                 return -EBADMSG;
 
         tok = json_tokener_new_ex(64);
@@ -61,6 +276,8 @@ char *varlink_buffer_reserve(VarlinkBuffer *b, size_t n) {
 }
 
 int varlink_buffer_append(VarlinkBuffer *b, const void *data, size_t n) {
+        if (n == 0)
+                return 0;
         char *p = varlink_buffer_reserve(b, n);
         if (!p)
                 return -ENOMEM;
@@ -148,6 +365,9 @@ static int dispatch_one(json_object *v, const VarlinkField *f, void *target) {
                 errno = 0;
                 int64_t i = json_object_get_int64(v);
                 if (errno != 0)
+                        return -EINVAL;
+                /* json-c keeps values above INT64_MAX as unsigned and clamps them here. */
+                if (i == INT64_MAX && json_object_get_uint64(v) != (uint64_t) INT64_MAX)
                         return -EINVAL;
                 *(int64_t *) p = i;
                 return 0;
