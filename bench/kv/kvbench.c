@@ -128,9 +128,10 @@ static void help(void) {
                "  -k --keys=N            Key space, created before the run (default %u)\n"
                "  -s --value-size=BYTES  Value size (default %zu)\n"
                "     --redis             Talk RESP to a Redis server (GET/SET) instead\n"
-               "     --csv               One line: op,connections,ops,seconds,ops_per_sec,p50_us,p99_us,p999_us,max_us,errors\n",
-               program_invocation_short_name, MRKV_KV_ADDRESS_ENV, arg_connections, arg_duration, arg_warmup,
-               arg_keyspace, arg_value_size);
+               "     --csv               One line: "
+               "op,connections,ops,seconds,ops_per_sec,p50_us,p99_us,p999_us,max_us,errors\n",
+                program_invocation_short_name, MRKV_KV_ADDRESS_ENV, arg_connections, arg_duration,
+                arg_warmup, arg_keyspace, arg_value_size);
 }
 
 static int parse_unsigned(const char *s, unsigned long long max, unsigned long long *ret) {
@@ -195,7 +196,7 @@ static int parse_argv(int argc, char *argv[]) {
                 case 'd':
                 case 'w':
                         if (parse_seconds(optarg, c == 'd' ? &arg_duration : &arg_warmup) < 0 ||
-                            (c == 'd' && arg_duration <= 0)) {
+                                (c == 'd' && arg_duration <= 0)) {
                                 log_error("Invalid number of seconds: %s", optarg);
                                 return -EINVAL;
                         }
@@ -273,14 +274,15 @@ static int prepare_keys(Bench *b, const char *address) {
                 snprintf(key, sizeof(key), KEY_FORMAT, k);
                 params = json_object_new_object();
                 json_object_object_add(params, "key", json_object_new_string(key));
-                r = varlink_client_call(client, "org.mrkv.KV.Get", params, CALL_TIMEOUT_USEC, &reply, &error);
+                r = varlink_client_call(
+                        client, "org.mrkv.KV.Get", params, CALL_TIMEOUT_USEC, &reply, &error);
                 if (r < 0) {
                         log_error_errno(r, "Get of %s failed: %m", key);
                         goto finish;
                 }
                 if (!error) {
                         if (!json_object_object_get_ex(reply, "version", &version) ||
-                            !json_object_is_type(version, json_type_int)) {
+                                !json_object_is_type(version, json_type_int)) {
                                 r = log_error_errno(EBADMSG, "Get of %s: reply without a version.", key);
                                 goto finish;
                         }
@@ -296,7 +298,8 @@ static int prepare_keys(Bench *b, const char *address) {
                 reply = NULL;
                 json_object_object_add(params, "value", json_object_get(value));
                 json_object_object_add(params, "version", json_object_new_uint64(0));
-                r = varlink_client_call(client, "org.mrkv.KV.Put", params, CALL_TIMEOUT_USEC, &reply, &error);
+                r = varlink_client_call(
+                        client, "org.mrkv.KV.Put", params, CALL_TIMEOUT_USEC, &reply, &error);
                 if (r < 0) {
                         log_error_errno(r, "Put of %s failed: %m", key);
                         goto finish;
@@ -357,8 +360,8 @@ static int prepare_redis_keys(Bench *b, const Address *address) {
 
         for (unsigned k = 0; k < arg_keyspace; k++) {
                 int n = snprintf(out, arg_value_size + 256,
-                                 "*3\r\n$3\r\nSET\r\n$16\r\n" KEY_FORMAT "\r\n$%zu\r\n%s\r\n", k,
-                                 arg_value_size, b->value);
+                        "*3\r\n$3\r\nSET\r\n$16\r\n" KEY_FORMAT "\r\n$%zu\r\n%s\r\n", k, arg_value_size,
+                        b->value);
                 size_t got = 0;
 
                 if (send(fd, out, (size_t) n, MSG_NOSIGNAL) != n)
@@ -367,7 +370,8 @@ static int prepare_redis_keys(Bench *b, const Address *address) {
                         ssize_t r = recv(fd, in + got, sizeof(in) - got, 0);
 
                         if (r <= 0)
-                                return log_error_errno(r < 0 ? errno : ECONNRESET, "Failed to read SET reply: %m");
+                                return log_error_errno(
+                                        r < 0 ? errno : ECONNRESET, "Failed to read SET reply: %m");
                         got += (size_t) r;
                         r = resp_reply_size(in, got);
                         if (r < 0 || (r > 0 && in[0] != '+'))
@@ -405,18 +409,18 @@ static int conn_format_call(Bench *b, Conn *c) {
 
         if (arg_redis && arg_op == OP_PUT)
                 n = snprintf(c->out, c->out_allocated,
-                             "*3\r\n$3\r\nSET\r\n$16\r\n" KEY_FORMAT "\r\n$%zu\r\n%s\r\n", key,
-                             arg_value_size, b->value);
+                        "*3\r\n$3\r\nSET\r\n$16\r\n" KEY_FORMAT "\r\n$%zu\r\n%s\r\n", key, arg_value_size,
+                        b->value);
         else if (arg_redis)
                 n = snprintf(c->out, c->out_allocated, "*2\r\n$3\r\nGET\r\n$16\r\n" KEY_FORMAT "\r\n", key);
         else if (arg_op == OP_PUT)
                 n = snprintf(c->out, c->out_allocated,
-                             "{\"method\":\"org.mrkv.KV.Put\",\"parameters\":{\"key\":\"" KEY_FORMAT
-                             "\",\"value\":\"%s\",\"version\":%" PRIu64 "}}",
-                             key, b->value, b->versions[key]);
+                        "{\"method\":\"org.mrkv.KV.Put\",\"parameters\":{\"key\":\"" KEY_FORMAT
+                        "\",\"value\":\"%s\",\"version\":%" PRIu64 "}}",
+                        key, b->value, b->versions[key]);
         else
                 n = snprintf(c->out, c->out_allocated,
-                             "{\"method\":\"org.mrkv.KV.Get\",\"parameters\":{\"key\":\"" KEY_FORMAT "\"}}", key);
+                        "{\"method\":\"org.mrkv.KV.Get\",\"parameters\":{\"key\":\"" KEY_FORMAT "\"}}", key);
         if (n < 0 || (size_t) n >= c->out_allocated)
                 return -ENOBUFS;
 
@@ -468,9 +472,8 @@ static int conn_handle_reply(Bench *b, Conn *c, const char *reply, size_t size) 
         /* The server writes "parameters" first for a success and "error" first for an
          * error; checking the prefix is enough to tell them apart. Redis answers a GET
          * with a bulk string ("$-1" for a missing key) and a SET with "+OK". */
-        bool success = arg_redis
-                ? (arg_op == OP_PUT ? reply[0] == '+' : reply[0] == '$' && reply[1] != '-')
-                : size >= sizeof(ok) - 1 && memcmp(reply, ok, sizeof(ok) - 1) == 0;
+        bool success = arg_redis ? (arg_op == OP_PUT ? reply[0] == '+' : reply[0] == '$' && reply[1] != '-')
+                                 : size >= sizeof(ok) - 1 && memcmp(reply, ok, sizeof(ok) - 1) == 0;
         if (success) {
                 if (arg_op == OP_PUT)
                         b->versions[c->key]++;
@@ -634,8 +637,10 @@ static int run(int argc, char *argv[]) {
 
         if (!arg_address) {
                 r = address_default(MRKV_KV_ADDRESS_ENV, MRKV_KV_SOCKET, &default_address);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to determine the default address: %m"), EXIT_FAILURE;
+                if (r < 0) {
+                        log_error_errno(r, "Failed to determine the default address: %m");
+                        return EXIT_FAILURE;
+                }
                 arg_address = default_address;
         }
         r = address_parse(arg_address, &address);
@@ -675,17 +680,18 @@ static int run(int argc, char *argv[]) {
         qsort(b.samples.v, b.samples.n, sizeof(uint32_t), cmp_u32);
         if (arg_csv)
                 printf("%s,%u,%" PRIu64 ",%.3f,%.0f,%.1f,%.1f,%.1f,%.1f,%" PRIu64 "\n",
-                       arg_op == OP_GET ? "get" : "put", arg_connections, b.ops, seconds,
-                       (double) b.ops / seconds, percentile_us(&b.samples, 50), percentile_us(&b.samples, 99),
-                       percentile_us(&b.samples, 99.9), percentile_us(&b.samples, 100), b.errors);
+                        arg_op == OP_GET ? "get" : "put", arg_connections, b.ops, seconds,
+                        (double) b.ops / seconds, percentile_us(&b.samples, 50),
+                        percentile_us(&b.samples, 99), percentile_us(&b.samples, 99.9),
+                        percentile_us(&b.samples, 100), b.errors);
         else
                 printf("%s, %u connections, %zu-byte values, %u keys: %" PRIu64 " calls in %.2f s\n"
                        "  %.0f ops/s   latency p50 %.1f us   p99 %.1f us   p99.9 %.1f us   max %.1f us"
                        "   errors %" PRIu64 "\n",
-                       arg_op == OP_GET ? "Get" : "Put", arg_connections, arg_value_size, arg_keyspace, b.ops,
-                       seconds, (double) b.ops / seconds, percentile_us(&b.samples, 50),
-                       percentile_us(&b.samples, 99), percentile_us(&b.samples, 99.9),
-                       percentile_us(&b.samples, 100), b.errors);
+                        arg_op == OP_GET ? "Get" : "Put", arg_connections, arg_value_size, arg_keyspace,
+                        b.ops, seconds, (double) b.ops / seconds, percentile_us(&b.samples, 50),
+                        percentile_us(&b.samples, 99), percentile_us(&b.samples, 99.9),
+                        percentile_us(&b.samples, 100), b.errors);
         r = b.errors > 0 ? -EBADMSG : 0;
 
 finish:

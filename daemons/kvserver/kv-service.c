@@ -54,7 +54,8 @@ size_t kv_message_size_for(size_t max_key_size, size_t max_value_size) {
 static int object_add(json_object *o, const char *key, json_object *v) {
         if (!v)
                 return -ENOMEM;
-        if (json_object_object_add_ex(o, key, v, JSON_C_OBJECT_ADD_KEY_IS_NEW | JSON_C_OBJECT_KEY_IS_CONSTANT) < 0) {
+        if (json_object_object_add_ex(
+                    o, key, v, JSON_C_OBJECT_ADD_KEY_IS_NEW | JSON_C_OBJECT_KEY_IS_CONSTANT) < 0) {
                 json_object_put(v);
                 return -ENOMEM;
         }
@@ -111,7 +112,7 @@ static int method_get(VarlinkConn *c, json_object *parameters, VarlinkCallFlags 
         if (!reply)
                 return -ENOMEM;
         if (object_add(reply, "value", json_object_new_string_len(value, (int) value_size)) < 0 ||
-            object_add(reply, "version", json_object_new_uint64(version)) < 0) {
+                object_add(reply, "version", json_object_new_uint64(version)) < 0) {
                 json_object_put(reply);
                 return -ENOMEM;
         }

@@ -106,8 +106,8 @@ static inline void test_server_drain_notify(TestServer *s) {
 /* Starts the server: argv[0] is the binary; listen, when not NULL, is passed as
  * --listen; extra is NULL-terminated. env, when not NULL, is "NAME=value" to add. Returns
  * 0 once READY=1 arrived; the server dies with the test process (PR_SET_PDEATHSIG). */
-static inline int test_server_start_full(TestServer *s, const char *binary, const char *dir, bool pass_listen,
-                                         const char *const *extra, const char *env, int activation_fd) {
+static inline int test_server_start_full(TestServer *s, const char *binary, const char *dir,
+        bool pass_listen, const char *const *extra, const char *env, int activation_fd) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         pid_t parent = getpid();
         int r;
@@ -115,11 +115,12 @@ static inline int test_server_start_full(TestServer *s, const char *binary, cons
         memset(s, 0, sizeof(*s));
         s->notify_fd = -1;
         /* Socket paths must fit into sun_path. */
-        if ((size_t) snprintf(s->socket_path, sizeof(s->socket_path), "%s/kv-%d.sock", dir, (int) getpid()) >=
-                    sizeof(s->socket_path) ||
-            (size_t) snprintf(s->notify_path, sizeof(s->notify_path), "%s/notify-%d", dir, (int) getpid()) >=
-                    sizeof(s->notify_path) ||
-            (size_t) snprintf(s->address, sizeof(s->address), "unix:%s", s->socket_path) >= sizeof(s->address))
+        if ((size_t) snprintf(s->socket_path, sizeof(s->socket_path), "%s/kv-%d.sock", dir,
+                    (int) getpid()) >= sizeof(s->socket_path) ||
+                (size_t) snprintf(s->notify_path, sizeof(s->notify_path), "%s/notify-%d", dir,
+                        (int) getpid()) >= sizeof(s->notify_path) ||
+                (size_t) snprintf(s->address, sizeof(s->address), "unix:%s", s->socket_path) >=
+                        sizeof(s->address))
                 return -ENAMETOOLONG;
 
         s->notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -172,7 +173,8 @@ static inline int test_server_start_full(TestServer *s, const char *binary, cons
         return 0;
 }
 
-static inline int test_server_start(TestServer *s, const char *binary, const char *dir, const char *const *extra) {
+static inline int test_server_start(
+        TestServer *s, const char *binary, const char *dir, const char *const *extra) {
         return test_server_start_full(s, binary, dir, true, extra, NULL, -1);
 }
 

@@ -59,8 +59,8 @@ static void help(void) {
                "                             largest key and value, at least %u)\n"
                "     --max-connections=N     Most concurrent connections (default %u)\n"
                "     --log-level=LEVEL       err, warning, notice, info or debug\n",
-               program_invocation_short_name, MRKV_KV_ADDRESS_ENV, MRKV_KV_SOCKET, KV_DEFAULT_MAX_KEY_SIZE,
-               KV_DEFAULT_MAX_VALUE_SIZE, VARLINK_DEFAULT_MAX_MESSAGE, KV_DEFAULT_MAX_CONNECTIONS);
+                program_invocation_short_name, MRKV_KV_ADDRESS_ENV, MRKV_KV_SOCKET, KV_DEFAULT_MAX_KEY_SIZE,
+                KV_DEFAULT_MAX_VALUE_SIZE, VARLINK_DEFAULT_MAX_MESSAGE, KV_DEFAULT_MAX_CONNECTIONS);
 }
 
 /* A byte count with an optional K, M or G (binary) suffix. */
@@ -147,10 +147,10 @@ static int parse_argv(int argc, char *argv[]) {
                         r = parse_size(optarg, c == ARG_MAX_MESSAGE_SIZE ? SIZE_MAX : SIZE_OPTION_MAX, &v);
                         if (r < 0 || (v == 0 && c == ARG_MAX_MESSAGE_SIZE)) {
                                 log_error("Invalid size for --%s: %s",
-                                          c == ARG_MAX_KEY_SIZE     ? "max-key-size"
-                                          : c == ARG_MAX_VALUE_SIZE ? "max-value-size"
-                                                                    : "max-message-size",
-                                          optarg);
+                                        c == ARG_MAX_KEY_SIZE             ? "max-key-size"
+                                                : c == ARG_MAX_VALUE_SIZE ? "max-value-size"
+                                                                          : "max-message-size",
+                                        optarg);
                                 return -EINVAL;
                         }
                         if (c == ARG_MAX_KEY_SIZE)
@@ -193,9 +193,11 @@ static void update_status(Context *ctx) {
         _cleanup_free_ char *s = NULL;
         const KVStats *st = kv_service_stats(ctx->service);
 
-        if (asprintf(&s, "STATUS=%zu keys, %u connections, %" PRIu64 " gets, %" PRIu64 " puts, %" PRIu64 " errors",
-                     store_n_keys(ctx->store), kv_service_n_connections(ctx->service), st->gets, st->puts,
-                     st->errors) < 0)
+        if (asprintf(&s,
+                    "STATUS=%zu keys, %u connections, %" PRIu64 " gets, %" PRIu64 " puts, %" PRIu64
+                    " errors",
+                    store_n_keys(ctx->store), kv_service_n_connections(ctx->service), st->gets, st->puts,
+                    st->errors) < 0)
                 return;
         if (ctx->last_status && streq(ctx->last_status, s))
                 return;
@@ -214,16 +216,35 @@ static int on_status_timer(sd_event_source *source, uint64_t usec, void *userdat
         return sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
 }
 
+/* Descriptors kept for everything but client connections: listening sockets, the
+ * event loop's own, and one for accepting a connection only to close it when full. */
+#define NOFILE_RESERVE 64U
+
 /* A server with thousands of clients needs more than the default 1024 descriptors; the
- * hard limit is the administrator's choice, and we use epoll, not select(). */
-static void bump_nofile(void) {
+ * hard limit is the administrator's choice, and we use epoll, not select(). If it is
+ * still too low for the connection limit, the limit goes down: were accept() to fail
+ * with EMFILE, the pending connection would wake the loop again and again. */
+static void bump_nofile(KVLimits *limits) {
         struct rlimit rl;
 
-        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
                 return;
-        rl.rlim_cur = rl.rlim_max;
-        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-                log_debug_errno(errno, "Failed to raise RLIMIT_NOFILE, ignoring: %m");
+        if (rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+                        log_debug_errno(errno, "Failed to raise RLIMIT_NOFILE, ignoring: %m");
+                        (void) getrlimit(RLIMIT_NOFILE, &rl);
+                }
+        }
+        if (rl.rlim_cur != RLIM_INFINITY &&
+                rl.rlim_cur < (rlim_t) limits->max_connections + NOFILE_RESERVE) {
+                unsigned max = rl.rlim_cur > 2 * NOFILE_RESERVE ? (unsigned) (rl.rlim_cur - NOFILE_RESERVE)
+                                                                : NOFILE_RESERVE;
+
+                log_notice("RLIMIT_NOFILE is %llu: serving at most %u connections, not %u.",
+                        (unsigned long long) rl.rlim_cur, max, limits->max_connections);
+                limits->max_connections = max;
+        }
 }
 
 static int run(int argc, char *argv[]) {
@@ -240,12 +261,11 @@ static int run(int argc, char *argv[]) {
         log_set_ident(program_invocation_short_name);
 
         r = parse_argv(argc, argv);
+        address_string = TAKE_PTR(arg_listen);
         if (r <= 0)
                 return r < 0 ? EXIT_USAGE : EXIT_SUCCESS;
 
-        if (arg_listen)
-                address_string = TAKE_PTR(arg_listen);
-        else {
+        if (!address_string) {
                 r = address_default(MRKV_KV_ADDRESS_ENV, MRKV_KV_SOCKET, &address_string);
                 if (r < 0) {
                         log_error_errno(r, "Failed to determine the default address: %m");
@@ -258,7 +278,7 @@ static int run(int argc, char *argv[]) {
                 return EXIT_USAGE;
         }
 
-        bump_nofile();
+        bump_nofile(&arg_limits);
         /* Writes to peers that went away must fail with EPIPE, not kill us. */
         (void) signal(SIGPIPE, SIG_IGN);
 
@@ -315,8 +335,8 @@ static int run(int argc, char *argv[]) {
         }
 
         if (getenv("NOTIFY_SOCKET")) {
-                r = sd_event_add_time_relative(event, NULL, CLOCK_MONOTONIC, STATUS_INTERVAL_USEC, 0,
-                                               on_status_timer, &ctx);
+                r = sd_event_add_time_relative(
+                        event, NULL, CLOCK_MONOTONIC, STATUS_INTERVAL_USEC, 0, on_status_timer, &ctx);
                 if (r < 0) {
                         log_error_errno(r, "Failed to add the status timer: %m");
                         goto finish;

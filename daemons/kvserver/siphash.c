@@ -37,8 +37,8 @@ static inline uint64_t load_le64(const uint8_t *p) {
         return v;
 }
 
-static inline uint64_t siphash(const void *data, size_t size, const uint8_t key[static 16], unsigned c_rounds,
-                               unsigned d_rounds) {
+static inline uint64_t siphash(
+        const void *data, size_t size, const uint8_t key[static 16], unsigned c_rounds, unsigned d_rounds) {
         const uint8_t *in = data, *end = in + (size & ~(size_t) 7);
         uint64_t k0 = load_le64(key), k1 = load_le64(key + 8);
         SipState s = {

@@ -120,7 +120,7 @@ static int store_grow(Store *s) {
 }
 
 int store_get(Store *s, const void *key, size_t key_size, const char **ret_value, size_t *ret_size,
-              uint64_t *ret_version) {
+        uint64_t *ret_version) {
         Entry *e;
 
         assert(s);
@@ -143,7 +143,7 @@ int store_get(Store *s, const void *key, size_t key_size, const char **ret_value
 }
 
 static int store_insert(Store *s, Entry **link, uint32_t hash, const void *key, size_t key_size,
-                        const void *value, size_t value_size) {
+        const void *value, size_t value_size) {
         Entry *e;
 
         e = malloc(entry_alloc_size(key_size, value_size));
@@ -179,7 +179,7 @@ static int store_update(Store *s, Entry **link, const void *value, size_t value_
                 /* value may point into e (a caller writing back what store_get() gave
                  * it), and realloc may move e: copy through a new block in that case. */
                 bool aliased = (const char *) value >= e->data &&
-                               (const char *) value < e->data + e->key_size + e->value_size + 1;
+                        (const char *) value < e->data + e->key_size + e->value_size + 1;
                 Entry *n;
 
                 if (aliased) {
@@ -209,7 +209,7 @@ static int store_update(Store *s, Entry **link, const void *value, size_t value_
 }
 
 int store_put(Store *s, const void *key, size_t key_size, const void *value, size_t value_size,
-              uint64_t version, uint64_t *ret_version) {
+        uint64_t version, uint64_t *ret_version) {
         Entry **link;
         uint32_t hash;
         int r;
@@ -219,7 +219,7 @@ int store_put(Store *s, const void *key, size_t key_size, const void *value, siz
         assert(value || value_size == 0);
 
         if (key_size > STORE_SIZE_MAX || value_size > STORE_SIZE_MAX ||
-            key_size + value_size > SIZE_MAX - offsetof(Entry, data) - 1)
+                key_size + value_size > SIZE_MAX - offsetof(Entry, data) - 1)
                 return -E2BIG;
 
         hash = store_hash(s, key, key_size);

@@ -20,7 +20,7 @@ Store *store_free(Store *s);
 /* Returns 0 and the value (NUL-terminated after *ret_size bytes; valid until the store
  * next changes) and its version, or -ENOENT. Any of the ret pointers may be NULL. */
 int store_get(Store *s, const void *key, size_t key_size, const char **ret_value, size_t *ret_size,
-              uint64_t *ret_version);
+        uint64_t *ret_version);
 
 /* The conditional write:
  *   key exists, version is its version → stored, version + 1;
@@ -30,7 +30,7 @@ int store_get(Store *s, const void *key, size_t key_size, const char **ret_value
  * Also -E2BIG (see STORE_SIZE_MAX), -ENOMEM, -EOVERFLOW (version UINT64_MAX, which
  * would take 2^64 Puts to reach). On success *ret_version (if not NULL) is the new one. */
 int store_put(Store *s, const void *key, size_t key_size, const void *value, size_t value_size,
-              uint64_t version, uint64_t *ret_version);
+        uint64_t version, uint64_t *ret_version);
 
 size_t store_n_keys(const Store *s);
 /* The bytes of all keys and values, without the store's own overhead. */

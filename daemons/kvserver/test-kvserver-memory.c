@@ -81,14 +81,14 @@ START_TEST(test_memory_per_client) {
         /* The server has seen every hang-up once its status says no connection is left. */
         snprintf(want, sizeof(want), "%d keys, 0 connections", N_CLIENTS + 100);
         ck_assert_msg(test_server_wait_notify(&server, want, 30 * TEST_USEC_PER_SEC) == 1,
-                      "status never reached '%s', last: %s", want, server.last_status);
+                "status never reached '%s', last: %s", want, server.last_status);
         after = rss_bytes(server.pid);
 
         allowed = data + (uint64_t) N_CLIENTS * OVERHEAD_PER_CLIENT;
         printf("RSS before %" PRIu64 " KiB, after %" PRIu64 " KiB: growth %" PRIu64 " bytes for %" PRIu64
                " bytes of data, %.1f bytes per client beyond the data (allowed %d)\n",
-               before / 1024, after / 1024, after - before, data,
-               ((double) after - (double) before - (double) data) / N_CLIENTS, OVERHEAD_PER_CLIENT);
+                before / 1024, after / 1024, after - before, data,
+                ((double) after - (double) before - (double) data) / N_CLIENTS, OVERHEAD_PER_CLIENT);
         ck_assert_uint_le(after - before, allowed);
 
         ck_assert_int_eq(test_server_stop(&server), 0);

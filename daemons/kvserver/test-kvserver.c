@@ -219,8 +219,9 @@ START_TEST(test_limits) {
         /* The limit is in bytes: 6 two-byte characters plus 5 ASCII ones is 17. */
         ck_assert_str_eq(put(c, "ääääää12345", "v", 0), "org.mrkv.KV.KeyTooLarge");
 
-        ck_assert_str_eq(call(c, "org.mrkv.KV.Put", "{\"key\":\"k\",\"value\":\"v\",\"version\":0,\"x\":1}", NULL),
-                         "org.varlink.service.InvalidParameter");
+        ck_assert_str_eq(
+                call(c, "org.mrkv.KV.Put", "{\"key\":\"k\",\"value\":\"v\",\"version\":0,\"x\":1}", NULL),
+                "org.varlink.service.InvalidParameter");
 
         memset(value, 'v', 100);
         value[100] = '\0';
@@ -228,16 +229,18 @@ START_TEST(test_limits) {
         value[100] = 'v';
         value[101] = '\0';
         ck_assert_str_eq(put(c, "k", value, 1), "org.mrkv.KV.ValueTooLarge");
-        ck_assert_str_eq(call(c, "org.mrkv.KV.Put", "{\"key\":\"k\",\"value\":\"0123456789012345678901234567890123456789"
-                                                   "01234567890123456789012345678901234567890123456789012345678901\","
-                                                   "\"version\":1}", &reply),
-                         "org.mrkv.KV.ValueTooLarge");
+        ck_assert_str_eq(call(c, "org.mrkv.KV.Put",
+                                 "{\"key\":\"k\",\"value\":\"0123456789012345678901234567890123456789"
+                                 "01234567890123456789012345678901234567890123456789012345678901\","
+                                 "\"version\":1}",
+                                 &reply),
+                "org.mrkv.KV.ValueTooLarge");
         ck_assert(json_object_object_get_ex(reply, "max", &max));
         ck_assert_uint_eq(json_object_get_uint64(max), 100);
         json_object_put(reply);
         reply = NULL;
         ck_assert_str_eq(call(c, "org.mrkv.KV.Get", "{\"key\":\"0123456789abcdefXYZ\"}", &reply),
-                         "org.mrkv.KV.KeyTooLarge");
+                "org.mrkv.KV.KeyTooLarge");
         ck_assert(json_object_object_get_ex(reply, "max", &max));
         ck_assert_uint_eq(json_object_get_uint64(max), 16);
 
@@ -295,21 +298,22 @@ START_TEST(test_interface_description) {
 
         start(NULL);
         c = client_new();
-        ck_assert_ptr_null(call(c, "org.varlink.service.GetInterfaceDescription", "{\"interface\":\"org.mrkv.KV\"}",
-                                &reply));
+        ck_assert_ptr_null(call(c, "org.varlink.service.GetInterfaceDescription",
+                "{\"interface\":\"org.mrkv.KV\"}", &reply));
         ck_assert(json_object_object_get_ex(reply, "description", &v));
         ck_assert_str_eq(json_object_get_string(v), expected);
-        ck_assert_ptr_nonnull(strstr(json_object_get_string(v), "method Put(key: string, value: string, version: int) -> ()"));
+        ck_assert_ptr_nonnull(strstr(
+                json_object_get_string(v), "method Put(key: string, value: string, version: int) -> ()"));
 
         json_object_put(reply);
         reply = NULL;
         ck_assert_ptr_null(call(c, "org.varlink.service.GetInterfaceDescription",
-                                "{\"interface\":\"org.varlink.service\"}", &reply));
+                "{\"interface\":\"org.varlink.service\"}", &reply));
         json_object_put(reply);
         reply = NULL;
-        ck_assert_str_eq(call(c, "org.varlink.service.GetInterfaceDescription", "{\"interface\":\"org.example.Nope\"}",
-                              NULL),
-                         "org.varlink.service.InterfaceNotFound");
+        ck_assert_str_eq(call(c, "org.varlink.service.GetInterfaceDescription",
+                                 "{\"interface\":\"org.example.Nope\"}", NULL),
+                "org.varlink.service.InterfaceNotFound");
         varlink_client_free(c);
         stop();
 }
@@ -323,7 +327,7 @@ START_TEST(test_method_not_found) {
         start(NULL);
         c = client_new();
         ck_assert_str_eq(call(c, "org.mrkv.KV.Delete", "{\"key\":\"k\"}", &reply),
-                         "org.varlink.service.MethodNotFound");
+                "org.varlink.service.MethodNotFound");
         ck_assert(json_object_object_get_ex(reply, "method", &v));
         ck_assert_str_eq(json_object_get_string(v), "org.mrkv.KV.Delete");
         ck_assert_str_eq(call(c, "org.example.Other.Get", "{}", NULL), "org.varlink.service.MethodNotFound");
@@ -368,18 +372,19 @@ START_TEST(test_invalid_parameter) {
 
                 error = call(c, cases[i].method, cases[i].params, &reply);
                 ck_assert_msg(error && streq(error, "org.varlink.service.InvalidParameter"), "%s %s gave %s",
-                              cases[i].method, cases[i].params, error ?: "success");
+                        cases[i].method, cases[i].params, error ?: "success");
                 ck_assert(json_object_object_get_ex(reply, "parameter", &v));
-                ck_assert_msg(streq(json_object_get_string(v), cases[i].bad), "%s %s: bad parameter %s, not %s",
-                              cases[i].method, cases[i].params, json_object_get_string(v), cases[i].bad);
+                ck_assert_msg(streq(json_object_get_string(v), cases[i].bad),
+                        "%s %s: bad parameter %s, not %s", cases[i].method, cases[i].params,
+                        json_object_get_string(v), cases[i].bad);
         }
         /* None of them stored anything, and the connection still works. */
         ck_assert_str_eq(get_error(c, "k"), "org.mrkv.KV.NoKey");
         put_ok(c, "k", "v", 0);
         /* The largest version is a fine (mismatching) version. */
-        ck_assert_str_eq(call(c, "org.mrkv.KV.Put", "{\"key\":\"k\",\"value\":\"v\",\"version\":18446744073709551615}",
-                              NULL),
-                         "org.mrkv.KV.VersionMismatch");
+        ck_assert_str_eq(call(c, "org.mrkv.KV.Put",
+                                 "{\"key\":\"k\",\"value\":\"v\",\"version\":18446744073709551615}", NULL),
+                "org.mrkv.KV.VersionMismatch");
         get_expect(c, "k", "v", 1);
         varlink_client_free(c);
         stop();
@@ -427,7 +432,8 @@ START_TEST(test_invalid_messages) {
         BAD("{\"method\":\"org.mrkv.KV.Get\",\"parameters\":{\"key\":\"k\"},\"bogus\":1}");
         /* Invalid UTF-8 in a string, and a lone surrogate escape. */
         BAD("{\"method\":\"org.mrkv.KV.Get\",\"parameters\":{\"key\":\"\xff\xfe\"}}");
-        BAD("{\"method\":\"org.mrkv.KV.Put\",\"parameters\":{\"key\":\"k\",\"value\":\"\xc3\x28\",\"version\":1}}");
+        BAD("{\"method\":\"org.mrkv.KV.Put\",\"parameters\":{\"key\":\"k\",\"value\":\"\xc3\x28\","
+            "\"version\":1}}");
         /* Not strict JSON. */
         BAD("{'method':'org.mrkv.KV.Get'}");
         BAD("{\"method\":\"org.mrkv.KV.Get\",\"parameters\":{\"key\":\"k\",}}");
@@ -455,7 +461,8 @@ START_TEST(test_oversize_message) {
         /* A complete message over the limit. */
         msg = malloc(size + 1);
         ck_assert_ptr_nonnull(msg);
-        int n = snprintf(msg, size, "{\"method\":\"org.mrkv.KV.Put\",\"parameters\":{\"key\":\"k\",\"value\":\"");
+        int n = snprintf(
+                msg, size, "{\"method\":\"org.mrkv.KV.Put\",\"parameters\":{\"key\":\"k\",\"value\":\"");
         memset(msg + n, 'x', size - (size_t) n - 64);
         strcpy(msg + size - 64, "\",\"version\":1}}");
         check_bad_message(c, msg, strlen(msg) + 1);
@@ -506,7 +513,8 @@ START_TEST(test_many_connections) {
                 const char *error = NULL;
                 bool continues;
 
-                ck_assert_int_eq(varlink_client_read(clients[i], CALL_TIMEOUT, &reply, &error, &continues), 0);
+                ck_assert_int_eq(
+                        varlink_client_read(clients[i], CALL_TIMEOUT, &reply, &error, &continues), 0);
                 ck_assert_ptr_null(error);
                 ck_assert(!continues);
         }
@@ -546,7 +554,9 @@ START_TEST(test_stalled_client) {
         int greedy = raw_connect();
         static const char get[] = "{\"method\":\"org.mrkv.KV.Get\",\"parameters\":{\"key\":\"k\"}}";
         for (int i = 0; i < 1000; i++)
-                ck_assert_int_eq(send(greedy, get, sizeof(get), MSG_DONTWAIT | MSG_NOSIGNAL) >= 0 || errno == EAGAIN, 1);
+                ck_assert_int_eq(
+                        send(greedy, get, sizeof(get), MSG_DONTWAIT | MSG_NOSIGNAL) >= 0 || errno == EAGAIN,
+                        1);
         get_expect(c, "k", "v", 100);
 
         /* The rest arrives: the call completes. */
@@ -611,8 +621,9 @@ START_TEST(test_default_address) {
         VarlinkClient *c;
 
         /* Without --listen, $MRKV_KV_ADDRESS decides. */
-        ck_assert_int_lt(snprintf(env, sizeof(env), "MRKV_KV_ADDRESS=unix:%s/kv-%d.sock", tmpdir, (int) getpid()),
-                         (int) sizeof(env));
+        ck_assert_int_lt(
+                snprintf(env, sizeof(env), "MRKV_KV_ADDRESS=unix:%s/kv-%d.sock", tmpdir, (int) getpid()),
+                (int) sizeof(env));
         ck_assert_int_eq(test_server_start_full(&server, kvserver_binary, tmpdir, false, NULL, env, -1), 0);
         c = client_new();
         put_ok(c, "k", "v", 0);
@@ -630,13 +641,13 @@ START_TEST(test_socket_activation) {
 
         /* A socket made by "systemd": the server uses it and leaves its file alone. */
         ck_assert_int_lt(snprintf(path, sizeof(path), "unix:%s/kv-%d.sock", tmpdir, (int) getpid()),
-                         (int) sizeof(path));
+                (int) sizeof(path));
         ck_assert_int_eq(address_parse(path, &a), 0);
         fd = address_listen(&a);
         ck_assert_int_ge(fd, 0);
         ck_assert_int_eq(test_server_start_full(&server, kvserver_binary, tmpdir, false, NULL,
-                                                "MRKV_KV_ADDRESS=unix:/nonexistent/dir/kv.sock", fd),
-                         0);
+                                 "MRKV_KV_ADDRESS=unix:/nonexistent/dir/kv.sock", fd),
+                0);
         c = client_new();
         put_ok(c, "k", "v", 0);
         get_expect(c, "k", "v", 1);
@@ -685,24 +696,31 @@ static int run_binary(const char *const *args, char *out, size_t out_size) {
 START_TEST(test_options) {
         char out[8192];
 
-        ck_assert_int_eq(run_binary((const char *[]) { "--help", NULL }, out, sizeof(out)), 0);
+        ck_assert_int_eq(run_binary((const char *[]){ "--help", NULL }, out, sizeof(out)), 0);
         ck_assert_ptr_nonnull(strstr(out, "--max-value-size"));
-        ck_assert_int_eq(run_binary((const char *[]) { "--version", NULL }, out, sizeof(out)), 0);
+        ck_assert_int_eq(run_binary((const char *[]){ "--version", NULL }, out, sizeof(out)), 0);
         ck_assert_ptr_nonnull(strstr(out, PACKAGE_VERSION));
 
-        ck_assert_int_eq(run_binary((const char *[]) { "--bogus", NULL }, out, sizeof(out)), 2);
-        ck_assert_int_eq(run_binary((const char *[]) { "extra-argument", NULL }, out, sizeof(out)), 2);
-        ck_assert_int_eq(run_binary((const char *[]) { "--max-key-size", "lots", NULL }, out, sizeof(out)), 2);
+        ck_assert_int_eq(run_binary((const char *[]){ "--bogus", NULL }, out, sizeof(out)), 2);
+        ck_assert_int_eq(run_binary((const char *[]){ "extra-argument", NULL }, out, sizeof(out)), 2);
+        ck_assert_int_eq(
+                run_binary((const char *[]){ "--max-key-size", "lots", NULL }, out, sizeof(out)), 2);
         ck_assert_ptr_nonnull(strstr(out, "max-key-size"));
-        ck_assert_int_eq(run_binary((const char *[]) { "--max-value-size", "-1", NULL }, out, sizeof(out)), 2);
-        ck_assert_int_eq(run_binary((const char *[]) { "--max-value-size", "1T", NULL }, out, sizeof(out)), 2);
-        ck_assert_int_eq(run_binary((const char *[]) { "--max-connections", "0", NULL }, out, sizeof(out)), 2);
-        ck_assert_int_eq(run_binary((const char *[]) { "--max-message-size", "0", NULL }, out, sizeof(out)), 2);
-        ck_assert_int_eq(run_binary((const char *[]) { "--log-level", "loud", NULL }, out, sizeof(out)), 2);
-        ck_assert_int_eq(run_binary((const char *[]) { "--listen", "carrier-pigeon:x", NULL }, out, sizeof(out)), 2);
+        ck_assert_int_eq(
+                run_binary((const char *[]){ "--max-value-size", "-1", NULL }, out, sizeof(out)), 2);
+        ck_assert_int_eq(
+                run_binary((const char *[]){ "--max-value-size", "1T", NULL }, out, sizeof(out)), 2);
+        ck_assert_int_eq(
+                run_binary((const char *[]){ "--max-connections", "0", NULL }, out, sizeof(out)), 2);
+        ck_assert_int_eq(
+                run_binary((const char *[]){ "--max-message-size", "0", NULL }, out, sizeof(out)), 2);
+        ck_assert_int_eq(run_binary((const char *[]){ "--log-level", "loud", NULL }, out, sizeof(out)), 2);
+        ck_assert_int_eq(
+                run_binary((const char *[]){ "--listen", "carrier-pigeon:x", NULL }, out, sizeof(out)), 2);
         /* A good address where nobody can listen: a runtime failure, not a usage error. */
-        ck_assert_int_eq(run_binary((const char *[]) { "--listen", "unix:/proc/nope/kv.sock", NULL }, out, sizeof(out)),
-                         1);
+        ck_assert_int_eq(run_binary((const char *[]){ "--listen", "unix:/proc/nope/kv.sock", NULL }, out,
+                                 sizeof(out)),
+                1);
         ck_assert_int_gt(strlen(out), 0);
 }
 END_TEST

@@ -203,10 +203,22 @@ START_TEST(test_siphash_vectors) {
         /* The first 16 SipHash-2-4 vectors of the reference implementation: key 00..0f,
          * message 00..len-1. They cover every tail length and the block loop. */
         static const uint64_t vectors[16] = {
-                0x726fdb47dd0e0e31ULL, 0x74f839c593dc67fdULL, 0x0d6c8009d9a94f5aULL, 0x85676696d7fb7e2dULL,
-                0xcf2794e0277187b7ULL, 0x18765564cd99a68dULL, 0xcbc9466e58fee3ceULL, 0xab0200f58b01d137ULL,
-                0x93f5f5799a932462ULL, 0x9e0082df0ba9e4b0ULL, 0x7a5dbbc594ddb9f3ULL, 0xf4b32f46226bada7ULL,
-                0x751e8fbc860ee5fbULL, 0x14ea5627c0843d90ULL, 0xf723ca908e7af2eeULL, 0xa129ca6149be45e5ULL,
+                0x726fdb47dd0e0e31ULL,
+                0x74f839c593dc67fdULL,
+                0x0d6c8009d9a94f5aULL,
+                0x85676696d7fb7e2dULL,
+                0xcf2794e0277187b7ULL,
+                0x18765564cd99a68dULL,
+                0xcbc9466e58fee3ceULL,
+                0xab0200f58b01d137ULL,
+                0x93f5f5799a932462ULL,
+                0x9e0082df0ba9e4b0ULL,
+                0x7a5dbbc594ddb9f3ULL,
+                0xf4b32f46226bada7ULL,
+                0x751e8fbc860ee5fbULL,
+                0x14ea5627c0843d90ULL,
+                0xf723ca908e7af2eeULL,
+                0xa129ca6149be45e5ULL,
         };
         uint8_t key[16], msg[16];
 
