@@ -77,6 +77,7 @@ tmpbase=${MRKV_BENCH_TMP:-${TMPDIR:-/tmp}}
 mkdir -p "$tmpbase"
 work=$(mktemp -d "$tmpbase/mrkv-mrbench.XXXXXX")
 pids=()
+refused_total=0
 cleanup() {
         # Only the processes this script started, also after an error half-way.
         local p
@@ -115,17 +116,17 @@ mib() {
         awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'
 }
 
-# Sets meas to the command prefix that makes GNU time write a process's peak RSS (KiB)
-# and user and system CPU seconds to FILE, or to nothing without GNU time. time waits
-# for what it runs, so %M is the VmHWM of the largest of its descendants: the program,
-# not the timeout(1) between them.
-measured() {
-        meas=()
-        [ -z "$gnutime" ] || meas=("$gnutime" -f '%M %U %S' -o "$1")
+# Sets pre to the command prefix that runs a program for at most LIMIT seconds and makes
+# GNU time write its peak RSS (KiB) and user and system CPU seconds to FILE. timeout(1)
+# comes first: signalled, it kills its whole process group, so killing its pid (what
+# $! holds) ends the program too. GNU time waits for the program, so %M is its VmHWM.
+prefix() { # LIMIT FILE
+        pre=(timeout -k 5 "$1")
+        [ -z "$gnutime" ] || pre+=("$gnutime" -f '%M %U %S' -o "$2")
 }
 
-# Sets u_rss (KiB) and u_cpu (user + system seconds) from FILE written by measured's
-# prefix (its last line: GNU time puts warnings before it), or to n/a.
+# Sets u_rss (KiB) and u_cpu (user + system seconds) from FILE written by prefix's
+# command (its last line: GNU time puts warnings before it), or to n/a.
 read_usage() {
         local m u s
         u_rss=n/a u_cpu=n/a
@@ -161,10 +162,9 @@ run_sequential() {
         local limit=$1 ref=$2 dir t0 t1 rc=0
         shift 2
         dir=$(mktemp -d "$work/run.XXXXXX")
-        measured "$dir/rss.seq"
+        prefix "$limit" "$dir/usage.seq"
         t0=$EPOCHREALTIME
-        (cd "$dir" && exec "${meas[@]}" timeout -k 5 "$limit" "$sequential" "$app" "$@" \
-                2>"$dir/sequential.log") || rc=$?
+        (cd "$dir" && exec "${pre[@]}" "$sequential" "$app" "$@" 2>"$dir/sequential.log") || rc=$?
         t1=$EPOCHREALTIME
         [ $rc = 0 ] || { tail -n 5 "$dir/sequential.log" >&2; die "mrkv-sequential exited with $rc"; }
         check_logs "$dir/sequential.log"
@@ -177,26 +177,55 @@ run_sequential() {
                 mv "$dir/sorted" "$ref"
         fi
         secs=$(elapsed "$t0" "$t1")
-        read_usage "$dir/rss.seq"
+        read_usage "$dir/usage.seq"
         rss=$u_rss cpu=$u_cpu
         rm -rf "$dir"
+}
+
+# One worker, started again while it cannot connect to a coordinator that is still there:
+# the socket file appears at the coordinator's bind(), before its listen(), so a worker
+# can find it and still be refused (see bench/README.md). Exits with the worker's
+# status; when a worker fails, it stops the coordinator, so the job does not wait out
+# the timeout for tasks nobody runs.
+worker_slot() { # DIR I LIMIT SOCK COORDINATOR-PID
+        local dir=$1 i=$2 limit=$3 sock=$4 cpid=$5 try child rc
+        trap 'kill "$child" 2>/dev/null; exit 143' TERM
+        for ((try = 0; ; try++)); do
+                prefix "$limit" "$dir/usage.w$i"
+                "${pre[@]}" "$worker" "$app" 2>"$dir/worker$i.log" &
+                child=$!
+                rc=0
+                wait "$child" || rc=$?
+                [ $rc != 0 ] && grep -q 'Cannot reach the coordinator' "$dir/worker$i.log" || break
+                # Refused by a coordinator that has exited (or is about to): the job is over.
+                if [ ! -S "$sock" ] || ! kill -0 "$cpid" 2>/dev/null; then
+                        rc=0
+                        break
+                fi
+                [ $try -lt 100 ] || break
+                echo "$i" >>"$dir/refused"
+                sleep 0.001
+        done
+        [ $rc = 0 ] || kill "$cpid" 2>/dev/null
+        exit $rc
 }
 
 # run_parallel LIMIT WORKERS REFERENCE FILE...: one timed job, from the coordinator's
 # start to its exit, the workers started as soon as its socket exists. The sorted
 # mr-out-* must equal REFERENCE. Sets $secs, $rss (the largest worker peak), $rss_all
-# (every worker's peak) and $cpu (the CPU seconds of the coordinator and all workers).
+# (every worker's peak), $cpu (the CPU seconds of the coordinator and all workers) and
+# $refused (worker starts retried because the coordinator refused the connection).
 run_parallel() {
-        local limit=$1 nworkers=$2 ref=$3 dir sock t0 t1 cpid rc=0 i deadline
+        local limit=$1 nworkers=$2 ref=$3 dir sock t0 t1 cpid rc=0 wrc i deadline
         local -a wpids=()
         shift 3
         dir=$(mktemp -d "$work/run.XXXXXX")
         sock=$dir/coordinator.sock
 
         t0=$EPOCHREALTIME
-        measured "$dir/rss.coordinator"
+        prefix "$limit" "$dir/usage.coordinator"
         (cd "$dir" && export MRKV_COORDINATOR_ADDRESS=unix:$sock &&
-                exec "${meas[@]}" timeout -k 5 "$limit" "$coordinator" --nreduce "$NREDUCE" "$@" 2>"$dir/coordinator.log") &
+                exec "${pre[@]}" "$coordinator" --nreduce "$NREDUCE" "$@" 2>"$dir/coordinator.log") &
         cpid=$!
         pids+=("$cpid")
         # Poll for the socket with a deadline; a short interval, since this is inside the timing.
@@ -207,20 +236,20 @@ run_parallel() {
                 sleep 0.001
         done
         for ((i = 1; i <= nworkers; i++)); do
-                measured "$dir/rss.w$i"
                 (cd "$dir" && export MRKV_COORDINATOR_ADDRESS=unix:$sock &&
-                        exec "${meas[@]}" timeout -k 5 "$limit" "$worker" "$app" 2>"$dir/worker$i.log") &
+                        worker_slot "$dir" "$i" "$limit" "$sock" "$cpid") &
                 wpids+=($!)
                 pids+=($!)
         done
         wait "$cpid" || rc=$?
         t1=$EPOCHREALTIME
-        [ $rc = 0 ] || { tail -n 5 "$dir"/*.log >&2; die "the coordinator exited with $rc"; }
+        # A failed worker first: it stopped the coordinator, whose status says little.
         for ((i = 1; i <= nworkers; i++)); do
-                rc=0
-                wait "${wpids[i - 1]}" || rc=$?
-                [ $rc = 0 ] || { tail -n 5 "$dir/worker$i.log" >&2; die "worker $i exited with $rc"; }
+                wrc=0
+                wait "${wpids[i - 1]}" || wrc=$?
+                [ $wrc = 0 ] || { tail -n 5 "$dir/worker$i.log" "$dir/coordinator.log" >&2; die "worker $i exited with $wrc"; }
         done
+        [ $rc = 0 ] || { tail -n 5 "$dir"/*.log >&2; die "the coordinator exited with $rc"; }
         pids=()
         check_logs "$dir"/*.log
 
@@ -229,11 +258,14 @@ run_parallel() {
                 die "the output of $nworkers worker(s) differs from mrkv-sequential's (kept in $(keep "$dir"))"
 
         secs=$(elapsed "$t0" "$t1")
-        read_usage "$dir/rss.coordinator"
+        refused=0
+        [ ! -f "$dir/refused" ] || refused=$(wc -l <"$dir/refused")
+        refused_total=$((refused_total + refused))
+        read_usage "$dir/usage.coordinator"
         local -a cpus=("$u_cpu")
         rss_all=()
         for ((i = 1; i <= nworkers; i++)); do
-                read_usage "$dir/rss.w$i"
+                read_usage "$dir/usage.w$i"
                 rss_all+=("$u_rss")
                 cpus+=("$u_cpu")
         done
@@ -394,6 +426,8 @@ table=$(
 
 echo
 echo "$table"
+echo
+echo "worker starts retried after the coordinator refused the connection: $refused_total"
 
 results=${MRKV_BENCH_RESULTS:-}
 [ -z "$results" ] && [ $quick = 0 ] && results=$here/results.md
@@ -415,6 +449,8 @@ if [ -n "$results" ]; then
                 echo "- CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
                 echo
                 echo "$table"
+                echo
+                echo "Worker starts retried after the coordinator refused the connection: $refused_total."
         } >"$results"
         echo
         echo "mrbench: wrote $results"
