@@ -24,7 +24,9 @@
  * libFuzzer adds the inputs it finds to the first directory it is given; to keep the
  * committed seeds as they are, put a scratch directory first:
  *   mkdir -p /tmp/fuzz-work
- *   ./build-fuzz/tests/unit/fuzz-varlink-message -max_total_time=60 /tmp/fuzz-work tests/unit/fuzz-corpus
+ *   UBSAN_OPTIONS=halt_on_error=1 ./build-fuzz/tests/unit/fuzz-varlink-message -max_total_time=60 \
+ *           /tmp/fuzz-work tests/unit/fuzz-corpus
+ * (UBSan only prints its findings and goes on unless told to halt.)
  * A crash leaves crash-<sha1> in the working directory; replay it by passing the file.
  *
  * Every regular build also runs this target over tests/unit/fuzz-corpus, through
