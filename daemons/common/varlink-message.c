@@ -254,7 +254,7 @@ void varlink_buffer_done(VarlinkBuffer *b) {
 }
 
 char *varlink_buffer_reserve(VarlinkBuffer *b, size_t n) {
-        if (b->allocated - b->end >= n)
+        if (b->data && b->allocated - b->end >= n)
                 return b->data + b->end;
 
         /* Move the live bytes to the front before growing. */
@@ -312,10 +312,13 @@ void varlink_buffer_consume(VarlinkBuffer *b, size_t n) {
 }
 
 int varlink_buffer_next(VarlinkBuffer *b, size_t max, const char **ret_data, size_t *ret_size) {
-        const char *begin = b->data + b->start, *nul;
         size_t avail = varlink_buffer_size(b);
+        const char *begin, *nul;
 
-        nul = avail > 0 ? memchr(begin, '\0', avail) : NULL;
+        if (avail == 0)
+                return 0; /* and b->data may be NULL */
+        begin = b->data + b->start;
+        nul = memchr(begin, '\0', avail);
         if (!nul)
                 return avail > max ? -EMSGSIZE : 0;
         if ((size_t) (nul - begin) > max)

@@ -127,7 +127,8 @@ int group_reader_next_run(GroupReader *r, const char **ret_value, size_t *ret_le
         if (k < 0)
                 return k;
         n = varint_decode(r->buf + r->start, r->buf + r->end, &repeat);
-        if (n <= 0 || repeat == 0 || repeat > r->values_left)
+        /* Writers count runs in 32 bits; more is a corrupt file, not work to do. */
+        if (n <= 0 || repeat == 0 || repeat > r->values_left || repeat > UINT32_MAX)
                 return -EBADMSG;
         r->start += (size_t) n;
         k = read_string(r, &r->run_value, &r->run_len);
@@ -147,8 +148,13 @@ int group_reader_next_key(GroupReader *r) {
         size_t len;
         int k, n, m;
 
+        /* Skip what was not read, a run at a time. */
         while (r->values_left > 0) {
-                k = group_reader_next_value(r, &v, &len);
+                r->values_left -= r->run_left;
+                r->run_left = 0;
+                if (r->values_left == 0)
+                        break;
+                k = group_reader_next_run(r, &v, &len);
                 if (k < 0)
                         return k;
         }
