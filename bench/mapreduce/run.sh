@@ -187,22 +187,24 @@ run_sequential() {
 # can find it and still be refused (see bench/README.md). Exits with the worker's
 # status; when a worker fails, it stops the coordinator, so the job does not wait out
 # the timeout for tasks nobody runs.
-worker_slot() { # DIR I LIMIT SOCK COORDINATOR-PID
-        local dir=$1 i=$2 limit=$3 sock=$4 cpid=$5 try child rc
+worker_slot() { # DIR I LIMIT COORDINATOR-PID
+        local dir=$1 i=$2 limit=$3 cpid=$4 child rc deadline
         trap 'kill "$child" 2>/dev/null; exit 143' TERM
-        for ((try = 0; ; try++)); do
+        deadline=$((${EPOCHREALTIME%.*} + 10))
+        for (( ; ; )); do
                 prefix "$limit" "$dir/usage.w$i"
                 "${pre[@]}" "$worker" "$app" 2>"$dir/worker$i.log" &
                 child=$!
                 rc=0
                 wait "$child" || rc=$?
                 [ $rc != 0 ] && grep -q 'Cannot reach the coordinator' "$dir/worker$i.log" || break
-                # Refused by a coordinator that has exited (or is about to): the job is over.
-                if [ ! -S "$sock" ] || ! kill -0 "$cpid" 2>/dev/null; then
+                # Refused because the coordinator has exited: the job was over before this
+                # worker came (run_parallel marks the exit once it has waited for it).
+                if [ -e "$dir/coordinator.exited" ]; then
                         rc=0
                         break
                 fi
-                [ $try -lt 100 ] || break
+                [ "${EPOCHREALTIME%.*}" -lt "$deadline" ] || break
                 echo "$i" >>"$dir/refused"
                 sleep 0.001
         done
@@ -237,12 +239,13 @@ run_parallel() {
         done
         for ((i = 1; i <= nworkers; i++)); do
                 (cd "$dir" && export MRKV_COORDINATOR_ADDRESS=unix:$sock &&
-                        worker_slot "$dir" "$i" "$limit" "$sock" "$cpid") &
+                        worker_slot "$dir" "$i" "$limit" "$cpid") &
                 wpids+=($!)
                 pids+=($!)
         done
         wait "$cpid" || rc=$?
         t1=$EPOCHREALTIME
+        : >"$dir/coordinator.exited"
         # A failed worker first: it stopped the coordinator, whose status says little.
         for ((i = 1; i <= nworkers; i++)); do
                 wrc=0
