@@ -18,6 +18,7 @@ App *app_free(App *a) {
         if (a->dl)
                 dlclose(a->dl);
         free(a->path);
+        free(a->spec);
         free(a);
         return NULL;
 }
@@ -99,6 +100,10 @@ int app_load(const char *spec, App **ret) {
                 return log_error_errno(EINVAL, "App name is empty.");
 
         a = calloc(1, sizeof(App));
+        if (a)
+                a->spec = strdup(spec);
+        if (a && !a->spec)
+                a = app_free(a);
         if (!a)
                 return log_oom();
 

@@ -9,6 +9,7 @@ typedef struct App {
         void *dl;
         const mrkv_app *app;
         char *path; /* the file actually loaded */
+        char *spec; /* as asked for */
 } App;
 
 /* Loads an app. A spec containing a '/' is a path ("./wc.so", "/x/y.so"); a bare name

@@ -26,6 +26,7 @@ const char *job_state_to_string(JobState s) {
                 [JOB_REDUCING] = "reducing",
                 [JOB_DONE] = "done",
                 [JOB_FAILED] = "failed",
+                [JOB_CANCELLED] = "cancelled",
         };
         return s < ELEMENTSOF(table) ? table[s] : NULL;
 }
@@ -189,6 +190,22 @@ unsigned job_expire(Job *j, uint64_t now) {
                 }
         }
         return n;
+}
+
+int job_cancel(Job *j) {
+        if (job_ended(j))
+                return -ESTALE;
+        for (unsigned i = 0; i < j->nmap + j->nreduce; i++)
+                if (j->tasks[i].state == TASK_RUNNING) {
+                        j->tasks[i].state = TASK_IDLE;
+                        j->tasks[i].owner = NULL;
+                }
+        j->state = JOB_CANCELLED;
+        return 0;
+}
+
+double job_progress(const Job *j) {
+        return (double) (j->done[TASK_MAP] + j->done[TASK_REDUCE]) / (double) (j->nmap + j->nreduce);
 }
 
 uint64_t job_next_deadline(Job *j) {

@@ -24,6 +24,7 @@ typedef enum JobState {
         JOB_REDUCING,
         JOB_DONE,
         JOB_FAILED,
+        JOB_CANCELLED,
 } JobState;
 
 typedef struct Task {
@@ -48,6 +49,9 @@ typedef struct Job {
         char *error;   /* why the job failed */
         uint64_t timeout;
         unsigned max_failures;
+        /* CLOCK_REALTIME µs; 0 while it has not happened. The model does not read clocks:
+         * the coordinator stamps them. */
+        uint64_t submit_time, start_time, finish_time;
 } Job;
 
 int job_new(const char *id, const char *app, const char *workdir, char *const *files, unsigned nfiles,
@@ -78,8 +82,15 @@ unsigned job_expire(Job *j, uint64_t now);
 uint64_t job_next_deadline(Job *j);
 
 static inline bool job_ended(const Job *j) {
-        return j->state == JOB_DONE || j->state == JOB_FAILED;
+        return j->state == JOB_DONE || j->state == JOB_FAILED || j->state == JOB_CANCELLED;
 }
+
+/* Ends a job that has not ended: running attempts are abandoned (their output will be
+ * discarded when they report). Returns -ESTALE if it had ended already. */
+int job_cancel(Job *j);
+
+/* Tasks done over all tasks, 0..1. */
+double job_progress(const Job *j);
 
 const char *task_kind_to_string(TaskKind k);
 int task_kind_from_string(const char *s);

@@ -17,6 +17,7 @@
 static unsigned arg_nreduce = 10;
 static uint64_t arg_task_timeout = 10 * USEC_PER_SEC;
 static char *arg_listen = NULL;
+static const char *arg_state_directory = NULL;
 
 static void help(void) {
         printf("Usage: mrkv-coordinator [OPTIONS] FILE...\n"
@@ -25,7 +26,8 @@ static void help(void) {
                "handed to mrkv-worker processes that connect to the coordinator's socket. The job's\n"
                "files (mr-<map>-<reduce>, mr-out-<reduce>) go to the current directory, and the\n"
                "coordinator exits once every mr-out-* file is final: 0 on success, 1 if the job failed.\n"
-               "Without FILE, it serves on its socket and waits for jobs to be submitted.\n"
+               "Without FILE, it runs as a job server: jobs submitted with 'mrkvctl submit' run in\n"
+               "submission order, each in its own working directory, until the coordinator is stopped.\n"
                "\n"
                "Options:\n"
                "  -n, --nreduce=N          number of reduce tasks (default 10)\n"
@@ -34,6 +36,10 @@ static void help(void) {
                "  -l, --listen=ADDRESS     unix:/path or tcp:host:port (default: $%s, else\n"
                "                           unix:$RUNTIME_DIRECTORY/%s, $XDG_RUNTIME_DIR/mrkv/%s\n"
                "                           or /run/mrkv/%s)\n"
+               "      --state-directory=DIR\n"
+               "                           where submitted jobs get their working directories,\n"
+               "                           DIR/jobs/<id> (default: $STATE_DIRECTORY, else\n"
+               "                           $XDG_STATE_HOME/mrkv or ~/.local/state/mrkv)\n"
                "      --log-level=LEVEL    debug, info, notice, warning, err (default info)\n"
                "  -h, --help               show this help\n"
                "      --version            show the version\n"
@@ -44,12 +50,13 @@ static void help(void) {
 }
 
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_LOG_LEVEL };
+        enum { ARG_VERSION = 0x100, ARG_LOG_LEVEL, ARG_STATE_DIRECTORY };
         static const struct option options[] = {
                 { "nreduce", required_argument, NULL, 'n' },
                 { "task-timeout", required_argument, NULL, 't' },
                 { "listen", required_argument, NULL, 'l' },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
+                { "state-directory", required_argument, NULL, ARG_STATE_DIRECTORY },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
@@ -71,6 +78,11 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case 'l':
                         arg_listen = optarg;
+                        break;
+                case ARG_STATE_DIRECTORY:
+                        if (optarg[0] != '/')
+                                return log_error_errno(EINVAL, "--state-directory needs an absolute path.");
+                        arg_state_directory = optarg;
                         break;
                 case ARG_LOG_LEVEL:
                         r = log_level_from_string(optarg);
@@ -101,6 +113,24 @@ static int check_inputs(char **files, int n) {
                         return log_error_errno(errno, "Cannot read input file %s: %m", files[i]);
         }
         return 0;
+}
+
+static char *default_state_directory(void) {
+        const char *e;
+        char *s = NULL;
+
+        if (arg_state_directory)
+                return strdup(arg_state_directory);
+        e = getenv("STATE_DIRECTORY");
+        if (e && e[0] == '/')
+                return strndup(e, strcspn(e, ":"));
+        e = getenv("XDG_STATE_HOME");
+        if (e && e[0] == '/')
+                return asprintf(&s, "%s/mrkv", e) < 0 ? NULL : s;
+        e = getenv("HOME");
+        if (e && e[0] == '/')
+                return asprintf(&s, "%s/.local/state/mrkv", e) < 0 ? NULL : s;
+        return strdup("/var/lib/mrkv");
 }
 
 static int run(int argc, char *argv[]) {
@@ -148,6 +178,9 @@ static int run(int argc, char *argv[]) {
         r = coordinator_new(event, &c);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up coordinator: %m"), 1;
+        c->state_dir = default_state_directory();
+        if (!c->state_dir)
+                return log_oom(), 1;
 
         r = listen_sockets(&address, &fds, &n_fds, &bound);
         if (r < 0)

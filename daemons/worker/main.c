@@ -10,16 +10,21 @@
 #include "worker.h"
 
 static const char *arg_connect = NULL;
+static bool arg_serve = false;
 
 static void help(void) {
-        printf("Usage: mrkv-worker [OPTIONS] APP\n"
+        printf("Usage: mrkv-worker [OPTIONS] [APP]\n"
                "\n"
                "Asks a MapReduce coordinator for map and reduce tasks and runs them with APP until the\n"
                "job is done, then exits 0. APP is a plugin path (./wc.so) or a name (wc) looked up in\n"
-               "$MRKV_APP_PATH and then %s.\n"
+               "$MRKV_APP_PATH and then %s. Without APP, each task runs\n"
+               "with the app its job names (loaded the same way).\n"
                "A worker that cannot reach the coordinator exits 1 without running any task.\n"
                "\n"
                "Options:\n"
+               "  -s, --serve              run as a service: wait for the coordinator, take tasks of\n"
+               "                           job after job, reconnect when it restarts; never exit on\n"
+               "                           its own (stop it with SIGTERM)\n"
                "  -c, --connect=ADDRESS    the coordinator: unix:/path or tcp:host:port (default: $%s,\n"
                "                           else unix:$RUNTIME_DIRECTORY/%s, $XDG_RUNTIME_DIR/mrkv/%s\n"
                "                           or /run/mrkv/%s)\n"
@@ -36,6 +41,7 @@ static int parse_argv(int argc, char *argv[]) {
         enum { ARG_VERSION = 0x100, ARG_LOG_LEVEL };
         static const struct option options[] = {
                 { "connect", required_argument, NULL, 'c' },
+                { "serve", no_argument, NULL, 's' },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -43,10 +49,13 @@ static int parse_argv(int argc, char *argv[]) {
         };
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "c:h", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "c:sh", options, NULL)) >= 0)
                 switch (c) {
                 case 'c':
                         arg_connect = optarg;
+                        break;
+                case 's':
+                        arg_serve = true;
                         break;
                 case ARG_LOG_LEVEL:
                         r = log_level_from_string(optarg);
@@ -64,8 +73,8 @@ static int parse_argv(int argc, char *argv[]) {
                         return -EINVAL;
                 }
 
-        if (optind + 1 != argc)
-                return log_error_errno(EINVAL, "Expected exactly one APP argument; see --help.");
+        if (argc - optind > 1)
+                return log_error_errno(EINVAL, "Expected at most one APP argument; see --help.");
         return 1;
 }
 
@@ -93,13 +102,15 @@ int main(int argc, char *argv[]) {
         }
         address_done(&parsed);
 
-        r = app_load(argv[optind], &app);
-        if (r < 0)
-                return 1; /* app_load() said why */
+        if (optind < argc) {
+                r = app_load(argv[optind], &app);
+                if (r < 0)
+                        return 1; /* app_load() said why */
+        }
 
         /* A coordinator that goes away mid-write must not kill us with SIGPIPE. */
         signal(SIGPIPE, SIG_IGN);
-        r = worker_run(address, app);
+        r = worker_run(address, app, arg_serve);
         app_free(app);
         return r < 0 ? 1 : 0;
 }

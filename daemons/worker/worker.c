@@ -2,6 +2,8 @@
 #include <fcntl.h>
 #include <time.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "log.h"
 #include "macro.h"
 #include "maptask.h"
@@ -94,30 +96,72 @@ static int finish_task(VarlinkClient *client, const Assignment *a, bool ok, cons
         return 0;
 }
 
-int worker_run(const char *address, App *app) {
-        _cleanup_(varlink_client_freep) VarlinkClient *client = NULL;
-        _cleanup_free_ char *cwd = NULL;
-        _cleanup_(groups_done) Groups groups = {};
-        unsigned served = 0;
-        int r;
+typedef struct WorkerState {
+        App *fixed;   /* the APP of the command line, or NULL: each job names its app */
+        App **apps;   /* apps loaded for jobs */
+        size_t n_apps;
+        Groups groups; /* map scratch space, reused from task to task */
+        char *cwd;
+        unsigned served;
+} WorkerState;
 
-        r = varlink_client_connect(address, &client);
-        if (r < 0)
-                return log_error_errno(r, "Cannot reach the coordinator at %s: %m", address);
+static void worker_state_done(WorkerState *w) {
+        for (size_t i = 0; i < w->n_apps; i++)
+                app_free(w->apps[i]);
+        free(w->apps);
+        groups_done(&w->groups);
+        free(w->cwd);
+}
+
+/* The app a task needs: the command line's, or the job's, loaded once. */
+static App *worker_app(WorkerState *w, const Assignment *a, char **ret_error) {
+        App *app, **n;
+
+        if (w->fixed) {
+                if (a->app && w->fixed->app->name && !streq(a->app, w->fixed->app->name) &&
+                    !strstr(w->fixed->path, a->app))
+                        log_warning("Job %s names app '%s', this worker runs '%s'.", a->job, a->app,
+                                    w->fixed->app->name);
+                return w->fixed;
+        }
+        if (!a->app) {
+                *ret_error = strdup("the job names no app and this worker was started without APP");
+                return NULL;
+        }
+        for (size_t i = 0; i < w->n_apps; i++)
+                if (streq(w->apps[i]->spec, a->app))
+                        return w->apps[i];
+
+        if (app_load(a->app, &app) < 0) {
+                (void) asprintf(ret_error, "cannot load app '%s' on this worker", a->app);
+                return NULL;
+        }
+        n = reallocarray(w->apps, w->n_apps + 1, sizeof(App *));
+        if (!n) {
+                app_free(app);
+                return NULL;
+        }
+        w->apps = n;
+        w->apps[w->n_apps++] = app;
+        return app;
+}
+
+/* One connection to the coordinator: runs tasks until told to exit (returns 0) or the
+ * connection ends (-ECONNRESET). */
+static int worker_session(WorkerState *w, VarlinkClient *client, const char *address) {
+        int r;
 
         for (;;) {
                 _cleanup_json_ json_object *reply = NULL;
                 _cleanup_free_ char *error = NULL;
                 const char *err = NULL, *bad = NULL;
                 Assignment a = {};
+                App *app = NULL;
 
+                (void) sd_notify(false, "STATUS=Waiting for a task");
                 r = varlink_client_call(client, "org.mrkv.MapReduce.RequestTask", NULL, UINT64_MAX, &reply, &err);
-                if (r == -ECONNRESET && served > 0) {
-                        log_info("The coordinator went away after %u task(s); exiting.", served);
-                        return 0;
-                }
                 if (r < 0)
-                        return log_error_errno(r, "Failed to ask %s for a task: %m", address);
+                        return r == -ECONNRESET ? r : log_error_errno(r, "Failed to ask %s for a task: %m", address);
                 if (err)
                         return log_error_errno(EPROTO, "Coordinator answered RequestTask with %s.", err);
 
@@ -139,7 +183,7 @@ int worker_run(const char *address, App *app) {
                         return log_error_errno(r, "Coordinator sent a bad task: field '%s'.", bad);
 
                 if (streq(a.kind, "exit")) {
-                        log_debug("Job over after %u task(s); exiting.", served);
+                        log_debug("Job over after %u task(s).", w->served);
                         return 0;
                 }
                 if (!streq(a.kind, "map") && !streq(a.kind, "reduce"))
@@ -149,22 +193,26 @@ int worker_run(const char *address, App *app) {
                         return log_error_errno(EPROTO, "Coordinator sent an incomplete %s task.", a.kind);
                 if (strlen(a.job) > 64 || strchr(a.job, '/'))
                         return log_error_errno(EPROTO, "Coordinator sent an invalid job id.");
-                if (a.app && app->app->name && !streq(a.app, app->app->name))
-                        log_warning("Job %s wants app '%s', this worker runs '%s'.", a.job, a.app, app->app->name);
+
+                (void) sd_notifyf(false, "STATUS=Running %s task %u of job %s", a.kind, a.task, a.job);
+                r = 0;
+                app = worker_app(w, &a, &error);
+                if (!app)
+                        r = -ENOENT;
 
                 /* Apps work in the job's directory, as the lab's do (they may create files there). */
-                if (!cwd || !streq(cwd, a.workdir)) {
+                if (r >= 0 && (!w->cwd || !streq(w->cwd, a.workdir))) {
                         if (chdir(a.workdir) < 0) {
                                 r = -errno;
                                 (void) asprintf(&error, "cannot enter %s: %s", a.workdir, strerror(errno));
                         }
-                        free(cwd);
-                        cwd = r < 0 ? NULL : strdup(a.workdir);
+                        free(w->cwd);
+                        w->cwd = r < 0 ? NULL : strdup(a.workdir);
                 }
 
                 log_debug("Running %s task %u attempt %u of job %s.", a.kind, a.task, a.attempt, a.job);
-                if (!error)
-                        r = run_task(&a, app, &groups, AT_FDCWD, &error);
+                if (r >= 0)
+                        r = run_task(&a, app, &w->groups, AT_FDCWD, &error);
                 if (r < 0 && !error) {
                         errno = -r;
                         (void) asprintf(&error, "%s task failed: %m", a.kind);
@@ -173,12 +221,54 @@ int worker_run(const char *address, App *app) {
                         log_warning("%s task %u of job %s failed: %s", a.kind, a.task, a.job, error ?: "");
 
                 r = finish_task(client, &a, r >= 0, r < 0 ? error : NULL);
-                if (r == -ECONNRESET) {
-                        log_info("The coordinator went away; exiting.");
+                if (r < 0)
+                        return r == -ECONNRESET ? r : log_error_errno(r, "Failed to report the task to %s: %m", address);
+                w->served++;
+        }
+}
+
+int worker_run(const char *address, App *app, bool serve) {
+        _cleanup_(worker_state_done) WorkerState w = { .fixed = app };
+        uint64_t pause = 100 * USEC_PER_MSEC;
+        bool ready = false;
+        int r;
+
+        for (;;) {
+                _cleanup_(varlink_client_freep) VarlinkClient *client = NULL;
+
+                r = varlink_client_connect(address, &client);
+                if (r < 0) {
+                        if (!serve)
+                                return log_error_errno(r, "Cannot reach the coordinator at %s: %m", address);
+                        /* A service waits for its coordinator, which may be restarting. */
+                        log_full_errno(pause == 100 * USEC_PER_MSEC ? LOG_NOTICE : LOG_DEBUG, r,
+                                       "Cannot reach the coordinator at %s, retrying: %m", address);
+                        if (!ready) {
+                                (void) sd_notify(false, "READY=1");
+                                ready = true;
+                        }
+                        (void) usleep((useconds_t) pause);
+                        pause = MIN(pause * 2, 5 * USEC_PER_SEC);
+                        continue;
+                }
+                pause = 100 * USEC_PER_MSEC;
+                if (!ready) {
+                        (void) sd_notify(false, "READY=1");
+                        ready = true;
+                }
+
+                r = worker_session(&w, client, address);
+                if (r == -ECONNRESET && !serve) {
+                        if (w.served == 0)
+                                return log_error_errno(r, "The coordinator at %s closed the connection before giving a task.", address);
+                        log_info("The coordinator went away after %u task(s); exiting.", w.served);
                         return 0;
                 }
-                if (r < 0)
-                        return log_error_errno(r, "Failed to report the task to %s: %m", address);
-                served++;
+                if (r == 0 && !serve)
+                        return 0;
+                if (r < 0 && r != -ECONNRESET)
+                        return r;
+                if (serve)
+                        log_info("Lost the coordinator at %s; reconnecting.", address);
         }
 }

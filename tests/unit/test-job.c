@@ -100,7 +100,8 @@ START_TEST(test_names) {
         ck_assert_str_eq(job_state_to_string(JOB_REDUCING), "reducing");
         ck_assert_str_eq(job_state_to_string(JOB_DONE), "done");
         ck_assert_str_eq(job_state_to_string(JOB_FAILED), "failed");
-        ck_assert_ptr_null(job_state_to_string(JOB_FAILED + 1));
+        ck_assert_str_eq(job_state_to_string(JOB_CANCELLED), "cancelled");
+        ck_assert_ptr_null(job_state_to_string(JOB_CANCELLED + 1));
 }
 END_TEST
 

@@ -1,0 +1,287 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The client half of org.mrkv.MapReduce: SubmitJob, GetJob (with "more", a reply on
+ * every change until the job ends), ListJobs, CancelJob. */
+#include "coordinator.h"
+#include "log.h"
+#include "macro.h"
+#include "mr-files.h"
+
+struct JobWatch {
+        VarlinkConn *conn;
+        Job *job;
+        JobWatch *next;
+};
+
+static json_object *json_string_array(char *const *v, unsigned n) {
+        json_object *a = json_object_new_array_ext((int) n);
+        if (!a)
+                return NULL;
+        for (unsigned i = 0; i < n; i++)
+                json_object_array_add(a, json_object_new_string(v[i]));
+        return a;
+}
+
+static json_object *job_to_json(Job *j) {
+        json_object *o = json_object_new_object();
+        if (!o)
+                return NULL;
+
+        /* A job no worker has started yet is "queued". */
+        const char *state = j->state == JOB_MAPPING && j->start_time == 0 ? "queued" : job_state_to_string(j->state);
+
+        json_object_object_add(o, "id", json_object_new_string(j->id));
+        json_object_object_add(o, "app", j->app ? json_object_new_string(j->app) : NULL);
+        json_object_object_add(o, "state", json_object_new_string(state));
+        json_object_object_add(o, "files", json_string_array(j->files, j->nmap));
+        json_object_object_add(o, "nreduce", json_object_new_int64(j->nreduce));
+        json_object_object_add(o, "workdir", json_object_new_string(j->workdir));
+        json_object_object_add(o, "map_done", json_object_new_int64(j->done[TASK_MAP]));
+        json_object_object_add(o, "map_total", json_object_new_int64(j->nmap));
+        json_object_object_add(o, "reduce_done", json_object_new_int64(j->done[TASK_REDUCE]));
+        json_object_object_add(o, "reduce_total", json_object_new_int64(j->nreduce));
+        json_object_object_add(o, "progress", json_object_new_double(job_progress(j)));
+        json_object_object_add(o, "submit_time", json_object_new_int64((int64_t) j->submit_time));
+        if (j->start_time > 0)
+                json_object_object_add(o, "start_time", json_object_new_int64((int64_t) j->start_time));
+        if (j->finish_time > 0)
+                json_object_object_add(o, "finish_time", json_object_new_int64((int64_t) j->finish_time));
+        if (j->error)
+                json_object_object_add(o, "error", json_object_new_string(j->error));
+
+        json_object *outputs = json_object_new_array();
+        if (j->state == JOB_DONE)
+                for (unsigned r = 0; r < j->nreduce; r++) {
+                        char name[MR_NAME_MAX], *path;
+                        mr_output_name(name, r);
+                        if (asprintf(&path, "%s/%s", j->workdir, name) < 0)
+                                continue;
+                        json_object_array_add(outputs, json_object_new_string(path));
+                        free(path);
+                }
+        json_object_object_add(o, "outputs", outputs);
+        return o;
+}
+
+static json_object *reply_with_job(Job *j) {
+        json_object *p = json_object_new_object();
+        if (p)
+                json_object_object_add(p, "job", job_to_json(j));
+        return p;
+}
+
+static int error_no_such_job(VarlinkConn *conn, const char *id) {
+        json_object *e = json_object_new_object();
+        json_object_object_add(e, "job", json_object_new_string(id));
+        return varlink_conn_error(conn, "org.mrkv.MapReduce.NoSuchJob", e);
+}
+
+static int method_submit_job(VarlinkConn *conn, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
+        Coordinator *c = userdata;
+        struct {
+                const char *app, *workdir;
+                json_object *files;
+                uint32_t nreduce;
+                uint64_t timeout_usec;
+        } p = { .nreduce = 10, .timeout_usec = 10 * USEC_PER_SEC };
+        _cleanup_free_ char **files = NULL;
+        _cleanup_free_ char *reason = NULL;
+        const char *bad;
+        size_t n;
+        Job *job;
+        int r;
+
+        r = varlink_dispatch(parameters,
+                             (const VarlinkField[]) {
+                                     { "app", VARLINK_STRING, offsetof(typeof(p), app), true },
+                                     { "files", VARLINK_ARRAY, offsetof(typeof(p), files), true },
+                                     { "nreduce", VARLINK_UINT32, offsetof(typeof(p), nreduce), false },
+                                     { "workdir", VARLINK_STRING, offsetof(typeof(p), workdir), false },
+                                     { "task_timeout_usec", VARLINK_UINT64, offsetof(typeof(p), timeout_usec), false },
+                                     {},
+                             },
+                             &p, &bad);
+        if (r < 0)
+                return varlink_conn_error_invalid_parameter(conn, bad);
+        if (p.timeout_usec == 0)
+                return varlink_conn_error_invalid_parameter(conn, "task_timeout_usec");
+
+        n = json_object_array_length(p.files);
+        if (n == 0 || n > 1000000)
+                return varlink_conn_error_invalid_parameter(conn, "files");
+        files = calloc(n + 1, sizeof(char *));
+        if (!files)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                json_object *f = json_object_array_get_idx(p.files, i);
+                if (!json_object_is_type(f, json_type_string) ||
+                    strlen(json_object_get_string(f)) != (size_t) json_object_get_string_len(f))
+                        return varlink_conn_error_invalid_parameter(conn, "files");
+                files[i] = (char *) json_object_get_string(f);
+        }
+
+        r = coordinator_submit_job(c, p.app, files, (unsigned) n, p.nreduce, p.workdir, p.timeout_usec, &job,
+                                   &reason);
+        if (r == -EINVAL) {
+                json_object *e = json_object_new_object();
+                json_object_object_add(e, "reason", json_object_new_string(reason ?: "invalid job"));
+                return varlink_conn_error(conn, "org.mrkv.MapReduce.InvalidJob", e);
+        }
+        if (r < 0)
+                return r;
+
+        log_info("Job %s submitted by %s.", job->id, varlink_conn_describe(conn));
+        json_object *reply = json_object_new_object();
+        if (!reply)
+                return -ENOMEM;
+        json_object_object_add(reply, "job", json_object_new_string(job->id));
+        return varlink_conn_reply(conn, reply);
+}
+
+static int method_get_job(VarlinkConn *conn, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
+        Coordinator *c = userdata;
+        struct { const char *job; } p = {};
+        const char *bad;
+        JobWatch *w;
+        Job *j;
+        int r;
+
+        r = varlink_dispatch(parameters,
+                             (const VarlinkField[]) {
+                                     { "job", VARLINK_STRING, 0, true },
+                                     {},
+                             },
+                             &p, &bad);
+        if (r < 0)
+                return varlink_conn_error_invalid_parameter(conn, bad);
+        j = coordinator_find_job(c, p.job);
+        if (!j)
+                return error_no_such_job(conn, p.job);
+
+        if (!(flags & VARLINK_CALL_MORE) || job_ended(j))
+                return varlink_conn_reply(conn, reply_with_job(j));
+
+        /* A stream: this reply now, one on every change, the last when the job ends. */
+        w = calloc(1, sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        *w = (JobWatch) { .conn = conn, .job = j, .next = c->watches };
+        c->watches = w;
+        return varlink_conn_notify(conn, reply_with_job(j));
+}
+
+static int method_list_jobs(VarlinkConn *conn, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
+        Coordinator *c = userdata;
+        const char *bad;
+        json_object *jobs, *reply;
+        int r;
+
+        r = varlink_dispatch(parameters, (const VarlinkField[]) { {} }, NULL, &bad);
+        if (r < 0)
+                return varlink_conn_error_invalid_parameter(conn, bad);
+
+        jobs = json_object_new_array();
+        reply = json_object_new_object();
+        if (!jobs || !reply) {
+                json_object_put(jobs);
+                json_object_put(reply);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < c->n_jobs; i++)
+                json_object_array_add(jobs, job_to_json(c->jobs[i]));
+        json_object_object_add(reply, "jobs", jobs);
+        return varlink_conn_reply(conn, reply);
+}
+
+static int method_cancel_job(VarlinkConn *conn, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
+        Coordinator *c = userdata;
+        struct { const char *job; } p = {};
+        const char *bad;
+        Job *j;
+        int r;
+
+        r = varlink_dispatch(parameters,
+                             (const VarlinkField[]) {
+                                     { "job", VARLINK_STRING, 0, true },
+                                     {},
+                             },
+                             &p, &bad);
+        if (r < 0)
+                return varlink_conn_error_invalid_parameter(conn, bad);
+        j = coordinator_find_job(c, p.job);
+        if (!j)
+                return error_no_such_job(conn, p.job);
+
+        r = coordinator_cancel_job(c, j);
+        if (r == -ESTALE) {
+                json_object *e = json_object_new_object();
+                json_object_object_add(e, "job", json_object_new_string(j->id));
+                json_object_object_add(e, "state", json_object_new_string(job_state_to_string(j->state)));
+                return varlink_conn_error(conn, "org.mrkv.MapReduce.JobEnded", e);
+        }
+        if (r < 0)
+                return r;
+        log_info("Job %s cancelled by %s.", j->id, varlink_conn_describe(conn));
+        return varlink_conn_reply(conn, NULL);
+}
+
+void job_api_job_changed(Coordinator *c, Job *j) {
+        JobWatch **p = &c->watches;
+
+        while (*p) {
+                JobWatch *w = *p;
+
+                if (w->job != j) {
+                        p = &w->next;
+                        continue;
+                }
+                if (!job_ended(j)) {
+                        (void) varlink_conn_notify(w->conn, reply_with_job(j));
+                        p = &w->next;
+                        continue;
+                }
+                /* The last reply of the stream ends the call. */
+                *p = w->next;
+                (void) varlink_conn_reply(w->conn, reply_with_job(j));
+                free(w);
+        }
+}
+
+void job_api_disconnect(Coordinator *c, VarlinkConn *conn) {
+        JobWatch **p = &c->watches;
+
+        while (*p) {
+                JobWatch *w = *p;
+                if (w->conn == conn) {
+                        *p = w->next;
+                        free(w);
+                } else
+                        p = &w->next;
+        }
+}
+
+void job_api_free(Coordinator *c) {
+        while (c->watches) {
+                JobWatch *w = c->watches;
+                c->watches = w->next;
+                free(w);
+        }
+}
+
+int job_api_register(Coordinator *c) {
+        static const struct {
+                const char *name;
+                VarlinkMethod func;
+        } methods[] = {
+                { "org.mrkv.MapReduce.SubmitJob", method_submit_job },
+                { "org.mrkv.MapReduce.GetJob", method_get_job },
+                { "org.mrkv.MapReduce.ListJobs", method_list_jobs },
+                { "org.mrkv.MapReduce.CancelJob", method_cancel_job },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(methods); i++) {
+                int r = varlink_server_bind(c->server, methods[i].name, methods[i].func);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
