@@ -19,7 +19,7 @@ static Job *job;
 
 static Job *make_job(unsigned nmap, unsigned nreduce, uint64_t timeout) {
         char *files[16];
-        char names[16][16];
+        char names[16][32];
         Job *j = NULL;
 
         ck_assert_uint_le(nmap, ELEMENTSOF(files));
