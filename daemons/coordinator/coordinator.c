@@ -182,7 +182,7 @@ void coordinator_job_changed(Coordinator *c, Job *j) {
         }
         job_api_job_changed(c, j);
         if (c->job_hook)
-                c->job_hook(c, j, false, c->job_hook_userdata);
+                c->job_hook(c, j, JOB_CHANGED, c->hook_userdata);
         coordinator_update_status(c);
 }
 
@@ -349,6 +349,8 @@ static int method_request_task(VarlinkConn *conn, json_object *parameters, Varli
                         w->next->prev = w;
                 c->workers = w;
                 varlink_conn_set_userdata(conn, w);
+                if (c->workers_hook)
+                        c->workers_hook(c, c->hook_userdata);
                 log_debug("Worker %s%s%s connected.", varlink_conn_describe(conn), p.worker ? " " : "",
                           p.worker ?: "");
         }
@@ -457,6 +459,8 @@ static void on_disconnect(VarlinkConn *conn, void *userdata) {
         }
         free(w);
         varlink_conn_set_userdata(conn, NULL);
+        if (c->workers_hook)
+                c->workers_hook(c, c->hook_userdata);
         coordinator_dispatch(c);
 }
 
@@ -534,7 +538,7 @@ static void coordinator_prune(Coordinator *c) {
                         continue;
                 }
                 if (c->job_hook)
-                        c->job_hook(c, c->jobs[i], true, c->job_hook_userdata);
+                        c->job_hook(c, c->jobs[i], JOB_REMOVED, c->hook_userdata);
                 job_free(c->jobs[i]);
                 memmove(c->jobs + i, c->jobs + i + 1, (c->n_jobs - i - 1) * sizeof(Job *));
                 c->n_jobs--;
@@ -552,6 +556,8 @@ int coordinator_start_job(Coordinator *c, Job *job) {
         c->jobs[c->n_jobs++] = job;
         if (job->submit_time == 0)
                 job->submit_time = clock_usec(CLOCK_REALTIME);
+        if (c->job_hook)
+                c->job_hook(c, job, JOB_ADDED, c->hook_userdata);
         log_info("Job %s: %u input file(s), %u reduce task(s), app %s, in %s.", job->id, job->nmap, job->nreduce,
                  job->app ?: "(the workers')", job->workdir);
         coordinator_prune(c);

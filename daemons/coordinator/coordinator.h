@@ -14,9 +14,15 @@ typedef struct Worker Worker;
 typedef struct JobWatch JobWatch;
 typedef struct Coordinator Coordinator;
 
-/* Called whenever a job's state or progress changes (D-Bus signals), and with removed
- * set just before a job is forgotten. */
-typedef void (*CoordinatorJobHook)(Coordinator *c, Job *j, bool removed, void *userdata);
+typedef enum JobEvent {
+        JOB_ADDED,
+        JOB_CHANGED,  /* state or progress */
+        JOB_REMOVED,  /* just before an ended job is forgotten */
+} JobEvent;
+
+/* Observers of the coordinator's model (the D-Bus plane). */
+typedef void (*CoordinatorJobHook)(Coordinator *c, Job *j, JobEvent event, void *userdata);
+typedef void (*CoordinatorWorkersHook)(Coordinator *c, void *userdata);
 
 struct Coordinator {
         sd_event *event;
@@ -28,7 +34,8 @@ struct Coordinator {
         char *state_dir;   /* default working directories: <state_dir>/jobs/<id> */
         JobWatch *watches; /* GetJob calls with "more" */
         CoordinatorJobHook job_hook;
-        void *job_hook_userdata;
+        CoordinatorWorkersHook workers_hook;
+        void *hook_userdata;
         Worker *workers;   /* every connected worker */
         Worker *waiting;   /* FIFO of workers whose RequestTask is pending */
         Worker *waiting_tail;

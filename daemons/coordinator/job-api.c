@@ -26,12 +26,9 @@ static json_object *job_to_json(Job *j) {
         if (!o)
                 return NULL;
 
-        /* A job no worker has started yet is "queued". */
-        const char *state = j->state == JOB_MAPPING && j->start_time == 0 ? "queued" : job_state_to_string(j->state);
-
         json_object_object_add(o, "id", json_object_new_string(j->id));
         json_object_object_add(o, "app", j->app ? json_object_new_string(j->app) : NULL);
-        json_object_object_add(o, "state", json_object_new_string(state));
+        json_object_object_add(o, "state", json_object_new_string(job_display_state(j)));
         json_object_object_add(o, "files", json_string_array(j->files, j->nmap));
         json_object_object_add(o, "nreduce", json_object_new_int64(j->nreduce));
         json_object_object_add(o, "workdir", json_object_new_string(j->workdir));

@@ -31,6 +31,10 @@ const char *job_state_to_string(JobState s) {
         return s < ELEMENTSOF(table) ? table[s] : NULL;
 }
 
+const char *job_display_state(const Job *j) {
+        return j->state == JOB_MAPPING && j->start_time == 0 ? "queued" : job_state_to_string(j->state);
+}
+
 int job_new(const char *id, const char *app, const char *workdir, char *const *files, unsigned nfiles,
             unsigned nreduce, uint64_t timeout, Job **ret) {
         Job *j;
@@ -119,6 +123,7 @@ int job_assign(Job *j, void *owner, uint64_t now, Task **ret) {
                         continue;
                 t->state = TASK_RUNNING;
                 t->attempt++;
+                j->counters.attempts++;
                 t->owner = owner;
                 t->deadline = j->timeout == UINT64_MAX || now > UINT64_MAX - j->timeout ? UINT64_MAX
                                                                                         : now + j->timeout;
@@ -142,6 +147,7 @@ int job_finish(Job *j, Task *t, unsigned attempt, bool ok, const char *error) {
                         return 0;
                 t->state = TASK_IDLE;
                 t->owner = NULL;
+                j->counters.failures++;
                 if (++t->failures >= j->max_failures) {
                         j->state = JOB_FAILED;
                         free(j->error);
@@ -175,6 +181,7 @@ unsigned job_release_owner(Job *j, void *owner) {
                         n++;
                 }
         }
+        j->counters.worker_losses += n;
         return n;
 }
 
@@ -189,6 +196,7 @@ unsigned job_expire(Job *j, uint64_t now) {
                         n++;
                 }
         }
+        j->counters.timeouts += n;
         return n;
 }
 

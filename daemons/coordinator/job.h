@@ -52,6 +52,13 @@ typedef struct Job {
         /* CLOCK_REALTIME µs; 0 while it has not happened. The model does not read clocks:
          * the coordinator stamps them. */
         uint64_t submit_time, start_time, finish_time;
+        /* What happened to the job's tasks, for status displays. */
+        struct {
+                unsigned attempts;      /* assignments to workers */
+                unsigned timeouts;      /* attempts taken back after the task time-out */
+                unsigned worker_losses; /* attempts lost with their worker's connection */
+                unsigned failures;      /* attempts that reported an error */
+        } counters;
 } Job;
 
 int job_new(const char *id, const char *app, const char *workdir, char *const *files, unsigned nfiles,
@@ -95,3 +102,5 @@ double job_progress(const Job *j);
 const char *task_kind_to_string(TaskKind k);
 int task_kind_from_string(const char *s);
 const char *job_state_to_string(JobState s);
+/* The state as clients see it: "queued" for a job no worker has started yet. */
+const char *job_display_state(const Job *j);

@@ -7,6 +7,8 @@
 #include <systemd/sd-event.h>
 
 #include "address.h"
+#include "bus-util.h"
+#include "bus.h"
 #include "config.h"
 #include "coordinator.h"
 #include "listen.h"
@@ -18,6 +20,7 @@ static unsigned arg_nreduce = 10;
 static uint64_t arg_task_timeout = 10 * USEC_PER_SEC;
 static char *arg_listen = NULL;
 static const char *arg_state_directory = NULL;
+static const char *arg_bus_address = NULL;
 
 static void help(void) {
         printf("Usage: mrkv-coordinator [OPTIONS] FILE...\n"
@@ -40,6 +43,10 @@ static void help(void) {
                "                           where submitted jobs get their working directories,\n"
                "                           DIR/jobs/<id> (default: $STATE_DIRECTORY, else\n"
                "                           $XDG_STATE_HOME/mrkv or ~/.local/state/mrkv)\n"
+               "      --bus-address=ADDRESS\n"
+               "                           serve org.mrkv.MapReduce1 on this D-Bus (default: $MRKV_BUS,\n"
+               "                           \"system\", \"user\", \"none\" or an address; under systemd the\n"
+               "                           system or user bus of its manager; else none)\n"
                "      --log-level=LEVEL    debug, info, notice, warning, err (default info)\n"
                "  -h, --help               show this help\n"
                "      --version            show the version\n"
@@ -50,13 +57,14 @@ static void help(void) {
 }
 
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_LOG_LEVEL, ARG_STATE_DIRECTORY };
+        enum { ARG_VERSION = 0x100, ARG_LOG_LEVEL, ARG_STATE_DIRECTORY, ARG_BUS_ADDRESS };
         static const struct option options[] = {
                 { "nreduce", required_argument, NULL, 'n' },
                 { "task-timeout", required_argument, NULL, 't' },
                 { "listen", required_argument, NULL, 'l' },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "state-directory", required_argument, NULL, ARG_STATE_DIRECTORY },
+                { "bus-address", required_argument, NULL, ARG_BUS_ADDRESS },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
@@ -78,6 +86,9 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case 'l':
                         arg_listen = optarg;
+                        break;
+                case ARG_BUS_ADDRESS:
+                        arg_bus_address = optarg;
                         break;
                 case ARG_STATE_DIRECTORY:
                         if (optarg[0] != '/')
@@ -135,6 +146,7 @@ static char *default_state_directory(void) {
 
 static int run(int argc, char *argv[]) {
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(coordinator_freep) Coordinator *c = NULL;
         _cleanup_free_ char *address_string = NULL, *cwd = NULL;
         _cleanup_free_ int *fds = NULL;
@@ -181,6 +193,22 @@ static int run(int argc, char *argv[]) {
         c->state_dir = default_state_directory();
         if (!c->state_dir)
                 return log_oom(), 1;
+
+        bool bus_explicit;
+        r = bus_open_for_daemon(arg_bus_address, &bus, &bus_explicit);
+        if (r >= 0 && bus) {
+                r = coordinator_bus_setup(c, bus);
+                if (r >= 0)
+                        r = bus_start_daemon(bus, event, MAPREDUCE_BUS_NAME, "mrkv-coordinator");
+        }
+        if (r < 0) {
+                if (bus_explicit)
+                        return log_error_errno(r, "Failed to serve on the bus: %m"), 1;
+                log_warning_errno(r, "Not serving on D-Bus: %m");
+                bus = sd_bus_flush_close_unref(bus);
+                c->job_hook = NULL;
+                c->workers_hook = NULL;
+        }
 
         r = listen_sockets(&address, &fds, &n_fds, &bound);
         if (r < 0)

@@ -1,0 +1,286 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "bus.h"
+#include "log.h"
+#include "macro.h"
+#include "strv.h"
+#include "mr-files.h"
+
+/* Job ids are decimal numbers, valid object path elements as they are. */
+static int job_object_path(const Job *j, char **ret) {
+        return asprintf(ret, "%s/%s", MAPREDUCE_BUS_JOB_PREFIX, j->id) < 0 ? -ENOMEM : 0;
+}
+
+/* The manager object. */
+
+static int property_get_workers(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "u", coordinator_n_workers(userdata));
+}
+
+static int property_get_jobs(sd_bus *bus, const char *path, const char *interface, const char *property,
+                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Coordinator *c = userdata;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "o");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < c->n_jobs; i++) {
+                _cleanup_free_ char *p = NULL;
+                r = job_object_path(c->jobs[i], &p);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_append(reply, "o", p);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(reply);
+}
+
+static int method_submit_job(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Coordinator *c = userdata;
+        _cleanup_strv_free_ char **files = NULL;
+        _cleanup_free_ char *reason = NULL, *path = NULL;
+        const char *app, *workdir;
+        uint32_t nreduce;
+        Job *job;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &app);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read_strv(m, &files);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(m, "us", &nreduce, &workdir);
+        if (r < 0)
+                return r;
+
+        r = coordinator_submit_job(c, app, files, (unsigned) strv_length(files), nreduce ?: 10,
+                                   workdir[0] ? workdir : NULL, 10 * USEC_PER_SEC, &job, &reason);
+        if (r == -EINVAL)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid job: %s", reason ?: "?");
+        if (r < 0)
+                return r;
+        log_info("Job %s submitted over D-Bus by %s.", job->id, sd_bus_message_get_sender(m) ?: "?");
+
+        r = job_object_path(job, &path);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(m, "so", job->id, path);
+}
+
+static int cancel(Coordinator *c, Job *j, sd_bus_message *m, sd_bus_error *error) {
+        int r = coordinator_cancel_job(c, j);
+        if (r == -ESTALE)
+                return sd_bus_error_setf(error, "org.mrkv.MapReduce1.JobEnded", "Job %s has ended (%s).", j->id,
+                                         job_display_state(j));
+        if (r < 0)
+                return r;
+        log_info("Job %s cancelled over D-Bus by %s.", j->id, sd_bus_message_get_sender(m) ?: "?");
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_cancel_job(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Coordinator *c = userdata;
+        const char *id;
+        Job *j;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &id);
+        if (r < 0)
+                return r;
+        j = coordinator_find_job(c, id);
+        if (!j)
+                return sd_bus_error_setf(error, "org.mrkv.MapReduce1.NoSuchJob", "No job %s.", id);
+        return cancel(c, j, m, error);
+}
+
+static const sd_bus_vtable manager_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Workers", "u", property_get_workers, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Jobs", "ao", property_get_jobs, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_METHOD_WITH_ARGS("SubmitJob",
+                                SD_BUS_ARGS("s", app, "as", files, "u", nreduce, "s", workdir),
+                                SD_BUS_RESULT("s", id, "o", job),
+                                method_submit_job, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CancelJob", SD_BUS_ARGS("s", id), SD_BUS_NO_RESULT, method_cancel_job,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
+/* Job objects. */
+
+static int job_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
+                    sd_bus_error *error) {
+        Coordinator *c = userdata;
+        const char *id;
+        Job *j;
+
+        if (strncmp(path, MAPREDUCE_BUS_JOB_PREFIX "/", strlen(MAPREDUCE_BUS_JOB_PREFIX) + 1) != 0)
+                return 0;
+        id = path + strlen(MAPREDUCE_BUS_JOB_PREFIX) + 1;
+        j = coordinator_find_job(c, id);
+        if (!j)
+                return 0;
+        *found = j;
+        return 1;
+}
+
+static int job_enumerate(sd_bus *bus, const char *prefix, void *userdata, char ***nodes, sd_bus_error *error) {
+        Coordinator *c = userdata;
+        char **v;
+
+        v = calloc(c->n_jobs + 1, sizeof(char *));
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < c->n_jobs; i++)
+                if (job_object_path(c->jobs[i], &v[i]) < 0) {
+                        strv_free(v);
+                        return -ENOMEM;
+                }
+        *nodes = v;
+        return 0;
+}
+
+#define JOB_PROPERTY_GETTER(name, sig, expr)                                                              \
+        static int property_get_##name(sd_bus *bus, const char *path, const char *interface,             \
+                                       const char *property, sd_bus_message *reply, void *userdata,      \
+                                       sd_bus_error *error) {                                            \
+                Job *j = userdata;                                                                        \
+                return sd_bus_message_append(reply, sig, expr);                                          \
+        }
+
+JOB_PROPERTY_GETTER(id, "s", j->id)
+JOB_PROPERTY_GETTER(app, "s", j->app ?: "")
+JOB_PROPERTY_GETTER(state, "s", job_display_state(j))
+JOB_PROPERTY_GETTER(workdir, "s", j->workdir)
+JOB_PROPERTY_GETTER(map_done, "u", j->done[TASK_MAP])
+JOB_PROPERTY_GETTER(map_total, "u", j->nmap)
+JOB_PROPERTY_GETTER(reduce_done, "u", j->done[TASK_REDUCE])
+JOB_PROPERTY_GETTER(reduce_total, "u", j->nreduce)
+JOB_PROPERTY_GETTER(progress, "d", job_progress(j))
+JOB_PROPERTY_GETTER(submit_time, "t", j->submit_time)
+JOB_PROPERTY_GETTER(start_time, "t", j->start_time)
+JOB_PROPERTY_GETTER(finish_time, "t", j->finish_time)
+JOB_PROPERTY_GETTER(error, "s", j->error ?: "")
+
+static int property_get_files(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Job *j = userdata;
+        return sd_bus_message_append_strv(reply, j->files);
+}
+
+static int property_get_outputs(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Job *j = userdata;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "s");
+        if (r < 0)
+                return r;
+        for (unsigned i = 0; j->state == JOB_DONE && i < j->nreduce; i++) {
+                char name[MR_NAME_MAX];
+                _cleanup_free_ char *p = NULL;
+
+                mr_output_name(name, i);
+                if (asprintf(&p, "%s/%s", j->workdir, name) < 0)
+                        return -ENOMEM;
+                r = sd_bus_message_append(reply, "s", p);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(reply);
+}
+
+static int property_get_counters(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Job *j = userdata;
+        return sd_bus_message_append(reply, "a{st}", 4, "attempts", (uint64_t) j->counters.attempts, "timeouts",
+                                     (uint64_t) j->counters.timeouts, "worker_losses",
+                                     (uint64_t) j->counters.worker_losses, "failures",
+                                     (uint64_t) j->counters.failures);
+}
+
+static int method_job_cancel(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Job *j = userdata;
+        Coordinator *c = sd_bus_slot_get_userdata(sd_bus_get_current_slot(sd_bus_message_get_bus(m)));
+
+        return cancel(c, j, m, error);
+}
+
+#define CHANGES SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE
+static const sd_bus_vtable job_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Id", "s", property_get_id, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("App", "s", property_get_app, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Files", "as", property_get_files, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Workdir", "s", property_get_workdir, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("State", "s", property_get_state, 0, CHANGES),
+        SD_BUS_PROPERTY("MapDone", "u", property_get_map_done, 0, CHANGES),
+        SD_BUS_PROPERTY("MapTotal", "u", property_get_map_total, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("ReduceDone", "u", property_get_reduce_done, 0, CHANGES),
+        SD_BUS_PROPERTY("ReduceTotal", "u", property_get_reduce_total, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Progress", "d", property_get_progress, 0, CHANGES),
+        SD_BUS_PROPERTY("SubmitTime", "t", property_get_submit_time, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("StartTime", "t", property_get_start_time, 0, CHANGES),
+        SD_BUS_PROPERTY("FinishTime", "t", property_get_finish_time, 0, CHANGES),
+        SD_BUS_PROPERTY("Error", "s", property_get_error, 0, CHANGES),
+        SD_BUS_PROPERTY("Outputs", "as", property_get_outputs, 0, CHANGES),
+        SD_BUS_PROPERTY("Counters", "a{st}", property_get_counters, 0, CHANGES),
+        SD_BUS_METHOD("Cancel", "", "", method_job_cancel, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
+static void on_job_event(Coordinator *c, Job *j, JobEvent event, void *userdata) {
+        sd_bus *bus = userdata;
+        _cleanup_free_ char *path = NULL;
+
+        if (job_object_path(j, &path) < 0)
+                return;
+
+        switch (event) {
+        case JOB_ADDED:
+        case JOB_REMOVED:
+                if (event == JOB_ADDED)
+                        (void) sd_bus_emit_object_added(bus, path);
+                else
+                        (void) sd_bus_emit_object_removed(bus, path);
+                (void) sd_bus_emit_properties_changed(bus, MAPREDUCE_BUS_PATH, "org.mrkv.MapReduce1", "Jobs",
+                                                      NULL);
+                break;
+        case JOB_CHANGED:
+                (void) sd_bus_emit_properties_changed(bus, path, "org.mrkv.MapReduce1.Job", "State", "MapDone",
+                                                      "ReduceDone", "Progress", "StartTime", "FinishTime",
+                                                      "Error", "Outputs", "Counters", NULL);
+                break;
+        }
+}
+
+static void on_workers_changed(Coordinator *c, void *userdata) {
+        (void) sd_bus_emit_properties_changed(userdata, MAPREDUCE_BUS_PATH, "org.mrkv.MapReduce1", "Workers",
+                                              NULL);
+}
+
+int coordinator_bus_setup(Coordinator *c, sd_bus *bus) {
+        int r;
+
+        r = sd_bus_add_object_vtable(bus, NULL, MAPREDUCE_BUS_PATH, "org.mrkv.MapReduce1", manager_vtable, c);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_fallback_vtable(bus, NULL, MAPREDUCE_BUS_JOB_PREFIX, "org.mrkv.MapReduce1.Job", job_vtable,
+                                       job_find, c);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_node_enumerator(bus, NULL, MAPREDUCE_BUS_JOB_PREFIX, job_enumerate, c);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_object_manager(bus, NULL, MAPREDUCE_BUS_PATH);
+        if (r < 0)
+                return r;
+
+        c->job_hook = on_job_event;
+        c->workers_hook = on_workers_changed;
+        c->hook_userdata = bus;
+        return 0;
+}
