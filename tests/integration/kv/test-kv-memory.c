@@ -67,14 +67,14 @@ START_TEST(test_many_clients_memory) {
 END_TEST
 
 int main(void) {
-        Suite *s = suite_create("kv-memory");
-        TCase *tc = tcase_create("memory");
-
         /* Sanitizers pad and quarantine every block: RSS says nothing there. */
         if (getenv("MRKV_TEST_SANITIZED")) {
                 fprintf(stderr, "Skipping the memory test in a sanitizer build.\n");
                 return 77;
         }
+
+        Suite *s = suite_create("kv-memory");
+        TCase *tc = tcase_create("memory");
 
         tcase_set_timeout(tc, 600);
         tcase_add_test(tc, test_many_clients_memory);
