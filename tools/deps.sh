@@ -6,8 +6,8 @@ set -euo pipefail
 PACKAGES=(
     # build
     gcc meson ninja-build pkg-config libsystemd-dev libjson-c-dev
-    # tests
-    check python3 procps
+    # tests: Check, real D-Bus and systemd tools, man page checks
+    check python3 procps dbus systemd groff-base
 )
 
 missing=()
