@@ -105,7 +105,7 @@ int verb_lock(Context *ctx, int argc, char *argv[]) {
         /* "+": options end at NAME; everything after it belongs to the command. */
         while ((c = getopt_long(argc, argv, "+" COMMON_SHORT_OPTIONS "w:", options, NULL)) >= 0) {
                 if (c == 'w') {
-                        if (parse_seconds(optarg, &wait_usec) < 0) {
+                        if (parse_timeout(optarg, &wait_usec) < 0) {
                                 log_error("Invalid --wait: %s (a positive number of seconds, or \"infinity\")",
                                           optarg);
                                 return EXIT_USAGE;

@@ -20,39 +20,64 @@ static const Verb verbs[] = {
         { "put", "KEY VALUE [--version N]", "Set KEY to VALUE if its version is N (default 0: create)", verb_put },
         { "lock", "[--wait SEC] NAME [--] COMMAND [ARG...]",
           "Run COMMAND while holding the lock NAME, then release it", verb_lock },
+        { "submit", "APP FILE... [--nreduce N] [--workdir DIR] [--task-timeout SEC] [--wait]",
+          "Run the MapReduce app APP over FILEs; print the job's id", verb_submit },
+        { "jobs", "", "List the coordinator's jobs", verb_jobs },
+        { "status", "JOB", "Show a job's state, progress, times and files", verb_status },
+        { "cancel", "JOB", "Stop a job that has not ended", verb_cancel },
 };
 
 void help(void) {
         printf("%s [OPTIONS...] VERB [ARGS...]\n\n"
-               "Talks to mrkv-kvserver: reads and writes keys, runs commands under a lock.\n\n"
+               "Talks to mrkv-kvserver (get, put, lock: keys and locks) and to mrkv-coordinator\n"
+               "(submit, jobs, status, cancel: MapReduce jobs).\n\n"
                "Verbs:\n",
                program_invocation_short_name);
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
-                printf("  %s %s\n      %s\n", verbs[i].name, verbs[i].synopsis, verbs[i].summary);
+                printf("  %s%s%s\n      %s\n", verbs[i].name, verbs[i].synopsis[0] ? " " : "", verbs[i].synopsis,
+                       verbs[i].summary);
         printf("\nOptions (before or after the verb):\n"
                "  -h --help             Show this help\n"
                "     --version          Show the version (only before the verb; after \"put\"\n"
                "                        --version N is the version to put at)\n"
-               "  -c --connect=ADDRESS  The server: unix:/path or tcp:host:port (default $%s,\n"
-               "                        else %s in $RUNTIME_DIRECTORY, $XDG_RUNTIME_DIR/mrkv\n"
-               "                        or /run/mrkv)\n"
+               "  -c --connect=ADDRESS  The server the verb talks to: unix:/path or\n"
+               "                        tcp:host:port. Default for key and lock verbs: $%s,\n"
+               "                        else %s; for job verbs: $%s,\n"
+               "                        else %s; each in $RUNTIME_DIRECTORY,\n"
+               "                        $XDG_RUNTIME_DIR/mrkv or /run/mrkv\n"
                "  -t --timeout=SEC      Give up on a request after SEC seconds (default 30).\n"
-               "                        Requests whose reply is lost are resent until then;\n"
+               "                        Key requests whose reply is lost are resent until then;\n"
                "                        \"infinity\" retries forever, as the library does by\n"
                "                        default. A put that timed out may have been applied.\n"
-               "     --json             get: print {\"value\":...,\"version\":...}\n"
+               "                        submit --wait waits for the job however long it runs.\n"
+               "     --json             get: print {\"value\":...,\"version\":...}; status, cancel,\n"
+               "                        submit: the Job object; jobs: an array of them\n"
                "\nLock options:\n"
                "  -w --wait=SEC         Give up waiting for the lock after SEC seconds (default:\n"
                "                        wait forever, like flock(1))\n"
+               "\nSubmit options:\n"
+               "  -n --nreduce=N        Number of reduce tasks (default 10)\n"
+               "     --workdir=DIR      Where the job's files go, an existing directory the\n"
+               "                        workers can write (default: a new directory under the\n"
+               "                        coordinator's state directory)\n"
+               "     --task-timeout=SEC Give a task to another worker if it is not done within\n"
+               "                        SEC seconds (default 10)\n"
+               "     --wait             Follow the job until it ends: a progress bar on a\n"
+               "                        terminal, else a line whenever the progress changes;\n"
+               "                        then the final state and the output files\n"
+               "FILEs are resolved against the current directory before the job is sent; the\n"
+               "workers must be able to read them under the same absolute paths. Interrupting\n"
+               "submit --wait leaves the job running.\n"
                "\nThe lock has no lease: if mrkvctl is killed (SIGKILL) while it holds a lock,\n"
                "the lock stays held until someone writes \"\" to the key NAME. While COMMAND\n"
                "runs, mrkvctl ignores SIGINT and SIGQUIT (the terminal sends them to COMMAND)\n"
                "and passes SIGTERM and SIGHUP on to COMMAND.\n"
                "\nExit status:\n"
-               "  0  success\n"
-               "  1  failure (server unreachable until the timeout, lock not released, ...)\n"
+               "  0  success (submit --wait: the job is done)\n"
+               "  1  failure (server unreachable until the timeout, lock not released, input\n"
+               "     file missing, job refused, job failed or cancelled under --wait, ...)\n"
                "  2  usage error\n"
-               "  3  no such key (get; put with a version > 0 on a missing key)\n"
+               "  3  no such key (get; put with a version > 0 on a missing key), no such job\n"
                "  4  version mismatch (put)\n"
                "  5  maybe: a resent put was answered with a version mismatch, so it may or\n"
                "     may not have been applied; read the key to find out\n"
@@ -62,11 +87,14 @@ void help(void) {
                "  mrkvctl put greeting hello            # create (version 0 -> 1)\n"
                "  mrkvctl get greeting --json           # {\"value\":\"hello\",\"version\":1}\n"
                "  mrkvctl put greeting hi --version 1   # update (version 1 -> 2)\n"
-               "  mrkvctl lock backup -- rsync -a /src /dst\n",
-               MRKV_KV_ADDRESS_ENV, MRKV_KV_SOCKET);
+               "  mrkvctl lock backup -- rsync -a /src /dst\n"
+               "  mrkvctl submit wc pg-*.txt --wait     # word count; prints the output files\n"
+               "  mrkvctl jobs\n"
+               "  mrkvctl status 3 --json\n",
+               MRKV_KV_ADDRESS_ENV, MRKV_KV_SOCKET, MRKV_COORDINATOR_ADDRESS_ENV, MRKV_COORDINATOR_SOCKET);
 }
 
-int parse_seconds(const char *s, uint64_t *ret) {
+int parse_timeout(const char *s, uint64_t *ret) {
         char *end;
         double d;
 
@@ -94,7 +122,7 @@ int context_parse_common_option(Context *ctx, int c, const char *arg) {
                 ctx->address = arg;
                 return 1;
         case 't':
-                if (parse_seconds(arg, &ctx->timeout_usec) < 0) {
+                if (parse_timeout(arg, &ctx->timeout_usec) < 0) {
                         log_error("Invalid --timeout: %s (a positive number of seconds, or \"infinity\")", arg);
                         return -1;
                 }
@@ -124,6 +152,26 @@ int context_open_clerk(const Context *ctx, mrkv_clerk **ret) {
                 }
         }
         *ret = c;
+        return 0;
+}
+
+int context_connect_coordinator(const Context *ctx, VarlinkClient **ret) {
+        _cleanup_free_ char *def = NULL;
+        const char *address = ctx->address;
+        int r;
+
+        if (!address) {
+                r = address_default(MRKV_COORDINATOR_ADDRESS_ENV, MRKV_COORDINATOR_SOCKET, &def);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to determine the coordinator's address: %m");
+                address = def;
+        }
+        r = varlink_client_connect(address, ret);
+        if (r == -ENOENT || r == -ECONNREFUSED)
+                return log_error_errno(r, "Failed to connect to the coordinator at %s: %m (is mrkv-coordinator running?)",
+                                       address);
+        if (r < 0)
+                return log_error_errno(r, "Failed to connect to the coordinator at %s: %m", address);
         return 0;
 }
 

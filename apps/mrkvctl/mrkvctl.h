@@ -7,20 +7,23 @@
 
 #include <mrkv/kv.h>
 
+#include "varlink-client.h"
+
 /* Exit codes, part of the command-line interface (listed in --help). */
 enum {
         EXIT_OK = 0,
         EXIT_FAIL = 1,
         EXIT_USAGE = 2,
         EXIT_NO_KEY = 3,
+        EXIT_NO_JOB = 3, /* the same "no such thing" as a missing key */
         EXIT_VERSION = 4,
         EXIT_MAYBE = 5,
 };
 
 /* What the options common to every verb set. */
 typedef struct Context {
-        const char *address;   /* NULL: the service's default address */
-        uint64_t timeout_usec; /* the clerk's deadline per call; UINT64_MAX: none */
+        const char *address;   /* --connect; NULL: the service's default address */
+        uint64_t timeout_usec; /* the deadline per call; UINT64_MAX: none */
         bool json;
 } Context;
 
@@ -52,8 +55,9 @@ enum {
  * it is not one, -1 on a bad value or an unknown option (a message is printed). */
 int context_parse_common_option(Context *ctx, int c, const char *arg);
 
-/* Parses "SEC" (decimal, fractions allowed) or "infinity" into microseconds. */
-int parse_seconds(const char *s, uint64_t *ret);
+/* Parses "SEC" (decimal, fractions allowed) or "infinity" into microseconds. (Not
+ * parse_seconds() of parse-util.h, which knows no infinity.) */
+int parse_timeout(const char *s, uint64_t *ret);
 
 /* A clerk for ctx's address and deadline; prints the error itself. */
 int context_open_clerk(const Context *ctx, mrkv_clerk **ret);
@@ -62,9 +66,17 @@ int context_open_clerk(const Context *ctx, mrkv_clerk **ret);
  * of operation what on subject (a key or lock name). */
 int exit_code_of_result(const mrkv_clerk *c, int r, const char *what, const char *subject);
 
+/* Connects to the coordinator at --connect, else $MRKV_COORDINATOR_ADDRESS, else the
+ * default socket; prints the error itself. */
+int context_connect_coordinator(const Context *ctx, VarlinkClient **ret);
+
 void help(void);
 
 /* The verbs, one group per file. */
 int verb_get(Context *ctx, int argc, char *argv[]);
 int verb_put(Context *ctx, int argc, char *argv[]);
 int verb_lock(Context *ctx, int argc, char *argv[]);
+int verb_submit(Context *ctx, int argc, char *argv[]);
+int verb_jobs(Context *ctx, int argc, char *argv[]);
+int verb_status(Context *ctx, int argc, char *argv[]);
+int verb_cancel(Context *ctx, int argc, char *argv[]);

@@ -1,0 +1,596 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The MapReduce job verbs: submit, jobs, status, cancel. They speak org.mrkv.MapReduce
+ * to the coordinator over one blocking Varlink connection. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "job-format.h"
+#include "log.h"
+#include "macro.h"
+#include "mrkvctl.h"
+#include "parse-util.h"
+#include "varlink-client.h"
+
+#define MR_INTERFACE "org.mrkv.MapReduce"
+
+/* How often a progress bar on a terminal is redrawn when nothing else happens, to
+ * keep its elapsed time current. */
+#define BAR_REDRAW_USEC (1 * USEC_PER_SEC)
+
+static uint64_t now_usec(clockid_t clock) {
+        struct timespec ts;
+
+        clock_gettime(clock, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+}
+
+static int print_json(json_object *o) {
+        /* JSON_C_TO_STRING_NOSLASHESCAPE: paths print as typed, not as "\/tmp". */
+        if (puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)) < 0)
+                return -EIO;
+        return 0;
+}
+
+/* Every verb ends here: whatever went to stdout must have arrived. */
+static int finish_output(int code) {
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+                log_error("Failed to write to standard output.");
+                return code == EXIT_OK ? EXIT_FAIL : code;
+        }
+        return code;
+}
+
+/* Transport failures: the exit code, with a message naming what was going on. */
+static int exit_code_of_transport(int r, const char *what) {
+        switch (r) {
+        case -ETIMEDOUT:
+                log_error("%s: no reply from the coordinator before the timeout.", what);
+                break;
+        case -ECONNRESET:
+                log_error("%s: the coordinator closed the connection.", what);
+                break;
+        case -EBADMSG:
+                log_error("%s: the reply is not a valid org.mrkv.MapReduce message.", what);
+                break;
+        default:
+                log_error_errno(r, "%s: %m", what);
+        }
+        return EXIT_FAIL;
+}
+
+/* Varlink errors the coordinator answers with: the exit code, with a message. */
+static int exit_code_of_error(const char *error, json_object *parameters, const char *what, const char *job) {
+        json_object *v;
+
+        if (streq(error, MR_INTERFACE ".NoSuchJob")) {
+                log_error("%s: no such job: %s", what, job ?: "?");
+                return EXIT_NO_JOB;
+        }
+        if (streq(error, MR_INTERFACE ".InvalidJob")) {
+                log_error("%s: the coordinator refused the job: %s", what,
+                          json_object_object_get_ex(parameters, "reason", &v) && json_object_is_type(v, json_type_string)
+                                  ? json_object_get_string(v)
+                                  : "no reason given");
+                return EXIT_FAIL;
+        }
+        if (streq(error, MR_INTERFACE ".JobEnded")) {
+                log_error("%s: job %s has already ended (%s).", what, job ?: "?",
+                          json_object_object_get_ex(parameters, "state", &v) && json_object_is_type(v, json_type_string)
+                                  ? json_object_get_string(v)
+                                  : "?");
+                return EXIT_FAIL;
+        }
+        if (streq(error, VARLINK_ERROR_METHOD_NOT_FOUND) || streq(error, VARLINK_ERROR_INTERFACE_NOT_FOUND)) {
+                log_error("%s: the server does not run MapReduce jobs (not a coordinator, or one too old for job "
+                          "submission).", what);
+                return EXIT_FAIL;
+        }
+        if (streq(error, VARLINK_ERROR_INVALID_PARAMETER)) {
+                log_error("%s: the coordinator rejected the parameter '%s'.", what,
+                          json_object_object_get_ex(parameters, "parameter", &v) &&
+                                          json_object_is_type(v, json_type_string)
+                                  ? json_object_get_string(v)
+                                  : "?");
+                return EXIT_FAIL;
+        }
+        log_error("%s: %s", what, error);
+        return EXIT_FAIL;
+}
+
+/* One call and its reply. Returns an exit code; EXIT_OK with *ret the parameters. */
+static int call(VarlinkClient *c, const Context *ctx, const char *method, json_object *parameters,
+                const char *what, const char *job, json_object **ret) {
+        _cleanup_json_ json_object *reply = NULL;
+        const char *error;
+        int r;
+
+        r = varlink_client_call(c, method, parameters, ctx->timeout_usec, &reply, &error);
+        if (r < 0)
+                return exit_code_of_transport(r, what);
+        if (error)
+                return exit_code_of_error(error, reply, what, job);
+        *ret = TAKE_PTR(reply);
+        return EXIT_OK;
+}
+
+static json_object *job_parameters(const char *job) {
+        json_object *p = json_object_new_object(), *s = json_object_new_string(job);
+
+        if (!p || !s || json_object_object_add(p, "job", s) < 0) {
+                json_object_put(p);
+                json_object_put(s);
+                return NULL;
+        }
+        return p;
+}
+
+/* The "job" member of a GetJob reply, parsed. */
+static int reply_job(json_object *reply, json_object **ret_object, JobInfo *ret_info) {
+        json_object *o;
+
+        if (!json_object_object_get_ex(reply, "job", &o) || job_info_parse(o, ret_info) < 0)
+                return -EBADMSG;
+        *ret_object = o;
+        return 0;
+}
+
+static int get_job(VarlinkClient *c, const Context *ctx, const char *job, const char *what, json_object **ret_reply) {
+        _cleanup_json_ json_object *p = job_parameters(job);
+
+        if (!p)
+                return log_oom(), EXIT_FAIL;
+        return call(c, ctx, MR_INTERFACE ".GetJob", p, what, job, ret_reply);
+}
+
+/* Prints one job: its JSON, or the human-readable status page. */
+static int show_job(const Context *ctx, json_object *reply, const char *what) {
+        json_object *o;
+        JobInfo j;
+
+        if (reply_job(reply, &o, &j) < 0)
+                return exit_code_of_transport(-EBADMSG, what);
+        if (ctx->json)
+                return print_json(o) < 0 ? EXIT_FAIL : EXIT_OK;
+        job_print_status(stdout, &j, now_usec(CLOCK_REALTIME));
+        return EXIT_OK;
+}
+
+/* Only the common options and exactly one JOB. Returns the JOB's index, or -1. */
+static int parse_job_argument(Context *ctx, int argc, char *argv[], const char *verb) {
+        static const struct option options[] = {
+                COMMON_OPTIONS,
+                {},
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS, options, NULL)) >= 0)
+                if (context_parse_common_option(ctx, c, optarg) <= 0)
+                        return -1;
+        if (argc - optind != 1) {
+                log_error("%s takes one argument: JOB. See --help.", verb);
+                return -1;
+        }
+        return optind;
+}
+
+int verb_status(Context *ctx, int argc, char *argv[]) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
+        _cleanup_json_ json_object *reply = NULL;
+        const char *job;
+        int i, r;
+
+        i = parse_job_argument(ctx, argc, argv, "status");
+        if (i < 0)
+                return EXIT_USAGE;
+        job = argv[i];
+
+        if (context_connect_coordinator(ctx, &c) < 0)
+                return EXIT_FAIL;
+        r = get_job(c, ctx, job, "status", &reply);
+        if (r != EXIT_OK)
+                return r;
+        return finish_output(show_job(ctx, reply, "status"));
+}
+
+int verb_cancel(Context *ctx, int argc, char *argv[]) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
+        _cleanup_json_ json_object *p = NULL, *reply = NULL;
+        const char *job;
+        int i, r;
+
+        i = parse_job_argument(ctx, argc, argv, "cancel");
+        if (i < 0)
+                return EXIT_USAGE;
+        job = argv[i];
+
+        if (context_connect_coordinator(ctx, &c) < 0)
+                return EXIT_FAIL;
+        p = job_parameters(job);
+        if (!p)
+                return log_oom(), EXIT_FAIL;
+        r = call(c, ctx, MR_INTERFACE ".CancelJob", p, "cancel", job, &reply);
+        if (r != EXIT_OK || !ctx->json)
+                return r;
+
+        /* --json: the job as it is now, cancelled. */
+        json_object_put(TAKE_PTR(reply));
+        r = get_job(c, ctx, job, "cancel", &reply);
+        if (r != EXIT_OK)
+                return r;
+        return finish_output(show_job(ctx, reply, "cancel"));
+}
+
+int verb_jobs(Context *ctx, int argc, char *argv[]) {
+        static const struct option options[] = {
+                COMMON_OPTIONS,
+                {},
+        };
+        _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
+        _cleanup_json_ json_object *reply = NULL;
+        _cleanup_free_ JobInfo *infos = NULL;
+        json_object *jobs;
+        size_t n;
+        int ch, r;
+
+        while ((ch = getopt_long(argc, argv, COMMON_SHORT_OPTIONS, options, NULL)) >= 0)
+                if (context_parse_common_option(ctx, ch, optarg) <= 0)
+                        return EXIT_USAGE;
+        if (optind != argc) {
+                log_error("jobs takes no arguments. See --help.");
+                return EXIT_USAGE;
+        }
+
+        if (context_connect_coordinator(ctx, &c) < 0)
+                return EXIT_FAIL;
+        r = call(c, ctx, MR_INTERFACE ".ListJobs", NULL, "jobs", NULL, &reply);
+        if (r != EXIT_OK)
+                return r;
+        if (!json_object_object_get_ex(reply, "jobs", &jobs) || !json_object_is_type(jobs, json_type_array))
+                return exit_code_of_transport(-EBADMSG, "jobs");
+
+        n = json_object_array_length(jobs);
+        infos = calloc(MAX(n, 1U), sizeof(JobInfo));
+        if (!infos)
+                return log_oom(), EXIT_FAIL;
+        for (size_t i = 0; i < n; i++)
+                if (job_info_parse(json_object_array_get_idx(jobs, i), &infos[i]) < 0)
+                        return exit_code_of_transport(-EBADMSG, "jobs");
+
+        if (ctx->json)
+                r = print_json(jobs) < 0 ? EXIT_FAIL : EXIT_OK;
+        else if (n == 0)
+                r = puts("No jobs.") < 0 ? EXIT_FAIL : EXIT_OK;
+        else {
+                job_print_table(stdout, infos, n);
+                r = EXIT_OK;
+        }
+        return finish_output(r);
+}
+
+/* What "submit --wait" shows while it waits. */
+typedef struct Progress {
+        bool bar;         /* a terminal: one line, redrawn in place */
+        bool quiet;       /* --json: only the final object */
+        bool drawn;       /* the bar is on screen, the cursor at its end */
+        uint64_t start;   /* CLOCK_MONOTONIC, when mrkvctl began to wait */
+        char *last;       /* the last plain line's state and counts, to print changes only */
+} Progress;
+
+/* Set before the bar is first drawn: what an interrupt writes so that the shell's prompt
+ * starts on a line of its own, and the user learns the job goes on. */
+static char interrupt_message[128];
+static volatile sig_atomic_t bar_on_screen = 0;
+
+static void on_interrupt(int sig) {
+        if (bar_on_screen)
+                (void) !write(STDOUT_FILENO, "\n", 1);
+        (void) !write(STDERR_FILENO, interrupt_message, strlen(interrupt_message));
+        signal(sig, SIG_DFL);
+        raise(sig);
+}
+
+static unsigned terminal_columns(void) {
+        struct winsize ws;
+
+        if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) < 0 || ws.ws_col == 0)
+                return 80;
+        return ws.ws_col;
+}
+
+static int progress_show(Progress *p, const JobInfo *j) {
+        _cleanup_free_ char *line = NULL, *key = NULL;
+        uint64_t elapsed = now_usec(CLOCK_MONOTONIC) - p->start;
+        int r;
+
+        if (p->quiet)
+                return 0;
+        if (p->bar) {
+                r = job_format_progress_bar(j, elapsed, terminal_columns(), &line);
+                if (r < 0)
+                        return r;
+                /* \r and erase-to-end-of-line: the new line over the old one. */
+                printf("\r%s\033[K", line);
+                p->drawn = true;
+                bar_on_screen = 1;
+                return fflush(stdout) == 0 ? 0 : -EIO;
+        }
+
+        /* On a pipe or a file, a line only when the state or a count changed. */
+        if (asprintf(&key, "%s %" PRIu64 " %" PRIu64, j->state, j->map_done, j->reduce_done) < 0)
+                return -ENOMEM;
+        if (p->last && streq(p->last, key))
+                return 0;
+        free(p->last);
+        p->last = TAKE_PTR(key);
+        r = job_format_progress_line(j, elapsed, &line);
+        if (r < 0)
+                return r;
+        if (puts(line) < 0 || fflush(stdout) != 0)
+                return -EIO;
+        return 0;
+}
+
+static void progress_end(Progress *p) {
+        if (p->drawn)
+                printf("\r\033[K");
+        p->drawn = false;
+        bar_on_screen = 0;
+        p->last = mfree(p->last);
+}
+
+/* Follows GetJob with "more" until the job ends; returns the exit code. */
+static int wait_for_job(VarlinkClient *c, const Context *ctx, const char *job) {
+        _cleanup_json_ json_object *p = NULL, *last = NULL;
+        Progress progress = {
+                .bar = !ctx->json && isatty(STDOUT_FILENO),
+                .quiet = ctx->json,
+                .start = now_usec(CLOCK_MONOTONIC),
+        };
+        json_object *o = NULL;
+        JobInfo j = {};
+        bool continues = true;
+        int r;
+
+        p = job_parameters(job);
+        if (!p)
+                return log_oom(), EXIT_FAIL;
+        r = varlink_client_send(c, MR_INTERFACE ".GetJob", p, VARLINK_CLIENT_MORE, ctx->timeout_usec);
+        if (r < 0)
+                return exit_code_of_transport(r, "submit --wait");
+
+        if (progress.bar) {
+                snprintf(interrupt_message, sizeof(interrupt_message),
+                         "Stopped waiting; job %s goes on (mrkvctl cancel %s stops it).\n", job, job);
+                signal(SIGINT, on_interrupt);
+                signal(SIGTERM, on_interrupt);
+        }
+
+        while (continues) {
+                _cleanup_json_ json_object *reply = NULL;
+                const char *error;
+
+                /* A job may run for hours with nothing to report: no time-out, except
+                 * that a terminal's elapsed time is redrawn every second. */
+                r = varlink_client_read(c, progress.bar ? BAR_REDRAW_USEC : UINT64_MAX, &reply, &error, &continues);
+                if (r == -ETIMEDOUT && progress.bar && last) {
+                        continues = true;
+                        r = progress_show(&progress, &j);
+                        if (r < 0)
+                                break;
+                        continue;
+                }
+                if (r == -ETIMEDOUT && progress.bar) {
+                        continues = true;
+                        continue;
+                }
+                if (r < 0) {
+                        progress_end(&progress);
+                        if (r == -ECONNRESET)
+                                log_error("submit --wait: lost the connection to the coordinator; job %s may still "
+                                          "be running.", job);
+                        else
+                                exit_code_of_transport(r, "submit --wait");
+                        return EXIT_FAIL;
+                }
+                if (error) {
+                        progress_end(&progress);
+                        return exit_code_of_error(error, reply, "submit --wait", job);
+                }
+                if (reply_job(reply, &o, &j) < 0) {
+                        progress_end(&progress);
+                        return exit_code_of_transport(-EBADMSG, "submit --wait");
+                }
+                json_object_put(last);
+                last = TAKE_PTR(reply);
+                r = progress_show(&progress, &j);
+                if (r < 0)
+                        break;
+        }
+        progress_end(&progress);
+        if (progress.bar) {
+                signal(SIGINT, SIG_DFL);
+                signal(SIGTERM, SIG_DFL);
+        }
+        if (r < 0) {
+                log_error_errno(r, "Failed to write the progress to standard output: %m");
+                return EXIT_FAIL;
+        }
+
+        if (!job_state_is_final(j.state)) {
+                log_error("submit --wait: the coordinator stopped reporting job %s while it was %s.", job, j.state);
+                return EXIT_FAIL;
+        }
+        if (ctx->json)
+                r = print_json(o);
+        else
+                job_print_summary(stdout, &j);
+        if (r < 0)
+                return EXIT_FAIL;
+        return streq(j.state, "done") ? EXIT_OK : EXIT_FAIL;
+}
+
+/* Resolves FILE against the current directory, as the workers will not share it. */
+static int resolve_input(const char *file, char **ret) {
+        _cleanup_free_ char *path = NULL;
+        struct stat st;
+
+        path = realpath(file, NULL);
+        if (!path)
+                return log_error_errno(errno, "Cannot use input file %s: %m", file);
+        if (stat(path, &st) < 0)
+                return log_error_errno(errno, "Cannot use input file %s: %m", file);
+        if (!S_ISREG(st.st_mode))
+                return log_error_errno(EINVAL, "Input file %s is not a regular file.", file);
+        *ret = TAKE_PTR(path);
+        return 0;
+}
+
+static json_object *submit_parameters(const char *app, char **files, size_t n_files, unsigned nreduce,
+                                      const char *workdir, uint64_t task_timeout) {
+        _cleanup_json_ json_object *p = json_object_new_object(), *a = json_object_new_array();
+
+        if (!p || !a)
+                return NULL;
+        for (size_t i = 0; i < n_files; i++)
+                if (json_object_array_add(a, json_object_new_string(files[i])) < 0)
+                        return NULL;
+        if (json_object_object_add(p, "app", json_object_new_string(app)) < 0 ||
+            json_object_object_add(p, "files", TAKE_PTR(a)) < 0)
+                return NULL;
+        /* Unset options are left out: the coordinator's defaults apply. */
+        if (nreduce > 0 && json_object_object_add(p, "nreduce", json_object_new_int64(nreduce)) < 0)
+                return NULL;
+        if (workdir && json_object_object_add(p, "workdir", json_object_new_string(workdir)) < 0)
+                return NULL;
+        if (task_timeout > 0 &&
+            json_object_object_add(p, "task_timeout_usec", json_object_new_int64((int64_t) task_timeout)) < 0)
+                return NULL;
+        return TAKE_PTR(p);
+}
+
+static void strv_freep(char ***v) {
+        if (!*v)
+                return;
+        for (char **i = *v; *i; i++)
+                free(*i);
+        free(*v);
+}
+
+int verb_submit(Context *ctx, int argc, char *argv[]) {
+        enum { ARG_WORKDIR = ARG_VERB_FIRST, ARG_TASK_TIMEOUT, ARG_WAIT };
+        static const struct option options[] = {
+                COMMON_OPTIONS,
+                { "nreduce", required_argument, NULL, 'n' },
+                { "workdir", required_argument, NULL, ARG_WORKDIR },
+                { "task-timeout", required_argument, NULL, ARG_TASK_TIMEOUT },
+                { "wait", no_argument, NULL, ARG_WAIT },
+                {},
+        };
+        _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
+        _cleanup_json_ json_object *p = NULL, *reply = NULL;
+        _cleanup_(strv_freep) char **files = NULL;
+        _cleanup_free_ char *workdir = NULL, *job = NULL;
+        const char *app, *arg_workdir = NULL;
+        uint64_t task_timeout = 0;
+        unsigned nreduce = 0;
+        bool wait = false;
+        size_t n_files;
+        json_object *v;
+        int ch, r;
+
+        while ((ch = getopt_long(argc, argv, COMMON_SHORT_OPTIONS "n:", options, NULL)) >= 0)
+                switch (ch) {
+                case 'n':
+                        if (parse_unsigned(optarg, 1, 100000, &nreduce) < 0) {
+                                log_error("Invalid --nreduce: %s (1...100000)", optarg);
+                                return EXIT_USAGE;
+                        }
+                        break;
+                case ARG_WORKDIR:
+                        arg_workdir = optarg;
+                        break;
+                case ARG_TASK_TIMEOUT:
+                        if (parse_seconds(optarg, &task_timeout) < 0 || task_timeout == 0) {
+                                log_error("Invalid --task-timeout: %s (a positive number of seconds)", optarg);
+                                return EXIT_USAGE;
+                        }
+                        break;
+                case ARG_WAIT:
+                        wait = true;
+                        break;
+                default:
+                        if (context_parse_common_option(ctx, ch, optarg) <= 0)
+                                return EXIT_USAGE;
+                }
+        if (argc - optind < 2) {
+                log_error("submit needs an APP and at least one FILE. See --help.");
+                return EXIT_USAGE;
+        }
+        app = argv[optind];
+        n_files = (size_t) (argc - optind - 1);
+
+        /* Every file is checked before anything is sent: a typo fails here, with its name,
+         * rather than as a failed task on some worker later. */
+        files = calloc(n_files + 1, sizeof(char *));
+        if (!files)
+                return log_oom(), EXIT_FAIL;
+        for (size_t i = 0; i < n_files; i++)
+                if (resolve_input(argv[optind + 1 + i], &files[i]) < 0)
+                        return EXIT_FAIL;
+        if (arg_workdir) {
+                struct stat st;
+
+                workdir = realpath(arg_workdir, NULL);
+                if (!workdir) {
+                        log_error_errno(errno, "Cannot use --workdir %s: %m", arg_workdir);
+                        return EXIT_FAIL;
+                }
+                if (stat(workdir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+                        log_error("Cannot use --workdir %s: not a directory.", arg_workdir);
+                        return EXIT_FAIL;
+                }
+        }
+
+        p = submit_parameters(app, files, n_files, nreduce, workdir, task_timeout);
+        if (!p)
+                return log_oom(), EXIT_FAIL;
+
+        if (context_connect_coordinator(ctx, &c) < 0)
+                return EXIT_FAIL;
+        r = call(c, ctx, MR_INTERFACE ".SubmitJob", p, "submit", NULL, &reply);
+        if (r != EXIT_OK)
+                return r;
+        if (!json_object_object_get_ex(reply, "job", &v) || !json_object_is_type(v, json_type_string))
+                return exit_code_of_transport(-EBADMSG, "submit");
+        job = strdup(json_object_get_string(v));
+        if (!job)
+                return log_oom(), EXIT_FAIL;
+        json_object_put(TAKE_PTR(reply));
+
+        if (!ctx->json) {
+                /* The id first, on a line of its own, for scripts and for "cancel". */
+                if (puts(job) < 0 || fflush(stdout) != 0)
+                        return finish_output(EXIT_FAIL);
+        }
+        if (wait)
+                return finish_output(wait_for_job(c, ctx, job));
+        if (!ctx->json)
+                return finish_output(EXIT_OK);
+
+        r = get_job(c, ctx, job, "submit", &reply);
+        if (r != EXIT_OK)
+                return r;
+        return finish_output(show_job(ctx, reply, "submit"));
+}

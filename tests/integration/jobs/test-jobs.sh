@@ -1,0 +1,296 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# mrkvctl's job verbs against real processes: a job-server mrkv-coordinator and two
+# "mrkv-worker --serve" workers on a Unix socket in a fresh temporary directory, which is
+# removed, and every process started here killed, also when a check fails.
+#
+# Usage: test-jobs.sh CASE    CASE: wc progress-lines json errors cancel kill-worker
+# Environment (set by meson): MRKV_COORDINATOR, MRKV_WORKER, MRKV_MRKVCTL, MRKV_SEQUENTIAL,
+# MRKV_APP_PATH, MRKV_TEST_DATA (a directory of pg-*.txt; generated with MRKV_GENCORPUS
+# when absent).
+set -u
+
+case_name=${1:?usage: test-jobs.sh CASE}
+: "${MRKV_COORDINATOR:?}" "${MRKV_WORKER:?}" "${MRKV_MRKVCTL:?}" "${MRKV_SEQUENTIAL:?}" "${MRKV_APP_PATH:?}"
+export MRKV_APP_PATH
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/mrkv-jobs.XXXXXX")
+pids=()
+cleanup() {
+    local status=$?
+    # Only the processes this script started, by their ids.
+    [ ${#pids[@]} -gt 0 ] && kill -9 "${pids[@]}" 2>/dev/null
+    wait 2>/dev/null
+    if [ $status -ne 0 ]; then
+        for log in "$tmp"/*.log; do
+            [ -s "$log" ] && { echo "--- $log:"; tail -n 30 "$log"; } >&2
+        done
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "--- $case_name: FAIL: $*" >&2
+    exit 1
+}
+
+SOCK=$tmp/coordinator.sock
+# The job verbs find the coordinator through the environment; one check uses --connect.
+export MRKV_COORDINATOR_ADDRESS=unix:$SOCK
+# Never the kv server's address by mistake.
+export MRKV_KV_ADDRESS=unix:$tmp/no-kv.sock
+# A hung call fails the test instead of stalling it.
+MRKVCTL=(timeout -k 2s 25s "$MRKV_MRKVCTL")
+
+mkdir -p "$tmp/in" "$tmp/state" "$tmp/seq"
+if [ -n "${MRKV_TEST_DATA:-}" ] && ls "$MRKV_TEST_DATA"/pg-*.txt >/dev/null 2>&1; then
+    INPUTS=("$MRKV_TEST_DATA"/pg-*.txt)
+else
+    : "${MRKV_GENCORPUS:?no MRKV_TEST_DATA and no MRKV_GENCORPUS}"
+    "$MRKV_GENCORPUS" --files 8 --size 200000 --prefix pg-gen- "$tmp/in" || fail "cannot generate input"
+    INPUTS=("$tmp"/in/pg-*.txt)
+fi
+
+# Polls CONDITION (a command) every 50 ms until it holds or SEC seconds have passed.
+wait_until() { # SEC DESCRIPTION COMMAND...
+    local sec=$1 what=$2
+    shift 2
+    for _ in $(seq $((sec * 20))); do
+        "$@" && return 0
+        sleep 0.05
+    done
+    fail "timed out after ${sec}s waiting until $what"
+}
+
+start_coordinator() {
+    "$MRKV_COORDINATOR" --listen "unix:$SOCK" --state-directory "$tmp/state" >"$tmp/coordinator.log" 2>&1 &
+    pids+=($!)
+    wait_until 10 "the coordinator listens on $SOCK" test -S "$SOCK"
+}
+
+WORKER_PIDS=()
+start_workers() { # N
+    for i in $(seq "$1"); do
+        "$MRKV_WORKER" --serve --connect "unix:$SOCK" >"$tmp/worker$i.log" 2>&1 &
+        pids+=($!)
+        WORKER_PIDS+=($!)
+    done
+}
+
+# The sorted output of mrkv-sequential APP over FILEs.
+sequential() { # APP OUTFILE FILE...
+    local app=$1 out=$2
+    shift 2
+    (cd "$tmp/seq" && "$MRKV_SEQUENTIAL" "$app" "$@" && sort mr-out-0 >"$out" && rm -f mr-out-0) ||
+        fail "mrkv-sequential $app failed"
+}
+
+json_field() { # FILE EXPRESSION (Python, on the parsed JSON as j)
+    python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+# Checks that job ID's outputs, sorted, are what mrkv-sequential writes.
+check_outputs() { # ID EXPECTED
+    "${MRKVCTL[@]}" status --json "$1" >"$tmp/status-$1.json" || fail "status $1 failed"
+    [ "$(json_field "$tmp/status-$1.json" 'j["state"]')" = done ] || fail "job $1 is not done"
+    local outputs
+    mapfile -t outputs < <(json_field "$tmp/status-$1.json" '"\n".join(j["outputs"])')
+    [ ${#outputs[@]} -gt 0 ] || fail "job $1 lists no outputs"
+    sort "${outputs[@]}" | grep . >"$tmp/job-$1.sorted" || fail "job $1's outputs cannot be read"
+    cmp -s "$tmp/job-$1.sorted" "$2" || fail "job $1's output differs from mrkv-sequential's"
+}
+
+case $case_name in
+wc)
+    sequential wc "$tmp/correct-wc" "${INPUTS[@]}"
+    start_coordinator
+    start_workers 2
+    # Relative FILE names: mrkvctl resolves them against its own directory.
+    (cd "$(dirname "${INPUTS[0]}")" && "${MRKVCTL[@]}" submit wc --nreduce 4 "${INPUTS[@]##*/}" --wait) \
+        >"$tmp/submit.out" 2>"$tmp/submit.log" || fail "submit --wait exited with $?"
+    id=$(head -n 1 "$tmp/submit.out")
+    [[ $id =~ ^[0-9A-Za-z_-]+$ ]] || fail "the first line is not a job id: '$id'"
+    grep -q "^Job $id done in " "$tmp/submit.out" || fail "no 'done' summary: $(cat "$tmp/submit.out")"
+    [ "$(grep -c '/mr-out-[0-9]*$' "$tmp/submit.out")" = 4 ] || fail "expected the 4 output files listed"
+    check_outputs "$id" "$tmp/correct-wc"
+    # A job of its own whose directory the submitter chose.
+    mkdir "$tmp/mywork"
+    "${MRKVCTL[@]}" submit wc "${INPUTS[@]}" --workdir "$tmp/mywork" --task-timeout 20 --wait >"$tmp/submit2.out" \
+        2>>"$tmp/submit.log" || fail "submit --workdir --wait exited with $?"
+    ls "$tmp"/mywork/mr-out-* >/dev/null 2>&1 || fail "no mr-out-* in the --workdir"
+    sort "$tmp"/mywork/mr-out-* | grep . | cmp -s - "$tmp/correct-wc" || fail "--workdir job's output differs"
+    ;;
+progress-lines)
+    # stdout is a file here: plain lines, each only when the progress changed, no \r.
+    start_coordinator
+    start_workers 2
+    "${MRKVCTL[@]}" submit wc "${INPUTS[@]}" --nreduce 3 --wait >"$tmp/submit.out" 2>"$tmp/submit.log" ||
+        fail "submit --wait exited with $?"
+    id=$(head -n 1 "$tmp/submit.out")
+    ! grep -q $'\r' "$tmp/submit.out" || fail "carriage returns in the output to a file"
+    ! grep -q $'\e' "$tmp/submit.out" || fail "escape sequences in the output to a file"
+    grep "^job $id: " "$tmp/submit.out" >"$tmp/progress" || fail "no progress lines: $(cat "$tmp/submit.out")"
+    tail -n 1 "$tmp/progress" | grep -q "^job $id: done, map ${#INPUTS[@]}/${#INPUTS[@]}, reduce 3/3, 100%, " ||
+        fail "the last progress line is not the finished job: $(tail -n 1 "$tmp/progress")"
+    # Without the elapsed time, no two lines are the same: a line means a change.
+    sed 's/, [0-9:]*$//' "$tmp/progress" >"$tmp/progress.states"
+    [ -z "$(uniq -d "$tmp/progress.states")" ] || fail "repeated progress lines: $(uniq -d "$tmp/progress.states")"
+    # Counts only go up.
+    awk -F'[ /,]+' '{ m = $5; r = $8; if (m < lm || r < lr) exit 1; lm = m; lr = r }' "$tmp/progress.states" ||
+        fail "progress went backwards: $(cat "$tmp/progress.states")"
+    grep -q "^Job $id done in " "$tmp/submit.out" || fail "no summary after the progress lines"
+    ;;
+json)
+    sequential wc "$tmp/correct-wc" "${INPUTS[@]}"
+    start_coordinator
+    start_workers 2
+    "${MRKVCTL[@]}" submit wc "${INPUTS[@]}" --wait --json >"$tmp/submit.json" 2>"$tmp/submit.log" ||
+        fail "submit --wait --json exited with $?"
+    [ "$(wc -l <"$tmp/submit.json")" = 1 ] || fail "--json --wait printed more than the Job object"
+    json_field "$tmp/submit.json" 'j["state"]' >"$tmp/state.txt" || fail "--json output does not parse"
+    [ "$(cat "$tmp/state.txt")" = done ] || fail "state is $(cat "$tmp/state.txt"), not done"
+    id=$(json_field "$tmp/submit.json" 'j["id"]')
+    [ "$(json_field "$tmp/submit.json" 'j["map_done"] == j["map_total"] == len(j["files"])')" = True ] ||
+        fail "map counts do not match the files: $(cat "$tmp/submit.json")"
+    [ "$(json_field "$tmp/submit.json" 'all(f.startswith("/") for f in j["files"] + j["outputs"])')" = True ] ||
+        fail "paths in the Job object are not absolute"
+    check_outputs "$id" "$tmp/correct-wc"
+
+    # Without --wait, --json prints the job as just submitted.
+    "${MRKVCTL[@]}" submit wc "${INPUTS[0]}" --json >"$tmp/submit2.json" || fail "submit --json failed"
+    id2=$(json_field "$tmp/submit2.json" 'j["id"]') || fail "submit --json output does not parse"
+    [ "$id2" != "$id" ] || fail "two jobs with the same id $id"
+
+    # jobs: a table with both, and the same as a JSON array.
+    "${MRKVCTL[@]}" jobs >"$tmp/jobs.txt" || fail "jobs failed"
+    head -n 1 "$tmp/jobs.txt" | grep -q '^ID  *STATE  *APP  *PROGRESS  *MAPS  *REDUCES  *SUBMITTED$' ||
+        fail "jobs: unexpected header: $(head -n 1 "$tmp/jobs.txt")"
+    grep -q "^$id  *done  *wc  *100%  *${#INPUTS[@]}/${#INPUTS[@]}  *10/10  " "$tmp/jobs.txt" ||
+        fail "jobs does not list job $id as done: $(cat "$tmp/jobs.txt")"
+    grep -q "^$id2  " "$tmp/jobs.txt" || fail "jobs does not list job $id2"
+    "${MRKVCTL[@]}" jobs --json >"$tmp/jobs.json" || fail "jobs --json failed"
+    [ "$(json_field "$tmp/jobs.json" 'sorted(x["id"] for x in j) == sorted(["'"$id"'", "'"$id2"'"])')" = True ] ||
+        fail "jobs --json does not hold exactly the two jobs: $(cat "$tmp/jobs.json")"
+
+    # status, human-readable.
+    "${MRKVCTL[@]}" status "$id" >"$tmp/status.txt" || fail "status failed"
+    grep -q '^ *State: done$' "$tmp/status.txt" || fail "status: no 'State: done': $(cat "$tmp/status.txt")"
+    grep -q '^ *Output: /.*/mr-out-0$' "$tmp/status.txt" || fail "status: no output files"
+    ;;
+errors)
+    start_coordinator
+    # No such job: exit 3, for status and cancel, with --connect instead of the environment.
+    "${MRKVCTL[@]}" --connect "unix:$SOCK" status 4711 2>"$tmp/err"
+    [ $? = 3 ] || fail "status of an unknown job: expected exit 3"
+    grep -q "no such job: 4711" "$tmp/err" || fail "status of an unknown job: unclear message: $(cat "$tmp/err")"
+    env -u MRKV_COORDINATOR_ADDRESS "$MRKV_MRKVCTL" cancel 4711 --connect "unix:$SOCK" 2>/dev/null
+    [ $? = 3 ] || fail "cancel of an unknown job: expected exit 3"
+
+    # A missing file fails before anything is sent: no job appears.
+    "${MRKVCTL[@]}" submit wc "${INPUTS[0]}" "$tmp/no-such-file.txt" --wait >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    [ $rc = 1 ] || fail "submit of a missing file: expected exit 1, got $rc"
+    grep -q "no-such-file.txt.*No such file or directory" "$tmp/err" ||
+        fail "submit of a missing file: unclear message: $(cat "$tmp/err")"
+    [ ! -s "$tmp/out" ] || fail "submit of a missing file printed: $(cat "$tmp/out")"
+    "${MRKVCTL[@]}" submit wc "$tmp" 2>"$tmp/err"
+    [ $? = 1 ] || fail "submit of a directory: expected exit 1"
+    "${MRKVCTL[@]}" jobs --json >"$tmp/jobs.json" || fail "jobs failed"
+    [ "$(cat "$tmp/jobs.json")" = "[]" ] || fail "a refused submit reached the coordinator: $(cat "$tmp/jobs.json")"
+    "${MRKVCTL[@]}" jobs >"$tmp/jobs.txt" || fail "jobs failed"
+    [ "$(cat "$tmp/jobs.txt")" = "No jobs." ] || fail "jobs with no jobs: $(cat "$tmp/jobs.txt")"
+
+    # Usage errors: exit 2.
+    for args in "submit" "submit wc" "submit wc ${INPUTS[0]} --nreduce 0" "submit wc ${INPUTS[0]} --task-timeout -1" \
+        "status" "status 1 2" "cancel" "jobs extra" "submit wc ${INPUTS[0]} --bogus"; do
+        # shellcheck disable=SC2086
+        "${MRKVCTL[@]}" $args 2>/dev/null
+        rc=$?
+        [ $rc = 2 ] || fail "'mrkvctl $args': expected exit 2 (usage), got $rc"
+    done
+
+    # The coordinator refuses a bad job: exit 1 with its reason.
+    "${MRKVCTL[@]}" submit ../wc "${INPUTS[0]}" 2>"$tmp/err"
+    [ $? = 1 ] || fail "submit of an invalid app name: expected exit 1"
+    grep -q "refused the job" "$tmp/err" || fail "no reason for the refused job: $(cat "$tmp/err")"
+
+    # Nobody listening: exit 1, naming the address.
+    "${MRKVCTL[@]}" --connect "unix:$tmp/nobody.sock" jobs 2>"$tmp/err"
+    [ $? = 1 ] || fail "jobs without a coordinator: expected exit 1"
+    grep -q "nobody.sock" "$tmp/err" || fail "the error does not name the address: $(cat "$tmp/err")"
+    ;;
+cancel)
+    sequential wc "$tmp/correct-wc" "${INPUTS[@]}"
+    start_coordinator
+    start_workers 2
+    # jobcount's maps sleep 2-5 s: the job is certainly running when it is cancelled.
+    id=$("${MRKVCTL[@]}" submit jobcount "${INPUTS[@]}" --nreduce 2) || fail "submit jobcount failed"
+    "${MRKVCTL[@]}" status --json "$id" >"$tmp/s.json" || fail "status failed"
+    workdir=$(json_field "$tmp/s.json" 'j["workdir"]')
+    map_started() { compgen -G "$workdir/mr-worker-jobcount-*" >/dev/null; }
+    wait_until 20 "a jobcount map runs" map_started
+    "${MRKVCTL[@]}" cancel "$id" || fail "cancel exited with $?"
+    "${MRKVCTL[@]}" status "$id" >"$tmp/status.txt" || fail "status after cancel failed"
+    grep -q '^ *State: cancelled$' "$tmp/status.txt" || fail "not cancelled: $(cat "$tmp/status.txt")"
+    "${MRKVCTL[@]}" status --json "$id" >"$tmp/s.json" || fail "status --json after cancel failed"
+    [ "$(json_field "$tmp/s.json" 'j["state"], j["outputs"], j["map_done"] < j["map_total"]')" = \
+        "('cancelled', [], True)" ] || fail "unexpected cancelled job: $(cat "$tmp/s.json")"
+    # Cancelling it again: it has ended.
+    "${MRKVCTL[@]}" cancel "$id" 2>"$tmp/err"
+    [ $? = 1 ] || fail "second cancel: expected exit 1"
+    grep -q "already ended (cancelled)" "$tmp/err" || fail "second cancel: unclear message: $(cat "$tmp/err")"
+    # The workers go on to the next job.
+    "${MRKVCTL[@]}" submit wc "${INPUTS[@]}" --wait >"$tmp/submit.out" 2>"$tmp/submit.log" ||
+        fail "the job after the cancelled one exited with $?"
+    check_outputs "$(head -n 1 "$tmp/submit.out")" "$tmp/correct-wc"
+    # submit --wait on a job that gets cancelled: exit 1, and says so.
+    "${MRKVCTL[@]}" submit jobcount "${INPUTS[@]:0:2}" --nreduce 1 --wait >"$tmp/wait.out" 2>"$tmp/wait.log" &
+    waiter=$!
+    pids+=($waiter)
+    has_id() { [ -s "$tmp/wait.out" ]; }
+    wait_until 10 "submit --wait prints the job id" has_id
+    id3=$(head -n 1 "$tmp/wait.out")
+    "${MRKVCTL[@]}" cancel "$id3" || fail "cancel $id3 exited with $?"
+    wait $waiter
+    rc=$?
+    [ $rc = 1 ] || fail "submit --wait of a cancelled job: expected exit 1, got $rc"
+    grep -q "^Job $id3 cancelled after " "$tmp/wait.out" || fail "no 'cancelled' summary: $(cat "$tmp/wait.out")"
+    ;;
+kill-worker)
+    start_coordinator
+    start_workers 2
+    victim=${WORKER_PIDS[0]}
+    for i in 1 2 3; do echo "input $i" >"$tmp/in/jc-$i.txt"; done
+    "${MRKVCTL[@]}" submit jobcount "$tmp"/in/jc-*.txt --nreduce 1 --wait >"$tmp/wait.out" 2>"$tmp/wait.log" &
+    waiter=$!
+    pids+=($waiter)
+    has_id() { [ -s "$tmp/wait.out" ]; }
+    wait_until 10 "submit --wait prints the job id" has_id
+    id=$(head -n 1 "$tmp/wait.out")
+    "${MRKVCTL[@]}" status --json "$id" >"$tmp/s.json" || fail "status failed"
+    workdir=$(json_field "$tmp/s.json" 'j["workdir"]')
+    # jobcount names its file after the worker's pid: the victim is inside a map, asleep.
+    victim_in_map() { compgen -G "$workdir/mr-worker-jobcount-$victim-*" >/dev/null; }
+    wait_until 20 "worker $victim runs a map" victim_in_map
+    kill -9 "$victim"
+    wait $waiter
+    rc=$?
+    [ $rc = 0 ] || fail "submit --wait after killing a worker: expected exit 0, got $rc: $(cat "$tmp/wait.out")"
+    grep -q "^Job $id done in " "$tmp/wait.out" || fail "no 'done' summary: $(cat "$tmp/wait.out")"
+    # Every map ran to the end once, plus the killed attempt, which left its file too.
+    n=$(compgen -G "$workdir/mr-worker-jobcount-*" | wc -l)
+    [ "$n" = 4 ] || fail "expected 3 maps + 1 killed attempt, found $n jobcount files"
+    [ "$(cat "$workdir"/mr-out-*)" = "a 4" ] || fail "unexpected output: $(cat "$workdir"/mr-out-*)"
+    "${MRKVCTL[@]}" status --json "$id" >"$tmp/s.json" || fail "status failed"
+    [ "$(json_field "$tmp/s.json" 'j["map_done"], j["reduce_done"]')" = "(3, 1)" ] ||
+        fail "counts of the finished job: $(cat "$tmp/s.json")"
+    ;;
+*)
+    fail "unknown case"
+    ;;
+esac
+
+echo "--- $case_name: PASS"
+exit 0
