@@ -283,6 +283,10 @@ warm() {
 }
 
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+# The build may hold edits not yet committed in what the benchmark runs: say so.
+dirty=$(git -C "$root" status --porcelain -- daemons/common daemons/coordinator daemons/worker apps/mapreduce \
+        apps/sequential tests/tools/gencorpus 2>/dev/null | awk '{ print $2 }' | tr '\n' ' ' || true)
+[ -z "$dirty" ] || commit="$commit + uncommitted changes in ${dirty% }"
 date=$(date -u +%Y-%m-%dT%H:%MZ)
 buildtype=$(python3 -c 'import json, sys
 print(next(o["value"] for o in json.load(open(sys.argv[1])) if o["name"] == "buildtype"))' \
