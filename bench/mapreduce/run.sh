@@ -150,9 +150,9 @@ keep() {
 # Sanitizer builds report some errors (UBSan's) without failing the process: those count
 # as failures too, so that a run of this script on such a build checks something.
 check_logs() {
-        local bad
-        bad=$(grep -l -e 'runtime error:' -e 'Sanitizer' "$@" 2>/dev/null || true)
-        [ -z "$bad" ] || { cat $bad >&2; die "sanitizer reports in $bad"; }
+        local -a bad
+        mapfile -t bad < <(grep -l -e 'runtime error:' -e 'Sanitizer' "$@" 2>/dev/null || true)
+        [ ${#bad[@]} = 0 ] || { cat "${bad[@]}" >&2; die "sanitizer reports in ${bad[*]}"; }
 }
 
 # run_sequential LIMIT REFERENCE FILE...: one timed mrkv-sequential run in a fresh
