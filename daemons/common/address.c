@@ -143,10 +143,30 @@ int address_listen(const Address *a) {
         } else
                 (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &(int){ 1 }, sizeof(int));
 
-        if (bind(fd, (const struct sockaddr *) &a->sa, a->sa_len) < 0)
+        if (a->family != AF_UNIX) {
+                if (bind(fd, (const struct sockaddr *) &a->sa, a->sa_len) < 0)
+                        return -errno;
+                if (listen(fd, SOMAXCONN) < 0)
+                        return -errno;
+                return TAKE_FD(fd);
+        }
+
+        /* A Unix socket file accepts connections only once listen() ran: bind under a
+         * temporary name and rename it into place, so that a client that sees the file
+         * never meets a refused connection. */
+        const char *path = ((const struct sockaddr_un *) &a->sa)->sun_path;
+        struct sockaddr_un tmp = { .sun_family = AF_UNIX };
+        if (snprintf(tmp.sun_path, sizeof(tmp.sun_path), "%s.%d.tmp", path, (int) getpid()) >=
+            (int) sizeof(tmp.sun_path))
+                return -ENAMETOOLONG;
+        (void) unlink(tmp.sun_path);
+        if (bind(fd, (const struct sockaddr *) &tmp, sizeof(tmp)) < 0)
                 return -errno;
-        if (listen(fd, SOMAXCONN) < 0)
-                return -errno;
+        if (listen(fd, SOMAXCONN) < 0 || rename(tmp.sun_path, path) < 0) {
+                r = -errno;
+                (void) unlink(tmp.sun_path);
+                return r;
+        }
         return TAKE_FD(fd);
 }
 

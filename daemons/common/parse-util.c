@@ -6,7 +6,7 @@
 
 int parse_uint64(const char *s, uint64_t *ret) {
         char *end;
-        unsigned long long v;
+        unsigned long long v = 0;
 
         if (!s || !isdigit((unsigned char) s[0]))
                 return -EINVAL;

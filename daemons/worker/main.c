@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <getopt.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include "address.h"
 #include "app-loader.h"
@@ -106,6 +107,13 @@ int main(int argc, char *argv[]) {
                 r = app_load(argv[optind], &app);
                 if (r < 0)
                         return 1; /* app_load() said why */
+        }
+
+        /* A reduce task opens one file per map task at once. */
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) >= 0 && rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                (void) setrlimit(RLIMIT_NOFILE, &rl);
         }
 
         /* A coordinator that goes away mid-write must not kill us with SIGPIPE. */
