@@ -110,6 +110,13 @@ install_user_units() {
         systemctl --user daemon-reload
 }
 
+# require_user_bus: skips unless the user manager has a user bus to start (dbus.socket,
+# package dbus-user-session), which the user units ask for with MRKV_BUS=user.
+require_user_bus() {
+        systemctl --user cat dbus.socket >/dev/null 2>&1 || skip "no user bus: dbus.socket (dbus-user-session) missing"
+        command -v busctl >/dev/null || skip "busctl not found"
+}
+
 # unit_is UNIT STATE: `systemctl --user is-active UNIT` prints STATE.
 unit_is() {
         [ "$(systemctl --user is-active "$1" 2>/dev/null)" = "$2" ]

@@ -4,7 +4,7 @@
 # policy of Debian's system.conf. mrkv-test-bus-echo owns both names and answers
 # every call, so a call that fails was refused by the policy.
 #  - only user mrkv may own org.mrkv.MapReduce1 and org.mrkv.KeyValue1;
-#  - everyone may introspect, ping, read properties and call the read-only methods;
+#  - everyone may introspect, ping, read properties and list the objects;
 #  - only root and group mrkv may submit or cancel jobs, snapshot, or set properties
 #    (LogControl1's LogLevel).
 # Stand-ins, as the test must not add users to the host: user and group "daemon" for
@@ -105,8 +105,8 @@ for who in root owner member outsider; do
                 expect $who allow "${o[@]}" $P GetAll s org.freedesktop.LogControl1
                 unset -n o
         done
-        expect $who allow "${MR[@]}" org.mrkv.MapReduce1 ListJobs
-        expect $who allow "${MR[@]}" org.mrkv.MapReduce1 GetJob s 1
+        expect $who allow "${MR[@]}" org.freedesktop.DBus.ObjectManager GetManagedObjects
+        expect $who allow "${MR[@]}" $P Get ss org.mrkv.MapReduce1 Jobs
         expect $who allow "${JOB[@]}" $P GetAll s org.mrkv.MapReduce1.Job
 
         [ $who = outsider ] && control=deny || control=allow

@@ -26,7 +26,8 @@ for want in 0 3; do
         ! grep -q activatable "$T/names" || fail "activatable names on the private bus: $(cat "$T/names")"
         path=$(sed -n 's/^unix:path=\([^,]*\).*/\1/p' "$T/address")
         [ -n "$path" ] || fail "address: $(cat "$T/address")"
-        wait_for 5 "exit of dbus-daemon $pid" sh -c "! kill -0 $pid 2>/dev/null"
+        # Gone, or a zombie waiting for its adoptive parent.
+        wait_for 5 "exit of dbus-daemon $pid" sh -c "! grep -q '^State:[[:space:]]*[A-WY]' /proc/$pid/status 2>/dev/null"
         [ ! -e "$path" ] || fail "$path left behind"
         [ ! -e "$(dirname "$path")" ] || fail "$(dirname "$path") left behind"
 done

@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Run by with-user-manager.sh: the user units of mrkv-coordinator under a real systemd
 # user manager. A Varlink GetInfo call on the socket unit's socket activates the
-# service, which answers it, becomes active on READY=1 and shows its STATUS=; stopped,
-# it is re-activated by the next call while the socket unit stays up.
+# service, which answers it, becomes active on READY=1 and shows its STATUS=. It owns
+# org.mrkv.MapReduce1 on the user bus (MRKV_BUS=user), and BusName= lets
+# `systemctl --user service-log-level` reach its LogControl1. Stopped, it is
+# re-activated by the next call while the socket unit stays up.
 set -eu
 . "$(dirname "$0")/lib.sh"
 : "${XDG_RUNTIME_DIR:?}"
@@ -18,6 +20,7 @@ assert "org.mrkv.MapReduce" in r["interfaces"], r
 ' "$out" || fail "GetInfo reply lacks org.mrkv.MapReduce: $out"
 }
 
+require_user_bus
 install_user_units
 systemctl --user start mrkv-coordinator.socket
 unit_is mrkv-coordinator.socket active || fail "socket unit is $(systemctl --user is-active mrkv-coordinator.socket)"
@@ -29,6 +32,19 @@ status=$(unit_property mrkv-coordinator.service StatusText)
 [ -n "$status" ] || fail "no status text"
 echo "status: $status"
 pid1=$(unit_property mrkv-coordinator.service MainPID)
+# The name on the user bus belongs to the service's main process.
+wait_for 10 "org.mrkv.MapReduce1 on the user bus" busctl --user status org.mrkv.MapReduce1
+owner=$(busctl --user call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus \
+        GetConnectionUnixProcessID s org.mrkv.MapReduce1)
+[ "$owner" = "u $pid1" ] || fail "org.mrkv.MapReduce1 is owned by '$owner', the main PID is $pid1"
+workers=$(busctl --user get-property org.mrkv.MapReduce1 /org/mrkv/MapReduce1 org.mrkv.MapReduce1 Workers)
+[ "$workers" = "u 0" ] || fail "Workers is '$workers', expected 'u 0'"
+systemctl --user service-log-level mrkv-coordinator.service debug
+level=$(busctl --user get-property org.mrkv.MapReduce1 /org/freedesktop/LogControl1 org.freedesktop.LogControl1 LogLevel)
+[ "$level" = 's "debug"' ] || fail "LogLevel is $level after service-log-level debug"
+[ "$(systemctl --user service-log-level mrkv-coordinator.service)" = debug ] || fail "service-log-level does not read debug"
+systemctl --user service-log-level mrkv-coordinator.service info
+
 # StateDirectory=mrkv, where jobs live: ~/.config/mrkv in systemd 252, ~/.local/state/mrkv later.
 [ -d "$SDU_HOME/.config/mrkv" ] || [ -d "$SDU_HOME/.local/state/mrkv" ] || fail "no state directory"
 

@@ -22,6 +22,14 @@ if [ $# -eq 0 ]; then
 fi
 command -v dbus-daemon >/dev/null || { echo "SKIP: dbus-daemon not found" >&2; exit 77; }
 
+# The forked daemon is not our child: once dead it may stay a zombie until whoever
+# adopted it reaps it, and kill -0 would still succeed.
+alive() {
+        local state
+        state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null) || return 1
+        [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
 T=
 BUS_PID=
 CPID=
@@ -32,11 +40,11 @@ cleanup() {
         [ -z "$CPID" ] || kill "$CPID" 2>/dev/null
         if [ -n "$BUS_PID" ]; then
                 kill "$BUS_PID" 2>/dev/null
-                for _ in $(seq 1 100); do
-                        kill -0 "$BUS_PID" 2>/dev/null || break
+                for _ in $(seq 1 250); do
+                        alive "$BUS_PID" || break
                         sleep 0.02
                 done
-                kill -9 "$BUS_PID" 2>/dev/null
+                alive "$BUS_PID" && kill -9 "$BUS_PID" 2>/dev/null
         fi
         [ -z "$T" ] || rm -rf "$T"
         exit $rc

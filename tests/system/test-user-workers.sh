@@ -1,0 +1,72 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Run by with-user-manager.sh: a MapReduce job through the user units. Two
+# mrkv-worker@ instances (Type=notify: active on READY=1) reach the coordinator through
+# its socket unit and so activate it; a job submitted with mrkvctl gives the output
+# mrkv-sequential gives. After `systemctl --user restart mrkv-coordinator`, the same
+# worker processes reconnect and run a second job.
+set -eu
+. "$(dirname "$0")/lib.sh"
+: "${MRKVCTL:?}" "${MRKV_SEQUENTIAL:?}" "${MRKV_APP_DIR:?}" "${SDU_HOME:?}"
+require_user_bus
+C=unix:$XDG_RUNTIME_DIR/mrkv/coordinator.sock
+ctl() { "$MRKVCTL" --timeout 30 -c "$C" "$@"; }
+workers_are() {
+        [ "$(busctl --user get-property org.mrkv.MapReduce1 /org/mrkv/MapReduce1 org.mrkv.MapReduce1 Workers)" = "u $1" ]
+}
+
+install_user_units
+# The test apps are in the build tree.
+mkdir -p "$XDG_RUNTIME_DIR/systemd/user/mrkv-worker@.service.d"
+printf '[Service]\nEnvironment=MRKV_APP_PATH=%s\n' "$MRKV_APP_DIR" \
+        >"$XDG_RUNTIME_DIR/systemd/user/mrkv-worker@.service.d/60-test-apps.conf"
+systemctl --user daemon-reload
+
+# Inputs where the workers can read them: not in /tmp, which PrivateTmp= hides.
+IN=$SDU_HOME/in
+mkdir -p "$IN" "$SDU_HOME/seq"
+for i in 1 2 3; do
+        for j in $(seq 1 200); do
+                echo "the quick brown fox $i jumps over the lazy dog $((j % 7)) and file$i line$j"
+        done >"$IN/pg-$i.txt"
+done
+(cd "$SDU_HOME/seq" && MRKV_APP_PATH=$MRKV_APP_DIR "$MRKV_SEQUENTIAL" wc "$IN"/pg-*.txt && sort mr-out-0 >expected) ||
+        fail "mrkv-sequential failed"
+
+systemctl --user start mrkv-coordinator.socket
+systemctl --user start mrkv-worker@1.service mrkv-worker@2.service
+unit_is mrkv-worker@1.service active || fail "worker 1 is $(systemctl --user is-active mrkv-worker@1.service)"
+unit_is mrkv-worker@2.service active || fail "worker 2 is $(systemctl --user is-active mrkv-worker@2.service)"
+wait_for 10 "coordinator activated by the workers" unit_is mrkv-coordinator.service active
+wait_for 10 "two workers on the coordinator" workers_are 2
+w1=$(unit_property mrkv-worker@1.service MainPID)
+w2=$(unit_property mrkv-worker@2.service MainPID)
+
+run_job() { # NAME
+        local id outputs
+        ctl submit wc "$IN"/pg-*.txt --nreduce 3 --wait >"$SDU_HOME/$1.out" || fail "$1: submit --wait exited with $?"
+        id=$(head -n 1 "$SDU_HOME/$1.out")
+        ctl status --json "$id" >"$SDU_HOME/$1.json" || fail "$1: status $id"
+        python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["state"] == "done", j
+print("\n".join(j["outputs"]))' "$SDU_HOME/$1.json" >"$SDU_HOME/$1.outputs" || fail "$1: job $id: $(cat "$SDU_HOME/$1.json")"
+        mapfile -t outputs <"$SDU_HOME/$1.outputs"
+        [ ${#outputs[@]} -eq 3 ] || fail "$1: ${#outputs[@]} outputs, expected 3"
+        sort "${outputs[@]}" | cmp -s - "$SDU_HOME/seq/expected" || fail "$1: output differs from mrkv-sequential's"
+        echo "$1: job $id done, output as mrkv-sequential's, in ${outputs[0]%/*}"
+}
+run_job first
+
+c1=$(unit_property mrkv-coordinator.service MainPID)
+systemctl --user restart mrkv-coordinator.service
+wait_for 10 "coordinator active after restart" unit_is mrkv-coordinator.service active
+[ "$(unit_property mrkv-coordinator.service MainPID)" != "$c1" ] || fail "the coordinator kept PID $c1"
+wait_for 20 "the workers back on the restarted coordinator" workers_are 2
+[ "$(unit_property mrkv-worker@1.service MainPID)" = "$w1" ] || fail "worker 1 was restarted"
+[ "$(unit_property mrkv-worker@2.service MainPID)" = "$w2" ] || fail "worker 2 was restarted"
+run_job second
+
+systemctl --user stop mrkv-worker@1.service mrkv-worker@2.service mrkv-coordinator.service mrkv-coordinator.socket
+echo "OK: workers $w1 and $w2 ran a job, outlived a coordinator restart and ran another"
