@@ -5,7 +5,7 @@
 # "mrkv-worker --serve" workers on a Unix socket in a fresh temporary directory, which is
 # removed, and every process started here killed, also when a check fails.
 #
-# Usage: test-jobs.sh CASE    CASE: wc progress-lines json errors cancel kill-worker
+# Usage: test-jobs.sh CASE    CASE: wc progress-lines progress-tty json errors cancel kill-worker
 # Environment (set by meson): MRKV_COORDINATOR, MRKV_WORKER, MRKV_MRKVCTL, MRKV_SEQUENTIAL,
 # MRKV_APP_PATH, MRKV_TEST_DATA (a directory of pg-*.txt; generated with MRKV_GENCORPUS
 # when absent).
@@ -141,6 +141,27 @@ progress-lines)
     awk -F'[ /,]+' '{ m = $5; r = $8; if (m < lm || r < lr) exit 1; lm = m; lr = r }' "$tmp/progress.states" ||
         fail "progress went backwards: $(cat "$tmp/progress.states")"
     grep -q "^Job $id done in " "$tmp/submit.out" || fail "no summary after the progress lines"
+    ;;
+progress-tty)
+    # stdout is a terminal (script(1) gives one): one line redrawn in place.
+    command -v script >/dev/null 2>&1 || { echo "script(1) is not installed; skipping"; exit 77; }
+    start_coordinator
+    start_workers 2
+    # jobcount's maps take seconds: the elapsed time is redrawn while nothing else changes.
+    printf -v cmd '%q ' "$MRKV_MRKVCTL" submit jobcount "${INPUTS[@]:0:2}" --nreduce 1 --wait
+    timeout -k 2s 25s script -qec "stty cols 100; $cmd" /dev/null >"$tmp/tty.out" 2>"$tmp/tty.log" </dev/null ||
+        fail "submit --wait on a terminal exited with $?: $(cat "$tmp/tty.out")"
+    id=$(head -n 1 "$tmp/tty.out" | tr -d '\r')
+    grep -q $'\r'"job $id mapping *\[[#.]*\] *[0-9]*%  map [0-9]/2  reduce 0/1  0:0[0-9]"$'\e\\[K' "$tmp/tty.out" ||
+        fail "no progress bar redrawn in place: $(cat -A "$tmp/tty.out")"
+    # Redrawn several times on one line: more bars than lines.
+    bars=$(grep -o $'\r'"job $id " "$tmp/tty.out" | wc -l)
+    [ "$bars" -ge 3 ] || fail "the bar was drawn $bars times only: $(cat -A "$tmp/tty.out")"
+    [ "$(wc -l <"$tmp/tty.out")" -le 4 ] || fail "the progress scrolled: $(cat -A "$tmp/tty.out")"
+    # The bar never grows wider than the terminal.
+    tr '\r' '\n' <"$tmp/tty.out" | sed 's/\x1b\[K//g' | awk 'length > 99 { exit 1 }' ||
+        fail "a line wider than the terminal: $(cat -A "$tmp/tty.out")"
+    grep -q "Job $id done in " "$tmp/tty.out" || fail "no summary: $(cat -A "$tmp/tty.out")"
     ;;
 json)
     sequential wc "$tmp/correct-wc" "${INPUTS[@]}"
