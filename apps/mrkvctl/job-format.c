@@ -141,9 +141,10 @@ unsigned job_percent(const JobInfo *j) {
 int job_format_progress_line(const JobInfo *j, uint64_t elapsed_usec, char **ret) {
         char e[32];
 
-        if (asprintf(ret, "job %s: %s, map %" PRIu64 "/%" PRIu64 ", reduce %" PRIu64 "/%" PRIu64 ", %u%%, %s",
-                     j->id, j->state, j->map_done, j->map_total, j->reduce_done, j->reduce_total, job_percent(j),
-                     format_elapsed(elapsed_usec, e, sizeof(e))) < 0)
+        if (asprintf(ret,
+                     "job %s: %s, map %" PRIu64 "/%" PRIu64 ", reduce %" PRIu64 "/%" PRIu64 ", %u%%, %s",
+                     j->id, j->state, j->map_done, j->map_total, j->reduce_done, j->reduce_total,
+                     job_percent(j), format_elapsed(elapsed_usec, e, sizeof(e))) < 0)
                 return -ENOMEM;
         return 0;
 }
@@ -162,8 +163,8 @@ int job_format_progress_bar(const JobInfo *j, uint64_t elapsed_usec, unsigned co
         /* The state padded to the longest one ("cancelled"), so the bar does not jump
          * sideways when the job goes from mapping to reducing. */
         if (asprintf(&head, "job %s %-9s", j->id, j->state) < 0 ||
-            asprintf(&tail, "%3u%%  map %" PRIu64 "/%" PRIu64 "  reduce %" PRIu64 "/%" PRIu64 "  %s", percent,
-                     j->map_done, j->map_total, j->reduce_done, j->reduce_total,
+            asprintf(&tail, "%3u%%  map %" PRIu64 "/%" PRIu64 "  reduce %" PRIu64 "/%" PRIu64 "  %s",
+                     percent, j->map_done, j->map_total, j->reduce_done, j->reduce_total,
                      format_elapsed(elapsed_usec, e, sizeof(e))) < 0)
                 return -ENOMEM;
 
@@ -192,6 +193,11 @@ int job_format_progress_bar(const JobInfo *j, uint64_t elapsed_usec, unsigned co
         return 0;
 }
 
+/* job_info_parse() checked that every element is a string. */
+static const char *array_string(json_object *a, size_t i) {
+        return json_object_get_string(json_object_array_get_idx(a, i));
+}
+
 /* How long the job ran: from its start, or from its submission if no worker took it. */
 static uint64_t job_run_time(const JobInfo *j) {
         uint64_t from = j->start_time ?: j->submit_time;
@@ -203,10 +209,10 @@ void job_print_summary(FILE *f, const JobInfo *j) {
 
         format_duration(job_run_time(j), d, sizeof(d));
         if (streq(j->state, "done")) {
-                fprintf(f, "Job %s done in %s (%" PRIu64 " maps, %" PRIu64 " reduces). Output files:\n", j->id, d,
-                        j->map_total, j->reduce_total);
+                fprintf(f, "Job %s done in %s (%" PRIu64 " maps, %" PRIu64 " reduces). Output files:\n",
+                        j->id, d, j->map_total, j->reduce_total);
                 for (size_t i = 0; i < json_object_array_length(j->outputs); i++)
-                        fprintf(f, "  %s\n", json_object_get_string(json_object_array_get_idx(j->outputs, i)));
+                        fprintf(f, "  %s\n", array_string(j->outputs, i));
         } else if (streq(j->state, "failed"))
                 fprintf(f, "Job %s failed after %s: %s\n", j->id, d, j->error ?: "no reason given");
         else if (streq(j->state, "cancelled"))
@@ -223,7 +229,7 @@ static void print_list(FILE *f, const char *label, json_object *a) {
                 return;
         }
         for (size_t i = 0; i < n; i++)
-                fprintf(f, "%10s %s\n", i == 0 ? label : "", json_object_get_string(json_object_array_get_idx(a, i)));
+                fprintf(f, "%10s %s\n", i == 0 ? label : "", array_string(a, i));
 }
 
 void job_print_status(FILE *f, const JobInfo *j, uint64_t now_usec) {
@@ -243,11 +249,13 @@ void job_print_status(FILE *f, const JobInfo *j, uint64_t now_usec) {
         if (j->start_time > 0) {
                 fprintf(f, "%10s %s", "Started:", format_timestamp(j->start_time, t, sizeof(t)));
                 if (j->finish_time == 0 && now_usec > j->start_time)
-                        fprintf(f, " (running for %s)", format_duration(now_usec - j->start_time, d, sizeof(d)));
+                        fprintf(f, " (running for %s)",
+                                format_duration(now_usec - j->start_time, d, sizeof(d)));
                 fputc('\n', f);
         }
         if (j->finish_time > 0)
-                fprintf(f, "%10s %s (after %s)\n", "Finished:", format_timestamp(j->finish_time, t, sizeof(t)),
+                fprintf(f, "%10s %s (after %s)\n", "Finished:",
+                        format_timestamp(j->finish_time, t, sizeof(t)),
                         format_duration(job_run_time(j), d, sizeof(d)));
         fprintf(f, "%10s %s\n", "Workdir:", j->workdir);
         print_list(f, "Input:", j->files);

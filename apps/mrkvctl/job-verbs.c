@@ -38,9 +38,10 @@ static uint64_t now_usec(clockid_t clock) {
 
 static int print_json(json_object *o) {
         /* JSON_C_TO_STRING_NOSLASHESCAPE: paths print as typed, not as "\/tmp". */
-        if (puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)) < 0)
-                return -EIO;
-        return 0;
+        const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+                                                                  JSON_C_TO_STRING_NOSLASHESCAPE);
+
+        return puts(s) < 0 ? -EIO : 0;
 }
 
 /* Every verb ends here: whatever went to stdout must have arrived. */
@@ -70,39 +71,42 @@ static int exit_code_of_transport(int r, const char *what) {
         return EXIT_FAIL;
 }
 
-/* Varlink errors the coordinator answers with: the exit code, with a message. */
-static int exit_code_of_error(const char *error, json_object *parameters, const char *what, const char *job) {
+/* A string in an error's parameters, or fallback: the server's word, but never trusted. */
+static const char *error_string(json_object *parameters, const char *key, const char *fallback) {
         json_object *v;
 
+        if (!json_object_object_get_ex(parameters, key, &v) || !json_object_is_type(v, json_type_string))
+                return fallback;
+        return json_object_get_string(v);
+}
+
+/* Varlink errors the coordinator answers with: the exit code, with a message. */
+static int exit_code_of_error(const char *error, json_object *parameters, const char *what,
+                              const char *job) {
         if (streq(error, MR_INTERFACE ".NoSuchJob")) {
                 log_error("%s: no such job: %s", what, job ?: "?");
                 return EXIT_NO_JOB;
         }
         if (streq(error, MR_INTERFACE ".InvalidJob")) {
                 log_error("%s: the coordinator refused the job: %s", what,
-                          json_object_object_get_ex(parameters, "reason", &v) && json_object_is_type(v, json_type_string)
-                                  ? json_object_get_string(v)
-                                  : "no reason given");
+                          error_string(parameters, "reason", "no reason given"));
                 return EXIT_FAIL;
         }
         if (streq(error, MR_INTERFACE ".JobEnded")) {
                 log_error("%s: job %s has already ended (%s).", what, job ?: "?",
-                          json_object_object_get_ex(parameters, "state", &v) && json_object_is_type(v, json_type_string)
-                                  ? json_object_get_string(v)
-                                  : "?");
+                          error_string(parameters, "state", "?"));
                 return EXIT_FAIL;
         }
-        if (streq(error, VARLINK_ERROR_METHOD_NOT_FOUND) || streq(error, VARLINK_ERROR_INTERFACE_NOT_FOUND)) {
-                log_error("%s: the server does not run MapReduce jobs (not a coordinator, or one too old for job "
-                          "submission).", what);
+        if (streq(error, VARLINK_ERROR_METHOD_NOT_FOUND) ||
+            streq(error, VARLINK_ERROR_INTERFACE_NOT_FOUND)) {
+                log_error("%s: the server does not run MapReduce jobs (not a coordinator, or one too old "
+                          "for job submission).",
+                          what);
                 return EXIT_FAIL;
         }
         if (streq(error, VARLINK_ERROR_INVALID_PARAMETER)) {
                 log_error("%s: the coordinator rejected the parameter '%s'.", what,
-                          json_object_object_get_ex(parameters, "parameter", &v) &&
-                                          json_object_is_type(v, json_type_string)
-                                  ? json_object_get_string(v)
-                                  : "?");
+                          error_string(parameters, "parameter", "?"));
                 return EXIT_FAIL;
         }
         log_error("%s: %s", what, error);
@@ -146,7 +150,8 @@ static int reply_job(json_object *reply, json_object **ret_object, JobInfo *ret_
         return 0;
 }
 
-static int get_job(VarlinkClient *c, const Context *ctx, const char *job, const char *what, json_object **ret_reply) {
+static int get_job(VarlinkClient *c, const Context *ctx, const char *job, const char *what,
+                   json_object **ret_reply) {
         _cleanup_json_ json_object *p = job_parameters(job);
 
         if (!p)
@@ -383,7 +388,8 @@ static int wait_for_job(VarlinkClient *c, const Context *ctx, const char *job) {
 
                 /* A job may run for hours with nothing to report: no time-out, except
                  * that a terminal's elapsed time is redrawn every second. */
-                r = varlink_client_read(c, progress.bar ? BAR_REDRAW_USEC : UINT64_MAX, &reply, &error, &continues);
+                r = varlink_client_read(c, progress.bar ? BAR_REDRAW_USEC : UINT64_MAX, &reply, &error,
+                                        &continues);
                 if (r == -ETIMEDOUT && progress.bar && last) {
                         continues = true;
                         r = progress_show(&progress, &j);
@@ -398,8 +404,9 @@ static int wait_for_job(VarlinkClient *c, const Context *ctx, const char *job) {
                 if (r < 0) {
                         progress_end(&progress);
                         if (r == -ECONNRESET)
-                                log_error("submit --wait: lost the connection to the coordinator; job %s may still "
-                                          "be running.", job);
+                                log_error("submit --wait: lost the connection to the coordinator; "
+                                          "job %s may still be running.",
+                                          job);
                         else
                                 exit_code_of_transport(r, "submit --wait");
                         return EXIT_FAIL;
@@ -429,7 +436,8 @@ static int wait_for_job(VarlinkClient *c, const Context *ctx, const char *job) {
         }
 
         if (!job_state_is_final(j.state)) {
-                log_error("submit --wait: the coordinator stopped reporting job %s while it was %s.", job, j.state);
+                log_error("submit --wait: the coordinator stopped reporting job %s while it was %s.", job,
+                          j.state);
                 return EXIT_FAIL;
         }
         if (ctx->json)
@@ -474,8 +482,8 @@ static json_object *submit_parameters(const char *app, char **files, size_t n_fi
                 return NULL;
         if (workdir && json_object_object_add(p, "workdir", json_object_new_string(workdir)) < 0)
                 return NULL;
-        if (task_timeout > 0 &&
-            json_object_object_add(p, "task_timeout_usec", json_object_new_int64((int64_t) task_timeout)) < 0)
+        if (task_timeout > 0 && json_object_object_add(p, "task_timeout_usec",
+                                                       json_object_new_int64((int64_t) task_timeout)) < 0)
                 return NULL;
         return TAKE_PTR(p);
 }
@@ -523,7 +531,8 @@ int verb_submit(Context *ctx, int argc, char *argv[]) {
                         break;
                 case ARG_TASK_TIMEOUT:
                         if (parse_seconds(optarg, &task_timeout) < 0 || task_timeout == 0) {
-                                log_error("Invalid --task-timeout: %s (a positive number of seconds)", optarg);
+                                log_error("Invalid --task-timeout: %s (a positive number of seconds)",
+                                          optarg);
                                 return EXIT_USAGE;
                         }
                         break;

@@ -43,8 +43,9 @@ static int parse_with(const char *field, const char *value) {
         return job_info_parse(o, &j);
 }
 
-static char *capture(void (*print)(FILE *f, const JobInfo *j, size_t n, uint64_t now), const JobInfo *j, size_t n,
-                     uint64_t now) {
+typedef void (*PrintFunction)(FILE *f, const JobInfo *j, size_t n, uint64_t now);
+
+static char *capture(PrintFunction print, const JobInfo *j, size_t n, uint64_t now) {
         char *buf = NULL;
         size_t size = 0;
         FILE *f = open_memstream(&buf, &size);
@@ -66,7 +67,8 @@ static void print_table(FILE *f, const JobInfo *j, size_t n, uint64_t now) {
 }
 
 START_TEST(test_parse) {
-        _cleanup_json_ json_object *done = parse_or_die(job_done_json), *mapping = parse_or_die(job_mapping_json);
+        _cleanup_json_ json_object *done = parse_or_die(job_done_json);
+        _cleanup_json_ json_object *mapping = parse_or_die(job_mapping_json);
         JobInfo j;
 
         ck_assert_int_eq(job_info_parse(done, &j), 0);
@@ -186,8 +188,8 @@ START_TEST(test_progress_bar) {
         _cleanup_free_ char *bar = NULL;
         ck_assert_int_eq(job_format_progress_bar(&j, 5 * USEC_PER_SEC, 100, &bar), 0);
         /* 40 columns of bar at 16%: 6 filled. */
-        ck_assert_str_eq(bar, "job 12 mapping    [######..................................]   16%  map 3/8  reduce 0/10  "
-                              "0:05");
+        ck_assert_str_eq(bar, "job 12 mapping    [######..................................]   16%  "
+                              "map 3/8  reduce 0/10  0:05");
 }
 END_TEST
 
