@@ -56,8 +56,8 @@ static int method_submit_job(sd_bus_message *m, void *userdata, sd_bus_error *er
         if (r < 0)
                 return r;
 
-        r = coordinator_submit_job(c, app, files, (unsigned) strv_length(files), nreduce ?: 10,
-                                   workdir[0] ? workdir : NULL, 10 * USEC_PER_SEC, &job, &reason);
+        r = coordinator_submit_job(c, app, files, (unsigned) strv_length(files), nreduce ?: c->default_nreduce,
+                                   workdir[0] ? workdir : NULL, c->default_task_timeout, &job, &reason);
         if (r == -EINVAL)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid job: %s", reason ?: "?");
         if (r < 0)

@@ -472,6 +472,8 @@ int coordinator_new(sd_event *event, Coordinator **ret) {
         if (!c)
                 return -ENOMEM;
         c->event = sd_event_ref(event);
+        c->default_nreduce = 10;
+        c->default_task_timeout = 10 * USEC_PER_SEC;
 
         r = varlink_server_new(event,
                                &(VarlinkServerInfo) {

@@ -32,6 +32,8 @@ struct Coordinator {
         size_t n_jobs;
         unsigned last_job_id;
         char *state_dir;   /* default working directories: <state_dir>/jobs/<id> */
+        unsigned default_nreduce;      /* for submitted jobs that name none */
+        uint64_t default_task_timeout;
         JobWatch *watches; /* GetJob calls with "more" */
         CoordinatorJobHook job_hook;
         CoordinatorWorkersHook workers_hook;

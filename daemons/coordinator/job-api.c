@@ -79,7 +79,7 @@ static int method_submit_job(VarlinkConn *conn, json_object *parameters, Varlink
                 json_object *files;
                 uint32_t nreduce;
                 uint64_t timeout_usec;
-        } p = { .nreduce = 10, .timeout_usec = 10 * USEC_PER_SEC };
+        } p = { .nreduce = c->default_nreduce, .timeout_usec = c->default_task_timeout };
         _cleanup_free_ char **files = NULL;
         _cleanup_free_ char *reason = NULL;
         const char *bad;

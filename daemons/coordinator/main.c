@@ -33,9 +33,11 @@ static void help(void) {
                "submission order, each in its own working directory, until the coordinator is stopped.\n"
                "\n"
                "Options:\n"
-               "  -n, --nreduce=N          number of reduce tasks (default 10)\n"
+               "  -n, --nreduce=N          number of reduce tasks (default 10; for a job server, the\n"
+               "                           default of submitted jobs that name none)\n"
                "  -t, --task-timeout=SEC   hand a task to another worker if it is not finished\n"
-               "                           within SEC seconds (default 10; fractions allowed)\n"
+               "                           within SEC seconds (default 10; fractions allowed; for a\n"
+               "                           job server, the default of submitted jobs)\n"
                "  -l, --listen=ADDRESS     unix:/path or tcp:host:port (default: $%s, else\n"
                "                           unix:$RUNTIME_DIRECTORY/%s, $XDG_RUNTIME_DIR/mrkv/%s\n"
                "                           or /run/mrkv/%s)\n"
@@ -190,6 +192,8 @@ static int run(int argc, char *argv[]) {
         r = coordinator_new(event, &c);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up coordinator: %m"), 1;
+        c->default_nreduce = arg_nreduce;
+        c->default_task_timeout = arg_task_timeout;
         c->state_dir = default_state_directory();
         if (!c->state_dir)
                 return log_oom(), 1;
