@@ -14,13 +14,18 @@ fail() {
         exit 1
 }
 
-# require_root TOOL...: skip unless root and every TOOL is on $PATH.
-require_root() {
+# require_tools TOOL...: skip unless every TOOL is on $PATH.
+require_tools() {
         local t
-        [ "$(id -u)" -eq 0 ] || skip "needs root"
         for t in "$@"; do
                 command -v "$t" >/dev/null || skip "$t not found"
         done
+}
+
+# require_root TOOL...: skip unless root and every TOOL is on $PATH.
+require_root() {
+        [ "$(id -u)" -eq 0 ] || skip "needs root"
+        require_tools "$@"
 }
 
 # wait_for SECONDS DESCRIPTION CMD [ARG...]: polls CMD every 50 ms until it succeeds;
@@ -90,7 +95,8 @@ notify_has() {
 
 # install_user_units: renders every user unit of units/user/ into the manager's unit
 # directory with ExecStart= at this build's programs, adds a drop-in per service that
-# appends its stderr to $SDU_LOGDIR/NAME.log (there is no journal here), and reloads.
+# appends its stderr to $SDU_LOGDIR/NAME.log (there is no journal here) and bounds
+# start and stop to 10 s, and reloads.
 # Needs $MRKV_UNITS_SRC and the program paths of units/render-unit.sh.
 install_user_units() {
         local dir=$XDG_RUNTIME_DIR/systemd/user f name
@@ -102,8 +108,13 @@ install_user_units() {
                 case $name in
                 *.service)
                         mkdir -p "$dir/$name.d"
-                        printf '[Service]\nStandardError=append:%s/%s.log\n' \
-                                "$SDU_LOGDIR" "${name%.service}" >"$dir/$name.d/50-test-log.conf"
+                        # A start or stop that hangs fails the test rather than outlast it.
+                        printf '[Service]\nStandardError=append:%s/%s.log\nTimeoutSec=10s\n' \
+                                "$SDU_LOGDIR" "${name%.service}" >"$dir/$name.d/50-test.conf"
+                        # LeakSanitizer stops the process with ptrace() at exit, which
+                        # @system-service lacks: without it the process hangs there.
+                        [ -z "${MRKV_TEST_SANITIZED:-}" ] ||
+                                echo "SystemCallFilter=ptrace" >>"$dir/$name.d/50-test.conf"
                         ;;
                 esac
         done

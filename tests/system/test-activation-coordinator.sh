@@ -6,7 +6,7 @@
 # SIGTERM, and it exits 0.
 set -eu
 . "$(dirname "$0")/lib.sh"
-require_root systemd-socket-activate python3
+require_tools systemd-socket-activate python3
 : "${MRKV_COORDINATOR:?}"
 D=$(dirname "$0")
 

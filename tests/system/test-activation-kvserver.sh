@@ -6,7 +6,7 @@
 # READY=1 and STATUS= after start, STOPPING=1 on SIGTERM, exit status 0.
 set -eu
 . "$(dirname "$0")/lib.sh"
-require_root systemd-socket-activate python3
+require_tools systemd-socket-activate python3
 : "${MRKV_KVSERVER:?}" "${MRKVCTL:?}"
 
 make_tmpdir T

@@ -19,7 +19,8 @@
 # CMD runs as NAME (default root) with XDG_RUNTIME_DIR set, so `systemctl --user` and
 # `busctl --user` reach the manager; units go into $XDG_RUNTIME_DIR/systemd/user/.
 # It also gets SDU_HOME and SDU_LOGDIR (a directory for StandardError=file: logs, shown
-# when CMD fails). Exit status: CMD's; 77 (skip) when not root or a tool is missing.
+# when CMD fails, and failing the run when they hold a sanitizer report). Exit status:
+# CMD's; 77 (skip) when not root or a tool is missing.
 set -eu
 
 RUNAS=root
@@ -55,22 +56,46 @@ MPID=
 CPID=
 rc=0
 
-# Kills what is left in our cgroup subtree (only our manager's services can be there)
-# and removes it depth-first.
+# Kills every process in cgroup subtree DIR (only a manager of ours and its services
+# can be there) and removes the subtree depth-first.
+remove_cgroup() {
+        local d=$1 pid
+        [ -d "$d" ] || return 0
+        for _ in $(seq 1 50); do
+                find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null |
+                        while read -r pid; do kill -9 "$pid" 2>/dev/null || true; done
+                find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+                [ -d "$d" ] || return 0
+                sleep 0.01
+        done
+        echo "with-user-manager: could not remove cgroup $d" >&2
+}
+
 remove_cgroups() {
-        local h d pid
+        local h
         [ -n "$CG" ] || return 0
         for h in "${HIER[@]}"; do
-                d=/sys/fs/cgroup/$h$CG
-                [ -d "$d" ] || continue
-                for _ in $(seq 1 50); do
-                        find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
-                        [ -d "$d" ] || break
-                        find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null |
-                                while read -r pid; do kill -9 "$pid" 2>/dev/null || true; done
-                        sleep 0.02
+                remove_cgroup "/sys/fs/cgroup/$h$CG"
+        done
+        return 0
+}
+
+# What a run killed with SIGKILL left (meson kills a test that outlives its time-out):
+# the cgroups and directories named after a wrapper PID that is gone.
+remove_stale() {
+        local h d pid
+        for h in systemd unified pids cpu memory ""; do
+                for d in "/sys/fs/cgroup/$h${base%/}"/mrkv-sdu-*; do
+                        [ -d "$d" ] || continue
+                        pid=${d##*/mrkv-sdu-}
+                        kill -0 "$pid" 2>/dev/null || remove_cgroup "$d"
                 done
-                [ -d "$d" ] && echo "with-user-manager: could not remove cgroup $d" >&2
+        done
+        for d in /run/mrkv-sdu-*; do
+                [ -d "$d" ] || continue
+                pid=${d##*/mrkv-sdu-}
+                pid=${pid%%.*}
+                kill -0 "$pid" 2>/dev/null || rm -rf "$d"
         done
         return 0
 }
@@ -95,34 +120,46 @@ show_logs() {
         done
 }
 
+# After CMD, the manager stops every unit as a logout does. On a signal (a meson
+# time-out sends TERM to the process group and KILL 0.5 s later) there is no time for
+# that: every process in the subtree is killed at once.
 cleanup() {
         local st=$?
         set +e
         trap - EXIT INT TERM
         [ $rc -ne 0 ] || rc=$st
         [ -z "$CPID" ] || kill "$CPID" 2>/dev/null
-        if [ -n "$MPID" ]; then
-                if kill -0 "$MPID" 2>/dev/null; then
-                        # "exit" stops every unit first, as a logout does.
-                        asuser timeout 10 systemctl --user exit >/dev/null 2>&1 || kill "$MPID" 2>/dev/null || true
-                        for _ in $(seq 1 200); do
-                                kill -0 "$MPID" 2>/dev/null || break
-                                sleep 0.05
-                        done
-                        kill -0 "$MPID" 2>/dev/null && kill -9 "$MPID" 2>/dev/null
-                fi
-                wait "$MPID" 2>/dev/null || true
+        if [ -n "$MPID" ] && [ -z "$signalled" ] && kill -0 "$MPID" 2>/dev/null; then
+                asuser timeout 5 systemctl --user exit >/dev/null 2>&1 || kill "$MPID" 2>/dev/null
+                for _ in $(seq 1 100); do
+                        kill -0 "$MPID" 2>/dev/null || break
+                        sleep 0.05
+                done
+        fi
+        remove_cgroups
+        [ -z "$MPID" ] || wait "$MPID" 2>/dev/null
+        # A service of a sanitizer build that reported an error fails the test, though
+        # its exit status went only to the manager.
+        if [ $rc -eq 0 ] && [ -n "$TOP" ] &&
+                grep -lE 'ERROR: [A-Za-z]+Sanitizer|runtime error:' "$LOGDIR"/* 2>/dev/null; then
+                echo "with-user-manager: sanitizer reports in the logs above" >&2
+                rc=1
         fi
         [ $rc -eq 0 ] || [ $rc -eq 77 ] || [ -z "$TOP" ] || show_logs
-        remove_cgroups
         [ -z "$TOP" ] || rm -rf "$TOP"
         exit $rc
 }
+signalled=
 trap cleanup EXIT
-trap 'rc=130; exit' INT
-trap 'rc=143; exit' TERM
+trap 'signalled=1; rc=130; exit' INT
+trap 'signalled=1; rc=143; exit' TERM
 
-TOP=$(mktemp -d /run/mrkv-sdu.XXXXXX)
+# The subtree is nested under our memory cgroup, so memory accounting stays where it is.
+base=$(awk -F: '$2=="memory" {print $3}' /proc/self/cgroup)
+[ -n "$base" ] || base=$(awk -F: '$1=="0" {print $3}' /proc/self/cgroup)
+remove_stale
+
+TOP=$(mktemp -d "/run/mrkv-sdu-$$.XXXXXX")
 chmod 755 "$TOP"
 RT=$TOP/run
 H=$TOP/home
@@ -131,9 +168,6 @@ mkdir -m 700 "$RT"
 mkdir -p "$H" "$LOGDIR" "$RT/systemd/user"
 chown -R "$RUNAS": "$RT" "$H" "$LOGDIR"
 
-# The subtree is nested under our memory cgroup, so memory accounting stays where it is.
-base=$(awk -F: '$2=="memory" {print $3}' /proc/self/cgroup)
-[ -n "$base" ] || base=$(awk -F: '$1=="0" {print $3}' /proc/self/cgroup)
 CG="${base%/}/mrkv-sdu-$$"
 for h in systemd unified pids cpu memory; do
         if [ -e "/sys/fs/cgroup/$h/cgroup.procs" ]; then
