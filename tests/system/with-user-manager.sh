@@ -111,8 +111,8 @@ asuser() {
 
 show_logs() {
         local f
-        echo "--- user manager log ($TOP/manager.log) ---" >&2
-        tail -n 100 "$TOP/manager.log" >&2 2>/dev/null || true
+        echo "--- user manager log ($TOP/manager*.log) ---" >&2
+        tail -n 100 "$TOP/manager.log" "$TOP/manager-kmsg.log" >&2 2>/dev/null || true
         for f in "$LOGDIR"/*; do
                 [ -f "$f" ] || continue
                 echo "--- $f ---" >&2
@@ -161,6 +161,8 @@ remove_stale
 
 TOP=$(mktemp -d "/run/mrkv-sdu-$$.XXXXXX")
 chmod 755 "$TOP"
+touch "$TOP/manager-kmsg.log"
+chown "$RUNAS": "$TOP/manager-kmsg.log"
 RT=$TOP/run
 H=$TOP/home
 LOGDIR=$TOP/log
@@ -208,9 +210,13 @@ fi
                 touch reg; mkdir dir; mkfifo fifo; mknod chr c 0 0; mknod blk b 0 0
                 chmod 0000 reg dir fifo chr blk
                 cd /
+                # With no journal the manager logs to the kernel log: here, to a file
+                # of ours instead of the host'"'"'s.
+                if [ -c /dev/kmsg ]; then mount --bind "$4" /dev/kmsg; fi
                 exec setpriv --reuid="$0" --regid="$(id -g "$0")" --init-groups \
-                        env HOME="$1" XDG_RUNTIME_DIR="$2" USER="$0" SYSTEMD_LOG_TARGET=console \
-                        "$3" --user' "$RUNAS" "$H" "$RT" "$SYSTEMD"
+                        env HOME="$1" XDG_RUNTIME_DIR="$2" USER="$0" \
+                        "$3" --user --log-target=kmsg --log-level=info' \
+                "$RUNAS" "$H" "$RT" "$SYSTEMD" "$TOP/manager-kmsg.log"
 ) >"$TOP/manager.log" 2>&1 </dev/null &
 MPID=$!
 
