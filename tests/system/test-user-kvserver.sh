@@ -10,6 +10,8 @@ set -eu
 S=unix:$XDG_RUNTIME_DIR/mrkv/kv.sock
 kv() { "$MRKVCTL" --timeout 10 -c "$S" "$@"; }
 
+# The unit asks for the user bus (MRKV_BUS=user), as the coordinator's does.
+require_user_bus
 install_user_units
 systemctl --user start mrkv-kvserver.socket
 unit_is mrkv-kvserver.socket active || fail "socket unit is $(systemctl --user is-active mrkv-kvserver.socket)"
