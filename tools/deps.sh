@@ -7,7 +7,7 @@ PACKAGES=(
     # build
     gcc meson ninja-build pkg-config libsystemd-dev libjson-c-dev
     # tests: Check, real D-Bus and systemd tools, man page checks
-    check python3 procps dbus systemd groff-base
+    check python3 procps dbus dbus-user-session systemd util-linux groff-base
 )
 
 missing=()
