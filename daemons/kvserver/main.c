@@ -15,6 +15,8 @@
 #include <systemd/sd-event.h>
 
 #include "address.h"
+#include "bus-util.h"
+#include "bus.h"
 #include "config.h"
 #include "kv-service.h"
 #include "listen.h"
@@ -29,6 +31,7 @@
 #define SIZE_OPTION_MAX ((uint64_t) 256 * 1024 * 1024)
 
 static char *arg_listen = NULL;
+static char *arg_bus_address = NULL;
 static KVLimits arg_limits = {
         .max_key_size = KV_DEFAULT_MAX_KEY_SIZE,
         .max_value_size = KV_DEFAULT_MAX_VALUE_SIZE,
@@ -39,6 +42,7 @@ static KVLimits arg_limits = {
 typedef struct Context {
         Store *store;
         KVService *service;
+        KVBusContext bus_context;
         char *last_status;
 } Context;
 
@@ -58,6 +62,9 @@ static void help(void) {
                "                             Largest Varlink message (default: enough for the\n"
                "                             largest key and value, at least %u)\n"
                "     --max-connections=N     Most concurrent connections (default %u)\n"
+               "     --bus-address=ADDRESS   Serve org.mrkv.KeyValue1 on this D-Bus (default: $MRKV_BUS,\n"
+               "                             \"system\", \"user\", \"none\" or an address; under systemd\n"
+               "                             the bus of its manager; else none)\n"
                "     --log-level=LEVEL       err, warning, notice, info or debug\n",
                 program_invocation_short_name, MRKV_KV_ADDRESS_ENV, MRKV_KV_SOCKET, KV_DEFAULT_MAX_KEY_SIZE,
                 KV_DEFAULT_MAX_VALUE_SIZE, VARLINK_DEFAULT_MAX_MESSAGE, KV_DEFAULT_MAX_CONNECTIONS);
@@ -112,6 +119,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_MAX_MESSAGE_SIZE,
                 ARG_MAX_CONNECTIONS,
                 ARG_LOG_LEVEL,
+                ARG_BUS_ADDRESS,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -122,6 +130,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "max-message-size", required_argument, NULL, ARG_MAX_MESSAGE_SIZE },
                 { "max-connections", required_argument, NULL, ARG_MAX_CONNECTIONS },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
+                { "bus-address", required_argument, NULL, ARG_BUS_ADDRESS },
                 {},
         };
         uint64_t v;
@@ -167,6 +176,12 @@ static int parse_argv(int argc, char *argv[]) {
                                 return -EINVAL;
                         }
                         arg_limits.max_connections = (unsigned) v;
+                        break;
+                case ARG_BUS_ADDRESS:
+                        free(arg_bus_address);
+                        arg_bus_address = strdup(optarg);
+                        if (!arg_bus_address)
+                                return log_oom();
                         break;
                 case ARG_LOG_LEVEL:
                         r = log_level_from_string(optarg);
@@ -249,7 +264,8 @@ static void bump_nofile(KVLimits *limits) {
 
 static int run(int argc, char *argv[]) {
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
-        _cleanup_free_ char *address_string = NULL;
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_free_ char *address_string = NULL, *bus_address = NULL;
         _cleanup_free_ int *fds = NULL;
         Address address = {};
         Context ctx = {};
@@ -262,6 +278,7 @@ static int run(int argc, char *argv[]) {
 
         r = parse_argv(argc, argv);
         address_string = TAKE_PTR(arg_listen);
+        bus_address = TAKE_PTR(arg_bus_address);
         if (r <= 0)
                 return r < 0 ? EXIT_USAGE : EXIT_SUCCESS;
 
@@ -320,6 +337,23 @@ static int run(int argc, char *argv[]) {
                 goto finish;
         }
 
+        bool bus_explicit;
+        ctx.bus_context = (KVBusContext) { .store = ctx.store, .service = ctx.service };
+        r = bus_open_for_daemon(bus_address, &bus, &bus_explicit);
+        if (r >= 0 && bus) {
+                r = kv_bus_setup(bus, &ctx.bus_context);
+                if (r >= 0)
+                        r = bus_start_daemon(bus, event, KEYVALUE_BUS_NAME, "mrkv-kvserver");
+        }
+        if (r < 0) {
+                if (bus_explicit) {
+                        log_error_errno(r, "Failed to serve on the bus: %m");
+                        goto finish;
+                }
+                log_warning_errno(r, "Not serving on D-Bus: %m");
+                bus = sd_bus_flush_close_unref(bus);
+        }
+
         r = listen_sockets(&address, &fds, &n_fds, &bound);
         if (r < 0) {
                 log_error_errno(r, "Failed to listen on %s: %m", address.string);
@@ -358,6 +392,8 @@ finish:
         for (unsigned i = 0; fds && i < n_fds; i++)
                 if (fds[i] >= 0)
                         close(fds[i]);
+        /* The bus objects point into the service and the store: drop the bus first. */
+        bus = sd_bus_flush_close_unref(bus);
         kv_service_free(ctx.service);
         store_free(ctx.store);
         free(ctx.last_status);
