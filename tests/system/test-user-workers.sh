@@ -68,5 +68,28 @@ wait_for 20 "the workers back on the restarted coordinator" workers_are 2
 [ "$(unit_property mrkv-worker@2.service MainPID)" = "$w2" ] || fail "worker 2 was restarted"
 run_job second
 
+# A worker killed in the middle of a job: the job still finishes. jobcount's maps sleep
+# 2-5 s, so both workers are inside a map when the signal comes.
+id=$(ctl submit jobcount "$IN"/pg-*.txt --nreduce 1 | head -n 1) || fail "submit jobcount"
+job_state() { busctl --user get-property org.mrkv.MapReduce1 "/org/mrkv/MapReduce1/job/$id" org.mrkv.MapReduce1.Job State; }
+wait_for 10 "job $id mapping" sh -c "[ \"\$(busctl --user get-property org.mrkv.MapReduce1 /org/mrkv/MapReduce1/job/$id org.mrkv.MapReduce1.Job State)\" = 's \"mapping\"' ]"
+systemctl --user kill -s KILL mrkv-worker@1.service
+wait_for 60 "job $id done after a worker was killed" sh -c "[ \"\$(busctl --user get-property org.mrkv.MapReduce1 /org/mrkv/MapReduce1/job/$id org.mrkv.MapReduce1.Job State)\" = 's \"done\"' ]"
+[ "$(busctl --user get-property org.mrkv.MapReduce1 "/org/mrkv/MapReduce1/job/$id" org.mrkv.MapReduce1.Job MapDone)" = "u 3" ] ||
+        fail "job $id: MapDone is not 3"
+busctl --user get-property org.mrkv.MapReduce1 "/org/mrkv/MapReduce1/job/$id" org.mrkv.MapReduce1.Job Counters |
+        grep -q '"worker_losses" [1-9]' || fail "job $id: no worker loss counted"
+ctl status --json "$id" >"$SDU_HOME/killed.json" || fail "status $id"
+python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["state"] == "done", j
+line = open(j["outputs"][0]).read().split()
+# Every map ran to the end once, and the killed attempt started too.
+assert line[0] == "a" and int(line[1]) >= 4, line' "$SDU_HOME/killed.json" || fail "job $id: $(cat "$SDU_HOME/killed.json")"
+[ "$(unit_property mrkv-worker@1.service MainPID)" != "$w1" ] || fail "worker 1 was not killed"
+wait_for 20 "the killed worker restarted and back" workers_are 2
+echo "kill: job $id finished after mrkv-worker@1 was killed"
+
 systemctl --user stop mrkv-worker@1.service mrkv-worker@2.service mrkv-coordinator.service mrkv-coordinator.socket
-echo "OK: workers $w1 and $w2 ran a job, outlived a coordinator restart and ran another"
+echo "OK: workers $w1 and $w2 ran a job, outlived a coordinator restart and ran another; a killed worker did not stop a job"
