@@ -115,6 +115,13 @@ install_user_units() {
                         # @system-service lacks: without it the process hangs there.
                         [ -z "${MRKV_TEST_SANITIZED:-}" ] ||
                                 echo "SystemCallFilter=ptrace" >>"$dir/$name.d/50-test.conf"
+                        # The units hide /tmp and homes from the services; a build tree
+                        # there (a CI clone, say) must stay visible to run its programs.
+                        # The installed units run unchanged in tests/vm.
+                        case ${MRKV_KVSERVER:-} in
+                        /tmp/* | /var/tmp/* | /home/* | /root/*)
+                                printf 'PrivateTmp=no\nProtectHome=no\n' >>"$dir/$name.d/50-test.conf" ;;
+                        esac
                         ;;
                 esac
         done
