@@ -134,12 +134,11 @@ static int method_submit_job(VarlinkConn *conn, json_object *parameters, Varlink
         return varlink_conn_reply(conn, reply);
 }
 
-static int method_get_job(VarlinkConn *conn, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
-        Coordinator *c = userdata;
+/* The job named by a call's only parameter, "job". Returns 1 and the job, or 0 when
+ * the call was answered with an error. */
+static int dispatch_job(Coordinator *c, VarlinkConn *conn, json_object *parameters, Job **ret) {
         struct { const char *job; } p = {};
         const char *bad;
-        JobWatch *w;
-        Job *j;
         int r;
 
         r = varlink_dispatch(parameters,
@@ -150,9 +149,21 @@ static int method_get_job(VarlinkConn *conn, json_object *parameters, VarlinkCal
                              &p, &bad);
         if (r < 0)
                 return varlink_conn_error_invalid_parameter(conn, bad);
-        j = coordinator_find_job(c, p.job);
-        if (!j)
+        *ret = coordinator_find_job(c, p.job);
+        if (!*ret)
                 return error_no_such_job(conn, p.job);
+        return 1;
+}
+
+static int method_get_job(VarlinkConn *conn, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
+        Coordinator *c = userdata;
+        JobWatch *w;
+        Job *j;
+        int r;
+
+        r = dispatch_job(c, conn, parameters, &j);
+        if (r <= 0)
+                return r;
 
         if (!(flags & VARLINK_CALL_MORE) || job_ended(j))
                 return varlink_conn_reply(conn, reply_with_job(j));
@@ -191,22 +202,12 @@ static int method_list_jobs(VarlinkConn *conn, json_object *parameters, VarlinkC
 
 static int method_cancel_job(VarlinkConn *conn, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
         Coordinator *c = userdata;
-        struct { const char *job; } p = {};
-        const char *bad;
         Job *j;
         int r;
 
-        r = varlink_dispatch(parameters,
-                             (const VarlinkField[]) {
-                                     { "job", VARLINK_STRING, 0, true },
-                                     {},
-                             },
-                             &p, &bad);
-        if (r < 0)
-                return varlink_conn_error_invalid_parameter(conn, bad);
-        j = coordinator_find_job(c, p.job);
-        if (!j)
-                return error_no_such_job(conn, p.job);
+        r = dispatch_job(c, conn, parameters, &j);
+        if (r <= 0)
+                return r;
 
         r = coordinator_cancel_job(c, j);
         if (r == -ESTALE) {

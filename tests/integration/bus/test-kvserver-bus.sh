@@ -6,38 +6,7 @@
 # Environment (set by meson): MRKV_KVSERVER, MRKVCTL.
 set -u
 : "${MRKV_KVSERVER:?}" "${MRKVCTL:?}"
-for tool in dbus-daemon busctl; do
-    command -v $tool >/dev/null || { echo "$tool is missing: skipping"; exit 77; }
-done
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/mrkv-kvbus.XXXXXX")
-dbus_pid=
-cleanup() {
-    local pids
-    pids=$(jobs -p)
-    [ -n "$pids" ] && kill -9 $pids 2>/dev/null
-    [ -n "$dbus_pid" ] && kill "$dbus_pid" 2>/dev/null
-    wait 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() {
-    echo "FAIL: $*" >&2
-    tail -n 20 "$tmp/kvserver.log" >&2
-    exit 1
-}
-poll() {
-    local deadline=$((SECONDS + $1))
-    shift
-    until "$@"; do
-        [ $SECONDS -lt $deadline ] || return 1
-        sleep 0.05
-    done
-}
-
-dbus-daemon --session --address="unix:path=$tmp/bus.sock" --print-pid=1 --fork > "$tmp/dbus.pid" || fail "dbus-daemon"
-dbus_pid=$(head -n1 "$tmp/dbus.pid")
-BUS="unix:path=$tmp/bus.sock"
+. "$(dirname "$0")/lib.sh"
 prop() { busctl --address="$BUS" get-property org.mrkv.KeyValue1 /org/mrkv/KeyValue1 org.mrkv.KeyValue1 "$1"; }
 KV=unix:$tmp/kv.sock
 
