@@ -10,13 +10,31 @@
 #   and for every run the server's own CPU time per operation (user + system, from
 #   /proc), which stays meaningful when other work shares the machine.
 #
-#   bench/kv/run.sh [BUILD-DIR]        (default: build)
+#   bench/kv/run.sh BUILD-DIR            full: 3 runs of 5 s per case, about 5 minutes;
+#                                        writes bench/kv/results.md
+#   bench/kv/run.sh BUILD-DIR --quick    1 run of 1 s, 1 and 16 connections; writes nothing
 #
-# Environment: RUNS (3), DURATION seconds per mrkv-kvbench run (5), CONNECTIONS
-# ("1 16 50"), KEYS (10000), VALUE_SIZE (100), RAW=1 prints every run as it happens.
+# It exits non-zero only when something broke (a server died, a client saw an error),
+# never because a number is slow. Environment: RUNS, DURATION (seconds per
+# mrkv-kvbench run), CONNECTIONS, KEYS (10000), VALUE_SIZE (100), MRKV_BENCH_RESULTS
+# (where to write the results; default bench/kv/results.md for full runs), RAW=1 prints
+# every run as it happens, PIN: "SERVER-CPU LOAD-CPU" (default "0 1" with 2 or more CPUs,
+# "" to let the scheduler place them). Pinned, a run does not depend on whether the
+# scheduler happened to put client and server on one CPU (cheap wakeups, but they share
+# it) or on two; both servers get the same placement.
 set -euo pipefail
 
-build=${1:-build}
+usage() {
+        echo "usage: $0 BUILD-DIR [--quick]" >&2
+        exit 2
+}
+[ $# -ge 1 ] && [ $# -le 2 ] || usage
+build=$1
+quick=0
+if [ $# = 2 ]; then
+        [ "$2" = --quick ] || usage
+        quick=1
+fi
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 case $build in /*) ;; *) build=$root/$build ;; esac
@@ -30,12 +48,45 @@ for p in redis-server redis-benchmark redis-cli python3; do
         command -v $p >/dev/null || { echo "missing $p (apt-get install redis-server redis-tools python3)" >&2; exit 1; }
 done
 
-RUNS=${RUNS:-3}
-DURATION=${DURATION:-5}
-CONNECTIONS=${CONNECTIONS:-"1 16 50"}
+if [ $quick = 1 ]; then
+        RUNS=${RUNS:-1}
+        DURATION=${DURATION:-1}
+        CONNECTIONS=${CONNECTIONS:-"1 16"}
+else
+        RUNS=${RUNS:-3}
+        DURATION=${DURATION:-5}
+        CONNECTIONS=${CONNECTIONS:-"1 16 50"}
+fi
 KEYS=${KEYS:-10000}
 VALUE_SIZE=${VALUE_SIZE:-100}
 ticks=$(getconf CLK_TCK)
+if [ -z "${PIN+set}" ]; then
+        PIN=$([ "$(nproc)" -ge 2 ] && echo "0 1" || echo "")
+fi
+if [ -n "$PIN" ]; then
+        read -r server_cpu load_cpu <<<"$PIN"
+        on_server_cpu=(taskset -c "$server_cpu")
+        on_load_cpu=(taskset -c "$load_cpu")
+else
+        on_server_cpu=()
+        on_load_cpu=()
+fi
+
+source_dir=$(python3 -c 'import json, sys
+print(json.load(open(sys.argv[1]))["directories"]["source"])' "$build/meson-info/meson-info.json" 2>/dev/null || echo "$root")
+commit=$(git -C "$source_dir" rev-parse --short HEAD 2>/dev/null || echo "unknown (source $source_dir)")
+# The build may hold edits not yet committed in what the benchmark runs: say so.
+dirty=$(git -C "$source_dir" status --porcelain -- daemons/common daemons/kvserver bench/kv 2>/dev/null |
+        awk '{ print $2 }' | tr '\n' ' ' || true)
+[ -z "$dirty" ] || commit="$commit + uncommitted changes in ${dirty% }"
+date=$(date -u +%Y-%m-%dT%H:%MZ)
+buildtype=$(python3 -c 'import json, sys
+print(next(o["value"] for o in json.load(open(sys.argv[1])) if o["name"] == "buildtype"))' \
+        "$build/meson-info/intro-buildoptions.json" 2>/dev/null || echo unknown)
+load_start=$(cut -d ' ' -f 1-3 /proc/loadavg)
+echo "kvbench: $date, nproc $(nproc), commit $commit, $build (buildtype $buildtype), load average $load_start, pinned: ${PIN:-no}"
+[ "$buildtype" = release ] || echo "kvbench: note: measure with a -Dbuildtype=release build"
+redis_version=$(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/mrkv-kvbench-XXXXXX")
 pids=()
@@ -60,10 +111,10 @@ cpu_ticks() {
         awk '{ print $14 + $15 }' "/proc/$1/stat"
 }
 
-"$server" --listen "unix:$dir/kv.sock" --log-level=warning &
+"${on_server_cpu[@]}" "$server" --listen "unix:$dir/kv.sock" --log-level=warning &
 mrkv_pid=$!
 pids+=("$mrkv_pid")
-redis-server --port 0 --unixsocket "$dir/redis.sock" --save '' --appendonly no \
+"${on_server_cpu[@]}" redis-server --port 0 --unixsocket "$dir/redis.sock" --save '' --appendonly no \
         --logfile "$dir/redis.log" &
 redis_pid=$!
 pids+=("$redis_pid")
@@ -90,7 +141,7 @@ kvbench() {
         local name=$1 pid=$2 address=$3 c=$4 op=$5 line t0 t1 rate p50 p99 errors ops
         shift 5
         t0=$(cpu_ticks "$pid")
-        line=$("$bench" -a "$address" -c "$c" -d "$DURATION" -t "$op" -k "$KEYS" -s "$VALUE_SIZE" --csv "$@")
+        line=$("${on_load_cpu[@]}" "$bench" -a "$address" -c "$c" -d "$DURATION" -t "$op" -k "$KEYS" -s "$VALUE_SIZE" --csv "$@")
         t1=$(cpu_ticks "$pid")
         # op,connections,ops,seconds,ops_per_sec,p50_us,p99_us,p999_us,max_us,errors
         IFS=, read -r _ _ ops _ rate p50 p99 _ _ errors <<<"$line"
@@ -112,7 +163,7 @@ for run in $(seq "$RUNS"); do
                         rop=$([ "$op" = get ] && echo get || echo set)
                         t0=$(cpu_ticks "$redis_pid")
                         # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
-                        rline=$(redis-benchmark -s "$dir/redis.sock" -t "$rop" -c "$c" -n "$n" -r "$KEYS" \
+                        rline=$("${on_load_cpu[@]}" redis-benchmark -s "$dir/redis.sock" -t "$rop" -c "$c" -n "$n" -r "$KEYS" \
                                 -d "$VALUE_SIZE" -P 1 --csv | tail -n 1 | tr -d '"')
                         t1=$(cpu_ticks "$redis_pid")
                         IFS=, read -r _ rrate _ _ rp50 _ rp99 _ <<<"$rline"
@@ -125,35 +176,79 @@ for run in $(seq "$RUNS"); do
         done
 done
 
-python3 - "$results" "$RUNS" "$ticks" "$DURATION" <<'PY'
+# Both servers must have lived through it all.
+kill -0 "$mrkv_pid" && kill -0 "$redis_pid" || { echo "a server died during the benchmark" >&2; exit 1; }
+
+table=$(python3 - "$results" "$RUNS" "$ticks" "$DURATION" <<'PY'
 import csv, statistics, sys
 
 path, runs, ticks, duration = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 rows = {}
 for who, c, op, rate, p50, p99, t0, t1, ops in csv.reader(open(path)):
-    rate = float(rate)
-    # kvbench counts ops only after its 0.5 s warm-up, the CPU covers all of the run.
+    # mrkv-kvbench counts ops only after its 0.5 s warm-up; the CPU covers all of the run.
     total = int(ops) * (duration + 0.5) / duration if who != 'redis-benchmark' else int(ops)
     cpu_us = (int(t1) - int(t0)) * 1e6 / ticks / total if total else 0
-    rows.setdefault((int(c), op, who), []).append((rate, float(p50), float(p99), cpu_us))
+    rows.setdefault((int(c), op, who), []).append((float(rate), float(p50), float(p99), cpu_us))
 
-def med(v, i):
-    return statistics.median(x[i] for x in v)
+def med(who, c, op, i):
+    return statistics.median(x[i] for x in rows[(c, op, who)])
 
 keys = sorted({(c, op) for c, op, _ in rows})
 
-def table(title, a, b, an, bn):
-    print(title)
-    print(f"{'conns':>5} {'op':>4} {an + ' ops/s':>16} {bn + ' ops/s':>16} {'ratio':>6} "
-          f"{an + ' p50/p99 us':>19} {bn + ' p50/p99 us':>19} {'cpu us/op ' + an + '/' + bn:>22}")
+def table(other, title):
+    print(f"{title}\n")
+    print("| connections | op | mrkv ops/s | Redis ops/s | mrkv / Redis | mrkv p50 / p99 (us) "
+          "| Redis p50 / p99 (us) | server CPU per op, mrkv / Redis (us) |")
+    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for c, op in keys:
-        x, y = rows[(c, op, a)], rows[(c, op, b)]
-        print(f"{c:>5} {op:>4} {med(x,0):>16.0f} {med(y,0):>16.0f} {med(x,0)/med(y,0):>6.2f} "
-              f"{med(x,1):>9.1f}/{med(x,2):<9.1f} {med(y,1):>9.1f}/{med(y,2):<9.1f} "
-              f"{med(x,3):>11.2f}/{med(y,3):<10.2f}")
+        m = [med('mrkv', c, op, i) for i in range(4)]
+        r = [med(other, c, op, i) for i in range(4)]
+        rop = 'GET' if op == 'get' else 'SET'
+        print(f"| {c} | {op.capitalize()} / {rop} | {m[0]:.0f} | {r[0]:.0f} | {m[0] / r[0]:.2f} "
+              f"| {m[1]:.1f} / {m[2]:.1f} | {r[1]:.1f} / {r[2]:.1f} | {m[3]:.2f} / {r[3]:.2f} |")
     print()
 
-print(f"medians of {runs} runs, {duration:g} s each; redis op get = GET, put = SET\n")
-table("mrkv-kvbench -> mrkv-kvserver  vs  redis-benchmark -> redis-server", 'mrkv', 'redis-benchmark', 'mrkv', 'redis')
-table("same client (mrkv-kvbench, --redis for Redis)", 'mrkv', 'redis-same-client', 'mrkv', 'redis')
+table('redis-benchmark', "mrkv-kvbench against mrkv-kvserver, redis-benchmark against redis-server "
+      f"(medians of {runs} runs):")
+table('redis-same-client', "The same client, mrkv-kvbench (`--redis` for Redis), against both:")
+
+print("| target (from the issue: mrkv-kvbench vs redis-benchmark) | measured | |")
+print("| --- | --- | --- |")
+for c, op in keys:
+    m_rate, r_rate = med('mrkv', c, op, 0), med('redis-benchmark', c, op, 0)
+    m_p99, r_p99 = med('mrkv', c, op, 2), med('redis-benchmark', c, op, 2)
+    name = f"{op.capitalize()} at {c} connection{'s' if c > 1 else ''}"
+    print(f"| {name}: throughput >= Redis | {m_rate / r_rate:.2f}x | {'met' if m_rate >= r_rate else 'missed'} |")
+    print(f"| {name}: p99 <= Redis | {m_p99:.0f} us vs {r_p99:.0f} us | {'met' if m_p99 <= r_p99 else 'missed'} |")
 PY
+)
+
+echo
+echo "$table"
+
+results=${MRKV_BENCH_RESULTS:-}
+[ -z "$results" ] && [ $quick = 0 ] && results=$here/results.md
+if [ -n "$results" ]; then
+        {
+                echo "# Key/value benchmark results"
+                echo
+                echo "Written by \`bench/kv/run.sh\`$([ $quick = 1 ] && echo " --quick")." \
+                        "Closed loop over a Unix socket: every connection has one call in flight." \
+                        "$KEYS keys of ${VALUE_SIZE}-byte values, created before the runs; random keys." \
+                        "Latency from sending a call to reading its whole reply. Server CPU: user + system" \
+                        "time of the server process from /proc, divided by the operations it served."
+                echo
+                echo "- date: $date"
+                echo "- nproc: $(nproc)"
+                echo "- build: buildtype $buildtype"
+                echo "- load average (1, 5, 15 min) at the start: $load_start; at the end: $(cut -d ' ' -f 1-3 /proc/loadavg)"
+                echo "- commit: $commit"
+                echo "- CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
+                echo "- Redis: redis-server $redis_version, --save '' --appendonly no"
+                echo "- CPUs (server, load generator): ${PIN:-not pinned}"
+                echo
+                echo "$table"
+        } >"$results"
+        echo
+        echo "kvbench: wrote $results"
+fi
