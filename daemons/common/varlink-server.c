@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -9,6 +10,10 @@
 #include "varlink-server.h"
 
 #define READ_CHUNK (64U * 1024U)
+/* A connection whose peer does not read its replies stops being served once this much
+ * output is queued: otherwise pipelined calls for large replies grow the buffer without
+ * bound (100 unread Gets of a 1 MiB value were 100 MiB). */
+#define OUTPUT_HIGH_WATER (256U * 1024U)
 
 typedef struct Interface {
         char *name;
@@ -31,6 +36,11 @@ struct VarlinkServer {
         sd_event_source **listeners;
         size_t n_listeners;
         VarlinkConn *connections; /* a doubly linked list */
+        /* Connections live in an epoll set of their own, watched by one sd-event source,
+         * so that one wakeup serves every ready connection (as Redis does), instead of
+         * one sd-event iteration, with its epoll_wait(), per connection. */
+        int epoll_fd;
+        sd_event_source *epoll_source;
         unsigned n_connections, max_connections;
         size_t max_message;
         VarlinkConnHandler on_disconnect;
@@ -41,12 +51,14 @@ struct VarlinkConn {
         VarlinkServer *server;
         VarlinkConn *prev, *next;
         int fd;
-        sd_event_source *io, *defer;
+        uint32_t events; /* as registered in the server's epoll set */
+        sd_event_source *defer;
         VarlinkBuffer in, out;
         bool pending;     /* a call waits for its reply */
         VarlinkCallFlags pending_flags;
         bool eof;         /* the peer closed its side */
         bool disconnected;
+        bool processing;  /* inside conn_process_input(): it updates events and reads on */
         void *userdata;
         char description[32];
 };
@@ -76,11 +88,17 @@ static int conn_update_events(VarlinkConn *c) {
         if (c->disconnected)
                 return 0;
         /* Read while no call is pending; backpressure otherwise. Write when output is queued. */
-        if (!c->pending && !c->eof)
+        if (!c->pending && !c->eof && varlink_buffer_size(&c->out) < OUTPUT_HIGH_WATER)
                 events |= EPOLLIN;
         if (varlink_buffer_size(&c->out) > 0)
                 events |= EPOLLOUT;
-        return sd_event_source_set_io_events(c->io, events);
+        if (events == c->events)
+                return 0;
+        struct epoll_event ev = { .events = events, .data.ptr = c };
+        if (epoll_ctl(c->server->epoll_fd, EPOLL_CTL_MOD, c->fd, &ev) < 0)
+                return -errno;
+        c->events = events;
+        return 0;
 }
 
 static int conn_flush(VarlinkConn *c) {
@@ -97,10 +115,37 @@ static int conn_flush(VarlinkConn *c) {
         return 0;
 }
 
-static int conn_send(VarlinkConn *c, json_object *message) {
+/* Queues a reply and writes what the socket takes. A plain reply is written around its
+ * serialized parameters, without a wrapping object for json-c to build and tear down. */
+static int conn_send(VarlinkConn *c, json_object *message, json_object *parameters) {
         int r;
 
-        r = varlink_buffer_append_message(&c->out, message);
+        if (message)
+                r = varlink_buffer_append_message(&c->out, message);
+        else {
+                static const char head[] = "{\"parameters\":";
+                const char *s;
+                size_t n;
+                char *p;
+
+                s = parameters ? json_object_to_json_string_length(parameters,
+                                                                   JSON_C_TO_STRING_PLAIN |
+                                                                           JSON_C_TO_STRING_NOSLASHESCAPE,
+                                                                   &n)
+                               : "{}";
+                if (!s)
+                        return -ENOMEM;
+                if (!parameters)
+                        n = 2;
+                p = varlink_buffer_reserve(&c->out, sizeof(head) - 1 + n + 2);
+                if (!p)
+                        return -ENOMEM;
+                memcpy(p, head, sizeof(head) - 1);
+                memcpy(p + sizeof(head) - 1, s, n);
+                memcpy(p + sizeof(head) - 1 + n, "}", 2); /* with the NUL */
+                c->out.end += sizeof(head) - 1 + n + 2;
+                r = 0;
+        }
         if (r < 0)
                 return r;
         r = conn_flush(c);
@@ -109,13 +154,20 @@ static int conn_send(VarlinkConn *c, json_object *message) {
                 conn_disconnect(c);
                 return 0; /* the peer is gone; that is not the caller's error */
         }
+        /* A reply from within the input loop: the loop sets the events once at its end. */
+        if (c->processing)
+                return 0;
         return conn_update_events(c);
 }
 
 static void conn_call_done(VarlinkConn *c) {
         c->pending = false;
         c->pending_flags = 0;
-        /* Calls that arrived meanwhile are still buffered: pick them up from the loop. */
+        /* Within the input loop, the loop goes on by itself. */
+        if (c->processing)
+                return;
+        /* A deferred reply: calls that arrived meanwhile are still buffered, pick them
+         * up from the event loop. */
         if (!c->disconnected && varlink_buffer_size(&c->in) > 0)
                 (void) sd_event_source_set_enabled(c->defer, SD_EVENT_ONESHOT);
         (void) conn_update_events(c);
@@ -132,7 +184,9 @@ static int conn_reply_internal(VarlinkConn *c, const char *error, json_object *p
         if (continues && !(c->pending_flags & VARLINK_CALL_MORE))
                 return -EINVAL;
 
-        if (!c->disconnected && !(c->pending_flags & VARLINK_CALL_ONEWAY)) {
+        if (!c->disconnected && !(c->pending_flags & VARLINK_CALL_ONEWAY) && !error && !continues)
+                r = conn_send(c, NULL, p);
+        else if (!c->disconnected && !(c->pending_flags & VARLINK_CALL_ONEWAY)) {
                 m = json_object_new_object();
                 if (!m)
                         return -ENOMEM;
@@ -141,7 +195,7 @@ static int conn_reply_internal(VarlinkConn *c, const char *error, json_object *p
                 json_object_object_add(m, "parameters", TAKE_PTR(p) ?: json_object_new_object());
                 if (continues)
                         json_object_object_add(m, "continues", json_object_new_boolean(1));
-                r = conn_send(c, m);
+                r = conn_send(c, m, NULL);
         }
 
         if (!continues)
@@ -197,7 +251,7 @@ static void conn_disconnect(VarlinkConn *c) {
                 return;
         c->disconnected = true;
 
-        c->io = sd_event_source_disable_unref(c->io);
+        (void) epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
         c->defer = sd_event_source_disable_unref(c->defer);
         closep(&c->fd);
         c->fd = -EBADF;
@@ -366,7 +420,7 @@ static int conn_process_input(VarlinkConn *c) {
         _cleanup_(conn_unrefp) VarlinkConn *ref = conn_ref(c);
         int r;
 
-        while (!c->disconnected && !c->pending) {
+        while (!c->disconnected && !c->pending && varlink_buffer_size(&c->out) < OUTPUT_HIGH_WATER) {
                 const char *data;
                 size_t size;
 
@@ -380,7 +434,9 @@ static int conn_process_input(VarlinkConn *c) {
                 if (r == 0)
                         break;
 
+                c->processing = true;
                 r = conn_dispatch(c, data, size);
+                c->processing = false;
                 if (c->disconnected)
                         return 0;
                 if (r < 0) {
@@ -418,9 +474,7 @@ static int conn_read(VarlinkConn *c) {
         return 0;
 }
 
-static int on_conn_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
-        VarlinkConn *c = userdata;
-        _cleanup_(conn_unrefp) VarlinkConn *ref = conn_ref(c);
+static int conn_handle_io(VarlinkConn *c, uint32_t revents) {
         int r;
 
         if (revents & EPOLLOUT) {
@@ -451,6 +505,31 @@ static int on_conn_io(sd_event_source *source, int fd, uint32_t revents, void *u
         return 0;
 }
 
+static int on_server_epoll(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        VarlinkServer *s = userdata;
+        struct epoll_event events[64];
+        int n;
+
+        n = epoll_wait(s->epoll_fd, events, ELEMENTSOF(events), 0);
+        if (n < 0)
+                return errno == EINTR ? 0 : log_error_errno(errno, "epoll_wait() failed: %m");
+
+        /* Handling one connection may close another of this batch: keep them all alive
+         * until the batch is done. */
+        for (int i = 0; i < n; i++)
+                conn_ref(events[i].data.ptr);
+        for (int i = 0; i < n; i++) {
+                VarlinkConn *c = events[i].data.ptr;
+
+                if (!c->disconnected)
+                        (void) conn_handle_io(c, events[i].events);
+        }
+        for (int i = 0; i < n; i++)
+                conn_unref(events[i].data.ptr);
+        /* More may be ready than fit in events: the source is level-triggered and fires again. */
+        return 0;
+}
+
 static int on_conn_defer(sd_event_source *source, void *userdata) {
         (void) conn_process_input(userdata);
         return 0;
@@ -475,13 +554,17 @@ static int server_add_connection(VarlinkServer *s, int fd) {
         else
                 snprintf(c->description, sizeof(c->description), "fd %d", c->fd);
 
-        r = sd_event_add_io(s->event, &c->io, c->fd, EPOLLIN, on_conn_io, c);
-        if (r >= 0)
-                r = sd_event_add_defer(s->event, &c->defer, on_conn_defer, c);
+        r = sd_event_add_defer(s->event, &c->defer, on_conn_defer, c);
         if (r >= 0)
                 r = sd_event_source_set_enabled(c->defer, SD_EVENT_OFF);
+        if (r >= 0) {
+                struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+
+                c->events = EPOLLIN;
+                if (epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, c->fd, &ev) < 0)
+                        r = -errno;
+        }
         if (r < 0) {
-                sd_event_source_disable_unref(c->io);
                 sd_event_source_disable_unref(c->defer);
                 close(c->fd);
                 free(c);
@@ -529,11 +612,24 @@ int varlink_server_new(sd_event *event, const VarlinkServerInfo *info, void *use
         s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
+        s->epoll_fd = -EBADF;
         s->event = sd_event_ref(event);
         s->userdata = userdata;
         if (info)
                 s->info = *info;
         s->max_message = VARLINK_DEFAULT_MAX_MESSAGE;
+
+        s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+        if (s->epoll_fd < 0) {
+                int r = -errno;
+                varlink_server_free(s);
+                return r;
+        }
+        int r = sd_event_add_io(event, &s->epoll_source, s->epoll_fd, EPOLLIN, on_server_epoll, s);
+        if (r < 0) {
+                varlink_server_free(s);
+                return r;
+        }
         *ret = s;
         return 0;
 }
@@ -554,6 +650,9 @@ VarlinkServer *varlink_server_free(VarlinkServer *s) {
         for (size_t i = 0; i < s->n_methods; i++)
                 free(s->methods[i].name);
         free(s->methods);
+        sd_event_source_disable_unref(s->epoll_source);
+        if (s->epoll_fd >= 0)
+                close(s->epoll_fd);
         sd_event_unref(s->event);
         free(s);
         return NULL;

@@ -659,6 +659,70 @@ START_TEST(test_socket_activation) {
 }
 END_TEST
 
+/* Resident memory of pid in KiB, from /proc. */
+static long rss_kib(pid_t pid) {
+        char path[64], line[256];
+        long kb = -1;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/status", (int) pid);
+        f = fopen(path, "re");
+        ck_assert_ptr_nonnull(f);
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+                        break;
+        fclose(f);
+        ck_assert_int_gt(kb, 0);
+        return kb;
+}
+
+START_TEST(test_unread_replies_bounded) {
+        static const char get[] = "{\"method\":\"org.mrkv.KV.Get\",\"parameters\":{\"key\":\"big\"}}";
+        size_t big = 1024 * 1024;
+        char *value = malloc(big + 1), *calls;
+        VarlinkClient *c;
+        long before, after;
+        int greedy;
+
+        /* A client that pipelines Gets of a 1 MiB value and never reads the replies
+         * must not make the server queue them all: it stops reading from that client. */
+        ck_assert_ptr_nonnull(value);
+        memset(value, 'x', big);
+        value[big] = '\0';
+        start(NULL);
+        c = client_new();
+        put_ok(c, "big", value, 0);
+        before = rss_kib(server.pid);
+
+        greedy = raw_connect();
+        calls = malloc(sizeof(get) * 200);
+        ck_assert_ptr_nonnull(calls);
+        for (int i = 0; i < 200; i++)
+                memcpy(calls + i * sizeof(get), get, sizeof(get));
+        /* The server stops reading at some point: send what the socket takes. */
+        for (size_t off = 0; off < sizeof(get) * 200;) {
+                ssize_t n = send(greedy, calls + off, sizeof(get) * 200 - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (n < 0) {
+                        ck_assert_int_eq(errno, EAGAIN);
+                        break;
+                }
+                off += (size_t) n;
+        }
+
+        /* Others are still served, and the server got the chance to run ahead. */
+        for (int i = 0; i < 20; i++)
+                ck_assert_str_eq(get_error(c, "nope"), "org.mrkv.KV.NoKey");
+        after = rss_kib(server.pid);
+        ck_assert_msg(after - before < 32 * 1024, "RSS grew by %ld KiB for unread replies", after - before);
+
+        close(greedy);
+        free(calls);
+        free(value);
+        varlink_client_free(c);
+        stop();
+}
+END_TEST
+
 /* Runs the binary with args; returns its exit status and its stdout+stderr. */
 static int run_binary(const char *const *args, char *out, size_t out_size) {
         const char *argv[16] = { kvserver_binary };
@@ -743,6 +807,7 @@ static Suite *kvserver_suite(void) {
         tcase_add_test(tc, test_oversize_message);
         tcase_add_test(tc, test_many_connections);
         tcase_add_test(tc, test_stalled_client);
+        tcase_add_test(tc, test_unread_replies_bounded);
         tcase_add_test(tc, test_max_connections);
         tcase_add_test(tc, test_default_address);
         tcase_add_test(tc, test_socket_activation);
