@@ -1,0 +1,362 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Sourced by test-nspawn.sh and test-qemu.sh: TAP output with a log file, skipping,
+# the .debs, the root file system copy, cgroup confinement and the clean-up of
+# whatever a run (or a killed earlier run) left.
+#
+# Callers set NAME (vm-nspawn, vm-qemu) before sourcing, and run the whole test in a
+# private mount namespace (vm_enter_namespace) so that every mount it makes goes away
+# with it, however it ends.
+
+VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SRC=${MRKV_SOURCE_ROOT:-$(cd "$VM_DIR/../.." && pwd)}
+LOGDIR=${MRKV_VM_LOGDIR:-$PWD}
+LOG=$LOGDIR/$NAME.log
+TMPROOT=${MRKV_VM_TMPDIR:-/var/tmp}
+PACKAGES=(mrkv libmrkv0 libmrkv-dev)
+
+skip() {
+        echo "SKIP: $*"
+        exit 77
+}
+
+# vm_require_root TOOL...: skip unless root and every TOOL is on $PATH.
+vm_require_root() {
+        local t
+        # dpkg-buildpackage sets it: a package build (dh_auto_test) must not build the
+        # package again and boot it, which needs root and the network besides.
+        [ -z "${DEB_RULES_REQUIRES_ROOT:-}" ] || skip "inside a Debian package build"
+        [ "$(id -u)" -eq 0 ] || skip "needs root (debootstrap, mounts, cgroups)"
+        for t in "$@"; do
+                command -v "$t" >/dev/null || skip "$t not found (tools/deps.sh installs it)"
+        done
+}
+
+# vm_enter_namespace "$@": re-executes the calling script in a private mount namespace.
+vm_enter_namespace() {
+        if [ -z "${MRKV_VM_IN_NAMESPACE:-}" ]; then
+                export MRKV_VM_IN_NAMESPACE=1
+                exec unshare --mount --propagation private "$0" "$@"
+        fi
+}
+
+# --- TAP and the log ---------------------------------------------------------------
+
+TAP_N=0
+TAP_FAILED=0
+
+log() { echo "$*" >>"$LOG"; }
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+fmt_secs() { # MS
+        printf '%d.%d s' $(($1 / 1000)) $((($1 % 1000) / 100))
+}
+
+tap() { # ok|not-ok DESCRIPTION [DIAGNOSTIC-FILE]
+        TAP_N=$((TAP_N + 1))
+        if [ "$1" = ok ]; then
+                echo "ok $TAP_N - $2"
+        else
+                TAP_FAILED=$((TAP_FAILED + 1))
+                echo "not ok $TAP_N - $2"
+                if [ -n "${3:-}" ] && [ -s "$3" ]; then
+                        # The reasons, then the last lines the step printed other
+                        # than its trace (which is in the log).
+                        { grep '^FAIL:' "$3"; grep -v -e '^+' -e '^FAIL:' "$3" | tail -n 8; } | sed 's/^/# /' || true
+                fi
+        fi
+        log "=== ${1/-/ } $TAP_N - $2"
+}
+
+# step DESCRIPTION FUNCTION [ARG...]: runs FUNCTION in this shell (so it may set
+# variables) with its output in the log, and prints a TAP line with its duration.
+# FUNCTION reports failure by its return status.
+step() {
+        local desc=$1 out rc=0 start
+        shift
+        out=$(mktemp "$TMPROOT/$NAME-step.XXXXXX")
+        log "=== step: $desc"
+        start=$(now_ms)
+        "$@" >"$out" 2>&1 </dev/null || rc=$?
+        cat "$out" >>"$LOG"
+        if [ $rc -eq 0 ]; then
+                tap ok "$desc ($(fmt_secs $(($(now_ms) - start))))"
+        else
+                tap not-ok "$desc ($(fmt_secs $(($(now_ms) - start))))" "$out"
+        fi
+        rm -f "$out"
+        return $rc
+}
+
+vm_log_start() {
+        mkdir -p "$LOGDIR"
+        : >"$LOG"
+        echo "# log: $LOG"
+        log "$NAME started $(date -Is) on $(uname -r), source $SRC"
+}
+
+# --- clean-up ------------------------------------------------------------------------
+
+# cgroup hierarchies this host has that systemd uses: "" for a pure cgroup2 host.
+vm_cgroup_hierarchies() {
+        local h found=
+        for h in systemd unified pids cpu memory; do
+                if [ -e "/sys/fs/cgroup/$h/cgroup.procs" ]; then
+                        echo "$h"
+                        found=1
+                fi
+        done
+        if [ -z "$found" ] && [ -e /sys/fs/cgroup/cgroup.procs ]; then
+                echo ""
+        fi
+}
+
+# Our cgroups nest under the memory cgroup we run in, so accounting stays where it was.
+CG_BASE=$(awk -F: '$2 == "memory" { print $3 }' /proc/self/cgroup)
+[ -n "$CG_BASE" ] || CG_BASE=$(awk -F: '$1 == "0" { print $3 }' /proc/self/cgroup)
+CG_BASE=${CG_BASE%/}
+mapfile -t CG_HIER < <(vm_cgroup_hierarchies)
+
+# cgroup_remove DIR: kills every process in subtree DIR (only a container of ours can be
+# there) and removes it depth-first. Returns non-zero if it is still there after 10 s.
+cgroup_remove() {
+        local d=$1 pid
+        # Only ever a cgroup of ours: an empty name must not make this the root.
+        case ${d##*/} in
+        mrkv-vm-[0-9]*) ;;
+        *)
+                echo "$NAME: refusing to remove cgroup $d" >&2
+                return 1
+                ;;
+        esac
+        for _ in $(seq 1 200); do
+                [ -d "$d" ] || return 0
+                find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null |
+                        while read -r pid; do kill -9 "$pid" 2>/dev/null || true; done
+                find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+                [ -d "$d" ] || return 0
+                sleep 0.05
+        done
+        echo "$NAME: could not remove cgroup $d" >&2
+        return 1
+}
+
+# vm_cgroup_create VAR NAME: makes cgroup CG_BASE/NAME in every hierarchy and sets VAR
+# to its path (relative to each hierarchy's root). Every cgroup of ours is named
+# mrkv-vm-PID*, for vm_remove_stale.
+vm_cgroup_create() {
+        local h
+        for h in "${CG_HIER[@]}"; do
+                mkdir -p "/sys/fs/cgroup/$h$CG_BASE/$2"
+        done
+        VM_CGROUPS+=("$CG_BASE/$2")
+        printf -v "$1" %s "$CG_BASE/$2"
+}
+VM_CGROUPS=()
+
+# vm_cgroup_enter CG: moves the calling (sub)shell into CG, in every hierarchy, so that
+# a systemd or nspawn it starts manages that subtree only (SYSTEMD-TESTING.md, WARNING).
+vm_cgroup_enter() {
+        local h
+        for h in "${CG_HIER[@]}"; do
+                echo "$BASHPID" >"/sys/fs/cgroup/$h$1/cgroup.procs"
+        done
+}
+
+# vm_cgroup_remove CG...: kills what runs in each CG and removes it.
+vm_cgroup_remove() {
+        local h cg rc=0
+        for cg in "$@"; do
+                [ -n "$cg" ] || continue
+                for h in "${CG_HIER[@]}"; do
+                        cgroup_remove "/sys/fs/cgroup/$h$cg" || rc=1
+                done
+        done
+        return $rc
+}
+
+# What runs killed with SIGKILL (meson's time-out, after TERM) left: cgroups and
+# temporary directories named after a PID that is gone.
+vm_remove_stale() {
+        local h d pid
+        for h in "${CG_HIER[@]}"; do
+                for d in "/sys/fs/cgroup/$h$CG_BASE"/mrkv-vm-*; do
+                        [ -d "$d" ] || continue
+                        pid=${d##*/mrkv-vm-}
+                        pid=${pid%%-*}
+                        kill -0 "$pid" 2>/dev/null && continue
+                        echo "# removing cgroup $d and its processes, left by a killed run"
+                        cgroup_remove "$d" || true
+                done
+        done
+        for d in "$TMPROOT"/mrkv-vm-*; do
+                [ -d "$d" ] || continue
+                pid=${d##*/mrkv-vm-}
+                pid=${pid%%.*}
+                kill -0 "$pid" 2>/dev/null && continue
+                echo "# removing $d, left by a killed run"
+                # Its mounts were in its own mount namespace, gone with its processes;
+                # --one-file-system keeps rm in the directory should one be left.
+                umount -R "$d/root" 2>/dev/null || true
+                rm -rf --one-file-system "$d"
+        done
+}
+
+# alive PID: PID runs (a zombie does not).
+alive() {
+        local st
+        st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+        [ -n "$st" ] && [ "$st" != Z ]
+}
+
+# vm_finish STATUS PID...: the end of every run, after the caller stopped what it
+# started: removes our cgroups (killing what is left in them), unmounts, removes the
+# temporary directory, checks that nothing is left (PIDs: processes that must be gone),
+# prints the TAP plan and exits: 0 if every step passed, 1 if not, or the signal's
+# status. STATUS is the script's own ($? on EXIT), non-zero when it failed outside a step.
+vm_finish() {
+        local st=$1 rc=0 out
+        shift
+        vm_cgroup_remove "${VM_CGROUPS[@]}" >>"$LOG" 2>&1
+        if [ -n "${TMP:-}" ]; then
+                umount "$TMP/root" 2>/dev/null
+                umount /run/systemd 2>/dev/null
+                rm -rf --one-file-system "$TMP"
+        fi
+        if out=$(vm_check_leftovers "$@"); then
+                tap ok "clean-up: $out"
+        else
+                tap not-ok "clean-up: $out"
+        fi
+        echo "1..$TAP_N"
+        echo "# log: $LOG"
+        [ $TAP_FAILED -eq 0 ] && [ "$st" -eq 0 ] || rc=1
+        [ -z "${signalled:-}" ] || rc=$signalled
+        exit $rc
+}
+
+# vm_check_leftovers: nothing of this run is left: cgroups, processes (PIDs given),
+# mounts (in this namespace and the host's), the temporary directory.
+vm_check_leftovers() {
+        local h p cg bad=
+        for cg in "${VM_CGROUPS[@]}"; do
+                for h in "${CG_HIER[@]}"; do
+                        [ ! -d "/sys/fs/cgroup/$h$cg" ] || bad="$bad cgroup:/sys/fs/cgroup/$h$cg"
+                done
+        done
+        for p in "$@"; do
+                [ -n "$p" ] || continue
+                # A killed container's PID 1 is a zombie until the host's init reaps it.
+                for _ in $(seq 1 50); do
+                        alive "$p" || break
+                        sleep 0.1
+                done
+                ! alive "$p" || bad="$bad process:$p"
+        done
+        if [ -n "${TMP:-}" ]; then
+                grep -qF "$TMP" /proc/self/mountinfo && bad="$bad mounts-in-namespace:$TMP"
+                grep -qF "$TMP" /proc/1/mountinfo && bad="$bad host-mounts:$TMP"
+                [ ! -e "$TMP" ] || bad="$bad directory:$TMP"
+        fi
+        if [ -n "$bad" ]; then
+                echo "left behind:$bad"
+                return 1
+        fi
+        echo "no processes, cgroups, mounts or temporary files left"
+}
+
+# --- packages and root file system ----------------------------------------------------
+
+# vm_build_debs DIR: the three .debs in DIR, from $MRKV_VM_DEBS when set (prebuilt,
+# e.g. shared between vm-nspawn and vm-qemu), else built by packaging/build-deb.
+vm_build_debs() {
+        local out=$1 p
+        mkdir -p "$out"
+        if [ -n "${MRKV_VM_DEBS:-}" ]; then
+                echo "using the prebuilt .debs in $MRKV_VM_DEBS"
+                cp "$MRKV_VM_DEBS"/*.deb "$out"/ || return 1
+        else
+                if [ ! -x "$SRC/packaging/build-deb" ]; then
+                        echo "FAIL: $SRC/packaging/build-deb not found"
+                        return 1
+                fi
+                # The test suites ran already: no dh_auto_test.
+                DEB_BUILD_OPTIONS="nocheck parallel=$(nproc) ${DEB_BUILD_OPTIONS:-}" \
+                        "$SRC/packaging/build-deb" "$out" || {
+                        echo "FAIL: packaging/build-deb exited with $?"
+                        return 1
+                }
+        fi
+        for p in "${PACKAGES[@]}"; do
+                if ! ls "$out/${p}"_*.deb >/dev/null 2>&1; then
+                        echo "FAIL: no ${p}_*.deb among: $(ls "$out")"
+                        return 1
+                fi
+        done
+        ls -l "$out"
+}
+
+# vm_deb_depends DIR: the packages the .debs in DIR depend on, except each other:
+# the root file system gets them up front, as there is no network inside.
+vm_deb_depends() {
+        local f
+        for f in "$1"/*.deb; do
+                case ${f##*/} in *-dbgsym_*) continue ;; esac
+                dpkg-deb -f "$f" Pre-Depends Depends
+        done | sed -e 's/^[A-Za-z-]*: //' | tr ',' '\n' |
+                sed -e 's/|.*//' -e 's/(.*)//' -e 's/:any//' -e 's/[[:space:]]//g' |
+                grep -vxE "$(IFS='|'; echo "${PACKAGES[*]}")|" | sort -u
+}
+
+# vm_rootfs DEBDIR ROOT: ROOT becomes a writable view of the cached root file system
+# (an overlay, else a copy), with the .debs in /var/tmp/mrkv-debs and the guest checks
+# in /usr/local/lib/mrkv-vm. Sets ROOTFS_CACHE.
+vm_rootfs() {
+        local debs=$1 root=$2 deps
+        mapfile -t deps < <(vm_deb_depends "$debs")
+        echo "dependencies of the .debs: ${deps[*]}"
+        ROOTFS_CACHE=$("$VM_DIR/mkrootfs.sh" "${deps[@]}") || {
+                echo "FAIL: mkrootfs.sh failed"
+                return 1
+        }
+        echo "cached root file system: $ROOTFS_CACHE"
+        mkdir -p "$root" "$TMP/upper" "$TMP/ovl-work"
+        if [ "${MRKV_VM_COPY:-overlay}" = overlay ] &&
+                mount -t overlay mrkv-vm -o "lowerdir=$ROOTFS_CACHE,upperdir=$TMP/upper,workdir=$TMP/ovl-work" "$root"; then
+                echo "an overlay over it at $root"
+        else
+                echo "copying it to $root"
+                cp -a --reflink=auto "$ROOTFS_CACHE/." "$root/" || return 1
+        fi
+        mkdir -p "$root/var/tmp/mrkv-debs" "$root/usr/local/lib/mrkv-vm"
+        cp "$debs"/*.deb "$root/var/tmp/mrkv-debs/"
+        install -m 0755 "$VM_DIR/guest-checks.sh" "$root/usr/local/lib/mrkv-vm/guest-checks.sh"
+}
+
+# vm_private_run_systemd: a tmpfs on /run/systemd in our mount namespace, with the
+# nodes that sandboxing options bind-mount: nspawn writes /run/systemd/nspawn/, and
+# none of that may reach the host (SYSTEMD-TESTING.md, WARNING).
+vm_private_run_systemd() {
+        mkdir -p /run/systemd
+        mount -t tmpfs -o mode=755 mrkv-vm-run-systemd /run/systemd || return 1
+        (
+                set -e
+                mkdir /run/systemd/inaccessible
+                cd /run/systemd/inaccessible
+                touch reg
+                mkdir dir
+                mkfifo fifo
+                mknod chr c 0 0
+                mknod blk b 0 0
+                chmod 0000 reg dir fifo chr blk
+        )
+}
+
+# vm_guest_steps: the names of guest-checks.sh's steps, in order.
+vm_guest_steps() {
+        bash "$VM_DIR/guest-checks.sh" list | cut -f1
+}
+
+vm_guest_step_desc() {
+        bash "$VM_DIR/guest-checks.sh" list | awk -F'\t' -v s="$1" '$1 == s { print $2 }'
+}
