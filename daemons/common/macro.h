@@ -86,3 +86,11 @@ static inline void *mfree(void *p) {
         free(p);
         return NULL;
 }
+
+/* asprintf() for messages where running out of memory only loses the message: *ret is
+ * NULL then. (A (void) cast does not silence warn_unused_result under _FORTIFY_SOURCE.) */
+#define asprintf_or_null(ret, ...)                              \
+        do {                                                    \
+                if (asprintf((ret), __VA_ARGS__) < 0)           \
+                        *(ret) = NULL;                          \
+        } while (false)

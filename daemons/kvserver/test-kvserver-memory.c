@@ -93,7 +93,8 @@ START_TEST(test_memory_per_client) {
 
         ck_assert_int_eq(test_server_stop(&server), 0);
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-        (void) system(cmd);
+        if (system(cmd) != 0)
+                fprintf(stderr, "Could not remove %s.\n", tmpdir);
 }
 END_TEST
 

@@ -28,7 +28,8 @@ static void suite_teardown(void) {
         char cmd[PATH_MAX + 16];
 
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-        (void) system(cmd);
+        if (system(cmd) != 0)
+                fprintf(stderr, "Could not remove %s.\n", tmpdir);
 }
 
 static void start(const char *const *extra) {

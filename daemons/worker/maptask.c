@@ -68,7 +68,7 @@ static int write_partitions(const Groups *g, int dir_fd, unsigned nreduce, char 
                 r = output_file_open(&files[opened], dir_fd, names[opened]);
                 if (r < 0) {
                         errno = -r;
-                        (void) asprintf(ret_error, "cannot create %s: %m", names[opened]);
+                        asprintf_or_null(ret_error, "cannot create %s: %m", names[opened]);
                         goto finish;
                 }
         }
@@ -84,7 +84,7 @@ finish:
                 if (k < 0 && r >= 0) {
                         r = k;
                         errno = -k;
-                        (void) asprintf(ret_error, "cannot write %s: %m", names[i]);
+                        asprintf_or_null(ret_error, "cannot write %s: %m", names[i]);
                 }
         }
         return r;
@@ -146,14 +146,14 @@ int map_task_run(const mrkv_app *app, Groups *groups, int dir_fd, const char *in
         r = read_input(dir_fd, input, &contents, &size);
         if (r < 0) {
                 errno = -r;
-                (void) asprintf(ret_error, "cannot read input %s: %m", input);
+                asprintf_or_null(ret_error, "cannot read input %s: %m", input);
                 return r;
         }
 
         r = app->map(&map_host, &e, input, contents, size);
         if (r < 0) {
                 errno = -r;
-                (void) asprintf(ret_error, "map of %s failed: %m", input);
+                asprintf_or_null(ret_error, "map of %s failed: %m", input);
         } else {
                 /* The input is no longer needed; give its memory back before writing. */
                 contents = mfree(contents);

@@ -114,7 +114,7 @@ static const mrkv_host reduce_host = {
 
 static int fail(char **ret_error, int r, const char *what, const char *name) {
         errno = -r;
-        (void) asprintf(ret_error, "%s %s: %m", what, name);
+        asprintf_or_null(ret_error, "%s %s: %m", what, name);
         return r;
 }
 
@@ -191,7 +191,7 @@ int reduce_task_run(const mrkv_app *app, int dir_fd, char *const *inputs, unsign
                         r = v.error;
                 if (r < 0) {
                         errno = -r;
-                        (void) asprintf(ret_error, "reduce failed: %m");
+                        asprintf_or_null(ret_error, "reduce failed: %m");
                         goto finish;
                 }
 

@@ -133,7 +133,7 @@ static App *worker_app(WorkerState *w, const Assignment *a, char **ret_error) {
                         return w->apps[i];
 
         if (app_load(a->app, &app) < 0) {
-                (void) asprintf(ret_error, "cannot load app '%s' on this worker", a->app);
+                asprintf_or_null(ret_error, "cannot load app '%s' on this worker", a->app);
                 return NULL;
         }
         n = reallocarray(w->apps, w->n_apps + 1, sizeof(App *));
@@ -204,7 +204,7 @@ static int worker_session(WorkerState *w, VarlinkClient *client, const char *add
                 if (r >= 0 && (!w->cwd || !streq(w->cwd, a.workdir))) {
                         if (chdir(a.workdir) < 0) {
                                 r = -errno;
-                                (void) asprintf(&error, "cannot enter %s: %s", a.workdir, strerror(errno));
+                                asprintf_or_null(&error, "cannot enter %s: %s", a.workdir, strerror(errno));
                         }
                         free(w->cwd);
                         w->cwd = r < 0 ? NULL : strdup(a.workdir);
@@ -215,7 +215,7 @@ static int worker_session(WorkerState *w, VarlinkClient *client, const char *add
                         r = run_task(&a, app, &w->groups, AT_FDCWD, &error);
                 if (r < 0 && !error) {
                         errno = -r;
-                        (void) asprintf(&error, "%s task failed: %m", a.kind);
+                        asprintf_or_null(&error, "%s task failed: %m", a.kind);
                 }
                 if (r < 0)
                         log_warning("%s task %u of job %s failed: %s", a.kind, a.task, a.job, error ?: "");
