@@ -67,6 +67,15 @@ prop() { # OBJECT INTERFACE PROPERTY [SERVICE]
 kv_prop() { t busctl --system get-property org.mrkv.KeyValue1 /org/mrkv/KeyValue1 org.mrkv.KeyValue1 "$1"; }
 ctl() { t mrkvctl --timeout 30 "$@"; }
 
+# start_time UNIT: how long its last start took, from leaving inactive to active.
+start_time() {
+        local a b
+        wait_for "$WAIT" "active $1" is_active "$1"
+        a=$(unit_prop "$1" InactiveExitTimestampMonotonic)
+        b=$(unit_prop "$1" ActiveEnterTimestampMonotonic)
+        echo "$1 took $(((b - a) / 1000)) ms to start"
+}
+
 # mrkv_pids: the processes that run an mrkv daemon (as any user), one PID a line. One
 # find for all of /proc: a readlink per process takes seconds under qemu's TCG.
 # find fails on the processes that exit meanwhile and on kernel threads (no exe).
@@ -77,13 +86,17 @@ mrkv_pids() {
 
 no_mrkv_processes() { [ -z "$(mrkv_pids)" ]; }
 
-packaged_debs() {
-        local p f
+# dpkg_install: dpkg -i of the three packages' .debs (not the -dbgsym ones).
+dpkg_install() {
+        local p f debs=()
         for p in "${PACKAGES[@]}"; do
-                f=$(ls "$DEBS/${p}_"*.deb 2>/dev/null | head -n 1)
-                [ -n "$f" ] || fail "no ${p}_*.deb in $DEBS"
-                echo "$f"
+                for f in "$DEBS/${p}"_*.deb; do
+                        [ -f "$f" ] || fail "no ${p}_*.deb in $DEBS"
+                        debs+=("$f")
+                done
         done
+        # Minutes, not seconds, under qemu's TCG.
+        timeout "$JOB_WAIT" dpkg -i "${debs[@]}"
 }
 
 check_installed() {
@@ -102,14 +115,14 @@ check_installed() {
         for f in org.mrkv.MapReduce1.conf org.mrkv.KeyValue1.conf; do
                 [ -f "/usr/share/dbus-1/system.d/$f" ] || fail "no bus policy $f"
         done
-        command -v mrkvctl mrkv-sequential >/dev/null || fail "mrkvctl or mrkv-sequential missing"
-        [ -f /usr/lib/x86_64-linux-gnu/pkgconfig/libmrkv.pc ] || [ -n "$(ls /usr/lib/*/pkgconfig/libmrkv.pc 2>/dev/null)" ] ||
-                fail "libmrkv-dev: no libmrkv.pc"
+        command -v mrkvctl >/dev/null || fail "no mrkvctl"
+        command -v mrkv-sequential >/dev/null || fail "no mrkv-sequential"
+        compgen -G '/usr/lib/*/pkgconfig/libmrkv.pc' >/dev/null || fail "libmrkv-dev: no libmrkv.pc"
+        compgen -G '/usr/lib/*/libmrkv.so.0' >/dev/null || fail "libmrkv0: no libmrkv.so.0"
 }
 
 step_install() {
-        mapfile -t debs < <(packaged_debs)
-        t dpkg -i "${debs[@]}" || fail "dpkg -i exited with $?"
+        dpkg_install || fail "dpkg -i exited with $?"
         check_installed
         systemctl is-enabled mrkv-kvserver.socket mrkv-coordinator.socket || true
 }
@@ -126,7 +139,7 @@ step_kv() {
         t systemctl start mrkv-kvserver.socket
         is_active mrkv-kvserver.socket || fail "mrkv-kvserver.socket is $(systemctl is-active mrkv-kvserver.socket)"
         [ -S /run/mrkv/kv.sock ] || fail "no socket /run/mrkv/kv.sock"
-        ctl --connect "$KV" put greeting hello || fail "mrkvctl put exited with $?"
+        ctl --connect "$KV" put greeting hello || fail "mrkvctl put exited with $? ($(start_time mrkv-kvserver.service))"
         v=$(ctl --connect "$KV" get greeting) || fail "mrkvctl get exited with $?"
         [ "$v" = hello ] || fail "get greeting gave '$v'"
         # The first connection activated the service, as user mrkv.
@@ -173,7 +186,7 @@ run_wc() {
         id=$(head -n 1 "$work/submit.out")
         [ -n "$id" ] || fail "submit printed no job id"
         echo "$id" >"$idf"
-        job_state_is "$id" done || fail "job $id: State is $(prop "/org/mrkv/MapReduce1/job/$id" org.mrkv.MapReduce1.Job State)"
+        job_state_is "$id" "done" || fail "job $id: State is $(prop "/org/mrkv/MapReduce1/job/$id" org.mrkv.MapReduce1.Job State)"
         v=$(prop "/org/mrkv/MapReduce1/job/$id" org.mrkv.MapReduce1.Job MapDone)
         [ "$v" = "u $#" ] || fail "job $id: MapDone is '$v', expected 'u $#'"
         # `as N "path" "path"...`: job output paths have no spaces or quotes.
@@ -183,7 +196,7 @@ run_wc() {
         sort $outputs >"$work/got" || fail "job $id: outputs unreadable: $outputs"
         cmp -s "$work/got" "$work/expected" ||
                 fail "job $id: output differs from mrkv-sequential's ($(diff "$work/got" "$work/expected" | head -n 5))"
-        echo "job $id: $(wc -l <"$work/got") words, the same as mrkv-sequential's; outputs $(echo $outputs)"
+        echo "job $id: $(wc -l <"$work/got") words, the same as mrkv-sequential's; outputs ${outputs//$'\n'/ }"
         rm -rf "$work"
 }
 
@@ -253,8 +266,7 @@ step_reinstall() {
         before=$(mrkv_pids | sort | tr '\n' ' ')
         echo "daemons before: $before"
 
-        mapfile -t debs < <(packaged_debs)
-        t dpkg -i "${debs[@]}" || fail "dpkg -i over the installed packages exited with $?"
+        dpkg_install || fail "dpkg -i over the installed packages exited with $?"
         check_installed
 
         for u in $(systemctl list-units --all --plain --no-legend 'mrkv-*' | awk '{print $1}'); do
@@ -264,7 +276,7 @@ step_reinstall() {
         is_active mrkv-coordinator.socket || fail "mrkv-coordinator.socket is $(systemctl is-active mrkv-coordinator.socket) after the reinstall"
         # A daemon still running the replaced binary was not restarted.
         replaced=$(running_replaced)
-        [ -z "$replaced" ] || fail "not restarted, still running the replaced program (PID:unit): $(echo $replaced)"
+        [ -z "$replaced" ] || fail "not restarted, still running the replaced program (PID:unit): ${replaced//$'\n'/ }"
         after=$(mrkv_pids | sort | tr '\n' ' ')
         echo "daemons after: $after"
 
@@ -285,7 +297,7 @@ step_purge() {
         for p in "${PACKAGES[@]}"; do
                 dpkg-query -L "$p"
         done | sort -u >"$STATE/files"
-        t dpkg --purge "${PACKAGES[@]}" || fail "dpkg --purge exited with $?"
+        timeout "$JOB_WAIT" dpkg --purge "${PACKAGES[@]}" || fail "dpkg --purge exited with $?"
         for p in "${PACKAGES[@]}"; do
                 f=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
                 [ -z "$f" ] || [ "${f% }" = un ] || [ "${f% }" = pn ] || fail "$p is in state '$f' after the purge"
@@ -300,7 +312,8 @@ step_purge() {
         [ -z "$left" ] || fail "systemd still knows: $left"
         left=$(systemctl list-units --all --plain --no-legend 'mrkv*' | grep -v ' not-found ' || true)
         [ -z "$left" ] || fail "units still loaded: $left"
-        left=$(ls /var/lib/systemd/deb-systemd-helper-enabled 2>/dev/null | grep mrkv || true)
+        left=$(find /var/lib/systemd/deb-systemd-helper-enabled /var/lib/systemd/deb-systemd-helper-masked \
+                -name '*mrkv*' 2>/dev/null || true)
         [ -z "$left" ] || fail "deb-systemd-helper state left: $left"
         left=$(find /usr/share/dbus-1 /etc/dbus-1 -name 'org.mrkv*' 2>/dev/null || true)
         [ -z "$left" ] || fail "bus policy left: $left"

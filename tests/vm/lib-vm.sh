@@ -175,6 +175,14 @@ vm_cgroup_remove() {
         return $rc
 }
 
+# alive PID: PID runs. A zombie does not: this host's init reaps orphans lazily, so a
+# killed run, or a killed container's PID 1, may stay one a while.
+alive() {
+        local st
+        st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+        [ -n "$st" ] && [ "$st" != Z ]
+}
+
 # What runs killed with SIGKILL (meson's time-out, after TERM) left: cgroups and
 # temporary directories named after a PID that is gone.
 vm_remove_stale() {
@@ -184,7 +192,7 @@ vm_remove_stale() {
                         [ -d "$d" ] || continue
                         pid=${d##*/mrkv-vm-}
                         pid=${pid%%-*}
-                        kill -0 "$pid" 2>/dev/null && continue
+                        alive "$pid" && continue
                         echo "# removing cgroup $d and its processes, left by a killed run"
                         cgroup_remove "$d" || true
                 done
@@ -193,20 +201,13 @@ vm_remove_stale() {
                 [ -d "$d" ] || continue
                 pid=${d##*/mrkv-vm-}
                 pid=${pid%%.*}
-                kill -0 "$pid" 2>/dev/null && continue
+                alive "$pid" && continue
                 echo "# removing $d, left by a killed run"
                 # Its mounts were in its own mount namespace, gone with its processes;
                 # --one-file-system keeps rm in the directory should one be left.
                 umount -R "$d/root" 2>/dev/null || true
                 rm -rf --one-file-system "$d"
         done
-}
-
-# alive PID: PID runs (a zombie does not).
-alive() {
-        local st
-        st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
-        [ -n "$st" ] && [ "$st" != Z ]
 }
 
 # vm_finish STATUS PID...: the end of every run, after the caller stopped what it
@@ -232,7 +233,7 @@ vm_finish() {
         echo "# log: $LOG"
         [ $TAP_FAILED -eq 0 ] && [ "$st" -eq 0 ] || rc=1
         [ -z "${signalled:-}" ] || rc=$signalled
-        exit $rc
+        exit "$rc"
 }
 
 # vm_check_leftovers: nothing of this run is left: cgroups, processes (PIDs given),
@@ -246,7 +247,6 @@ vm_check_leftovers() {
         done
         for p in "$@"; do
                 [ -n "$p" ] || continue
-                # A killed container's PID 1 is a zombie until the host's init reaps it.
                 for _ in $(seq 1 50); do
                         alive "$p" || break
                         sleep 0.1

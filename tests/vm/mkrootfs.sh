@@ -77,11 +77,17 @@ mkdir -p "$CACHE"
 exec 9>"$FINAL.lock"
 flock 9
 
-# A killed run's half tree: its PID is gone. No mounts can be left in it (private
-# namespace), and --one-file-system keeps rm inside it regardless.
+# A killed run's half tree (and the log of a failed one): its PID is gone, or a zombie.
+# No mounts can be left in it (private namespace), and --one-file-system keeps rm
+# inside it regardless.
 for d in "$CACHE"/rootfs-*.tmp-*; do
-        [ -d "$d" ] || continue
-        kill -0 "${d##*.tmp-}" 2>/dev/null && continue
+        [ -e "$d" ] || continue
+        pid=${d##*.tmp-}
+        pid=${pid%.log}
+        case $(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null) in
+        "" | Z) ;;
+        *) continue ;;
+        esac
         log "removing $d, left by an interrupted run"
         rm -rf --one-file-system "$d"
 done
@@ -110,4 +116,16 @@ if [ ! -d "$FINAL" ]; then
         trap - EXIT
         log "built in $(($(date +%s) - start)) s, $(du -sh --one-file-system "$FINAL" | cut -f1)"
 fi
+# Marks the tree as used: trees no run used for a week (another package list, an
+# older version of this script) are removed, unless being built.
+touch "$FINAL.info"
+for info in "$CACHE"/rootfs-*.info; do
+        [ -e "$info" ] && [ -n "$(find "$info" -mtime +7)" ] || continue
+        old=${info%.info}
+        (
+                flock -n 9 || exit 0
+                log "removing $old, unused for a week"
+                rm -rf --one-file-system "$old" "$info"
+        ) 9>"$old.lock"
+done
 echo "$FINAL"

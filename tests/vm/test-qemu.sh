@@ -134,14 +134,18 @@ EOF
 
 do_qemu() {
         local rc=0
-        timeout -k 10 "$QEMU_TIMEOUT" qemu-system-x86_64 \
-                -machine q35,accel=tcg -cpu max -smp 2 -m 1024 \
-                -nodefaults -no-reboot -display none \
-                -serial "file:$TMP/serial.log" \
-                -kernel "$KERNEL" -initrd "$INITRD" \
-                -append "console=ttyS0 root=/dev/vda rw quiet panic=-1 systemd.unit=vmtest.service systemd.show_status=0" \
-                -drive "file=$TMP/root.img,format=raw,if=virtio" \
-                -device isa-debug-exit,iobase=0xf4,iosize=0x04 </dev/null &
+        # In our cgroup: should this script be killed, the next run finds qemu there.
+        (
+                vm_cgroup_enter "$CG"
+                exec timeout -k 10 "$QEMU_TIMEOUT" qemu-system-x86_64 \
+                        -machine q35,accel=tcg -cpu max -smp 2 -m 1024 \
+                        -nodefaults -no-reboot -display none \
+                        -serial "file:$TMP/serial.log" \
+                        -kernel "$KERNEL" -initrd "$INITRD" \
+                        -append "console=ttyS0 root=/dev/vda rw quiet panic=-1 systemd.unit=vmtest.service systemd.show_status=0" \
+                        -drive "file=$TMP/root.img,format=raw,if=virtio" \
+                        -device isa-debug-exit,iobase=0xf4,iosize=0x04
+        ) </dev/null &
         QEMU=$!
         QEMU_PID=$QEMU
         wait "$QEMU" || rc=$?
