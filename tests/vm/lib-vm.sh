@@ -70,11 +70,11 @@ tap() { # ok|not-ok DESCRIPTION [DIAGNOSTIC-FILE]
 
 # step DESCRIPTION FUNCTION [ARG...]: runs FUNCTION in this shell (so it may set
 # variables) with its output in the log, and prints a TAP line with its duration.
-# FUNCTION reports failure by its return status.
+# FUNCTION reports failure by its return status. Needs TMP, the run's directory.
 step() {
         local desc=$1 out rc=0 start
         shift
-        out=$(mktemp "$TMPROOT/$NAME-step.XXXXXX")
+        out=$TMP/step.out
         log "=== step: $desc"
         start=$(now_ms)
         "$@" >"$out" 2>&1 </dev/null || rc=$?
@@ -173,6 +173,23 @@ vm_cgroup_remove() {
                 done
         done
         return $rc
+}
+
+# vm_cgroup_kill CG: kills every process in CG (in every hierarchy) and waits up to
+# 5 s for them to be gone; the cgroup stays.
+vm_cgroup_kill() {
+        local h pids
+        [ -n "$1" ] || return 0
+        for _ in $(seq 1 100); do
+                pids=$(for h in "${CG_HIER[@]}"; do
+                        find "/sys/fs/cgroup/$h$1" -name cgroup.procs -exec cat {} + 2>/dev/null
+                done | sort -u)
+                [ -n "$pids" ] || return 0
+                # shellcheck disable=SC2086 # one PID a word
+                kill -9 $pids 2>/dev/null
+                sleep 0.05
+        done
+        return 1
 }
 
 # alive PID: PID runs. A zombie does not: this host's init reaps orphans lazily, so a
@@ -281,7 +298,7 @@ vm_build_debs() {
                         return 1
                 fi
                 # The test suites ran already: no dh_auto_test.
-                DEB_BUILD_OPTIONS="nocheck parallel=$(nproc) ${DEB_BUILD_OPTIONS:-}" \
+                DEB_BUILD_OPTIONS="nocheck ${DEB_BUILD_OPTIONS:-}" \
                         "$SRC/packaging/build-deb" "$out" || {
                         echo "FAIL: packaging/build-deb exited with $?"
                         return 1
@@ -352,11 +369,7 @@ vm_private_run_systemd() {
         )
 }
 
-# vm_guest_steps: the names of guest-checks.sh's steps, in order.
-vm_guest_steps() {
-        bash "$VM_DIR/guest-checks.sh" list | cut -f1
-}
-
+# vm_guest_step_desc NAME: what guest-checks.sh's step NAME checks.
 vm_guest_step_desc() {
         bash "$VM_DIR/guest-checks.sh" list | awk -F'\t' -v s="$1" '$1 == s { print $2 }'
 }

@@ -95,6 +95,8 @@ guest() {
                         HOME=/root LANG=C.UTF-8 TERM=dumb "$@"
         ) &
         wait $! || rc=$?
+        # nsenter passes no signal on: after a time-out, what it ran still runs.
+        vm_cgroup_kill "$CG_GUEST"
         return $rc
 }
 
@@ -146,7 +148,12 @@ do_boot() {
 }
 
 do_guest_step() {
-        guest "$STEP_TIMEOUT" /usr/local/lib/mrkv-vm/guest-checks.sh step "$1"
+        local rc=0
+        guest "$STEP_TIMEOUT" /usr/local/lib/mrkv-vm/guest-checks.sh step "$1" || rc=$?
+        case $rc in
+        124 | 137) echo "FAIL: the step did not finish within $STEP_TIMEOUT s" ;;
+        esac
+        return $rc
 }
 
 do_poweroff() {

@@ -99,14 +99,14 @@ do_image() {
 # The test, its TAP on the serial console, its exit status to qemu through
 # isa-debug-exit (port 0xf4): qemu exits with (status << 1) | 1.
 exec >/dev/ttyS0 2>&1
-echo "MRKV-VM: start $(uname -r), $(systemctl --version | head -n 1)"
+echo "MRKV-VM: start $(uname -r), $(systemctl --version | head -n 1), $(cut -d' ' -f1 /proc/uptime) s after boot"
 /usr/local/lib/mrkv-vm/guest-checks.sh tap "$@"
 rc=$?
 if [ $rc -ne 0 ]; then
         echo "MRKV-VM: --- journal of the mrkv units"
         journalctl -b --no-pager -o short-monotonic -u 'mrkv-*' | tail -n 100
 fi
-echo "MRKV-VM: rc=$rc"
+echo "MRKV-VM: rc=$rc, $(cut -d' ' -f1 /proc/uptime) s after boot"
 sync
 printf "\\$(printf %o $rc)" | dd of=/dev/port bs=1 seek=244 count=1 2>/dev/null
 exit $rc
