@@ -137,6 +137,8 @@ int context_parse_common_option(Context *ctx, int c, const char *arg) {
         }
 }
 
+#define CLI_ATTEMPT_TIMEOUT_USEC (5 * USEC_PER_SEC)
+
 int context_open_clerk(const Context *ctx, mrkv_clerk **ret) {
         mrkv_clerk *c;
         int r;
@@ -150,6 +152,14 @@ int context_open_clerk(const Context *ctx, mrkv_clerk **ret) {
                         mrkv_clerk_free(c);
                         return log_error_errno(r, "Failed to set the timeout: %m");
                 }
+        }
+        /* One command, one request: wait longer for its reply than the library does
+         * before resending. The first request may start the server (socket activation)
+         * on a slow machine, and a resend of a Put that was applied is answered "maybe". */
+        r = mrkv_clerk_set_attempt_timeout(c, MIN(CLI_ATTEMPT_TIMEOUT_USEC, ctx->timeout_usec));
+        if (r < 0) {
+                mrkv_clerk_free(c);
+                return log_error_errno(r, "Failed to set the attempt timeout: %m");
         }
         *ret = c;
         return 0;
