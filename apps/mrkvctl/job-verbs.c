@@ -19,6 +19,7 @@
 #include "job-format.h"
 #include "log.h"
 #include "macro.h"
+#include "time-util.h"
 #include "mrkvctl.h"
 #include "parse-util.h"
 #include "varlink-client.h"
@@ -28,13 +29,6 @@
 /* How often a progress bar on a terminal is redrawn when nothing else happens, to
  * keep its elapsed time current. */
 #define BAR_REDRAW_USEC (1 * USEC_PER_SEC)
-
-static uint64_t now_usec(clockid_t clock) {
-        struct timespec ts;
-
-        clock_gettime(clock, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
-}
 
 static int print_json(json_object *o) {
         /* JSON_C_TO_STRING_NOSLASHESCAPE: paths print as typed, not as "\/tmp". */
@@ -168,7 +162,7 @@ static int show_job(const Context *ctx, json_object *reply, const char *what) {
                 return exit_code_of_transport(-EBADMSG, what);
         if (ctx->json)
                 return print_json(o) < 0 ? EXIT_FAIL : EXIT_OK;
-        job_print_status(stdout, &j, now_usec(CLOCK_REALTIME));
+        job_print_status(stdout, &j, clock_usec(CLOCK_REALTIME));
         return EXIT_OK;
 }
 
@@ -316,7 +310,7 @@ static unsigned terminal_columns(void) {
 
 static int progress_show(Progress *p, const JobInfo *j) {
         _cleanup_free_ char *line = NULL, *key = NULL;
-        uint64_t elapsed = now_usec(CLOCK_MONOTONIC) - p->start;
+        uint64_t elapsed = clock_usec(CLOCK_MONOTONIC) - p->start;
         int r;
 
         if (p->quiet)
@@ -361,7 +355,7 @@ static int wait_for_job(VarlinkClient *c, const Context *ctx, const char *job) {
         Progress progress = {
                 .bar = !ctx->json && isatty(STDOUT_FILENO),
                 .quiet = ctx->json,
-                .start = now_usec(CLOCK_MONOTONIC),
+                .start = clock_usec(CLOCK_MONOTONIC),
         };
         json_object *o = NULL;
         JobInfo j = {};

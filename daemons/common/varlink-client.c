@@ -6,6 +6,7 @@
 
 #include "address.h"
 #include "macro.h"
+#include "time-util.h"
 #include "varlink-client.h"
 
 #define READ_CHUNK (64U * 1024U)
@@ -15,12 +16,6 @@ struct VarlinkClient {
         VarlinkBuffer in, out;
         json_object *last; /* the last reply, owning the error name handed out */
 };
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
-}
 
 static uint64_t deadline_of(uint64_t timeout_usec) {
         uint64_t now = now_usec();

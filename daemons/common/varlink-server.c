@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "macro.h"
+#include "time-util.h"
 #include "varlink-server.h"
 
 #define READ_CHUNK (64U * 1024U)
@@ -749,12 +750,6 @@ int varlink_server_listen_fd(VarlinkServer *s, int fd) {
         (void) sd_event_source_set_io_fd_own(source, true);
         s->listeners[s->n_listeners++] = source;
         return 0;
-}
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
 }
 
 void varlink_server_flush_and_close(VarlinkServer *s, uint64_t timeout_usec) {

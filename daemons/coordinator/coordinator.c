@@ -10,6 +10,7 @@
 #include "log.h"
 #include "macro.h"
 #include "mr-files.h"
+#include "time-util.h"
 #include "org.mrkv.MapReduce.varlink.h"
 
 struct Worker {
@@ -20,16 +21,6 @@ struct Worker {
         bool waiting;
         unsigned tasks_done;
 };
-
-static uint64_t clock_usec(clockid_t clock) {
-        struct timespec ts;
-        clock_gettime(clock, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
-}
-
-static uint64_t now_usec(void) {
-        return clock_usec(CLOCK_MONOTONIC);
-}
 
 /* Ended jobs kept for status queries; older ones are forgotten. */
 #define MAX_ENDED_JOBS 100

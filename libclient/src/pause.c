@@ -7,20 +7,6 @@
 #include "macro.h"
 #include "pause.h"
 
-uint64_t now_usec(void) {
-        struct timespec ts;
-        int r;
-
-        r = clock_gettime(CLOCK_MONOTONIC, &ts);
-        assert(r == 0);
-        (void) r;
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
-}
-
-uint64_t usec_add(uint64_t a, uint64_t b) {
-        return a > UINT64_MAX - b ? UINT64_MAX : a + b;
-}
-
 void jitter_seed(uint64_t *state) {
         uint64_t seed;
 

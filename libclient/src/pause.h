@@ -3,13 +3,10 @@
 
 #include <stdint.h>
 
+#include "time-util.h"
+
 /* Time and jittered pauses for the retry loops of the clerk and the lock. Each caller
  * owns its random state, so that clerks in different threads share nothing. */
-
-/* CLOCK_MONOTONIC in microseconds. */
-uint64_t now_usec(void);
-/* a + b, saturating at UINT64_MAX (which means "never"). */
-uint64_t usec_add(uint64_t a, uint64_t b);
 
 /* Seeds a random state from getrandom(), falling back on the clock and the address of
  * the state when the kernel has no entropy to give yet. */
