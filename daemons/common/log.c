@@ -44,6 +44,15 @@ const char *log_level_to_string(int level) {
         return level_names[level];
 }
 
+int log_set_max_level_from_option(const char *value) {
+        int level = log_level_from_string(value);
+        if (level < 0)
+                return log_error_errno(EINVAL, "Invalid value for --log-level: '%s' "
+                                               "(debug, info, notice, warning, err).", value);
+        log_set_max_level(level);
+        return 0;
+}
+
 int log_internal(int level, int error, const char *file, int line, const char *func, const char *format, ...) {
         char buf[2048];
         va_list ap;

@@ -14,6 +14,9 @@ int log_get_max_level(void);
 int log_level_from_string(const char *s);
 const char *log_level_to_string(int level);
 void log_set_ident(const char *ident);
+/* The value of a --log-level option: sets the level, or logs why it is invalid and
+ * returns -EINVAL. */
+int log_set_max_level_from_option(const char *value);
 
 /* Returns -abs(error) so callers can write "return log_error_errno(r, ...)". %m prints strerror(error). */
 int log_internal(int level, int error, const char *file, int line, const char *func, const char *format, ...)

@@ -98,10 +98,9 @@ static int parse_argv(int argc, char *argv[]) {
                         arg_state_directory = optarg;
                         break;
                 case ARG_LOG_LEVEL:
-                        r = log_level_from_string(optarg);
+                        r = log_set_max_level_from_option(optarg);
                         if (r < 0)
-                                return log_error_errno(r, "Invalid --log-level '%s'.", optarg);
-                        log_set_max_level(r);
+                                return r;
                         break;
                 case 'h':
                         help();

@@ -184,12 +184,9 @@ static int parse_argv(int argc, char *argv[]) {
                                 return log_oom();
                         break;
                 case ARG_LOG_LEVEL:
-                        r = log_level_from_string(optarg);
-                        if (r < 0) {
-                                log_error("Invalid log level: %s", optarg);
-                                return -EINVAL;
-                        }
-                        log_set_max_level(r);
+                        r = log_set_max_level_from_option(optarg);
+                        if (r < 0)
+                                return r;
                         break;
                 case '?':
                         return -EINVAL;

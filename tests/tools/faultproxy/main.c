@@ -168,12 +168,9 @@ static int parse_argv(int argc, char *argv[], Config *c) {
                         c->ready_file = optarg;
                         break;
                 case ARG_LOG_LEVEL:
-                        r = log_level_from_string(optarg);
+                        r = log_set_max_level_from_option(optarg);
                         if (r < 0)
-                                return log_error_errno(r, "Invalid value for --log-level: '%s' "
-                                                          "(debug, info, notice, warning, err).",
-                                                       optarg);
-                        log_set_max_level(r);
+                                return r;
                         break;
                 case ':':
                         return log_error_errno(EINVAL, "Option '%s' needs an argument.", argv[optind - 1]);
