@@ -3,7 +3,6 @@
 #include "log.h"
 #include "macro.h"
 #include "strv.h"
-#include "mr-files.h"
 
 /* Job ids are decimal numbers, valid object path elements as they are. */
 static int job_object_path(const Job *j, char **ret) {
@@ -180,12 +179,11 @@ static int property_get_outputs(sd_bus *bus, const char *path, const char *inter
         if (r < 0)
                 return r;
         for (unsigned i = 0; j->state == JOB_DONE && i < j->nreduce; i++) {
-                char name[MR_NAME_MAX];
                 _cleanup_free_ char *p = NULL;
 
-                mr_output_name(name, i);
-                if (asprintf(&p, "%s/%s", j->workdir, name) < 0)
-                        return -ENOMEM;
+                r = job_output_path(j, i, &p);
+                if (r < 0)
+                        return r;
                 r = sd_bus_message_append(reply, "s", p);
                 if (r < 0)
                         return r;

@@ -4,7 +4,6 @@
 #include "coordinator.h"
 #include "log.h"
 #include "macro.h"
-#include "mr-files.h"
 
 struct JobWatch {
         VarlinkConn *conn;
@@ -48,9 +47,8 @@ static json_object *job_to_json(Job *j) {
         json_object *outputs = json_object_new_array();
         if (j->state == JOB_DONE)
                 for (unsigned r = 0; r < j->nreduce; r++) {
-                        char name[MR_NAME_MAX], *path;
-                        mr_output_name(name, r);
-                        if (asprintf(&path, "%s/%s", j->workdir, name) < 0)
+                        char *path;
+                        if (job_output_path(j, r, &path) < 0)
                                 continue;
                         json_object_array_add(outputs, json_object_new_string(path));
                         free(path);

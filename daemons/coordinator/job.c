@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "job.h"
 #include "macro.h"
+#include "mr-files.h"
 
 #define DEFAULT_MAX_FAILURES 3
 
@@ -210,6 +211,13 @@ int job_cancel(Job *j) {
                 }
         j->state = JOB_CANCELLED;
         return 0;
+}
+
+int job_output_path(const Job *j, unsigned r, char **ret) {
+        char name[MR_NAME_MAX];
+
+        mr_output_name(name, r);
+        return asprintf(ret, "%s/%s", j->workdir, name) < 0 ? -ENOMEM : 0;
 }
 
 double job_progress(const Job *j) {

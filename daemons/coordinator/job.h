@@ -96,6 +96,9 @@ static inline bool job_ended(const Job *j) {
  * discarded when they report). Returns -ESTALE if it had ended already. */
 int job_cancel(Job *j);
 
+/* The path of reduce task r's output file, mr-out-<r> in the job's directory (malloc'd). */
+int job_output_path(const Job *j, unsigned r, char **ret);
+
 /* Tasks done over all tasks, 0..1. */
 double job_progress(const Job *j);
 
