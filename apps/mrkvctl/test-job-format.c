@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "job-format.h"
+#include "json-util.h"
 #include "macro.h"
 
 /* 2024-05-01 12:00:00 UTC */

@@ -76,7 +76,7 @@ source_dir=$(python3 -c 'import json, sys
 print(json.load(open(sys.argv[1]))["directories"]["source"])' "$build/meson-info/meson-info.json" 2>/dev/null || echo "$root")
 commit=$(git -C "$source_dir" rev-parse --short HEAD 2>/dev/null || echo "unknown (source $source_dir)")
 # The build may hold edits not yet committed in what the benchmark runs: say so.
-dirty=$(git -C "$source_dir" status --porcelain -- daemons/common daemons/kvserver bench/kv 2>/dev/null |
+dirty=$(git -C "$source_dir" status --porcelain -- lib daemons/kvserver bench/kv 2>/dev/null |
         awk '{ print $2 }' | tr '\n' ' ' || true)
 [ -z "$dirty" ] || commit="$commit + uncommitted changes in ${dirty% }"
 date=$(date -u +%Y-%m-%dT%H:%MZ)

@@ -284,7 +284,7 @@ warm() {
 
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 # The build may hold edits not yet committed in what the benchmark runs: say so.
-dirty=$(git -C "$root" status --porcelain -- daemons/common daemons/coordinator daemons/worker apps/mapreduce \
+dirty=$(git -C "$root" status --porcelain -- lib daemons/coordinator daemons/worker apps/mapreduce \
         apps/sequential tests/tools/gencorpus 2>/dev/null | awk '{ print $2 }' | tr '\n' ' ' || true)
 [ -z "$dirty" ] || commit="$commit + uncommitted changes in ${dirty% }"
 date=$(date -u +%Y-%m-%dT%H:%MZ)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Integration tests: the real mrkv-kvserver on a Unix socket in a temporary directory,
- * spoken to with raw Varlink (daemons/common's blocking client, and plain sockets for
+ * spoken to with raw Varlink (lib/varlink's blocking client, and plain sockets for
  * what a well-behaved client would never send). */
 #include <check.h>
 #include <limits.h>

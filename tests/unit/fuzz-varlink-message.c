@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* A libFuzzer target for the code every byte from a Varlink peer passes through first
- * (daemons/common/varlink-message.c): the input is a byte stream as read from a socket;
+ * (lib/varlink/varlink-message.c): the input is a byte stream as read from a socket;
  * it is framed with VarlinkBuffer + varlink_buffer_next(), each frame is parsed with
  * varlink_message_parse(), and the message and its parameters are dispatched with
  * varlink_dispatch() against field tables of every type.

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Varlink framing and typed parameter access (daemons/common/varlink-message.c):
+/* Varlink framing and typed parameter access (lib/varlink/varlink-message.c):
  * everything a peer sends passes through these three functions first. */
 #include <check.h>
 #include <inttypes.h>

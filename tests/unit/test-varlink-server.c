@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The Varlink server (daemons/common/varlink-server.c) on a real sd-event loop, run in
+/* The Varlink server (lib/daemon/varlink-server.c) on a real sd-event loop, run in
  * a thread of its own, talked to over a Unix socket with the blocking VarlinkClient or
  * raw bytes. Also address_parse() and the number parsers of parse-util.c. */
 #include <check.h>

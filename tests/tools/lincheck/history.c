@@ -10,6 +10,7 @@
 #include <json-c/json.h>
 
 #include "lincheck.h"
+#include "json-util.h"
 #include "macro.h"
 
 static const char *const outcome_names[_LIN_OUT_MAX] = {

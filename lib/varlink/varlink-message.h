@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <json-c/json.h>
+#include "json-util.h"
 
 /* Varlink framing shared by server and client: a message is one JSON object followed
  * by a NUL byte. */

@@ -3,14 +3,13 @@
 
 #include <assert.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include <json-c/json.h>
 
 #define _public_ __attribute__((visibility("default")))
 #define _unused_ __attribute__((unused))
@@ -46,12 +45,6 @@ static inline void fclosep(FILE **f) {
                 fclose(*f);
 }
 #define _cleanup_fclose_ _cleanup_(fclosep)
-
-static inline void json_object_putp(json_object **j) {
-        if (*j)
-                json_object_put(*j);
-}
-#define _cleanup_json_ _cleanup_(json_object_putp)
 
 /* Defines fooptr(Foo **p) calling foo_free(*p), for _cleanup_(). */
 #define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)                 \
