@@ -87,6 +87,40 @@ static int app_find(const char *spec, char **ret) {
                                spec, name, searched ?: "(no directories)");
 }
 
+/* The file an app spec names: a path as given (a regular file), else a name searched
+ * for in the app directories. */
+static int app_resolve(const char *spec, char **ret) {
+        struct stat st;
+
+        if (!strchr(spec, '/'))
+                return app_find(spec, ret);
+
+        if (stat(spec, &st) < 0)
+                return log_error_errno(errno, "Cannot load app %s: %m", spec);
+        if (!S_ISREG(st.st_mode))
+                return log_error_errno(ENOEXEC, "Cannot load app %s: not a regular file.", spec);
+        *ret = strdup(spec);
+        return *ret ? 0 : log_oom();
+}
+
+/* abi_version and struct_size lead every version of the struct; they are checked
+ * before any other field is touched. */
+static int app_validate(const char *path, const mrkv_app *app) {
+        if (!app)
+                return log_error_errno(EPROTO, "Cannot load app %s: %s() returned no app.", path, MRKV_APP_ENTRY);
+        if (app->abi_version != MRKV_APP_ABI_VERSION)
+                return log_error_errno(EPROTO, "Cannot load app %s: built for app ABI %u, this host speaks %u.",
+                                       path, app->abi_version, (unsigned) MRKV_APP_ABI_VERSION);
+        if (app->struct_size < sizeof(mrkv_app))
+                return log_error_errno(EPROTO,
+                                       "Cannot load app %s: its app description has %u bytes, ABI %u needs %zu.",
+                                       path, app->struct_size, (unsigned) MRKV_APP_ABI_VERSION, sizeof(mrkv_app));
+        if (!app->map || !app->reduce)
+                return log_error_errno(EINVAL, "Cannot load app %s: the app has no %s function.", path,
+                                       app->map ? "reduce" : "map");
+        return 0;
+}
+
 int app_load(const char *spec, App **ret) {
         _cleanup_(app_freep) App *a = NULL;
         mrkv_app_get_func get;
@@ -107,21 +141,9 @@ int app_load(const char *spec, App **ret) {
         if (!a)
                 return log_oom();
 
-        if (strchr(spec, '/')) {
-                struct stat st;
-
-                if (stat(spec, &st) < 0)
-                        return log_error_errno(errno, "Cannot load app %s: %m", spec);
-                if (!S_ISREG(st.st_mode))
-                        return log_error_errno(ENOEXEC, "Cannot load app %s: not a regular file.", spec);
-                a->path = strdup(spec);
-                if (!a->path)
-                        return log_oom();
-        } else {
-                r = app_find(spec, &a->path);
-                if (r < 0)
-                        return r;
-        }
+        r = app_resolve(spec, &a->path);
+        if (r < 0)
+                return r;
 
         a->dl = dlopen(a->path, RTLD_NOW | RTLD_LOCAL);
         if (!a->dl)
@@ -137,20 +159,9 @@ int app_load(const char *spec, App **ret) {
         }
 
         app = get();
-        if (!app)
-                return log_error_errno(EPROTO, "Cannot load app %s: %s() returned no app.", a->path, MRKV_APP_ENTRY);
-        /* abi_version and struct_size lead every version of the struct; check them before
-         * touching any other field. */
-        if (app->abi_version != MRKV_APP_ABI_VERSION)
-                return log_error_errno(EPROTO, "Cannot load app %s: built for app ABI %u, this host speaks %u.",
-                                       a->path, app->abi_version, (unsigned) MRKV_APP_ABI_VERSION);
-        if (app->struct_size < sizeof(mrkv_app))
-                return log_error_errno(EPROTO,
-                                       "Cannot load app %s: its app description has %u bytes, ABI %u needs %zu.",
-                                       a->path, app->struct_size, (unsigned) MRKV_APP_ABI_VERSION, sizeof(mrkv_app));
-        if (!app->map || !app->reduce)
-                return log_error_errno(EINVAL, "Cannot load app %s: the app has no %s function.", a->path,
-                                       app->map ? "reduce" : "map");
+        r = app_validate(a->path, app);
+        if (r < 0)
+                return r;
 
         a->app = app;
         *ret = TAKE_PTR(a);
