@@ -24,20 +24,10 @@
 # it) or on two; both servers get the same placement.
 set -euo pipefail
 
-usage() {
-        echo "usage: $0 BUILD-DIR [--quick]" >&2
-        exit 2
-}
-[ $# -ge 1 ] && [ $# -le 2 ] || usage
-build=$1
-quick=0
-if [ $# = 2 ]; then
-        [ "$2" = --quick ] || usage
-        quick=1
-fi
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-case $build in /*) ;; *) build=$root/$build ;; esac
+# shellcheck source=bench/lib.sh
+. "$here/../lib.sh"
+bench_parse_args "$@"
 
 server=$build/daemons/kvserver/mrkv-kvserver
 bench=$build/daemons/kvserver/mrkv-kvbench

@@ -24,22 +24,10 @@
 # appeared), never because a number missed its target.
 set -euo pipefail
 
-usage() {
-        echo "usage: $0 BUILD-DIR [--quick]" >&2
-        exit 2
-}
-
-[ $# -ge 1 ] && [ $# -le 2 ] || usage
-build=$1
-quick=0
-if [ $# = 2 ]; then
-        [ "$2" = --quick ] || usage
-        quick=1
-fi
-
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-case $build in /*) ;; *) build=$(cd "$build" && pwd) ;; esac
+# shellcheck source=bench/lib.sh
+. "$here/../lib.sh"
+bench_parse_args "$@"
 
 coordinator=$build/daemons/coordinator/mrkv-coordinator
 worker=$build/daemons/worker/mrkv-worker
