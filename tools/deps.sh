@@ -6,8 +6,9 @@ set -euo pipefail
 PACKAGES=(
     # build
     gcc meson ninja-build pkg-config libsystemd-dev libjson-c-dev
-    # tests: Check, real D-Bus and systemd tools, man page checks
-    check python3 procps dbus dbus-user-session systemd util-linux groff-base
+    # tests: Check, real D-Bus and systemd tools, man page checks, and the reference
+    # implementation's Varlink certification suite (varlink-go-certification)
+    check python3 procps dbus dbus-user-session systemd util-linux groff-base varlink-go
     # the package and its tests under a real systemd (suites vm, vm-qemu)
     debhelper dpkg-dev fakeroot lintian pkgconf debootstrap systemd-container
     qemu-system-x86 linux-image-amd64 e2fsprogs dbus-daemon
