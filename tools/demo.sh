@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# Installs what is needed, builds mrkv, generates sample text and runs a word count
-# with one coordinator and three workers, then prints the most frequent words and how
-# long the job took.
+# Installs what the build needs (tools/deps.sh build: no test or packaging tools),
+# builds mrkv, generates sample text and runs a word count with one coordinator and
+# three workers, then prints the most frequent words and how long the job took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
 
-tools/deps.sh
+tools/deps.sh build
 [ -d build/meson-info ] || meson setup build >/dev/null
 meson compile -C build >/dev/null
 

@@ -1,21 +1,47 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# Installs the Debian packages mrkv needs to build and test, skipping those already there.
+# Installs the Debian packages mrkv needs, skipping those already there.
+#
+#   tools/deps.sh [GROUP...]      GROUP: build test package qemu all (default: all)
+#
+#   build    compile the default configuration and run the programs (tools/demo.sh);
+#            Check is part of it: the default build has the tests and the corpus generator
+#   test     build + what `meson test` needs short of the package suites: D-Bus, systemd's
+#            tools, a user bus for the user-manager tests, groff for the man pages, the
+#            reference Varlink certification suite (varlink-go)
+#   package  test + packaging/build-deb (whose package build runs the tests) and the suite
+#            vm: debhelper, lintian, debootstrap, systemd-nspawn
+#   qemu     package + the suite vm-qemu: qemu and a Debian kernel (the slow part: about
+#            three minutes on a fresh machine, most of it generating the initramfs)
+#   all      everything above (tools/test.sh)
 set -euo pipefail
 
-PACKAGES=(
-    # build
-    gcc meson ninja-build pkg-config libsystemd-dev libjson-c-dev
-    # tests: Check, real D-Bus and systemd tools, man page checks, and the reference
-    # implementation's Varlink certification suite (varlink-go-certification)
-    check python3 procps dbus dbus-user-session systemd util-linux groff-base varlink-go
-    # the package and its tests under a real systemd (suites vm, vm-qemu)
-    debhelper dpkg-dev fakeroot lintian pkgconf debootstrap systemd-container
-    qemu-system-x86 linux-image-amd64 e2fsprogs dbus-daemon
-)
+BUILD=(gcc meson ninja-build pkg-config libsystemd-dev libjson-c-dev check)
+TEST=(python3 procps dbus dbus-daemon dbus-user-session systemd util-linux groff-base varlink-go)
+PACKAGE=(debhelper dpkg-dev fakeroot lintian pkgconf debootstrap systemd-container e2fsprogs)
+QEMU=(qemu-system-x86 linux-image-amd64)
+
+usage() { # EXIT-STATUS
+    sed -n '3,17s/^# \{0,1\}//p' "$0" >&2
+    exit "$1"
+}
+
+[ $# -gt 0 ] || set -- all
+PACKAGES=()
+for group in "$@"; do
+    case $group in
+    build) PACKAGES+=("${BUILD[@]}") ;;
+    test) PACKAGES+=("${BUILD[@]}" "${TEST[@]}") ;;
+    package) PACKAGES+=("${BUILD[@]}" "${TEST[@]}" "${PACKAGE[@]}") ;;
+    qemu | all) PACKAGES+=("${BUILD[@]}" "${TEST[@]}" "${PACKAGE[@]}" "${QEMU[@]}") ;;
+    -h | --help) usage 0 ;;
+    *) echo "tools/deps.sh: unknown group '$group'" >&2; usage 2 ;;
+    esac
+done
 
 missing=()
 for p in "${PACKAGES[@]}"; do
+    case " ${missing[*]} " in *" $p "*) continue ;; esac
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# Installs what is needed, builds mrkv with warnings as errors, and runs the whole
-# meson test suite twice: a normal build, and one with AddressSanitizer and UBSan.
+# Installs what every suite needs (tools/deps.sh all), builds mrkv with warnings as
+# errors, and runs the whole meson test suite twice: a normal build, and one with
+# AddressSanitizer and UBSan.
 # Usage: tools/test.sh [--no-sanitize] [meson test arguments...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,7 @@ if [ "${1:-}" = "--no-sanitize" ]; then
     shift
 fi
 
-tools/deps.sh
+tools/deps.sh all
 
 run_suite() { # BUILD_DIR EXTRA_TEST_ARGS [meson setup options...]
     local dir=$1 extra=$2
