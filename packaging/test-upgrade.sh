@@ -10,8 +10,8 @@
 # (build-deb --revision-suffix +upgrade1), removes and purges them. About 25 s plus a
 # --nocheck build; a first run also builds the root file system (about 70 s).
 #
-# Per ../../shared/SYSTEMD-TESTING.md, the container runs in a cgroup subtree of its
-# own and in a private mount namespace with a tmpfs on /run/systemd: neither its
+# As docs/testing.md explains (a real systemd when PID 1 is not systemd), the container
+# runs in a cgroup subtree of its own and in a private mount namespace with a tmpfs on /run/systemd: neither its
 # systemd nor nspawn touch the host's processes or /run. Needs root, systemd-nspawn,
 # unshare and debootstrap; exits 77 (skip) without them.
 set -euo pipefail

@@ -5,7 +5,7 @@
 Binds an AF_UNIX datagram socket at PATH and prints every field of every message
 it receives (READY=1, STATUS=..., STOPPING=1, ...) on a line of its own, then a
 line "--", flushing each time, until SIGTERM. socat cannot do this: it prints
-nothing for UNIX-RECV datagrams (../../shared/SYSTEMD-TESTING.md, 2).
+nothing for UNIX-RECV datagrams (docs/testing.md, activation without any manager).
 """
 import os
 import signal

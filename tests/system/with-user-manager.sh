@@ -8,7 +8,7 @@
 #
 #  - The manager runs in a cgroup subtree of its own: a systemd that is not PID 1 takes
 #    over the cgroup it finds itself in, and in the root cgroup that is every process on
-#    the machine (../../shared/SYSTEMD-TESTING.md, WARNING).
+#    the machine (docs/testing.md: never start a systemd in the cgroup you are in).
 #  - It runs in a private mount namespace with /run a mount point and a tmpfs on
 #    /run/systemd holding system/ (so sd_booted() holds) and the inaccessible/ nodes that
 #    ProtectHome=, ProtectKernelTunables= and friends bind-mount. Nothing of it reaches

@@ -155,7 +155,8 @@ vm_cgroup_create() {
 VM_CGROUPS=()
 
 # vm_cgroup_enter CG: moves the calling (sub)shell into CG, in every hierarchy, so that
-# a systemd or nspawn it starts manages that subtree only (SYSTEMD-TESTING.md, WARNING).
+# a systemd or nspawn it starts manages that subtree only (docs/testing.md: never start
+# a systemd in the cgroup you are in).
 vm_cgroup_enter() {
         local h
         for h in "${CG_HIER[@]}"; do
@@ -352,7 +353,7 @@ vm_rootfs() {
 
 # vm_private_run_systemd: a tmpfs on /run/systemd in our mount namespace, with the
 # nodes that sandboxing options bind-mount: nspawn writes /run/systemd/nspawn/, and
-# none of that may reach the host (SYSTEMD-TESTING.md, WARNING).
+# none of that may reach the host (docs/testing.md, systemd-nspawn and qemu).
 vm_private_run_systemd() {
         mkdir -p /run/systemd
         mount -t tmpfs -o mode=755 mrkv-vm-run-systemd /run/systemd || return 1

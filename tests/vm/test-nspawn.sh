@@ -14,7 +14,7 @@
 # (default: the current directory), whose path is printed first. Exit status: 0 when
 # every step passed, 1 otherwise, 77 (skip) when not root or a tool is missing.
 #
-# Per SYSTEMD-TESTING.md: the container runs in a cgroup subtree of its own
+# Per docs/testing.md (a real systemd when PID 1 is not systemd): the container runs in a cgroup subtree of its own
 # (--keep-unit, --register=no: no machined here), and the whole test in a private mount
 # namespace with a tmpfs on /run/systemd, so neither the container's systemd nor nspawn
 # touches the host's processes or /run. The clean-up runs on every exit, TERM and INT
