@@ -70,3 +70,44 @@ int parse_seconds(const char *s, uint64_t *ret_usec) {
         *ret_usec = whole * USEC_PER_SEC + frac;
         return 0;
 }
+
+int parse_size(const char *s, uint64_t max, uint64_t *ret) {
+        unsigned long long v;
+        uint64_t factor = 1;
+        char *end;
+
+        /* Digits first: strtoull() would also take a sign and leading white space. */
+        if (!s || !isdigit((unsigned char) s[0]))
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno != 0)
+                return -EINVAL;
+        if (*end) {
+                switch (*end) {
+                case 'K':
+                case 'k':
+                        factor = 1024;
+                        break;
+                case 'M':
+                        factor = 1024 * 1024;
+                        break;
+                case 'G':
+                        factor = 1024 * 1024 * 1024;
+                        break;
+                default:
+                        return -EINVAL;
+                }
+                end++;
+                if (*end == 'i' && end[1] == 'B')
+                        end += 2;
+                else if (*end == 'B')
+                        end++;
+                if (*end)
+                        return -EINVAL;
+        }
+        if (v > max / factor)
+                return -ERANGE;
+        *ret = v * factor;
+        return 0;
+}

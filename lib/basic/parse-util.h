@@ -8,3 +8,6 @@ int parse_unsigned(const char *s, unsigned min, unsigned max, unsigned *ret);
 int parse_uint64(const char *s, uint64_t *ret);
 /* Seconds with an optional fraction ("10", "0.5") into microseconds. */
 int parse_seconds(const char *s, uint64_t *ret_usec);
+/* A byte count: digits with an optional K, M or G suffix (powers of 1024), which may be
+ * followed by "B" or "iB" ("64K", "1MiB"). -ERANGE above max. */
+int parse_size(const char *s, uint64_t max, uint64_t *ret);

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <check.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "parse-util.h"
+
+static void size_ok(const char *s, uint64_t max, uint64_t expect) {
+        uint64_t v = 0;
+
+        ck_assert_msg(parse_size(s, max, &v) == 0, "parse_size(\"%s\") failed", s);
+        ck_assert_uint_eq(v, expect);
+}
+
+static void size_fails(const char *s, uint64_t max, int error) {
+        uint64_t v = 4711;
+
+        ck_assert_int_eq(parse_size(s, max, &v), error);
+        /* Nothing is stored on failure. */
+        ck_assert_uint_eq(v, 4711);
+}
+
+START_TEST(test_size_plain) {
+        size_ok("0", UINT64_MAX, 0);
+        size_ok("1", UINT64_MAX, 1);
+        size_ok("65536", UINT64_MAX, 65536);
+        size_ok("007", UINT64_MAX, 7);
+        size_ok("18446744073709551615", UINT64_MAX, UINT64_MAX);
+}
+END_TEST
+
+START_TEST(test_size_suffixes) {
+        size_ok("1K", UINT64_MAX, 1024);
+        size_ok("1k", UINT64_MAX, 1024);
+        size_ok("64KB", UINT64_MAX, 64 * 1024);
+        size_ok("64KiB", UINT64_MAX, 64 * 1024);
+        size_ok("3M", UINT64_MAX, 3 * 1024 * 1024);
+        size_ok("3MiB", UINT64_MAX, 3 * 1024 * 1024);
+        size_ok("2G", UINT64_MAX, (uint64_t) 2 * 1024 * 1024 * 1024);
+        size_ok("2GB", UINT64_MAX, (uint64_t) 2 * 1024 * 1024 * 1024);
+        size_ok("0K", UINT64_MAX, 0);
+}
+END_TEST
+
+START_TEST(test_size_invalid) {
+        size_fails("", UINT64_MAX, -EINVAL);
+        size_fails("K", UINT64_MAX, -EINVAL);
+        size_fails("-1", UINT64_MAX, -EINVAL);
+        size_fails("+1", UINT64_MAX, -EINVAL);
+        size_fails(" 1", UINT64_MAX, -EINVAL);
+        size_fails("\t1", UINT64_MAX, -EINVAL);
+        size_fails("1 ", UINT64_MAX, -EINVAL);
+        size_fails("1B", UINT64_MAX, -EINVAL);
+        size_fails("1T", UINT64_MAX, -EINVAL);
+        size_fails("1m", UINT64_MAX, -EINVAL);
+        size_fails("1Ki", UINT64_MAX, -EINVAL);
+        size_fails("1KBB", UINT64_MAX, -EINVAL);
+        size_fails("1KiBx", UINT64_MAX, -EINVAL);
+        size_fails("0x10", UINT64_MAX, -EINVAL);
+        size_fails("1.5K", UINT64_MAX, -EINVAL);
+        /* Beyond 64 bits is invalid, not merely too large. */
+        size_fails("18446744073709551616", UINT64_MAX, -EINVAL);
+        ck_assert_int_eq(parse_size(NULL, UINT64_MAX, &(uint64_t){ 0 }), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_size_max) {
+        size_ok("1024", 1024, 1024);
+        size_fails("1025", 1024, -ERANGE);
+        size_ok("1K", 1024, 1024);
+        size_fails("2K", 1024, -ERANGE);
+        size_ok("4294967295", UINT32_MAX, UINT32_MAX);
+        size_fails("4294967296", UINT32_MAX, -ERANGE);
+        size_fails("4M", UINT32_MAX / 1024, -ERANGE);
+        /* The multiplication must not wrap around. */
+        size_fails("17179869184G", UINT64_MAX, -ERANGE);
+        size_ok("17179869183G", UINT64_MAX, (uint64_t) 17179869183 * 1024 * 1024 * 1024);
+        size_fails("1", 0, -ERANGE);
+        size_ok("0", 0, 0);
+}
+END_TEST
+
+static Suite *parse_util_suite(void) {
+        Suite *s = suite_create("parse-util");
+        TCase *tc = tcase_create("parse_size");
+
+        tcase_add_test(tc, test_size_plain);
+        tcase_add_test(tc, test_size_suffixes);
+        tcase_add_test(tc, test_size_invalid);
+        tcase_add_test(tc, test_size_max);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void) {
+        SRunner *sr = srunner_create(parse_util_suite());
+        int failed;
+
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
