@@ -1,26 +1,31 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* mrkv-coordinator: hands MapReduce tasks to workers. Parses options, builds the
+ * coordinator, runs the event loop until the job is done (with FILEs) or until SIGTERM
+ * or SIGINT (a job server). */
 #include <getopt.h>
-#include <signal.h>
 #include <sys/stat.h>
 
 #include <systemd/sd-daemon.h>
-#include <systemd/sd-event.h>
 
 #include "address.h"
-#include "bus-util.h"
 #include "bus.h"
 #include "config.h"
 #include "coordinator.h"
-#include "listen.h"
+#include "daemon-setup.h"
 #include "log.h"
 #include "macro.h"
+#include "main-func.h"
 #include "parse-util.h"
 
 static unsigned arg_nreduce = 10;
 static uint64_t arg_task_timeout = 10 * USEC_PER_SEC;
-static char *arg_listen = NULL;
+static Address arg_address = {};
 static const char *arg_state_directory = NULL;
 static const char *arg_bus_address = NULL;
+static char **arg_files = NULL; /* the job to run, within argv */
+static unsigned arg_n_files = 0;
+
+STATIC_DESTRUCTOR_REGISTER(arg_address, address_done);
 
 static void help(void) {
         printf("Usage: mrkv-coordinator [OPTIONS] FILE...\n"
@@ -58,6 +63,19 @@ static void help(void) {
                MRKV_COORDINATOR_SOCKET);
 }
 
+static int check_inputs(char **files, unsigned n) {
+        for (unsigned i = 0; i < n; i++) {
+                struct stat st;
+                if (stat(files[i], &st) < 0)
+                        return log_error_errno(errno, "Cannot use input file %s: %m", files[i]);
+                if (!S_ISREG(st.st_mode))
+                        return log_error_errno(EINVAL, "Input %s is not a regular file.", files[i]);
+                if (access(files[i], R_OK) < 0)
+                        return log_error_errno(errno, "Cannot read input file %s: %m", files[i]);
+        }
+        return 0;
+}
+
 static int parse_argv(int argc, char *argv[]) {
         enum { ARG_VERSION = 0x100, ARG_LOG_LEVEL, ARG_STATE_DIRECTORY, ARG_BUS_ADDRESS };
         static const struct option options[] = {
@@ -71,6 +89,8 @@ static int parse_argv(int argc, char *argv[]) {
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
         };
+        _cleanup_free_ char *default_address = NULL;
+        const char *address = NULL;
         int c, r;
 
         while ((c = getopt_long(argc, argv, "n:t:l:h", options, NULL)) >= 0)
@@ -87,7 +107,7 @@ static int parse_argv(int argc, char *argv[]) {
                                                        optarg);
                         break;
                 case 'l':
-                        arg_listen = optarg;
+                        address = optarg;
                         break;
                 case ARG_BUS_ADDRESS:
                         arg_bus_address = optarg;
@@ -111,20 +131,24 @@ static int parse_argv(int argc, char *argv[]) {
                 default:
                         return -EINVAL;
                 }
-        return 1;
-}
 
-static int check_inputs(char **files, int n) {
-        for (int i = 0; i < n; i++) {
-                struct stat st;
-                if (stat(files[i], &st) < 0)
-                        return log_error_errno(errno, "Cannot use input file %s: %m", files[i]);
-                if (!S_ISREG(st.st_mode))
-                        return log_error_errno(EINVAL, "Input %s is not a regular file.", files[i]);
-                if (access(files[i], R_OK) < 0)
-                        return log_error_errno(errno, "Cannot read input file %s: %m", files[i]);
+        arg_files = argv + optind;
+        arg_n_files = (unsigned) (argc - optind);
+        r = check_inputs(arg_files, arg_n_files);
+        if (r < 0)
+                return r;
+
+        if (!address) {
+                r = address_default(MRKV_COORDINATOR_ADDRESS_ENV, MRKV_COORDINATOR_SOCKET, &default_address);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to determine the default address: %m");
+                address = default_address;
         }
-        return 0;
+        r = address_parse(address, &arg_address);
+        if (r < 0)
+                return log_error_errno(r, "Invalid address '%s': %m (expected unix:/path or tcp:host:port)",
+                                       address);
+        return 1;
 }
 
 static char *default_state_directory(void) {
@@ -145,120 +169,100 @@ static char *default_state_directory(void) {
         return strdup("/var/lib/mrkv");
 }
 
-static int run(int argc, char *argv[]) {
-        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(coordinator_freep) Coordinator *c = NULL;
-        _cleanup_free_ char *address_string = NULL, *cwd = NULL;
-        _cleanup_free_ int *fds = NULL;
-        Address address = {};
-        unsigned n_fds = 0;
-        bool bound = false;
-        int r;
-
-        log_set_ident("mrkv-coordinator");
-        r = parse_argv(argc, argv);
-        if (r <= 0)
-                return r < 0 ? 2 : 0;
-
-        if (optind < argc && check_inputs(argv + optind, argc - optind) < 0)
-                return 2;
-
-        if (arg_listen)
-                address_string = strdup(arg_listen);
-        else
-                r = address_default(MRKV_COORDINATOR_ADDRESS_ENV, MRKV_COORDINATOR_SOCKET, &address_string);
-        if (!address_string)
-                return log_oom(), 1;
-        r = address_parse(address_string, &address);
-        if (r < 0) {
-                log_error_errno(r, "Invalid address '%s': %m (expected unix:/path or tcp:host:port)", address_string);
-                return 2;
-        }
-
-        r = sd_event_default(&event);
-        if (r < 0)
-                return log_error_errno(r, "Failed to allocate event loop: %m"), 1;
-        sigset_t mask;
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        sigprocmask(SIG_BLOCK, &mask, NULL);
-        (void) sd_event_add_signal(event, NULL, SIGTERM, NULL, NULL);
-        (void) sd_event_add_signal(event, NULL, SIGINT, NULL, NULL);
-        (void) sd_event_set_watchdog(event, true);
-
-        r = coordinator_new(event, &c);
-        if (r < 0)
-                return log_error_errno(r, "Failed to set up coordinator: %m"), 1;
+static int apply_options(Coordinator *c) {
         c->default_nreduce = arg_nreduce;
         c->default_task_timeout = arg_task_timeout;
         c->state_dir = default_state_directory();
         if (!c->state_dir)
-                return log_oom(), 1;
+                return log_oom();
+        return 0;
+}
 
-        bool bus_explicit;
-        r = bus_open_for_daemon(arg_bus_address, &bus, &bus_explicit);
-        if (r >= 0 && bus) {
-                r = coordinator_bus_setup(c, bus);
-                if (r >= 0)
-                        r = bus_start_daemon(bus, event, MAPREDUCE_BUS_NAME, "mrkv-coordinator");
-        }
-        if (r < 0) {
-                if (bus_explicit)
-                        return log_error_errno(r, "Failed to serve on the bus: %m"), 1;
-                log_warning_errno(r, "Not serving on D-Bus: %m");
-                bus = sd_bus_flush_close_unref(bus);
+/* The job of the FILEs given on the command line, as the lab's mrcoordinator runs it:
+ * in the current directory, and the coordinator exits when it is done. */
+static int start_command_line_job(Coordinator *c) {
+        _cleanup_free_ char *cwd = NULL;
+        Job *job;
+        int r;
+
+        cwd = getcwd(NULL, 0);
+        if (!cwd)
+                return log_error_errno(errno, "Cannot determine the current directory: %m");
+        r = job_new("1", NULL, cwd, arg_files, arg_n_files, arg_nreduce, arg_task_timeout, &job);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create job: %m");
+        c->exit_when_done = true;
+        (void) coordinator_start_job(c, job);
+        return 0;
+}
+
+static int add_bus_objects(sd_bus *bus, void *userdata) {
+        return coordinator_bus_setup(userdata, bus);
+}
+
+static int listen_fd(int fd, void *userdata) {
+        return coordinator_listen_fd(userdata, fd);
+}
+
+static int run(int argc, char *argv[]) {
+        _cleanup_(daemon_freep) Daemon *d = NULL;
+        /* Released after the coordinator, whose hooks may still signal on the bus. */
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(coordinator_freep) Coordinator *c = NULL;
+        int r;
+
+        log_set_ident("mrkv-coordinator");
+
+        r = parse_argv(argc, argv);
+        if (r <= 0)
+                return r < 0 ? EXIT_USAGE : EXIT_SUCCESS;
+
+        r = daemon_new(&(const DaemonOptions) {
+                               .ident = "mrkv-coordinator",
+                               .address = &arg_address,
+                               .bus_address = arg_bus_address,
+                               .bus_name = MAPREDUCE_BUS_NAME,
+                       },
+                       &d);
+        if (r < 0)
+                return r;
+
+        r = coordinator_new(d->event, &c);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up coordinator: %m");
+        r = apply_options(c);
+        if (r < 0)
+                return r;
+
+        r = daemon_open_bus(d, add_bus_objects, c, &bus);
+        if (r < 0)
+                return r;
+        if (!bus) {
+                /* coordinator_bus_setup() may have hooked into c before the bus failed. */
                 c->job_hook = NULL;
                 c->workers_hook = NULL;
         }
 
-        r = listen_sockets(&address, &fds, &n_fds, &bound);
+        r = daemon_listen(d, listen_fd, c);
         if (r < 0)
-                goto finish;
-        for (unsigned i = 0; i < n_fds; i++) {
-                r = coordinator_listen_fd(c, fds[i]);
-                if (r < 0) {
-                        log_error_errno(r, "Failed to serve socket: %m");
-                        goto finish;
-                }
+                return r;
+
+        if (arg_n_files > 0) {
+                r = start_command_line_job(c);
+                if (r < 0)
+                        return r;
         }
 
-        if (optind < argc) {
-                Job *job;
+        log_info("Listening on %s.",
+                 d->bound ? arg_address.string : "sockets passed by the service manager");
+        (void) sd_notifyf(false, "READY=1\nSTATUS=%s", arg_n_files > 0 ? "Running job" : "Waiting for jobs");
 
-                cwd = getcwd(NULL, 0);
-                if (!cwd) {
-                        r = log_error_errno(errno, "Cannot determine the current directory: %m");
-                        goto finish;
-                }
-                r = job_new("1", NULL, cwd, argv + optind, (unsigned) (argc - optind), arg_nreduce,
-                            arg_task_timeout, &job);
-                if (r < 0) {
-                        log_error_errno(r, "Failed to create job: %m");
-                        goto finish;
-                }
-                c->exit_when_done = true;
-                (void) coordinator_start_job(c, job);
-        }
-
-        log_info("Listening on %s.", bound ? address.string : "sockets passed by the service manager");
-        (void) sd_notifyf(false, "READY=1\nSTATUS=%s", optind < argc ? "Running job" : "Waiting for jobs");
-
-        r = sd_event_loop(event);
+        r = sd_event_loop(d->event);
         (void) sd_notify(false, "STOPPING=1");
         if (r < 0)
                 log_error_errno(r, "Event loop failed: %m");
         coordinator_shutdown(c);
-        r = r < 0 ? r : c->exit_status;
-
-finish:
-        if (bound)
-                address_unlink(&address);
-        address_done(&address);
-        return r < 0 ? 1 : r;
+        return r < 0 ? r : c->exit_status;
 }
 
-int main(int argc, char *argv[]) {
-        return run(argc, argv);
-}
+DEFINE_MAIN_FUNCTION(run);

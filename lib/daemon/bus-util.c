@@ -104,12 +104,10 @@ int bus_start_daemon(sd_bus *bus, sd_event *event, const char *name, const char 
         r = sd_bus_add_object_vtable(bus, NULL, "/org/freedesktop/LogControl1", "org.freedesktop.LogControl1",
                                      log_control_vtable, (void *) ident);
         if (r < 0)
-                return log_error_errno(r, "Failed to add LogControl1: %m");
+                return r;
         r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)
-                return log_error_errno(r, "Failed to attach the bus to the event loop: %m");
+                return r;
         r = sd_bus_request_name(bus, name, 0);
-        if (r < 0)
-                return log_error_errno(r, "Failed to acquire bus name %s: %m", name);
-        return 0;
+        return r < 0 ? r : 0;
 }

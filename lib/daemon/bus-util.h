@@ -13,9 +13,10 @@
  *     service ($XDG_RUNTIME_DIR set) and the system bus otherwise;
  *   - else no bus (a program run by hand, as in the lab).
  * Returns 0 with *ret NULL for no bus. *ret_explicit tells whether the bus was asked for
- * (a failure is then fatal) or chosen by default (a failure is a warning). */
+ * (a failure is then fatal) or chosen by default (a failure is a warning). Logs nothing. */
 int bus_open_for_daemon(const char *address, sd_bus **ret, bool *ret_explicit);
 
 /* Attaches to the event loop, serves org.freedesktop.LogControl1 (so that
- * `systemctl service-log-level` works) and requests name. */
+ * `systemctl service-log-level` works) and requests name. Logs nothing: returns -errno,
+ * -EEXIST when another connection owns name. */
 int bus_start_daemon(sd_bus *bus, sd_event *event, const char *name, const char *ident);

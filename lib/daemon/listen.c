@@ -1,51 +1,45 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <sys/socket.h>
+
 #include <systemd/sd-daemon.h>
 
 #include "listen.h"
-#include "log.h"
 #include "macro.h"
+#include "strv.h"
 
-int listen_sockets(const Address *address, int **ret_fds, unsigned *ret_n, bool *ret_bound) {
-        _cleanup_free_ int *fds = NULL;
-        char **names = NULL;
-        int n, fd;
+static void close_passed(int n) {
+        for (int i = 0; i < n; i++)
+                (void) close(SD_LISTEN_FDS_START + i);
+}
 
+int listen_fds_passed(int **ret_fds, int *ret_bad_fd) {
+        _cleanup_strv_free_ char **names = NULL;
+        int *fds, n;
+
+        assert(ret_fds);
+        assert(ret_bad_fd);
+
+        /* The names are not used: every passed socket serves the same interfaces. */
         n = sd_listen_fds_with_names(true, &names);
-        if (n < 0)
-                return log_error_errno(n, "Failed to read sockets passed by the service manager: %m");
-        if (names) {
-                for (int i = 0; names[i]; i++)
-                        free(names[i]);
-                free(names);
+        if (n <= 0) {
+                *ret_fds = NULL;
+                return n;
         }
 
-        if (n > 0) {
-                fds = calloc(n, sizeof(int));
-                if (!fds)
-                        return log_oom();
-                for (int i = 0; i < n; i++) {
-                        fds[i] = SD_LISTEN_FDS_START + i;
-                        if (sd_is_socket(fds[i], AF_UNSPEC, SOCK_STREAM, 1) <= 0)
-                                return log_error_errno(EINVAL, "Passed file descriptor %d is not a listening stream socket.", fds[i]);
+        for (int i = 0; i < n; i++)
+                if (sd_is_socket(SD_LISTEN_FDS_START + i, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
+                        *ret_bad_fd = SD_LISTEN_FDS_START + i;
+                        close_passed(n);
+                        return -ENOTSOCK;
                 }
-                log_debug("Using %d socket(s) passed by the service manager.", n);
-                *ret_fds = TAKE_PTR(fds);
-                *ret_n = (unsigned) n;
-                *ret_bound = false;
-                return 0;
-        }
 
-        fd = address_listen(address);
-        if (fd < 0)
-                return log_error_errno(fd, "Failed to listen on %s: %m", address->string);
-        fds = calloc(1, sizeof(int));
+        fds = calloc(n, sizeof(int));
         if (!fds) {
-                close(fd);
-                return log_oom();
+                close_passed(n);
+                return -ENOMEM;
         }
-        fds[0] = fd;
-        *ret_fds = TAKE_PTR(fds);
-        *ret_n = 1;
-        *ret_bound = true;
-        return 0;
+        for (int i = 0; i < n; i++)
+                fds[i] = SD_LISTEN_FDS_START + i;
+        *ret_fds = fds;
+        return n;
 }

@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-#include "address.h"
-
-/* The listening sockets of a daemon: those passed by systemd (sd_listen_fds_with_names())
- * when there are any, else one bound to address. *ret_fds is malloc'd; *ret_bound is set
- * when the program bound the socket itself (and so must remove it at exit). */
-int listen_sockets(const Address *address, int **ret_fds, unsigned *ret_n, bool *ret_bound);
+/* Takes the listening sockets passed by the service manager (sd_listen_fds_with_names()):
+ * returns their number, 0 when there are none, with the fds in *ret_fds (malloc'd, NULL
+ * for none). When one is not a listening stream socket, returns -ENOTSOCK with its number
+ * in *ret_bad_fd, and all the passed fds are closed. Logs nothing. */
+int listen_fds_passed(int **ret_fds, int *ret_bad_fd);

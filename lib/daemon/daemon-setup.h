@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "address.h"
+#include "macro.h"
+
+/* What every daemon sets up around its service: the event loop with its signals and the
+ * watchdog, the descriptor limit, the optional bus, and the listening sockets. These
+ * functions log their failures; callers just return the error. */
+
+typedef struct DaemonOptions {
+        const char *ident;        /* the program, as org.freedesktop.LogControl1 names it */
+        const Address *address;   /* where to listen unless the service manager passes sockets */
+        unsigned max_connections; /* fitted to RLIMIT_NOFILE; 0 leaves the limit alone */
+        const char *bus_address;  /* --bus-address, or NULL: see bus_open_for_daemon() */
+        const char *bus_name;     /* requested on the bus */
+} DaemonOptions;
+
+typedef struct Daemon {
+        DaemonOptions options;    /* borrowed: the strings and the address outlive the daemon */
+        sd_event *event;
+        unsigned max_connections; /* options.max_connections, fitted to RLIMIT_NOFILE */
+        bool bound;               /* listening on options.address: the socket file goes at exit */
+} Daemon;
+
+/* Adds the service's objects to the bus. */
+typedef int (*DaemonBusSetup)(sd_bus *bus, void *userdata);
+/* Serves on a listening socket; takes the fd, also when it fails. */
+typedef int (*DaemonListenFd)(int fd, void *userdata);
+
+/* The event loop of a program that SIGTERM and SIGINT stop: they are blocked and handled
+ * by on_exit, or end the loop when it is NULL. SIGPIPE is ignored (a write to a peer that
+ * went away fails with EPIPE), and the service manager's watchdog is fed while the loop
+ * runs. */
+int daemon_event_new(sd_event_signal_handler_t on_exit, void *userdata, sd_event **ret);
+
+/* The event loop (daemon_event_new()), after raising RLIMIT_NOFILE for max_connections. */
+int daemon_new(const DaemonOptions *options, Daemon **ret);
+/* Removes the socket file it bound; free the service before, the event loop goes here. */
+Daemon *daemon_free(Daemon *d);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Daemon *, daemon_free);
+
+/* Serves on the bus (bus_open_for_daemon()): setup adds the service's objects, then
+ * org.freedesktop.LogControl1 is added and the name requested. *ret is NULL when the
+ * daemon serves on no bus: none was asked for, or the default one failed (a warning).
+ * Only a failure of a bus that was asked for is an error. */
+int daemon_open_bus(Daemon *d, DaemonBusSetup setup, void *userdata, sd_bus **ret);
+
+/* Hands the listening sockets to the service: those the service manager passed, else one
+ * bound to options.address. When listen_fd fails, the sockets not handed over are closed. */
+int daemon_listen(Daemon *d, DaemonListenFd listen_fd, void *userdata);

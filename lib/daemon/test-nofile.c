@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "nofile.h"
+
+/* Runs fn in a child, whose limits may go down for good; returns its exit status. */
+static int in_child(int (*fn)(void)) {
+        pid_t pid;
+        int status;
+
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0)
+                _exit(fn());
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert(WIFEXITED(status));
+        return WEXITSTATUS(status);
+}
+
+#define CHILD_CHECK(expr)                                                               \
+        do {                                                                            \
+                if (!(expr)) {                                                          \
+                        fprintf(stderr, "%s:%d: failed: %s\n", __FILE__, __LINE__, #expr); \
+                        return 1;                                                       \
+                }                                                                       \
+        } while (0)
+
+START_TEST(test_connections_max) {
+        ck_assert_uint_eq(nofile_connections_max(RLIM_INFINITY, 4096), 4096);
+        ck_assert_uint_eq(nofile_connections_max(1048576, 4096), 4096);
+        ck_assert_uint_eq(nofile_connections_max(4096 + NOFILE_RESERVE, 4096), 4096);
+        ck_assert_uint_eq(nofile_connections_max(4096 + NOFILE_RESERVE - 1, 4096), 4095);
+        ck_assert_uint_eq(nofile_connections_max(1024, 4096), 1024 - NOFILE_RESERVE);
+        /* A tiny limit still leaves a few... */
+        ck_assert_uint_eq(nofile_connections_max(2 * NOFILE_RESERVE + 1, 4096), NOFILE_RESERVE + 1);
+        ck_assert_uint_eq(nofile_connections_max(2 * NOFILE_RESERVE, 4096), NOFILE_RESERVE);
+        ck_assert_uint_eq(nofile_connections_max(20, 4096), NOFILE_RESERVE);
+        /* ...but never more than asked for. */
+        ck_assert_uint_eq(nofile_connections_max(100, 50), 50);
+        ck_assert_uint_eq(nofile_connections_max(100, 3), 3);
+}
+END_TEST
+
+START_TEST(test_raise) {
+        struct rlimit rl;
+
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+        if (rl.rlim_max < 2 * NOFILE_RESERVE)
+                return;
+        /* Lowering the soft limit can be undone, unlike lowering the hard one. */
+        rl.rlim_cur = NOFILE_RESERVE;
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+        ck_assert_int_eq(nofile_raise(), 0);
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+        ck_assert(rl.rlim_cur == rl.rlim_max);
+        /* At the hard limit already, nothing to do. */
+        ck_assert_int_eq(nofile_raise(), 0);
+}
+END_TEST
+
+static int fit_under_low_hard_limit(void) {
+        struct rlimit rl = { .rlim_cur = 150, .rlim_max = 200 };
+
+        CHILD_CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+        /* Raised to 200 first: room for 200 - NOFILE_RESERVE. */
+        CHILD_CHECK(nofile_fit_connections(4096) == 200 - NOFILE_RESERVE);
+        CHILD_CHECK(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+        CHILD_CHECK(rl.rlim_cur == 200);
+        CHILD_CHECK(nofile_fit_connections(100) == 100);
+        CHILD_CHECK(nofile_fit_connections(137) == 200 - NOFILE_RESERVE);
+        return 0;
+}
+
+START_TEST(test_fit) {
+        struct rlimit rl;
+
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+        if (rl.rlim_max < 200)
+                return;
+        ck_assert_int_eq(in_child(fit_under_low_hard_limit), 0);
+}
+END_TEST
+
+static Suite *nofile_suite(void) {
+        Suite *s = suite_create("nofile");
+        TCase *tc = tcase_create("nofile");
+
+        tcase_add_test(tc, test_connections_max);
+        tcase_add_test(tc, test_raise);
+        tcase_add_test(tc, test_fit);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void) {
+        SRunner *sr = srunner_create(nofile_suite());
+        int failed;
+
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
