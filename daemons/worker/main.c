@@ -1,17 +1,23 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* mrkv-worker: runs MapReduce tasks for a coordinator. Parses options, loads the app,
+ * and asks for tasks until the job is done (or, with --serve, until SIGTERM). */
 #include <getopt.h>
 #include <signal.h>
-#include <sys/resource.h>
 
 #include "address.h"
 #include "app-loader.h"
 #include "config.h"
 #include "log.h"
 #include "macro.h"
+#include "main-func.h"
+#include "nofile.h"
 #include "worker.h"
 
-static const char *arg_connect = NULL;
+static Address arg_address = {};
+static const char *arg_app = NULL;
 static bool arg_serve = false;
+
+STATIC_DESTRUCTOR_REGISTER(arg_address, address_done);
 
 static void help(void) {
         printf("Usage: mrkv-worker [OPTIONS] [APP]\n"
@@ -48,12 +54,14 @@ static int parse_argv(int argc, char *argv[]) {
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
         };
+        _cleanup_free_ char *default_address = NULL;
+        const char *address = NULL;
         int c, r;
 
         while ((c = getopt_long(argc, argv, "c:sh", options, NULL)) >= 0)
                 switch (c) {
                 case 'c':
-                        arg_connect = optarg;
+                        address = optarg;
                         break;
                 case 's':
                         arg_serve = true;
@@ -75,49 +83,45 @@ static int parse_argv(int argc, char *argv[]) {
 
         if (argc - optind > 1)
                 return log_error_errno(EINVAL, "Expected at most one APP argument; see --help.");
+        if (optind < argc)
+                arg_app = argv[optind];
+
+        if (!address) {
+                r = address_default(MRKV_COORDINATOR_ADDRESS_ENV, MRKV_COORDINATOR_SOCKET, &default_address);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to determine the default address: %m");
+                address = default_address;
+        }
+        r = address_parse(address, &arg_address);
+        if (r < 0)
+                return log_error_errno(r, "Invalid address '%s': %m (expected unix:/path or tcp:host:port)",
+                                       address);
         return 1;
 }
 
-int main(int argc, char *argv[]) {
-        _cleanup_free_ char *address = NULL;
-        App *app = NULL;
-        Address parsed;
+static int run(int argc, char *argv[]) {
+        _cleanup_(app_freep) App *app = NULL;
         int r;
 
         log_set_ident("mrkv-worker");
+
         r = parse_argv(argc, argv);
         if (r <= 0)
-                return r < 0 ? 2 : 0;
+                return r < 0 ? EXIT_USAGE : EXIT_SUCCESS;
 
-        if (arg_connect)
-                address = strdup(arg_connect);
-        else if (address_default(MRKV_COORDINATOR_ADDRESS_ENV, MRKV_COORDINATOR_SOCKET, &address) < 0)
-                address = NULL;
-        if (!address)
-                return log_oom(), 1;
-        r = address_parse(address, &parsed);
-        if (r < 0) {
-                log_error_errno(r, "Invalid address '%s': %m (expected unix:/path or tcp:host:port)", address);
-                return 2;
-        }
-        address_done(&parsed);
-
-        if (optind < argc) {
-                r = app_load(argv[optind], &app);
+        if (arg_app) {
+                r = app_load(arg_app, &app);
                 if (r < 0)
-                        return 1; /* app_load() said why */
+                        return r; /* app_load() said why */
         }
 
         /* A reduce task opens one file per map task at once. */
-        struct rlimit rl;
-        if (getrlimit(RLIMIT_NOFILE, &rl) >= 0 && rl.rlim_cur < rl.rlim_max) {
-                rl.rlim_cur = rl.rlim_max;
-                (void) setrlimit(RLIMIT_NOFILE, &rl);
-        }
-
+        (void) nofile_raise();
         /* A coordinator that goes away mid-write must not kill us with SIGPIPE. */
-        signal(SIGPIPE, SIG_IGN);
-        r = worker_run(address, app, arg_serve);
-        app_free(app);
-        return r < 0 ? 1 : 0;
+        (void) signal(SIGPIPE, SIG_IGN);
+
+        r = worker_run(arg_address.string, app, arg_serve);
+        return r < 0 ? r : EXIT_SUCCESS;
 }
+
+DEFINE_MAIN_FUNCTION(run);

@@ -14,22 +14,29 @@
 #include "config.h"
 
 #include "address.h"
+#include "daemon-setup.h"
 #include "fault.h"
 #include "log.h"
 #include "macro.h"
+#include "main-func.h"
 #include "parse-util.h"
 #include "proxy.h"
 
-#define EXIT_USAGE 2
 /* An hour is far beyond any test's patience; the bound keeps the µs arithmetic safe. */
 #define DELAY_MAX_MSEC (3600U * 1000U)
 
 typedef struct Config {
-        const char *listen, *connect, *ready_file;
+        Address listen, upstream;
+        const char *ready_file;
         uint64_t seed;
         bool seed_set;
         FaultPolicy policy;
 } Config;
+
+static void config_done(Config *c) {
+        address_done(&c->listen);
+        address_done(&c->upstream);
+}
 
 static void help(void) {
         printf("Usage: %s --listen ADDRESS --connect ADDRESS [OPTIONS]\n"
@@ -108,14 +115,13 @@ static int parse_argv(int argc, char *argv[], Config *c) {
                 {},
         };
         uint64_t delay_min = FAULT_DEFAULT_DELAY_MIN_MSEC, delay_max = FAULT_DEFAULT_DELAY_MAX_MSEC;
+        const char *listen = NULL, *connect = NULL;
         bool delay_max_set = false;
         int opt, r;
 
-        *c = (Config) {
-                .policy = {
-                        .drop_request_percent = FAULT_DEFAULT_DROP_REQUEST,
-                        .drop_reply_percent = FAULT_DEFAULT_DROP_REPLY,
-                },
+        c->policy = (FaultPolicy) {
+                .drop_request_percent = FAULT_DEFAULT_DROP_REQUEST,
+                .drop_reply_percent = FAULT_DEFAULT_DROP_REPLY,
         };
 
         /* Leading ':' so that we, not getopt, word the errors; '+' stops at the first non-option. */
@@ -128,10 +134,10 @@ static int parse_argv(int argc, char *argv[], Config *c) {
                         printf("mrkv-faultproxy %s\n", PACKAGE_VERSION);
                         return 0;
                 case ARG_LISTEN:
-                        c->listen = optarg;
+                        listen = optarg;
                         break;
                 case ARG_CONNECT:
-                        c->connect = optarg;
+                        connect = optarg;
                         break;
                 case ARG_SEED:
                         r = parse_uint64(optarg, &c->seed);
@@ -185,9 +191,9 @@ static int parse_argv(int argc, char *argv[], Config *c) {
 
         if (optind < argc)
                 return log_error_errno(EINVAL, "Unexpected argument '%s'.", argv[optind]);
-        if (!c->listen)
+        if (!listen)
                 return log_error_errno(EINVAL, "--listen ADDRESS is required.");
-        if (!c->connect)
+        if (!connect)
                 return log_error_errno(EINVAL, "--connect ADDRESS is required.");
 
         /* Raising only the minimum means "at least this long", not an error against a default. */
@@ -199,6 +205,17 @@ static int parse_argv(int argc, char *argv[], Config *c) {
                                        delay_min, delay_max);
         c->policy.delay_min_usec = delay_min * USEC_PER_MSEC;
         c->policy.delay_max_usec = delay_max * USEC_PER_MSEC;
+
+        r = address_parse(listen, &c->listen);
+        if (r < 0)
+                return log_error_errno(r, "Invalid --listen address '%s': %m", listen);
+        r = address_parse(connect, &c->upstream);
+        if (r < 0)
+                return log_error_errno(r, "Invalid --connect address '%s': %m", connect);
+        /* Connecting to itself, every accepted client would bring in another until the fds run out. */
+        if (c->listen.sa_len == c->upstream.sa_len &&
+            memcmp(&c->listen.sa, &c->upstream.sa, c->upstream.sa_len) == 0)
+                return log_error_errno(EINVAL, "--listen and --connect name the same address, %s.", listen);
         return 1;
 }
 
@@ -276,123 +293,81 @@ static int on_usr1(sd_event_source *s, const struct signalfd_siginfo *si, void *
         return 0;
 }
 
-static int run(const Config *c, const Address *listen_addr, const Address *upstream) {
-        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
-        _cleanup_(proxy_freep) Proxy *proxy = NULL;
-        _cleanup_free_ char *listening = NULL;
-        bool bound = false, ready = false;
-        sigset_t mask;
-        int fd, r;
-
-        /* sd-event takes signals through a signalfd, which needs them blocked. */
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        sigaddset(&mask, SIGUSR1);
-        sigprocmask(SIG_BLOCK, &mask, NULL);
-        /* A peer that vanished is an error from send(), not a reason to die. */
-        signal(SIGPIPE, SIG_IGN);
-
-        r = sd_event_default(&event);
-        if (r < 0) {
-                log_error_errno(r, "Failed to create the event loop: %m");
-                goto finish;
-        }
-
-        fd = address_listen(listen_addr);
-        if (fd < 0) {
-                r = log_error_errno(fd, "Failed to listen on %s: %m", listen_addr->string);
-                goto finish;
-        }
-        bound = true;
-        r = listen_address_string(fd, listen_addr, &listening);
-        if (r < 0) {
-                close(fd);
-                log_error_errno(r, "Failed to read the listening address: %m");
-                goto finish;
-        }
-
-        r = proxy_new(event, fd, upstream, &c->policy, c->seed, &proxy);
-        if (r < 0) {
-                log_error_errno(r, "Failed to set up the proxy: %m");
-                goto finish;
-        }
-
-        r = sd_event_add_signal(event, NULL, SIGTERM, on_exit_signal, NULL);
-        if (r >= 0)
-                r = sd_event_add_signal(event, NULL, SIGINT, on_exit_signal, NULL);
-        if (r >= 0)
-                r = sd_event_add_signal(event, NULL, SIGUSR1, on_usr1, proxy);
-        if (r < 0) {
-                log_error_errno(r, "Failed to watch signals: %m");
-                goto finish;
-        }
-
-        if (c->ready_file) {
-                r = write_ready_file(c->ready_file, listening);
-                if (r < 0) {
-                        log_error_errno(r, "Failed to write %s: %m", c->ready_file);
-                        goto finish;
-                }
-                ready = true;
-        }
-
-        log_info("Listening on %s, forwarding to %s: seed=%" PRIu64 " drop-request=%g%% drop-reply=%g%% "
-                 "delay=%" PRIu64 "..%" PRIu64 "ms",
-                 listening, upstream->string, c->seed, c->policy.drop_request_percent,
-                 c->policy.drop_reply_percent, c->policy.delay_min_usec / USEC_PER_MSEC,
-                 c->policy.delay_max_usec / USEC_PER_MSEC);
-
-        r = sd_event_loop(event);
-        if (r < 0)
-                log_error_errno(r, "Event loop failed: %m");
-        proxy_log_counters(proxy);
-
-finish:
-        proxy = proxy_free(proxy);
-        if (ready)
-                (void) unlink(c->ready_file);
-        if (bound)
-                address_unlink(listen_addr);
-        return r;
+/* Removes, at exit, what the proxy leaves in the file system. */
+static void unlink_socketp(const Address **a) {
+        if (*a)
+                address_unlink(*a);
 }
 
-int main(int argc, char *argv[]) {
-        Address listen_addr = {}, upstream = {};
-        Config c;
+static void unlink_filep(const char **path) {
+        if (*path)
+                (void) unlink(*path);
+}
+
+static int run(int argc, char *argv[]) {
+        _cleanup_(config_done) Config c = {};
+        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        _cleanup_(unlink_socketp) const Address *bound = NULL;
+        _cleanup_(unlink_filep) const char *ready_file = NULL;
+        _cleanup_(proxy_freep) Proxy *proxy = NULL;
+        _cleanup_free_ char *listening = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        sigset_t mask;
         int r;
 
         log_set_ident("mrkv-faultproxy");
 
         r = parse_argv(argc, argv, &c);
-        if (r == 0)
-                return EXIT_SUCCESS;
-        if (r > 0) {
-                r = address_parse(c.listen, &listen_addr);
-                if (r < 0)
-                        log_error_errno(r, "Invalid --listen address '%s': %m", c.listen);
-        }
-        if (r >= 0) {
-                r = address_parse(c.connect, &upstream);
-                if (r < 0)
-                        log_error_errno(r, "Invalid --connect address '%s': %m", c.connect);
-        }
-        /* Connecting to itself, every accepted client would bring in another until the fds run out. */
-        if (r >= 0 && listen_addr.sa_len == upstream.sa_len &&
-            memcmp(&listen_addr.sa, &upstream.sa, upstream.sa_len) == 0)
-                r = log_error_errno(EINVAL, "--listen and --connect name the same address, %s.", c.listen);
         if (r < 0) {
-                address_done(&listen_addr);
-                address_done(&upstream);
                 fprintf(stderr, "Try '%s --help'.\n", program_invocation_short_name);
                 return EXIT_USAGE;
         }
-
+        if (r == 0)
+                return EXIT_SUCCESS;
         if (!c.seed_set)
                 c.seed = random_seed();
 
-        r = run(&c, &listen_addr, &upstream);
-        address_done(&listen_addr);
-        address_done(&upstream);
-        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        /* SIGUSR1 goes to the event loop too, which takes signals only while they are blocked. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGUSR1);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return log_error_errno(errno, "Failed to block signals: %m");
+        r = daemon_event_new(on_exit_signal, NULL, &event);
+        if (r < 0)
+                return r;
+
+        fd = address_listen(&c.listen);
+        if (fd < 0)
+                return log_error_errno(fd, "Failed to listen on %s: %m", c.listen.string);
+        bound = &c.listen;
+        r = listen_address_string(fd, &c.listen, &listening);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read the listening address: %m");
+
+        r = proxy_new(event, TAKE_FD(fd), &c.upstream, &c.policy, c.seed, &proxy);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the proxy: %m");
+        r = sd_event_add_signal(event, NULL, SIGUSR1, on_usr1, proxy);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch signals: %m");
+
+        if (c.ready_file) {
+                r = write_ready_file(c.ready_file, listening);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to write %s: %m", c.ready_file);
+                ready_file = c.ready_file;
+        }
+
+        log_info("Listening on %s, forwarding to %s: seed=%" PRIu64 " drop-request=%g%% drop-reply=%g%% "
+                 "delay=%" PRIu64 "..%" PRIu64 "ms",
+                 listening, c.upstream.string, c.seed, c.policy.drop_request_percent, c.policy.drop_reply_percent,
+                 c.policy.delay_min_usec / USEC_PER_MSEC, c.policy.delay_max_usec / USEC_PER_MSEC);
+
+        r = sd_event_loop(event);
+        if (r < 0)
+                log_error_errno(r, "Event loop failed: %m");
+        proxy_log_counters(proxy);
+        return r;
 }
+
+DEFINE_MAIN_FUNCTION(run);
