@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <endian.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include "macro.h"
+#include "record.h"
+
+static void put_le32(uint8_t *p, uint32_t v) {
+        v = htole32(v);
+        memcpy(p, &v, sizeof(v));
+}
+
+static void put_le64(uint8_t *p, uint64_t v) {
+        v = htole64(v);
+        memcpy(p, &v, sizeof(v));
+}
+
+static uint32_t get_le32(const uint8_t *p) {
+        uint32_t v;
+        memcpy(&v, p, sizeof(v));
+        return le32toh(v);
+}
+
+static uint64_t get_le64(const uint8_t *p) {
+        uint64_t v;
+        memcpy(&v, p, sizeof(v));
+        return le64toh(v);
+}
+
+/* The crc of a header whose crc field (4 bytes at crc_offset) counts as zero, and then of
+ * the payload. */
+static uint32_t crc_compute(const uint8_t *header, size_t header_size, size_t crc_offset, const void *payload,
+                            size_t size) {
+        static const uint8_t zero[4] = {};
+        uLong crc = crc32(0L, Z_NULL, 0);
+
+        crc = crc32(crc, header, crc_offset);
+        crc = crc32(crc, zero, sizeof(zero));
+        crc = crc32(crc, header + crc_offset + 4, header_size - crc_offset - 4);
+        if (size > 0)
+                crc = crc32(crc, payload, size);
+        return (uint32_t) crc;
+}
+
+void record_file_header_encode(uint8_t buf[RECORD_FILE_HEADER_SIZE], const char magic[8], uint64_t position) {
+        memcpy(buf, magic, 8);
+        put_le32(buf + 8, RECORD_FORMAT_VERSION);
+        put_le32(buf + 12, 0);
+        put_le64(buf + 16, position);
+        put_le32(buf + 12, crc_compute(buf, RECORD_FILE_HEADER_SIZE, 12, NULL, 0));
+}
+
+int record_file_header_parse(const uint8_t *buf, size_t size, const char magic[8], uint64_t *ret_position) {
+        if (size < RECORD_FILE_HEADER_SIZE || memcmp(buf, magic, 8) != 0)
+                return -EBADMSG;
+        if (get_le32(buf + 12) != crc_compute(buf, RECORD_FILE_HEADER_SIZE, 12, NULL, 0))
+                return -EBADMSG;
+        if (get_le32(buf + 8) != RECORD_FORMAT_VERSION)
+                return -EPROTONOSUPPORT;
+        if (ret_position)
+                *ret_position = get_le64(buf + 16);
+        return 0;
+}
+
+void record_header_encode(uint8_t buf[RECORD_HEADER_SIZE], uint64_t seqnum, uint32_t type, const void *payload,
+                          uint32_t size) {
+        assert(size <= RECORD_PAYLOAD_MAX);
+
+        put_le32(buf, size);
+        put_le32(buf + 4, 0);
+        put_le32(buf + 8, type);
+        put_le32(buf + 12, 0);
+        put_le64(buf + 16, seqnum);
+        put_le32(buf + 4, crc_compute(buf, RECORD_HEADER_SIZE, 4, payload, size));
+}
+
+int64_t record_parse(const uint8_t *p, size_t avail, uint64_t min_seqnum, Record *ret) {
+        uint32_t size;
+
+        if (avail < RECORD_HEADER_SIZE)
+                return -EBADMSG;
+        size = get_le32(p);
+        if (size > RECORD_PAYLOAD_MAX || size > avail - RECORD_HEADER_SIZE)
+                return -EBADMSG;
+        /* Cheap tests first: the search for valid records after damage calls this at every
+         * byte offset. */
+        if (get_le32(p + 12) != 0 || get_le64(p + 16) < min_seqnum)
+                return -EBADMSG;
+        if (get_le32(p + 4) != crc_compute(p, RECORD_HEADER_SIZE, 4, p + RECORD_HEADER_SIZE, size))
+                return -EBADMSG;
+
+        if (ret)
+                *ret = (Record) {
+                        .seqnum = get_le64(p + 16),
+                        .type = get_le32(p + 8),
+                        .size = size,
+                        .payload = p + RECORD_HEADER_SIZE,
+                };
+        return (int64_t) RECORD_HEADER_SIZE + size;
+}
+
+int mapped_file_open(int dir_fd, const char *name, MappedFile *ret) {
+        _cleanup_close_ int fd = -EBADF;
+        struct stat st;
+        void *p;
+
+        fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EBADFD;
+
+        if (st.st_size == 0) {
+                *ret = (MappedFile) {};
+                return 0;
+        }
+        p = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED)
+                return -errno;
+        *ret = (MappedFile) { .data = p, .size = (size_t) st.st_size };
+        return 0;
+}
+
+void mapped_file_close(MappedFile *m) {
+        if (m->data)
+                (void) munmap((void *) m->data, m->size);
+        *m = (MappedFile) {};
+}
