@@ -143,3 +143,21 @@ void model_set(Model *m, uint32_t key, uint32_t value, uint8_t ret_payload[8]) {
         m->value[key] = value;
         memcpy(ret_payload, kv, sizeof(kv));
 }
+
+void model_append(Wal *w, Model *m, unsigned n) {
+        for (unsigned i = 0; i < n; i++) {
+                uint8_t payload[8];
+                uint64_t seqnum;
+
+                model_set(m, (uint32_t) (wal_last_seqnum(w) % MODEL_KEYS), (uint32_t) wal_last_seqnum(w) + 1000,
+                          payload);
+                ck_assert_int_eq(wal_append(w, MODEL_SET, payload, sizeof(payload), &seqnum), 0);
+                m->records++;
+                m->last_seqnum = seqnum;
+        }
+}
+
+void model_assert_values_eq(const Model *a, const Model *b) {
+        for (unsigned k = 0; k < MODEL_KEYS; k++)
+                ck_assert_msg(a->value[k] == b->value[k], "key %u: %u != %u", k, a->value[k], b->value[k]);
+}

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wal.h"
+
 /* Shared by the Check programs of lib/state: temporary directories, files, and a model
  * state (an array of counters) that records change, to compare loads against. */
 
@@ -49,3 +51,6 @@ typedef struct Model {
 /* A state_record_cb applying MODEL_SET records to a Model. */
 int model_apply(uint64_t seqnum, uint32_t type, const void *payload, size_t size, void *userdata);
 void model_set(Model *m, uint32_t key, uint32_t value, uint8_t ret_payload[8]);
+/* Appends n MODEL_SET records to the log and applies them to the model. */
+void model_append(Wal *w, Model *m, unsigned n);
+void model_assert_values_eq(const Model *a, const Model *b);

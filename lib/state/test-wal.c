@@ -47,23 +47,9 @@ static Wal *open_model(int dfd, const WalOptions *opts, Model *m) {
         return w;
 }
 
-static void append_model(Wal *w, Model *m, unsigned n) {
-        for (unsigned i = 0; i < n; i++) {
-                uint8_t payload[8];
-                uint64_t seqnum;
-
-                model_set(m, (uint32_t) (wal_last_seqnum(w) % MODEL_KEYS), (uint32_t) wal_last_seqnum(w) + 1000,
-                          payload);
-                ck_assert_int_eq(wal_append(w, MODEL_SET, payload, sizeof(payload), &seqnum), 0);
-                m->records++;
-                m->last_seqnum = seqnum;
-        }
-}
-
 static void assert_model_eq(const Model *a, const Model *b) {
         ck_assert_uint_eq(a->last_seqnum, b->last_seqnum);
-        for (unsigned k = 0; k < MODEL_KEYS; k++)
-                ck_assert_msg(a->value[k] == b->value[k], "key %u: %u != %u", k, a->value[k], b->value[k]);
+        model_assert_values_eq(a, b);
 }
 
 /* Records of any size and type, collected whole. */
@@ -161,7 +147,7 @@ START_TEST(test_segments) {
 
         w = open_model(dfd, &opts, &m);
         for (unsigned i = 0; i < 50; i++) {
-                append_model(w, &m, 1);
+                model_append(w, &m, 1);
                 ck_assert_int_eq(wal_commit(w), 0);
         }
         ck_assert_int_eq(wait_durable(w, 50), 0);
@@ -193,7 +179,7 @@ static void make_log(const char *path, Model *m, uint8_t **ret_data, size_t *ret
         Wal *w;
 
         w = open_model(dfd, &always, m);
-        append_model(w, m, 19);
+        model_append(w, m, 19);
         memset(last, 0xab, sizeof(last));
         ck_assert_int_eq(wal_append(w, 7, last, sizeof(last), NULL), 0);
         ck_assert_int_eq(wal_sync(w), 0);
@@ -218,7 +204,7 @@ static void assert_torn_replays_prefix(const uint8_t *data, size_t size, const M
         /* Cut away, and logged. */
         ck_assert_uint_eq(test_file_size(dfd, SEGMENT_1), last);
 
-        append_model(w, &m, 1);
+        model_append(w, &m, 1);
         ck_assert_int_eq(wal_sync(w), 0);
         wal_free(w);
         w = open_model(dfd, &always, &m);
@@ -274,7 +260,7 @@ START_TEST(test_damage_refused_and_repaired) {
         int dfd = test_dir_open(path);
 
         w = open_model(dfd, &always, &m);
-        append_model(w, &m, 20);
+        model_append(w, &m, 20);
         ck_assert_int_eq(wal_sync(w), 0);
         w = wal_free(w);
 
@@ -334,7 +320,7 @@ START_TEST(test_damage_in_earlier_segment) {
 
         w = open_model(dfd, &opts, &m);
         for (unsigned i = 0; i < 12; i++) {
-                append_model(w, &m, 1);
+                model_append(w, &m, 1);
                 ck_assert_int_eq(wal_commit(w), 0);
         }
         ck_assert_int_eq(wal_sync(w), 0);
@@ -399,7 +385,7 @@ START_TEST(test_gap_refused) {
 
         w = open_model(dfd, &opts, &m);
         for (unsigned i = 0; i < 12; i++) {
-                append_model(w, &m, 1);
+                model_append(w, &m, 1);
                 ck_assert_int_eq(wal_commit(w), 0);
         }
         ck_assert_int_eq(wal_sync(w), 0);
@@ -529,7 +515,7 @@ START_TEST(test_group_commit) {
 
         /* The first sync is held in fdatasync() ... */
         hooks_set(&h, true, 0);
-        append_model(w, &m, 1);
+        model_append(w, &m, 1);
         ck_assert_int_eq(wal_commit(w), 0);
         pthread_mutex_lock(&h.lock);
         while (!h.in_sync)
@@ -538,7 +524,7 @@ START_TEST(test_group_commit) {
 
         /* ... while 100 clients append and commit, each asking for a sync ... */
         for (unsigned i = 0; i < 100; i++) {
-                append_model(w, &m, 1);
+                model_append(w, &m, 1);
                 ck_assert_int_eq(wal_commit(w), 0);
         }
         ck_assert_uint_eq(wal_durable_seqnum(w), 0);
@@ -574,12 +560,12 @@ START_TEST(test_sync_failure) {
         opts.io = &io;
         w = open_model(dfd, &opts, &m);
 
-        append_model(w, &m, 5);
+        model_append(w, &m, 5);
         ck_assert_int_eq(wal_commit(w), 0);
         ck_assert_int_eq(wait_durable(w, 5), 0);
 
         hooks_set(&h, false, -EIO);
-        append_model(w, &m, 5);
+        model_append(w, &m, 5);
         ck_assert_int_eq(wal_commit(w), 0);
         ck_assert_int_eq(wait_durable(w, 10), -EIO);
         ck_assert_int_eq(wal_process(w, &durable), -EIO);
@@ -641,12 +627,12 @@ START_TEST(test_write_failure) {
         hooks_init(&h, &io);
         opts.io = &io;
         w = open_model(dfd, &opts, &m);
-        append_model(w, &m, 3);
+        model_append(w, &m, 3);
         ck_assert_int_eq(wal_sync(w), 0);
 
         /* The disk fills up in the middle of a write. */
         h.write_error = -ENOSPC;
-        append_model(w, &m, 3);
+        model_append(w, &m, 3);
         ck_assert_int_eq(wal_commit(w), -ENOSPC);
         ck_assert_int_eq(wal_error(w), -ENOSPC);
         p = (struct pollfd) { .fd = wal_get_event_fd(w), .events = POLLIN };
@@ -760,7 +746,7 @@ START_TEST(test_interval) {
         /* An hour apart: commits write, the thread waits for its timer. */
         w = open_model(dfd, &opts, &m);
         for (unsigned i = 0; i < 10; i++) {
-                append_model(w, &m, 1);
+                model_append(w, &m, 1);
                 ck_assert_int_eq(wal_commit(w), 0);
         }
         wal_get_stats(w, &st);
@@ -774,7 +760,7 @@ START_TEST(test_interval) {
         /* 5 ms apart: the timer syncs what was committed, with no request. */
         opts.sync_interval_usec = 5 * USEC_PER_MSEC;
         w = open_model(dfd, &opts, &m);
-        append_model(w, &m, 3);
+        model_append(w, &m, 3);
         ck_assert_int_eq(wal_commit(w), 0);
         ck_assert_int_eq(wait_durable(w, 13), 0);
         wal_free(w);
@@ -795,7 +781,7 @@ START_TEST(test_none) {
         opts.io = &io;
         w = open_model(dfd, &opts, &m);
         for (unsigned i = 0; i < 10; i++) {
-                append_model(w, &m, 1);
+                model_append(w, &m, 1);
                 ck_assert_int_eq(wal_commit(w), 0);
         }
         ck_assert_uint_eq(hooks_syncs(&h), 0);
