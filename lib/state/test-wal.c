@@ -76,14 +76,14 @@ static int collect(uint64_t seqnum, uint32_t type, const void *payload, size_t s
 START_TEST(test_round_trip) {
         _cleanup_free_ char *path = test_dir_new();
         static const size_t sizes[] = { 0, 1, 7, 4096, 100000, 3 << 20 };
-        _cleanup_free_ uint8_t *big = malloc(3 << 20);
+        _cleanup_free_ uint8_t *big = malloc((3 << 20) + 16); /* record i starts at big + i */
         Collected c = {};
         WalStats st;
         Wal *w = NULL;
         int dfd = test_dir_open(path);
 
         ck_assert_ptr_nonnull(big);
-        for (size_t i = 0; i < (3 << 20); i++)
+        for (size_t i = 0; i < (3 << 20) + 16; i++)
                 big[i] = (uint8_t) (i * 7 + i / 251);
 
         ck_assert_int_eq(wal_open(dfd, path, 0, &always, collect, &c, &w), 0);
