@@ -61,6 +61,34 @@
                 _item_->name##_next = _item_->name##_prev = NULL;       \
         } while (0)
 
+/* Inserts item b after item a, or at the head when a is NULL; with a pointer to the
+ * tail kept beside the head, appending this way takes constant time. */
+#define LIST_INSERT_AFTER(name, head, a, b)                             \
+        do {                                                            \
+                __typeof__(*(head)) **_head_ = &(head), *_a_ = (a), *_b_ = (b); \
+                assert(_b_);                                            \
+                if (!_a_) {                                             \
+                        if ((_b_->name##_next = *_head_))               \
+                                _b_->name##_next->name##_prev = _b_;    \
+                        _b_->name##_prev = NULL;                        \
+                        *_head_ = _b_;                                  \
+                } else {                                                \
+                        if ((_b_->name##_next = _a_->name##_next))      \
+                                _b_->name##_next->name##_prev = _b_;    \
+                        _b_->name##_prev = _a_;                         \
+                        _a_->name##_next = _b_;                         \
+                }                                                       \
+        } while (0)
+
+/* Removes the first item and returns it, or NULL when the list is empty. */
+#define LIST_POP(name, head)                                            \
+        ({                                                              \
+                __typeof__(*(head)) **_pop_head_ = &(head), *_pop_item_ = *_pop_head_; \
+                if (_pop_item_)                                         \
+                        LIST_REMOVE(name, *_pop_head_, _pop_item_);     \
+                _pop_item_;                                             \
+        })
+
 #define LIST_IS_EMPTY(head) (!(head))
 
 #define LIST_FOREACH(name, i, head) for (__typeof__(*(head)) *i = (head); i; i = i->name##_next)

@@ -3,11 +3,12 @@
 #include <string.h>
 
 #include "arena.h"
+#include "list.h"
 
 #define ARENA_CHUNK_SIZE ((size_t) 1024 * 1024)
 
 struct ArenaChunk {
-        ArenaChunk *next;
+        LIST_FIELDS(ArenaChunk, chunks);
         char data[];
 };
 
@@ -21,8 +22,7 @@ char *arena_dup(Arena *a, const char *p, size_t size) {
 
                 if (!c)
                         return NULL;
-                c->next = a->chunks;
-                a->chunks = c;
+                LIST_PREPEND(chunks, a->chunks, c);
                 a->next = c->data;
                 a->end = c->data + n;
         }
@@ -35,23 +35,18 @@ char *arena_dup(Arena *a, const char *p, size_t size) {
 }
 
 void arena_reset(Arena *a) {
-        ArenaChunk *keep = a->chunks;
+        ArenaChunk *keep = LIST_POP(chunks, a->chunks);
 
         if (!keep)
                 return;
-        a->chunks = keep->next;
         arena_done(a);
-        keep->next = NULL;
-        a->chunks = keep;
+        LIST_PREPEND(chunks, a->chunks, keep);
         a->next = keep->data;
         a->end = keep->data + ARENA_CHUNK_SIZE; /* every chunk holds at least that */
 }
 
 void arena_done(Arena *a) {
-        while (a->chunks) {
-                ArenaChunk *c = a->chunks;
-                a->chunks = c->next;
+        for (ArenaChunk *c; (c = LIST_POP(chunks, a->chunks));)
                 free(c);
-        }
         *a = (Arena) {};
 }

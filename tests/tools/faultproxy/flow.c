@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "flow.h"
+#include "list.h"
 #include "macro.h"
 
 struct FlowMessage {
-        FlowMessage *next;
+        LIST_FIELDS(FlowMessage, queue);
         uint64_t release;
         size_t size; /* including the NUL */
         char data[];
@@ -25,11 +26,8 @@ void flow_init(Flow *f, FlowKind kind, const FaultPolicy *policy, FlowCounters *
 }
 
 void flow_done(Flow *f) {
-        while (f->queue_head) {
-                FlowMessage *m = f->queue_head;
-                f->queue_head = m->next;
+        for (FlowMessage *m; (m = LIST_POP(queue, f->queue));)
                 free(m);
-        }
         f->queue_tail = NULL;
         f->queued_bytes = 0;
         varlink_buffer_done(&f->in);
@@ -61,23 +59,19 @@ static int flow_handle_message(Flow *f, const char *data, size_t size, uint64_t 
         }
         /* The queue is FIFO, so nothing overtakes anyway; this keeps the release times
          * monotonic, so the head is always the next one due. */
-        if (f->queue_head)
+        if (f->queue)
                 release = MAX(release, f->last_release);
 
-        if (!f->queue_head && release <= now)
+        if (!f->queue && release <= now)
                 return flow_forward(f, data, size);
 
         m = malloc(sizeof(FlowMessage) + size);
         if (!m)
                 return -ENOMEM;
-        m->next = NULL;
         m->release = release;
         m->size = size;
         memcpy(m->data, data, size);
-        if (f->queue_tail)
-                f->queue_tail->next = m;
-        else
-                f->queue_head = m;
+        LIST_INSERT_AFTER(queue, f->queue, f->queue_tail, m);
         f->queue_tail = m;
         f->queued_bytes += size;
         f->last_release = release;
@@ -116,13 +110,13 @@ size_t flow_end_input(Flow *f) {
 }
 
 int flow_release(Flow *f, uint64_t now) {
-        while (f->queue_head && f->queue_head->release <= now) {
-                FlowMessage *m = f->queue_head;
-                int r = flow_forward(f, m->data, m->size);
+        while (f->queue && f->queue->release <= now) {
+                FlowMessage *m;
+                int r = flow_forward(f, f->queue->data, f->queue->size);
                 if (r < 0)
                         return r;
-                f->queue_head = m->next;
-                if (!f->queue_head)
+                m = LIST_POP(queue, f->queue);
+                if (!f->queue)
                         f->queue_tail = NULL;
                 f->queued_bytes -= m->size;
                 free(m);
@@ -131,7 +125,7 @@ int flow_release(Flow *f, uint64_t now) {
 }
 
 uint64_t flow_next_release(const Flow *f) {
-        return f->queue_head ? f->queue_head->release : UINT64_MAX;
+        return f->queue ? f->queue->release : UINT64_MAX;
 }
 
 size_t flow_pending_bytes(const Flow *f) {
@@ -139,5 +133,5 @@ size_t flow_pending_bytes(const Flow *f) {
 }
 
 bool flow_finished(const Flow *f) {
-        return f->eof && !f->queue_head && varlink_buffer_size(&f->out) == 0;
+        return f->eof && !f->queue && varlink_buffer_size(&f->out) == 0;
 }

@@ -32,7 +32,7 @@ typedef struct Flow {
         size_t max_message;
 
         VarlinkBuffer in; /* read from the source, not yet split; the caller appends here */
-        FlowMessage *queue_head, *queue_tail; /* held back until their release time */
+        FlowMessage *queue, *queue_tail; /* held back until their release time, oldest first */
         size_t queued_bytes;
         uint64_t last_release;
         VarlinkBuffer out; /* whole messages due to the destination; the caller consumes */

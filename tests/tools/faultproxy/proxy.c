@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "list.h"
 #include "log.h"
 #include "macro.h"
 #include "proxy.h"
@@ -32,7 +33,7 @@ typedef struct PairEnd {
 
 struct Pair {
         Proxy *proxy;
-        Pair *prev, *next;
+        LIST_FIELDS(Pair, pairs);
         uint64_t id;
         PairEnd ends[_END_MAX];
         Flow flows[_END_MAX];
@@ -47,7 +48,7 @@ struct Proxy {
         const FaultPolicy *policy;
         uint64_t seed;
         ProxyCounters counters;
-        Pair *pairs; /* a doubly linked list */
+        Pair *pairs;
         unsigned n_pairs;
 };
 
@@ -78,12 +79,7 @@ static Pair *pair_free(Pair *pair) {
         }
         sd_event_source_disable_unref(pair->timer);
 
-        if (pair->prev)
-                pair->prev->next = pair->next;
-        else
-                p->pairs = pair->next;
-        if (pair->next)
-                pair->next->prev = pair->prev;
+        LIST_REMOVE(pairs, p->pairs, pair);
         p->n_pairs--;
 
         log_debug("Connection %" PRIu64 " closed.", pair->id);
@@ -287,10 +283,7 @@ static int pair_new(Proxy *p, int client_fd, int server_fd) {
         flow_init(&pair->flows[END_SERVER], FLOW_REPLIES, p->policy, &p->counters.replies,
                   VARLINK_DEFAULT_MAX_MESSAGE, p->seed, 2 * pair->id + 1);
 
-        pair->next = p->pairs;
-        if (pair->next)
-                pair->next->prev = pair;
-        p->pairs = pair;
+        LIST_PREPEND(pairs, p->pairs, pair);
         p->n_pairs++;
         p->counters.connections++;
 
