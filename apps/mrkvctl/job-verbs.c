@@ -22,6 +22,7 @@
 #include "time-util.h"
 #include "mrkvctl.h"
 #include "parse-util.h"
+#include "strv.h"
 #include "varlink-client.h"
 
 #define MR_INTERFACE "org.mrkv.MapReduce"
@@ -482,14 +483,6 @@ static json_object *submit_parameters(const char *app, char **files, size_t n_fi
         return TAKE_PTR(p);
 }
 
-static void strv_freep(char ***v) {
-        if (!*v)
-                return;
-        for (char **i = *v; *i; i++)
-                free(*i);
-        free(*v);
-}
-
 int verb_submit(Context *ctx, int argc, char *argv[]) {
         enum { ARG_WORKDIR = ARG_VERB_FIRST, ARG_TASK_TIMEOUT, ARG_WAIT };
         static const struct option options[] = {
@@ -502,7 +495,7 @@ int verb_submit(Context *ctx, int argc, char *argv[]) {
         };
         _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
         _cleanup_json_ json_object *p = NULL, *reply = NULL;
-        _cleanup_(strv_freep) char **files = NULL;
+        _cleanup_strv_free_ char **files = NULL;
         _cleanup_free_ char *workdir = NULL, *job = NULL;
         const char *app, *arg_workdir = NULL;
         uint64_t task_timeout = 0;

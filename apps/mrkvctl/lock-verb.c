@@ -14,6 +14,7 @@
 #include "log.h"
 #include "macro.h"
 #include "mrkvctl.h"
+#include "parse-util.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(mrkv_clerk *, mrkv_clerk_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(mrkv_lock *, mrkv_lock_free);

@@ -4,7 +4,6 @@
 #include <assert.h>
 #include <errno.h>
 #include <getopt.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 #include "log.h"
 #include "macro.h"
 #include "mrkvctl.h"
+#include "parse-util.h"
 
 static const Verb verbs[] = {
         { "get", "KEY", "Print the value of KEY (--json: value and version)", verb_get },
@@ -92,25 +92,6 @@ void help(void) {
                "  mrkvctl jobs\n"
                "  mrkvctl status 3 --json\n",
                MRKV_KV_ADDRESS_ENV, MRKV_KV_SOCKET, MRKV_COORDINATOR_ADDRESS_ENV, MRKV_COORDINATOR_SOCKET);
-}
-
-int parse_timeout(const char *s, uint64_t *ret) {
-        char *end;
-        double d;
-
-        if (streq(s, "infinity")) {
-                *ret = UINT64_MAX;
-                return 0;
-        }
-
-        errno = 0;
-        d = strtod(s, &end);
-        if (errno != 0 || end == s || *end != '\0' || !isfinite(d) || d <= 0 || d >= 1e12)
-                return -EINVAL;
-        *ret = (uint64_t) (d * 1e6);
-        if (*ret == 0)
-                *ret = 1;
-        return 0;
 }
 
 int context_parse_common_option(Context *ctx, int c, const char *arg) {

@@ -55,10 +55,6 @@ enum {
  * it is not one, -1 on a bad value or an unknown option (a message is printed). */
 int context_parse_common_option(Context *ctx, int c, const char *arg);
 
-/* Parses "SEC" (decimal, fractions allowed) or "infinity" into microseconds. (Not
- * parse_seconds() of parse-util.h, which knows no infinity.) */
-int parse_timeout(const char *s, uint64_t *ret);
-
 /* A clerk for ctx's address and deadline; prints the error itself. */
 int context_open_clerk(const Context *ctx, mrkv_clerk **ret);
 

@@ -22,6 +22,7 @@
 #include "config.h"
 #include "log.h"
 #include "macro.h"
+#include "parse-util.h"
 #include "varlink-client.h"
 
 #define EXIT_USAGE 2
@@ -134,32 +135,6 @@ static void help(void) {
                 arg_warmup, arg_keyspace, arg_value_size);
 }
 
-static int parse_unsigned(const char *s, unsigned long long max, unsigned long long *ret) {
-        unsigned long long v;
-        char *end;
-
-        if (!s[0] || s[0] == '-')
-                return -EINVAL;
-        errno = 0;
-        v = strtoull(s, &end, 10);
-        if (errno != 0 || *end || v > max)
-                return -EINVAL;
-        *ret = v;
-        return 0;
-}
-
-static int parse_seconds(const char *s, double *ret) {
-        char *end;
-        double v;
-
-        errno = 0;
-        v = strtod(s, &end);
-        if (errno != 0 || end == s || *end || !(v >= 0) || v > 86400)
-                return -EINVAL;
-        *ret = v;
-        return 0;
-}
-
 static int parse_argv(int argc, char *argv[]) {
         enum { ARG_CSV = 0x100, ARG_REDIS };
         static const struct option options[] = {
@@ -175,7 +150,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "redis", no_argument, NULL, ARG_REDIS },
                 {},
         };
-        unsigned long long v;
+        unsigned v;
         int c;
 
         while ((c = getopt_long(argc, argv, "ha:c:d:w:t:k:s:", options, NULL)) >= 0)
@@ -187,20 +162,25 @@ static int parse_argv(int argc, char *argv[]) {
                         arg_address = optarg;
                         break;
                 case 'c':
-                        if (parse_unsigned(optarg, 100000, &v) < 0 || v == 0) {
+                        if (parse_unsigned(optarg, 1, 100000, &v) < 0) {
                                 log_error("Invalid connection count: %s", optarg);
                                 return -EINVAL;
                         }
                         arg_connections = (unsigned) v;
                         break;
                 case 'd':
-                case 'w':
-                        if (parse_seconds(optarg, c == 'd' ? &arg_duration : &arg_warmup) < 0 ||
-                                (c == 'd' && arg_duration <= 0)) {
+                case 'w': {
+                        uint64_t usec;
+
+                        /* At most a day; a warm-up may be 0, a duration not. */
+                        if (parse_seconds(optarg, &usec) < 0 || usec > 86400 * USEC_PER_SEC ||
+                            (c == 'd' && usec == 0)) {
                                 log_error("Invalid number of seconds: %s", optarg);
                                 return -EINVAL;
                         }
+                        *(c == 'd' ? &arg_duration : &arg_warmup) = (double) usec / USEC_PER_SEC;
                         break;
+                }
                 case 't':
                         if (streq(optarg, "get"))
                                 arg_op = OP_GET;
@@ -212,14 +192,14 @@ static int parse_argv(int argc, char *argv[]) {
                         }
                         break;
                 case 'k':
-                        if (parse_unsigned(optarg, UINT32_MAX, &v) < 0 || v == 0) {
+                        if (parse_unsigned(optarg, 1, UINT32_MAX, &v) < 0) {
                                 log_error("Invalid key count: %s", optarg);
                                 return -EINVAL;
                         }
                         arg_keyspace = (unsigned) v;
                         break;
                 case 's':
-                        if (parse_unsigned(optarg, 64 * 1024 * 1024, &v) < 0) {
+                        if (parse_unsigned(optarg, 0, 64 * 1024 * 1024, &v) < 0) {
                                 log_error("Invalid value size: %s", optarg);
                                 return -EINVAL;
                         }

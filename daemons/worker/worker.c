@@ -9,6 +9,7 @@
 #include "maptask.h"
 #include "mr-files.h"
 #include "reducetask.h"
+#include "strv.h"
 #include "varlink-client.h"
 #include "worker.h"
 
@@ -18,33 +19,21 @@ typedef struct Assignment {
         json_object *files;
 } Assignment;
 
+/* n buffers of MR_NAME_MAX bytes, as a NULL-terminated vector. */
 static char **names_new(unsigned n) {
-        char **v = calloc(n + 1, sizeof(char *));
+        _cleanup_strv_free_ char **v = calloc(n + 1, sizeof(char *));
         if (!v)
                 return NULL;
         for (unsigned i = 0; i < n; i++) {
                 v[i] = malloc(MR_NAME_MAX);
-                if (!v[i]) {
-                        for (unsigned j = 0; j < i; j++)
-                                free(v[j]);
-                        free(v);
+                if (!v[i])
                         return NULL;
-                }
         }
-        return v;
-}
-
-static void names_free(char **v) {
-        if (!v)
-                return;
-        for (char **p = v; *p; p++)
-                free(*p);
-        free(v);
+        return TAKE_PTR(v);
 }
 
 static int run_task(const Assignment *a, App *app, Groups *groups, int dir_fd, char **ret_error) {
-        char **names = NULL, **inputs = NULL;
-        int r;
+        _cleanup_strv_free_ char **names = NULL, **inputs = NULL;
 
         if (streq(a->kind, "map")) {
                 if (json_object_array_length(a->files) != 1 ||
@@ -55,10 +44,9 @@ static int run_task(const Assignment *a, App *app, Groups *groups, int dir_fd, c
                         return -ENOMEM;
                 for (unsigned i = 0; i < a->nreduce; i++)
                         mr_map_temp_name(names[i], a->job, a->task, a->attempt, i);
-                r = map_task_run(app->app, groups, dir_fd, json_object_get_string(json_object_array_get_idx(a->files, 0)),
-                                 a->nreduce, names, ret_error);
-                names_free(names);
-                return r;
+                return map_task_run(app->app, groups, dir_fd,
+                                    json_object_get_string(json_object_array_get_idx(a->files, 0)), a->nreduce,
+                                    names, ret_error);
         }
 
         char output[MR_NAME_MAX];
@@ -68,9 +56,7 @@ static int run_task(const Assignment *a, App *app, Groups *groups, int dir_fd, c
         for (unsigned i = 0; i < a->nmap; i++)
                 mr_intermediate_name(inputs[i], i, a->task);
         mr_reduce_temp_name(output, a->job, a->task, a->attempt);
-        r = reduce_task_run(app->app, dir_fd, inputs, a->nmap, output, ret_error);
-        names_free(inputs);
-        return r;
+        return reduce_task_run(app->app, dir_fd, inputs, a->nmap, output, ret_error);
 }
 
 static int finish_task(VarlinkClient *client, const Assignment *a, bool ok, const char *error) {

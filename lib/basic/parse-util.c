@@ -111,3 +111,24 @@ int parse_size(const char *s, uint64_t max, uint64_t *ret) {
         *ret = v * factor;
         return 0;
 }
+
+int parse_timeout(const char *s, uint64_t *ret_usec) {
+        uint64_t usec;
+        int r;
+
+        if (s && streq(s, "infinity")) {
+                *ret_usec = UINT64_MAX;
+                return 0;
+        }
+        r = parse_seconds(s, &usec);
+        if (r < 0)
+                return r;
+        if (usec == 0) {
+                /* Rounded down to nothing, but not nothing: a limit still. */
+                if (!strpbrk(s, "123456789"))
+                        return -ERANGE;
+                usec = 1;
+        }
+        *ret_usec = usec;
+        return 0;
+}

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "macro.h"
 #include "parse-util.h"
 
 static void size_ok(const char *s, uint64_t max, uint64_t expect) {
@@ -81,6 +82,32 @@ START_TEST(test_size_max) {
 }
 END_TEST
 
+START_TEST(test_parse_timeout) {
+        uint64_t usec = 777;
+
+        ck_assert_int_eq(parse_timeout("infinity", &usec), 0);
+        ck_assert_uint_eq(usec, UINT64_MAX);
+        ck_assert_int_eq(parse_timeout("30", &usec), 0);
+        ck_assert_uint_eq(usec, 30 * USEC_PER_SEC);
+        ck_assert_int_eq(parse_timeout("0.25", &usec), 0);
+        ck_assert_uint_eq(usec, 250000);
+        /* Under the resolution but above zero: still a limit. */
+        ck_assert_int_eq(parse_timeout("0.0000001", &usec), 0);
+        ck_assert_uint_eq(usec, 1);
+
+        usec = 777;
+        ck_assert_int_eq(parse_timeout("0", &usec), -ERANGE);
+        ck_assert_int_eq(parse_timeout("0.000", &usec), -ERANGE);
+        ck_assert_int_eq(parse_timeout("inf", &usec), -EINVAL);
+        ck_assert_int_eq(parse_timeout("Infinity", &usec), -EINVAL);
+        ck_assert_int_eq(parse_timeout("-1", &usec), -EINVAL);
+        ck_assert_int_eq(parse_timeout("1e3", &usec), -EINVAL);
+        ck_assert_int_eq(parse_timeout("", &usec), -EINVAL);
+        ck_assert_int_eq(parse_timeout(NULL, &usec), -EINVAL);
+        ck_assert_uint_eq(usec, 777);
+}
+END_TEST
+
 static Suite *parse_util_suite(void) {
         Suite *s = suite_create("parse-util");
         TCase *tc = tcase_create("parse_size");
@@ -89,6 +116,10 @@ static Suite *parse_util_suite(void) {
         tcase_add_test(tc, test_size_suffixes);
         tcase_add_test(tc, test_size_invalid);
         tcase_add_test(tc, test_size_max);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("parse_timeout");
+        tcase_add_test(tc, test_parse_timeout);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -3,10 +3,12 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
 #include "address.h"
+#include "io-util.h"
 #include "macro.h"
 #include "parse-util.h"
 
@@ -102,6 +104,34 @@ int address_connect(const Address *a, bool nonblock) {
                 (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
         if (nonblock && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
                 return -errno;
+        return TAKE_FD(fd);
+}
+
+int address_connect_until(const Address *a, uint64_t deadline) {
+        _cleanup_close_ int fd = -EBADF;
+        socklen_t len = sizeof(int);
+        int r, error = 0;
+
+        fd = socket(a->family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        if (a->family != AF_UNIX)
+                /* Calls are small and answered one at a time: Nagle would only add latency. */
+                (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
+
+        if (connect(fd, (const struct sockaddr *) &a->sa, a->sa_len) < 0) {
+                if (errno != EINPROGRESS)
+                        return -errno;
+                r = fd_wait_until(fd, POLLOUT, deadline);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        return -ETIMEDOUT;
+                if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0)
+                        return -errno;
+                if (error != 0)
+                        return -error;
+        }
         return TAKE_FD(fd);
 }
 

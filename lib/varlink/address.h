@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -19,6 +20,10 @@ void address_done(Address *a);
 
 /* Opens a connected stream socket (blocking connect, then O_NONBLOCK if nonblock). */
 int address_connect(const Address *a, bool nonblock);
+/* Opens an O_NONBLOCK stream socket connected by deadline (CLOCK_MONOTONIC µs, UINT64_MAX:
+ * none), since a blocking connect() over TCP may take minutes; -ETIMEDOUT after it. A
+ * Unix socket whose listen backlog is full gives -EAGAIN at once. */
+int address_connect_until(const Address *a, uint64_t deadline);
 /* Binds and listens; a stale Unix socket file is replaced, its directory created. */
 int address_listen(const Address *a);
 /* Removes the socket file of a Unix address (no-op for TCP). */

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "address.h"
+#include "io-util.h"
 #include "macro.h"
 #include "time-util.h"
 #include "varlink-client.h"
@@ -16,34 +17,6 @@ struct VarlinkClient {
         VarlinkBuffer in, out;
         json_object *last; /* the last reply, owning the error name handed out */
 };
-
-static uint64_t deadline_of(uint64_t timeout_usec) {
-        uint64_t now = now_usec();
-        return timeout_usec == UINT64_MAX || timeout_usec > UINT64_MAX - now ? UINT64_MAX : now + timeout_usec;
-}
-
-/* Waits for events until deadline; 0 on time-out. */
-static int wait_fd(int fd, short events, uint64_t deadline) {
-        for (;;) {
-                struct pollfd p = { .fd = fd, .events = events };
-                int timeout_ms = -1;
-
-                if (deadline != UINT64_MAX) {
-                        uint64_t now = now_usec();
-                        if (now >= deadline)
-                                return 0;
-                        timeout_ms = (int) MIN((deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC, (uint64_t) INT32_MAX);
-                }
-                int r = poll(&p, 1, timeout_ms);
-                if (r < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (r > 0)
-                        return 1;
-        }
-}
 
 int varlink_client_new_fd(int fd, VarlinkClient **ret) {
         VarlinkClient *c;
@@ -93,7 +66,7 @@ int varlink_client_get_fd(VarlinkClient *c) {
 int varlink_client_send(VarlinkClient *c, const char *method, json_object *parameters, unsigned flags,
                         uint64_t timeout_usec) {
         _cleanup_json_ json_object *m = NULL;
-        uint64_t deadline = deadline_of(timeout_usec);
+        uint64_t deadline = usec_add(now_usec(), timeout_usec);
         int r;
 
         m = json_object_new_object();
@@ -118,7 +91,7 @@ int varlink_client_send(VarlinkClient *c, const char *method, json_object *param
                                 continue;
                         if (errno != EAGAIN)
                                 return errno == EPIPE ? -ECONNRESET : -errno;
-                        r = wait_fd(c->fd, POLLOUT, deadline);
+                        r = fd_wait_until(c->fd, POLLOUT, deadline);
                         if (r < 0)
                                 return r;
                         if (r == 0)
@@ -132,7 +105,7 @@ int varlink_client_send(VarlinkClient *c, const char *method, json_object *param
 
 int varlink_client_read(VarlinkClient *c, uint64_t timeout_usec, json_object **ret_parameters,
                         const char **ret_error, bool *ret_continues) {
-        uint64_t deadline = deadline_of(timeout_usec);
+        uint64_t deadline = usec_add(now_usec(), timeout_usec);
         json_object *m = NULL, *v;
         const char *data;
         size_t size;
@@ -154,7 +127,7 @@ int varlink_client_read(VarlinkClient *c, uint64_t timeout_usec, json_object **r
                                 continue;
                         if (errno != EAGAIN)
                                 return errno == ECONNRESET || errno == EPIPE ? -ECONNRESET : -errno;
-                        r = wait_fd(c->fd, POLLIN, deadline);
+                        r = fd_wait_until(c->fd, POLLIN, deadline);
                         if (r < 0)
                                 return r;
                         if (r == 0)
@@ -199,7 +172,7 @@ int varlink_client_read(VarlinkClient *c, uint64_t timeout_usec, json_object **r
 
 int varlink_client_call(VarlinkClient *c, const char *method, json_object *parameters, uint64_t timeout_usec,
                         json_object **ret_parameters, const char **ret_error) {
-        uint64_t deadline = deadline_of(timeout_usec);
+        uint64_t deadline = usec_add(now_usec(), timeout_usec);
         uint64_t now;
         int r;
 

@@ -1,13 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include <json-c/json.h>
 
@@ -170,61 +165,6 @@ static bool error_is_transient(int r) {
         }
 }
 
-static int poll_one(int fd, short events, uint64_t deadline) {
-        for (;;) {
-                struct pollfd p = { .fd = fd, .events = events };
-                uint64_t n = now_usec();
-                int timeout_ms, r;
-
-                if (n >= deadline)
-                        return -ETIMEDOUT;
-                /* Round up so that a sub-millisecond remainder does not spin. */
-                timeout_ms = deadline == UINT64_MAX ? -1 : (int) MIN((deadline - n + 999) / 1000, (uint64_t) INT32_MAX);
-
-                r = poll(&p, 1, timeout_ms);
-                if (r < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (r > 0)
-                        return 0;
-        }
-}
-
-/* address_connect() blocks in connect(), which for TCP may take minutes; the attempt
- * timeout must bound connecting too. */
-static int connect_until(const Address *a, uint64_t deadline) {
-        _cleanup_close_ int fd = -EBADF;
-        int r, error = 0;
-        socklen_t len = sizeof(error);
-
-        fd = socket(a->family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd < 0)
-                return -errno;
-
-        if (a->family != AF_UNIX) {
-                int one = 1;
-                /* Calls are small and answered one at a time: Nagle would only add latency. */
-                (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        }
-
-        if (connect(fd, (const struct sockaddr *) &a->sa, a->sa_len) < 0) {
-                if (errno != EINPROGRESS)
-                        return -errno;
-
-                r = poll_one(fd, POLLOUT, deadline);
-                if (r < 0)
-                        return r;
-                if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0)
-                        return -errno;
-                if (error != 0)
-                        return -error;
-        }
-
-        return TAKE_FD(fd);
-}
-
 static void clerk_disconnect(mrkv_clerk *c) {
         c->conn = varlink_client_free(c->conn);
 }
@@ -245,7 +185,7 @@ static int clerk_attempt(mrkv_clerk *c, const char *method, json_object *paramet
         if (!c->conn) {
                 _cleanup_close_ int fd = -EBADF;
 
-                fd = connect_until(&c->address, deadline);
+                fd = address_connect_until(&c->address, deadline);
                 if (fd < 0)
                         return fd;
                 r = varlink_client_new_fd(fd, &c->conn);

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <check.h>
+#include <poll.h>
+
+#include "io-util.h"
+#include "macro.h"
+#include "time-util.h"
+
+START_TEST(test_fd_wait_until) {
+        int p[2];
+
+        ck_assert_int_eq(pipe(p), 0);
+
+        /* Nothing to read: a deadline that has passed, and one that passes while waiting. */
+        ck_assert_int_eq(fd_wait_until(p[0], POLLIN, 0), 0);
+        ck_assert_int_eq(fd_wait_until(p[0], POLLIN, now_usec() + 2 * USEC_PER_MSEC), 0);
+        /* A pipe with room is writable, also without a deadline. */
+        ck_assert_int_eq(fd_wait_until(p[1], POLLOUT, UINT64_MAX), 1);
+
+        ck_assert_int_eq(write(p[1], "x", 1), 1);
+        ck_assert_int_eq(fd_wait_until(p[0], POLLIN, UINT64_MAX), 1);
+        ck_assert_int_eq(fd_wait_until(p[0], POLLIN, now_usec() + USEC_PER_SEC), 1);
+
+        /* A hang-up ends the wait too: the caller's read or write then tells what happened. */
+        ck_assert_int_eq(close(p[1]), 0);
+        ck_assert_int_eq(fd_wait_until(p[0], POLLOUT, UINT64_MAX), 1);
+        ck_assert_int_eq(close(p[0]), 0);
+}
+END_TEST
+
+int main(void) {
+        Suite *s = suite_create("io-util");
+        TCase *tc = tcase_create("io-util");
+        SRunner *sr;
+        int failed;
+
+        tcase_add_test(tc, test_fd_wait_until);
+        suite_add_tcase(s, tc);
+
+        sr = srunner_create(s);
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
