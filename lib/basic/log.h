@@ -2,18 +2,45 @@
 #pragma once
 
 #include <errno.h>
+#include <stdbool.h>
 #include <syslog.h>
 
 #include "macro.h"
 
-/* Logging to stderr with sd-daemon "<N>" priority prefixes, which journald reads
- * when stderr is connected to it. The prefix is left out on a terminal. */
+/* Logging, by default to stderr ("console"), with sd-daemon "<N>" priority prefixes when
+ * stderr is connected to journald, which reads them; $MRKV_LOG_PREFIX=1 or 0 forces the
+ * prefixes on or off. The other targets, as org.freedesktop.LogControl1 names them:
+ * "journal" sends each message with sd_journal_send() and its PRIORITY, CODE_FILE,
+ * CODE_LINE, CODE_FUNC, SYSLOG_IDENTIFIER and ERRNO fields (to stderr when the journal
+ * does not take it); "auto" is "journal" when stderr is the journal (unless
+ * $MRKV_LOG_PREFIX asks for stderr), else "console"; "null" drops everything. */
+
+typedef enum LogTarget {
+        LOG_TARGET_CONSOLE,
+        LOG_TARGET_JOURNAL,
+        LOG_TARGET_AUTO,
+        LOG_TARGET_NULL,
+        _LOG_TARGET_MAX,
+        _LOG_TARGET_INVALID = -EINVAL,
+} LogTarget;
+
+/* The longest message; longer ones are cut. */
+#define LOG_MESSAGE_MAX 2048
 
 void log_set_max_level(int level);
 int log_get_max_level(void);
 int log_level_from_string(const char *s);
 const char *log_level_to_string(int level);
 void log_set_ident(const char *ident);
+/* A LogTarget, or -EOPNOTSUPP for a target of systemd's not implemented here ("kmsg",
+ * "syslog", ...), -EINVAL for anything else. */
+int log_target_from_string(const char *s);
+const char *log_target_to_string(LogTarget target);
+void log_set_target(LogTarget target);
+LogTarget log_get_target(void);
+/* stderr is the journal stream systemd connected: $JOURNAL_STREAM names fd 2's device and
+ * inode (a child with a redirected stderr inherits the variable but not the stream). */
+bool log_stderr_is_journal(void);
 /* The value of a --log-level option: sets the level, or logs why it is invalid and
  * returns -EINVAL. */
 int log_set_max_level_from_option(const char *value);

@@ -67,21 +67,26 @@ static int property_set_log_level(sd_bus *bus, const char *path, const char *int
 
 static int property_get_log_target(sd_bus *bus, const char *path, const char *interface, const char *property,
                                    sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        /* stderr, which the service manager connects to the journal. */
-        return sd_bus_message_append(reply, "s", "console");
+        return sd_bus_message_append(reply, "s", log_target_to_string(log_get_target()));
 }
 
 static int property_set_log_target(sd_bus *bus, const char *path, const char *interface, const char *property,
                                    sd_bus_message *value, void *userdata, sd_bus_error *error) {
         const char *s;
-        int r;
+        int r, t;
 
         r = sd_bus_message_read(value, "s", &s);
         if (r < 0)
                 return r;
-        if (!streq(s, "console") && !streq(s, "journal") && !streq(s, "auto"))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_NOT_SUPPORTED,
-                                         "Log target '%s' is not supported: logs go to stderr.", s);
+        t = log_target_from_string(s);
+        if (t == -EOPNOTSUPP)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Log target '%s' is not supported (console, journal, auto, null).", s);
+        if (t < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Invalid log target '%s' (console, journal, auto, null).", s);
+        log_set_target(t);
+        log_info("Log target set to %s.", log_target_to_string(t));
         return 0;
 }
 

@@ -17,6 +17,6 @@
 int bus_open_for_daemon(const char *address, sd_bus **ret, bool *ret_explicit);
 
 /* Attaches to the event loop, serves org.freedesktop.LogControl1 (so that
- * `systemctl service-log-level` works) and requests name. Logs nothing: returns -errno,
- * -EEXIST when another connection owns name. */
+ * `systemctl service-log-level` and `service-log-target` work) and requests name. Logs
+ * nothing: returns -errno, -EEXIST when another connection owns name. */
 int bus_start_daemon(sd_bus *bus, sd_event *event, const char *name, const char *ident);
