@@ -4,6 +4,7 @@
 
 #include "io-util.h"
 #include "macro.h"
+#include "tests.h"
 #include "time-util.h"
 
 START_TEST(test_fd_wait_until) {
@@ -31,15 +32,8 @@ END_TEST
 int main(void) {
         Suite *s = suite_create("io-util");
         TCase *tc = tcase_create("io-util");
-        SRunner *sr;
-        int failed;
 
         tcase_add_test(tc, test_fd_wait_until);
         suite_add_tcase(s, tc);
-
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return tests_run(s, CK_FORK_GETENV);
 }

@@ -3,6 +3,7 @@
 
 #include "list.h"
 #include "macro.h"
+#include "tests.h"
 
 typedef struct Item Item;
 struct Item {
@@ -167,8 +168,6 @@ END_TEST
 int main(void) {
         Suite *s = suite_create("list");
         TCase *tc = tcase_create("list");
-        SRunner *sr;
-        int failed;
 
         tcase_add_test(tc, test_prepend_append);
         tcase_add_test(tc, test_remove);
@@ -176,10 +175,5 @@ int main(void) {
         tcase_add_test(tc, test_pop);
         tcase_add_test(tc, test_foreach_safe);
         suite_add_tcase(s, tc);
-
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return tests_run(s, CK_FORK_GETENV);
 }

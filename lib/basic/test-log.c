@@ -15,6 +15,7 @@
 
 #include "log.h"
 #include "macro.h"
+#include "tests.h"
 
 #define JOURNAL_SOCKET "/run/systemd/journal/socket"
 
@@ -400,8 +401,6 @@ static bool can_fake_journal(void) {
 int main(int argc, char *argv[]) {
         Suite *s = suite_create("log");
         TCase *tc;
-        SRunner *sr;
-        int failed;
 
         if (argc > 1 && streq(argv[1], "journal")) {
                 if (!can_fake_journal()) {
@@ -419,13 +418,7 @@ int main(int argc, char *argv[]) {
                 tcase_add_test(tc, test_console_on_journal_stream);
         }
         suite_add_tcase(s, tc);
-
-        sr = srunner_create(s);
         /* Each test in a process of its own: they change the environment, fd 2 and
          * (journal) the mount namespace. */
-        srunner_set_fork_status(sr, CK_FORK);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return tests_run(s, CK_FORK);
 }

@@ -6,6 +6,7 @@
 
 #include "macro.h"
 #include "parse-util.h"
+#include "tests.h"
 
 static void size_ok(const char *s, uint64_t max, uint64_t expect) {
         uint64_t v = 0;
@@ -125,11 +126,5 @@ static Suite *parse_util_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(parse_util_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return tests_run(parse_util_suite(), CK_FORK_GETENV);
 }
