@@ -23,7 +23,8 @@ journal_record() { awk -v RS= -v m="MESSAGE=$1" '{ for (i = 1; i <= NF; i++) if 
 journal=
 case $tmp in
 /run/*) ;; # hidden by the tmpfs on /run
-*) command -v python3 >/dev/null && unshare -m true 2>/dev/null && journal=yes ;;
+*) command -v python3 >/dev/null &&
+        unshare -m sh -c 'mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/journal' 2>/dev/null && journal=yes ;;
 esac
 
 if [ -n "$journal" ]; then
