@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The checked JSON builders of lib/varlink/json-util.c. Every value handed to them is
+ * tagged with a delete callback, so that a test sees which ones were released. */
+#include <check.h>
+
+#include "json-util.h"
+#include "macro.h"
+#include "unit-test.h"
+
+static unsigned n_released;
+
+static void on_release(json_object *o, void *userdata) {
+        n_released++;
+}
+
+/* A value whose release is counted. */
+static json_object *tagged(json_object *o) {
+        ck_assert_ptr_nonnull(o);
+        json_object_set_userdata(o, NULL, on_release);
+        return o;
+}
+
+static const char *plain(json_object *o) {
+        return json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+}
+
+START_TEST(test_build_object) {
+        _cleanup_json_ json_object *o = NULL, *e = NULL;
+
+        ck_assert_int_eq(json_build_object(&o,
+                                           "s", json_object_new_string("x"),
+                                           "n", json_object_new_uint64(UINT64_MAX),
+                                           "b", json_object_new_boolean(true),
+                                           "a", json_object_new_array(),
+                                           NULL),
+                         0);
+        /* In the order given. */
+        ck_assert_str_eq(plain(o), "{\"s\":\"x\",\"n\":18446744073709551615,\"b\":true,\"a\":[]}");
+
+        ck_assert_int_eq(json_build_object(&e, NULL), 0);
+        ck_assert_str_eq(plain(e), "{}");
+}
+END_TEST
+
+START_TEST(test_build_object_null_value) {
+        json_object *o = (json_object *) &n_released; /* must stay untouched */
+
+        /* A failed allocation in the middle: what came before and after is released. */
+        n_released = 0;
+        ck_assert_int_eq(json_build_object(&o,
+                                           "a", tagged(json_object_new_string("a")),
+                                           "b", tagged(json_object_new_int64(1)),
+                                           "c", NULL,
+                                           "d", tagged(json_object_new_string("d")),
+                                           "e", tagged(json_object_new_object()),
+                                           NULL),
+                         -ENOMEM);
+        ck_assert_uint_eq(n_released, 4);
+        ck_assert_ptr_eq(o, (json_object *) &n_released);
+
+        /* First and last. */
+        n_released = 0;
+        ck_assert_int_eq(json_build_object(&o, "a", NULL, "b", tagged(json_object_new_string("b")), NULL), -ENOMEM);
+        ck_assert_uint_eq(n_released, 1);
+        n_released = 0;
+        ck_assert_int_eq(json_build_object(&o, "a", tagged(json_object_new_string("a")), "b", NULL, NULL), -ENOMEM);
+        ck_assert_uint_eq(n_released, 1);
+        ck_assert_ptr_eq(o, (json_object *) &n_released);
+}
+END_TEST
+
+START_TEST(test_build_object_takes_references) {
+        _cleanup_json_ json_object *shared = tagged(json_object_new_string("shared"));
+        json_object *o = NULL;
+
+        n_released = 0;
+        ck_assert_int_eq(json_build_object(&o, "v", json_object_get(shared), NULL), 0);
+        json_object_put(o);
+        ck_assert_uint_eq(n_released, 0); /* ours is still held */
+        ck_assert_int_eq(json_build_object(&o, "v", json_object_get(shared), "w", NULL, NULL), -ENOMEM);
+        ck_assert_uint_eq(n_released, 0);
+        ck_assert_str_eq(json_object_get_string(shared), "shared");
+}
+END_TEST
+
+START_TEST(test_object_add) {
+        _cleanup_json_ json_object *o = json_object_new_object();
+        char key[8] = "k";
+
+        ck_assert_int_eq(json_object_add(o, key, json_object_new_string("1")), 0);
+        /* The key is copied, and a second value under it replaces the first. */
+        key[0] = 'x';
+        n_released = 0;
+        ck_assert_int_eq(json_object_add(o, "k", tagged(json_object_new_string("2"))), 0);
+        ck_assert_int_eq(json_object_add(o, "k", json_object_new_string("3")), 0);
+        ck_assert_uint_eq(n_released, 1);
+        ck_assert_str_eq(plain(o), "{\"k\":\"3\"}");
+
+        /* A failed allocation is an error, not a null member. */
+        ck_assert_int_eq(json_object_add(o, "n", NULL), -ENOMEM);
+        ck_assert(!json_object_object_get_ex(o, "n", NULL));
+        ck_assert_str_eq(plain(o), "{\"k\":\"3\"}");
+}
+END_TEST
+
+START_TEST(test_array_append) {
+        _cleanup_json_ json_object *a = json_object_new_array();
+
+        ck_assert_int_eq(json_array_append(a, json_object_new_string("x")), 0);
+        ck_assert_int_eq(json_array_append(a, NULL), -ENOMEM);
+        ck_assert_int_eq(json_array_append(a, json_object_new_int64(2)), 0);
+        ck_assert_str_eq(plain(a), "[\"x\",2]");
+}
+END_TEST
+
+static Suite *regular_suite(void) {
+        Suite *s = suite_create("json-util");
+        TCase *tc = tcase_create("build");
+
+        tcase_add_test(tc, test_build_object);
+        tcase_add_test(tc, test_build_object_null_value);
+        tcase_add_test(tc, test_build_object_takes_references);
+        tcase_add_test(tc, test_object_add);
+        tcase_add_test(tc, test_array_append);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(int argc, char **argv) {
+        return unit_run("json-util", regular_suite(), NULL, argc, argv);
+}
