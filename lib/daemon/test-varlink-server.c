@@ -34,10 +34,13 @@ static const char test_interface[] =
         "\n"
         "method Echo(text: string, n: ?int) -> (text: string, n: ?int)\n"
         "method Count(n: int) -> (i: int)\n"
-        "method Defer(delay_ms: int) -> (deferred: bool)\n"
+        "method Defer(delay_ms: int, fail: ?bool) -> (deferred: bool)\n"
         "method Release() -> ()\n"
         "method Fail() -> ()\n"
-        "method Stats() -> (disconnects: int, connections: int, oneway: int, log: string)\n";
+        "method Error(error: string, parameter: ?string) -> ()\n"
+        "method NoMemory(stream: ?bool) -> ()\n"
+        "method Stats() -> (disconnects: int, connections: int, oneway: int, log: string)\n"
+        "error Busy ()\n";
 
 /* The server side. Fields below "server-thread only" are touched only by the loop
  * thread while it runs, and read by tests through the Stats method. */
@@ -53,6 +56,7 @@ typedef struct TestServer {
 
         /* server-thread only */
         VarlinkConn *deferred;   /* a call answered later, from defer_timer */
+        bool deferred_fail;      /* answer it with a reply that cannot be built */
         sd_event_source *defer_timer;
         unsigned disconnects;
         unsigned oneway_calls;
@@ -89,23 +93,30 @@ static int method_echo(VarlinkConn *c, json_object *parameters, VarlinkCallFlags
                 { "n", VARLINK_INT64, offsetof(typeof(p), n), false },
                 {},
         };
-        const char *bad;
-        json_object *reply;
+        _cleanup_json_ json_object *reply = NULL;
         int r;
 
         ck_assert_ptr_eq(userdata, &srv);
-        r = varlink_dispatch(parameters, fields, &p, &bad);
-        if (r < 0)
-                return varlink_conn_error_invalid_parameter(c, bad);
+        r = varlink_conn_dispatch(c, parameters, fields, &p);
+        if (r < 0) {
+                /* Answered already: the connection stays, although this returns < 0. */
+                ck_assert(!varlink_conn_has_pending_call(c));
+                log_event("echo-invalid:%d", r);
+                return r;
+        }
 
         log_event("echo:%s", p.text);
         if (flags & VARLINK_CALL_ONEWAY)
                 srv.oneway_calls++;
-        reply = json_object_new_object();
-        json_object_object_add(reply, "text", json_object_new_string(p.text));
-        if (parameters && json_object_object_get_ex(parameters, "n", &p.n_json) && p.n_json)
-                json_object_object_add(reply, "n", json_object_new_int64(p.n));
-        return varlink_conn_reply(c, reply);
+        r = json_build_object(&reply, "text", json_object_new_string(p.text), NULL);
+        if (r < 0)
+                return r;
+        if (parameters && json_object_object_get_ex(parameters, "n", &p.n_json) && p.n_json) {
+                r = json_object_add(reply, "n", json_object_new_int64(p.n));
+                if (r < 0)
+                        return r;
+        }
+        return varlink_conn_reply(c, TAKE_PTR(reply));
 }
 
 static int method_count(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
@@ -116,69 +127,73 @@ static int method_count(VarlinkConn *c, json_object *parameters, VarlinkCallFlag
                 { "n", VARLINK_UINT32, offsetof(typeof(p), n), true },
                 {},
         };
-        const char *bad;
-        json_object *o;
         int r;
 
-        r = varlink_dispatch(parameters, fields, &p, &bad);
+        r = varlink_conn_dispatch(c, parameters, fields, &p);
         if (r < 0)
-                return varlink_conn_error_invalid_parameter(c, bad);
+                return r;
 
         if (!(flags & VARLINK_CALL_MORE)) {
                 /* Intermediate replies exist only for calls that asked for them. */
-                o = json_object_new_object();
-                json_object_object_add(o, "i", json_object_new_int(0));
-                ck_assert_int_eq(varlink_conn_notify(c, o), -EINVAL);
+                ck_assert_int_eq(varlink_conn_notifyb(c, "i", json_object_new_int(0), NULL), -EINVAL);
                 ck_assert(varlink_conn_has_pending_call(c));
                 return varlink_conn_error(c, VARLINK_ERROR_EXPECTED_MORE, NULL);
         }
 
         for (uint32_t i = 0; i < p.n; i++) {
-                o = json_object_new_object();
-                json_object_object_add(o, "i", json_object_new_int64(i));
-                r = varlink_conn_notify(c, o);
+                r = varlink_conn_notifyb(c, "i", json_object_new_int64(i), NULL);
                 if (r < 0)
                         return r;
                 ck_assert(varlink_conn_has_pending_call(c));
         }
-        o = json_object_new_object();
-        json_object_object_add(o, "i", json_object_new_int64(p.n));
-        return varlink_conn_reply(c, o);
+        return varlink_conn_replyb(c, "i", json_object_new_int64(p.n), NULL);
 }
 
 static int on_defer_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        json_object *o;
+        VarlinkConn *c = srv.deferred;
+        int r;
 
-        if (!srv.deferred) {
+        if (!c) {
                 log_event("defer-timer-without-call");
                 return 0;
         }
-        o = json_object_new_object();
-        json_object_object_add(o, "deferred", json_object_new_boolean(true));
+        if (srv.deferred_fail) {
+                /* A reply that cannot be built closes the connection here too, and the
+                 * disconnect handler (which forgets the call) runs from within it. */
+                log_event("defer-fail");
+                r = varlink_conn_replyb(c, "deferred", NULL, NULL);
+                ck_assert_int_eq(r, -ENOMEM);
+                ck_assert_ptr_null(srv.deferred);
+                log_event("defer-failed:%d", r);
+                return 0;
+        }
+        srv.deferred = NULL;
         log_event("defer-reply");
-        ck_assert_int_eq(varlink_conn_reply(TAKE_PTR(srv.deferred), o), 0);
+        ck_assert_int_eq(varlink_conn_replyb(c, "deferred", json_object_new_boolean(true), NULL), 0);
         return 0;
 }
 
 static int method_defer(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
         struct {
                 uint64_t delay_ms;
+                bool fail;
         } p = {};
         static const VarlinkField fields[] = {
                 { "delay_ms", VARLINK_UINT64, offsetof(typeof(p), delay_ms), true },
+                { "fail", VARLINK_BOOL, offsetof(typeof(p), fail), false },
                 {},
         };
-        const char *bad;
         int r;
 
-        r = varlink_dispatch(parameters, fields, &p, &bad);
+        r = varlink_conn_dispatch(c, parameters, fields, &p);
         if (r < 0)
-                return varlink_conn_error_invalid_parameter(c, bad);
+                return r;
         if (srv.deferred)
                 return varlink_conn_error(c, "org.test.Busy", NULL);
 
         /* No reply now: the connection is kept and answered from the timer. */
         srv.deferred = c;
+        srv.deferred_fail = p.fail;
         srv.defer_timer = sd_event_source_disable_unref(srv.defer_timer);
         r = sd_event_add_time_relative(srv.event, &srv.defer_timer, CLOCK_MONOTONIC,
                                        p.delay_ms * USEC_PER_MSEC, 0, on_defer_timer, NULL);
@@ -200,15 +215,65 @@ static int method_fail(VarlinkConn *c, json_object *parameters, VarlinkCallFlags
         return -EIO; /* without a reply: the connection is closed */
 }
 
-static int method_stats(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
-        json_object *o = json_object_new_object();
+/* Answers with the error named, and logs what varlink_conn_error*() returned. */
+static int method_error(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
+        struct {
+                const char *error, *parameter;
+        } p = {};
+        static const VarlinkField fields[] = {
+                { "error", VARLINK_STRING, offsetof(typeof(p), error), true },
+                { "parameter", VARLINK_STRING, offsetof(typeof(p), parameter), false },
+                {},
+        };
+        int r;
 
-        json_object_object_add(o, "disconnects", json_object_new_int64(srv.disconnects));
-        json_object_object_add(o, "connections",
-                               json_object_new_int64(varlink_server_n_connections(varlink_conn_get_server(c))));
-        json_object_object_add(o, "oneway", json_object_new_int64(srv.oneway_calls));
-        json_object_object_add(o, "log", json_object_new_string(srv.log));
-        return varlink_conn_reply(c, o);
+        r = varlink_conn_dispatch(c, parameters, fields, &p);
+        if (r < 0)
+                return r;
+
+        if (p.parameter)
+                r = varlink_conn_errorb(c, p.error, "parameter", json_object_new_string(p.parameter), NULL);
+        else
+                r = varlink_conn_error(c, p.error, NULL);
+        log_event("error:%s:%d", p.error, r);
+        return r;
+}
+
+/* Answers with parameters whose allocation "failed": a NULL value in the pairs. */
+static int method_no_memory(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
+        struct {
+                bool stream;
+        } p = {};
+        static const VarlinkField fields[] = {
+                { "stream", VARLINK_BOOL, offsetof(typeof(p), stream), false },
+                {},
+        };
+        int r;
+
+        r = varlink_conn_dispatch(c, parameters, fields, &p);
+        if (r < 0)
+                return r;
+
+        if (p.stream) {
+                r = varlink_conn_notifyb(c, "i", json_object_new_int(0), NULL);
+                ck_assert_int_eq(r, 0);
+                r = varlink_conn_notifyb(c, "i", json_object_new_int(1), "j", NULL, NULL);
+        } else
+                r = varlink_conn_replyb(c, "a", json_object_new_string("a"), "b", NULL,
+                                        "c", json_object_new_string("c"), NULL);
+        log_event("no-memory:%d", r);
+        ck_assert(!varlink_conn_has_pending_call(c));
+        return r;
+}
+
+static int method_stats(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
+        return varlink_conn_replyb(
+                        c,
+                        "disconnects", json_object_new_int64(srv.disconnects),
+                        "connections", json_object_new_int64(varlink_server_n_connections(varlink_conn_get_server(c))),
+                        "oneway", json_object_new_int64(srv.oneway_calls),
+                        "log", json_object_new_string(srv.log),
+                        NULL);
 }
 
 static void on_disconnect(VarlinkConn *c, void *userdata) {
@@ -258,6 +323,8 @@ static void server_start(size_t max_message) {
         ck_assert_int_eq(varlink_server_bind(srv.server, "org.test.Defer", method_defer), 0);
         ck_assert_int_eq(varlink_server_bind(srv.server, "org.test.Release", method_release), 0);
         ck_assert_int_eq(varlink_server_bind(srv.server, "org.test.Fail", method_fail), 0);
+        ck_assert_int_eq(varlink_server_bind(srv.server, "org.test.Error", method_error), 0);
+        ck_assert_int_eq(varlink_server_bind(srv.server, "org.test.NoMemory", method_no_memory), 0);
         ck_assert_int_eq(varlink_server_bind(srv.server, "org.test.Stats", method_stats), 0);
         varlink_server_set_disconnect_handler(srv.server, on_disconnect);
         if (max_message > 0)
@@ -575,6 +642,131 @@ START_TEST(test_invalid_parameter) {
                 ck_assert_str_eq(get_string(p, "parameter"), cases[i].bad);
         }
         expect_echo(c, "fine");
+}
+END_TEST
+
+/* How often needle occurs in haystack. */
+static unsigned count_of(const char *haystack, const char *needle) {
+        unsigned n = 0;
+
+        for (const char *p = haystack; (p = strstr(p, needle)); p += strlen(needle))
+                n++;
+        return n;
+}
+
+START_TEST(test_dispatch_returns_after_answering) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new();
+        _cleanup_json_ json_object *s = NULL;
+        char expected[64];
+
+        for (int i = 0; i < 3; i++) {
+                _cleanup_json_ json_object *p = NULL;
+                _cleanup_free_ char *error = NULL;
+
+                p = call(c, "org.test.Echo", "{\"text\":\"x\",\"n\":true}", &error);
+                ck_assert_str_eq(error, VARLINK_ERROR_INVALID_PARAMETER);
+                ck_assert_str_eq(get_string(p, "parameter"), "n");
+        }
+        /* The method returned varlink_conn_dispatch()'s -EINVAL each time, after the error
+         * was queued: the connection goes on. */
+        expect_echo(c, "after three");
+        s = call_ok(c, "org.test.Stats", NULL);
+        snprintf(expected, sizeof(expected), "echo-invalid:%d;", -EINVAL);
+        ck_assert_uint_eq(count_of(get_string(s, "log"), expected), 3);
+        ck_assert_int_eq(get_int(s, "disconnects"), 0);
+}
+END_TEST
+
+START_TEST(test_error_returns) {
+        static const struct {
+                const char *error;
+                int value;
+        } cases[] = {
+                { "org.test.Busy", -EBADR },
+                { "org.example.Other.Failure", -EBADR },
+                { VARLINK_ERROR_INVALID_PARAMETER, -EINVAL },
+                { VARLINK_ERROR_METHOD_NOT_FOUND, -ENXIO },
+                { VARLINK_ERROR_METHOD_NOT_IMPLEMENTED, -ENOTTY },
+                { VARLINK_ERROR_INTERFACE_NOT_FOUND, -EADDRNOTAVAIL },
+                { VARLINK_ERROR_PERMISSION_DENIED, -EACCES },
+                { VARLINK_ERROR_EXPECTED_MORE, -EBADE },
+        };
+        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new();
+        _cleanup_json_ json_object *s = NULL;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_json_ json_object *p = NULL, *q = NULL;
+                _cleanup_free_ char *params = NULL, *params2 = NULL, *error = NULL, *error2 = NULL;
+
+                ck_assert_int_ge(asprintf(&params, "{\"error\":\"%s\"}", cases[i].error), 0);
+                p = call(c, "org.test.Error", params, &error);
+                ck_assert_str_eq(error, cases[i].error);
+                ck_assert_int_eq(json_object_object_length(p), 0);
+
+                ck_assert_int_ge(asprintf(&params2, "{\"error\":\"%s\",\"parameter\":\"p%zu\"}",
+                                          cases[i].error, i), 0);
+                q = call(c, "org.test.Error", params2, &error2);
+                ck_assert_str_eq(error2, cases[i].error);
+                ck_assert_int_eq(json_object_object_length(q), 1);
+                ck_assert_int_eq(strtol(get_string(q, "parameter") + 1, NULL, 10), (long) i);
+        }
+        expect_echo(c, "errors do not close");
+
+        s = call_ok(c, "org.test.Stats", NULL);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                char expected[128];
+
+                snprintf(expected, sizeof(expected), "error:%s:%d;", cases[i].error, cases[i].value);
+                ck_assert_msg(count_of(get_string(s, "log"), expected) == 2, "%s not twice in %s", expected,
+                              get_string(s, "log"));
+        }
+        ck_assert_int_eq(get_int(s, "disconnects"), 0);
+}
+END_TEST
+
+START_TEST(test_reply_no_memory) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new(), *d = client_new(),
+                                                      *other = client_new();
+        _cleanup_json_ json_object *p = NULL, *s = NULL;
+        _cleanup_free_ char *log = NULL;
+        char expected[64];
+        bool continues = false;
+
+        /* A reply that cannot be built is not sent as something else: the connection closes. */
+        send_call(c, "org.test.NoMemory", NULL, 0);
+        expect_closed(c);
+
+        /* Nor is a stream left hanging when one of its replies cannot be built. */
+        send_call(d, "org.test.NoMemory", "{\"stream\":true}", VARLINK_CLIENT_MORE);
+        p = read_ok(d, &continues);
+        ck_assert(continues);
+        ck_assert_int_eq(get_int(p, "i"), 0);
+        expect_closed(d);
+
+        s = wait_disconnects(other, 2);
+        ck_assert_int_eq(get_int(s, "disconnects"), 2);
+        log = server_log(other);
+        snprintf(expected, sizeof(expected), "no-memory:%d;", -ENOMEM);
+        ck_assert_msg(count_of(log, expected) == 2, "log: %s", log);
+        expect_echo(other, "unaffected");
+}
+END_TEST
+
+START_TEST(test_deferred_reply_no_memory) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new(), *other = client_new();
+        _cleanup_json_ json_object *s = NULL;
+        _cleanup_free_ char *log = NULL;
+        char expected[128];
+
+        send_call(c, "org.test.Defer", "{\"delay_ms\":0,\"fail\":true}", 0);
+        expect_closed(c);
+
+        s = wait_disconnects(other, 1);
+        log = server_log(other);
+        /* The disconnect handler ran from within the failed reply. */
+        snprintf(expected, sizeof(expected), "defer-start;defer-fail;defer-dropped;defer-failed:%d;", -ENOMEM);
+        ck_assert_msg(strstr(log, expected), "log: %s", log);
+        expect_echo(other, "unaffected");
 }
 END_TEST
 
@@ -1135,6 +1327,10 @@ static Suite *regular_suite(void) {
         tcase_add_test(tc, test_interface_description);
         tcase_add_test(tc, test_method_not_found);
         tcase_add_test(tc, test_invalid_parameter);
+        tcase_add_test(tc, test_dispatch_returns_after_answering);
+        tcase_add_test(tc, test_error_returns);
+        tcase_add_test(tc, test_reply_no_memory);
+        tcase_add_test(tc, test_deferred_reply_no_memory);
         tcase_add_test(tc, test_pipelined_in_order);
         tcase_add_test(tc, test_deferred_reply);
         tcase_add_test(tc, test_deferred_reply_short_timer);

@@ -174,8 +174,18 @@ static void conn_call_done(VarlinkConn *c) {
         (void) conn_update_events(c);
 }
 
+/* Answering is the last thing that happens to a call: if the answer cannot be queued, the
+ * connection is closed, so that the client learns that the call failed. */
+static int conn_reply_failed(VarlinkConn *c, int error) {
+        log_warning_errno(error, "Failed to queue the answer to %s, closing the connection: %m", c->description);
+        conn_disconnect(c);
+        return error;
+}
+
 static int conn_reply_internal(VarlinkConn *c, const char *error, json_object *parameters, bool continues) {
         _cleanup_json_ json_object *m = NULL, *p = parameters;
+        /* A failed write closes the connection, which may drop the last reference to it. */
+        _cleanup_(conn_unrefp) VarlinkConn *ref = NULL;
         int r = 0;
 
         assert(c);
@@ -185,23 +195,51 @@ static int conn_reply_internal(VarlinkConn *c, const char *error, json_object *p
         if (continues && !(c->pending_flags & VARLINK_CALL_MORE))
                 return -EINVAL;
 
-        if (!c->disconnected && !(c->pending_flags & VARLINK_CALL_ONEWAY) && !error && !continues)
-                r = conn_send(c, NULL, p);
-        else if (!c->disconnected && !(c->pending_flags & VARLINK_CALL_ONEWAY)) {
-                m = json_object_new_object();
-                if (!m)
-                        return -ENOMEM;
-                if (error)
-                        json_object_object_add(m, "error", json_object_new_string(error));
-                json_object_object_add(m, "parameters", TAKE_PTR(p) ?: json_object_new_object());
-                if (continues)
-                        json_object_object_add(m, "continues", json_object_new_boolean(1));
-                r = conn_send(c, m, NULL);
+        ref = conn_ref(c);
+        if (!c->disconnected && !(c->pending_flags & VARLINK_CALL_ONEWAY)) {
+                if (!error && !continues)
+                        r = conn_send(c, NULL, p);
+                else {
+                        if (error)
+                                r = json_build_object(&m,
+                                                      "error", json_object_new_string(error),
+                                                      "parameters", TAKE_PTR(p) ?: json_object_new_object(),
+                                                      NULL);
+                        else
+                                r = json_build_object(&m,
+                                                      "parameters", TAKE_PTR(p) ?: json_object_new_object(),
+                                                      "continues", json_object_new_boolean(true),
+                                                      NULL);
+                        if (r >= 0)
+                                r = conn_send(c, m, NULL);
+                }
+                if (r < 0)
+                        return conn_reply_failed(c, r);
         }
 
         if (!continues)
                 conn_call_done(c);
-        return r;
+        return 0;
+}
+
+/* What an error answer returns once it is queued: the errno sd_varlink_error() gives. */
+static int error_to_errno(const char *error) {
+        static const struct {
+                const char *error;
+                int value;
+        } table[] = {
+                { VARLINK_ERROR_INVALID_PARAMETER, -EINVAL },
+                { VARLINK_ERROR_METHOD_NOT_FOUND, -ENXIO },
+                { VARLINK_ERROR_METHOD_NOT_IMPLEMENTED, -ENOTTY },
+                { VARLINK_ERROR_INTERFACE_NOT_FOUND, -EADDRNOTAVAIL },
+                { VARLINK_ERROR_PERMISSION_DENIED, -EACCES },
+                { VARLINK_ERROR_EXPECTED_MORE, -EBADE },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(table); i++)
+                if (streq(error, table[i].error))
+                        return table[i].value;
+        return -EBADR;
 }
 
 int varlink_conn_reply(VarlinkConn *c, json_object *parameters) {
@@ -213,16 +251,81 @@ int varlink_conn_notify(VarlinkConn *c, json_object *parameters) {
 }
 
 int varlink_conn_error(VarlinkConn *c, const char *error, json_object *parameters) {
+        int r;
+
         assert(error);
-        return conn_reply_internal(c, error, parameters, false);
+
+        r = conn_reply_internal(c, error, parameters, false);
+        if (r < 0)
+                return r;
+        return error_to_errno(error);
 }
 
 int varlink_conn_error_invalid_parameter(VarlinkConn *c, const char *parameter) {
-        json_object *p = json_object_new_object();
-        if (!p)
-                return -ENOMEM;
-        json_object_object_add(p, "parameter", json_object_new_string(parameter ?: ""));
-        return varlink_conn_error(c, VARLINK_ERROR_INVALID_PARAMETER, p);
+        return varlink_conn_errorb(c, VARLINK_ERROR_INVALID_PARAMETER,
+                                   "parameter", json_object_new_string(parameter ?: ""),
+                                   NULL);
+}
+
+int varlink_conn_dispatch(VarlinkConn *c, json_object *parameters, const VarlinkField fields[], void *target) {
+        const char *bad = NULL;
+        int r;
+
+        assert(c);
+
+        r = varlink_dispatch(parameters, fields, target, &bad);
+        if (r < 0)
+                return varlink_conn_error_invalid_parameter(c, bad);
+        return 0;
+}
+
+/* Builds the parameters of an answer; a failure is an answer that cannot be queued. */
+static int conn_build_parameters(VarlinkConn *c, json_object **ret, va_list ap) {
+        int r;
+
+        r = json_build_object_va(ret, ap);
+        if (r < 0 && c->pending && !c->disconnected)
+                return conn_reply_failed(c, r);
+        return r;
+}
+
+int varlink_conn_replyb(VarlinkConn *c, ...) {
+        json_object *p;
+        va_list ap;
+        int r;
+
+        va_start(ap, c);
+        r = conn_build_parameters(c, &p, ap);
+        va_end(ap);
+        if (r < 0)
+                return r;
+        return varlink_conn_reply(c, p);
+}
+
+int varlink_conn_notifyb(VarlinkConn *c, ...) {
+        json_object *p;
+        va_list ap;
+        int r;
+
+        va_start(ap, c);
+        r = conn_build_parameters(c, &p, ap);
+        va_end(ap);
+        if (r < 0)
+                return r;
+        return varlink_conn_notify(c, p);
+}
+
+int varlink_conn_errorb(VarlinkConn *c, const char *error, ...) {
+        json_object *p;
+        va_list ap;
+        int r;
+
+        va_start(ap, error);
+        r = conn_build_parameters(c, &p, ap);
+        va_end(ap);
+        if (r < 0)
+                return r;
+        return varlink_conn_error(c, error, p);
 }
 
 bool varlink_conn_has_pending_call(VarlinkConn *c) {
@@ -277,30 +380,29 @@ void varlink_conn_close(VarlinkConn *c) {
 
 static int builtin_get_info(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
         VarlinkServer *s = c->server;
-        json_object *p, *ifaces;
-        const char *bad;
+        _cleanup_json_ json_object *ifaces = NULL;
         int r;
 
-        r = varlink_dispatch(parameters, (const VarlinkField[]) { {} }, NULL, &bad);
+        r = varlink_conn_dispatch(c, parameters, (const VarlinkField[]) { {} }, NULL);
         if (r < 0)
-                return varlink_conn_error_invalid_parameter(c, bad);
+                return r;
 
-        p = json_object_new_object();
         ifaces = json_object_new_array();
-        if (!p || !ifaces) {
-                json_object_put(p);
-                json_object_put(ifaces);
+        if (!ifaces)
                 return -ENOMEM;
-        }
-        json_object_array_add(ifaces, json_object_new_string("org.varlink.service"));
-        for (size_t i = 0; i < s->n_interfaces; i++)
-                json_object_array_add(ifaces, json_object_new_string(s->interfaces[i].name));
-        json_object_object_add(p, "vendor", json_object_new_string(s->info.vendor ?: ""));
-        json_object_object_add(p, "product", json_object_new_string(s->info.product ?: ""));
-        json_object_object_add(p, "version", json_object_new_string(s->info.version ?: ""));
-        json_object_object_add(p, "url", json_object_new_string(s->info.url ?: ""));
-        json_object_object_add(p, "interfaces", ifaces);
-        return varlink_conn_reply(c, p);
+        r = json_array_append(ifaces, json_object_new_string("org.varlink.service"));
+        for (size_t i = 0; r >= 0 && i < s->n_interfaces; i++)
+                r = json_array_append(ifaces, json_object_new_string(s->interfaces[i].name));
+        if (r < 0)
+                return r;
+
+        return varlink_conn_replyb(c,
+                                   "vendor", json_object_new_string(s->info.vendor ?: ""),
+                                   "product", json_object_new_string(s->info.product ?: ""),
+                                   "version", json_object_new_string(s->info.version ?: ""),
+                                   "url", json_object_new_string(s->info.url ?: ""),
+                                   "interfaces", TAKE_PTR(ifaces),
+                                   NULL);
 }
 
 static const char service_description[] =
@@ -323,35 +425,29 @@ static int builtin_get_interface_description(VarlinkConn *c, json_object *parame
                                              void *userdata) {
         VarlinkServer *s = c->server;
         struct { const char *interface; } p = {};
-        const char *bad, *description = NULL;
-        json_object *reply;
+        const char *description = NULL;
         int r;
 
-        r = varlink_dispatch(parameters,
-                             (const VarlinkField[]) {
-                                     { "interface", VARLINK_STRING, 0, true },
-                                     {},
-                             },
-                             &p, &bad);
+        r = varlink_conn_dispatch(c, parameters,
+                                  (const VarlinkField[]) {
+                                          { "interface", VARLINK_STRING, 0, true },
+                                          {},
+                                  },
+                                  &p);
         if (r < 0)
-                return varlink_conn_error_invalid_parameter(c, bad);
+                return r;
 
         if (streq(p.interface, "org.varlink.service"))
                 description = service_description;
         for (size_t i = 0; !description && i < s->n_interfaces; i++)
                 if (streq(s->interfaces[i].name, p.interface))
                         description = s->interfaces[i].description;
-        if (!description) {
-                reply = json_object_new_object();
-                json_object_object_add(reply, "interface", json_object_new_string(p.interface));
-                return varlink_conn_error(c, VARLINK_ERROR_INTERFACE_NOT_FOUND, reply);
-        }
+        if (!description)
+                return varlink_conn_errorb(c, VARLINK_ERROR_INTERFACE_NOT_FOUND,
+                                           "interface", json_object_new_string(p.interface),
+                                           NULL);
 
-        reply = json_object_new_object();
-        if (!reply)
-                return -ENOMEM;
-        json_object_object_add(reply, "description", json_object_new_string(description));
-        return varlink_conn_reply(c, reply);
+        return varlink_conn_replyb(c, "description", json_object_new_string(description), NULL);
 }
 
 static VarlinkMethod server_find_method(VarlinkServer *s, const char *name) {
@@ -371,7 +467,7 @@ static VarlinkMethod server_find_method(VarlinkServer *s, const char *name) {
 /* Handles one message. Returns < 0 when the connection must be closed. */
 static int conn_dispatch(VarlinkConn *c, const char *data, size_t size) {
         _cleanup_json_ json_object *m = NULL;
-        json_object *method = NULL, *parameters = NULL, *v;
+        json_object *method = NULL, *parameters = NULL;
         VarlinkCallFlags flags = 0;
         VarlinkMethod func;
         int r;
@@ -405,9 +501,11 @@ static int conn_dispatch(VarlinkConn *c, const char *data, size_t size) {
 
         func = server_find_method(c->server, json_object_get_string(method));
         if (!func) {
-                v = json_object_new_object();
-                json_object_object_add(v, "method", json_object_get(method));
-                return varlink_conn_error(c, VARLINK_ERROR_METHOD_NOT_FOUND, v);
+                /* Answered, or the connection is closed if that failed. */
+                (void) varlink_conn_errorb(c, VARLINK_ERROR_METHOD_NOT_FOUND,
+                                           "method", json_object_get(method),
+                                           NULL);
+                return 0;
         }
 
         r = func(c, parameters, flags, c->server->userdata);

@@ -23,8 +23,24 @@ typedef enum VarlinkCallFlags {
         VARLINK_CALL_ONEWAY = 1 << 1,
 } VarlinkCallFlags;
 
-/* A method. It answers with varlink_conn_reply()/varlink_conn_error*() now or later.
- * Returning a negative errno without having answered closes the connection. */
+/* A method. It answers the call once, with varlink_conn_reply*() or varlink_conn_error*()
+ * (after any number of varlink_conn_notify*() if the call asked for "more"), either before
+ * it returns or later, from another event (a deferred reply). What it returns:
+ *
+ *   >= 0  fine, answered or not (then the answer is deferred);
+ *   < 0   after the call was answered: fine too. The error senders return a negative
+ *         errno once the error is queued, as sd_varlink_error() does, so a method ends
+ *         with "return varlink_conn_error(c, ...);", and a failed parameter check with
+ *                 r = varlink_conn_dispatch(c, parameters, fields, &p);
+ *                 if (r < 0)
+ *                         return r;
+ *   < 0   with the call unanswered: the method failed (out of memory, say), and the
+ *         connection is closed, which tells the client nothing about the outcome.
+ *
+ * The same holds for deferred answers: whoever answers ignores a negative return of the
+ * error senders, and an answer that cannot be queued (out of memory) closes the
+ * connection, in a method or later, so that no call is left without an answer or a
+ * closed connection. The disconnect handler runs then, from within that call. */
 typedef int (*VarlinkMethod)(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata);
 typedef void (*VarlinkConnHandler)(VarlinkConn *c, void *userdata);
 
@@ -52,12 +68,31 @@ int varlink_server_listen_fd(VarlinkServer *s, int fd);
  * more than timeout_usec. */
 void varlink_server_flush_and_close(VarlinkServer *s, uint64_t timeout_usec);
 
-/* Answers the call. parameters may be NULL ({}); its reference is taken. */
+/* Fills target from the call's parameters with varlink_dispatch(). A bad parameter is
+ * answered with org.varlink.service.InvalidParameter naming it, and -EINVAL returned. */
+int varlink_conn_dispatch(VarlinkConn *c, json_object *parameters, const VarlinkField fields[], void *target);
+
+/* Answers the call and returns 0. parameters may be NULL ({}); its reference is taken,
+ * also on failure. -EBADMSG: no call to answer; -ENOMEM: could not be queued, and the
+ * connection was closed. */
 int varlink_conn_reply(VarlinkConn *c, json_object *parameters);
-/* An intermediate reply to a call with "more" ("continues": true); the call stays open. */
+/* An intermediate reply to a call with "more" ("continues": true); the call stays open.
+ * -EINVAL (and the call still open) if the call did not ask for more. */
 int varlink_conn_notify(VarlinkConn *c, json_object *parameters);
+/* Answers the call with an error. Once it is queued, returns a negative errno for it:
+ * -EINVAL for InvalidParameter, the errno sd_varlink_error() gives for the other errors
+ * of org.varlink.service, -EBADR for any other error. */
 int varlink_conn_error(VarlinkConn *c, const char *error, json_object *parameters);
 int varlink_conn_error_invalid_parameter(VarlinkConn *c, const char *parameter);
+
+/* The same with the parameters given as json_build_object() pairs, ended by NULL:
+ *         return varlink_conn_replyb(c, "value", json_object_new_string(v),
+ *                                       "version", json_object_new_uint64(n), NULL);
+ * A NULL value (its allocation failed) makes it an answer that cannot be queued: every
+ * value is released, the connection closed and -ENOMEM returned. */
+int varlink_conn_replyb(VarlinkConn *c, ...) _sentinel_;
+int varlink_conn_notifyb(VarlinkConn *c, ...) _sentinel_;
+int varlink_conn_errorb(VarlinkConn *c, const char *error, ...) _sentinel_;
 /* Closes the connection from the server side; the disconnect handler runs. */
 void varlink_conn_close(VarlinkConn *c);
 
