@@ -17,10 +17,12 @@
 #include <json-c/json.h>
 
 #include "job-format.h"
+#include "json-util.h"
 #include "log.h"
 #include "macro.h"
 #include "time-util.h"
 #include "mrkvctl.h"
+#include "org.mrkv.MapReduce.varlink.h"
 #include "parse-util.h"
 #include "strv.h"
 #include "varlink-client.h"
@@ -78,16 +80,16 @@ static const char *error_string(json_object *parameters, const char *key, const 
 /* Varlink errors the coordinator answers with: the exit code, with a message. */
 static int exit_code_of_error(const char *error, json_object *parameters, const char *what,
                               const char *job) {
-        if (streq(error, MR_INTERFACE ".NoSuchJob")) {
+        if (streq(error, MAPREDUCE_ERROR_NO_SUCH_JOB)) {
                 log_error("%s: no such job: %s", what, job ?: "?");
                 return EXIT_NO_JOB;
         }
-        if (streq(error, MR_INTERFACE ".InvalidJob")) {
+        if (streq(error, MAPREDUCE_ERROR_INVALID_JOB)) {
                 log_error("%s: the coordinator refused the job: %s", what,
                           error_string(parameters, "reason", "no reason given"));
                 return EXIT_FAIL;
         }
-        if (streq(error, MR_INTERFACE ".JobEnded")) {
+        if (streq(error, MAPREDUCE_ERROR_JOB_ENDED)) {
                 log_error("%s: job %s has already ended (%s).", what, job ?: "?",
                           error_string(parameters, "state", "?"));
                 return EXIT_FAIL;
@@ -125,13 +127,10 @@ static int call(VarlinkClient *c, const Context *ctx, const char *method, json_o
 }
 
 static json_object *job_parameters(const char *job) {
-        json_object *p = json_object_new_object(), *s = json_object_new_string(job);
+        json_object *p;
 
-        if (!p || !s || json_object_object_add(p, "job", s) < 0) {
-                json_object_put(p);
-                json_object_put(s);
+        if (json_build_object(&p, "job", json_object_new_string(job), NULL) < 0)
                 return NULL;
-        }
         return p;
 }
 
@@ -462,23 +461,22 @@ static int resolve_input(const char *file, char **ret) {
 
 static json_object *submit_parameters(const char *app, char **files, size_t n_files, unsigned nreduce,
                                       const char *workdir, uint64_t task_timeout) {
-        _cleanup_json_ json_object *p = json_object_new_object(), *a = json_object_new_array();
+        _cleanup_json_ json_object *p = NULL, *a = json_object_new_array();
 
-        if (!p || !a)
+        if (!a)
                 return NULL;
         for (size_t i = 0; i < n_files; i++)
-                if (json_object_array_add(a, json_object_new_string(files[i])) < 0)
+                if (json_array_append(a, json_object_new_string(files[i])) < 0)
                         return NULL;
-        if (json_object_object_add(p, "app", json_object_new_string(app)) < 0 ||
-            json_object_object_add(p, "files", TAKE_PTR(a)) < 0)
+        if (json_build_object(&p, "app", json_object_new_string(app), "files", TAKE_PTR(a), NULL) < 0)
                 return NULL;
         /* Unset options are left out: the coordinator's defaults apply. */
-        if (nreduce > 0 && json_object_object_add(p, "nreduce", json_object_new_int64(nreduce)) < 0)
+        if (nreduce > 0 && json_object_add(p, "nreduce", json_object_new_int64(nreduce)) < 0)
                 return NULL;
-        if (workdir && json_object_object_add(p, "workdir", json_object_new_string(workdir)) < 0)
+        if (workdir && json_object_add(p, "workdir", json_object_new_string(workdir)) < 0)
                 return NULL;
-        if (task_timeout > 0 && json_object_object_add(p, "task_timeout_usec",
-                                                       json_object_new_int64((int64_t) task_timeout)) < 0)
+        if (task_timeout > 0 &&
+            json_object_add(p, "task_timeout_usec", json_object_new_int64((int64_t) task_timeout)) < 0)
                 return NULL;
         return TAKE_PTR(p);
 }

@@ -8,6 +8,7 @@
 
 #include <json-c/json.h>
 
+#include "json-util.h"
 #include "log.h"
 #include "macro.h"
 #include "mrkvctl.h"
@@ -29,16 +30,13 @@ static int parse_common_only(Context *ctx, int argc, char *argv[]) {
 }
 
 static int print_json(const char *value, uint64_t version) {
-        _cleanup_json_ json_object *o = json_object_new_object();
-        json_object *v = json_object_new_string(value), *ver = json_object_new_uint64(version);
+        _cleanup_json_ json_object *o = NULL;
 
-        if (!o || !v || !ver) {
-                json_object_put(v);
-                json_object_put(ver);
+        if (json_build_object(&o,
+                              "value", json_object_new_string(value),
+                              "version", json_object_new_uint64(version),
+                              NULL) < 0)
                 return log_oom();
-        }
-        json_object_object_add(o, "value", v);
-        json_object_object_add(o, "version", ver);
         /* JSON_C_TO_STRING_NOSLASHESCAPE: paths print as typed, not as "\/tmp". */
         puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
         return 0;

@@ -20,8 +20,10 @@
 
 #include "address.h"
 #include "config.h"
+#include "json-util.h"
 #include "log.h"
 #include "macro.h"
+#include "org.mrkv.KV.varlink.h"
 #include "parse-util.h"
 #include "varlink-client.h"
 
@@ -252,8 +254,10 @@ static int prepare_keys(Bench *b, const char *address) {
                 const char *error;
 
                 snprintf(key, sizeof(key), KEY_FORMAT, k);
-                params = json_object_new_object();
-                json_object_object_add(params, "key", json_object_new_string(key));
+                if (json_build_object(&params, "key", json_object_new_string(key), NULL) < 0) {
+                        r = log_oom();
+                        goto finish;
+                }
                 r = varlink_client_call(
                         client, "org.mrkv.KV.Get", params, CALL_TIMEOUT_USEC, &reply, &error);
                 if (r < 0) {
@@ -269,15 +273,18 @@ static int prepare_keys(Bench *b, const char *address) {
                         b->versions[k] = json_object_get_uint64(version);
                         continue;
                 }
-                if (!streq(error, "org.mrkv.KV.NoKey")) {
+                if (!streq(error, KV_ERROR_NO_KEY)) {
                         r = log_error_errno(EBADMSG, "Get of %s failed: %s", key, error);
                         goto finish;
                 }
 
                 json_object_put(reply);
                 reply = NULL;
-                json_object_object_add(params, "value", json_object_get(value));
-                json_object_object_add(params, "version", json_object_new_uint64(0));
+                if (json_object_add(params, "value", json_object_get(value)) < 0 ||
+                    json_object_add(params, "version", json_object_new_uint64(0)) < 0) {
+                        r = log_oom();
+                        goto finish;
+                }
                 r = varlink_client_call(
                         client, "org.mrkv.KV.Put", params, CALL_TIMEOUT_USEC, &reply, &error);
                 if (r < 0) {

@@ -48,32 +48,9 @@ size_t kv_message_size_for(size_t max_key_size, size_t max_value_size) {
         return MAX(max, (size_t) VARLINK_DEFAULT_MAX_MESSAGE);
 }
 
-/* Adds a new value (NULL when its allocation failed) under a new key given as a string
- * literal to o, which takes the value's reference. The flags spare json-c a lookup and a
- * copy of the key: this runs for every reply. */
-static int object_add(json_object *o, const char *key, json_object *v) {
-        if (!v)
-                return -ENOMEM;
-        if (json_object_object_add_ex(
-                    o, key, v, JSON_C_OBJECT_ADD_KEY_IS_NEW | JSON_C_OBJECT_KEY_IS_CONSTANT) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
 static int reply_error_max(KVService *k, VarlinkConn *c, const char *error, size_t max) {
-        json_object *p;
-
         k->stats.errors++;
-        p = json_object_new_object();
-        if (!p)
-                return -ENOMEM;
-        if (object_add(p, "max", json_object_new_uint64(max)) < 0) {
-                json_object_put(p);
-                return -ENOMEM;
-        }
-        return varlink_conn_error(c, error, p);
+        return varlink_conn_errorb(c, error, "max", json_object_new_uint64(max), NULL);
 }
 
 static int reply_error(KVService *k, VarlinkConn *c, const char *error) {
@@ -84,18 +61,17 @@ static int reply_error(KVService *k, VarlinkConn *c, const char *error) {
 static int method_get(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
         KVService *k = userdata;
         GetParameters p = {};
-        const char *bad = NULL, *value;
+        const char *value;
         size_t key_size, value_size;
         uint64_t version;
-        json_object *reply;
         int r;
 
         k->stats.gets++;
 
-        r = varlink_dispatch(parameters, get_fields, &p, &bad);
+        r = varlink_conn_dispatch(c, parameters, get_fields, &p);
         if (r < 0) {
                 k->stats.errors++;
-                return varlink_conn_error_invalid_parameter(c, bad);
+                return r;
         }
 
         key_size = strlen(p.key);
@@ -108,31 +84,24 @@ static int method_get(VarlinkConn *c, json_object *parameters, VarlinkCallFlags 
         if (r < 0)
                 return r;
 
-        reply = json_object_new_object();
-        if (!reply)
-                return -ENOMEM;
-        if (object_add(reply, "value", json_object_new_string_len(value, (int) value_size)) < 0 ||
-                object_add(reply, "version", json_object_new_uint64(version)) < 0) {
-                json_object_put(reply);
-                return -ENOMEM;
-        }
-
-        return varlink_conn_reply(c, reply);
+        return varlink_conn_replyb(c,
+                                   "value", json_object_new_string_len(value, (int) value_size),
+                                   "version", json_object_new_uint64(version),
+                                   NULL);
 }
 
 static int method_put(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
         KVService *k = userdata;
         PutParameters p = {};
-        const char *bad = NULL;
         size_t key_size, value_size;
         int r;
 
         k->stats.puts++;
 
-        r = varlink_dispatch(parameters, put_fields, &p, &bad);
+        r = varlink_conn_dispatch(c, parameters, put_fields, &p);
         if (r < 0) {
                 k->stats.errors++;
-                return varlink_conn_error_invalid_parameter(c, bad);
+                return r;
         }
 
         key_size = strlen(p.key);

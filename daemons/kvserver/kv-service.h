@@ -16,11 +16,6 @@
 #define KV_DEFAULT_MAX_VALUE_SIZE (1024U * 1024U)
 #define KV_DEFAULT_MAX_CONNECTIONS 4096U
 
-#define KV_ERROR_NO_KEY "org.mrkv.KV.NoKey"
-#define KV_ERROR_VERSION_MISMATCH "org.mrkv.KV.VersionMismatch"
-#define KV_ERROR_KEY_TOO_LARGE "org.mrkv.KV.KeyTooLarge"
-#define KV_ERROR_VALUE_TOO_LARGE "org.mrkv.KV.ValueTooLarge"
-
 typedef struct KVLimits {
         size_t max_key_size;
         size_t max_value_size;

@@ -34,13 +34,16 @@ static uint64_t rss_bytes(pid_t pid) {
 }
 
 static void put_new(const char *address, const char *key, json_object *value) {
-        _cleanup_json_ json_object *p = json_object_new_object(), *reply = NULL;
+        _cleanup_json_ json_object *p = NULL, *reply = NULL;
         VarlinkClient *c = NULL;
         const char *error = NULL;
 
-        json_object_object_add(p, "key", json_object_new_string(key));
-        json_object_object_add(p, "value", json_object_get(value));
-        json_object_object_add(p, "version", json_object_new_uint64(0));
+        ck_assert_int_eq(json_build_object(&p,
+                                           "key", json_object_new_string(key),
+                                           "value", json_object_get(value),
+                                           "version", json_object_new_uint64(0),
+                                           NULL),
+                         0);
         ck_assert_int_eq(varlink_client_connect(address, &c), 0);
         ck_assert_int_eq(varlink_client_call(c, "org.mrkv.KV.Put", p, 5 * USEC_PER_SEC, &reply, &error), 0);
         ck_assert_msg(!error, "Put %s: %s", key, error);

@@ -75,13 +75,29 @@ static const char *call(VarlinkClient *c, const char *method, const char *params
         return error_copy;
 }
 
+static json_object *put_parameters(const char *key, const char *value, uint64_t version) {
+        json_object *p = NULL;
+
+        ck_assert_int_eq(json_build_object(&p,
+                                           "key", json_object_new_string(key),
+                                           "value", json_object_new_string(value),
+                                           "version", json_object_new_uint64(version),
+                                           NULL),
+                         0);
+        return p;
+}
+
+static json_object *get_parameters(const char *key) {
+        json_object *p = NULL;
+
+        ck_assert_int_eq(json_build_object(&p, "key", json_object_new_string(key), NULL), 0);
+        return p;
+}
+
 static void put_ok(VarlinkClient *c, const char *key, const char *value, uint64_t version) {
-        _cleanup_json_ json_object *p = json_object_new_object(), *reply = NULL;
+        _cleanup_json_ json_object *p = put_parameters(key, value, version), *reply = NULL;
         const char *error = NULL;
 
-        json_object_object_add(p, "key", json_object_new_string(key));
-        json_object_object_add(p, "value", json_object_new_string(value));
-        json_object_object_add(p, "version", json_object_new_uint64(version));
         ck_assert_int_eq(varlink_client_call(c, "org.mrkv.KV.Put", p, CALL_TIMEOUT, &reply, &error), 0);
         ck_assert_msg(!error, "Put %s failed: %s", key, error);
         ck_assert_int_eq(json_object_object_length(reply), 0);
@@ -89,12 +105,9 @@ static void put_ok(VarlinkClient *c, const char *key, const char *value, uint64_
 
 static const char *put(VarlinkClient *c, const char *key, const char *value, uint64_t version) {
         static char error_copy[256];
-        _cleanup_json_ json_object *p = json_object_new_object(), *reply = NULL;
+        _cleanup_json_ json_object *p = put_parameters(key, value, version), *reply = NULL;
         const char *error = NULL;
 
-        json_object_object_add(p, "key", json_object_new_string(key));
-        json_object_object_add(p, "value", json_object_new_string(value));
-        json_object_object_add(p, "version", json_object_new_uint64(version));
         ck_assert_int_eq(varlink_client_call(c, "org.mrkv.KV.Put", p, CALL_TIMEOUT, &reply, &error), 0);
         if (!error)
                 return NULL;
@@ -103,11 +116,10 @@ static const char *put(VarlinkClient *c, const char *key, const char *value, uin
 }
 
 static void get_expect(VarlinkClient *c, const char *key, const char *value, uint64_t version) {
-        _cleanup_json_ json_object *p = json_object_new_object(), *reply = NULL;
+        _cleanup_json_ json_object *p = get_parameters(key), *reply = NULL;
         json_object *v;
         const char *error = NULL;
 
-        json_object_object_add(p, "key", json_object_new_string(key));
         ck_assert_int_eq(varlink_client_call(c, "org.mrkv.KV.Get", p, CALL_TIMEOUT, &reply, &error), 0);
         ck_assert_msg(!error, "Get %s failed: %s", key, error);
         ck_assert(json_object_object_get_ex(reply, "value", &v));
@@ -121,10 +133,9 @@ static void get_expect(VarlinkClient *c, const char *key, const char *value, uin
 
 static const char *get_error(VarlinkClient *c, const char *key) {
         static char error_copy[256];
-        _cleanup_json_ json_object *p = json_object_new_object(), *reply = NULL;
+        _cleanup_json_ json_object *p = get_parameters(key), *reply = NULL;
         const char *error = NULL;
 
-        json_object_object_add(p, "key", json_object_new_string(key));
         ck_assert_int_eq(varlink_client_call(c, "org.mrkv.KV.Get", p, CALL_TIMEOUT, &reply, &error), 0);
         ck_assert_msg(error, "Get %s succeeded", key);
         snprintf(error_copy, sizeof(error_copy), "%s", error);
@@ -290,7 +301,7 @@ START_TEST(test_interface_description) {
         VarlinkClient *c;
 
         /* The server carries the very file from the tree. */
-        f = fopen(MRKV_SOURCE_ROOT "/daemons/kvserver/org.mrkv.KV.varlink", "re");
+        f = fopen(MRKV_SOURCE_ROOT "/interfaces/org.mrkv.KV.varlink", "re");
         ck_assert_ptr_nonnull(f);
         expected = calloc(1, 65536);
         ck_assert_ptr_nonnull(expected);
@@ -500,13 +511,11 @@ START_TEST(test_many_connections) {
 
         /* All calls in flight at once, then all answers. */
         for (int i = 0; i < N; i++) {
-                _cleanup_json_ json_object *p = json_object_new_object();
+                _cleanup_json_ json_object *p = NULL;
 
                 snprintf(key, sizeof(key), "conn-%d", i);
                 snprintf(value, sizeof(value), "value-%d", i);
-                json_object_object_add(p, "key", json_object_new_string(key));
-                json_object_object_add(p, "value", json_object_new_string(value));
-                json_object_object_add(p, "version", json_object_new_uint64(0));
+                p = put_parameters(key, value, 0);
                 ck_assert_int_eq(varlink_client_send(clients[i], "org.mrkv.KV.Put", p, 0, CALL_TIMEOUT), 0);
         }
         for (int i = 0; i < N; i++) {

@@ -4,6 +4,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "json-util.h"
 #include "log.h"
 #include "macro.h"
 #include "maptask.h"
@@ -60,19 +61,21 @@ static int run_task(const Assignment *a, App *app, Groups *groups, int dir_fd, c
 }
 
 static int finish_task(VarlinkClient *client, const Assignment *a, bool ok, const char *error) {
-        _cleanup_json_ json_object *p = json_object_new_object(), *reply = NULL;
+        _cleanup_json_ json_object *p = NULL, *reply = NULL;
         const char *err = NULL;
         int r;
 
-        if (!p)
-                return -ENOMEM;
-        json_object_object_add(p, "job", json_object_new_string(a->job));
-        json_object_object_add(p, "kind", json_object_new_string(a->kind));
-        json_object_object_add(p, "task", json_object_new_int64(a->task));
-        json_object_object_add(p, "attempt", json_object_new_int64(a->attempt));
-        json_object_object_add(p, "ok", json_object_new_boolean(ok));
-        if (error)
-                json_object_object_add(p, "error", json_object_new_string(error));
+        r = json_build_object(&p,
+                              "job", json_object_new_string(a->job),
+                              "kind", json_object_new_string(a->kind),
+                              "task", json_object_new_int64(a->task),
+                              "attempt", json_object_new_int64(a->attempt),
+                              "ok", json_object_new_boolean(ok),
+                              NULL);
+        if (r >= 0 && error)
+                r = json_object_add(p, "error", json_object_new_string(error));
+        if (r < 0)
+                return r;
 
         r = varlink_client_call(client, "org.mrkv.MapReduce.FinishTask", p, UINT64_MAX, &reply, &err);
         if (r < 0)

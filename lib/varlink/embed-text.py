@@ -2,10 +2,24 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Writes a C header defining "static const char NAME[]" with the bytes of a text file,
 # so that a program carries its Varlink interface description without reading files.
+#
+# With --error-prefix PREFIX the file is read as a Varlink interface description, and
+# the header also defines, for every "error Name (...)" of the interface, its full name:
+#     #define PREFIX_NAME "org.example.Interface.Name"
+# (Name in upper case, with an underscore between its words), so that servers and
+# clients spell error names once, in the interface file.
+import argparse
+import re
 import sys
 
-src, dst, name = sys.argv[1:4]
-with open(src, 'rb') as f:
+parser = argparse.ArgumentParser()
+parser.add_argument('--error-prefix', help='define the full name of every error, prefixed with this')
+parser.add_argument('src')
+parser.add_argument('dst')
+parser.add_argument('name')
+args = parser.parse_args()
+
+with open(args.src, 'rb') as f:
     data = f.read()
 
 def escape(line):
@@ -20,9 +34,48 @@ def escape(line):
             out.append('\\%03o' % b)
     return ''.join(out)
 
-with open(dst, 'w') as f:
-    f.write('/* Generated from %s by embed-text.py. */\n#pragma once\n\n' % src.split('/')[-1])
-    f.write('static const char %s[] =\n' % name)
+def macro_name(error):
+    # NoKey -> NO_KEY, VersionMismatch -> VERSION_MISMATCH, HTTPError -> HTTP_ERROR
+    return re.sub(r'(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])', '_', error).upper()
+
+def error_defines(text, prefix):
+    interface = None
+    defines = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        # Declarations start at the beginning of a line; members of a type or method
+        # are indented (and one of them may well be called "error").
+        m = re.match(r'interface\s+(\S+)', line)
+        if m:
+            if interface:
+                sys.exit('%s:%d: a second interface line' % (args.src, number))
+            interface = m.group(1)
+            continue
+        m = re.match(r'error\s+([A-Za-z][A-Za-z0-9]*)\s*\(', line)
+        if not m:
+            if re.match(r'error\s', line):
+                sys.exit('%s:%d: cannot read the error: %s' % (args.src, number, line))
+            continue
+        if not interface:
+            sys.exit('%s:%d: an error before the interface line' % (args.src, number))
+        macro = prefix + macro_name(m.group(1))
+        if macro in defines:
+            sys.exit('%s:%d: %s defined twice' % (args.src, number, macro))
+        defines[macro] = '%s.%s' % (interface, m.group(1))
+    if not interface:
+        sys.exit('%s: no interface line' % args.src)
+    return defines
+
+defines = {}
+if args.error_prefix is not None:
+    defines = error_defines(data.decode('utf-8'), args.error_prefix)
+
+with open(args.dst, 'w') as f:
+    f.write('/* Generated from %s by embed-text.py. */\n#pragma once\n\n' % args.src.split('/')[-1])
+    for macro, value in defines.items():
+        f.write('#define %s "%s"\n' % (macro, value))
+    if defines:
+        f.write('\n')
+    f.write('static const char %s[] =\n' % args.name)
     lines = data.splitlines(keepends=True) or [b'']
     f.write('\n'.join('        "%s"' % escape(l) for l in lines))
     f.write(';\n')

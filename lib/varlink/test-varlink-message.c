@@ -299,11 +299,14 @@ START_TEST(test_buffer_append_message) {
         const char *data;
         size_t size;
 
-        m = json_object_new_object();
-        json_object_object_add(m, "path", json_object_new_string("a/b"));
-        /* An embedded NUL must go out escaped, or it would end the frame early. */
-        json_object_object_add(m, "nul", json_object_new_string_len("x\0y", 3));
-        json_object_object_add(m, "u", json_object_new_uint64(UINT64_MAX));
+        ck_assert_int_eq(json_build_object(&m,
+                                           "path", json_object_new_string("a/b"),
+                                           /* An embedded NUL must go out escaped, or it
+                                            * would end the frame early. */
+                                           "nul", json_object_new_string_len("x\0y", 3),
+                                           "u", json_object_new_uint64(UINT64_MAX),
+                                           NULL),
+                         0);
 
         ck_assert_int_eq(varlink_buffer_append_message(&b, m), 0);
         ck_assert_int_eq(varlink_buffer_next(&b, VARLINK_DEFAULT_MAX_MESSAGE, &data, &size), 1);

@@ -69,15 +69,17 @@ int varlink_client_send(VarlinkClient *c, const char *method, json_object *param
         uint64_t deadline = usec_add(now_usec(), timeout_usec);
         int r;
 
-        m = json_object_new_object();
-        if (!m)
-                return -ENOMEM;
-        json_object_object_add(m, "method", json_object_new_string(method));
-        json_object_object_add(m, "parameters", parameters ? json_object_get(parameters) : json_object_new_object());
-        if (flags & VARLINK_CLIENT_MORE)
-                json_object_object_add(m, "more", json_object_new_boolean(1));
-        if (flags & VARLINK_CLIENT_ONEWAY)
-                json_object_object_add(m, "oneway", json_object_new_boolean(1));
+        r = json_build_object(&m,
+                              "method", json_object_new_string(method),
+                              "parameters",
+                              parameters ? json_object_get(parameters) : json_object_new_object(),
+                              NULL);
+        if (r >= 0 && (flags & VARLINK_CLIENT_MORE))
+                r = json_object_add(m, "more", json_object_new_boolean(true));
+        if (r >= 0 && (flags & VARLINK_CLIENT_ONEWAY))
+                r = json_object_add(m, "oneway", json_object_new_boolean(true));
+        if (r < 0)
+                return r;
 
         r = varlink_buffer_append_message(&c->out, m);
         if (r < 0)

@@ -7,17 +7,16 @@
 #include <json-c/json.h>
 
 #include "address.h"
+#include "json-util.h"
 #include "macro.h"
 #include "mrkv/kv.h"
+#include "org.mrkv.KV.varlink.h"
 #include "pause.h"
 #include "varlink-client.h"
 #include "varlink-message.h"
 
 #define DEFAULT_ATTEMPT_TIMEOUT_USEC (1 * USEC_PER_SEC)
 #define DEFAULT_RETRY_PAUSE_USEC (20 * USEC_PER_MSEC)
-
-#define KV_ERROR_NO_KEY "org.mrkv.KV.NoKey"
-#define KV_ERROR_VERSION_MISMATCH "org.mrkv.KV.VersionMismatch"
 
 struct mrkv_clerk {
         Address address;
@@ -30,27 +29,6 @@ struct mrkv_clerk {
 
         uint64_t n_resends; /* atomic: other threads may read it */
 };
-
-/* Adds a new string member; json_object_object_add() would store a failed allocation as null. */
-static int add_string(json_object *o, const char *name, const char *value) {
-        json_object *v = json_object_new_string(value);
-
-        if (!v || json_object_object_add(o, name, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
-static int add_uint64(json_object *o, const char *name, uint64_t value) {
-        json_object *v = json_object_new_uint64(value);
-
-        if (!v || json_object_object_add(o, name, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
 
 _public_ int mrkv_clerk_new(const char *address, mrkv_clerk **ret) {
         _cleanup_free_ char *def = NULL;
@@ -290,9 +268,9 @@ _public_ int mrkv_clerk_get(mrkv_clerk *c, const char *key, char **ret_value, ui
         if (!c || !key)
                 return -EINVAL;
 
-        parameters = json_object_new_object();
-        if (!parameters || add_string(parameters, "key", key) < 0)
-                return -ENOMEM;
+        r = json_build_object(&parameters, "key", json_object_new_string(key), NULL);
+        if (r < 0)
+                return r;
 
         r = clerk_call(c, "org.mrkv.KV.Get", parameters, &reply, &error, &unanswered);
         if (r < 0)
@@ -325,10 +303,13 @@ _public_ int mrkv_clerk_put(mrkv_clerk *c, const char *key, const char *value, u
         if (!c || !key || !value)
                 return -EINVAL;
 
-        parameters = json_object_new_object();
-        if (!parameters || add_string(parameters, "key", key) < 0 || add_string(parameters, "value", value) < 0 ||
-            add_uint64(parameters, "version", version) < 0)
-                return -ENOMEM;
+        r = json_build_object(&parameters,
+                              "key", json_object_new_string(key),
+                              "value", json_object_new_string(value),
+                              "version", json_object_new_uint64(version),
+                              NULL);
+        if (r < 0)
+                return r;
 
         r = clerk_call(c, "org.mrkv.KV.Put", parameters, &reply, &error, &unanswered);
         if (r < 0)

@@ -180,11 +180,7 @@ static int method_echo(VarlinkConn *c, json_object *parameters, VarlinkCallFlags
 }
 
 static int method_count(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
-        json_object *p = json_object_new_object();
-        if (!p)
-                return -ENOMEM;
-        json_object_object_add(p, "calls", json_object_new_int64(echo_calls));
-        return varlink_conn_reply(c, p);
+        return varlink_conn_replyb(c, "calls", json_object_new_int64(echo_calls), NULL);
 }
 
 static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -268,12 +264,11 @@ static int echo(const char *address, VarlinkClient **c, int64_t seq, const char 
                         return r;
         }
 
-        params = json_object_new_object();
-        if (!params)
-                return -ENOMEM;
-        json_object_object_add(params, "seq", json_object_new_int64(seq));
-        if (data)
-                json_object_object_add(params, "data", json_object_new_string(data));
+        r = json_build_object(&params, "seq", json_object_new_int64(seq), NULL);
+        if (r >= 0 && data)
+                r = json_object_add(params, "data", json_object_new_string(data));
+        if (r < 0)
+                return r;
 
         r = varlink_client_call(*c, ECHO_METHOD, params, timeout, &reply, &error);
         if (r >= 0 && (error || !json_object_object_get_ex(reply, "seq", &v) || json_object_get_int64(v) != seq))
@@ -506,8 +501,10 @@ START_TEST(test_forwards_everything_in_order) {
         /* A hundred calls in flight at once, each held back by its own random delay: any
          * overtaking would show as a reply out of order. */
         for (int64_t i = 0; i < 100; i++) {
-                _cleanup_json_ json_object *params = json_object_new_object();
-                json_object_object_add(params, "seq", json_object_new_int64(1000 + i));
+                _cleanup_json_ json_object *params = NULL;
+
+                ck_assert_int_eq(json_build_object(&params, "seq", json_object_new_int64(1000 + i), NULL),
+                                 0);
                 ck_assert_int_eq(varlink_client_send(c, ECHO_METHOD, params, 0, PATIENCE), 0);
         }
         for (int64_t i = 0; i < 100; i++) {
@@ -532,8 +529,9 @@ START_TEST(test_forwards_everything_in_order) {
 
         /* A oneway call: the server runs it and nobody waits for a reply. */
         {
-                _cleanup_json_ json_object *params = json_object_new_object();
-                json_object_object_add(params, "seq", json_object_new_int64(3000));
+                _cleanup_json_ json_object *params = NULL;
+
+                ck_assert_int_eq(json_build_object(&params, "seq", json_object_new_int64(3000), NULL), 0);
                 ck_assert_int_eq(varlink_client_send(c, ECHO_METHOD, params, VARLINK_CLIENT_ONEWAY, PATIENCE), 0);
         }
         assert_server_calls(20 + 100 + 3 + 1);
