@@ -3,6 +3,7 @@
 
 #include "cert-client.h"
 #include "cert-values.h"
+#include "json-util.h"
 #include "log.h"
 #include "macro.h"
 #include "varlink-client.h"
@@ -68,7 +69,9 @@ static int read_more(VarlinkClient *c, const char *method, uint64_t timeout_usec
                         return r;
                 printf("  %s reply %u: %s\n", short_name(method), i, json_text(p));
                 (void) json_object_object_get_ex(p, "string", &s);
-                json_object_array_add(strings, json_object_get(s));
+                r = json_array_append(strings, json_object_get(s));
+                if (r < 0)
+                        return log_oom();
         }
         *ret = TAKE_PTR(strings);
         return 0;
@@ -77,19 +80,19 @@ static int read_more(VarlinkClient *c, const char *method, uint64_t timeout_usec
 /* The parameters of the next call: what the previous reply carried, with client_id. */
 static json_object *next_call(CertStepId id, json_object *last, json_object *more_replies,
                               const char *client_id) {
-        json_object *p = NULL;
+        _cleanup_json_ json_object *p = NULL;
 
         if (id == CERT_TEST11) {
-                p = json_object_new_object();
-                if (p)
-                        json_object_object_add(p, "last_more_replies", json_object_get(more_replies));
-        } else if (id == CERT_START || id == CERT_TEST01 || id == CERT_END)
-                p = json_object_new_object();
-        else if (json_object_deep_copy(last, &p, NULL) < 0)
-                p = NULL;
-        if (p && id != CERT_START)
-                json_object_object_add(p, "client_id", json_object_new_string(client_id));
-        return p;
+                if (json_build_object(&p, "last_more_replies", json_object_get(more_replies), NULL) < 0)
+                        return NULL;
+        } else if (id == CERT_START || id == CERT_TEST01 || id == CERT_END) {
+                if (json_build_object(&p, NULL) < 0)
+                        return NULL;
+        } else if (json_object_deep_copy(last, &p, NULL) < 0)
+                return NULL;
+        if (id != CERT_START && json_object_add(p, "client_id", json_object_new_string(client_id)) < 0)
+                return NULL;
+        return TAKE_PTR(p);
 }
 
 static int run_sequence(VarlinkClient *c, uint64_t timeout_usec, char **ret_client_id) {
@@ -204,10 +207,8 @@ static int check_service_interface(VarlinkClient *c, const char *client_id, uint
                                        CERT_INTERFACE, json_text(info));
         printf("GetInfo: %s\n", json_text(info));
 
-        args = json_object_new_object();
-        if (!args)
+        if (json_build_object(&args, "interface", json_object_new_string(CERT_INTERFACE), NULL) < 0)
                 return log_oom();
-        json_object_object_add(args, "interface", json_object_new_string(CERT_INTERFACE));
         r = varlink_client_call(c, "org.varlink.service.GetInterfaceDescription", args, timeout_usec,
                                 &description, &error);
         if (r < 0)
@@ -227,11 +228,9 @@ static int check_service_interface(VarlinkClient *c, const char *client_id, uint
                strlen(cert_interface_description));
 
         /* The client ended: its id is no longer known. */
-        json_object_put(args);
-        args = json_object_new_object();
-        if (!args)
+        json_object_put(TAKE_PTR(args));
+        if (json_build_object(&args, "client_id", json_object_new_string(client_id), NULL) < 0)
                 return log_oom();
-        json_object_object_add(args, "client_id", json_object_new_string(client_id));
         r = expect_error(c, cert_steps[CERT_TEST01].method, args, CERT_ERROR_CLIENT_ID, timeout_usec);
         if (r < 0)
                 return r;

@@ -4,6 +4,7 @@
 #include "cert-service.h"
 #include "cert-values.h"
 #include "config.h"
+#include "json-util.h"
 #include "list.h"
 #include "log.h"
 #include "macro.h"
@@ -69,18 +70,21 @@ static int client_new(CertService *s, CertClient **ret) {
 
 /* {"method": ..., "parameters": ..., "more"/"oneway": true}: a call, as CertificationError shows it. */
 static json_object *describe_call(const char *method, json_object *parameters, unsigned flags) {
-        json_object *o = json_object_new_object();
+        _cleanup_json_ json_object *o = NULL;
+        int r;
 
-        if (!o)
+        r = json_build_object(&o,
+                              "method", json_object_new_string(method),
+                              "parameters",
+                              parameters ? json_object_get(parameters) : json_object_new_object(),
+                              NULL);
+        if (r >= 0 && (flags & CERT_MORE))
+                r = json_object_add(o, "more", json_object_new_boolean(true));
+        if (r >= 0 && (flags & CERT_ONEWAY))
+                r = json_object_add(o, "oneway", json_object_new_boolean(true));
+        if (r < 0)
                 return NULL;
-        json_object_object_add(o, "method", json_object_new_string(method));
-        json_object_object_add(o, "parameters",
-                               parameters ? json_object_get(parameters) : json_object_new_object());
-        if (flags & CERT_MORE)
-                json_object_object_add(o, "more", json_object_new_boolean(true));
-        if (flags & CERT_ONEWAY)
-                json_object_object_add(o, "oneway", json_object_new_boolean(true));
-        return o;
+        return TAKE_PTR(o);
 }
 
 static unsigned cert_flags(VarlinkCallFlags flags) {
@@ -93,35 +97,25 @@ static unsigned cert_flags(VarlinkCallFlags flags) {
 static int reply_certification_error(VarlinkConn *c, CertClient *cl, const char *wants_method,
                                      json_object *wants_parameters, unsigned wants_flags, CertStepId got_step,
                                      json_object *got_parameters, VarlinkCallFlags got_flags) {
-        json_object *e, *wants, *got;
+        json_object *wants, *got;
 
         if (cl)
                 cl->failed = true;
 
         wants = describe_call(wants_method, wants_parameters, wants_flags);
         got = describe_call(cert_steps[got_step].method, got_parameters, cert_flags(got_flags));
-        e = json_object_new_object();
-        if (!wants || !got || !e) {
-                json_object_put(wants);
-                json_object_put(got);
-                json_object_put(e);
-                return -ENOMEM;
-        }
-        json_object_object_add(e, "wants", wants);
-        json_object_object_add(e, "got", got);
-
         log_warning("Client %s failed %s: wants %s, got %s", cl ? cl->id : "(new)",
                     cert_steps[got_step].method,
                     json_object_to_json_string_ext(wants, JSON_C_TO_STRING_PLAIN),
                     json_object_to_json_string_ext(got, JSON_C_TO_STRING_PLAIN));
-        return varlink_conn_error(c, CERT_ERROR_CERTIFICATION, e);
+        /* If either could not be built, the error is not sent and the connection closes. */
+        return varlink_conn_errorb(c, CERT_ERROR_CERTIFICATION, "wants", wants, "got", got, NULL);
 }
 
 static int method_start(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
         CertService *s = userdata;
         _cleanup_json_ json_object *wants = cert_call_parameters(CERT_START, NULL);
         CertClient *cl;
-        json_object *reply;
         int r;
 
         if (!wants)
@@ -136,11 +130,7 @@ static int method_start(VarlinkConn *c, json_object *parameters, VarlinkCallFlag
                 return r;
         log_debug("Client %s started.", cl->id);
 
-        reply = json_object_new_object();
-        if (!reply)
-                return -ENOMEM;
-        json_object_object_add(reply, "client_id", json_object_new_string(cl->id));
-        return varlink_conn_reply(c, reply);
+        return varlink_conn_replyb(c, "client_id", json_object_new_string(cl->id), NULL);
 }
 
 static int reply_step(VarlinkConn *c, CertService *s, CertClient *cl, CertStepId id) {
@@ -167,11 +157,7 @@ static int reply_step(VarlinkConn *c, CertService *s, CertClient *cl, CertStepId
 
                 log_info("Client %s %s the certification.", cl->id, all_ok ? "passed" : "failed");
                 client_free(s, cl);
-                reply = json_object_new_object();
-                if (!reply)
-                        return -ENOMEM;
-                json_object_object_add(reply, "all_ok", json_object_new_boolean(all_ok));
-                return varlink_conn_reply(c, reply);
+                return varlink_conn_replyb(c, "all_ok", json_object_new_boolean(all_ok), NULL);
         }
 
         default:
