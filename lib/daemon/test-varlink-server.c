@@ -240,7 +240,8 @@ static int method_error(VarlinkConn *c, json_object *parameters, VarlinkCallFlag
 }
 
 /* Answers with parameters whose allocation "failed": a NULL value in the pairs. */
-static int method_no_memory(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
+static int method_no_memory(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags,
+                            void *userdata) {
         struct {
                 bool stream;
         } p = {};
@@ -267,10 +268,12 @@ static int method_no_memory(VarlinkConn *c, json_object *parameters, VarlinkCall
 }
 
 static int method_stats(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
+        VarlinkServer *s = varlink_conn_get_server(c);
+
         return varlink_conn_replyb(
                         c,
                         "disconnects", json_object_new_int64(srv.disconnects),
-                        "connections", json_object_new_int64(varlink_server_n_connections(varlink_conn_get_server(c))),
+                        "connections", json_object_new_int64(varlink_server_n_connections(s)),
                         "oneway", json_object_new_int64(srv.oneway_calls),
                         "log", json_object_new_string(srv.log),
                         NULL);
@@ -764,7 +767,8 @@ START_TEST(test_deferred_reply_no_memory) {
         s = wait_disconnects(other, 1);
         log = server_log(other);
         /* The disconnect handler ran from within the failed reply. */
-        snprintf(expected, sizeof(expected), "defer-start;defer-fail;defer-dropped;defer-failed:%d;", -ENOMEM);
+        snprintf(expected, sizeof(expected), "defer-start;defer-fail;defer-dropped;defer-failed:%d;",
+                 -ENOMEM);
         ck_assert_msg(strstr(log, expected), "log: %s", log);
         expect_echo(other, "unaffected");
 }

@@ -177,7 +177,8 @@ static void conn_call_done(VarlinkConn *c) {
 /* Answering is the last thing that happens to a call: if the answer cannot be queued, the
  * connection is closed, so that the client learns that the call failed. */
 static int conn_reply_failed(VarlinkConn *c, int error) {
-        log_warning_errno(error, "Failed to queue the answer to %s, closing the connection: %m", c->description);
+        log_warning_errno(error, "Failed to queue the answer to %s, closing the connection: %m",
+                          c->description);
         conn_disconnect(c);
         return error;
 }
@@ -267,7 +268,8 @@ int varlink_conn_error_invalid_parameter(VarlinkConn *c, const char *parameter) 
                                    NULL);
 }
 
-int varlink_conn_dispatch(VarlinkConn *c, json_object *parameters, const VarlinkField fields[], void *target) {
+int varlink_conn_dispatch(VarlinkConn *c, json_object *parameters, const VarlinkField fields[],
+                          void *target) {
         const char *bad = NULL;
         int r;
 

@@ -70,7 +70,8 @@ void varlink_server_flush_and_close(VarlinkServer *s, uint64_t timeout_usec);
 
 /* Fills target from the call's parameters with varlink_dispatch(). A bad parameter is
  * answered with org.varlink.service.InvalidParameter naming it, and -EINVAL returned. */
-int varlink_conn_dispatch(VarlinkConn *c, json_object *parameters, const VarlinkField fields[], void *target);
+int varlink_conn_dispatch(VarlinkConn *c, json_object *parameters, const VarlinkField fields[],
+                          void *target);
 
 /* Answers the call and returns 0. parameters may be NULL ({}); its reference is taken,
  * also on failure. -EBADMSG: no call to answer; -ENOMEM: could not be queued, and the

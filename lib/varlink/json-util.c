@@ -3,6 +3,10 @@
 
 #include "json-util.h"
 
+/* The key is a string literal: json-c neither copies it nor looks for an earlier member of
+ * that name. */
+#define LITERAL_KEY (JSON_C_OBJECT_ADD_KEY_IS_NEW | JSON_C_OBJECT_KEY_IS_CONSTANT)
+
 int json_object_add(json_object *o, const char *key, json_object *value) {
         assert(o);
         assert(key);
@@ -48,8 +52,7 @@ int json_build_object_va(json_object **ret, va_list ap) {
                         r = -ENOMEM;
                         continue;
                 }
-                if (json_object_object_add_ex(o, key, value,
-                                              JSON_C_OBJECT_ADD_KEY_IS_NEW | JSON_C_OBJECT_KEY_IS_CONSTANT) < 0) {
+                if (json_object_object_add_ex(o, key, value, LITERAL_KEY) < 0) {
                         json_object_put(value);
                         r = -ENOMEM;
                 }

@@ -60,10 +60,12 @@ START_TEST(test_build_object_null_value) {
 
         /* First and last. */
         n_released = 0;
-        ck_assert_int_eq(json_build_object(&o, "a", NULL, "b", tagged(json_object_new_string("b")), NULL), -ENOMEM);
+        ck_assert_int_eq(json_build_object(&o, "a", NULL, "b", tagged(json_object_new_string("b")), NULL),
+                         -ENOMEM);
         ck_assert_uint_eq(n_released, 1);
         n_released = 0;
-        ck_assert_int_eq(json_build_object(&o, "a", tagged(json_object_new_string("a")), "b", NULL, NULL), -ENOMEM);
+        ck_assert_int_eq(json_build_object(&o, "a", tagged(json_object_new_string("a")), "b", NULL, NULL),
+                         -ENOMEM);
         ck_assert_uint_eq(n_released, 1);
         ck_assert_ptr_eq(o, (json_object *) &n_released);
 }
