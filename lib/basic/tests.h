@@ -4,7 +4,7 @@
 #include <check.h>
 #include <stdlib.h>
 
-/* Shared by the Check programs of lib/basic. */
+/* Shared by the Check programs of lib/. */
 
 /* Runs suite s; fork: CK_FORK_GETENV ($CK_FORK decides), or CK_FORK for tests that
  * must not share a process. Returns the exit status. */

@@ -20,7 +20,8 @@
 #include "address.h"
 #include "macro.h"
 #include "parse-util.h"
-#include "unit-test.h"
+#include "tests.h"
+#include "time-util.h"
 #include "varlink-client.h"
 #include "varlink-server.h"
 
@@ -493,7 +494,7 @@ static void expect_closed(VarlinkClient *c) {
 }
 
 static void raw_expect_closed(int fd) {
-        uint64_t deadline = unit_now_usec() + CALL_TIMEOUT;
+        uint64_t deadline = now_usec() + CALL_TIMEOUT;
         char buf[4096];
 
         for (;;) {
@@ -502,21 +503,21 @@ static void raw_expect_closed(int fd) {
                         return;
                 ck_assert_msg(n > 0 || errno == EAGAIN || errno == EINTR, "recv: %m");
                 ck_assert_msg(n < 0, "unexpected data: %.*s", (int) n, buf);
-                ck_assert_msg(unit_now_usec() < deadline, "connection not closed");
+                ck_assert_msg(now_usec() < deadline, "connection not closed");
                 (void) poll(&(struct pollfd) { .fd = fd, .events = POLLIN }, 1, 100);
         }
 }
 
 /* Polls the server's statistics until the disconnect count reaches want. */
 static json_object *wait_disconnects(VarlinkClient *stats, int64_t want) {
-        uint64_t deadline = unit_now_usec() + CALL_TIMEOUT;
+        uint64_t deadline = now_usec() + CALL_TIMEOUT;
 
         for (;;) {
                 json_object *p = call_ok(stats, "org.test.Stats", NULL);
                 if (get_int(p, "disconnects") >= want)
                         return p;
                 json_object_put(p);
-                ck_assert_msg(unit_now_usec() < deadline, "disconnect count stays below %" PRIi64, want);
+                ck_assert_msg(now_usec() < deadline, "disconnect count stays below %" PRIi64, want);
                 (void) poll(NULL, 0, 10);
         }
 }
@@ -528,13 +529,13 @@ static char *server_log(VarlinkClient *stats) {
 
 /* Polls the server's event log until it holds what. */
 static void wait_logged(VarlinkClient *stats, const char *what) {
-        uint64_t deadline = unit_now_usec() + CALL_TIMEOUT;
+        uint64_t deadline = now_usec() + CALL_TIMEOUT;
 
         for (;;) {
                 _cleanup_free_ char *log = server_log(stats);
                 if (strstr(log, what))
                         return;
-                ck_assert_msg(unit_now_usec() < deadline, "%s never logged: %s", what, log);
+                ck_assert_msg(now_usec() < deadline, "%s never logged: %s", what, log);
                 (void) poll(NULL, 0, 10);
         }
 }
@@ -1370,6 +1371,6 @@ static Suite *regular_suite(void) {
         return s;
 }
 
-int main(int argc, char **argv) {
-        return unit_run("varlink-server", regular_suite(), NULL, argc, argv);
+int main(void) {
+        return tests_run(regular_suite(), CK_FORK_GETENV);
 }

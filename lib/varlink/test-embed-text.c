@@ -6,7 +6,7 @@
 
 #include "macro.h"
 #include "test-embed-text.varlink.h"
-#include "unit-test.h"
+#include "tests.h"
 
 START_TEST(test_text) {
         _cleanup_fclose_ FILE *f = fopen(TEST_VARLINK_PATH, "re");
@@ -42,6 +42,6 @@ static Suite *regular_suite(void) {
         return s;
 }
 
-int main(int argc, char **argv) {
-        return unit_run("embed-text", regular_suite(), NULL, argc, argv);
+int main(void) {
+        return tests_run(regular_suite(), CK_FORK_GETENV);
 }

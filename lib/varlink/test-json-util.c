@@ -5,7 +5,7 @@
 
 #include "json-util.h"
 #include "macro.h"
-#include "unit-test.h"
+#include "tests.h"
 
 static unsigned n_released;
 
@@ -128,6 +128,6 @@ static Suite *regular_suite(void) {
         return s;
 }
 
-int main(int argc, char **argv) {
-        return unit_run("json-util", regular_suite(), NULL, argc, argv);
+int main(void) {
+        return tests_run(regular_suite(), CK_FORK_GETENV);
 }

@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 #include "macro.h"
-#include "unit-test.h"
+#include "tests.h"
 #include "varlink-message.h"
 
 /* Parses a literal, the terminating NUL of the C string not included. */
@@ -674,6 +674,6 @@ static Suite *regular_suite(void) {
         return s;
 }
 
-int main(int argc, char **argv) {
-        return unit_run("varlink-message", regular_suite(), NULL, argc, argv);
+int main(void) {
+        return tests_run(regular_suite(), CK_FORK_GETENV);
 }

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-/* Shared by the Check programs of the tree. */
+/* Shared by the Check programs of tests/unit. */
 
 #define UNIT_KNOWN_BUGS_SUITE "known-bugs"
 
