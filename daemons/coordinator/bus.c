@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "bus.h"
+#include "job-submit.h"
 #include "log.h"
 #include "macro.h"
 #include "strv.h"
@@ -13,20 +14,22 @@ static int job_object_path(const Job *j, char **ret) {
 
 static int property_get_workers(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        return sd_bus_message_append(reply, "u", coordinator_n_workers(userdata));
+        Coordinator *c = userdata;
+        return sd_bus_message_append(reply, "u", scheduler_n_workers(c->scheduler));
 }
 
 static int property_get_jobs(sd_bus *bus, const char *path, const char *interface, const char *property,
                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Coordinator *c = userdata;
+        Scheduler *s = c->scheduler;
         int r;
 
         r = sd_bus_message_open_container(reply, 'a', "o");
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < c->n_jobs; i++) {
+        for (size_t i = 0; i < s->n_jobs; i++) {
                 _cleanup_free_ char *p = NULL;
-                r = job_object_path(c->jobs[i], &p);
+                r = job_object_path(s->jobs[i], &p);
                 if (r < 0)
                         return r;
                 r = sd_bus_message_append(reply, "o", p);
@@ -55,8 +58,9 @@ static int method_submit_job(sd_bus_message *m, void *userdata, sd_bus_error *er
         if (r < 0)
                 return r;
 
-        r = coordinator_submit_job(c, app, files, (unsigned) strv_length(files), nreduce ?: c->default_nreduce,
-                                   workdir[0] ? workdir : NULL, c->default_task_timeout, &job, &reason);
+        r = job_submit(&c->submitter, app, files, (unsigned) strv_length(files),
+                       nreduce ?: c->submitter.default_nreduce, workdir[0] ? workdir : NULL,
+                       c->submitter.default_task_timeout, &job, &reason);
         if (r == -EINVAL)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid job: %s", reason ?: "?");
         if (r < 0)
@@ -70,7 +74,7 @@ static int method_submit_job(sd_bus_message *m, void *userdata, sd_bus_error *er
 }
 
 static int cancel(Coordinator *c, Job *j, sd_bus_message *m, sd_bus_error *error) {
-        int r = coordinator_cancel_job(c, j);
+        int r = scheduler_cancel_job(c->scheduler, j);
         if (r == -ESTALE)
                 return sd_bus_error_setf(error, "org.mrkv.MapReduce1.JobEnded", "Job %s has ended (%s).", j->id,
                                          job_display_state(j));
@@ -89,7 +93,7 @@ static int method_cancel_job(sd_bus_message *m, void *userdata, sd_bus_error *er
         r = sd_bus_message_read(m, "s", &id);
         if (r < 0)
                 return r;
-        j = coordinator_find_job(c, id);
+        j = scheduler_find_job(c->scheduler, id);
         if (!j)
                 return sd_bus_error_setf(error, "org.mrkv.MapReduce1.NoSuchJob", "No job %s.", id);
         return cancel(c, j, m, error);
@@ -119,7 +123,7 @@ static int job_find(sd_bus *bus, const char *path, const char *interface, void *
         if (strncmp(path, MAPREDUCE_BUS_JOB_PREFIX "/", strlen(MAPREDUCE_BUS_JOB_PREFIX) + 1) != 0)
                 return 0;
         id = path + strlen(MAPREDUCE_BUS_JOB_PREFIX) + 1;
-        j = coordinator_find_job(c, id);
+        j = scheduler_find_job(c->scheduler, id);
         if (!j)
                 return 0;
         *found = j;
@@ -128,13 +132,14 @@ static int job_find(sd_bus *bus, const char *path, const char *interface, void *
 
 static int job_enumerate(sd_bus *bus, const char *prefix, void *userdata, char ***nodes, sd_bus_error *error) {
         Coordinator *c = userdata;
+        Scheduler *s = c->scheduler;
         char **v;
 
-        v = calloc(c->n_jobs + 1, sizeof(char *));
+        v = calloc(s->n_jobs + 1, sizeof(char *));
         if (!v)
                 return -ENOMEM;
-        for (size_t i = 0; i < c->n_jobs; i++)
-                if (job_object_path(c->jobs[i], &v[i]) < 0) {
+        for (size_t i = 0; i < s->n_jobs; i++)
+                if (job_object_path(s->jobs[i], &v[i]) < 0) {
                         strv_free(v);
                         return -ENOMEM;
                 }
@@ -230,34 +235,30 @@ static const sd_bus_vtable job_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
-static void on_job_event(Coordinator *c, Job *j, JobEvent event, void *userdata) {
+/* Tells the bus of a change in the model. */
+static void on_event(ObserverEvent event, Job *j, void *userdata) {
         sd_bus *bus = userdata;
         _cleanup_free_ char *path = NULL;
 
+        if (event == EVENT_WORKERS_CHANGED) {
+                (void) sd_bus_emit_properties_changed(bus, MAPREDUCE_BUS_PATH, "org.mrkv.MapReduce1", "Workers",
+                                                      NULL);
+                return;
+        }
         if (job_object_path(j, &path) < 0)
                 return;
 
-        switch (event) {
-        case JOB_ADDED:
-        case JOB_REMOVED:
-                if (event == JOB_ADDED)
-                        (void) sd_bus_emit_object_added(bus, path);
-                else
-                        (void) sd_bus_emit_object_removed(bus, path);
-                (void) sd_bus_emit_properties_changed(bus, MAPREDUCE_BUS_PATH, "org.mrkv.MapReduce1", "Jobs",
-                                                      NULL);
-                break;
-        case JOB_CHANGED:
+        if (event == EVENT_JOB_CHANGED) {
                 (void) sd_bus_emit_properties_changed(bus, path, "org.mrkv.MapReduce1.Job", "State", "MapDone",
                                                       "ReduceDone", "Progress", "StartTime", "FinishTime",
                                                       "Error", "Outputs", "Counters", NULL);
-                break;
+                return;
         }
-}
-
-static void on_workers_changed(Coordinator *c, void *userdata) {
-        (void) sd_bus_emit_properties_changed(userdata, MAPREDUCE_BUS_PATH, "org.mrkv.MapReduce1", "Workers",
-                                              NULL);
+        if (event == EVENT_JOB_ADDED)
+                (void) sd_bus_emit_object_added(bus, path);
+        else
+                (void) sd_bus_emit_object_removed(bus, path);
+        (void) sd_bus_emit_properties_changed(bus, MAPREDUCE_BUS_PATH, "org.mrkv.MapReduce1", "Jobs", NULL);
 }
 
 int coordinator_bus_setup(Coordinator *c, sd_bus *bus) {
@@ -277,8 +278,9 @@ int coordinator_bus_setup(Coordinator *c, sd_bus *bus) {
         if (r < 0)
                 return r;
 
-        c->job_hook = on_job_event;
-        c->workers_hook = on_workers_changed;
-        c->hook_userdata = bus;
-        return 0;
+        return scheduler_subscribe(c->scheduler, on_event, bus);
+}
+
+void coordinator_bus_stop(Coordinator *c) {
+        scheduler_unsubscribe(c->scheduler, on_event);
 }

@@ -14,3 +14,5 @@
  * (org.mrkv.MapReduce1.Job: state, progress, times, outputs, counters, Cancel), with
  * PropertiesChanged as tasks finish. */
 int coordinator_bus_setup(Coordinator *c, sd_bus *bus);
+/* Stops telling the bus of changes, when it is given up after coordinator_bus_setup(). */
+void coordinator_bus_stop(Coordinator *c);

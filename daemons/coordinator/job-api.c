@@ -1,14 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The client half of org.mrkv.MapReduce: SubmitJob, GetJob (with "more", a reply on
- * every change until the job ends), ListJobs, CancelJob. */
-#include "coordinator.h"
+#include "job-api.h"
 #include "log.h"
 #include "macro.h"
 
 struct JobWatch {
         VarlinkConn *conn;
         Job *job;
-        JobWatch *next;
+        LIST_FIELDS(JobWatch, watches);
 };
 
 static json_object *json_string_array(char *const *v, unsigned n) {
@@ -70,14 +68,38 @@ static int error_no_such_job(VarlinkConn *conn, const char *id) {
         return varlink_conn_error(conn, "org.mrkv.MapReduce.NoSuchJob", e);
 }
 
+/* SubmitJob's "files": the strings of the array (which keeps them), -EINVAL if it is
+ * empty, too long, or holds anything but strings without NUL bytes. */
+static int files_from_json(json_object *array, char ***ret, size_t *ret_n) {
+        _cleanup_free_ char **files = NULL;
+        size_t n;
+
+        n = json_object_array_length(array);
+        if (n == 0 || n > 1000000)
+                return -EINVAL;
+        files = calloc(n + 1, sizeof(char *));
+        if (!files)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                json_object *f = json_object_array_get_idx(array, i);
+                if (!json_object_is_type(f, json_type_string) ||
+                    strlen(json_object_get_string(f)) != (size_t) json_object_get_string_len(f))
+                        return -EINVAL;
+                files[i] = (char *) json_object_get_string(f);
+        }
+        *ret = TAKE_PTR(files);
+        *ret_n = n;
+        return 0;
+}
+
 static int method_submit_job(VarlinkConn *conn, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
-        Coordinator *c = userdata;
+        MapReduceApi *a = userdata;
         struct {
                 const char *app, *workdir;
                 json_object *files;
                 uint32_t nreduce;
                 uint64_t timeout_usec;
-        } p = { .nreduce = c->default_nreduce, .timeout_usec = c->default_task_timeout };
+        } p = { .nreduce = a->submitter->default_nreduce, .timeout_usec = a->submitter->default_task_timeout };
         _cleanup_free_ char **files = NULL;
         _cleanup_free_ char *reason = NULL;
         const char *bad;
@@ -100,22 +122,14 @@ static int method_submit_job(VarlinkConn *conn, json_object *parameters, Varlink
         if (p.timeout_usec == 0)
                 return varlink_conn_error_invalid_parameter(conn, "task_timeout_usec");
 
-        n = json_object_array_length(p.files);
-        if (n == 0 || n > 1000000)
+        r = files_from_json(p.files, &files, &n);
+        if (r == -EINVAL)
                 return varlink_conn_error_invalid_parameter(conn, "files");
-        files = calloc(n + 1, sizeof(char *));
-        if (!files)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                json_object *f = json_object_array_get_idx(p.files, i);
-                if (!json_object_is_type(f, json_type_string) ||
-                    strlen(json_object_get_string(f)) != (size_t) json_object_get_string_len(f))
-                        return varlink_conn_error_invalid_parameter(conn, "files");
-                files[i] = (char *) json_object_get_string(f);
-        }
+        if (r < 0)
+                return r;
 
-        r = coordinator_submit_job(c, p.app, files, (unsigned) n, p.nreduce, p.workdir, p.timeout_usec, &job,
-                                   &reason);
+        r = job_submit(a->submitter, p.app, files, (unsigned) n, p.nreduce, p.workdir, p.timeout_usec, &job,
+                       &reason);
         if (r == -EINVAL) {
                 json_object *e = json_object_new_object();
                 json_object_object_add(e, "reason", json_object_new_string(reason ?: "invalid job"));
@@ -134,7 +148,7 @@ static int method_submit_job(VarlinkConn *conn, json_object *parameters, Varlink
 
 /* The job named by a call's only parameter, "job". Returns 1 and the job, or 0 when
  * the call was answered with an error. */
-static int dispatch_job(Coordinator *c, VarlinkConn *conn, json_object *parameters, Job **ret) {
+static int dispatch_job(MapReduceApi *a, VarlinkConn *conn, json_object *parameters, Job **ret) {
         struct { const char *job; } p = {};
         const char *bad;
         int r;
@@ -147,19 +161,19 @@ static int dispatch_job(Coordinator *c, VarlinkConn *conn, json_object *paramete
                              &p, &bad);
         if (r < 0)
                 return varlink_conn_error_invalid_parameter(conn, bad);
-        *ret = coordinator_find_job(c, p.job);
+        *ret = scheduler_find_job(a->scheduler, p.job);
         if (!*ret)
                 return error_no_such_job(conn, p.job);
         return 1;
 }
 
 static int method_get_job(VarlinkConn *conn, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
-        Coordinator *c = userdata;
+        MapReduceApi *a = userdata;
         JobWatch *w;
         Job *j;
         int r;
 
-        r = dispatch_job(c, conn, parameters, &j);
+        r = dispatch_job(a, conn, parameters, &j);
         if (r <= 0)
                 return r;
 
@@ -170,13 +184,13 @@ static int method_get_job(VarlinkConn *conn, json_object *parameters, VarlinkCal
         w = calloc(1, sizeof(*w));
         if (!w)
                 return -ENOMEM;
-        *w = (JobWatch) { .conn = conn, .job = j, .next = c->watches };
-        c->watches = w;
+        *w = (JobWatch) { .conn = conn, .job = j };
+        LIST_PREPEND(watches, a->watches, w);
         return varlink_conn_notify(conn, reply_with_job(j));
 }
 
 static int method_list_jobs(VarlinkConn *conn, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
-        Coordinator *c = userdata;
+        MapReduceApi *a = userdata;
         const char *bad;
         json_object *jobs, *reply;
         int r;
@@ -192,22 +206,22 @@ static int method_list_jobs(VarlinkConn *conn, json_object *parameters, VarlinkC
                 json_object_put(reply);
                 return -ENOMEM;
         }
-        for (size_t i = 0; i < c->n_jobs; i++)
-                json_object_array_add(jobs, job_to_json(c->jobs[i]));
+        for (size_t i = 0; i < a->scheduler->n_jobs; i++)
+                json_object_array_add(jobs, job_to_json(a->scheduler->jobs[i]));
         json_object_object_add(reply, "jobs", jobs);
         return varlink_conn_reply(conn, reply);
 }
 
 static int method_cancel_job(VarlinkConn *conn, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
-        Coordinator *c = userdata;
+        MapReduceApi *a = userdata;
         Job *j;
         int r;
 
-        r = dispatch_job(c, conn, parameters, &j);
+        r = dispatch_job(a, conn, parameters, &j);
         if (r <= 0)
                 return r;
 
-        r = coordinator_cancel_job(c, j);
+        r = scheduler_cancel_job(a->scheduler, j);
         if (r == -ESTALE) {
                 json_object *e = json_object_new_object();
                 json_object_object_add(e, "job", json_object_new_string(j->id));
@@ -220,50 +234,45 @@ static int method_cancel_job(VarlinkConn *conn, json_object *parameters, Varlink
         return varlink_conn_reply(conn, NULL);
 }
 
-void job_api_job_changed(Coordinator *c, Job *j) {
-        JobWatch **p = &c->watches;
+/* A watched job changed: a reply to each of its watchers, the last when it has ended. */
+static void on_job_event(ObserverEvent event, Job *j, void *userdata) {
+        MapReduceApi *a = userdata;
 
-        while (*p) {
-                JobWatch *w = *p;
-
-                if (w->job != j) {
-                        p = &w->next;
+        if (event != EVENT_JOB_CHANGED)
+                return;
+        /* A reply may close its connection at once, and job_api_disconnect() free its watch. */
+        LIST_FOREACH_SAFE(watches, w, n, a->watches) {
+                if (w->job != j)
                         continue;
-                }
                 if (!job_ended(j)) {
                         (void) varlink_conn_notify(w->conn, reply_with_job(j));
-                        p = &w->next;
                         continue;
                 }
                 /* The last reply of the stream ends the call. */
-                *p = w->next;
+                LIST_REMOVE(watches, a->watches, w);
                 (void) varlink_conn_reply(w->conn, reply_with_job(j));
                 free(w);
         }
 }
 
-void job_api_disconnect(Coordinator *c, VarlinkConn *conn) {
-        JobWatch **p = &c->watches;
-
-        while (*p) {
-                JobWatch *w = *p;
+void job_api_disconnect(MapReduceApi *a, VarlinkConn *conn) {
+        LIST_FOREACH_SAFE(watches, w, n, a->watches)
                 if (w->conn == conn) {
-                        *p = w->next;
+                        LIST_REMOVE(watches, a->watches, w);
                         free(w);
-                } else
-                        p = &w->next;
-        }
+                }
 }
 
-void job_api_free(Coordinator *c) {
-        while (c->watches) {
-                JobWatch *w = c->watches;
-                c->watches = w->next;
+void job_api_done(MapReduceApi *a) {
+        scheduler_unsubscribe(a->scheduler, on_job_event);
+        while (a->watches) {
+                JobWatch *w = a->watches;
+                LIST_REMOVE(watches, a->watches, w);
                 free(w);
         }
 }
 
-int job_api_register(Coordinator *c) {
+int job_api_register(MapReduceApi *a, VarlinkServer *server) {
         static const struct {
                 const char *name;
                 VarlinkMethod func;
@@ -275,9 +284,9 @@ int job_api_register(Coordinator *c) {
         };
 
         for (size_t i = 0; i < ELEMENTSOF(methods); i++) {
-                int r = varlink_server_bind(c->server, methods[i].name, methods[i].func);
+                int r = varlink_server_bind(server, methods[i].name, methods[i].func);
                 if (r < 0)
                         return r;
         }
-        return 0;
+        return scheduler_subscribe(a->scheduler, on_job_event, a);
 }

@@ -170,10 +170,10 @@ static char *default_state_directory(void) {
 }
 
 static int apply_options(Coordinator *c) {
-        c->default_nreduce = arg_nreduce;
-        c->default_task_timeout = arg_task_timeout;
-        c->state_dir = default_state_directory();
-        if (!c->state_dir)
+        c->submitter.default_nreduce = arg_nreduce;
+        c->submitter.default_task_timeout = arg_task_timeout;
+        c->submitter.state_dir = default_state_directory();
+        if (!c->submitter.state_dir)
                 return log_oom();
         return 0;
 }
@@ -206,7 +206,7 @@ static int listen_fd(int fd, void *userdata) {
 
 static int run(int argc, char *argv[]) {
         _cleanup_(daemon_freep) Daemon *d = NULL;
-        /* Released after the coordinator, whose hooks may still signal on the bus. */
+        /* Released after the coordinator, whose observers may still signal on the bus. */
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(coordinator_freep) Coordinator *c = NULL;
         int r;
@@ -238,9 +238,8 @@ static int run(int argc, char *argv[]) {
         if (r < 0)
                 return r;
         if (!bus) {
-                /* coordinator_bus_setup() may have hooked into c before the bus failed. */
-                c->job_hook = NULL;
-                c->workers_hook = NULL;
+                /* coordinator_bus_setup() may have subscribed to c before the bus failed. */
+                coordinator_bus_stop(c);
         }
 
         r = daemon_listen(d, listen_fd, c);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The MapReduce scheduler model (daemons/coordinator/job.c): which task runs next,
- * when it is taken back, and which finish report counts. Time is a plain number here. */
+/* The job model (job.c): which of a job's tasks runs next, when it is taken back, and
+ * which finish report counts. Time is a plain number here. */
 #include <check.h>
 
 #include "job.h"
@@ -428,7 +428,7 @@ END_TEST
 
 static Suite *regular_suite(void) {
         Suite *s = suite_create("job");
-        TCase *tc = tcase_create("scheduler");
+        TCase *tc = tcase_create("job");
 
         tcase_add_checked_fixture(tc, NULL, teardown);
         tcase_add_test(tc, test_new);

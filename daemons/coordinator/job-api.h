@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include "api.h"
+#include "varlink-server.h"
+
+/* The client half of org.mrkv.MapReduce: SubmitJob, GetJob (with "more", a reply on
+ * every change until the job ends), ListJobs, CancelJob. */
+
+/* Binds the methods, and subscribes the GetJob watchers to the scheduler's changes. */
+int job_api_register(MapReduceApi *a, VarlinkServer *server);
+/* A connection closed: forgets its GetJob call. */
+void job_api_disconnect(MapReduceApi *a, VarlinkConn *conn);
+void job_api_done(MapReduceApi *a);

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdint.h>
+
+#include "scheduler.h"
+
+/* Jobs submitted by clients (over Varlink or D-Bus): the request is checked, the job gets
+ * an id and a working directory, and joins the scheduler's queue. */
+
+typedef struct JobSubmitter {
+        Scheduler *scheduler;
+        char *state_dir;               /* working directories of jobs that name none: <state_dir>/jobs/<id> */
+        unsigned default_nreduce;      /* for jobs that name none */
+        uint64_t default_task_timeout;
+        unsigned last_job_id;
+} JobSubmitter;
+
+void job_submitter_done(JobSubmitter *s);
+
+/* Validates the request, creates the working directory (<state_dir>/jobs/<id> unless one
+ * is given) and queues the job. On a bad request returns -EINVAL and a reason in
+ * *ret_reason (malloc'd). */
+int job_submit(JobSubmitter *s, const char *app, char *const *files, unsigned n_files, unsigned nreduce,
+               const char *workdir, uint64_t timeout, Job **ret, char **ret_reason);

@@ -1,0 +1,315 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "log.h"
+#include "scheduler.h"
+#include "time-util.h"
+
+static uint64_t system_clock(clockid_t clock, void *userdata) {
+        return clock_usec(clock);
+}
+
+static uint64_t scheduler_now(Scheduler *s, clockid_t clock) {
+        return s->clock(clock, s->clock_userdata);
+}
+
+int scheduler_new(const SchedulerCallbacks *callbacks, void *userdata, Scheduler **ret) {
+        Scheduler *s;
+
+        assert(callbacks);
+        assert(ret);
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->callbacks = callbacks;
+        s->userdata = userdata;
+        s->clock = system_clock;
+        *ret = s;
+        return 0;
+}
+
+static Worker *worker_free(Worker *w) {
+        if (!w)
+                return NULL;
+        free(w->description);
+        free(w);
+        return NULL;
+}
+
+Scheduler *scheduler_free(Scheduler *s) {
+        if (!s)
+                return NULL;
+        while (s->workers) {
+                Worker *w = s->workers;
+                LIST_REMOVE(workers, s->workers, w);
+                worker_free(w);
+        }
+        for (size_t i = 0; i < s->n_jobs; i++)
+                job_free(s->jobs[i]);
+        free(s->jobs);
+        observer_free_all(&s->observers);
+        free(s);
+        return NULL;
+}
+
+void scheduler_set_clock(Scheduler *s, SchedulerClock clock, void *userdata) {
+        s->clock = clock ?: system_clock;
+        s->clock_userdata = userdata;
+}
+
+void scheduler_set_exit_when_done(Scheduler *s, bool b) {
+        s->exit_when_done = b;
+}
+
+int scheduler_subscribe(Scheduler *s, ObserverFunc func, void *userdata) {
+        return observer_subscribe(&s->observers, func, userdata);
+}
+
+void scheduler_unsubscribe(Scheduler *s, ObserverFunc func) {
+        observer_unsubscribe(&s->observers, func);
+}
+
+/* The line of waiting workers. */
+
+static void waiting_push(Scheduler *s, Worker *w) {
+        assert(!w->waiting); /* a connection has one call pending at most */
+        LIST_APPEND(waiting, s->waiting, w);
+        w->waiting = true;
+}
+
+static void waiting_push_front(Scheduler *s, Worker *w) {
+        LIST_PREPEND(waiting, s->waiting, w);
+        w->waiting = true;
+}
+
+static void waiting_remove(Scheduler *s, Worker *w) {
+        if (!w->waiting)
+                return;
+        LIST_REMOVE(waiting, s->waiting, w);
+        w->waiting = false;
+}
+
+static Worker *waiting_pop(Scheduler *s) {
+        Worker *w = s->waiting;
+
+        if (w)
+                waiting_remove(s, w);
+        return w;
+}
+
+/* Jobs. */
+
+static bool all_jobs_ended(Scheduler *s) {
+        for (size_t i = 0; i < s->n_jobs; i++)
+                if (!job_ended(s->jobs[i]))
+                        return false;
+        return true;
+}
+
+static void scheduler_job_ended(Scheduler *s, Job *j) {
+        double secs = (double) (j->finish_time - (j->start_time ?: j->submit_time)) / USEC_PER_SEC;
+
+        if (j->state == JOB_DONE)
+                log_info("Job %s done: %u map and %u reduce tasks in %.3f s.", j->id, j->nmap, j->nreduce, secs);
+        else if (j->state == JOB_CANCELLED)
+                log_info("Job %s cancelled after %.3f s.", j->id, secs);
+        else
+                log_error("Job %s failed after %.3f s: %s", j->id, secs, j->error ?: "unknown error");
+
+        if (s->exit_when_done && all_jobs_ended(s) && s->callbacks->finished)
+                s->callbacks->finished(j->state == JOB_DONE ? 0 : 1, s->userdata);
+}
+
+/* Stamps the end of a job that just ended, and tells the observers that j changed. */
+static void scheduler_job_changed(Scheduler *s, Job *j) {
+        if (job_ended(j) && j->finish_time == 0) {
+                j->finish_time = scheduler_now(s, CLOCK_REALTIME);
+                scheduler_job_ended(s, j);
+        }
+        observer_notify(s->observers, EVENT_JOB_CHANGED, j);
+}
+
+/* Forgets the oldest ended jobs beyond SCHEDULER_MAX_ENDED_JOBS. */
+static void scheduler_prune(Scheduler *s) {
+        size_t ended = 0;
+
+        for (size_t i = 0; i < s->n_jobs; i++)
+                ended += job_ended(s->jobs[i]);
+        for (size_t i = 0; i < s->n_jobs && ended > SCHEDULER_MAX_ENDED_JOBS;) {
+                if (!job_ended(s->jobs[i])) {
+                        i++;
+                        continue;
+                }
+                observer_notify(s->observers, EVENT_JOB_REMOVED, s->jobs[i]);
+                job_free(s->jobs[i]);
+                memmove(s->jobs + i, s->jobs + i + 1, (s->n_jobs - i - 1) * sizeof(Job *));
+                s->n_jobs--;
+                ended--;
+        }
+}
+
+int scheduler_add_job(Scheduler *s, Job *job) {
+        Job **n;
+
+        n = reallocarray(s->jobs, s->n_jobs + 1, sizeof(Job *));
+        if (!n)
+                return -ENOMEM;
+        s->jobs = n;
+        s->jobs[s->n_jobs++] = job;
+        if (job->submit_time == 0)
+                job->submit_time = scheduler_now(s, CLOCK_REALTIME);
+        observer_notify(s->observers, EVENT_JOB_ADDED, job);
+        log_info("Job %s: %u input file(s), %u reduce task(s), app %s, in %s.", job->id, job->nmap, job->nreduce,
+                 job->app ?: "(the workers')", job->workdir);
+        scheduler_prune(s);
+        scheduler_job_changed(s, job);
+        scheduler_dispatch(s);
+        return 0;
+}
+
+Job *scheduler_find_job(Scheduler *s, const char *id) {
+        for (size_t i = 0; i < s->n_jobs; i++)
+                if (streq(s->jobs[i]->id, id))
+                        return s->jobs[i];
+        return NULL;
+}
+
+int scheduler_cancel_job(Scheduler *s, Job *j) {
+        int r = job_cancel(j);
+        if (r < 0)
+                return r;
+        scheduler_job_changed(s, j);
+        scheduler_dispatch(s);
+        return 0;
+}
+
+/* Workers. */
+
+int scheduler_add_worker(Scheduler *s, const char *description, void *userdata, Worker **ret) {
+        Worker *w;
+
+        w = calloc(1, sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        w->description = strdup(description);
+        if (!w->description)
+                return worker_free(w), -ENOMEM;
+        w->userdata = userdata;
+        LIST_PREPEND(workers, s->workers, w);
+        observer_notify(s->observers, EVENT_WORKERS_CHANGED, NULL);
+        *ret = w;
+        return 0;
+}
+
+void scheduler_remove_worker(Scheduler *s, Worker *w) {
+        waiting_remove(s, w);
+        LIST_REMOVE(workers, s->workers, w);
+
+        for (size_t i = 0; i < s->n_jobs; i++) {
+                unsigned n = job_release_owner(s->jobs[i], w);
+                if (n > 0)
+                        log_notice("Worker %s went away with %u task(s) of job %s; handing them out again.",
+                                   w->description, n, s->jobs[i]->id);
+        }
+        worker_free(w);
+        observer_notify(s->observers, EVENT_WORKERS_CHANGED, NULL);
+        scheduler_dispatch(s);
+}
+
+unsigned scheduler_n_workers(Scheduler *s) {
+        unsigned n = 0;
+
+        LIST_FOREACH(workers, w, s->workers)
+                n++;
+        return n;
+}
+
+/* Tasks. */
+
+/* The oldest job with a task for this worker: 1 and the task, 0 if none now, -ESHUTDOWN
+ * if every job has ended. */
+static int scheduler_pick(Scheduler *s, Worker *w, uint64_t now, Job **ret_job, Task **ret_task) {
+        bool any = false;
+
+        for (size_t i = 0; i < s->n_jobs; i++) {
+                Job *j = s->jobs[i];
+                int r;
+
+                if (job_ended(j))
+                        continue;
+                any = true;
+                r = job_assign(j, w, now, ret_task);
+                if (r > 0) {
+                        *ret_job = j;
+                        if (j->start_time == 0) {
+                                j->start_time = scheduler_now(s, CLOCK_REALTIME);
+                                scheduler_job_changed(s, j);
+                        }
+                        return 1;
+                }
+        }
+        return any ? 0 : -ESHUTDOWN;
+}
+
+uint64_t scheduler_next_deadline(Scheduler *s) {
+        uint64_t d = UINT64_MAX;
+
+        for (size_t i = 0; i < s->n_jobs; i++)
+                if (!job_ended(s->jobs[i]))
+                        d = MIN(d, job_next_deadline(s->jobs[i]));
+        return d;
+}
+
+void scheduler_dispatch(Scheduler *s) {
+        uint64_t now = scheduler_now(s, CLOCK_MONOTONIC);
+        Worker *w;
+
+        while ((w = waiting_pop(s))) {
+                Job *j;
+                Task *t;
+                int r;
+
+                r = scheduler_pick(s, w, now, &j, &t);
+                if (r == -ESHUTDOWN && s->exit_when_done && s->n_jobs > 0) {
+                        /* Lab mode: the job is over, and so is the worker's work. */
+                        s->callbacks->assign(w, NULL, NULL, s->userdata);
+                        continue;
+                }
+                if (r <= 0) {
+                        waiting_push_front(s, w);
+                        break;
+                }
+                s->callbacks->assign(w, j, t, s->userdata);
+        }
+        if (s->callbacks->wake_at)
+                s->callbacks->wake_at(scheduler_next_deadline(s), s->userdata);
+}
+
+void scheduler_request_task(Scheduler *s, Worker *w) {
+        waiting_push(s, w);
+        scheduler_dispatch(s);
+}
+
+int scheduler_finish_task(Scheduler *s, Job *j, Task *t, unsigned attempt, bool ok, const char *error) {
+        JobState before = j->state;
+        unsigned done_before = j->done[TASK_MAP] + j->done[TASK_REDUCE];
+        int r;
+
+        r = job_finish(j, t, attempt, ok, error);
+        if (j->state != before || j->done[TASK_MAP] + j->done[TASK_REDUCE] != done_before)
+                scheduler_job_changed(s, j);
+        scheduler_dispatch(s);
+        return r;
+}
+
+void scheduler_expire(Scheduler *s) {
+        uint64_t now = scheduler_now(s, CLOCK_MONOTONIC);
+
+        for (size_t i = 0; i < s->n_jobs; i++) {
+                Job *j = s->jobs[i];
+                unsigned n = job_ended(j) ? 0 : job_expire(j, now);
+                if (n > 0)
+                        log_notice("%u task(s) of job %s not finished within %.1f s, handing them out again.", n,
+                                   j->id, (double) j->timeout / USEC_PER_SEC);
+        }
+        scheduler_dispatch(s);
+}
