@@ -1,46 +1,43 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Integration tests: the real mrkv-kvserver on a Unix socket in a temporary directory,
- * spoken to with raw Varlink (lib/varlink's blocking client, and plain sockets for
- * what a well-behaved client would never send). */
+/* Integration tests: the real mrkv-kvserver ($MRKV_TEST_KVSERVER) on a Unix socket in a
+ * temporary directory per test, spoken to with raw Varlink (lib/varlink's blocking
+ * client, and plain sockets for what a well-behaved client would never send). */
 #include <check.h>
-#include <limits.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "address.h"
 #include "config.h"
-#include "kvserver-test-util.h"
 #include "macro.h"
+#include "test-daemon.h"
 #include "varlink-client.h"
 
 #define CALL_TIMEOUT (5 * USEC_PER_SEC)
 
 static const char *kvserver_binary;
-static char tmpdir[PATH_MAX];
-static TestServer server;
+static char *test_dir; /* this test's, removed by test_run_suite() */
+static TestDaemon server;
 
-/* Runs in the test runner itself, once: a directory for every test's sockets. */
-static void suite_setup(void) {
-        snprintf(tmpdir, sizeof(tmpdir), "%s/mrkv-kvserver-test-XXXXXX", getenv("TMPDIR") ?: "/tmp");
-        ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+static void setup(void) {
+        kvserver_binary = test_program("MRKV_TEST_KVSERVER");
+        test_dir = test_dir_new();
 }
 
-static void suite_teardown(void) {
-        /* A test that failed half-way may leave files behind. */
-        char cmd[PATH_MAX + 16];
-
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-        if (system(cmd) != 0)
-                fprintf(stderr, "Could not remove %s.\n", tmpdir);
+static void start_with(const TestDaemonOptions *o) {
+        test_daemon_start(&server, kvserver_binary, test_dir, "kv.sock", o);
 }
 
-static void start(const char *const *extra) {
-        ck_assert_int_eq(test_server_start(&server, kvserver_binary, tmpdir, extra), 0);
+static void start(const char *const *args) {
+        start_with(&(TestDaemonOptions) { .args = args });
 }
 
 /* Every test ends with a clean shutdown: SIGTERM gives exit 0 and removes the socket. */
 static void stop(void) {
         struct stat st;
 
-        ck_assert_int_eq(test_server_stop(&server), 0);
+        ck_assert_int_eq(test_daemon_stop(&server), 0);
         ck_assert_int_eq(stat(server.socket_path, &st), -1);
         ck_assert_int_eq(errno, ENOENT);
 }
@@ -48,6 +45,7 @@ static void stop(void) {
 static void teardown(void) {
         if (server.pid > 0)
                 stop();
+        free(test_dir);
 }
 
 static VarlinkClient *client_new(void) {
@@ -140,6 +138,63 @@ static const char *get_error(VarlinkClient *c, const char *key) {
         ck_assert_msg(error, "Get %s succeeded", key);
         snprintf(error_copy, sizeof(error_copy), "%s", error);
         return error_copy;
+}
+
+/* Reads one NUL-terminated message from a raw socket: 1 and a malloc'd string, 0 when the
+ * peer closed the connection, -ETIMEDOUT. The tests have one call in flight per raw
+ * socket, so whatever arrives belongs to this message. */
+static int raw_read(int fd, char **ret) {
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0;
+
+        *ret = NULL;
+        for (;;) {
+                char chunk[4096], *p;
+                ssize_t n;
+
+                if (test_wait_fd(fd, POLLIN, CALL_TIMEOUT) == 0)
+                        return -ETIMEDOUT;
+                n = recv(fd, chunk, sizeof(chunk), MSG_DONTWAIT);
+                if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                        continue;
+                if (n < 0 && errno == ECONNRESET)
+                        return 0;
+                ck_assert_msg(n >= 0, "recv: %m");
+                if (n == 0)
+                        return 0;
+                p = realloc(buf, size + (size_t) n + 1);
+                ck_assert_ptr_nonnull(p);
+                buf = p;
+                memcpy(buf + size, chunk, (size_t) n);
+                size += (size_t) n;
+                buf[size] = '\0';
+                if (memchr(buf, '\0', size)) {
+                        *ret = TAKE_PTR(buf);
+                        return 1;
+                }
+        }
+}
+
+/* Writes all of data; a peer that hangs up first counts as success, since a server may
+ * hang up on a bad message before it is all sent. */
+static void raw_write(int fd, const void *data, size_t size) {
+        const char *p = data;
+
+        while (size > 0) {
+                ssize_t n = send(fd, p, size, MSG_NOSIGNAL);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN) {
+                        ck_assert_msg(test_wait_fd(fd, POLLOUT, CALL_TIMEOUT), "the server reads nothing");
+                        continue;
+                }
+                if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+                        return;
+                ck_assert_msg(n >= 0, "send: %m");
+                p += n;
+                size -= (size_t) n;
+        }
 }
 
 static int raw_connect(void) {
@@ -409,8 +464,8 @@ static void check_bad_message(VarlinkClient *bystander, const char *data, size_t
         _cleanup_free_ char *reply = NULL;
         int fd = raw_connect(), r;
 
-        ck_assert_int_eq(test_raw_write(fd, data, size), 0);
-        r = test_raw_read(fd, CALL_TIMEOUT, &reply);
+        raw_write(fd, data, size);
+        r = raw_read(fd, &reply);
         ck_assert_msg(r >= 0, "no answer and no hangup for %.*s", (int) MIN(size, (size_t) 60), data);
         if (r == 1)
                 ck_assert_msg(strstr(reply, "\"error\""), "not an error: %s", reply);
@@ -484,8 +539,8 @@ START_TEST(test_oversize_message) {
         memset(msg, 'x', size);
         msg[0] = '{';
         for (int i = 0; i < 16; i++)
-                ck_assert_int_eq(test_raw_write(fd, msg, size), 0);
-        r = test_raw_read(fd, CALL_TIMEOUT, &reply);
+                raw_write(fd, msg, size);
+        r = raw_read(fd, &reply);
         ck_assert_int_eq(r, 0); /* hung up */
         close(fd);
 
@@ -551,7 +606,7 @@ START_TEST(test_stalled_client) {
 
         start(NULL);
         fd = raw_connect();
-        ck_assert_int_eq(test_raw_write(fd, first, sizeof(first) - 1), 0);
+        raw_write(fd, first, sizeof(first) - 1);
 
         /* Half a message on one connection stalls nobody else. */
         c = client_new();
@@ -570,8 +625,8 @@ START_TEST(test_stalled_client) {
         get_expect(c, "k", "v", 100);
 
         /* The rest arrives: the call completes. */
-        ck_assert_int_eq(test_raw_write(fd, rest, sizeof(rest)), 0);
-        ck_assert_int_eq(test_raw_read(fd, CALL_TIMEOUT, &reply), 1);
+        raw_write(fd, rest, sizeof(rest));
+        ck_assert_int_eq(raw_read(fd, &reply), 1);
         ck_assert_str_eq(reply, "{\"parameters\":{}}");
         get_expect(c, "stalled", "late", 1);
 
@@ -582,12 +637,28 @@ START_TEST(test_stalled_client) {
 }
 END_TEST
 
+/* Whether a new connection gets its call answered (a Get without a key: InvalidParameter),
+ * rather than closed. */
+static bool new_client_served(void *userdata) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
+        _cleanup_json_ json_object *reply = NULL;
+        const char *error = NULL;
+        int r;
+
+        ck_assert_int_eq(varlink_client_connect(server.address, &c), 0);
+        r = varlink_client_call(c, "org.mrkv.KV.Get", NULL, CALL_TIMEOUT, &reply, &error);
+        if (r == -ECONNRESET || r == -EPIPE)
+                return false;
+        ck_assert_int_eq(r, 0);
+        ck_assert_str_eq(error, "org.varlink.service.InvalidParameter");
+        return true;
+}
+
 START_TEST(test_max_connections) {
         const char *args[] = { "--max-connections", "3", NULL };
         VarlinkClient *c[3], *extra = NULL;
         _cleanup_json_ json_object *reply = NULL;
         const char *error;
-        uint64_t deadline;
         int r;
 
         start(args);
@@ -605,21 +676,8 @@ START_TEST(test_max_connections) {
 
         /* Once one leaves, a new client gets in (the server notices the close soon). */
         varlink_client_free(c[0]);
-        deadline = test_now_usec() + 10 * USEC_PER_SEC;
-        for (;;) {
-                ck_assert_int_eq(varlink_client_connect(server.address, &extra), 0);
-                json_object_put(reply);
-                reply = NULL;
-                r = varlink_client_call(extra, "org.mrkv.KV.Get", NULL, CALL_TIMEOUT, &reply, &error);
-                if (r == 0)
-                        break;
-                ck_assert_msg(r == -ECONNRESET || r == -EPIPE, "call: %d", r);
-                extra = varlink_client_free(extra);
-                ck_assert_msg(test_now_usec() < deadline, "no connection accepted after one closed");
-                (void) poll(NULL, 0, 10);
-        }
-        ck_assert_str_eq(error, "org.varlink.service.InvalidParameter");
-        varlink_client_free(extra);
+        ck_assert_msg(test_wait_until(TEST_TIMEOUT_USEC, new_client_served, NULL),
+                      "no connection accepted after one closed");
         varlink_client_free(c[1]);
         varlink_client_free(c[2]);
         stop();
@@ -627,14 +685,12 @@ START_TEST(test_max_connections) {
 END_TEST
 
 START_TEST(test_default_address) {
-        char env[300];
+        _cleanup_free_ char *env = NULL;
         VarlinkClient *c;
 
         /* Without --listen, $MRKV_KV_ADDRESS decides. */
-        ck_assert_int_lt(
-                snprintf(env, sizeof(env), "MRKV_KV_ADDRESS=unix:%s/kv-%d.sock", tmpdir, (int) getpid()),
-                (int) sizeof(env));
-        ck_assert_int_eq(test_server_start_full(&server, kvserver_binary, tmpdir, false, NULL, env, -1), 0);
+        ck_assert_int_gt(asprintf(&env, "MRKV_KV_ADDRESS=unix:%s/kv.sock", test_dir), 0);
+        start_with(&(TestDaemonOptions) { .no_listen = true, .env = (const char *const[]) { env, NULL } });
         c = client_new();
         put_ok(c, "k", "v", 0);
         varlink_client_free(c);
@@ -643,55 +699,36 @@ START_TEST(test_default_address) {
 END_TEST
 
 START_TEST(test_socket_activation) {
+        static const char *const env[] = { "MRKV_KV_ADDRESS=unix:/nonexistent/dir/kv.sock", "LISTEN_FDNAMES=kv", NULL };
+        _cleanup_free_ char *path = NULL;
         _cleanup_close_ int fd = -EBADF;
-        char path[PATH_MAX];
         Address a;
         struct stat st;
         VarlinkClient *c;
 
         /* A socket made by "systemd": the server uses it and leaves its file alone. */
-        ck_assert_int_lt(snprintf(path, sizeof(path), "unix:%s/kv-%d.sock", tmpdir, (int) getpid()),
-                (int) sizeof(path));
+        ck_assert_int_gt(asprintf(&path, "unix:%s/kv.sock", test_dir), 0);
         ck_assert_int_eq(address_parse(path, &a), 0);
         fd = address_listen(&a);
         ck_assert_int_ge(fd, 0);
-        ck_assert_int_eq(test_server_start_full(&server, kvserver_binary, tmpdir, false, NULL,
-                                 "MRKV_KV_ADDRESS=unix:/nonexistent/dir/kv.sock", fd),
-                0);
+        start_with(&(TestDaemonOptions) { .no_listen = true, .env = env, .listen_fd = fd });
         c = client_new();
         put_ok(c, "k", "v", 0);
         get_expect(c, "k", "v", 1);
         varlink_client_free(c);
-        ck_assert_int_eq(test_server_stop(&server), 0);
+        ck_assert_int_eq(test_daemon_stop(&server), 0);
         ck_assert_int_eq(stat(server.socket_path, &st), 0);
         address_unlink(&a);
         address_done(&a);
 }
 END_TEST
 
-/* Resident memory of pid in KiB, from /proc. */
-static long rss_kib(pid_t pid) {
-        char path[64], line[256];
-        long kb = -1;
-        FILE *f;
-
-        snprintf(path, sizeof(path), "/proc/%d/status", (int) pid);
-        f = fopen(path, "re");
-        ck_assert_ptr_nonnull(f);
-        while (fgets(line, sizeof(line), f))
-                if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-                        break;
-        fclose(f);
-        ck_assert_int_gt(kb, 0);
-        return kb;
-}
-
 START_TEST(test_unread_replies_bounded) {
         static const char get[] = "{\"method\":\"org.mrkv.KV.Get\",\"parameters\":{\"key\":\"big\"}}";
         size_t big = 1024 * 1024;
         char *value = malloc(big + 1), *calls;
         VarlinkClient *c;
-        long before, after;
+        uint64_t before, after;
         int greedy;
 
         /* A client that pipelines Gets of a 1 MiB value and never reads the replies
@@ -702,7 +739,7 @@ START_TEST(test_unread_replies_bounded) {
         start(NULL);
         c = client_new();
         put_ok(c, "big", value, 0);
-        before = rss_kib(server.pid);
+        before = test_rss(server.pid);
 
         greedy = raw_connect();
         calls = malloc(sizeof(get) * 200);
@@ -722,8 +759,9 @@ START_TEST(test_unread_replies_bounded) {
         /* Others are still served, and the server got the chance to run ahead. */
         for (int i = 0; i < 20; i++)
                 ck_assert_str_eq(get_error(c, "nope"), "org.mrkv.KV.NoKey");
-        after = rss_kib(server.pid);
-        ck_assert_msg(after - before < 32 * 1024, "RSS grew by %ld KiB for unread replies", after - before);
+        after = test_rss(server.pid);
+        ck_assert_msg(after <= before || after - before < 32 * 1024 * 1024, "RSS grew by %" PRIu64 " KiB for unread replies",
+                      (after - before) / 1024);
 
         close(greedy);
         free(calls);
@@ -735,34 +773,18 @@ END_TEST
 
 /* Runs the binary with args; returns its exit status and its stdout+stderr. */
 static int run_binary(const char *const *args, char *out, size_t out_size) {
+        static const char *const env[] = { "MRKV_KV_ADDRESS=unix:/nonexistent/dir/kv.sock", "NOTIFY_SOCKET", NULL };
         const char *argv[16] = { kvserver_binary };
-        int pipefd[2], status;
-        size_t n = 1, got = 0;
-        pid_t pid;
+        _cleanup_free_ char *output = NULL;
+        size_t n = 1;
+        int status;
 
-        for (size_t i = 0; args[i] && n < 15; i++)
+        for (size_t i = 0; args[i]; i++) {
+                ck_assert_uint_lt(n, ELEMENTSOF(argv) - 1);
                 argv[n++] = args[i];
-        ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
-        pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-                dup2(pipefd[1], STDOUT_FILENO);
-                dup2(pipefd[1], STDERR_FILENO);
-                setenv("MRKV_KV_ADDRESS", "unix:/nonexistent/dir/kv.sock", 1);
-                unsetenv("NOTIFY_SOCKET");
-                execv(kvserver_binary, (char *const *) argv);
-                _exit(127);
         }
-        close(pipefd[1]);
-        for (;;) {
-                ssize_t k = read(pipefd[0], out + got, out_size - 1 - got);
-                if (k <= 0)
-                        break;
-                got += (size_t) k;
-        }
-        out[got] = '\0';
-        close(pipefd[0]);
-        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        status = test_run((char *const *) argv, &(TestSpawn) { .env = env, .stderr_to_stdout = true }, &output);
+        snprintf(out, out_size, "%s", output);
         ck_assert(WIFEXITED(status));
         return WEXITSTATUS(status);
 }
@@ -803,8 +825,7 @@ static Suite *kvserver_suite(void) {
         Suite *s = suite_create("kvserver");
         TCase *tc = tcase_create("integration");
 
-        tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
-        tcase_add_checked_fixture(tc, NULL, teardown);
+        tcase_add_checked_fixture(tc, setup, teardown);
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_put_get);
         tcase_add_test(tc, test_big_versions_and_values);
@@ -826,20 +847,8 @@ static Suite *kvserver_suite(void) {
         return s;
 }
 
-int main(int argc, char *argv[]) {
-        SRunner *sr;
-        int failed;
-
-        if (argc != 2) {
-                fprintf(stderr, "Usage: %s PATH-TO-MRKV-KVSERVER\n", argv[0]);
-                return EXIT_FAILURE;
-        }
-        kvserver_binary = argv[1];
+int main(void) {
+        /* Writes to a server that hung up must fail with EPIPE, not end the test. */
         signal(SIGPIPE, SIG_IGN);
-
-        sr = srunner_create(kvserver_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return test_run_suite(kvserver_suite());
 }

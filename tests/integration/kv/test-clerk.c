@@ -15,7 +15,7 @@
 
 #include <json-c/json.h>
 
-#include "harness.h"
+#include "kv-harness.h"
 
 typedef enum Action {
         REPLY, /* write reply, keep the connection */
@@ -331,6 +331,12 @@ START_TEST(test_get_resent_nokey) {
 }
 END_TEST
 
+static bool fake_closed_one(void *userdata) {
+        Fake *f = userdata;
+
+        return atomic_load(&f->n_closed) >= 1;
+}
+
 /* The server closed the idle connection; the next call writes into it. Without
  * MSG_NOSIGNAL, SIGPIPE (default action: terminate) would kill this test. */
 START_TEST(test_closed_idle_connection_no_sigpipe) {
@@ -338,7 +344,6 @@ START_TEST(test_closed_idle_connection_no_sigpipe) {
                 { REPLY_AND_CLOSE, REPLY_EMPTY },
                 { REPLY, REPLY_EMPTY },
         };
-        uint64_t deadline;
         mrkv_clerk *c;
         Fake f;
 
@@ -348,11 +353,7 @@ START_TEST(test_closed_idle_connection_no_sigpipe) {
         c = clerk_for(&f);
         ck_assert_int_eq(mrkv_clerk_put(c, "k", "1", 0), MRKV_OK);
 
-        deadline = test_now_usec() + TEST_START_TIMEOUT_USEC;
-        while (atomic_load(&f.n_closed) < 1) {
-                ck_assert(test_now_usec() < deadline);
-                usleep(1000);
-        }
+        ck_assert_msg(test_wait_until(TEST_TIMEOUT_USEC, fake_closed_one, &f), "the fake server closed no connection");
 
         ck_assert_int_eq(mrkv_clerk_put(c, "k", "2", 1), MRKV_OK);
         mrkv_clerk_free(c);
@@ -368,6 +369,10 @@ typedef struct GetCall {
         char *value;
 } GetCall;
 
+static bool refused_twice(void *userdata) {
+        return mrkv_clerk_get_resends(userdata) >= 2;
+}
+
 static void *get_thread(void *userdata) {
         GetCall *g = userdata;
 
@@ -380,7 +385,6 @@ START_TEST(test_server_comes_up_later) {
         static const Step steps[] = { { REPLY, "{\"parameters\":{\"value\":\"up\",\"version\":1}}" } };
         GetCall g = {};
         pthread_t t;
-        uint64_t deadline;
         Fake f;
 
         fake_bind(&f, steps, N_STEPS(steps));
@@ -388,11 +392,7 @@ START_TEST(test_server_comes_up_later) {
         ck_assert_int_eq(pthread_create(&t, NULL, get_thread, &g), 0);
 
         /* Start serving only once the clerk has been refused twice. */
-        deadline = test_now_usec() + TEST_START_TIMEOUT_USEC;
-        while (mrkv_clerk_get_resends(g.clerk) < 2) {
-                ck_assert(test_now_usec() < deadline);
-                usleep(1000);
-        }
+        ck_assert_msg(test_wait_until(TEST_TIMEOUT_USEC, refused_twice, g.clerk), "the clerk did not try twice");
         fake_start(&f);
 
         ck_assert_int_eq(pthread_join(t, NULL), 0);
@@ -508,5 +508,5 @@ int main(void) {
         tcase_add_test(tc, test_default_address);
         suite_add_tcase(s, tc);
 
-        return harness_run(s);
+        return test_run_suite(s);
 }

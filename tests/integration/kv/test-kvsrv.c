@@ -7,16 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "harness.h"
+#include "kv-harness.h"
 
 START_TEST(test_reliable_put_semantics) {
         static const char tricky[] = "quotes \" backslash \\ newline \n tab \t unicode \xe2\x9c\x93 slash /";
         char *dir = test_dir_new(), *value = NULL;
         uint64_t version = 0;
-        TestServer s;
+        TestDaemon s;
         mrkv_clerk *c;
 
-        test_server_start(dir, &s);
+        test_kvserver_start(dir, &s);
         c = test_clerk_new(s.address, false);
 
         ck_assert_int_eq(mrkv_clerk_get(c, "k", &value, &version), MRKV_ERR_NO_KEY);
@@ -61,7 +61,7 @@ START_TEST(test_reliable_put_semantics) {
         ck_assert_uint_eq(mrkv_clerk_get_resends(c), 0);
 
         mrkv_clerk_free(c);
-        test_server_stop(&s);
+        test_kvserver_stop(&s);
         free(dir);
 }
 END_TEST
@@ -70,21 +70,21 @@ END_TEST
  * keeps it in memory). */
 START_TEST(test_server_restart) {
         char *dir = test_dir_new();
-        TestServer s;
+        TestDaemon s;
         mrkv_clerk *c;
 
-        test_server_start(dir, &s);
+        test_kvserver_start(dir, &s);
         c = test_clerk_new(s.address, false);
         ck_assert_int_eq(mrkv_clerk_put(c, "k", "a", 0), MRKV_OK);
 
         /* The clerk's connection goes with the old server. */
-        test_server_stop(&s);
-        test_server_start(dir, &s);
+        test_kvserver_stop(&s);
+        test_kvserver_start(dir, &s);
 
         ck_assert_int_eq(mrkv_clerk_put(c, "k", "a", 0), MRKV_OK);
         ck_assert_uint_ge(mrkv_clerk_get_resends(c), 1);
         mrkv_clerk_free(c);
-        test_server_stop(&s);
+        test_kvserver_stop(&s);
         free(dir);
 }
 END_TEST
@@ -142,10 +142,10 @@ START_TEST(test_reliable_concurrent_clients) {
         pthread_t threads[RACE_CLIENTS];
         uint64_t end, version = 0;
         unsigned n_ok = 0;
-        TestServer s;
+        TestDaemon s;
         mrkv_clerk *c;
 
-        test_server_start(dir, &s);
+        test_kvserver_start(dir, &s);
 
         end = test_now_usec() + RACE_USEC;
         for (int i = 0; i < RACE_CLIENTS; i++) {
@@ -167,7 +167,7 @@ START_TEST(test_reliable_concurrent_clients) {
         ck_assert_uint_gt(n_ok, 0);
         ck_assert_uint_eq(version, n_ok);
         mrkv_clerk_free(c);
-        test_server_stop(&s);
+        test_kvserver_stop(&s);
 
         ck_assert_int_ge(asprintf(&path, "%s/history.jsonl", dir), 0);
         test_history_write(histories, RACE_CLIENTS, path);
@@ -188,11 +188,11 @@ START_TEST(test_unreliable_one_client) {
         uint64_t initial = 0, final = 0;
         unsigned n_maybe = 0;
         TestHistory h = {};
-        TestServer s;
+        TestDaemon s;
         TestProxy p;
         mrkv_clerk *c;
 
-        test_server_start(dir, &s);
+        test_kvserver_start(dir, &s);
         test_proxy_start(dir, s.address, 1, &p);
         c = test_clerk_new(p.address, true);
 
@@ -240,7 +240,7 @@ START_TEST(test_unreliable_one_client) {
 
         mrkv_clerk_free(c);
         test_proxy_stop(&p);
-        test_server_stop(&s);
+        test_kvserver_stop(&s);
 
         ck_assert_int_ge(asprintf(&path, "%s/history.jsonl", dir), 0);
         test_history_write(&h, 1, path);
@@ -262,5 +262,5 @@ int main(void) {
         tcase_add_test(tc, test_unreliable_one_client);
         suite_add_tcase(s, tc);
 
-        return harness_run(s);
+        return test_run_suite(s);
 }

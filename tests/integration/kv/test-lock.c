@@ -11,7 +11,7 @@
 
 #include <mrkv/lock.h>
 
-#include "harness.h"
+#include "kv-harness.h"
 
 #define LOCK_NAME "l"
 #define GUARD "guard"
@@ -104,13 +104,13 @@ static void run_clients(unsigned n, bool unreliable) {
         pthread_t threads[MAX_CLIENTS];
         unsigned total = 0;
         char *value = NULL;
-        TestServer s;
+        TestDaemon s;
         TestProxy p = {};
         mrkv_clerk *c;
         uint64_t end;
 
         ck_assert_uint_le(n, MAX_CLIENTS);
-        test_server_start(dir, &s);
+        test_kvserver_start(dir, &s);
         if (unreliable)
                 test_proxy_start(dir, s.address, 2, &p);
 
@@ -145,7 +145,7 @@ static void run_clients(unsigned n, bool unreliable) {
         mrkv_clerk_free(c);
         if (unreliable)
                 test_proxy_stop(&p);
-        test_server_stop(&s);
+        test_kvserver_stop(&s);
         free(dir);
 }
 
@@ -173,10 +173,10 @@ END_TEST
 START_TEST(test_lock_api) {
         char *dir = test_dir_new(), *value = NULL;
         mrkv_lock *a = NULL, *b = NULL;
-        TestServer s;
+        TestDaemon s;
         mrkv_clerk *ca, *cb;
 
-        test_server_start(dir, &s);
+        test_kvserver_start(dir, &s);
         ca = test_clerk_new(s.address, false);
         cb = test_clerk_new(s.address, false);
 
@@ -237,7 +237,7 @@ START_TEST(test_lock_api) {
 
         mrkv_clerk_free(ca);
         mrkv_clerk_free(cb);
-        test_server_stop(&s);
+        test_kvserver_stop(&s);
         free(dir);
 }
 END_TEST
@@ -254,5 +254,5 @@ int main(void) {
         tcase_add_test(tc, test_many_clients_unreliable);
         suite_add_tcase(s, tc);
 
-        return harness_run(s);
+        return test_run_suite(s);
 }

@@ -8,9 +8,9 @@
 
 #include <json-c/json.h>
 
-#include "harness.h"
+#include "kv-harness.h"
 
-static TestServer server;
+static TestDaemon server;
 static char *server_dir;
 
 /* Runs mrkvctl with args (NULL-terminated) and returns its exit code; *ret_out gets its
@@ -30,18 +30,18 @@ static int ctl(char **ret_out, ...) {
         va_end(ap);
         argv[n] = NULL;
 
-        status = test_run(argv, ret_out);
+        status = test_run(argv, NULL, ret_out);
         ck_assert_msg(WIFEXITED(status), "mrkvctl died (status %#x)", status);
         return WEXITSTATUS(status);
 }
 
 static void setup(void) {
         server_dir = test_dir_new();
-        test_server_start(server_dir, &server);
+        test_kvserver_start(server_dir, &server);
 }
 
 static void teardown(void) {
-        test_server_stop(&server);
+        test_kvserver_stop(&server);
         free(server_dir);
 }
 
@@ -184,5 +184,5 @@ int main(void) {
         tcase_add_test(tc, test_lock_runs_command);
         suite_add_tcase(s, tc);
 
-        return harness_run(s);
+        return test_run_suite(s);
 }

@@ -1,0 +1,242 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "kv-harness.h"
+
+void test_kvserver_start(const char *dir, TestDaemon *ret) {
+        test_daemon_start(ret, test_program("MRKV_TEST_KVSERVER"), dir, "kv.sock", NULL);
+}
+
+void test_kvserver_stop(TestDaemon *d) {
+        int status = test_daemon_stop(d);
+
+        ck_assert_msg(status == 0, "mrkv-kvserver ended with wait status %#x", (unsigned) status);
+}
+
+typedef struct ProxyStart {
+        pid_t pid;
+        const char *ready;
+} ProxyStart;
+
+static bool proxy_ready(void *userdata) {
+        ProxyStart *p = userdata;
+        int status;
+
+        if (access(p->ready, F_OK) == 0)
+                return true;
+        ck_assert_msg(!test_exited(p->pid, &status), "mrkv-faultproxy exited (wait status %#x)", (unsigned) status);
+        return false;
+}
+
+void test_proxy_start(const char *dir, const char *target, uint64_t seed, TestProxy *ret) {
+        char *path = NULL, *ready = NULL, *seed_s = NULL;
+
+        /* Fixed seeds make failures reproducible; MRKV_TEST_SEED explores others. */
+        if (getenv("MRKV_TEST_SEED"))
+                seed += strtoull(getenv("MRKV_TEST_SEED"), NULL, 10);
+
+        *ret = (TestProxy) {};
+        ck_assert_int_ge(asprintf(&path, "%s/proxy.sock", dir), 0);
+        ck_assert_int_ge(asprintf(&ready, "%s/proxy.ready", dir), 0);
+        ck_assert_int_ge(asprintf(&ret->address, "unix:%s", path), 0);
+        ck_assert_int_ge(asprintf(&seed_s, "%" PRIu64, seed), 0);
+
+        char *argv[] = {
+                (char *) test_program("MRKV_TEST_FAULTPROXY"),
+                (char *) "--listen", ret->address,
+                (char *) "--connect", (char *) target,
+                (char *) "--seed", seed_s,
+                (char *) "--ready-file", ready,
+                NULL,
+        };
+        ret->pid = test_spawn(argv, NULL);
+        ck_assert_msg(test_wait_until(TEST_TIMEOUT_USEC, proxy_ready, &(ProxyStart) { .pid = ret->pid, .ready = ready }),
+                      "mrkv-faultproxy did not write %s", ready);
+        ck_assert(test_socket_accepts(path));
+
+        free(path);
+        free(ready);
+        free(seed_s);
+}
+
+void test_proxy_stop(TestProxy *p) {
+        test_kill(&p->pid);
+        free(p->address);
+        *p = (TestProxy) {};
+}
+
+mrkv_clerk *test_clerk_new(const char *address, bool unreliable) {
+        mrkv_clerk *c = NULL;
+
+        ck_assert_int_eq(mrkv_clerk_new(address, &c), 0);
+        ck_assert_int_eq(mrkv_clerk_set_deadline(c, TEST_CALL_DEADLINE_USEC), 0);
+        /* The proxy delays calls by up to 27 ms: 100 ms resends lost ones quickly. */
+        if (unreliable)
+                ck_assert_int_eq(mrkv_clerk_set_attempt_timeout(c, 100 * TEST_USEC_PER_MSEC), 0);
+        return c;
+}
+
+static TestOp *history_append(TestHistory *h) {
+        if (h->n == h->allocated) {
+                size_t n = h->allocated ? h->allocated * 2 : 1024;
+                TestOp *ops = realloc(h->ops, n * sizeof(TestOp));
+                ck_assert_ptr_nonnull(ops);
+                h->ops = ops;
+                h->allocated = n;
+        }
+        h->ops[h->n] = (TestOp) {};
+        return &h->ops[h->n++];
+}
+
+static char *xstrdup(const char *s) {
+        char *d = s ? strdup(s) : NULL;
+
+        ck_assert(!s || d);
+        return d;
+}
+
+int test_get(mrkv_clerk *c, TestHistory *h, int client, const char *key, char **ret_value,
+             uint64_t *ret_version) {
+        char *value = NULL;
+        uint64_t version = 0;
+        int64_t call, ret;
+        TestOp *op;
+        int r;
+
+        call = test_now_ns();
+        r = mrkv_clerk_get(c, key, &value, &version);
+        ret = test_now_ns();
+
+        /* A Get without an answer constrains nothing; leave it out. */
+        if (r >= 0) {
+                op = history_append(h);
+                op->client = client;
+                op->key = xstrdup(key);
+                op->call = call;
+                op->ret = ret;
+                op->result = r;
+                if (r == MRKV_OK) {
+                        op->out_value = xstrdup(value);
+                        op->out_version = version;
+                }
+        }
+
+        if (ret_value)
+                *ret_value = value;
+        else
+                free(value);
+        if (ret_version)
+                *ret_version = version;
+        return r;
+}
+
+int test_put(mrkv_clerk *c, TestHistory *h, int client, const char *key, const char *value, uint64_t version) {
+        int64_t call, ret;
+        TestOp *op;
+        int r;
+
+        call = test_now_ns();
+        r = mrkv_clerk_put(c, key, value, version);
+        ret = test_now_ns();
+
+        if (r >= 0 || r == -ETIMEDOUT) {
+                op = history_append(h);
+                op->client = client;
+                op->put = true;
+                op->key = xstrdup(key);
+                op->value = xstrdup(value);
+                op->version = version;
+                op->call = call;
+                /* A Put that timed out may take effect at any later time. */
+                op->ret = r >= 0 ? ret : -1;
+                op->result = r >= 0 ? r : MRKV_ERR_MAYBE;
+        }
+        return r;
+}
+
+void test_history_done(TestHistory *h) {
+        for (size_t i = 0; i < h->n; i++) {
+                free(h->ops[i].key);
+                free(h->ops[i].value);
+                free(h->ops[i].out_value);
+        }
+        free(h->ops);
+        *h = (TestHistory) {};
+}
+
+static const char *result_name(int r) {
+        switch (r) {
+        case MRKV_OK:
+                return "ok";
+        case MRKV_ERR_NO_KEY:
+                return "nokey";
+        case MRKV_ERR_VERSION:
+                return "version";
+        case MRKV_ERR_MAYBE:
+                return "maybe";
+        default:
+                ck_abort_msg("unexpected result %d", r);
+                return NULL;
+        }
+}
+
+void test_history_write(TestHistory *hs, size_t n, const char *path) {
+        FILE *f = fopen(path, "we");
+
+        ck_assert_msg(f, "%s: %s", path, strerror(errno));
+        for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < hs[i].n; j++) {
+                        const TestOp *op = &hs[i].ops[j];
+                        json_object *o = json_object_new_object();
+
+                        ck_assert_ptr_nonnull(o);
+                        json_object_object_add(o, "client", json_object_new_int(op->client));
+                        json_object_object_add(o, "op", json_object_new_string(op->put ? "put" : "get"));
+                        json_object_object_add(o, "key", json_object_new_string(op->key));
+                        if (op->put) {
+                                json_object_object_add(o, "value", json_object_new_string(op->value));
+                                json_object_object_add(o, "version", json_object_new_uint64(op->version));
+                        }
+                        json_object_object_add(o, "call", json_object_new_int64(op->call));
+                        json_object_object_add(o, "return", op->ret >= 0 ? json_object_new_int64(op->ret) : NULL);
+                        json_object_object_add(o, "result", json_object_new_string(result_name(op->result)));
+                        if (op->out_value) {
+                                json_object_object_add(o, "out_value", json_object_new_string(op->out_value));
+                                json_object_object_add(o, "out_version", json_object_new_uint64(op->out_version));
+                        }
+                        ck_assert_int_ge(fprintf(f, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)),
+                                         0);
+                        json_object_put(o);
+                }
+        ck_assert_int_eq(fclose(f), 0);
+}
+
+void test_assert_linearizable(const char *path) {
+        char *argv[] = {
+                (char *) test_program("MRKV_TEST_LINCHECK"),
+                (char *) "--timeout", (char *) "60",
+                (char *) path,
+                NULL,
+        };
+        char *out = NULL;
+        int status = test_run(argv, NULL, &out);
+
+        if (out[0])
+                fprintf(stderr, "mrkv-lincheck: %s", out);
+        free(out);
+        ck_assert_msg(WIFEXITED(status), "mrkv-lincheck died (status %#x)", status);
+        if (WEXITSTATUS(status) == 3) {
+                fprintf(stderr, "info: linearizability check of %s timed out, assuming the history is ok\n", path);
+                return;
+        }
+        ck_assert_msg(WEXITSTATUS(status) == 0, "history %s is %s (mrkv-lincheck exit %d; MRKV_TEST_KEEP=1 keeps it)", path,
+                      WEXITSTATUS(status) == 1 ? "NOT linearizable" : "not checkable", WEXITSTATUS(status));
+}
