@@ -19,17 +19,17 @@
  *
  * Run the fuzzer (clang with its libFuzzer runtime; on Debian `apt-get install clang`):
  *   CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
- *   meson compile -C build-fuzz tests/unit/fuzz-varlink-message
- *   ./build-fuzz/tests/unit/fuzz-varlink-message tests/unit/fuzz-corpus
+ *   meson compile -C build-fuzz tests/fuzz/fuzz-varlink-message
+ *   ./build-fuzz/tests/fuzz/fuzz-varlink-message tests/fuzz/fuzz-varlink-message/
  * libFuzzer adds the inputs it finds to the first directory it is given; to keep the
  * committed seeds as they are, put a scratch directory first:
  *   mkdir -p /tmp/fuzz-work
- *   UBSAN_OPTIONS=halt_on_error=1 ./build-fuzz/tests/unit/fuzz-varlink-message -max_total_time=60 \
- *           /tmp/fuzz-work tests/unit/fuzz-corpus
+ *   UBSAN_OPTIONS=halt_on_error=1 ./build-fuzz/tests/fuzz/fuzz-varlink-message -max_total_time=60 \
+ *           /tmp/fuzz-work tests/fuzz/fuzz-varlink-message/
  * (UBSan only prints its findings and goes on unless told to halt.)
  * A crash leaves crash-<sha1> in the working directory; replay it by passing the file.
  *
- * Every regular build also runs this target over tests/unit/fuzz-corpus, through
+ * Every build with tests also runs this target over tests/fuzz/fuzz-varlink-message/, through
  * fuzz-replay.c (test "fuzz-varlink-message-corpus"). */
 #include <stdio.h>
 

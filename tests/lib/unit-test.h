@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-/* Shared by the Check programs of tests/unit. */
+/* The runner of the Check unit tests beside their modules. */
 
 #define UNIT_KNOWN_BUGS_SUITE "known-bugs"
 
