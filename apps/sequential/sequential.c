@@ -7,31 +7,83 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "groups.h"
 #include "log.h"
 #include "sequential.h"
 
+/* One intermediate pair: key_len bytes of key and then value_len bytes of value, at
+ * offset in Sequential.data. Offsets, not pointers: data moves as it grows. */
+typedef struct Pair {
+        size_t offset, key_len, value_len;
+} Pair;
+
 struct mrkv_emitter {
-        Groups *groups; /* map: where pairs go */
-        FILE *file;     /* reduce: where lines go */
-        int error;      /* reduce: the first write error, to report it rather than the app's */
+        Sequential *seq; /* map: where pairs go */
+        FILE *file;      /* reduce: where lines go */
+        int error;       /* reduce: the first write error, to report it rather than the app's */
 };
 
+/* The values of one key: a run of sorted pairs. */
 struct mrkv_values {
-        const Group *group;
-        GroupIter it;
+        const char *data;
+        const Pair *next, *end;
 };
 
 struct Sequential {
         const mrkv_app *app;
-        Groups groups;
+        char *data; /* every key and value, in emission order */
+        size_t data_size, data_allocated;
+        Pair *pairs;
+        size_t n_pairs, pairs_allocated;
         char *buf; /* the input being mapped, reused from file to file */
         size_t buf_allocated;
 };
 
+/* Returns array p with room for need elements of size bytes (p itself if it has it), or
+ * NULL if out of memory (p is left as it was). */
+static void *grow(void *p, size_t *allocated, size_t need, size_t size) {
+        size_t n;
+
+        if (p && need <= *allocated)
+                return p;
+        n = MAX(*allocated, (size_t) 1024);
+        while (n < need) {
+                if (n > SIZE_MAX / 2)
+                        return NULL;
+                n *= 2;
+        }
+        if (n > SIZE_MAX / size)
+                return NULL;
+        p = realloc(p, n * size);
+        if (p)
+                *allocated = n;
+        return p;
+}
+
 static int map_emit(mrkv_emitter *out, const char *key, size_t key_len, const char *value, size_t value_len) {
+        Sequential *s = out->seq;
+        Pair *pairs;
+        char *data;
+
+        if (key_len > SIZE_MAX - value_len || key_len + value_len > SIZE_MAX - s->data_size)
+                return -ENOMEM;
+        data = grow(s->data, &s->data_allocated, s->data_size + key_len + value_len, 1);
+        if (!data)
+                return -ENOMEM;
+        s->data = data;
+        pairs = grow(s->pairs, &s->pairs_allocated, s->n_pairs + 1, sizeof(Pair));
+        if (!pairs)
+                return -ENOMEM;
+        s->pairs = pairs;
+
         /* A zero-length key or value may come as NULL. */
-        return groups_add(out->groups, key_len > 0 ? key : "", key_len, value_len > 0 ? value : "", value_len);
+        s->pairs[s->n_pairs++] = (Pair) { .offset = s->data_size, .key_len = key_len, .value_len = value_len };
+        if (key_len > 0)
+                memcpy(s->data + s->data_size, key, key_len);
+        s->data_size += key_len;
+        if (value_len > 0)
+                memcpy(s->data + s->data_size, value, value_len);
+        s->data_size += value_len;
+        return 0;
 }
 
 static int reduce_emit(mrkv_emitter *out, const char *key, size_t key_len, const char *value,
@@ -46,7 +98,14 @@ static int reduce_emit(mrkv_emitter *out, const char *key, size_t key_len, const
 }
 
 static int next_value(mrkv_values *values, const char **value, size_t *value_len) {
-        return group_next_value(values->group, &values->it, value, value_len);
+        const Pair *p = values->next;
+
+        if (p == values->end)
+                return 0;
+        values->next++;
+        *value = values->data + p->offset + p->key_len;
+        *value_len = p->value_len;
+        return 1;
 }
 
 static const mrkv_host map_host = {
@@ -82,14 +141,15 @@ Sequential *sequential_new(const mrkv_app *app) {
 Sequential *sequential_free(Sequential *s) {
         if (!s)
                 return NULL;
-        groups_done(&s->groups);
+        free(s->data);
+        free(s->pairs);
         free(s->buf);
         free(s);
         return NULL;
 }
 
 int sequential_map(Sequential *s, const char *filename, const char *contents, size_t size) {
-        mrkv_emitter out = { .groups = &s->groups };
+        mrkv_emitter out = { .seq = s };
         int r;
 
         r = s->app->map(&map_host, &out, filename, contents, size);
@@ -169,24 +229,44 @@ int sequential_map_file(Sequential *s, const char *filename) {
         return sequential_map(s, filename, s->buf, size);
 }
 
+static int key_compare(const char *data, const Pair *x, const Pair *y) {
+        int c = memcmp(data + x->offset, data + y->offset, MIN(x->key_len, y->key_len));
+
+        if (c != 0)
+                return c;
+        return x->key_len < y->key_len ? -1 : x->key_len > y->key_len;
+}
+
+/* Bytewise by key, as Go orders strings; pairs of one key in emission order. */
+static int pair_compare(const void *a, const void *b, void *data) {
+        const Pair *x = a, *y = b;
+        int c = key_compare(data, x, y);
+
+        if (c != 0)
+                return c;
+        return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
 int sequential_reduce(Sequential *s, FILE *f) {
-        _cleanup_free_ const Group **sorted = NULL;
         mrkv_emitter out = { .file = f };
         int r;
 
-        r = groups_sorted(&s->groups, &sorted);
-        if (r < 0)
-                return log_oom();
+        qsort_r(s->pairs, s->n_pairs, sizeof(Pair), pair_compare, s->data);
 
-        for (size_t i = 0; i < s->groups.n_groups; i++) {
-                mrkv_values values = { .group = sorted[i] };
+        for (size_t i = 0, j; i < s->n_pairs; i = j) {
+                const Pair *first = &s->pairs[i];
+                const char *key = s->data + first->offset;
+                mrkv_values values;
 
-                r = s->app->reduce(&reduce_host, &out, sorted[i]->key, sorted[i]->key_len, &values);
+                for (j = i + 1; j < s->n_pairs && key_compare(s->data, first, &s->pairs[j]) == 0; j++)
+                        ;
+                values = (mrkv_values) { .data = s->data, .next = first, .end = &s->pairs[j] };
+                r = s->app->reduce(&reduce_host, &out, key, first->key_len, &values);
                 if (out.error < 0)
                         return log_error_errno(out.error, "Failed to write output: %m");
                 if (r < 0)
                         return log_error_errno(r, "App %s failed to reduce key '%.*s': %m", app_name(s),
-                                               (int) MIN(sorted[i]->key_len, (size_t) 64), sorted[i]->key);
+                                               (int) MIN(first->key_len, (size_t) 64), key);
         }
         return 0;
 }

@@ -6,10 +6,12 @@
 #include "macro.h"
 #include "mrkv/app.h"
 
-/* The reference MapReduce, in one process: map every input, keep all intermediate pairs
- * in memory grouped by key, reduce every key in key order into one output file. What
- * mrkv-coordinator and mrkv-worker write must equal this (after sorting lines). Every
- * function logs its own errors. */
+/* The reference MapReduce, in one process, as the lab's mrsequential: map every input,
+ * keep every intermediate pair in memory, sort them by key (values of a key in emission
+ * order), reduce each run of equal keys into one output file. What mrkv-coordinator and
+ * mrkv-worker write must equal this (after sorting lines), and the tests check it: so it
+ * shares no code with the workers' grouping (lib/mapreduce/groups.c), where a bug would
+ * otherwise show on both sides alike. Every function logs its own errors. */
 
 typedef struct Sequential Sequential;
 

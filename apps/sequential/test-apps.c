@@ -560,7 +560,7 @@ START_TEST(test_sequential_order) {
 END_TEST
 
 START_TEST(test_sequential_many_values) {
-        /* Enough keys and values to grow the group table and value buffers many times. */
+        /* Enough keys and values to grow the arrays of pairs and bytes many times. */
         _cleanup_(sequential_freep) Sequential *s = sequential_new(&lines_app);
         char *in = NULL, *text = NULL;
         size_t in_size = 0, size = 0, lines = 0;

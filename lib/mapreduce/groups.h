@@ -6,9 +6,10 @@
 
 #include "arena.h"
 
-/* The intermediate pairs of a sequential run, grouped by key as they are emitted.
+/* The intermediate pairs of a map task, grouped by key as they are emitted.
  *
- * The lab's mrsequential keeps every pair and sorts them all; grouping first keeps each
+ * The lab's mrsequential keeps every pair and sorts them all (so does mrkv-sequential,
+ * the tests' reference, on purpose: it shares nothing with this); grouping first keeps each
  * key once (in an arena) and each value as a length-prefixed byte string appended to
  * its key's buffer, and sorts only the distinct keys. On a word count that is ~2 bytes
  * per pair instead of a pointer pair, and a sort of thousands of keys instead of a
