@@ -37,7 +37,12 @@ bctl introspect org.mrkv.MapReduce1 /org/mrkv/MapReduce1 org.freedesktop.LogCont
     || fail "no LogControl1"
 
 bctl monitor org.mrkv.MapReduce1 > "$tmp/monitor.log" 2>&1 &
-sleep 0.2 # monitor needs a moment to subscribe; the job's signals are what is checked below
+# The job's signals are checked below: wait until the monitor shows a call of ours.
+monitor_sees_get() {
+    bctl get-property org.mrkv.MapReduce1 /org/mrkv/MapReduce1 org.mrkv.MapReduce1 Workers >/dev/null &&
+        grep -q 'Member=Get$' "$tmp/monitor.log"
+}
+poll 10 monitor_sees_get || fail "busctl monitor shows no call to the coordinator"
 
 files=("$tmp"/in/pg-*.txt)
 out=$(bctl call org.mrkv.MapReduce1 /org/mrkv/MapReduce1 org.mrkv.MapReduce1 SubmitJob sasus \
