@@ -72,20 +72,41 @@ static int rm_one(const char *path, const struct stat *st, int type, struct FTW 
         return 0;
 }
 
+static char *base_dir;
+
+static void remove_base_dir(void) {
+        if (getenv("MRKV_TEST_KEEP"))
+                fprintf(stderr, "Keeping %s\n", base_dir);
+        else
+                (void) nftw(base_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* meson ends a test that runs out of time with SIGTERM to its process group. Check
+ * passes it on to the running test's group, then restores this handler and raises it
+ * again here: remove the directories before dying of it. */
+static void on_terminate(int sig) {
+        remove_base_dir();
+        signal(sig, SIG_DFL);
+        raise(sig);
+}
+
 int test_run_suite(Suite *s) {
         const char *tmp = getenv("TMPDIR");
-        char *dir = NULL;
         SRunner *sr;
         int failed;
 
-        if (asprintf(&dir, "%s/mrkv-test.XXXXXX", tmp && tmp[0] == '/' ? tmp : "/tmp") < 0)
+        /* Socket paths are short (108 bytes): keep the directories near the root. */
+        if (!tmp || tmp[0] != '/' || strlen(tmp) >= 40)
+                tmp = "/tmp";
+        if (asprintf(&base_dir, "%s/mrkv-test.XXXXXX", tmp) < 0)
                 return 99; /* a hard error in the meson test protocol */
-        if (!mkdtemp(dir)) {
+        if (!mkdtemp(base_dir)) {
                 perror("mkdtemp");
-                free(dir);
                 return 99;
         }
-        setenv(BASE_ENV, dir, 1);
+        setenv(BASE_ENV, base_dir, 1);
+        signal(SIGTERM, on_terminate);
+        signal(SIGINT, on_terminate);
 
         sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);
@@ -93,11 +114,11 @@ int test_run_suite(Suite *s) {
         srunner_free(sr);
 
         /* Tests run in forked children; whatever they left, also after a crash, goes here. */
-        if (getenv("MRKV_TEST_KEEP"))
-                fprintf(stderr, "Keeping %s\n", dir);
-        else
-                nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-        free(dir);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        remove_base_dir();
+        free(base_dir);
+        base_dir = NULL;
         return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
