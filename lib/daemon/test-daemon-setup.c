@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -42,10 +43,12 @@ static bool fd_open(int fd) {
 
 /* A listening socket at fd target, on an abstract address the kernel picks. */
 static int listening_socket_at(int target) {
+        /* Zeroed whole: valgrind reads sun_path as a string whatever the length says. */
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
         /* Binding only the family asks for an abstract address of the kernel's choice. */
-        if (fd < 0 || bind(fd, (const struct sockaddr *) &(sa_family_t){ AF_UNIX }, sizeof(sa_family_t)) < 0)
+        if (fd < 0 || bind(fd, (const struct sockaddr *) &sa, sizeof(sa_family_t)) < 0)
                 return -1;
         if (listen(fd, 1) < 0 || dup2(fd, target) != target)
                 return -1;
@@ -239,7 +242,8 @@ START_TEST(test_fits_connections) {
         struct rlimit rl;
 
         ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
-        if (rl.rlim_max < 300)
+        /* Valgrind keeps the hard limit for itself: a program under it cannot lower it. */
+        if (rl.rlim_max < 300 || getenv("MRKV_TEST_VALGRIND"))
                 return;
         ck_assert_int_eq(in_child(fits_connections), 0);
 }

@@ -79,7 +79,8 @@ START_TEST(test_fit) {
         struct rlimit rl;
 
         ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
-        if (rl.rlim_max < 200)
+        /* Valgrind keeps the hard limit for itself: a program under it cannot lower it. */
+        if (rl.rlim_max < 200 || getenv("MRKV_TEST_VALGRIND"))
                 return;
         ck_assert_int_eq(in_child(fit_under_low_hard_limit), 0);
 }
