@@ -144,6 +144,7 @@ static const char *get_error(VarlinkClient *c, const char *key) {
  * peer closed the connection, -ETIMEDOUT. The tests have one call in flight per raw
  * socket, so whatever arrives belongs to this message. */
 static int raw_read(int fd, char **ret) {
+        uint64_t deadline = usec_add(now_usec(), CALL_TIMEOUT);
         _cleanup_free_ char *buf = NULL;
         size_t size = 0;
 
@@ -151,8 +152,11 @@ static int raw_read(int fd, char **ret) {
         for (;;) {
                 char chunk[4096], *p;
                 ssize_t n;
+                int r;
 
-                if (test_wait_fd(fd, POLLIN, CALL_TIMEOUT) == 0)
+                r = fd_wait_until(fd, POLLIN, deadline);
+                ck_assert_int_ge(r, 0);
+                if (r == 0)
                         return -ETIMEDOUT;
                 n = recv(fd, chunk, sizeof(chunk), MSG_DONTWAIT);
                 if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -186,7 +190,8 @@ static void raw_write(int fd, const void *data, size_t size) {
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0 && errno == EAGAIN) {
-                        ck_assert_msg(test_wait_fd(fd, POLLOUT, CALL_TIMEOUT), "the server reads nothing");
+                        ck_assert_msg(fd_wait_until(fd, POLLOUT, usec_add(now_usec(), CALL_TIMEOUT)) > 0,
+                                      "the server reads nothing");
                         continue;
                 }
                 if (n < 0 && (errno == EPIPE || errno == ECONNRESET))

@@ -13,7 +13,6 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -21,46 +20,13 @@
 #define BASE_ENV "MRKV_TEST_BASE_DIR"
 #define POLL_INTERVAL_MSEC 10
 
-uint64_t test_now_usec(void) {
-        struct timespec ts;
-
-        ck_assert_int_eq(clock_gettime(CLOCK_MONOTONIC, &ts), 0);
-        return (uint64_t) ts.tv_sec * TEST_USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
-
-int64_t test_now_ns(void) {
-        struct timespec ts;
-
-        ck_assert_int_eq(clock_gettime(CLOCK_MONOTONIC, &ts), 0);
-        return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int test_wait_fd(int fd, short events, uint64_t timeout_usec) {
-        uint64_t deadline = test_now_usec() + timeout_usec;
-
-        for (;;) {
-                struct pollfd p = { .fd = fd, .events = events };
-                uint64_t now = test_now_usec();
-                int r;
-
-                if (now >= deadline)
-                        return 0;
-                r = poll(&p, 1, (int) ((deadline - now + 999) / 1000));
-                if (r < 0 && errno == EINTR)
-                        continue;
-                ck_assert_msg(r >= 0, "poll: %s", strerror(errno));
-                if (r > 0)
-                        return 1;
-        }
-}
-
 bool test_wait_until(uint64_t timeout_usec, bool (*cond)(void *userdata), void *userdata) {
-        uint64_t deadline = test_now_usec() + timeout_usec;
+        uint64_t deadline = usec_add(now_usec(), timeout_usec);
 
         for (;;) {
                 if (cond(userdata))
                         return true;
-                if (test_now_usec() >= deadline)
+                if (now_usec() >= deadline)
                         return false;
                 (void) poll(NULL, 0, POLL_INTERVAL_MSEC);
         }
@@ -217,7 +183,7 @@ int test_kill(pid_t *pid) {
                 return 0;
 
         (void) kill(*pid, SIGTERM);
-        if (!test_wait_until(10 * TEST_USEC_PER_SEC, has_exited, &e)) {
+        if (!test_wait_until(10 * USEC_PER_SEC, has_exited, &e)) {
                 fprintf(stderr, "pid %d did not exit on SIGTERM, killing it\n", (int) *pid);
                 (void) kill(*pid, SIGKILL);
                 while (waitpid(*pid, &e.status, 0) < 0)

@@ -6,7 +6,8 @@
  * Starting a daemon on a socket is test-daemon.h.
  *
  * Everything here runs inside a Check test and fails the test (ck_assert) on what it
- * cannot do. It uses nothing of mrkv, so it tests the programs from the outside.
+ * cannot do. Of mrkv it uses only lib/basic: the clock (now_usec() of time-util.h) and,
+ * for tests waiting on a descriptor, fd_wait_until() of io-util.h.
  * MRKV_TEST_KEEP=1 keeps the temporary directories for a post-mortem. */
 
 #include <check.h>
@@ -14,11 +15,13 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define TEST_USEC_PER_SEC UINT64_C(1000000)
-#define TEST_USEC_PER_MSEC UINT64_C(1000)
+#include "io-util.h"
+#include "macro.h"
+#include "time-util.h"
+
 /* How long a started program may take to be ready, or a waited-for condition to come
  * true: far longer than either needs, generous for sanitizer builds and loaded machines. */
-#define TEST_TIMEOUT_USEC (30 * TEST_USEC_PER_SEC)
+#define TEST_TIMEOUT_USEC (30 * USEC_PER_SEC)
 
 /* Runs the suite: creates a private base directory (removed at the end, also when tests
  * crashed), runs every test, returns the exit status for main(). */
@@ -29,12 +32,6 @@ char *test_dir_new(void);
 
 /* The program named by environment variable env (meson sets it; asserts it is set). */
 const char *test_program(const char *env);
-
-uint64_t test_now_usec(void);
-int64_t test_now_ns(void);
-
-/* Waits up to timeout_usec for events on fd: 1 when they came, 0 on time-out. */
-int test_wait_fd(int fd, short events, uint64_t timeout_usec);
 
 /* Calls cond(userdata) every 10 ms until it returns true or timeout_usec passed;
  * returns whether it came true. */

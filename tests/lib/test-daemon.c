@@ -61,7 +61,7 @@ void test_daemon_start(TestDaemon *d, const char *binary, const char *dir, const
 
         d->pid = test_spawn((char *const *) argv, &(TestSpawn) { .env = env, .listen_fd = o->listen_fd });
         ck_assert_msg(test_daemon_wait_notify(d, "READY=1", TEST_TIMEOUT_USEC), "%s sent no READY=1 within %u s",
-                      binary, (unsigned) (TEST_TIMEOUT_USEC / TEST_USEC_PER_SEC));
+                      binary, (unsigned) (TEST_TIMEOUT_USEC / USEC_PER_SEC));
 }
 
 typedef struct NotifyWait {

@@ -36,7 +36,7 @@ void test_proxy_stop(TestProxy *p);
 
 /* How long one clerk call of a test may retry: far longer than any call needs, and a
  * server that crashed fails the test with -ETIMEDOUT instead of hanging it. */
-#define TEST_CALL_DEADLINE_USEC (30 * TEST_USEC_PER_SEC)
+#define TEST_CALL_DEADLINE_USEC (30 * USEC_PER_SEC)
 
 /* A clerk on address with TEST_CALL_DEADLINE_USEC, and a short attempt timeout when
  * behind the proxy. */

@@ -185,8 +185,8 @@ static mrkv_clerk *clerk_for(const Fake *f) {
 
         free(a);
         /* Short, so that HOLD steps cost little. */
-        ck_assert_int_eq(mrkv_clerk_set_attempt_timeout(c, 100 * TEST_USEC_PER_MSEC), 0);
-        ck_assert_int_eq(mrkv_clerk_set_retry_pause(c, TEST_USEC_PER_MSEC), 0);
+        ck_assert_int_eq(mrkv_clerk_set_attempt_timeout(c, 100 * USEC_PER_MSEC), 0);
+        ck_assert_int_eq(mrkv_clerk_set_retry_pause(c, USEC_PER_MSEC), 0);
         return c;
 }
 
@@ -413,7 +413,7 @@ START_TEST(test_deadline) {
         /* Nobody listening at all, then a server that never answers. */
         fake_bind(&f, steps, N_STEPS(steps));
         c = clerk_for(&f);
-        ck_assert_int_eq(mrkv_clerk_set_deadline(c, 300 * TEST_USEC_PER_MSEC), 0);
+        ck_assert_int_eq(mrkv_clerk_set_deadline(c, 300 * USEC_PER_MSEC), 0);
         ck_assert_int_eq(mrkv_clerk_get(c, "k", NULL, NULL), -ETIMEDOUT);
         ck_assert_uint_gt(mrkv_clerk_get_resends(c), 0);
 

@@ -90,7 +90,7 @@ START_TEST(test_server_restart) {
 END_TEST
 
 #define RACE_CLIENTS 10
-#define RACE_USEC (1 * TEST_USEC_PER_SEC)
+#define RACE_USEC (1 * USEC_PER_SEC)
 
 typedef struct Racer {
         const char *address;
@@ -110,7 +110,7 @@ static void *race(void *userdata) {
                 return NULL;
         }
 
-        for (unsigned n = 0; test_now_usec() < x->end; n++) {
+        for (unsigned n = 0; now_usec() < x->end; n++) {
                 char value[64];
                 uint64_t version = 0;
                 int r;
@@ -147,7 +147,7 @@ START_TEST(test_reliable_concurrent_clients) {
 
         test_kvserver_start(dir, &s);
 
-        end = test_now_usec() + RACE_USEC;
+        end = now_usec() + RACE_USEC;
         for (int i = 0; i < RACE_CLIENTS; i++) {
                 racers[i] = (Racer) { .address = s.address, .id = i, .end = end };
                 ck_assert_int_eq(pthread_create(&threads[i], NULL, race, &racers[i]), 0);

@@ -15,7 +15,7 @@
 
 #define LOCK_NAME "l"
 #define GUARD "guard"
-#define RUN_USEC (2 * TEST_USEC_PER_SEC)
+#define RUN_USEC (2 * USEC_PER_SEC)
 #define MAX_CLIENTS 10
 
 typedef struct Client {
@@ -65,7 +65,7 @@ static void *client_run(void *userdata) {
                 goto finish;
         }
 
-        while (test_now_usec() < x->end) {
+        while (now_usec() < x->end) {
                 char *value = NULL;
                 uint64_t version = 0;
 
@@ -117,7 +117,7 @@ static void run_clients(unsigned n, bool unreliable) {
         c = test_clerk_new(s.address, false);
         ck_assert_int_eq(mrkv_clerk_put(c, GUARD, "", 0), MRKV_OK);
 
-        end = test_now_usec() + RUN_USEC;
+        end = now_usec() + RUN_USEC;
         for (unsigned i = 0; i < n; i++) {
                 clients[i] = (Client) { .address = unreliable ? p.address : s.address, .unreliable = unreliable,
                                         .end = end };
@@ -198,7 +198,7 @@ START_TEST(test_lock_api) {
         ck_assert_int_eq(mrkv_lock_acquire(a), -EBUSY);
 
         /* Another waits; with a wait timeout it gives up without having taken it. */
-        ck_assert_int_eq(mrkv_lock_set_wait_timeout(b, 200 * TEST_USEC_PER_MSEC), 0);
+        ck_assert_int_eq(mrkv_lock_set_wait_timeout(b, 200 * USEC_PER_MSEC), 0);
         ck_assert_int_eq(mrkv_lock_acquire(b), -ETIMEDOUT);
         ck_assert_int_eq(mrkv_clerk_get(ca, "api", &value, NULL), MRKV_OK);
         ck_assert_str_eq(value, mrkv_lock_get_id(a));
