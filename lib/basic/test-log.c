@@ -399,14 +399,17 @@ static bool can_fake_journal(void) {
 }
 
 int main(int argc, char *argv[]) {
-        Suite *s = suite_create("log");
+        bool journal = argc > 1 && streq(argv[1], "journal");
+        Suite *s;
         TCase *tc;
 
-        if (argc > 1 && streq(argv[1], "journal")) {
-                if (!can_fake_journal()) {
-                        printf("SKIP: no private mount namespace for a journal socket of our own\n");
-                        return 77;
-                }
+        if (journal && !can_fake_journal()) {
+                printf("SKIP: no private mount namespace for a journal socket of our own\n");
+                return 77;
+        }
+
+        s = suite_create("log");
+        if (journal) {
                 tc = tcase_create("journal");
                 tcase_add_test(tc, test_journal_fields);
                 tcase_add_test(tc, test_journal_auto_and_fallback);
