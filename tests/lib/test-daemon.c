@@ -18,6 +18,14 @@ static void format_path(char *buf, size_t size, const char *dir, const char *nam
         ck_assert_msg(n > 0 && (size_t) n < size, "socket path %s/%s%s is too long", dir, name, suffix);
 }
 
+static void close_notify(TestDaemon *d) {
+        if (d->notify_fd >= 0) {
+                close(d->notify_fd);
+                (void) unlink(d->notify_path);
+        }
+        d->notify_fd = -1;
+}
+
 void test_daemon_start(TestDaemon *d, const char *binary, const char *dir, const char *socket_name,
                        const TestDaemonOptions *o) {
         static const TestDaemonOptions none = {};
@@ -62,6 +70,8 @@ void test_daemon_start(TestDaemon *d, const char *binary, const char *dir, const
         d->pid = test_spawn((char *const *) argv, &(TestSpawn) { .env = env, .listen_fd = o->listen_fd });
         ck_assert_msg(test_daemon_wait_notify(d, "READY=1", TEST_TIMEOUT_USEC), "%s sent no READY=1 within %u s",
                       binary, (unsigned) (TEST_TIMEOUT_USEC / USEC_PER_SEC));
+        if (!o->watch_notify)
+                close_notify(d);
 }
 
 typedef struct NotifyWait {
@@ -109,25 +119,21 @@ static bool notified(void *userdata) {
 bool test_daemon_wait_notify(TestDaemon *d, const char *want, uint64_t timeout_usec) {
         NotifyWait w = { .daemon = d, .want = want };
 
-        ck_assert_int_ge(d->notify_fd, 0);
+        ck_assert_msg(d->notify_fd >= 0, "start the daemon with watch_notify to read its notifications");
         return test_wait_until(timeout_usec, notified, &w);
 }
 
 void test_daemon_drain_notify(TestDaemon *d) {
         NotifyWait w = { .daemon = d };
 
-        ck_assert_int_ge(d->notify_fd, 0);
+        ck_assert_msg(d->notify_fd >= 0, "start the daemon with watch_notify to read its notifications");
         (void) notified(&w);
 }
 
 int test_daemon_stop(TestDaemon *d) {
         int status = test_kill(&d->pid);
 
-        if (d->notify_fd >= 0) {
-                close(d->notify_fd);
-                (void) unlink(d->notify_path);
-        }
-        d->notify_fd = -1;
+        close_notify(d);
         if (status != 0)
                 fprintf(stderr, "%s on %s ended with wait status %#x\n", d->binary, d->address, (unsigned) status);
         return status;

@@ -29,6 +29,12 @@ typedef struct TestDaemonOptions {
         const char *const *env;  /* as TestSpawn.env */
         bool no_listen;          /* no "--listen ADDRESS": it finds its address itself */
         int listen_fd;           /* as TestSpawn.listen_fd: socket activation */
+        /* Keep reading its notifications after READY=1, for test_daemon_wait_notify().
+         * The test must then read them now and then (test_daemon_drain_notify()): the
+         * kernel queues only a few datagrams (net.unix.max_dgram_qlen, 10 by default),
+         * and then the daemon's sd_notify() blocks. Otherwise the socket is closed once
+         * the daemon is ready, and its later notifications go nowhere. */
+        bool watch_notify;
 } TestDaemonOptions;
 
 /* Starts binary with "--listen unix:DIR/SOCKET_NAME" and the options (o may be NULL),
@@ -37,9 +43,9 @@ typedef struct TestDaemonOptions {
 void test_daemon_start(TestDaemon *d, const char *binary, const char *dir, const char *socket_name,
                        const TestDaemonOptions *o);
 
-/* Reads its notifications until one has a line containing want (e.g. "READY=1" or a
- * STATUS= text), up to timeout_usec; remembers the last STATUS=. Returns whether it came;
- * fails the test if the daemon exited. */
+/* Reads its notifications (it must have been started with watch_notify) until one has
+ * a line containing want (e.g. a STATUS= text), up to timeout_usec; remembers the last
+ * STATUS=. Returns whether it came; fails the test if the daemon exited. */
 bool test_daemon_wait_notify(TestDaemon *d, const char *want, uint64_t timeout_usec);
 
 /* Reads every queued notification without waiting. A daemon's sd_notify() blocks once
