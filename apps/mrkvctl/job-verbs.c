@@ -27,8 +27,6 @@
 #include "strv.h"
 #include "varlink-client.h"
 
-#define MR_INTERFACE "org.mrkv.MapReduce"
-
 /* How often a progress bar on a terminal is redrawn when nothing else happens, to
  * keep its elapsed time current. */
 #define BAR_REDRAW_USEC (1 * USEC_PER_SEC)
@@ -150,7 +148,7 @@ static int get_job(VarlinkClient *c, const Context *ctx, const char *job, const 
 
         if (!p)
                 return log_oom(), EXIT_FAIL;
-        return call(c, ctx, MR_INTERFACE ".GetJob", p, what, job, ret_reply);
+        return call(c, ctx, MAPREDUCE_METHOD_GET_JOB, p, what, job, ret_reply);
 }
 
 /* Prints one job: its JSON, or the human-readable status page. */
@@ -219,7 +217,7 @@ int verb_cancel(Context *ctx, int argc, char *argv[]) {
         p = job_parameters(job);
         if (!p)
                 return log_oom(), EXIT_FAIL;
-        r = call(c, ctx, MR_INTERFACE ".CancelJob", p, "cancel", job, &reply);
+        r = call(c, ctx, MAPREDUCE_METHOD_CANCEL_JOB, p, "cancel", job, &reply);
         if (r != EXIT_OK || !ctx->json)
                 return r;
 
@@ -253,7 +251,7 @@ int verb_jobs(Context *ctx, int argc, char *argv[]) {
 
         if (context_connect_coordinator(ctx, &c) < 0)
                 return EXIT_FAIL;
-        r = call(c, ctx, MR_INTERFACE ".ListJobs", NULL, "jobs", NULL, &reply);
+        r = call(c, ctx, MAPREDUCE_METHOD_LIST_JOBS, NULL, "jobs", NULL, &reply);
         if (r != EXIT_OK)
                 return r;
         if (!json_object_object_get_ex(reply, "jobs", &jobs) || !json_object_is_type(jobs, json_type_array))
@@ -365,7 +363,7 @@ static int wait_for_job(VarlinkClient *c, const Context *ctx, const char *job) {
         p = job_parameters(job);
         if (!p)
                 return log_oom(), EXIT_FAIL;
-        r = varlink_client_send(c, MR_INTERFACE ".GetJob", p, VARLINK_CLIENT_MORE, ctx->timeout_usec);
+        r = varlink_client_send(c, MAPREDUCE_METHOD_GET_JOB, p, VARLINK_CLIENT_MORE, ctx->timeout_usec);
         if (r < 0)
                 return exit_code_of_transport(r, "submit --wait");
 
@@ -563,7 +561,7 @@ int verb_submit(Context *ctx, int argc, char *argv[]) {
 
         if (context_connect_coordinator(ctx, &c) < 0)
                 return EXIT_FAIL;
-        r = call(c, ctx, MR_INTERFACE ".SubmitJob", p, "submit", NULL, &reply);
+        r = call(c, ctx, MAPREDUCE_METHOD_SUBMIT_JOB, p, "submit", NULL, &reply);
         if (r != EXIT_OK)
                 return r;
         if (!json_object_object_get_ex(reply, "job", &v) || !json_object_is_type(v, json_type_string))

@@ -76,7 +76,7 @@ static int method_submit_job(sd_bus_message *m, void *userdata, sd_bus_error *er
 static int cancel(Coordinator *c, Job *j, sd_bus_message *m, sd_bus_error *error) {
         int r = scheduler_cancel_job(c->scheduler, j);
         if (r == -ESTALE)
-                return sd_bus_error_setf(error, "org.mrkv.MapReduce1.JobEnded", "Job %s has ended (%s).", j->id,
+                return sd_bus_error_setf(error, MAPREDUCE_BUS_ERROR_JOB_ENDED, "Job %s has ended (%s).", j->id,
                                          job_display_state(j));
         if (r < 0)
                 return r;
@@ -95,7 +95,7 @@ static int method_cancel_job(sd_bus_message *m, void *userdata, sd_bus_error *er
                 return r;
         j = scheduler_find_job(c->scheduler, id);
         if (!j)
-                return sd_bus_error_setf(error, "org.mrkv.MapReduce1.NoSuchJob", "No job %s.", id);
+                return sd_bus_error_setf(error, MAPREDUCE_BUS_ERROR_NO_SUCH_JOB, "No job %s.", id);
         return cancel(c, j, m, error);
 }
 
@@ -241,7 +241,7 @@ static void on_event(ObserverEvent event, Job *j, void *userdata) {
         _cleanup_free_ char *path = NULL;
 
         if (event == EVENT_WORKERS_CHANGED) {
-                (void) sd_bus_emit_properties_changed(bus, MAPREDUCE_BUS_PATH, "org.mrkv.MapReduce1", "Workers",
+                (void) sd_bus_emit_properties_changed(bus, MAPREDUCE_BUS_PATH, MAPREDUCE_BUS_INTERFACE, "Workers",
                                                       NULL);
                 return;
         }
@@ -249,7 +249,7 @@ static void on_event(ObserverEvent event, Job *j, void *userdata) {
                 return;
 
         if (event == EVENT_JOB_CHANGED) {
-                (void) sd_bus_emit_properties_changed(bus, path, "org.mrkv.MapReduce1.Job", "State", "MapDone",
+                (void) sd_bus_emit_properties_changed(bus, path, MAPREDUCE_BUS_JOB_INTERFACE, "State", "MapDone",
                                                       "ReduceDone", "Progress", "StartTime", "FinishTime",
                                                       "Error", "Outputs", "Counters", NULL);
                 return;
@@ -258,16 +258,16 @@ static void on_event(ObserverEvent event, Job *j, void *userdata) {
                 (void) sd_bus_emit_object_added(bus, path);
         else
                 (void) sd_bus_emit_object_removed(bus, path);
-        (void) sd_bus_emit_properties_changed(bus, MAPREDUCE_BUS_PATH, "org.mrkv.MapReduce1", "Jobs", NULL);
+        (void) sd_bus_emit_properties_changed(bus, MAPREDUCE_BUS_PATH, MAPREDUCE_BUS_INTERFACE, "Jobs", NULL);
 }
 
 int coordinator_bus_setup(Coordinator *c, sd_bus *bus) {
         int r;
 
-        r = sd_bus_add_object_vtable(bus, NULL, MAPREDUCE_BUS_PATH, "org.mrkv.MapReduce1", manager_vtable, c);
+        r = sd_bus_add_object_vtable(bus, NULL, MAPREDUCE_BUS_PATH, MAPREDUCE_BUS_INTERFACE, manager_vtable, c);
         if (r < 0)
                 return r;
-        r = sd_bus_add_fallback_vtable(bus, NULL, MAPREDUCE_BUS_JOB_PREFIX, "org.mrkv.MapReduce1.Job", job_vtable,
+        r = sd_bus_add_fallback_vtable(bus, NULL, MAPREDUCE_BUS_JOB_PREFIX, MAPREDUCE_BUS_JOB_INTERFACE, job_vtable,
                                        job_find, c);
         if (r < 0)
                 return r;

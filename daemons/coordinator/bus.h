@@ -5,9 +5,14 @@
 
 #include "coordinator.h"
 
+/* The bus name is also the manager's interface. */
 #define MAPREDUCE_BUS_NAME "org.mrkv.MapReduce1"
+#define MAPREDUCE_BUS_INTERFACE MAPREDUCE_BUS_NAME
+#define MAPREDUCE_BUS_JOB_INTERFACE MAPREDUCE_BUS_NAME ".Job"
+#define MAPREDUCE_BUS_ERROR_NO_SUCH_JOB MAPREDUCE_BUS_NAME ".NoSuchJob"
+#define MAPREDUCE_BUS_ERROR_JOB_ENDED MAPREDUCE_BUS_NAME ".JobEnded"
 #define MAPREDUCE_BUS_PATH "/org/mrkv/MapReduce1"
-#define MAPREDUCE_BUS_JOB_PREFIX "/org/mrkv/MapReduce1/job"
+#define MAPREDUCE_BUS_JOB_PREFIX MAPREDUCE_BUS_PATH "/job"
 
 /* The D-Bus control and status plane of the coordinator: org.mrkv.MapReduce1 at
  * /org/mrkv/MapReduce1 (workers, jobs, SubmitJob, CancelJob) and a child object per job

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "job-api.h"
+#include "json-util.h"
 #include "log.h"
 #include "macro.h"
+#include "org.mrkv.MapReduce.varlink.h"
 
 struct JobWatch {
         VarlinkConn *conn;
@@ -10,62 +12,73 @@ struct JobWatch {
 };
 
 static json_object *json_string_array(char *const *v, unsigned n) {
-        json_object *a = json_object_new_array_ext((int) n);
+        _cleanup_json_ json_object *a = json_object_new_array_ext((int) n);
+
         if (!a)
                 return NULL;
         for (unsigned i = 0; i < n; i++)
-                json_object_array_add(a, json_object_new_string(v[i]));
-        return a;
+                if (json_array_append(a, json_object_new_string(v[i])) < 0)
+                        return NULL;
+        return TAKE_PTR(a);
 }
 
-static json_object *job_to_json(Job *j) {
-        json_object *o = json_object_new_object();
-        if (!o)
+/* The mr-out-* files, once the job is done. */
+static json_object *job_outputs_to_json(Job *j) {
+        _cleanup_json_ json_object *outputs = json_object_new_array();
+
+        if (!outputs)
                 return NULL;
+        for (unsigned r = 0; j->state == JOB_DONE && r < j->nreduce; r++) {
+                _cleanup_free_ char *path = NULL;
 
-        json_object_object_add(o, "id", json_object_new_string(j->id));
-        json_object_object_add(o, "app", j->app ? json_object_new_string(j->app) : NULL);
-        json_object_object_add(o, "state", json_object_new_string(job_display_state(j)));
-        json_object_object_add(o, "files", json_string_array(j->files, j->nmap));
-        json_object_object_add(o, "nreduce", json_object_new_int64(j->nreduce));
-        json_object_object_add(o, "workdir", json_object_new_string(j->workdir));
-        json_object_object_add(o, "map_done", json_object_new_int64(j->done[TASK_MAP]));
-        json_object_object_add(o, "map_total", json_object_new_int64(j->nmap));
-        json_object_object_add(o, "reduce_done", json_object_new_int64(j->done[TASK_REDUCE]));
-        json_object_object_add(o, "reduce_total", json_object_new_int64(j->nreduce));
-        json_object_object_add(o, "progress", json_object_new_double(job_progress(j)));
-        json_object_object_add(o, "submit_time", json_object_new_int64((int64_t) j->submit_time));
-        if (j->start_time > 0)
-                json_object_object_add(o, "start_time", json_object_new_int64((int64_t) j->start_time));
-        if (j->finish_time > 0)
-                json_object_object_add(o, "finish_time", json_object_new_int64((int64_t) j->finish_time));
-        if (j->error)
-                json_object_object_add(o, "error", json_object_new_string(j->error));
-
-        json_object *outputs = json_object_new_array();
-        if (j->state == JOB_DONE)
-                for (unsigned r = 0; r < j->nreduce; r++) {
-                        char *path;
-                        if (job_output_path(j, r, &path) < 0)
-                                continue;
-                        json_object_array_add(outputs, json_object_new_string(path));
-                        free(path);
-                }
-        json_object_object_add(o, "outputs", outputs);
-        return o;
+                if (job_output_path(j, r, &path) < 0 || json_array_append(outputs, json_object_new_string(path)) < 0)
+                        return NULL;
+        }
+        return TAKE_PTR(outputs);
 }
 
-static json_object *reply_with_job(Job *j) {
-        json_object *p = json_object_new_object();
-        if (p)
-                json_object_object_add(p, "job", job_to_json(j));
-        return p;
+static int job_add_optional(json_object *o, Job *j) {
+        int r = 0;
+
+        if (j->start_time > 0)
+                r = json_object_add(o, "start_time", json_object_new_int64((int64_t) j->start_time));
+        if (r >= 0 && j->finish_time > 0)
+                r = json_object_add(o, "finish_time", json_object_new_int64((int64_t) j->finish_time));
+        if (r >= 0 && j->error)
+                r = json_object_add(o, "error", json_object_new_string(j->error));
+        return r;
+}
+
+/* A Job of the interface, or NULL when memory ran out: a value for json_build_object(). */
+static json_object *job_to_json(Job *j) {
+        _cleanup_json_ json_object *o = NULL;
+
+        if (json_build_object(&o,
+                              "id", json_object_new_string(j->id),
+                              "state", json_object_new_string(job_display_state(j)),
+                              "files", json_string_array(j->files, j->nmap),
+                              "nreduce", json_object_new_int64(j->nreduce),
+                              "workdir", json_object_new_string(j->workdir),
+                              "map_done", json_object_new_int64(j->done[TASK_MAP]),
+                              "map_total", json_object_new_int64(j->nmap),
+                              "reduce_done", json_object_new_int64(j->done[TASK_REDUCE]),
+                              "reduce_total", json_object_new_int64(j->nreduce),
+                              "progress", json_object_new_double(job_progress(j)),
+                              "submit_time", json_object_new_int64((int64_t) j->submit_time),
+                              "outputs", job_outputs_to_json(j),
+                              NULL) < 0)
+                return NULL;
+        if (job_add_optional(o, j) < 0)
+                return NULL;
+        /* A job given on the coordinator's command line runs the workers' own app: null. */
+        if (j->app ? json_object_add(o, "app", json_object_new_string(j->app)) < 0
+                   : json_object_object_add(o, "app", NULL) < 0)
+                return NULL;
+        return TAKE_PTR(o);
 }
 
 static int error_no_such_job(VarlinkConn *conn, const char *id) {
-        json_object *e = json_object_new_object();
-        json_object_object_add(e, "job", json_object_new_string(id));
-        return varlink_conn_error(conn, "org.mrkv.MapReduce.NoSuchJob", e);
+        return varlink_conn_errorb(conn, MAPREDUCE_ERROR_NO_SUCH_JOB, "job", json_object_new_string(id), NULL);
 }
 
 /* SubmitJob's "files": the strings of the array (which keeps them), -EINVAL if it is
@@ -102,23 +115,23 @@ static int method_submit_job(VarlinkConn *conn, json_object *parameters, Varlink
         } p = { .nreduce = a->submitter->default_nreduce, .timeout_usec = a->submitter->default_task_timeout };
         _cleanup_free_ char **files = NULL;
         _cleanup_free_ char *reason = NULL;
-        const char *bad;
         size_t n;
         Job *job;
         int r;
 
-        r = varlink_dispatch(parameters,
-                             (const VarlinkField[]) {
-                                     { "app", VARLINK_STRING, offsetof(typeof(p), app), true },
-                                     { "files", VARLINK_ARRAY, offsetof(typeof(p), files), true },
-                                     { "nreduce", VARLINK_UINT32, offsetof(typeof(p), nreduce), false },
-                                     { "workdir", VARLINK_STRING, offsetof(typeof(p), workdir), false },
-                                     { "task_timeout_usec", VARLINK_UINT64, offsetof(typeof(p), timeout_usec), false },
-                                     {},
-                             },
-                             &p, &bad);
+        r = varlink_conn_dispatch(conn, parameters,
+                                  (const VarlinkField[]) {
+                                          { "app", VARLINK_STRING, offsetof(typeof(p), app), true },
+                                          { "files", VARLINK_ARRAY, offsetof(typeof(p), files), true },
+                                          { "nreduce", VARLINK_UINT32, offsetof(typeof(p), nreduce), false },
+                                          { "workdir", VARLINK_STRING, offsetof(typeof(p), workdir), false },
+                                          { "task_timeout_usec", VARLINK_UINT64, offsetof(typeof(p), timeout_usec),
+                                            false },
+                                          {},
+                                  },
+                                  &p);
         if (r < 0)
-                return varlink_conn_error_invalid_parameter(conn, bad);
+                return r;
         if (p.timeout_usec == 0)
                 return varlink_conn_error_invalid_parameter(conn, "task_timeout_usec");
 
@@ -130,41 +143,35 @@ static int method_submit_job(VarlinkConn *conn, json_object *parameters, Varlink
 
         r = job_submit(a->submitter, p.app, files, (unsigned) n, p.nreduce, p.workdir, p.timeout_usec, &job,
                        &reason);
-        if (r == -EINVAL) {
-                json_object *e = json_object_new_object();
-                json_object_object_add(e, "reason", json_object_new_string(reason ?: "invalid job"));
-                return varlink_conn_error(conn, "org.mrkv.MapReduce.InvalidJob", e);
-        }
+        if (r == -EINVAL)
+                return varlink_conn_errorb(conn, MAPREDUCE_ERROR_INVALID_JOB,
+                                           "reason", json_object_new_string(reason ?: "invalid job"),
+                                           NULL);
         if (r < 0)
                 return r;
 
         log_info("Job %s submitted by %s.", job->id, varlink_conn_describe(conn));
-        json_object *reply = json_object_new_object();
-        if (!reply)
-                return -ENOMEM;
-        json_object_object_add(reply, "job", json_object_new_string(job->id));
-        return varlink_conn_reply(conn, reply);
+        return varlink_conn_replyb(conn, "job", json_object_new_string(job->id), NULL);
 }
 
-/* The job named by a call's only parameter, "job". Returns 1 and the job, or 0 when
- * the call was answered with an error. */
+/* The job named by a call's only parameter, "job": 0 and the job, or a negative errno
+ * once the call was answered with an error. */
 static int dispatch_job(MapReduceApi *a, VarlinkConn *conn, json_object *parameters, Job **ret) {
         struct { const char *job; } p = {};
-        const char *bad;
         int r;
 
-        r = varlink_dispatch(parameters,
-                             (const VarlinkField[]) {
-                                     { "job", VARLINK_STRING, 0, true },
-                                     {},
-                             },
-                             &p, &bad);
+        r = varlink_conn_dispatch(conn, parameters,
+                                  (const VarlinkField[]) {
+                                          { "job", VARLINK_STRING, 0, true },
+                                          {},
+                                  },
+                                  &p);
         if (r < 0)
-                return varlink_conn_error_invalid_parameter(conn, bad);
+                return r;
         *ret = scheduler_find_job(a->scheduler, p.job);
         if (!*ret)
                 return error_no_such_job(conn, p.job);
-        return 1;
+        return 0;
 }
 
 static int method_get_job(VarlinkConn *conn, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
@@ -174,11 +181,11 @@ static int method_get_job(VarlinkConn *conn, json_object *parameters, VarlinkCal
         int r;
 
         r = dispatch_job(a, conn, parameters, &j);
-        if (r <= 0)
+        if (r < 0)
                 return r;
 
         if (!(flags & VARLINK_CALL_MORE) || job_ended(j))
-                return varlink_conn_reply(conn, reply_with_job(j));
+                return varlink_conn_replyb(conn, "job", job_to_json(j), NULL);
 
         /* A stream: this reply now, one on every change, the last when the job ends. */
         w = calloc(1, sizeof(*w));
@@ -186,30 +193,28 @@ static int method_get_job(VarlinkConn *conn, json_object *parameters, VarlinkCal
                 return -ENOMEM;
         *w = (JobWatch) { .conn = conn, .job = j };
         LIST_PREPEND(watches, a->watches, w);
-        return varlink_conn_notify(conn, reply_with_job(j));
+        /* If it cannot be queued the connection closes, and job_api_disconnect() frees w. */
+        return varlink_conn_notifyb(conn, "job", job_to_json(j), NULL);
 }
 
 static int method_list_jobs(VarlinkConn *conn, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
         MapReduceApi *a = userdata;
-        const char *bad;
-        json_object *jobs, *reply;
+        _cleanup_json_ json_object *jobs = NULL;
         int r;
 
-        r = varlink_dispatch(parameters, (const VarlinkField[]) { {} }, NULL, &bad);
+        r = varlink_conn_dispatch(conn, parameters, (const VarlinkField[]) { {} }, NULL);
         if (r < 0)
-                return varlink_conn_error_invalid_parameter(conn, bad);
+                return r;
 
-        jobs = json_object_new_array();
-        reply = json_object_new_object();
-        if (!jobs || !reply) {
-                json_object_put(jobs);
-                json_object_put(reply);
+        jobs = json_object_new_array_ext((int) a->scheduler->n_jobs);
+        if (!jobs)
                 return -ENOMEM;
+        for (size_t i = 0; i < a->scheduler->n_jobs; i++) {
+                r = json_array_append(jobs, job_to_json(a->scheduler->jobs[i]));
+                if (r < 0)
+                        return r;
         }
-        for (size_t i = 0; i < a->scheduler->n_jobs; i++)
-                json_object_array_add(jobs, job_to_json(a->scheduler->jobs[i]));
-        json_object_object_add(reply, "jobs", jobs);
-        return varlink_conn_reply(conn, reply);
+        return varlink_conn_replyb(conn, "jobs", TAKE_PTR(jobs), NULL);
 }
 
 static int method_cancel_job(VarlinkConn *conn, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
@@ -218,16 +223,15 @@ static int method_cancel_job(VarlinkConn *conn, json_object *parameters, Varlink
         int r;
 
         r = dispatch_job(a, conn, parameters, &j);
-        if (r <= 0)
+        if (r < 0)
                 return r;
 
         r = scheduler_cancel_job(a->scheduler, j);
-        if (r == -ESTALE) {
-                json_object *e = json_object_new_object();
-                json_object_object_add(e, "job", json_object_new_string(j->id));
-                json_object_object_add(e, "state", json_object_new_string(job_state_to_string(j->state)));
-                return varlink_conn_error(conn, "org.mrkv.MapReduce.JobEnded", e);
-        }
+        if (r == -ESTALE)
+                return varlink_conn_errorb(conn, MAPREDUCE_ERROR_JOB_ENDED,
+                                           "job", json_object_new_string(j->id),
+                                           "state", json_object_new_string(job_state_to_string(j->state)),
+                                           NULL);
         if (r < 0)
                 return r;
         log_info("Job %s cancelled by %s.", j->id, varlink_conn_describe(conn));
@@ -245,12 +249,12 @@ static void on_job_event(ObserverEvent event, Job *j, void *userdata) {
                 if (w->job != j)
                         continue;
                 if (!job_ended(j)) {
-                        (void) varlink_conn_notify(w->conn, reply_with_job(j));
+                        (void) varlink_conn_notifyb(w->conn, "job", job_to_json(j), NULL);
                         continue;
                 }
                 /* The last reply of the stream ends the call. */
                 LIST_REMOVE(watches, a->watches, w);
-                (void) varlink_conn_reply(w->conn, reply_with_job(j));
+                (void) varlink_conn_replyb(w->conn, "job", job_to_json(j), NULL);
                 free(w);
         }
 }
@@ -277,10 +281,10 @@ int job_api_register(MapReduceApi *a, VarlinkServer *server) {
                 const char *name;
                 VarlinkMethod func;
         } methods[] = {
-                { "org.mrkv.MapReduce.SubmitJob", method_submit_job },
-                { "org.mrkv.MapReduce.GetJob", method_get_job },
-                { "org.mrkv.MapReduce.ListJobs", method_list_jobs },
-                { "org.mrkv.MapReduce.CancelJob", method_cancel_job },
+                { MAPREDUCE_METHOD_SUBMIT_JOB, method_submit_job },
+                { MAPREDUCE_METHOD_GET_JOB, method_get_job },
+                { MAPREDUCE_METHOD_LIST_JOBS, method_list_jobs },
+                { MAPREDUCE_METHOD_CANCEL_JOB, method_cancel_job },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(methods); i++) {

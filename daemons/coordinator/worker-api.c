@@ -1,50 +1,62 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "commit.h"
+#include "json-util.h"
 #include "log.h"
 #include "macro.h"
+#include "org.mrkv.MapReduce.varlink.h"
 #include "worker-api.h"
 
-static json_object *task_to_json(Job *j, Task *t) {
-        json_object *p = json_object_new_object(), *files = json_object_new_array();
+/* A map task's one input file; a reduce task reads every map's output, and is given none. */
+static json_object *task_files_to_json(Job *j, Task *t) {
+        _cleanup_json_ json_object *files = json_object_new_array();
 
-        if (!p || !files) {
-                json_object_put(p);
-                json_object_put(files);
+        if (!files)
                 return NULL;
-        }
-        if (t->kind == TASK_MAP)
-                json_object_array_add(files, json_object_new_string(j->files[t->index]));
-        json_object_object_add(p, "kind", json_object_new_string(task_kind_to_string(t->kind)));
-        json_object_object_add(p, "job", json_object_new_string(j->id));
-        json_object_object_add(p, "task", json_object_new_int64(t->index));
-        json_object_object_add(p, "attempt", json_object_new_int64(t->attempt));
-        json_object_object_add(p, "files", files);
-        json_object_object_add(p, "nmap", json_object_new_int64(j->nmap));
-        json_object_object_add(p, "nreduce", json_object_new_int64(j->nreduce));
-        if (j->app)
-                json_object_object_add(p, "app", json_object_new_string(j->app));
-        json_object_object_add(p, "workdir", json_object_new_string(j->workdir));
-        return p;
+        if (t->kind == TASK_MAP && json_array_append(files, json_object_new_string(j->files[t->index])) < 0)
+                return NULL;
+        return TAKE_PTR(files);
 }
 
-static int reply_exit(VarlinkConn *conn) {
-        json_object *p = json_object_new_object();
-        if (!p)
-                return -ENOMEM;
-        json_object_object_add(p, "kind", json_object_new_string("exit"));
-        return varlink_conn_reply(conn, p);
+static int task_to_json(Job *j, Task *t, json_object **ret) {
+        _cleanup_json_ json_object *p = NULL;
+        int r;
+
+        r = json_build_object(&p,
+                              "kind", json_object_new_string(task_kind_to_string(t->kind)),
+                              "job", json_object_new_string(j->id),
+                              "task", json_object_new_int64(t->index),
+                              "attempt", json_object_new_int64(t->attempt),
+                              "files", task_files_to_json(j, t),
+                              "nmap", json_object_new_int64(j->nmap),
+                              "nreduce", json_object_new_int64(j->nreduce),
+                              NULL);
+        if (r < 0)
+                return r;
+        /* Without an app the worker runs its own (a job given on the command line). */
+        if (j->app) {
+                r = json_object_add(p, "app", json_object_new_string(j->app));
+                if (r < 0)
+                        return r;
+        }
+        r = json_object_add(p, "workdir", json_object_new_string(j->workdir));
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(p);
+        return 0;
 }
 
 void worker_api_assign(Worker *w, Job *j, Task *t, void *userdata) {
         VarlinkConn *conn = w->userdata;
+        json_object *p;
 
+        /* An answer that cannot be queued closes the connection, and the disconnect handler
+         * removes w from the scheduler (giving its tasks back) before the answer returns. */
         if (!j) {
-                (void) reply_exit(conn);
+                (void) varlink_conn_replyb(conn, "kind", json_object_new_string("exit"), NULL);
                 return;
         }
 
-        json_object *p = task_to_json(j, t);
-        if (!p) {
+        if (task_to_json(j, t, &p) < 0) {
                 log_oom();
                 (void) job_release_owner(j, w);
                 varlink_conn_close(conn);
@@ -59,17 +71,16 @@ static int method_request_task(VarlinkConn *conn, json_object *parameters, Varli
         MapReduceApi *a = userdata;
         Worker *w = varlink_conn_get_userdata(conn);
         struct { const char *worker; } p = {};
-        const char *bad;
         int r;
 
-        r = varlink_dispatch(parameters,
-                             (const VarlinkField[]) {
-                                     { "worker", VARLINK_STRING, 0, false },
-                                     {},
-                             },
-                             &p, &bad);
+        r = varlink_conn_dispatch(conn, parameters,
+                                  (const VarlinkField[]) {
+                                          { "worker", VARLINK_STRING, 0, false },
+                                          {},
+                                  },
+                                  &p);
         if (r < 0)
-                return varlink_conn_error_invalid_parameter(conn, bad);
+                return r;
         if (flags & (VARLINK_CALL_MORE | VARLINK_CALL_ONEWAY))
                 return varlink_conn_error_invalid_parameter(conn, "more");
 
@@ -87,74 +98,87 @@ static int method_request_task(VarlinkConn *conn, json_object *parameters, Varli
         return 0;
 }
 
-/* The job and task a FinishTask call names: 1, or 0 when the call was answered with an error. */
-static int finish_find_task(MapReduceApi *a, VarlinkConn *conn, const char *id, const char *kind_name, TaskKind kind,
-                            uint32_t index, Job **ret_job, Task **ret_task) {
-        Job *job = scheduler_find_job(a->scheduler, id);
-        if (!job) {
-                json_object *e = json_object_new_object();
-                json_object_object_add(e, "job", json_object_new_string(id));
-                return varlink_conn_error(conn, "org.mrkv.MapReduce.NoSuchJob", e);
-        }
-        Task *t = job_find_task(job, kind, index);
-        if (!t) {
-                json_object *e = json_object_new_object();
-                json_object_object_add(e, "job", json_object_new_string(id));
-                json_object_object_add(e, "kind", json_object_new_string(kind_name));
-                json_object_object_add(e, "task", json_object_new_int64(index));
-                return varlink_conn_error(conn, "org.mrkv.MapReduce.NoSuchTask", e);
-        }
+typedef struct FinishTaskParameters {
+        const char *job, *kind, *error;
+        uint32_t task, attempt;
+        bool ok;
+} FinishTaskParameters;
+
+/* The job and task a FinishTask call names: 0, or a negative errno once the call was
+ * answered with an error. */
+static int finish_find_task(MapReduceApi *a, VarlinkConn *conn, const FinishTaskParameters *p, Job **ret_job,
+                            Task **ret_task) {
+        int kind;
+        Job *job;
+        Task *t;
+
+        kind = task_kind_from_string(p->kind);
+        if (kind < 0)
+                return varlink_conn_error_invalid_parameter(conn, "kind");
+        job = scheduler_find_job(a->scheduler, p->job);
+        if (!job)
+                return varlink_conn_errorb(conn, MAPREDUCE_ERROR_NO_SUCH_JOB,
+                                           "job", json_object_new_string(p->job),
+                                           NULL);
+        t = job_find_task(job, kind, p->task);
+        if (!t)
+                return varlink_conn_errorb(conn, MAPREDUCE_ERROR_NO_SUCH_TASK,
+                                           "job", json_object_new_string(p->job),
+                                           "kind", json_object_new_string(p->kind),
+                                           "task", json_object_new_int64(p->task),
+                                           NULL);
         *ret_job = job;
         *ret_task = t;
-        return 1;
+        return 0;
+}
+
+/* The first successful attempt's output goes into place before the task counts as done;
+ * any other attempt's is removed. Returns whether the attempt counts, and why not in
+ * *error. */
+static bool finish_commit(VarlinkConn *conn, Job *job, Task *t, const FinishTaskParameters *p, const char **error) {
+        bool accept = p->ok && job_may_complete(job, t, p->attempt);
+        int r;
+
+        if (accept) {
+                r = commit_attempt_output(job, t, p->attempt);
+                if (r < 0) {
+                        log_warning_errno(r, "Cannot commit %s task %u attempt %u of %s: %m", p->kind, p->task,
+                                          p->attempt, varlink_conn_describe(conn));
+                        accept = false;
+                        *error = "output files missing";
+                }
+        }
+        if (!accept)
+                remove_attempt_output(job, t, p->attempt);
+        return accept;
 }
 
 static int method_finish_task(VarlinkConn *conn, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
         MapReduceApi *a = userdata;
-        struct {
-                const char *job, *kind, *error;
-                uint32_t task, attempt;
-                bool ok;
-        } p = {};
-        const char *bad;
+        FinishTaskParameters p = {};
         Job *job = NULL;
         Task *t = NULL;
-        int kind, r;
+        int r;
 
-        r = varlink_dispatch(parameters,
-                             (const VarlinkField[]) {
-                                     { "job", VARLINK_STRING, offsetof(typeof(p), job), true },
-                                     { "kind", VARLINK_STRING, offsetof(typeof(p), kind), true },
-                                     { "task", VARLINK_UINT32, offsetof(typeof(p), task), true },
-                                     { "attempt", VARLINK_UINT32, offsetof(typeof(p), attempt), true },
-                                     { "ok", VARLINK_BOOL, offsetof(typeof(p), ok), true },
-                                     { "error", VARLINK_STRING, offsetof(typeof(p), error), false },
-                                     {},
-                             },
-                             &p, &bad);
+        r = varlink_conn_dispatch(conn, parameters,
+                                  (const VarlinkField[]) {
+                                          { "job", VARLINK_STRING, offsetof(typeof(p), job), true },
+                                          { "kind", VARLINK_STRING, offsetof(typeof(p), kind), true },
+                                          { "task", VARLINK_UINT32, offsetof(typeof(p), task), true },
+                                          { "attempt", VARLINK_UINT32, offsetof(typeof(p), attempt), true },
+                                          { "ok", VARLINK_BOOL, offsetof(typeof(p), ok), true },
+                                          { "error", VARLINK_STRING, offsetof(typeof(p), error), false },
+                                          {},
+                                  },
+                                  &p);
         if (r < 0)
-                return varlink_conn_error_invalid_parameter(conn, bad);
-        kind = task_kind_from_string(p.kind);
-        if (kind < 0)
-                return varlink_conn_error_invalid_parameter(conn, "kind");
-        r = finish_find_task(a, conn, p.job, p.kind, kind, p.task, &job, &t);
-        if (r <= 0)
+                return r;
+        r = finish_find_task(a, conn, &p, &job, &t);
+        if (r < 0)
                 return r;
 
-        /* The first successful attempt's output goes into place before the task counts as done. */
         const char *error = p.error ?: "no reason given";
-        bool accept = p.ok && job_may_complete(job, t, p.attempt);
-        if (accept) {
-                r = commit_attempt_output(job, t, p.attempt);
-                if (r < 0) {
-                        log_warning_errno(r, "Cannot commit %s task %u attempt %u of %s: %m", p.kind, p.task,
-                                          p.attempt, varlink_conn_describe(conn));
-                        accept = false;
-                        error = "output files missing";
-                }
-        }
-        if (!accept)
-                remove_attempt_output(job, t, p.attempt);
+        bool accept = finish_commit(conn, job, t, &p, &error);
 
         if (!p.ok)
                 log_warning("%s task %u attempt %u failed on %s: %s", p.kind, p.task, p.attempt,
@@ -179,8 +203,8 @@ void worker_api_disconnect(MapReduceApi *a, VarlinkConn *conn) {
 int worker_api_register(VarlinkServer *server) {
         int r;
 
-        r = varlink_server_bind(server, "org.mrkv.MapReduce.RequestTask", method_request_task);
+        r = varlink_server_bind(server, MAPREDUCE_METHOD_REQUEST_TASK, method_request_task);
         if (r < 0)
                 return r;
-        return varlink_server_bind(server, "org.mrkv.MapReduce.FinishTask", method_finish_task);
+        return varlink_server_bind(server, MAPREDUCE_METHOD_FINISH_TASK, method_finish_task);
 }

@@ -9,6 +9,7 @@
 #include "macro.h"
 #include "maptask.h"
 #include "mr-files.h"
+#include "org.mrkv.MapReduce.varlink.h"
 #include "reducetask.h"
 #include "strv.h"
 #include "varlink-client.h"
@@ -77,7 +78,7 @@ static int finish_task(VarlinkClient *client, const Assignment *a, bool ok, cons
         if (r < 0)
                 return r;
 
-        r = varlink_client_call(client, "org.mrkv.MapReduce.FinishTask", p, UINT64_MAX, &reply, &err);
+        r = varlink_client_call(client, MAPREDUCE_METHOD_FINISH_TASK, p, UINT64_MAX, &reply, &err);
         if (r < 0)
                 return r;
         if (err)
@@ -135,79 +136,116 @@ static App *worker_app(WorkerState *w, const Assignment *a, char **ret_error) {
         return app;
 }
 
+static const VarlinkField assignment_fields[] = {
+        { "kind", VARLINK_STRING, offsetof(Assignment, kind), true },
+        { "job", VARLINK_STRING, offsetof(Assignment, job), false },
+        { "task", VARLINK_UINT32, offsetof(Assignment, task), false },
+        { "attempt", VARLINK_UINT32, offsetof(Assignment, attempt), false },
+        { "files", VARLINK_ARRAY, offsetof(Assignment, files), false },
+        { "nmap", VARLINK_UINT32, offsetof(Assignment, nmap), false },
+        { "nreduce", VARLINK_UINT32, offsetof(Assignment, nreduce), false },
+        { "app", VARLINK_STRING, offsetof(Assignment, app), false },
+        { "workdir", VARLINK_STRING, offsetof(Assignment, workdir), false },
+        {},
+};
+
+/* What the coordinator sent: 1 for a task to run, 0 for "exit", -EPROTO (logged) for
+ * anything a worker cannot run. */
+static int assignment_check(const Assignment *a) {
+        if (streq(a->kind, "exit"))
+                return 0;
+        if (!streq(a->kind, "map") && !streq(a->kind, "reduce"))
+                return log_error_errno(EPROTO, "Coordinator sent a task of unknown kind '%s'.", a->kind);
+        if (!a->job || !a->workdir || a->workdir[0] != '/' || a->attempt == 0 || a->nreduce == 0 ||
+            (streq(a->kind, "map") && !a->files) || (streq(a->kind, "reduce") && a->nmap == 0))
+                return log_error_errno(EPROTO, "Coordinator sent an incomplete %s task.", a->kind);
+        if (strlen(a->job) > 64 || strchr(a->job, '/'))
+                return log_error_errno(EPROTO, "Coordinator sent an invalid job id.");
+        return 1;
+}
+
+/* Asks for a task and waits for it: 1 and the task (whose strings live in *ret_reply),
+ * 0 when told to exit, or a negative errno, logged unless -ECONNRESET. */
+static int request_task(VarlinkClient *client, const char *address, json_object **ret_reply, Assignment *ret) {
+        _cleanup_json_ json_object *reply = NULL;
+        const char *err = NULL, *bad = NULL;
+        Assignment a = {};
+        int r;
+
+        r = varlink_client_call(client, MAPREDUCE_METHOD_REQUEST_TASK, NULL, UINT64_MAX, &reply, &err);
+        if (r < 0)
+                return r == -ECONNRESET ? r : log_error_errno(r, "Failed to ask %s for a task: %m", address);
+        if (err)
+                return log_error_errno(EPROTO, "Coordinator answered RequestTask with %s.", err);
+
+        r = varlink_dispatch(reply, assignment_fields, &a, &bad);
+        if (r < 0)
+                return log_error_errno(r, "Coordinator sent a bad task: field '%s'.", bad);
+        r = assignment_check(&a);
+        if (r < 0)
+                return r;
+        *ret_reply = TAKE_PTR(reply);
+        *ret = a;
+        return r;
+}
+
+/* Apps work in the job's directory, as the lab's do (they may create files there). */
+static int worker_enter_workdir(WorkerState *w, const char *workdir, char **ret_error) {
+        int r = 0;
+
+        if (w->cwd && streq(w->cwd, workdir))
+                return 0;
+        if (chdir(workdir) < 0) {
+                r = -errno;
+                asprintf_or_null(ret_error, "cannot enter %s: %s", workdir, strerror(errno));
+        }
+        free(w->cwd);
+        w->cwd = r < 0 ? NULL : strdup(workdir);
+        return r;
+}
+
+/* Runs a task: 0, or a negative errno and in *ret_error why, for the coordinator. */
+static int worker_execute(WorkerState *w, const Assignment *a, char **ret_error) {
+        _cleanup_free_ char *error = NULL;
+        App *app;
+        int r;
+
+        app = worker_app(w, a, &error);
+        r = app ? worker_enter_workdir(w, a->workdir, &error) : -ENOENT;
+
+        log_debug("Running %s task %u attempt %u of job %s.", a->kind, a->task, a->attempt, a->job);
+        if (r >= 0)
+                r = run_task(a, app, &w->groups, AT_FDCWD, &error);
+        if (r < 0 && !error) {
+                errno = -r;
+                asprintf_or_null(&error, "%s task failed: %m", a->kind);
+        }
+        if (r < 0)
+                log_warning("%s task %u of job %s failed: %s", a->kind, a->task, a->job, error ?: "");
+        *ret_error = TAKE_PTR(error);
+        return r;
+}
+
 /* One connection to the coordinator: runs tasks until told to exit (returns 0) or the
  * connection ends (-ECONNRESET). */
 static int worker_session(WorkerState *w, VarlinkClient *client, const char *address) {
-        int r;
-
         for (;;) {
                 _cleanup_json_ json_object *reply = NULL;
                 _cleanup_free_ char *error = NULL;
-                const char *err = NULL, *bad = NULL;
                 Assignment a = {};
-                App *app = NULL;
+                int r;
 
                 (void) sd_notify(false, "STATUS=Waiting for a task");
-                r = varlink_client_call(client, "org.mrkv.MapReduce.RequestTask", NULL, UINT64_MAX, &reply, &err);
+                r = request_task(client, address, &reply, &a);
                 if (r < 0)
-                        return r == -ECONNRESET ? r : log_error_errno(r, "Failed to ask %s for a task: %m", address);
-                if (err)
-                        return log_error_errno(EPROTO, "Coordinator answered RequestTask with %s.", err);
-
-                r = varlink_dispatch(reply,
-                                     (const VarlinkField[]) {
-                                             { "kind", VARLINK_STRING, offsetof(Assignment, kind), true },
-                                             { "job", VARLINK_STRING, offsetof(Assignment, job), false },
-                                             { "task", VARLINK_UINT32, offsetof(Assignment, task), false },
-                                             { "attempt", VARLINK_UINT32, offsetof(Assignment, attempt), false },
-                                             { "files", VARLINK_ARRAY, offsetof(Assignment, files), false },
-                                             { "nmap", VARLINK_UINT32, offsetof(Assignment, nmap), false },
-                                             { "nreduce", VARLINK_UINT32, offsetof(Assignment, nreduce), false },
-                                             { "app", VARLINK_STRING, offsetof(Assignment, app), false },
-                                             { "workdir", VARLINK_STRING, offsetof(Assignment, workdir), false },
-                                             {},
-                                     },
-                                     &a, &bad);
-                if (r < 0)
-                        return log_error_errno(r, "Coordinator sent a bad task: field '%s'.", bad);
-
-                if (streq(a.kind, "exit")) {
+                        return r;
+                if (r == 0) {
                         log_debug("Job over after %u task(s).", w->served);
                         return 0;
                 }
-                if (!streq(a.kind, "map") && !streq(a.kind, "reduce"))
-                        return log_error_errno(EPROTO, "Coordinator sent a task of unknown kind '%s'.", a.kind);
-                if (!a.job || !a.workdir || a.workdir[0] != '/' || a.attempt == 0 || a.nreduce == 0 ||
-                    (streq(a.kind, "map") && !a.files) || (streq(a.kind, "reduce") && a.nmap == 0))
-                        return log_error_errno(EPROTO, "Coordinator sent an incomplete %s task.", a.kind);
-                if (strlen(a.job) > 64 || strchr(a.job, '/'))
-                        return log_error_errno(EPROTO, "Coordinator sent an invalid job id.");
 
                 (void) sd_notifyf(false, "STATUS=Running %s task %u of job %s", a.kind, a.task, a.job);
-                r = 0;
-                app = worker_app(w, &a, &error);
-                if (!app)
-                        r = -ENOENT;
-
-                /* Apps work in the job's directory, as the lab's do (they may create files there). */
-                if (r >= 0 && (!w->cwd || !streq(w->cwd, a.workdir))) {
-                        if (chdir(a.workdir) < 0) {
-                                r = -errno;
-                                asprintf_or_null(&error, "cannot enter %s: %s", a.workdir, strerror(errno));
-                        }
-                        free(w->cwd);
-                        w->cwd = r < 0 ? NULL : strdup(a.workdir);
-                }
-
-                log_debug("Running %s task %u attempt %u of job %s.", a.kind, a.task, a.attempt, a.job);
-                if (r >= 0)
-                        r = run_task(&a, app, &w->groups, AT_FDCWD, &error);
-                if (r < 0 && !error) {
-                        errno = -r;
-                        asprintf_or_null(&error, "%s task failed: %m", a.kind);
-                }
-                if (r < 0)
-                        log_warning("%s task %u of job %s failed: %s", a.kind, a.task, a.job, error ?: "");
+                r = worker_execute(w, &a, &error);
 
                 r = finish_task(client, &a, r >= 0, r < 0 ? error : NULL);
                 if (r < 0)

@@ -6,14 +6,16 @@
 # With --error-prefix PREFIX the file is read as a Varlink interface description, and
 # the header also defines, for every "error Name (...)" of the interface, its full name:
 #     #define PREFIX_NAME "org.example.Interface.Name"
-# (Name in upper case, with an underscore between its words), so that servers and
-# clients spell error names once, in the interface file.
+# (Name in upper case, with an underscore between its words); --method-prefix does the
+# same for every "method Name(...)". So servers and clients spell the names of methods
+# and errors once, in the interface file.
 import argparse
 import re
 import sys
 
 parser = argparse.ArgumentParser()
 parser.add_argument('--error-prefix', help='define the full name of every error, prefixed with this')
+parser.add_argument('--method-prefix', help='define the full name of every method, prefixed with this')
 parser.add_argument('src')
 parser.add_argument('dst')
 parser.add_argument('name')
@@ -38,7 +40,8 @@ def macro_name(error):
     # NoKey -> NO_KEY, VersionMismatch -> VERSION_MISMATCH, HTTPError -> HTTP_ERROR
     return re.sub(r'(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])', '_', error).upper()
 
-def error_defines(text, prefix):
+def name_defines(text, prefixes):
+    """The #defines for the declarations named in prefixes ({'error': 'X_ERROR_', ...})."""
     interface = None
     defines = {}
     for number, line in enumerate(text.splitlines(), 1):
@@ -50,24 +53,28 @@ def error_defines(text, prefix):
                 sys.exit('%s:%d: a second interface line' % (args.src, number))
             interface = m.group(1)
             continue
-        m = re.match(r'error\s+([A-Za-z][A-Za-z0-9]*)\s*\(', line)
-        if not m:
-            if re.match(r'error\s', line):
-                sys.exit('%s:%d: cannot read the error: %s' % (args.src, number, line))
-            continue
-        if not interface:
-            sys.exit('%s:%d: an error before the interface line' % (args.src, number))
-        macro = prefix + macro_name(m.group(1))
-        if macro in defines:
-            sys.exit('%s:%d: %s defined twice' % (args.src, number, macro))
-        defines[macro] = '%s.%s' % (interface, m.group(1))
+        for keyword, prefix in prefixes.items():
+            if not re.match(keyword + r'\s', line):
+                continue
+            m = re.match(keyword + r'\s+([A-Za-z][A-Za-z0-9]*)\s*\(', line)
+            if not m:
+                sys.exit('%s:%d: cannot read the %s: %s' % (args.src, number, keyword, line))
+            if not interface:
+                sys.exit('%s:%d: %s %s before the interface line' % (args.src, number, keyword, m.group(1)))
+            macro = prefix + macro_name(m.group(1))
+            if macro in defines:
+                sys.exit('%s:%d: %s defined twice' % (args.src, number, macro))
+            defines[macro] = '%s.%s' % (interface, m.group(1))
     if not interface:
         sys.exit('%s: no interface line' % args.src)
     return defines
 
-defines = {}
+prefixes = {}
+if args.method_prefix is not None:
+    prefixes['method'] = args.method_prefix
 if args.error_prefix is not None:
-    defines = error_defines(data.decode('utf-8'), args.error_prefix)
+    prefixes['error'] = args.error_prefix
+defines = name_defines(data.decode('utf-8'), prefixes) if prefixes else {}
 
 with open(args.dst, 'w') as f:
     f.write('/* Generated from %s by embed-text.py. */\n#pragma once\n\n' % args.src.split('/')[-1])

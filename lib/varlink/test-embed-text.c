@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The header embed-text.py makes of test-embed-text.varlink: the interface text, byte for
- * byte, and the full name of each of its errors. */
+ * byte, and the full name of each of its methods and errors. */
 #include <check.h>
 #include <stdio.h>
 
@@ -32,12 +32,22 @@ START_TEST(test_error_names) {
 }
 END_TEST
 
+START_TEST(test_method_names) {
+        ck_assert_str_eq(TEST_METHOD_CALL, "org.example.EmbedTest.Call");
+        ck_assert_str_eq(TEST_METHOD_GET_THING2, "org.example.EmbedTest.GetThing2");
+#ifdef TEST_METHOD_COMMENTED
+        ck_abort_msg("a method in a comment was taken for one");
+#endif
+}
+END_TEST
+
 static Suite *regular_suite(void) {
         Suite *s = suite_create("embed-text");
         TCase *tc = tcase_create("header");
 
         tcase_add_test(tc, test_text);
         tcase_add_test(tc, test_error_names);
+        tcase_add_test(tc, test_method_names);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -272,7 +272,7 @@ _public_ int mrkv_clerk_get(mrkv_clerk *c, const char *key, char **ret_value, ui
         if (r < 0)
                 return r;
 
-        r = clerk_call(c, "org.mrkv.KV.Get", parameters, &reply, &error, &unanswered);
+        r = clerk_call(c, KV_METHOD_GET, parameters, &reply, &error, &unanswered);
         if (r < 0)
                 return r;
 
@@ -311,7 +311,7 @@ _public_ int mrkv_clerk_put(mrkv_clerk *c, const char *key, const char *value, u
         if (r < 0)
                 return r;
 
-        r = clerk_call(c, "org.mrkv.KV.Put", parameters, &reply, &error, &unanswered);
+        r = clerk_call(c, KV_METHOD_PUT, parameters, &reply, &error, &unanswered);
         if (r < 0)
                 return r;
 

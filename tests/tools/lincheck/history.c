@@ -412,36 +412,32 @@ int lin_history_load(const char *path, LinHistory **ret, char **ret_error) {
 }
 
 static int op_to_json(const LinOp *op, json_object **ret) {
-        _cleanup_json_ json_object *o = json_object_new_object();
-        int r = 0;
+        _cleanup_json_ json_object *o = NULL;
+        int r;
 
-        if (!o)
-                return -ENOMEM;
-
-        r |= json_object_object_add(o, "client", json_object_new_int64(op->client));
-        r |= json_object_object_add(o, "op", json_object_new_string(op->kind == LIN_GET ? "get" : "put"));
-        r |= json_object_object_add(o, "key", json_object_new_string(op->key));
-        if (op->kind == LIN_PUT) {
-                r |= json_object_object_add(o, "value", json_object_new_string(op->value));
-                r |= json_object_object_add(o, "version", json_object_new_uint64(op->version));
+        r = json_build_object(&o,
+                              "client", json_object_new_int64(op->client),
+                              "op", json_object_new_string(op->kind == LIN_GET ? "get" : "put"),
+                              "key", json_object_new_string(op->key),
+                              NULL);
+        if (r >= 0 && op->kind == LIN_PUT) {
+                r = json_object_add(o, "value", json_object_new_string(op->value));
+                if (r >= 0)
+                        r = json_object_add(o, "version", json_object_new_uint64(op->version));
         }
-        r |= json_object_object_add(o, "call", json_object_new_int64(op->call));
-        if (op->ret != LIN_NEVER)
-                r |= json_object_object_add(o, "return", json_object_new_int64(op->ret));
-        r |= json_object_object_add(o, "result", json_object_new_string(lin_outcome_to_string(op->outcome)));
-        if (op->kind == LIN_GET && op->outcome == LIN_OUT_OK && op->out_value) {
-                r |= json_object_object_add(o, "out_value", json_object_new_string(op->out_value));
-                r |= json_object_object_add(o, "out_version", json_object_new_uint64(op->out_version));
+        if (r >= 0)
+                r = json_object_add(o, "call", json_object_new_int64(op->call));
+        if (r >= 0 && op->ret != LIN_NEVER)
+                r = json_object_add(o, "return", json_object_new_int64(op->ret));
+        if (r >= 0)
+                r = json_object_add(o, "result", json_object_new_string(lin_outcome_to_string(op->outcome)));
+        if (r >= 0 && op->kind == LIN_GET && op->outcome == LIN_OUT_OK && op->out_value) {
+                r = json_object_add(o, "out_value", json_object_new_string(op->out_value));
+                if (r >= 0)
+                        r = json_object_add(o, "out_version", json_object_new_uint64(op->out_version));
         }
-        /* json_object_object_add() fails only for lack of memory (a NULL value is
-         * stored as JSON null, so check the values too). */
-        if (r != 0)
-                return -ENOMEM;
-        json_object_object_foreach(o, k, v) {
-                (void) k;
-                if (!v)
-                        return -ENOMEM;
-        }
+        if (r < 0)
+                return r;
 
         *ret = TAKE_PTR(o);
         return 0;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cert-values.h"
+#include "json-util.h"
 #include "org.varlink.certification.varlink.h"
 
 const char *const cert_interface_description = cert_interface_text;
@@ -61,8 +62,7 @@ json_object *cert_call_parameters(CertStepId id, const char *client_id) {
 
         assert(id < _CERT_STEP_MAX);
         p = cert_json(cert_steps[id].call);
-        if (p && id != CERT_START &&
-            json_object_object_add(p, "client_id", json_object_new_string(client_id)) < 0) {
+        if (p && id != CERT_START && json_object_add(p, "client_id", json_object_new_string(client_id)) < 0) {
                 json_object_put(p);
                 return NULL;
         }
