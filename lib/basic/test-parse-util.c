@@ -6,6 +6,7 @@
 
 #include "macro.h"
 #include "parse-util.h"
+#include "time-util.h"
 #include "tests.h"
 
 static void size_ok(const char *s, uint64_t max, uint64_t expect) {
@@ -109,6 +110,94 @@ START_TEST(test_parse_timeout) {
 }
 END_TEST
 
+START_TEST(test_parse_unsigned) {
+        unsigned u = 12345;
+        uint64_t v;
+
+        ck_assert_int_eq(parse_unsigned("0", 0, 10, &u), 0);
+        ck_assert_uint_eq(u, 0);
+        ck_assert_int_eq(parse_unsigned("10", 0, 10, &u), 0);
+        ck_assert_uint_eq(u, 10);
+        ck_assert_int_eq(parse_unsigned("007", 0, 10, &u), 0); /* decimal, not octal */
+        ck_assert_uint_eq(u, 7);
+        ck_assert_int_eq(parse_unsigned("4294967295", 0, UINT32_MAX, &u), 0);
+        ck_assert_uint_eq(u, UINT32_MAX);
+
+        u = 12345;
+        ck_assert_int_eq(parse_unsigned("11", 0, 10, &u), -ERANGE);
+        ck_assert_int_eq(parse_unsigned("0", 1, 10, &u), -ERANGE);
+        ck_assert_int_eq(parse_unsigned("4294967296", 0, UINT32_MAX, &u), -ERANGE);
+        ck_assert_int_eq(parse_unsigned("18446744073709551616", 0, UINT32_MAX, &u), -ERANGE);
+        ck_assert_int_eq(parse_unsigned("", 0, 10, &u), -EINVAL);
+        ck_assert_int_eq(parse_unsigned("-1", 0, 10, &u), -EINVAL);
+        ck_assert_int_eq(parse_unsigned("+1", 0, 10, &u), -EINVAL);
+        ck_assert_int_eq(parse_unsigned(" 1", 0, 10, &u), -EINVAL);
+        ck_assert_int_eq(parse_unsigned("1 ", 0, 10, &u), -EINVAL);
+        ck_assert_int_eq(parse_unsigned("1x", 0, 10, &u), -EINVAL);
+        ck_assert_int_eq(parse_unsigned("0x1", 0, 10, &u), -EINVAL);
+        ck_assert_int_eq(parse_unsigned("1.0", 0, 10, &u), -EINVAL);
+        ck_assert_int_eq(parse_unsigned(NULL, 0, 10, &u), -EINVAL);
+        ck_assert_uint_eq(u, 12345); /* untouched on failure */
+
+        ck_assert_int_eq(parse_uint64("18446744073709551615", &v), 0);
+        ck_assert_uint_eq(v, UINT64_MAX);
+        ck_assert_int_eq(parse_uint64("18446744073709551616", &v), -ERANGE);
+        ck_assert_int_eq(parse_uint64("-0", &v), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_parse_seconds) {
+        uint64_t usec = 777;
+
+        ck_assert_int_eq(parse_seconds("10", &usec), 0);
+        ck_assert_uint_eq(usec, 10 * USEC_PER_SEC);
+        ck_assert_int_eq(parse_seconds("0", &usec), 0);
+        ck_assert_uint_eq(usec, 0);
+        ck_assert_int_eq(parse_seconds("0.5", &usec), 0);
+        ck_assert_uint_eq(usec, 500000);
+        ck_assert_int_eq(parse_seconds(".25", &usec), 0);
+        ck_assert_uint_eq(usec, 250000);
+        ck_assert_int_eq(parse_seconds("0.000001", &usec), 0);
+        ck_assert_uint_eq(usec, 1);
+        ck_assert_int_eq(parse_seconds("1000000000", &usec), 0); /* over 31 years is a typo */
+        ck_assert_uint_eq(usec, 1000000000 * USEC_PER_SEC);
+        ck_assert_int_eq(parse_seconds("5.", &usec), 0);
+        ck_assert_uint_eq(usec, 5 * USEC_PER_SEC);
+        /* Decimal fractions are exact, not binary approximations truncated. */
+        ck_assert_int_eq(parse_seconds("1.005", &usec), 0);
+        ck_assert_uint_eq(usec, 1005000);
+        ck_assert_int_eq(parse_seconds("4.35", &usec), 0);
+        ck_assert_uint_eq(usec, 4350000);
+        /* Below the microsecond, rounded. */
+        ck_assert_int_eq(parse_seconds("0.0000004", &usec), 0);
+        ck_assert_uint_eq(usec, 0);
+        ck_assert_int_eq(parse_seconds("0.0000005", &usec), 0);
+        ck_assert_uint_eq(usec, 1);
+        ck_assert_int_eq(parse_seconds("2.12345649999", &usec), 0);
+        ck_assert_uint_eq(usec, 2123456);
+
+        usec = 777;
+        ck_assert_int_eq(parse_seconds("1000000001", &usec), -EINVAL);
+        ck_assert_int_eq(parse_seconds("", &usec), -EINVAL);
+        ck_assert_int_eq(parse_seconds(".", &usec), -EINVAL);
+        ck_assert_int_eq(parse_seconds("-1", &usec), -EINVAL);
+        ck_assert_int_eq(parse_seconds("+1", &usec), -EINVAL);
+        ck_assert_int_eq(parse_seconds(" 1", &usec), -EINVAL);
+        ck_assert_int_eq(parse_seconds("1 ", &usec), -EINVAL);
+        ck_assert_int_eq(parse_seconds("1s", &usec), -EINVAL);
+        ck_assert_int_eq(parse_seconds("inf", &usec), -EINVAL);
+        ck_assert_int_eq(parse_seconds("nan", &usec), -EINVAL);
+        ck_assert_int_eq(parse_seconds("1e999", &usec), -EINVAL);
+        ck_assert_int_eq(parse_seconds("1e3", &usec), -EINVAL);
+        ck_assert_int_eq(parse_seconds("0x10", &usec), -EINVAL);
+        ck_assert_int_eq(parse_seconds("1.2.3", &usec), -EINVAL);
+        ck_assert_int_eq(parse_seconds("10000000000", &usec), -EINVAL);
+        ck_assert_int_lt(parse_seconds("99999999999999999999999", &usec), 0);
+        ck_assert_int_eq(parse_seconds(NULL, &usec), -EINVAL);
+        ck_assert_uint_eq(usec, 777);
+}
+END_TEST
+
 static Suite *parse_util_suite(void) {
         Suite *s = suite_create("parse-util");
         TCase *tc = tcase_create("parse_size");
@@ -119,7 +208,9 @@ static Suite *parse_util_suite(void) {
         tcase_add_test(tc, test_size_max);
         suite_add_tcase(s, tc);
 
-        tc = tcase_create("parse_timeout");
+        tc = tcase_create("numbers");
+        tcase_add_test(tc, test_parse_unsigned);
+        tcase_add_test(tc, test_parse_seconds);
         tcase_add_test(tc, test_parse_timeout);
         suite_add_tcase(s, tc);
         return s;

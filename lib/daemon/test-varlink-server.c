@@ -1,13 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The Varlink server (lib/daemon/varlink-server.c) on a real sd-event loop, run in
  * a thread of its own, talked to over a Unix socket with the blocking VarlinkClient or
- * raw bytes. Also address_parse() and the number parsers of parse-util.c. */
+ * raw bytes. */
 #include <check.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -19,7 +18,6 @@
 
 #include "address.h"
 #include "macro.h"
-#include "parse-util.h"
 #include "tests.h"
 #include "time-util.h"
 #include "varlink-client.h"
@@ -1091,234 +1089,6 @@ START_TEST(test_oversize_message) {
 }
 END_TEST
 
-/* address_parse() */
-
-static void expect_address(const char *s, int family, int port) {
-        Address a;
-
-        ck_assert_msg(address_parse(s, &a) == 0, "rejected %s", s);
-        ck_assert_int_eq(a.family, family);
-        ck_assert_str_eq(a.string, s);
-        if (family == AF_INET)
-                ck_assert_int_eq(ntohs(((struct sockaddr_in *) &a.sa)->sin_port), port);
-        else if (family == AF_INET6)
-                ck_assert_int_eq(ntohs(((struct sockaddr_in6 *) &a.sa)->sin6_port), port);
-        address_done(&a);
-        ck_assert_ptr_null(a.string);
-}
-
-static void expect_address_rejected(const char *s) {
-        Address a;
-        int r = address_parse(s, &a);
-
-        ck_assert_msg(r < 0, "accepted %s", s);
-}
-
-START_TEST(test_address_parse) {
-        Address a;
-        char longpath[200];
-
-        expect_address("unix:/run/mrkv/kv.sock", AF_UNIX, 0);
-        ck_assert_int_eq(address_parse("unix:/run/mrkv/kv.sock", &a), 0);
-        ck_assert_str_eq(((struct sockaddr_un *) &a.sa)->sun_path, "/run/mrkv/kv.sock");
-        ck_assert_uint_eq(a.sa_len, offsetof(struct sockaddr_un, sun_path) + strlen("/run/mrkv/kv.sock") + 1);
-        address_done(&a);
-        expect_address("/abs/path.sock", AF_UNIX, 0); /* a bare absolute path is unix: */
-
-        expect_address("tcp:127.0.0.1:0", AF_INET, 0);
-        expect_address("tcp:127.0.0.1:8080", AF_INET, 8080);
-        expect_address("tcp:127.0.0.1:65535", AF_INET, 65535);
-        expect_address("tcp:[::1]:80", AF_INET6, 80);
-
-        /* Relative paths would depend on each process's working directory. */
-        ck_assert_int_eq(address_parse("unix:relative/path", &a), -EINVAL);
-        ck_assert_int_eq(address_parse("unix:", &a), -EINVAL);
-        ck_assert_int_eq(address_parse("relative.sock", &a), -EINVAL);
-        memset(longpath, 'x', sizeof(longpath));
-        memcpy(longpath, "unix:/", 6);
-        longpath[sizeof(longpath) - 1] = '\0';
-        ck_assert_int_eq(address_parse(longpath, &a), -ENAMETOOLONG);
-
-        ck_assert_int_eq(address_parse("tcp:localhost", &a), -EINVAL); /* no port */
-        ck_assert_int_eq(address_parse("tcp:127.0.0.1", &a), -EINVAL);
-        ck_assert_int_eq(address_parse("tcp:127.0.0.1:", &a), -EINVAL);
-        ck_assert_int_eq(address_parse("tcp:127.0.0.1:65536", &a), -EINVAL);
-        /* 2^32 + 80: must not wrap around to port 80. */
-        ck_assert_int_eq(address_parse("tcp:127.0.0.1:4294967376", &a), -EINVAL);
-        ck_assert_int_eq(address_parse("tcp:127.0.0.1:99999999999999999999", &a), -EINVAL);
-        ck_assert_int_eq(address_parse("tcp:127.0.0.1:-1", &a), -EINVAL);
-        ck_assert_int_eq(address_parse("tcp:127.0.0.1:+80", &a), -EINVAL);
-        ck_assert_int_eq(address_parse("tcp:127.0.0.1:8o", &a), -EINVAL);
-        ck_assert_int_eq(address_parse("tcp:[::1]80", &a), -EINVAL);
-        ck_assert_int_eq(address_parse("tcp:[::1", &a), -EINVAL);
-        ck_assert_int_eq(address_parse("tcp:", &a), -EINVAL);
-        expect_address_rejected("garbage");
-        expect_address_rejected("");
-        expect_address_rejected("http://127.0.0.1:80");
-        expect_address_rejected("udp:127.0.0.1:80");
-}
-END_TEST
-
-START_TEST(test_address_listen_connect) {
-        _cleanup_close_ int lfd = -EBADF, cfd = -EBADF, afd = -EBADF;
-        char path[PATH_MAX], address[PATH_MAX + 8];
-        struct stat st;
-        Address a;
-
-        /* Missing directories are created, and a stale socket file is replaced. */
-        snprintf(path, sizeof(path), "%s/sub/dir/%d.sock", tmpdir, (int) getpid());
-        snprintf(address, sizeof(address), "unix:%s", path);
-        ck_assert_int_eq(address_parse(address, &a), 0);
-        lfd = address_listen(&a);
-        ck_assert_int_ge(lfd, 0);
-        closep(&lfd);
-        ck_assert_int_eq(lstat(path, &st), 0);
-        lfd = address_listen(&a);
-        ck_assert_int_ge(lfd, 0);
-
-        cfd = address_connect(&a, true);
-        ck_assert_int_ge(cfd, 0);
-        ck_assert(fcntl(cfd, F_GETFL) & O_NONBLOCK);
-        ck_assert_int_eq(poll(&(struct pollfd) { .fd = lfd, .events = POLLIN }, 1, (int) (CALL_TIMEOUT / 1000)), 1);
-        afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-        ck_assert_int_ge(afd, 0);
-
-        address_unlink(&a);
-        ck_assert_int_eq(lstat(path, &st), -1);
-        address_done(&a);
-
-        /* Anything but a socket in the way is left alone. */
-        snprintf(path, sizeof(path), "%s/regular-%d", tmpdir, (int) getpid());
-        snprintf(address, sizeof(address), "unix:%s", path);
-        closep(&afd);
-        afd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-        ck_assert_int_ge(afd, 0);
-        ck_assert_int_eq(address_parse(address, &a), 0);
-        ck_assert_int_eq(address_listen(&a), -EEXIST);
-        address_done(&a);
-
-        /* TCP on an ephemeral loopback port. */
-        ck_assert_int_eq(address_parse("tcp:127.0.0.1:0", &a), 0);
-        closep(&lfd);
-        lfd = address_listen(&a);
-        ck_assert_int_ge(lfd, 0);
-        address_done(&a);
-}
-END_TEST
-
-START_TEST(test_address_default) {
-        _cleanup_free_ char *s1 = NULL, *s2 = NULL, *s3 = NULL, *s4 = NULL;
-
-        ck_assert_int_eq(setenv("MRKV_TEST_ADDR", "tcp:127.0.0.1:1", 1), 0);
-        ck_assert_int_eq(address_default("MRKV_TEST_ADDR", "x.sock", &s1), 0);
-        ck_assert_str_eq(s1, "tcp:127.0.0.1:1");
-
-        ck_assert_int_eq(unsetenv("MRKV_TEST_ADDR"), 0);
-        ck_assert_int_eq(setenv("RUNTIME_DIRECTORY", "/run/a:/run/b", 1), 0);
-        ck_assert_int_eq(address_default("MRKV_TEST_ADDR", "x.sock", &s2), 0);
-        ck_assert_str_eq(s2, "unix:/run/a/x.sock");
-
-        ck_assert_int_eq(unsetenv("RUNTIME_DIRECTORY"), 0);
-        ck_assert_int_eq(setenv("XDG_RUNTIME_DIR", "/run/user/1000", 1), 0);
-        ck_assert_int_eq(address_default(NULL, "x.sock", &s3), 0);
-        ck_assert_str_eq(s3, "unix:/run/user/1000/mrkv/x.sock");
-
-        ck_assert_int_eq(unsetenv("XDG_RUNTIME_DIR"), 0);
-        ck_assert_int_eq(address_default(NULL, "x.sock", &s4), 0);
-        ck_assert_str_eq(s4, "unix:/run/mrkv/x.sock");
-}
-END_TEST
-
-/* parse-util */
-
-START_TEST(test_parse_unsigned) {
-        unsigned u = 12345;
-        uint64_t v;
-
-        ck_assert_int_eq(parse_unsigned("0", 0, 10, &u), 0);
-        ck_assert_uint_eq(u, 0);
-        ck_assert_int_eq(parse_unsigned("10", 0, 10, &u), 0);
-        ck_assert_uint_eq(u, 10);
-        ck_assert_int_eq(parse_unsigned("007", 0, 10, &u), 0); /* decimal, not octal */
-        ck_assert_uint_eq(u, 7);
-        ck_assert_int_eq(parse_unsigned("4294967295", 0, UINT32_MAX, &u), 0);
-        ck_assert_uint_eq(u, UINT32_MAX);
-
-        u = 12345;
-        ck_assert_int_eq(parse_unsigned("11", 0, 10, &u), -ERANGE);
-        ck_assert_int_eq(parse_unsigned("0", 1, 10, &u), -ERANGE);
-        ck_assert_int_eq(parse_unsigned("4294967296", 0, UINT32_MAX, &u), -ERANGE);
-        ck_assert_int_eq(parse_unsigned("18446744073709551616", 0, UINT32_MAX, &u), -ERANGE);
-        ck_assert_int_eq(parse_unsigned("", 0, 10, &u), -EINVAL);
-        ck_assert_int_eq(parse_unsigned("-1", 0, 10, &u), -EINVAL);
-        ck_assert_int_eq(parse_unsigned("+1", 0, 10, &u), -EINVAL);
-        ck_assert_int_eq(parse_unsigned(" 1", 0, 10, &u), -EINVAL);
-        ck_assert_int_eq(parse_unsigned("1 ", 0, 10, &u), -EINVAL);
-        ck_assert_int_eq(parse_unsigned("1x", 0, 10, &u), -EINVAL);
-        ck_assert_int_eq(parse_unsigned("0x1", 0, 10, &u), -EINVAL);
-        ck_assert_int_eq(parse_unsigned("1.0", 0, 10, &u), -EINVAL);
-        ck_assert_int_eq(parse_unsigned(NULL, 0, 10, &u), -EINVAL);
-        ck_assert_uint_eq(u, 12345); /* untouched on failure */
-
-        ck_assert_int_eq(parse_uint64("18446744073709551615", &v), 0);
-        ck_assert_uint_eq(v, UINT64_MAX);
-        ck_assert_int_eq(parse_uint64("18446744073709551616", &v), -ERANGE);
-        ck_assert_int_eq(parse_uint64("-0", &v), -EINVAL);
-}
-END_TEST
-
-START_TEST(test_parse_seconds) {
-        uint64_t usec = 777;
-
-        ck_assert_int_eq(parse_seconds("10", &usec), 0);
-        ck_assert_uint_eq(usec, 10 * USEC_PER_SEC);
-        ck_assert_int_eq(parse_seconds("0", &usec), 0);
-        ck_assert_uint_eq(usec, 0);
-        ck_assert_int_eq(parse_seconds("0.5", &usec), 0);
-        ck_assert_uint_eq(usec, 500000);
-        ck_assert_int_eq(parse_seconds(".25", &usec), 0);
-        ck_assert_uint_eq(usec, 250000);
-        ck_assert_int_eq(parse_seconds("0.000001", &usec), 0);
-        ck_assert_uint_eq(usec, 1);
-        ck_assert_int_eq(parse_seconds("1000000000", &usec), 0); /* over 31 years is a typo */
-        ck_assert_uint_eq(usec, 1000000000 * USEC_PER_SEC);
-        ck_assert_int_eq(parse_seconds("5.", &usec), 0);
-        ck_assert_uint_eq(usec, 5 * USEC_PER_SEC);
-        /* Decimal fractions are exact, not binary approximations truncated. */
-        ck_assert_int_eq(parse_seconds("1.005", &usec), 0);
-        ck_assert_uint_eq(usec, 1005000);
-        ck_assert_int_eq(parse_seconds("4.35", &usec), 0);
-        ck_assert_uint_eq(usec, 4350000);
-        /* Below the microsecond, rounded. */
-        ck_assert_int_eq(parse_seconds("0.0000004", &usec), 0);
-        ck_assert_uint_eq(usec, 0);
-        ck_assert_int_eq(parse_seconds("0.0000005", &usec), 0);
-        ck_assert_uint_eq(usec, 1);
-        ck_assert_int_eq(parse_seconds("2.12345649999", &usec), 0);
-        ck_assert_uint_eq(usec, 2123456);
-
-        usec = 777;
-        ck_assert_int_eq(parse_seconds("1000000001", &usec), -EINVAL);
-        ck_assert_int_eq(parse_seconds("", &usec), -EINVAL);
-        ck_assert_int_eq(parse_seconds(".", &usec), -EINVAL);
-        ck_assert_int_eq(parse_seconds("-1", &usec), -EINVAL);
-        ck_assert_int_eq(parse_seconds("+1", &usec), -EINVAL);
-        ck_assert_int_eq(parse_seconds(" 1", &usec), -EINVAL);
-        ck_assert_int_eq(parse_seconds("1 ", &usec), -EINVAL);
-        ck_assert_int_eq(parse_seconds("1s", &usec), -EINVAL);
-        ck_assert_int_eq(parse_seconds("inf", &usec), -EINVAL);
-        ck_assert_int_eq(parse_seconds("nan", &usec), -EINVAL);
-        ck_assert_int_eq(parse_seconds("1e999", &usec), -EINVAL);
-        ck_assert_int_eq(parse_seconds("1e3", &usec), -EINVAL);
-        ck_assert_int_eq(parse_seconds("0x10", &usec), -EINVAL);
-        ck_assert_int_eq(parse_seconds("1.2.3", &usec), -EINVAL);
-        ck_assert_int_eq(parse_seconds("10000000000", &usec), -EINVAL);
-        ck_assert_int_lt(parse_seconds("99999999999999999999999", &usec), 0);
-        ck_assert_int_eq(parse_seconds(NULL, &usec), -EINVAL);
-        ck_assert_uint_eq(usec, 777);
-}
-END_TEST
-
 static Suite *regular_suite(void) {
         Suite *s = suite_create("varlink-server");
         TCase *tc;
@@ -1357,17 +1127,6 @@ static Suite *regular_suite(void) {
         tcase_add_test(tc, test_oversize_message);
         suite_add_tcase(s, tc);
 
-        tc = tcase_create("address");
-        tcase_add_unchecked_fixture(tc, make_tmpdir, remove_tmpdir);
-        tcase_add_test(tc, test_address_parse);
-        tcase_add_test(tc, test_address_listen_connect);
-        tcase_add_test(tc, test_address_default);
-        suite_add_tcase(s, tc);
-
-        tc = tcase_create("parse-util");
-        tcase_add_test(tc, test_parse_unsigned);
-        tcase_add_test(tc, test_parse_seconds);
-        suite_add_tcase(s, tc);
         return s;
 }
 

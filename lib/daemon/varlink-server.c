@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "list.h"
 #include "log.h"
 #include "macro.h"
 #include "time-util.h"
@@ -36,7 +37,7 @@ struct VarlinkServer {
         size_t n_methods;
         sd_event_source **listeners;
         size_t n_listeners;
-        VarlinkConn *connections; /* a doubly linked list */
+        VarlinkConn *connections;
         /* Connections live in an epoll set of their own, watched by one sd-event source,
          * so that one wakeup serves every ready connection (as Redis does), instead of
          * one sd-event iteration, with its epoll_wait(), per connection. */
@@ -50,7 +51,7 @@ struct VarlinkServer {
 struct VarlinkConn {
         unsigned n_ref;
         VarlinkServer *server;
-        VarlinkConn *prev, *next;
+        LIST_FIELDS(VarlinkConn, connections);
         int fd;
         uint32_t events; /* as registered in the server's epoll set */
         sd_event_source *defer;
@@ -362,12 +363,7 @@ static void conn_disconnect(VarlinkConn *c) {
         closep(&c->fd);
         c->fd = -EBADF;
 
-        if (c->prev)
-                c->prev->next = c->next;
-        else
-                s->connections = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
+        LIST_REMOVE(connections, s->connections, c);
         s->n_connections--;
 
         if (s->on_disconnect)
@@ -672,10 +668,7 @@ static int server_add_connection(VarlinkServer *s, int fd) {
                 return r;
         }
 
-        c->next = s->connections;
-        if (c->next)
-                c->next->prev = c;
-        s->connections = c;
+        LIST_PREPEND(connections, s->connections, c);
         s->n_connections++;
         log_debug("New connection from %s.", c->description);
         return 0;
@@ -862,7 +855,7 @@ void varlink_server_flush_and_close(VarlinkServer *s, uint64_t timeout_usec) {
         for (;;) {
                 bool busy = false;
 
-                for (VarlinkConn *c = s->connections; c; c = c->next) {
+                LIST_FOREACH(connections, c, s->connections) {
                         if (varlink_buffer_size(&c->out) == 0)
                                 continue;
                         if (conn_flush(c) < 0)

@@ -84,6 +84,8 @@ int varlink_conn_notify(VarlinkConn *c, json_object *parameters);
  * -EINVAL for InvalidParameter, the errno sd_varlink_error() gives for the other errors
  * of org.varlink.service, -EBADR for any other error. */
 int varlink_conn_error(VarlinkConn *c, const char *error, json_object *parameters);
+/* InvalidParameter naming parameter, for a value that varlink_conn_dispatch() accepts
+ * but the method does not ("kind" that is no task kind); returns -EINVAL once queued. */
 int varlink_conn_error_invalid_parameter(VarlinkConn *c, const char *parameter);
 
 /* The same with the parameters given as json_build_object() pairs, ended by NULL:

@@ -24,7 +24,7 @@ struct CertClient {
 
 struct CertService {
         VarlinkServer *server;
-        CertClient *clients; /* the newest first */
+        CertClient *clients; /* the oldest first */
         unsigned n_clients;
 };
 
@@ -49,11 +49,8 @@ static int client_new(CertService *s, CertClient **ret) {
                 return -EIO;
 
         if (s->n_clients >= CLIENTS_MAX) {
-                CertClient *oldest = s->clients;
-                while (oldest->clients_next)
-                        oldest = oldest->clients_next;
-                log_info("Forgetting client %s, which never called End.", oldest->id);
-                client_free(s, oldest);
+                log_info("Forgetting client %s, which never called End.", s->clients->id);
+                client_free(s, s->clients);
         }
 
         cl = calloc(1, sizeof(*cl));
@@ -62,7 +59,7 @@ static int client_new(CertService *s, CertClient **ret) {
         for (size_t i = 0; i < sizeof(bytes); i++)
                 snprintf(cl->id + 2 * i, 3, "%02x", bytes[i]);
         cl->next = CERT_TEST01;
-        LIST_PREPEND(clients, s->clients, cl);
+        LIST_APPEND(clients, s->clients, cl);
         s->n_clients++;
         *ret = cl;
         return 0;
