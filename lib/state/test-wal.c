@@ -401,6 +401,42 @@ START_TEST(test_gap_refused) {
 }
 END_TEST
 
+/* A segment in the middle whose header is damaged: valid records follow, so it is damage
+ * (refused), not a torn tail that open would cut with everything after it. */
+START_TEST(test_bad_header_refused) {
+        _cleanup_free_ char *path = test_dir_new();
+        _cleanup_free_ uint8_t *data = NULL;
+        WalOptions opts = { .sync_mode = WAL_SYNC_ALWAYS, .segment_size_max = 100 };
+        WalCheckReport report = {};
+        size_t size;
+        Model m;
+        Wal *w = NULL;
+        int dfd = test_dir_open(path);
+
+        w = open_model(dfd, &opts, &m);
+        for (unsigned i = 0; i < 12; i++) {
+                model_append(w, &m, 1);
+                ck_assert_int_eq(wal_commit(w), 0);
+        }
+        ck_assert_int_eq(wal_sync(w), 0);
+        wal_free(w);
+
+        test_file_read(dfd, "log-0000000000000004.wal", &data, &size);
+        data[0] ^= 0x01; /* the magic */
+        test_file_write(dfd, "log-0000000000000004.wal", data, size);
+
+        ck_assert_int_eq(wal_open(dfd, path, 0, &opts, model_apply, &m, &w), -EBADMSG);
+        ck_assert_int_eq(wal_check(dfd, path, 0, &report), -EBADMSG);
+        ck_assert_str_eq(report.file, "log-0000000000000004.wal");
+        ck_assert_uint_eq(report.offset, 0);
+        ck_assert(!report.torn);
+        ck_assert_uint_eq(report.records, 3);
+        wal_check_report_done(&report);
+        ck_assert_uint_eq(test_count_files(dfd, "log-", ".wal"), 5);
+        close(dfd);
+}
+END_TEST
+
 /* I/O hooks: count syncs, hold them, fail them. */
 
 typedef struct Hooks {
@@ -834,6 +870,7 @@ static Suite *wal_suite(void) {
         tcase_add_test(tc, test_damage_in_earlier_segment);
         tcase_add_test(tc, test_format_version);
         tcase_add_test(tc, test_gap_refused);
+        tcase_add_test(tc, test_bad_header_refused);
         tcase_add_test(tc, test_group_commit);
         tcase_add_test(tc, test_sync_failure);
         tcase_add_test(tc, test_write_failure);

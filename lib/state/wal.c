@@ -272,24 +272,18 @@ static int segment_fdatasync(int dir_fd, const char *name) {
         return 0;
 }
 
-/* Reads one segment, delivering its records above s->after to cb, until its end or its
- * first damage. */
-static int scan_segment(Scan *s, size_t i, ScanMode mode, state_record_cb cb, void *userdata) {
+/* Checks a segment's header against the segments before it, and moves s->expected to
+ * the first record it announces. A header of another format version is an error (logged),
+ * any other fault damage. */
+static int scan_segment_header(Scan *s, size_t i, const MappedFile *m) {
         const Segment *seg = &s->segments[i];
-        MappedFile m;
-        uint64_t position, offset;
+        uint64_t position = 0; /* stays 0 in a bad header: s->expected holds */
         int r;
 
-        r = mapped_file_open(s->dir_fd, seg->name, &m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to read %s/%s: %m", s->dir_path, seg->name);
-
-        r = record_file_header_parse(m.data, m.size, RECORD_MAGIC_WAL, &position);
-        if (r == -EPROTONOSUPPORT) {
-                mapped_file_close(&m);
+        r = record_file_header_parse(m->data, m->size, RECORD_MAGIC_WAL, &position);
+        if (r == -EPROTONOSUPPORT)
                 return log_error_errno(r, "%s/%s: unsupported log format version (this is version %u).",
                                        s->dir_path, seg->name, RECORD_FORMAT_VERSION);
-        }
         if (r < 0 || position != seg->first)
                 scan_damage(s, i, 0, "bad segment header");
         else if (i > s->start && position != s->expected)
@@ -300,11 +294,18 @@ static int scan_segment(Scan *s, size_t i, ScanMode mode, state_record_cb cb, vo
                             position - 1);
 
         s->expected = MAX(s->expected, position);
-        for (offset = RECORD_FILE_HEADER_SIZE; !s->damaged && offset < m.size;) {
+        return 0;
+}
+
+/* Reads a segment's records in order, delivering those above s->after to cb, until its
+ * end or its first damage. */
+static int scan_records(Scan *s, size_t i, const MappedFile *m, state_record_cb cb, void *userdata) {
+        for (uint64_t offset = RECORD_FILE_HEADER_SIZE; !s->damaged && offset < m->size;) {
                 Record rec;
                 int64_t n;
+                int r;
 
-                n = record_parse(m.data + offset, m.size - offset, 0, &rec);
+                n = record_parse(m->data + offset, m->size - offset, 0, &rec);
                 if (n < 0) {
                         scan_damage(s, i, offset, "incomplete record or checksum mismatch");
                         break;
@@ -321,26 +322,41 @@ static int scan_segment(Scan *s, size_t i, ScanMode mode, state_record_cb cb, vo
 
                 if (cb && rec.seqnum > s->after) {
                         r = cb(rec.seqnum, rec.type, rec.payload, rec.size, userdata);
-                        if (r < 0) {
-                                mapped_file_close(&m);
+                        if (r < 0)
                                 return r;
-                        }
                 }
                 s->records++;
                 s->last_seqnum = rec.seqnum;
                 s->expected++;
                 offset += (uint64_t) n;
         }
+        return 0;
+}
 
-        if (s->damaged) {
+/* Reads one segment, delivering its records above s->after to cb, until its end or its
+ * first damage. */
+static int scan_segment(Scan *s, size_t i, ScanMode mode, state_record_cb cb, void *userdata) {
+        const Segment *seg = &s->segments[i];
+        MappedFile m;
+        int r;
+
+        r = mapped_file_open(s->dir_fd, seg->name, &m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read %s/%s: %m", s->dir_path, seg->name);
+
+        r = scan_segment_header(s, i, &m);
+        if (r >= 0)
+                r = scan_records(s, i, &m, cb, userdata);
+        if (r >= 0 && s->damaged) {
                 r = valid_record_after(s, &m);
-                mapped_file_close(&m);
-                if (r < 0)
-                        return r;
-                s->torn = !r;
-                return 0;
+                if (r >= 0)
+                        s->torn = !r;
         }
         mapped_file_close(&m);
+        if (r < 0)
+                return r;
+        if (s->damaged)
+                return 0;
 
         /* What a crashed process wrote may still be only in the page cache: it becomes
          * durable before anything is built on it. */
@@ -591,50 +607,93 @@ static void notify(Wal *w) {
         (void) !write(w->event_fd, &one, sizeof(one));
 }
 
+/* Under lock: waits while there is nothing to sync yet; returns whether it waited, and
+ * the caller looks again. */
+static bool sync_thread_wait(Wal *w) {
+        if (w->error < 0 && w->n_retired == 0) {
+                pthread_cond_wait(&w->wake, &w->lock);
+                return true;
+        }
+        if (w->error == 0 && w->requested <= w->durable) {
+                pthread_cond_wait(&w->wake, &w->lock);
+                return true;
+        }
+        if (w->error == 0 && w->sync_mode == WAL_SYNC_INTERVAL && !w->force) {
+                uint64_t deadline = usec_add(w->last_sync_usec, w->sync_interval_usec), now = now_usec();
+
+                if (now < deadline) {
+                        struct timespec ts = {
+                                .tv_sec = (time_t) (deadline / USEC_PER_SEC),
+                                .tv_nsec = (long) (deadline % USEC_PER_SEC * NSEC_PER_USEC),
+                        };
+                        pthread_cond_timedwait(&w->wake, &w->lock, &ts);
+                        return true;
+                }
+        }
+        return false;
+}
+
+static void retired_close(Retired *retired, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                close(retired[i].fd);
+        free(retired);
+}
+
+/* Outside the lock: syncs and closes the retired segments, then syncs the current one
+ * and, when a segment was created, the directory. */
+static int sync_batch(Wal *w, Retired *retired, size_t n_retired, int fd, bool dir) {
+        int r = 0;
+
+        for (size_t i = 0; i < n_retired; i++) {
+                if (r == 0 && retired[i].sync)
+                        r = w->io.fdatasync(retired[i].fd, w->io.userdata);
+                close(retired[i].fd);
+        }
+        free(retired);
+        if (r == 0)
+                r = w->io.fdatasync(fd, w->io.userdata);
+        if (r == 0 && dir)
+                r = w->io.fsync_dir(w->dir_fd, w->io.userdata);
+        return r;
+}
+
+/* Under lock: what a sync up to target came to. */
+static void sync_thread_done(Wal *w, uint64_t target, int r) {
+        w->syncs++;
+        w->last_sync_usec = now_usec();
+        if (r < 0) {
+                if (w->error == 0)
+                        __atomic_store_n(&w->error, r, __ATOMIC_RELEASE);
+                log_error_errno(r, "Failed to sync the log in %s: %m. It refuses appends until a "
+                                "snapshot is written.", w->dir_path);
+        } else
+                w->durable = MAX(w->durable, target);
+        pthread_cond_broadcast(&w->done);
+        notify(w);
+}
+
 static void *sync_thread(void *userdata) {
         Wal *w = userdata;
 
         pthread_mutex_lock(&w->lock);
-        for (;;) {
+        while (!w->quit) {
                 Retired *retired;
                 size_t n_retired;
                 uint64_t target;
                 bool dir;
-                int fd, r = 0;
+                int fd, r;
 
-                if (w->quit)
-                        break;
-
-                if (w->error < 0 && w->n_retired == 0) {
-                        pthread_cond_wait(&w->wake, &w->lock);
+                if (sync_thread_wait(w))
                         continue;
-                }
-                if (w->error == 0 && w->requested <= w->durable) {
-                        pthread_cond_wait(&w->wake, &w->lock);
-                        continue;
-                }
-                if (w->error == 0 && w->sync_mode == WAL_SYNC_INTERVAL && !w->force) {
-                        uint64_t deadline = usec_add(w->last_sync_usec, w->sync_interval_usec), now = now_usec();
-
-                        if (now < deadline) {
-                                struct timespec ts = {
-                                        .tv_sec = (time_t) (deadline / USEC_PER_SEC),
-                                        .tv_nsec = (long) (deadline % USEC_PER_SEC * NSEC_PER_USEC),
-                                };
-                                pthread_cond_timedwait(&w->wake, &w->lock, &ts);
-                                continue;
-                        }
-                }
 
                 /* Take the whole batch: everything written up to now. */
                 retired = TAKE_PTR(w->retired);
                 n_retired = w->n_retired;
                 w->n_retired = w->allocated_retired = 0;
                 if (w->error < 0) {
+                        /* A failed log syncs nothing more; its segments are only closed. */
                         pthread_mutex_unlock(&w->lock);
-                        for (size_t i = 0; i < n_retired; i++)
-                                close(retired[i].fd);
-                        free(retired);
+                        retired_close(retired, n_retired);
                         pthread_mutex_lock(&w->lock);
                         continue;
                 }
@@ -645,34 +704,13 @@ static void *sync_thread(void *userdata) {
                 w->force = false;
                 pthread_mutex_unlock(&w->lock);
 
-                for (size_t i = 0; i < n_retired; i++) {
-                        if (r == 0 && retired[i].sync)
-                                r = w->io.fdatasync(retired[i].fd, w->io.userdata);
-                        close(retired[i].fd);
-                }
-                free(retired);
-                if (r == 0)
-                        r = w->io.fdatasync(fd, w->io.userdata);
-                if (r == 0 && dir)
-                        r = w->io.fsync_dir(w->dir_fd, w->io.userdata);
+                r = sync_batch(w, retired, n_retired, fd, dir);
 
                 pthread_mutex_lock(&w->lock);
-                w->syncs++;
-                w->last_sync_usec = now_usec();
-                if (r < 0) {
-                        if (w->error == 0)
-                                __atomic_store_n(&w->error, r, __ATOMIC_RELEASE);
-                        log_error_errno(r, "Failed to sync the log in %s: %m. It refuses appends until a "
-                                        "snapshot is written.", w->dir_path);
-                } else
-                        w->durable = MAX(w->durable, target);
-                pthread_cond_broadcast(&w->done);
-                notify(w);
+                sync_thread_done(w, target, r);
         }
 
-        for (size_t i = 0; i < w->n_retired; i++)
-                close(w->retired[i].fd);
-        w->retired = mfree(w->retired);
+        retired_close(TAKE_PTR(w->retired), w->n_retired);
         w->n_retired = w->allocated_retired = 0;
         pthread_mutex_unlock(&w->lock);
         return NULL;
