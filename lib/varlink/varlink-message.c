@@ -364,67 +364,85 @@ int varlink_buffer_next(VarlinkBuffer *b, size_t max, const char **ret_data, siz
         return 1;
 }
 
+static int dispatch_string(json_object *v, const char **ret) {
+        const char *s;
+
+        if (!json_object_is_type(v, json_type_string))
+                return -EINVAL;
+        s = json_object_get_string(v);
+        /* C strings cannot carry an embedded NUL: refuse rather than truncate. */
+        if (strlen(s) != (size_t) json_object_get_string_len(v))
+                return -EINVAL;
+        *ret = s;
+        return 0;
+}
+
+static int dispatch_unsigned(json_object *v, uint64_t max, uint64_t *ret) {
+        uint64_t u;
+
+        if (!json_object_is_type(v, json_type_int))
+                return -EINVAL;
+        /* json-c keeps integers above INT64_MAX as unsigned; below zero means negative. */
+        if (json_object_get_int64(v) < 0 && json_object_get_uint64(v) == 0)
+                return -EINVAL;
+        errno = 0;
+        u = json_object_get_uint64(v);
+        if (errno != 0 || u > max)
+                return -EINVAL;
+        *ret = u;
+        return 0;
+}
+
+static int dispatch_int64(json_object *v, int64_t *ret) {
+        int64_t i;
+
+        if (!json_object_is_type(v, json_type_int))
+                return -EINVAL;
+        errno = 0;
+        i = json_object_get_int64(v);
+        if (errno != 0)
+                return -EINVAL;
+        /* json-c keeps values above INT64_MAX as unsigned and clamps them here. */
+        if (i == INT64_MAX && json_object_get_uint64(v) != (uint64_t) INT64_MAX)
+                return -EINVAL;
+        *ret = i;
+        return 0;
+}
+
+/* Arrays and objects are borrowed from the parameters as they are. */
+static int dispatch_json(json_object *v, json_type type, json_object **ret) {
+        if (!json_object_is_type(v, type))
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
 static int dispatch_one(json_object *v, const VarlinkField *f, void *target) {
         void *p = (uint8_t *) target + f->offset;
+        uint64_t u;
+        int r;
 
         switch (f->type) {
-        case VARLINK_STRING: {
-                if (!json_object_is_type(v, json_type_string))
-                        return -EINVAL;
-                const char *s = json_object_get_string(v);
-                /* C strings cannot carry an embedded NUL: refuse rather than truncate. */
-                if (strlen(s) != (size_t) json_object_get_string_len(v))
-                        return -EINVAL;
-                *(const char **) p = s;
-                return 0;
-        }
+        case VARLINK_STRING:
+                return dispatch_string(v, (const char **) p);
         case VARLINK_UINT64:
-        case VARLINK_UINT32: {
-                if (!json_object_is_type(v, json_type_int))
-                        return -EINVAL;
-                /* json-c keeps integers above INT64_MAX as unsigned; below zero means negative. */
-                if (json_object_get_int64(v) < 0 && json_object_get_uint64(v) == 0)
-                        return -EINVAL;
-                errno = 0;
-                uint64_t u = json_object_get_uint64(v);
-                if (errno != 0)
-                        return -EINVAL;
-                if (f->type == VARLINK_UINT32) {
-                        if (u > UINT32_MAX)
-                                return -EINVAL;
+                return dispatch_unsigned(v, UINT64_MAX, (uint64_t *) p);
+        case VARLINK_UINT32:
+                r = dispatch_unsigned(v, UINT32_MAX, &u);
+                if (r >= 0)
                         *(uint32_t *) p = (uint32_t) u;
-                } else
-                        *(uint64_t *) p = u;
-                return 0;
-        }
-        case VARLINK_INT64: {
-                if (!json_object_is_type(v, json_type_int))
-                        return -EINVAL;
-                errno = 0;
-                int64_t i = json_object_get_int64(v);
-                if (errno != 0)
-                        return -EINVAL;
-                /* json-c keeps values above INT64_MAX as unsigned and clamps them here. */
-                if (i == INT64_MAX && json_object_get_uint64(v) != (uint64_t) INT64_MAX)
-                        return -EINVAL;
-                *(int64_t *) p = i;
-                return 0;
-        }
+                return r;
+        case VARLINK_INT64:
+                return dispatch_int64(v, (int64_t *) p);
         case VARLINK_BOOL:
                 if (!json_object_is_type(v, json_type_boolean))
                         return -EINVAL;
                 *(bool *) p = json_object_get_boolean(v);
                 return 0;
         case VARLINK_ARRAY:
-                if (!json_object_is_type(v, json_type_array))
-                        return -EINVAL;
-                *(json_object **) p = v;
-                return 0;
+                return dispatch_json(v, json_type_array, (json_object **) p);
         case VARLINK_OBJECT:
-                if (!json_object_is_type(v, json_type_object))
-                        return -EINVAL;
-                *(json_object **) p = v;
-                return 0;
+                return dispatch_json(v, json_type_object, (json_object **) p);
         case VARLINK_ANY:
                 *(json_object **) p = v;
                 return 0;
