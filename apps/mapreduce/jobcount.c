@@ -4,12 +4,12 @@
  * exactly once (a coordinator must not hand out a task twice without cause). */
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "emit.h"
+#include "marker.h"
 #include "mrkv/app.h"
 #include "random-util.h"
 
@@ -22,17 +22,11 @@ static int jobcount_map(const mrkv_host *host, mrkv_emitter *out, const char *fi
                         size_t size) {
         char name[64];
         uint32_t ms;
-        int fd, r = 0;
+        int r;
 
         snprintf(name, sizeof(name), JOBCOUNT_PREFIX "-%d-%u", (int) getpid(),
                  __atomic_fetch_add(&count, 1, __ATOMIC_RELAXED));
-        fd = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-        if (fd < 0)
-                return -errno;
-        if (write(fd, "x", 1) != 1)
-                r = errno > 0 ? -errno : -EIO;
-        if (close(fd) < 0 && r == 0)
-                r = -errno;
+        r = marker_create(name);
         if (r < 0)
                 return r;
 

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "marker.h"
 #include "nparallel.h"
 #include "random-util.h"
 
@@ -30,7 +30,7 @@ static pid_t marker_pid(const char *name, const char *prefix, size_t prefix_len)
 int nparallel(const char *phase) {
         char prefix[64], mine[96];
         struct dirent *de;
-        int fd, n = 0, r = 0, prefix_len;
+        int n = 0, r = 0, prefix_len;
         DIR *d;
 
         prefix_len = snprintf(prefix, sizeof(prefix), "mr-worker-%s-", phase);
@@ -38,13 +38,7 @@ int nparallel(const char *phase) {
                 return -EINVAL;
         snprintf(mine, sizeof(mine), "%s%d", prefix, (int) getpid());
 
-        fd = open(mine, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-        if (fd < 0)
-                return -errno;
-        if (write(fd, "x", 1) != 1)
-                r = errno > 0 ? -errno : -EIO;
-        if (close(fd) < 0 && r == 0)
-                r = -errno;
+        r = marker_create(mine);
         if (r < 0) {
                 (void) unlink(mine);
                 return r;

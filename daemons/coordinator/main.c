@@ -76,24 +76,6 @@ static int check_inputs(char **files, unsigned n) {
         return 0;
 }
 
-/* --listen, or the default address. */
-static int parse_address(const char *address) {
-        _cleanup_free_ char *default_address = NULL;
-        int r;
-
-        if (!address) {
-                r = address_default(MRKV_COORDINATOR_ADDRESS_ENV, MRKV_COORDINATOR_SOCKET, &default_address);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to determine the default address: %m");
-                address = default_address;
-        }
-        r = address_parse(address, &arg_address);
-        if (r < 0)
-                return log_error_errno(r, "Invalid address '%s': %m (expected unix:/path or tcp:host:port)",
-                                       address);
-        return 0;
-}
-
 static int parse_argv(int argc, char *argv[]) {
         enum { ARG_VERSION = 0x100, ARG_LOG_LEVEL, ARG_STATE_DIRECTORY, ARG_BUS_ADDRESS };
         static const struct option options[] = {
@@ -154,7 +136,7 @@ static int parse_argv(int argc, char *argv[]) {
         r = check_inputs(arg_files, arg_n_files);
         if (r < 0)
                 return r;
-        r = parse_address(address);
+        r = daemon_parse_address(address, MRKV_COORDINATOR_ADDRESS_ENV, MRKV_COORDINATOR_SOCKET, &arg_address);
         if (r < 0)
                 return r;
         return 1;

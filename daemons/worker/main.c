@@ -7,6 +7,7 @@
 #include "address.h"
 #include "app-loader.h"
 #include "config.h"
+#include "daemon-setup.h"
 #include "log.h"
 #include "macro.h"
 #include "main-func.h"
@@ -54,7 +55,6 @@ static int parse_argv(int argc, char *argv[]) {
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
         };
-        _cleanup_free_ char *default_address = NULL;
         const char *address = NULL;
         int c, r;
 
@@ -86,16 +86,9 @@ static int parse_argv(int argc, char *argv[]) {
         if (optind < argc)
                 arg_app = argv[optind];
 
-        if (!address) {
-                r = address_default(MRKV_COORDINATOR_ADDRESS_ENV, MRKV_COORDINATOR_SOCKET, &default_address);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to determine the default address: %m");
-                address = default_address;
-        }
-        r = address_parse(address, &arg_address);
+        r = daemon_parse_address(address, MRKV_COORDINATOR_ADDRESS_ENV, MRKV_COORDINATOR_SOCKET, &arg_address);
         if (r < 0)
-                return log_error_errno(r, "Invalid address '%s': %m (expected unix:/path or tcp:host:port)",
-                                       address);
+                return r;
         return 1;
 }
 

@@ -7,6 +7,24 @@
 #include "log.h"
 #include "nofile.h"
 
+int daemon_parse_address(const char *arg, const char *env_var, const char *sockname, Address *ret) {
+        _cleanup_free_ char *default_address = NULL;
+        int r;
+
+        assert(ret);
+
+        if (!arg) {
+                r = address_default(env_var, sockname, &default_address);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to determine the default address: %m");
+                arg = default_address;
+        }
+        r = address_parse(arg, ret);
+        if (r < 0)
+                return log_error_errno(r, "Invalid address '%s': %m (expected unix:/path or tcp:host:port)", arg);
+        return 0;
+}
+
 int daemon_event_new(sd_event_signal_handler_t on_exit, void *userdata, sd_event **ret) {
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         sigset_t mask;
@@ -44,7 +62,6 @@ int daemon_new(const DaemonOptions *options, Daemon **ret) {
         assert(options);
         assert(options->ident);
         assert(options->address);
-        assert(options->bus_name);
         assert(ret);
 
         d = calloc(1, sizeof(Daemon));
@@ -79,6 +96,7 @@ int daemon_open_bus(Daemon *d, DaemonBusSetup setup, void *userdata, sd_bus **re
         int r;
 
         assert(d);
+        assert(d->options.bus_name);
         assert(setup);
         assert(ret);
 

@@ -18,7 +18,7 @@ typedef struct DaemonOptions {
         const Address *address;   /* where to listen unless the service manager passes sockets */
         unsigned max_connections; /* fitted to RLIMIT_NOFILE; 0 leaves the limit alone */
         const char *bus_address;  /* --bus-address, or NULL: see bus_open_for_daemon() */
-        const char *bus_name;     /* requested on the bus */
+        const char *bus_name;     /* requested on the bus by daemon_open_bus() */
 } DaemonOptions;
 
 typedef struct Daemon {
@@ -32,6 +32,10 @@ typedef struct Daemon {
 typedef int (*DaemonBusSetup)(sd_bus *bus, void *userdata);
 /* Serves on a listening socket; takes the fd, also when it fails. */
 typedef int (*DaemonListenFd)(int fd, void *userdata);
+
+/* The address a program of the service listens on or connects to: arg (its --listen or
+ * --connect), else address_default(env_var, sockname). */
+int daemon_parse_address(const char *arg, const char *env_var, const char *sockname, Address *ret);
 
 /* The event loop of a program that SIGTERM and SIGINT stop: they are blocked and handled
  * by on_exit, or end the loop when it is NULL. SIGPIPE is ignored (a write to a peer that

@@ -249,10 +249,35 @@ START_TEST(test_fits_connections) {
 }
 END_TEST
 
+START_TEST(test_parse_address) {
+        Address a = {};
+
+        ck_assert_int_eq(daemon_parse_address("unix:/run/x.sock", "MRKV_TEST_ADDRESS", "y.sock", &a), 0);
+        ck_assert_str_eq(a.string, "unix:/run/x.sock");
+        address_done(&a);
+        ck_assert_int_eq(daemon_parse_address("relative.sock", "MRKV_TEST_ADDRESS", "y.sock", &a), -EINVAL);
+
+        /* Without an argument: the environment's, then one in the runtime directory. */
+        ck_assert_int_eq(setenv("MRKV_TEST_ADDRESS", "tcp:127.0.0.1:7", 1), 0);
+        ck_assert_int_eq(daemon_parse_address(NULL, "MRKV_TEST_ADDRESS", "y.sock", &a), 0);
+        ck_assert_str_eq(a.string, "tcp:127.0.0.1:7");
+        address_done(&a);
+        ck_assert_int_eq(setenv("MRKV_TEST_ADDRESS", "nonsense", 1), 0);
+        ck_assert_int_eq(daemon_parse_address(NULL, "MRKV_TEST_ADDRESS", "y.sock", &a), -EINVAL);
+        ck_assert_int_eq(unsetenv("MRKV_TEST_ADDRESS"), 0);
+        ck_assert_int_eq(setenv("RUNTIME_DIRECTORY", "/run/z", 1), 0);
+        ck_assert_int_eq(daemon_parse_address(NULL, "MRKV_TEST_ADDRESS", "y.sock", &a), 0);
+        ck_assert_str_eq(a.string, "unix:/run/z/y.sock");
+        address_done(&a);
+        ck_assert_int_eq(unsetenv("RUNTIME_DIRECTORY"), 0);
+}
+END_TEST
+
 static Suite *daemon_setup_suite(void) {
         Suite *s = suite_create("daemon-setup");
         TCase *tc = tcase_create("listen");
 
+        tcase_add_test(tc, test_parse_address);
         tcase_add_test(tc, test_binds_address);
         tcase_add_test(tc, test_takes_passed);
         tcase_add_test(tc, test_closes_rest_on_failure);

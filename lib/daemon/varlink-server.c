@@ -282,53 +282,51 @@ int varlink_conn_dispatch(VarlinkConn *c, json_object *parameters, const Varlink
         return 0;
 }
 
-/* Builds the parameters of an answer; a failure is an answer that cannot be queued. */
-static int conn_build_parameters(VarlinkConn *c, json_object **ret, va_list ap) {
+/* Answers with the parameters built from json_build_object() pairs; an error answer
+ * with error set, a "continues" one with continues. A failure to build them is an answer
+ * that cannot be queued. */
+static int conn_answer_va(VarlinkConn *c, const char *error, bool continues, va_list ap) {
+        json_object *p;
         int r;
 
-        r = json_build_object_va(ret, ap);
-        if (r < 0 && c->pending && !c->disconnected)
-                return conn_reply_failed(c, r);
-        return r;
+        r = json_build_object_va(&p, ap);
+        if (r < 0)
+                return c->pending && !c->disconnected ? conn_reply_failed(c, r) : r;
+        if (error)
+                return varlink_conn_error(c, error, p);
+        return continues ? varlink_conn_notify(c, p) : varlink_conn_reply(c, p);
 }
 
 int varlink_conn_replyb(VarlinkConn *c, ...) {
-        json_object *p;
         va_list ap;
         int r;
 
         va_start(ap, c);
-        r = conn_build_parameters(c, &p, ap);
+        r = conn_answer_va(c, NULL, false, ap);
         va_end(ap);
-        if (r < 0)
-                return r;
-        return varlink_conn_reply(c, p);
+        return r;
 }
 
 int varlink_conn_notifyb(VarlinkConn *c, ...) {
-        json_object *p;
         va_list ap;
         int r;
 
         va_start(ap, c);
-        r = conn_build_parameters(c, &p, ap);
+        r = conn_answer_va(c, NULL, true, ap);
         va_end(ap);
-        if (r < 0)
-                return r;
-        return varlink_conn_notify(c, p);
+        return r;
 }
 
 int varlink_conn_errorb(VarlinkConn *c, const char *error, ...) {
-        json_object *p;
         va_list ap;
         int r;
 
+        assert(error);
+
         va_start(ap, error);
-        r = conn_build_parameters(c, &p, ap);
+        r = conn_answer_va(c, error, false, ap);
         va_end(ap);
-        if (r < 0)
-                return r;
-        return varlink_conn_error(c, error, p);
+        return r;
 }
 
 bool varlink_conn_has_pending_call(VarlinkConn *c) {

@@ -410,19 +410,6 @@ static int snapshot_read(const MappedFile *m, uint64_t seqnum, state_record_cb c
         return -EBADMSG; /* no end marker */
 }
 
-static int remove_tmp_snapshots(int dir_fd) {
-        _cleanup_strv_free_ char **names = NULL;
-        int r;
-
-        r = state_dir_list(dir_fd, "." SNAPSHOT_PREFIX, ".tmp", &names);
-        if (r < 0)
-                return r;
-        for (char **s = names; *s; s++)
-                if (unlinkat(dir_fd, *s, 0) < 0 && errno != ENOENT)
-                        return -errno;
-        return 0;
-}
-
 int snapshot_load(int dir_fd, const char *dir_path, state_record_cb cb, void *userdata, uint64_t *ret_seqnum) {
         _cleanup_strv_free_ char **names = NULL;
         size_t n;
@@ -431,7 +418,7 @@ int snapshot_load(int dir_fd, const char *dir_path, state_record_cb cb, void *us
         assert(ret_seqnum);
 
         dir_path = dir_path ?: ".";
-        r = remove_tmp_snapshots(dir_fd);
+        r = state_dir_remove_tmp_prefix(dir_fd, SNAPSHOT_PREFIX);
         if (r < 0)
                 return log_error_errno(r, "Failed to remove temporary files in %s: %m", dir_path);
         r = state_dir_list(dir_fd, SNAPSHOT_PREFIX, SNAPSHOT_SUFFIX, &names);

@@ -227,10 +227,17 @@ int state_dir_list(int dir_fd, const char *prefix, const char *suffix, char ***r
 }
 
 int state_dir_remove_tmp(int dir_fd) {
+        return state_dir_remove_tmp_prefix(dir_fd, "");
+}
+
+int state_dir_remove_tmp_prefix(int dir_fd, const char *prefix) {
         _cleanup_strv_free_ char **names = NULL;
+        _cleanup_free_ char *tmp_prefix = NULL;
         int r, n = 0;
 
-        r = state_dir_list(dir_fd, ".", ".tmp", &names);
+        if (asprintf(&tmp_prefix, ".%s", prefix) < 0)
+                return -ENOMEM;
+        r = state_dir_list(dir_fd, tmp_prefix, ".tmp", &names);
         if (r < 0)
                 return r;
         for (char **s = names; *s; s++) {

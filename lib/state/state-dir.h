@@ -38,5 +38,7 @@ int state_file_create(int dir_fd, const char *tmp_name);
 int state_file_commit(int dir_fd, const char *tmp_name, const char *name, bool sync_dir);
 /* Removes the temporary files a crash left behind. Returns how many. */
 int state_dir_remove_tmp(int dir_fd);
+/* The same for the files whose NAME starts with prefix only. */
+int state_dir_remove_tmp_prefix(int dir_fd, const char *prefix);
 /* The names in dir_fd that start with prefix and end with suffix, sorted. */
 int state_dir_list(int dir_fd, const char *prefix, const char *suffix, char ***ret);

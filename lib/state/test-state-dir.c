@@ -128,8 +128,12 @@ START_TEST(test_files) {
         ck_assert_int_eq(symlinkat("/nonexistent-target", dfd, ".dangling.tmp"), 0);
         ck_assert_int_eq(state_file_create(dfd, ".dangling.tmp"), -EEXIST);
 
-        /* Leftovers of a crash go. */
+        /* Leftovers of a crash go: those of one kind of file, or all. */
         test_file_write(dfd, ".snap-1.snap.tmp", "x", 1);
+        test_file_write(dfd, ".log-1.wal.tmp", "x", 1);
+        ck_assert_int_eq(state_dir_remove_tmp_prefix(dfd, "log-"), 1);
+        ck_assert(!test_file_exists(dfd, ".log-1.wal.tmp"));
+        ck_assert(test_file_exists(dfd, ".snap-1.snap.tmp"));
         ck_assert_int_eq(state_dir_remove_tmp(dfd), 3);
         ck_assert(!test_file_exists(dfd, ".snap-1.snap.tmp"));
         ck_assert(test_file_exists(dfd, "data"));

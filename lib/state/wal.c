@@ -1099,19 +1099,6 @@ static int thread_start(Wal *w) {
         return 0;
 }
 
-static int remove_tmp_segments(int dir_fd) {
-        _cleanup_strv_free_ char **names = NULL;
-        int r;
-
-        r = state_dir_list(dir_fd, "." SEGMENT_PREFIX, ".tmp", &names);
-        if (r < 0)
-                return r;
-        for (char **s = names; *s; s++)
-                if (unlinkat(dir_fd, *s, 0) < 0 && errno != ENOENT)
-                        return -errno;
-        return 0;
-}
-
 int wal_open(int dir_fd, const char *dir_path, uint64_t after_seqnum, const WalOptions *opts, state_record_cb cb,
              void *userdata, Wal **ret) {
         _cleanup_(wal_freep) Wal *w = NULL;
@@ -1161,7 +1148,7 @@ int wal_open(int dir_fd, const char *dir_path, uint64_t after_seqnum, const WalO
                 w->io.userdata = opts->io->userdata;
         }
 
-        r = remove_tmp_segments(w->dir_fd);
+        r = state_dir_remove_tmp_prefix(w->dir_fd, SEGMENT_PREFIX);
         if (r < 0)
                 return log_error_errno(r, "Failed to remove temporary files in %s: %m", w->dir_path);
 

@@ -3,7 +3,6 @@
  * mrkv's Varlink server and client, to run against the reference implementation's
  * varlink-go-certification, whose options it takes. */
 #include <getopt.h>
-#include <signal.h>
 
 #include <systemd/sd-event.h>
 
@@ -11,6 +10,7 @@
 #include "cert-client.h"
 #include "cert-service.h"
 #include "config.h"
+#include "daemon-setup.h"
 #include "log.h"
 #include "macro.h"
 
@@ -93,67 +93,39 @@ static int parse_argv(int argc, char *argv[]) {
         return 1;
 }
 
+static int listen_fd(int fd, void *userdata) {
+        return cert_service_listen_fd(userdata, fd);
+}
+
+static void cert_service_freep(CertService **s) {
+        cert_service_free(*s);
+}
+
 static int run_service(void) {
         _cleanup_(address_done) Address address = {};
-        sd_event *event = NULL;
-        CertService *service = NULL;
-        sigset_t mask;
-        bool bound = false;
-        int fd = -EBADF, r;
+        _cleanup_(daemon_freep) Daemon *d = NULL;
+        _cleanup_(cert_service_freep) CertService *service = NULL; /* before the daemon's event loop */
+        int r;
 
         r = address_parse(arg_address, &address);
         if (r < 0)
                 return log_error_errno(r, "Invalid address '%s': %m", arg_address);
 
-        (void) signal(SIGPIPE, SIG_IGN);
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
-                return log_error_errno(errno, "Failed to block signals: %m");
-
-        r = sd_event_default(&event);
-        if (r < 0) {
-                log_error_errno(r, "Failed to allocate the event loop: %m");
-                goto finish;
-        }
-        /* A NULL handler makes the signal end the loop. */
-        r = sd_event_add_signal(event, NULL, SIGTERM, NULL, NULL);
-        if (r >= 0)
-                r = sd_event_add_signal(event, NULL, SIGINT, NULL, NULL);
-        if (r < 0) {
-                log_error_errno(r, "Failed to watch signals: %m");
-                goto finish;
-        }
-
-        r = cert_service_new(event, &service);
-        if (r < 0) {
-                log_error_errno(r, "Failed to create the service: %m");
-                goto finish;
-        }
-        fd = address_listen(&address);
-        if (fd < 0) {
-                r = log_error_errno(fd, "Failed to listen on %s: %m", address.string);
-                goto finish;
-        }
-        bound = true;
-        r = cert_service_listen_fd(service, TAKE_FD(fd));
-        if (r < 0) {
-                log_error_errno(r, "Failed to serve on %s: %m", address.string);
-                goto finish;
-        }
+        r = daemon_new(&(const DaemonOptions) { .ident = "mrkv-varlink-cert", .address = &address }, &d);
+        if (r < 0)
+                return r;
+        r = cert_service_new(d->event, &service);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the service: %m");
+        r = daemon_listen(d, listen_fd, service);
+        if (r < 0)
+                return r;
 
         log_info("Listening on %s.", address.string);
-        r = sd_event_loop(event);
+        r = sd_event_loop(d->event);
         if (r < 0)
-                log_error_errno(r, "Event loop failed: %m");
-
-finish:
-        cert_service_free(service);
-        sd_event_unref(event);
-        if (bound)
-                address_unlink(&address);
-        return r;
+                return log_error_errno(r, "Event loop failed: %m");
+        return 0;
 }
 
 int main(int argc, char *argv[]) {
