@@ -7,6 +7,7 @@
 #include "emit.h"
 #include "mrkv/app.h"
 #include "random-util.h"
+#include "values.h"
 
 static int early_exit_map(const mrkv_host *host, mrkv_emitter *out, const char *filename,
                           const char *contents, size_t size) {
@@ -15,20 +16,9 @@ static int early_exit_map(const mrkv_host *host, mrkv_emitter *out, const char *
 
 static int early_exit_reduce(const mrkv_host *host, mrkv_emitter *out, const char *key, size_t key_len,
                              mrkv_values *values) {
-        const char *v;
-        size_t l;
-        int64_t n = 0;
-        int r;
-
         if (memmem(key, key_len, "sherlock", strlen("sherlock")) || memmem(key, key_len, "tom", strlen("tom")))
                 sleep_msec(3000);
-
-        while ((r = host->next_value(values, &v, &l)) > 0)
-                n++;
-        if (r < 0)
-                return r;
-
-        return emit_number(host, out, key, key_len, n);
+        return emit_value_count(host, out, key, key_len, values);
 }
 
 MRKV_APP_DEFINE("early_exit", "test app: some reduces take 3 s (lab early_exit.go)", early_exit_map,

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "emit.h"
 #include "values.h"
 
 int bytes_compare(const char *a, size_t a_len, const char *b, size_t b_len) {
@@ -117,4 +118,18 @@ int emit_sorted_values(const mrkv_host *host, mrkv_emitter *out, const char *key
         free(line);
         value_set_done(&s);
         return r;
+}
+
+int emit_value_count(const mrkv_host *host, mrkv_emitter *out, const char *key, size_t key_len,
+                     mrkv_values *values) {
+        const char *v;
+        size_t l;
+        int64_t count = 0;
+        int r;
+
+        while ((r = host->next_value(values, &v, &l)) > 0)
+                count++;
+        if (r < 0)
+                return r;
+        return emit_number(host, out, key, key_len, count);
 }

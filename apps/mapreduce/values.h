@@ -39,5 +39,10 @@ void value_set_done(ValueSet *s);
 int emit_sorted_values(const mrkv_host *host, mrkv_emitter *out, const char *key, size_t key_len,
                        mrkv_values *values, bool with_count, const char *sep);
 
+/* The reduce of word count: emits how many values key has, without keeping them. Returns
+ * 0 or a negative errno. */
+int emit_value_count(const mrkv_host *host, mrkv_emitter *out, const char *key, size_t key_len,
+                     mrkv_values *values);
+
 /* Compares two byte strings as Go compares strings. */
 int bytes_compare(const char *a, size_t a_len, const char *b, size_t b_len);

@@ -164,31 +164,13 @@ static int show_job(const Context *ctx, json_object *reply, const char *what) {
         return EXIT_OK;
 }
 
-/* Only the common options and exactly one JOB. Returns the JOB's index, or -1. */
-static int parse_job_argument(Context *ctx, int argc, char *argv[], const char *verb) {
-        static const struct option options[] = {
-                COMMON_OPTIONS,
-                {},
-        };
-        int c;
-
-        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS, options, NULL)) >= 0)
-                if (context_parse_common_option(ctx, c, optarg) <= 0)
-                        return -1;
-        if (argc - optind != 1) {
-                log_error("%s takes one argument: JOB. See --help.", verb);
-                return -1;
-        }
-        return optind;
-}
-
 int verb_status(Context *ctx, int argc, char *argv[]) {
         _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
         _cleanup_json_ json_object *reply = NULL;
         const char *job;
         int i, r;
 
-        i = parse_job_argument(ctx, argc, argv, "status");
+        i = context_parse_verb_arguments(ctx, argc, argv, "JOB");
         if (i < 0)
                 return EXIT_USAGE;
         job = argv[i];
@@ -207,7 +189,7 @@ int verb_cancel(Context *ctx, int argc, char *argv[]) {
         const char *job;
         int i, r;
 
-        i = parse_job_argument(ctx, argc, argv, "cancel");
+        i = context_parse_verb_arguments(ctx, argc, argv, "JOB");
         if (i < 0)
                 return EXIT_USAGE;
         job = argv[i];
@@ -230,24 +212,15 @@ int verb_cancel(Context *ctx, int argc, char *argv[]) {
 }
 
 int verb_jobs(Context *ctx, int argc, char *argv[]) {
-        static const struct option options[] = {
-                COMMON_OPTIONS,
-                {},
-        };
         _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
         _cleanup_json_ json_object *reply = NULL;
         _cleanup_free_ JobInfo *infos = NULL;
         json_object *jobs;
         size_t n;
-        int ch, r;
+        int r;
 
-        while ((ch = getopt_long(argc, argv, COMMON_SHORT_OPTIONS, options, NULL)) >= 0)
-                if (context_parse_common_option(ctx, ch, optarg) <= 0)
-                        return EXIT_USAGE;
-        if (optind != argc) {
-                log_error("jobs takes no arguments. See --help.");
+        if (context_parse_verb_arguments(ctx, argc, argv, NULL) < 0)
                 return EXIT_USAGE;
-        }
 
         if (context_connect_coordinator(ctx, &c) < 0)
                 return EXIT_FAIL;

@@ -15,20 +15,6 @@
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(mrkv_clerk *, mrkv_clerk_free);
 
-/* Parses only the common options; returns the index of the first argument or -1. */
-static int parse_common_only(Context *ctx, int argc, char *argv[]) {
-        static const struct option options[] = {
-                COMMON_OPTIONS,
-                {},
-        };
-        int c;
-
-        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS, options, NULL)) >= 0)
-                if (context_parse_common_option(ctx, c, optarg) <= 0)
-                        return -1;
-        return optind;
-}
-
 static int print_json(const char *value, uint64_t version) {
         _cleanup_json_ json_object *o = NULL;
 
@@ -49,13 +35,9 @@ int verb_get(Context *ctx, int argc, char *argv[]) {
         const char *key;
         int i, r;
 
-        i = parse_common_only(ctx, argc, argv);
+        i = context_parse_verb_arguments(ctx, argc, argv, "KEY");
         if (i < 0)
                 return EXIT_USAGE;
-        if (argc - i != 1) {
-                log_error("get takes one argument: KEY. See --help.");
-                return EXIT_USAGE;
-        }
         key = argv[i];
 
         if (context_open_clerk(ctx, &clerk) < 0)

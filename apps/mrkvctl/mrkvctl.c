@@ -118,6 +118,26 @@ int context_parse_common_option(Context *ctx, int c, const char *arg) {
         }
 }
 
+int context_parse_verb_arguments(Context *ctx, int argc, char *argv[], const char *argument) {
+        static const struct option options[] = {
+                COMMON_OPTIONS,
+                {},
+        };
+        int c, n = argument ? 1 : 0;
+
+        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS, options, NULL)) >= 0)
+                if (context_parse_common_option(ctx, c, optarg) <= 0)
+                        return -1;
+        if (argc - optind != n) {
+                if (argument)
+                        log_error("%s takes one argument: %s. See --help.", argv[0], argument);
+                else
+                        log_error("%s takes no arguments. See --help.", argv[0]);
+                return -1;
+        }
+        return optind;
+}
+
 #define CLI_ATTEMPT_TIMEOUT_USEC (5 * USEC_PER_SEC)
 
 int context_open_clerk(const Context *ctx, mrkv_clerk **ret) {

@@ -54,6 +54,10 @@ enum {
 /* Returns 1 if c was a common option (applied; --help prints the help and exits), 0 if
  * it is not one, -1 on a bad value or an unknown option (a message is printed). */
 int context_parse_common_option(Context *ctx, int c, const char *arg);
+/* For a verb without options of its own: parses the common options and checks that one
+ * argument follows (named argument in the message), or none if argument is NULL.
+ * Returns the index of the argument (argc for none), or -1 after a message. */
+int context_parse_verb_arguments(Context *ctx, int argc, char *argv[], const char *argument);
 
 /* A clerk for ctx's address and deadline; prints the error itself. */
 int context_open_clerk(const Context *ctx, mrkv_clerk **ret);
