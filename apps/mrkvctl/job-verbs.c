@@ -164,19 +164,29 @@ static int show_job(const Context *ctx, json_object *reply, const char *what) {
         return EXIT_OK;
 }
 
-int verb_status(Context *ctx, int argc, char *argv[]) {
-        _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
-        _cleanup_json_ json_object *reply = NULL;
-        const char *job;
-        int i, r;
+/* The JOB of status and cancel, and a connection to the coordinator: EXIT_OK, or the exit
+ * code after a message. */
+static int job_verb_start(Context *ctx, int argc, char *argv[], const char **ret_job, VarlinkClient **ret) {
+        int i;
 
         i = context_parse_verb_arguments(ctx, argc, argv, "JOB");
         if (i < 0)
                 return EXIT_USAGE;
-        job = argv[i];
-
-        if (context_connect_coordinator(ctx, &c) < 0)
+        if (context_connect_coordinator(ctx, ret) < 0)
                 return EXIT_FAIL;
+        *ret_job = argv[i];
+        return EXIT_OK;
+}
+
+int verb_status(Context *ctx, int argc, char *argv[]) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
+        _cleanup_json_ json_object *reply = NULL;
+        const char *job;
+        int r;
+
+        r = job_verb_start(ctx, argc, argv, &job, &c);
+        if (r != EXIT_OK)
+                return r;
         r = get_job(c, ctx, job, "status", &reply);
         if (r != EXIT_OK)
                 return r;
@@ -187,15 +197,11 @@ int verb_cancel(Context *ctx, int argc, char *argv[]) {
         _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
         _cleanup_json_ json_object *p = NULL, *reply = NULL;
         const char *job;
-        int i, r;
+        int r;
 
-        i = context_parse_verb_arguments(ctx, argc, argv, "JOB");
-        if (i < 0)
-                return EXIT_USAGE;
-        job = argv[i];
-
-        if (context_connect_coordinator(ctx, &c) < 0)
-                return EXIT_FAIL;
+        r = job_verb_start(ctx, argc, argv, &job, &c);
+        if (r != EXIT_OK)
+                return r;
         p = job_parameters(job);
         if (!p)
                 return log_oom(), EXIT_FAIL;
