@@ -1,0 +1,375 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The coordinator's Varlink API (worker-api.c, job-api.c) on a real server: a Coordinator
+ * on an sd-event loop in a thread of its own, called over a Unix socket with the blocking
+ * VarlinkClient. What each method answers, the errors of the interface file with their
+ * parameters, InvalidParameter for what the field tables or the methods refuse, and a
+ * GetJob stream. */
+#include <check.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "address.h"
+#include "coordinator.h"
+#include "json-util.h"
+#include "macro.h"
+#include "org.mrkv.MapReduce.varlink.h"
+#include "time-util.h"
+#include "unit-test.h"
+#include "varlink-client.h"
+
+/* A deadline for every call, generous for sanitizers and a loaded machine; no test
+ * asserts how long anything takes. */
+#define CALL_TIMEOUT (10U * USEC_PER_SEC)
+
+static struct {
+        char dir[64];
+        char address[128];
+        char input[128];
+        char workdir[128];
+        sd_event *event;
+        sd_event_source *stop_source;
+        int stop_fd;
+        Coordinator *coordinator;
+        pthread_t thread;
+} srv = { .stop_fd = -EBADF };
+
+static int on_stop(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+static void *loop_thread(void *arg) {
+        return (void *) (intptr_t) sd_event_loop(srv.event);
+}
+
+/* Checked fixtures: every test (a child process of its own) gets a new coordinator. */
+static void setup(void) {
+        char state[96];
+        Address a;
+        int fd;
+
+        snprintf(srv.dir, sizeof(srv.dir), "/tmp/mrkv-test-api-XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(srv.dir));
+        snprintf(srv.address, sizeof(srv.address), "unix:%s/coordinator.sock", srv.dir);
+        snprintf(srv.input, sizeof(srv.input), "%s/input.txt", srv.dir);
+        snprintf(state, sizeof(state), "%s/state", srv.dir);
+        snprintf(srv.workdir, sizeof(srv.workdir), "%s/jobs/1", state);
+        fd = open(srv.input, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(write(fd, "a b a\n", 6), 6);
+        close(fd);
+
+        ck_assert_int_eq(sd_event_new(&srv.event), 0);
+        ck_assert_int_eq(coordinator_new(srv.event, &srv.coordinator), 0);
+        srv.coordinator->submitter.state_dir = strdup(state);
+        ck_assert_ptr_nonnull(srv.coordinator->submitter.state_dir);
+
+        ck_assert_int_eq(address_parse(srv.address, &a), 0);
+        fd = address_listen(&a);
+        address_done(&a);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(coordinator_listen_fd(srv.coordinator, fd), 0);
+
+        srv.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        ck_assert_int_ge(srv.stop_fd, 0);
+        ck_assert_int_ge(sd_event_add_io(srv.event, &srv.stop_source, srv.stop_fd, EPOLLIN, on_stop, NULL), 0);
+        ck_assert_int_eq(pthread_create(&srv.thread, NULL, loop_thread, NULL), 0);
+}
+
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        return remove(path);
+}
+
+static void teardown(void) {
+        void *ret = NULL;
+
+        ck_assert_int_eq(eventfd_write(srv.stop_fd, 1), 0);
+        ck_assert_int_eq(pthread_join(srv.thread, &ret), 0);
+        ck_assert_int_eq((int) (intptr_t) ret, 0);
+        /* The loop has stopped: what is left belongs to this thread now. */
+        srv.coordinator = coordinator_free(srv.coordinator);
+        srv.stop_source = sd_event_source_disable_unref(srv.stop_source);
+        srv.event = sd_event_unref(srv.event);
+        closep(&srv.stop_fd);
+        (void) nftw(srv.dir, remove_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static VarlinkClient *client_new(void) {
+        VarlinkClient *c = NULL;
+
+        ck_assert_int_eq(varlink_client_connect(srv.address, &c), 0);
+        return c;
+}
+
+/* One call with parameters given as JSON text (NULL: none). Returns the reply's
+ * parameters; the error's name, if any, goes to error (empty for none). */
+static json_object *call(VarlinkClient *c, const char *method, const char *params, char error[static 128]) {
+        _cleanup_json_ json_object *p = params ? json_tokener_parse(params) : NULL;
+        json_object *reply = NULL;
+        const char *e = NULL;
+
+        ck_assert(!params || p);
+        ck_assert_int_eq(varlink_client_call(c, method, p, CALL_TIMEOUT, &reply, &e), 0);
+        snprintf(error, 128, "%s", e ?: "");
+        return reply;
+}
+
+/* A call that must succeed. */
+static json_object *call_ok(VarlinkClient *c, const char *method, const char *params) {
+        char error[128];
+        json_object *reply = call(c, method, params, error);
+
+        ck_assert_msg(error[0] == '\0', "%s(%s) failed: %s", method, params ?: "", error);
+        return reply;
+}
+
+/* A call that must fail with error, the reply's parameters. */
+static json_object *call_error(VarlinkClient *c, const char *method, const char *params, const char *error) {
+        char got[128];
+        json_object *reply = call(c, method, params, got);
+
+        ck_assert_msg(streq(got, error), "%s(%s): expected %s, got '%s'", method, params ?: "", error, got);
+        return reply;
+}
+
+static void expect_invalid_parameter(VarlinkClient *c, const char *method, const char *params,
+                                     const char *parameter) {
+        _cleanup_json_ json_object *e = call_error(c, method, params, VARLINK_ERROR_INVALID_PARAMETER);
+        json_object *v;
+
+        ck_assert(json_object_object_get_ex(e, "parameter", &v));
+        ck_assert_str_eq(json_object_get_string(v), parameter);
+}
+
+static json_object *member(json_object *o, const char *key) {
+        json_object *v = NULL;
+
+        ck_assert_msg(json_object_object_get_ex(o, key, &v), "no member %s in %s", key,
+                      json_object_to_json_string(o));
+        return v;
+}
+
+static const char *get_string(json_object *o, const char *key) {
+        json_object *v = member(o, key);
+
+        ck_assert(json_object_is_type(v, json_type_string));
+        return json_object_get_string(v);
+}
+
+static int64_t get_int(json_object *o, const char *key) {
+        json_object *v = member(o, key);
+
+        ck_assert(json_object_is_type(v, json_type_int));
+        return json_object_get_int64(v);
+}
+
+/* Submits a job of app wc on the input file; returns its id. */
+static void submit(VarlinkClient *c, unsigned nreduce, char id[static 16]) {
+        char params[256];
+        _cleanup_json_ json_object *reply = NULL;
+
+        snprintf(params, sizeof(params), "{\"app\":\"wc\",\"files\":[\"%s\"],\"nreduce\":%u}", srv.input, nreduce);
+        reply = call_ok(c, MAPREDUCE_METHOD_SUBMIT_JOB, params);
+        snprintf(id, 16, "%s", get_string(reply, "job"));
+}
+
+START_TEST(test_jobs) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new();
+        _cleanup_json_ json_object *got = NULL, *list = NULL, *cancelled = NULL, *ended = NULL, *none = NULL;
+        json_object *job, *files;
+        char id[16];
+
+        submit(c, 2, id);
+        ck_assert_str_eq(id, "1");
+
+        got = call_ok(c, MAPREDUCE_METHOD_GET_JOB, "{\"job\":\"1\"}");
+        job = member(got, "job");
+        ck_assert_str_eq(get_string(job, "id"), "1");
+        ck_assert_str_eq(get_string(job, "app"), "wc");
+        ck_assert_str_eq(get_string(job, "state"), "queued");
+        ck_assert_str_eq(get_string(job, "workdir"), srv.workdir);
+        files = member(job, "files");
+        ck_assert_uint_eq(json_object_array_length(files), 1);
+        ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(files, 0)), srv.input);
+        ck_assert_int_eq(get_int(job, "nreduce"), 2);
+        ck_assert_int_eq(get_int(job, "map_done"), 0);
+        ck_assert_int_eq(get_int(job, "map_total"), 1);
+        ck_assert_int_eq(get_int(job, "reduce_total"), 2);
+        ck_assert_int_gt(get_int(job, "submit_time"), 0);
+        ck_assert(!json_object_object_get_ex(job, "start_time", NULL));
+        ck_assert(json_object_is_type(member(job, "progress"), json_type_double));
+        ck_assert_uint_eq(json_object_array_length(member(job, "outputs")), 0);
+
+        list = call_ok(c, MAPREDUCE_METHOD_LIST_JOBS, NULL);
+        ck_assert_uint_eq(json_object_array_length(member(list, "jobs")), 1);
+        ck_assert_str_eq(get_string(json_object_array_get_idx(member(list, "jobs"), 0), "id"), "1");
+
+        cancelled = call_ok(c, MAPREDUCE_METHOD_CANCEL_JOB, "{\"job\":\"1\"}");
+        ended = call_error(c, MAPREDUCE_METHOD_CANCEL_JOB, "{\"job\":\"1\"}", MAPREDUCE_ERROR_JOB_ENDED);
+        ck_assert_str_eq(get_string(ended, "job"), "1");
+        ck_assert_str_eq(get_string(ended, "state"), "cancelled");
+
+        none = call_error(c, MAPREDUCE_METHOD_GET_JOB, "{\"job\":\"7\"}", MAPREDUCE_ERROR_NO_SUCH_JOB);
+        ck_assert_str_eq(get_string(none, "job"), "7");
+        json_object_put(call_error(c, MAPREDUCE_METHOD_CANCEL_JOB, "{\"job\":\"7\"}", MAPREDUCE_ERROR_NO_SUCH_JOB));
+}
+END_TEST
+
+START_TEST(test_submit_refused) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new();
+        _cleanup_json_ json_object *e = NULL, *list = NULL;
+        char params[256];
+
+        e = call_error(c, MAPREDUCE_METHOD_SUBMIT_JOB, "{\"app\":\"wc\",\"files\":[\"relative.txt\"]}",
+                       MAPREDUCE_ERROR_INVALID_JOB);
+        ck_assert_ptr_nonnull(strstr(get_string(e, "reason"), "relative.txt"));
+
+        expect_invalid_parameter(c, MAPREDUCE_METHOD_SUBMIT_JOB, "{\"app\":\"wc\",\"files\":[]}", "files");
+        expect_invalid_parameter(c, MAPREDUCE_METHOD_SUBMIT_JOB, "{\"app\":\"wc\",\"files\":[1]}", "files");
+        expect_invalid_parameter(c, MAPREDUCE_METHOD_SUBMIT_JOB, "{\"app\":\"wc\"}", "files");
+        snprintf(params, sizeof(params), "{\"files\":[\"%s\"]}", srv.input);
+        expect_invalid_parameter(c, MAPREDUCE_METHOD_SUBMIT_JOB, params, "app");
+        snprintf(params, sizeof(params), "{\"app\":\"wc\",\"files\":[\"%s\"],\"task_timeout_usec\":0}", srv.input);
+        expect_invalid_parameter(c, MAPREDUCE_METHOD_SUBMIT_JOB, params, "task_timeout_usec");
+        snprintf(params, sizeof(params), "{\"app\":\"wc\",\"files\":[\"%s\"],\"bogus\":1}", srv.input);
+        expect_invalid_parameter(c, MAPREDUCE_METHOD_SUBMIT_JOB, params, "bogus");
+        expect_invalid_parameter(c, MAPREDUCE_METHOD_GET_JOB, "{}", "job");
+        expect_invalid_parameter(c, MAPREDUCE_METHOD_LIST_JOBS, "{\"all\":true}", "all");
+
+        /* Nothing refused was queued. */
+        list = call_ok(c, MAPREDUCE_METHOD_LIST_JOBS, NULL);
+        ck_assert_uint_eq(json_object_array_length(member(list, "jobs")), 0);
+}
+END_TEST
+
+static void finish_params(char params[static 256], const char *job, const char *kind, unsigned task,
+                          unsigned attempt, const char *rest) {
+        snprintf(params, 256, "{\"job\":\"%s\",\"kind\":\"%s\",\"task\":%u,\"attempt\":%u%s}", job, kind, task,
+                 attempt, rest);
+}
+
+START_TEST(test_worker_calls) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new(), *w = client_new(), *w2 = client_new();
+        _cleanup_json_ json_object *task = NULL, *again = NULL, *no_job = NULL, *no_task = NULL, *done = NULL;
+        json_object *files;
+        char id[16], params[256];
+
+        submit(c, 1, id);
+
+        task = call_ok(w, MAPREDUCE_METHOD_REQUEST_TASK, "{\"worker\":\"test\"}");
+        ck_assert_str_eq(get_string(task, "kind"), "map");
+        ck_assert_str_eq(get_string(task, "job"), id);
+        ck_assert_int_eq(get_int(task, "task"), 0);
+        ck_assert_int_eq(get_int(task, "attempt"), 1);
+        ck_assert_int_eq(get_int(task, "nmap"), 1);
+        ck_assert_int_eq(get_int(task, "nreduce"), 1);
+        ck_assert_str_eq(get_string(task, "app"), "wc");
+        ck_assert_str_eq(get_string(task, "workdir"), srv.workdir);
+        files = member(task, "files");
+        ck_assert_uint_eq(json_object_array_length(files), 1);
+        ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(files, 0)), srv.input);
+
+        finish_params(params, "nope", "map", 0, 1, ",\"ok\":true");
+        no_job = call_error(w, MAPREDUCE_METHOD_FINISH_TASK, params, MAPREDUCE_ERROR_NO_SUCH_JOB);
+        ck_assert_str_eq(get_string(no_job, "job"), "nope");
+        finish_params(params, id, "reduce", 5, 1, ",\"ok\":true");
+        no_task = call_error(w, MAPREDUCE_METHOD_FINISH_TASK, params, MAPREDUCE_ERROR_NO_SUCH_TASK);
+        ck_assert_str_eq(get_string(no_task, "job"), id);
+        ck_assert_str_eq(get_string(no_task, "kind"), "reduce");
+        ck_assert_int_eq(get_int(no_task, "task"), 5);
+        finish_params(params, id, "sort", 0, 1, ",\"ok\":true");
+        expect_invalid_parameter(w, MAPREDUCE_METHOD_FINISH_TASK, params, "kind");
+        finish_params(params, id, "map", 0, 1, "");
+        expect_invalid_parameter(w, MAPREDUCE_METHOD_FINISH_TASK, params, "ok");
+
+        /* A failed attempt: the task is handed out again, as attempt 2. */
+        finish_params(params, id, "map", 0, 1, ",\"ok\":false,\"error\":\"test failure\"");
+        done = call_ok(w, MAPREDUCE_METHOD_FINISH_TASK, params);
+        again = call_ok(w, MAPREDUCE_METHOD_REQUEST_TASK, NULL);
+        ck_assert_str_eq(get_string(again, "kind"), "map");
+        ck_assert_int_eq(get_int(again, "task"), 0);
+        ck_assert_int_eq(get_int(again, "attempt"), 2);
+
+        /* RequestTask answers once, later: neither a stream nor one-way. */
+        ck_assert_int_eq(varlink_client_send(w2, MAPREDUCE_METHOD_REQUEST_TASK, NULL, VARLINK_CLIENT_MORE,
+                                             CALL_TIMEOUT),
+                         0);
+        {
+                _cleanup_json_ json_object *e = NULL;
+                const char *error = NULL;
+                bool continues = true;
+                json_object *v;
+
+                ck_assert_int_eq(varlink_client_read(w2, CALL_TIMEOUT, &e, &error, &continues), 0);
+                ck_assert_str_eq(error, VARLINK_ERROR_INVALID_PARAMETER);
+                ck_assert(!continues);
+                ck_assert(json_object_object_get_ex(e, "parameter", &v));
+                ck_assert_str_eq(json_object_get_string(v), "more");
+        }
+}
+END_TEST
+
+/* Reads one reply of a GetJob stream: the job's state, and whether more follow. */
+static void read_job_reply(VarlinkClient *c, char state[static 16], bool *ret_continues) {
+        _cleanup_json_ json_object *reply = NULL;
+        const char *error = NULL;
+
+        ck_assert_int_eq(varlink_client_read(c, CALL_TIMEOUT, &reply, &error, ret_continues), 0);
+        ck_assert_msg(!error, "GetJob failed: %s", error);
+        snprintf(state, 16, "%s", get_string(member(reply, "job"), "state"));
+}
+
+START_TEST(test_get_job_stream) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new(), *watcher = client_new(),
+                                                     *w = client_new();
+        _cleanup_json_ json_object *p = NULL, *task = NULL, *cancelled = NULL;
+        char id[16], state[16];
+        bool continues;
+
+        submit(c, 1, id);
+        ck_assert_int_eq(json_build_object(&p, "job", json_object_new_string(id), NULL), 0);
+        ck_assert_int_eq(varlink_client_send(watcher, MAPREDUCE_METHOD_GET_JOB, p, VARLINK_CLIENT_MORE,
+                                             CALL_TIMEOUT),
+                         0);
+        read_job_reply(watcher, state, &continues);
+        ck_assert_str_eq(state, "queued");
+        ck_assert(continues);
+
+        /* A worker starts the job: the watcher hears of it. */
+        task = call_ok(w, MAPREDUCE_METHOD_REQUEST_TASK, NULL);
+        read_job_reply(watcher, state, &continues);
+        ck_assert_str_eq(state, "mapping");
+        ck_assert(continues);
+
+        /* The job ends: the last reply of the stream. */
+        cancelled = call_ok(c, MAPREDUCE_METHOD_CANCEL_JOB, "{\"job\":\"1\"}");
+        read_job_reply(watcher, state, &continues);
+        ck_assert_str_eq(state, "cancelled");
+        ck_assert(!continues);
+
+        /* The connection goes on after the stream. */
+        json_object_put(call_ok(watcher, MAPREDUCE_METHOD_LIST_JOBS, NULL));
+}
+END_TEST
+
+static Suite *api_suite(void) {
+        Suite *s = suite_create("api");
+        TCase *tc = tcase_create("varlink");
+
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_jobs);
+        tcase_add_test(tc, test_submit_refused);
+        tcase_add_test(tc, test_worker_calls);
+        tcase_add_test(tc, test_get_job_stream);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(int argc, char *argv[]) {
+        return unit_run("api", api_suite(), NULL, argc, argv);
+}
