@@ -58,7 +58,7 @@ static int exit_code_of_transport(int r, const char *what) {
                 log_error("%s: the coordinator closed the connection.", what);
                 break;
         case -EBADMSG:
-                log_error("%s: the reply is not a valid org.mrkv.MapReduce message.", what);
+                log_error("%s: the reply is not a valid " MAPREDUCE_INTERFACE " message.", what);
                 break;
         default:
                 log_error_errno(r, "%s: %m", what);

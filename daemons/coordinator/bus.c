@@ -76,8 +76,8 @@ static int method_submit_job(sd_bus_message *m, void *userdata, sd_bus_error *er
 static int cancel(Coordinator *c, Job *j, sd_bus_message *m, sd_bus_error *error) {
         int r = scheduler_cancel_job(c->scheduler, j);
         if (r == -ESTALE)
-                return sd_bus_error_setf(error, MAPREDUCE_BUS_ERROR_JOB_ENDED, "Job %s has ended (%s).", j->id,
-                                         job_display_state(j));
+                return sd_bus_error_setf(error, MAPREDUCE_BUS_ERROR_JOB_ENDED, "Job %s has ended (%s).",
+                                         j->id, job_display_state(j));
         if (r < 0)
                 return r;
         log_info("Job %s cancelled over D-Bus by %s.", j->id, sd_bus_message_get_sender(m) ?: "?");
@@ -241,34 +241,36 @@ static void on_event(ObserverEvent event, Job *j, void *userdata) {
         _cleanup_free_ char *path = NULL;
 
         if (event == EVENT_WORKERS_CHANGED) {
-                (void) sd_bus_emit_properties_changed(bus, MAPREDUCE_BUS_PATH, MAPREDUCE_BUS_INTERFACE, "Workers",
-                                                      NULL);
+                (void) sd_bus_emit_properties_changed(bus, MAPREDUCE_BUS_PATH, MAPREDUCE_BUS_INTERFACE,
+                                                      "Workers", NULL);
                 return;
         }
         if (job_object_path(j, &path) < 0)
                 return;
 
         if (event == EVENT_JOB_CHANGED) {
-                (void) sd_bus_emit_properties_changed(bus, path, MAPREDUCE_BUS_JOB_INTERFACE, "State", "MapDone",
-                                                      "ReduceDone", "Progress", "StartTime", "FinishTime",
-                                                      "Error", "Outputs", "Counters", NULL);
+                (void) sd_bus_emit_properties_changed(bus, path, MAPREDUCE_BUS_JOB_INTERFACE, "State",
+                                                      "MapDone", "ReduceDone", "Progress", "StartTime",
+                                                      "FinishTime", "Error", "Outputs", "Counters", NULL);
                 return;
         }
         if (event == EVENT_JOB_ADDED)
                 (void) sd_bus_emit_object_added(bus, path);
         else
                 (void) sd_bus_emit_object_removed(bus, path);
-        (void) sd_bus_emit_properties_changed(bus, MAPREDUCE_BUS_PATH, MAPREDUCE_BUS_INTERFACE, "Jobs", NULL);
+        (void) sd_bus_emit_properties_changed(bus, MAPREDUCE_BUS_PATH, MAPREDUCE_BUS_INTERFACE, "Jobs",
+                                              NULL);
 }
 
 int coordinator_bus_setup(Coordinator *c, sd_bus *bus) {
         int r;
 
-        r = sd_bus_add_object_vtable(bus, NULL, MAPREDUCE_BUS_PATH, MAPREDUCE_BUS_INTERFACE, manager_vtable, c);
+        r = sd_bus_add_object_vtable(bus, NULL, MAPREDUCE_BUS_PATH, MAPREDUCE_BUS_INTERFACE, manager_vtable,
+                                     c);
         if (r < 0)
                 return r;
-        r = sd_bus_add_fallback_vtable(bus, NULL, MAPREDUCE_BUS_JOB_PREFIX, MAPREDUCE_BUS_JOB_INTERFACE, job_vtable,
-                                       job_find, c);
+        r = sd_bus_add_fallback_vtable(bus, NULL, MAPREDUCE_BUS_JOB_PREFIX, MAPREDUCE_BUS_JOB_INTERFACE,
+                                       job_vtable, job_find, c);
         if (r < 0)
                 return r;
         r = sd_bus_add_node_enumerator(bus, NULL, MAPREDUCE_BUS_JOB_PREFIX, job_enumerate, c);

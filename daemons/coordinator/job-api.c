@@ -31,7 +31,9 @@ static json_object *job_outputs_to_json(Job *j) {
         for (unsigned r = 0; j->state == JOB_DONE && r < j->nreduce; r++) {
                 _cleanup_free_ char *path = NULL;
 
-                if (job_output_path(j, r, &path) < 0 || json_array_append(outputs, json_object_new_string(path)) < 0)
+                if (job_output_path(j, r, &path) < 0)
+                        return NULL;
+                if (json_array_append(outputs, json_object_new_string(path)) < 0)
                         return NULL;
         }
         return TAKE_PTR(outputs);
@@ -78,7 +80,9 @@ static json_object *job_to_json(Job *j) {
 }
 
 static int error_no_such_job(VarlinkConn *conn, const char *id) {
-        return varlink_conn_errorb(conn, MAPREDUCE_ERROR_NO_SUCH_JOB, "job", json_object_new_string(id), NULL);
+        return varlink_conn_errorb(conn, MAPREDUCE_ERROR_NO_SUCH_JOB,
+                                   "job", json_object_new_string(id),
+                                   NULL);
 }
 
 /* SubmitJob's "files": the strings of the array (which keeps them), -EINVAL if it is
@@ -125,8 +129,8 @@ static int method_submit_job(VarlinkConn *conn, json_object *parameters, Varlink
                                           { "files", VARLINK_ARRAY, offsetof(typeof(p), files), true },
                                           { "nreduce", VARLINK_UINT32, offsetof(typeof(p), nreduce), false },
                                           { "workdir", VARLINK_STRING, offsetof(typeof(p), workdir), false },
-                                          { "task_timeout_usec", VARLINK_UINT64, offsetof(typeof(p), timeout_usec),
-                                            false },
+                                          { "task_timeout_usec", VARLINK_UINT64,
+                                            offsetof(typeof(p), timeout_usec), false },
                                           {},
                                   },
                                   &p);

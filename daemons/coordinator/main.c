@@ -51,7 +51,7 @@ static void help(void) {
                "                           DIR/jobs/<id> (default: $STATE_DIRECTORY, else\n"
                "                           $XDG_STATE_HOME/mrkv or ~/.local/state/mrkv)\n"
                "      --bus-address=ADDRESS\n"
-               "                           serve org.mrkv.MapReduce1 on this D-Bus (default: $MRKV_BUS,\n"
+               "                           serve " MAPREDUCE_BUS_NAME " on this D-Bus (default: $MRKV_BUS,\n"
                "                           \"system\", \"user\", \"none\" or an address; under systemd the\n"
                "                           system or user bus of its manager; else none)\n"
                "      --log-level=LEVEL    debug, info, notice, warning, err (default info)\n"
@@ -136,7 +136,8 @@ static int parse_argv(int argc, char *argv[]) {
         r = check_inputs(arg_files, arg_n_files);
         if (r < 0)
                 return r;
-        r = daemon_parse_address(address, MRKV_COORDINATOR_ADDRESS_ENV, MRKV_COORDINATOR_SOCKET, &arg_address);
+        r = daemon_parse_address(address, MRKV_COORDINATOR_ADDRESS_ENV, MRKV_COORDINATOR_SOCKET,
+                                 &arg_address);
         if (r < 0)
                 return r;
         return 1;

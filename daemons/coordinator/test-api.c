@@ -76,7 +76,8 @@ static void setup(void) {
 
         srv.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         ck_assert_int_ge(srv.stop_fd, 0);
-        ck_assert_int_ge(sd_event_add_io(srv.event, &srv.stop_source, srv.stop_fd, EPOLLIN, on_stop, NULL), 0);
+        ck_assert_int_ge(sd_event_add_io(srv.event, &srv.stop_source, srv.stop_fd, EPOLLIN, on_stop, NULL),
+                         0);
         ck_assert_int_eq(pthread_create(&srv.thread, NULL, loop_thread, NULL), 0);
 }
 
@@ -172,7 +173,8 @@ static void submit(VarlinkClient *c, unsigned nreduce, char id[static 16]) {
         char params[256];
         _cleanup_json_ json_object *reply = NULL;
 
-        snprintf(params, sizeof(params), "{\"app\":\"wc\",\"files\":[\"%s\"],\"nreduce\":%u}", srv.input, nreduce);
+        snprintf(params, sizeof(params), "{\"app\":\"wc\",\"files\":[\"%s\"],\"nreduce\":%u}", srv.input,
+                 nreduce);
         reply = call_ok(c, MAPREDUCE_METHOD_SUBMIT_JOB, params);
         snprintf(id, 16, "%s", get_string(reply, "job"));
 }
@@ -215,7 +217,8 @@ START_TEST(test_jobs) {
 
         none = call_error(c, MAPREDUCE_METHOD_GET_JOB, "{\"job\":\"7\"}", MAPREDUCE_ERROR_NO_SUCH_JOB);
         ck_assert_str_eq(get_string(none, "job"), "7");
-        json_object_put(call_error(c, MAPREDUCE_METHOD_CANCEL_JOB, "{\"job\":\"7\"}", MAPREDUCE_ERROR_NO_SUCH_JOB));
+        json_object_put(call_error(c, MAPREDUCE_METHOD_CANCEL_JOB, "{\"job\":\"7\"}",
+                                   MAPREDUCE_ERROR_NO_SUCH_JOB));
 }
 END_TEST
 
@@ -233,7 +236,8 @@ START_TEST(test_submit_refused) {
         expect_invalid_parameter(c, MAPREDUCE_METHOD_SUBMIT_JOB, "{\"app\":\"wc\"}", "files");
         snprintf(params, sizeof(params), "{\"files\":[\"%s\"]}", srv.input);
         expect_invalid_parameter(c, MAPREDUCE_METHOD_SUBMIT_JOB, params, "app");
-        snprintf(params, sizeof(params), "{\"app\":\"wc\",\"files\":[\"%s\"],\"task_timeout_usec\":0}", srv.input);
+        snprintf(params, sizeof(params), "{\"app\":\"wc\",\"files\":[\"%s\"],\"task_timeout_usec\":0}",
+                 srv.input);
         expect_invalid_parameter(c, MAPREDUCE_METHOD_SUBMIT_JOB, params, "task_timeout_usec");
         snprintf(params, sizeof(params), "{\"app\":\"wc\",\"files\":[\"%s\"],\"bogus\":1}", srv.input);
         expect_invalid_parameter(c, MAPREDUCE_METHOD_SUBMIT_JOB, params, "bogus");
@@ -248,13 +252,15 @@ END_TEST
 
 static void finish_params(char params[static 256], const char *job, const char *kind, unsigned task,
                           unsigned attempt, const char *rest) {
-        snprintf(params, 256, "{\"job\":\"%s\",\"kind\":\"%s\",\"task\":%u,\"attempt\":%u%s}", job, kind, task,
-                 attempt, rest);
+        snprintf(params, 256, "{\"job\":\"%s\",\"kind\":\"%s\",\"task\":%u,\"attempt\":%u%s}", job, kind,
+                 task, attempt, rest);
 }
 
 START_TEST(test_worker_calls) {
-        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new(), *w = client_new(), *w2 = client_new();
-        _cleanup_json_ json_object *task = NULL, *again = NULL, *no_job = NULL, *no_task = NULL, *done = NULL;
+        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new(), *w = client_new(),
+                                                     *w2 = client_new();
+        _cleanup_json_ json_object *task = NULL, *again = NULL, *no_job = NULL, *no_task = NULL,
+                                   *done = NULL;
         json_object *files;
         char id[16], params[256];
 

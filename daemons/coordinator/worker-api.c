@@ -135,15 +135,16 @@ static int finish_find_task(MapReduceApi *a, VarlinkConn *conn, const FinishTask
 /* The first successful attempt's output goes into place before the task counts as done;
  * any other attempt's is removed. Returns whether the attempt counts, and why not in
  * *error. */
-static bool finish_commit(VarlinkConn *conn, Job *job, Task *t, const FinishTaskParameters *p, const char **error) {
+static bool finish_commit(VarlinkConn *conn, Job *job, Task *t, const FinishTaskParameters *p,
+                          const char **error) {
         bool accept = p->ok && job_may_complete(job, t, p->attempt);
         int r;
 
         if (accept) {
                 r = commit_attempt_output(job, t, p->attempt);
                 if (r < 0) {
-                        log_warning_errno(r, "Cannot commit %s task %u attempt %u of %s: %m", p->kind, p->task,
-                                          p->attempt, varlink_conn_describe(conn));
+                        log_warning_errno(r, "Cannot commit %s task %u attempt %u of %s: %m", p->kind,
+                                          p->task, p->attempt, varlink_conn_describe(conn));
                         accept = false;
                         *error = "output files missing";
                 }

@@ -86,7 +86,8 @@ static int parse_argv(int argc, char *argv[]) {
         if (optind < argc)
                 arg_app = argv[optind];
 
-        r = daemon_parse_address(address, MRKV_COORDINATOR_ADDRESS_ENV, MRKV_COORDINATOR_SOCKET, &arg_address);
+        r = daemon_parse_address(address, MRKV_COORDINATOR_ADDRESS_ENV, MRKV_COORDINATOR_SOCKET,
+                                 &arg_address);
         if (r < 0)
                 return r;
         return 1;

@@ -166,7 +166,8 @@ static int assignment_check(const Assignment *a) {
 
 /* Asks for a task and waits for it: 1 and the task (whose strings live in *ret_reply),
  * 0 when told to exit, or a negative errno, logged unless -ECONNRESET. */
-static int request_task(VarlinkClient *client, const char *address, json_object **ret_reply, Assignment *ret) {
+static int request_task(VarlinkClient *client, const char *address, json_object **ret_reply,
+                        Assignment *ret) {
         _cleanup_json_ json_object *reply = NULL;
         const char *err = NULL, *bad = NULL;
         Assignment a = {};

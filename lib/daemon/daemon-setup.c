@@ -21,7 +21,8 @@ int daemon_parse_address(const char *arg, const char *env_var, const char *sockn
         }
         r = address_parse(arg, ret);
         if (r < 0)
-                return log_error_errno(r, "Invalid address '%s': %m (expected unix:/path or tcp:host:port)", arg);
+                return log_error_errno(r, "Invalid address '%s': %m (expected unix:/path or tcp:host:port)",
+                                       arg);
         return 0;
 }
 

@@ -7,8 +7,8 @@
 # the header also defines, for every "error Name (...)" of the interface, its full name:
 #     #define PREFIX_NAME "org.example.Interface.Name"
 # (Name in upper case, with an underscore between its words); --method-prefix does the
-# same for every "method Name(...)". So servers and clients spell the names of methods
-# and errors once, in the interface file.
+# same for every "method Name(...)", and --interface-define NAME defines NAME as the
+# interface's name. So servers and clients spell these names once, in the interface file.
 import argparse
 import re
 import sys
@@ -16,6 +16,7 @@ import sys
 parser = argparse.ArgumentParser()
 parser.add_argument('--error-prefix', help='define the full name of every error, prefixed with this')
 parser.add_argument('--method-prefix', help='define the full name of every method, prefixed with this')
+parser.add_argument('--interface-define', help='define the name of the interface as this')
 parser.add_argument('src')
 parser.add_argument('dst')
 parser.add_argument('name')
@@ -40,8 +41,9 @@ def macro_name(error):
     # NoKey -> NO_KEY, VersionMismatch -> VERSION_MISMATCH, HTTPError -> HTTP_ERROR
     return re.sub(r'(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])', '_', error).upper()
 
-def name_defines(text, prefixes):
-    """The #defines for the declarations named in prefixes ({'error': 'X_ERROR_', ...})."""
+def name_defines(text, prefixes, interface_define):
+    """The #defines for the declarations named in prefixes ({'error': 'X_ERROR_', ...})
+    and, if interface_define is set, for the interface's name."""
     interface = None
     defines = {}
     for number, line in enumerate(text.splitlines(), 1):
@@ -67,6 +69,8 @@ def name_defines(text, prefixes):
             defines[macro] = '%s.%s' % (interface, m.group(1))
     if not interface:
         sys.exit('%s: no interface line' % args.src)
+    if interface_define:
+        defines = {interface_define: interface, **defines}
     return defines
 
 prefixes = {}
@@ -74,7 +78,9 @@ if args.method_prefix is not None:
     prefixes['method'] = args.method_prefix
 if args.error_prefix is not None:
     prefixes['error'] = args.error_prefix
-defines = name_defines(data.decode('utf-8'), prefixes) if prefixes else {}
+defines = {}
+if prefixes or args.interface_define:
+    defines = name_defines(data.decode('utf-8'), prefixes, args.interface_define)
 
 with open(args.dst, 'w') as f:
     f.write('/* Generated from %s by embed-text.py. */\n#pragma once\n\n' % args.src.split('/')[-1])

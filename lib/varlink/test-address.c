@@ -66,7 +66,8 @@ START_TEST(test_address_parse) {
         expect_address("unix:/run/mrkv/kv.sock", AF_UNIX, 0);
         ck_assert_int_eq(address_parse("unix:/run/mrkv/kv.sock", &a), 0);
         ck_assert_str_eq(((struct sockaddr_un *) &a.sa)->sun_path, "/run/mrkv/kv.sock");
-        ck_assert_uint_eq(a.sa_len, offsetof(struct sockaddr_un, sun_path) + strlen("/run/mrkv/kv.sock") + 1);
+        ck_assert_uint_eq(a.sa_len,
+                          offsetof(struct sockaddr_un, sun_path) + strlen("/run/mrkv/kv.sock") + 1);
         address_done(&a);
         expect_address("/abs/path.sock", AF_UNIX, 0); /* a bare absolute path is unix: */
 
@@ -124,7 +125,9 @@ START_TEST(test_address_listen_connect) {
         cfd = address_connect(&a, true);
         ck_assert_int_ge(cfd, 0);
         ck_assert(fcntl(cfd, F_GETFL) & O_NONBLOCK);
-        ck_assert_int_eq(poll(&(struct pollfd) { .fd = lfd, .events = POLLIN }, 1, (int) (CALL_TIMEOUT / 1000)), 1);
+        ck_assert_int_eq(poll(&(struct pollfd) { .fd = lfd, .events = POLLIN }, 1,
+                              (int) (CALL_TIMEOUT / USEC_PER_MSEC)),
+                         1);
         afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
         ck_assert_int_ge(afd, 0);
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The header embed-text.py makes of test-embed-text.varlink: the interface text, byte for
- * byte, and the full name of each of its methods and errors. */
+ * byte, its name, and the full name of each of its methods and errors. */
 #include <check.h>
 #include <stdio.h>
 
@@ -33,6 +33,7 @@ START_TEST(test_error_names) {
 END_TEST
 
 START_TEST(test_method_names) {
+        ck_assert_str_eq(TEST_INTERFACE, "org.example.EmbedTest");
         ck_assert_str_eq(TEST_METHOD_CALL, "org.example.EmbedTest.Call");
         ck_assert_str_eq(TEST_METHOD_GET_THING2, "org.example.EmbedTest.GetThing2");
 #ifdef TEST_METHOD_COMMENTED

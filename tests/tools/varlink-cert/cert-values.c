@@ -62,7 +62,8 @@ json_object *cert_call_parameters(CertStepId id, const char *client_id) {
 
         assert(id < _CERT_STEP_MAX);
         p = cert_json(cert_steps[id].call);
-        if (p && id != CERT_START && json_object_add(p, "client_id", json_object_new_string(client_id)) < 0) {
+        if (p && id != CERT_START &&
+            json_object_add(p, "client_id", json_object_new_string(client_id)) < 0) {
                 json_object_put(p);
                 return NULL;
         }
