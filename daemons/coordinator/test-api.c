@@ -6,31 +6,29 @@
  * GetJob stream. */
 #include <check.h>
 #include <fcntl.h>
-#include <ftw.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <sys/eventfd.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "address.h"
 #include "coordinator.h"
+#include "harness.h"
 #include "json-util.h"
 #include "macro.h"
 #include "org.mrkv.MapReduce.varlink.h"
-#include "time-util.h"
-#include "unit-test.h"
 #include "varlink-client.h"
 
-/* A deadline for every call, generous for sanitizers and a loaded machine; no test
- * asserts how long anything takes. */
-#define CALL_TIMEOUT (10U * USEC_PER_SEC)
+/* A deadline for every call; no test asserts how long anything takes. */
+#define CALL_TIMEOUT TEST_TIMEOUT_USEC
+/* Parameters as JSON text: a path and a few members. */
+#define PARAMS_MAX (PATH_MAX + 256)
 
 static struct {
-        char dir[64];
-        char address[128];
-        char input[128];
-        char workdir[128];
+        char address[PATH_MAX + 8];
+        char input[PATH_MAX];
+        char workdir[PATH_MAX];
         sd_event *event;
         sd_event_source *stop_source;
         int stop_fd;
@@ -46,18 +44,18 @@ static void *loop_thread(void *arg) {
         return (void *) (intptr_t) sd_event_loop(srv.event);
 }
 
-/* Checked fixtures: every test (a child process of its own) gets a new coordinator. */
+/* Checked fixtures: every test (a child process of its own) gets a new coordinator, in a
+ * directory of its own (the harness removes them all at the end). */
 static void setup(void) {
-        char state[96];
+        _cleanup_free_ char *dir = test_dir_new();
+        char state[PATH_MAX];
         Address a;
         int fd;
 
-        snprintf(srv.dir, sizeof(srv.dir), "/tmp/mrkv-test-api-XXXXXX");
-        ck_assert_ptr_nonnull(mkdtemp(srv.dir));
-        snprintf(srv.address, sizeof(srv.address), "unix:%s/coordinator.sock", srv.dir);
-        snprintf(srv.input, sizeof(srv.input), "%s/input.txt", srv.dir);
-        snprintf(state, sizeof(state), "%s/state", srv.dir);
-        snprintf(srv.workdir, sizeof(srv.workdir), "%s/jobs/1", state);
+        snprintf(srv.address, sizeof(srv.address), "unix:%s/coordinator.sock", dir);
+        snprintf(srv.input, sizeof(srv.input), "%s/input.txt", dir);
+        snprintf(state, sizeof(state), "%s/state", dir);
+        snprintf(srv.workdir, sizeof(srv.workdir), "%s/state/jobs/1", dir);
         fd = open(srv.input, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         ck_assert_int_ge(fd, 0);
         ck_assert_int_eq(write(fd, "a b a\n", 6), 6);
@@ -81,10 +79,6 @@ static void setup(void) {
         ck_assert_int_eq(pthread_create(&srv.thread, NULL, loop_thread, NULL), 0);
 }
 
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        return remove(path);
-}
-
 static void teardown(void) {
         void *ret = NULL;
 
@@ -96,7 +90,6 @@ static void teardown(void) {
         srv.stop_source = sd_event_source_disable_unref(srv.stop_source);
         srv.event = sd_event_unref(srv.event);
         closep(&srv.stop_fd);
-        (void) nftw(srv.dir, remove_one, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 static VarlinkClient *client_new(void) {
@@ -170,7 +163,7 @@ static int64_t get_int(json_object *o, const char *key) {
 
 /* Submits a job of app wc on the input file; returns its id. */
 static void submit(VarlinkClient *c, unsigned nreduce, char id[static 16]) {
-        char params[256];
+        char params[PARAMS_MAX];
         _cleanup_json_ json_object *reply = NULL;
 
         snprintf(params, sizeof(params), "{\"app\":\"wc\",\"files\":[\"%s\"],\"nreduce\":%u}", srv.input,
@@ -225,7 +218,7 @@ END_TEST
 START_TEST(test_submit_refused) {
         _cleanup_(varlink_client_freep) VarlinkClient *c = client_new();
         _cleanup_json_ json_object *e = NULL, *list = NULL;
-        char params[256];
+        char params[PARAMS_MAX];
 
         e = call_error(c, MAPREDUCE_METHOD_SUBMIT_JOB, "{\"app\":\"wc\",\"files\":[\"relative.txt\"]}",
                        MAPREDUCE_ERROR_INVALID_JOB);
@@ -376,6 +369,6 @@ static Suite *api_suite(void) {
         return s;
 }
 
-int main(int argc, char *argv[]) {
-        return unit_run("api", api_suite(), NULL, argc, argv);
+int main(void) {
+        return test_run_suite(api_suite());
 }
