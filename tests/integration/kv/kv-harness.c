@@ -5,20 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <json-c/json.h>
-
 #include "kv-harness.h"
-
-/* The histories' clock: CLOCK_MONOTONIC in nanoseconds, as mrkv-lincheck reads them. */
-static int64_t now_ns(void) {
-        struct timespec ts;
-
-        ck_assert_int_eq(clock_gettime(CLOCK_MONOTONIC, &ts), 0);
-        return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
+#include "lincheck.h"
 
 void test_kvserver_start(const char *dir, TestDaemon *ret) {
         test_daemon_start(ret, test_program("MRKV_TEST_KVSERVER"), dir, "kv.sock", NULL);
@@ -120,9 +110,9 @@ int test_get(mrkv_clerk *c, TestHistory *h, int client, const char *key, char **
         TestOp *op;
         int r;
 
-        call = now_ns();
+        call = lin_now_ns();
         r = mrkv_clerk_get(c, key, &value, &version);
-        ret = now_ns();
+        ret = lin_now_ns();
 
         /* A Get without an answer constrains nothing; leave it out. */
         if (r >= 0) {
@@ -152,9 +142,9 @@ int test_put(mrkv_clerk *c, TestHistory *h, int client, const char *key, const c
         TestOp *op;
         int r;
 
-        call = now_ns();
+        call = lin_now_ns();
         r = mrkv_clerk_put(c, key, value, version);
-        ret = now_ns();
+        ret = lin_now_ns();
 
         if (r >= 0 || r == -ETIMEDOUT) {
                 op = history_append(h);
@@ -181,51 +171,46 @@ void test_history_done(TestHistory *h) {
         *h = (TestHistory) {};
 }
 
-static const char *result_name(int r) {
+static LinOutcome outcome_of(int r) {
         switch (r) {
         case MRKV_OK:
-                return "ok";
+                return LIN_OUT_OK;
         case MRKV_ERR_NO_KEY:
-                return "nokey";
+                return LIN_OUT_NOKEY;
         case MRKV_ERR_VERSION:
-                return "version";
+                return LIN_OUT_VERSION;
         case MRKV_ERR_MAYBE:
-                return "maybe";
+                return LIN_OUT_MAYBE;
         default:
                 ck_abort_msg("unexpected result %d", r);
-                return NULL;
+                return _LIN_OUT_MAX;
         }
 }
 
 void test_history_write(TestHistory *hs, size_t n, const char *path) {
-        FILE *f = fopen(path, "we");
+        _cleanup_(lin_history_freep) LinHistory *h = lin_history_new();
 
-        ck_assert_msg(f, "%s: %s", path, strerror(errno));
+        ck_assert_ptr_nonnull(h);
         for (size_t i = 0; i < n; i++)
                 for (size_t j = 0; j < hs[i].n; j++) {
                         const TestOp *op = &hs[i].ops[j];
-                        json_object *o = json_object_new_object();
+                        LinOp l = {
+                                .client = op->client,
+                                .kind = op->put ? LIN_PUT : LIN_GET,
+                                .key = op->key,
+                                .value = op->value,
+                                .version = op->version,
+                                .outcome = outcome_of(op->result),
+                                .out_value = op->out_value,
+                                .out_version = op->out_version,
+                                .call = op->call,
+                                .ret = op->ret >= 0 ? op->ret : LIN_NEVER,
+                        };
 
-                        ck_assert_ptr_nonnull(o);
-                        json_object_object_add(o, "client", json_object_new_int(op->client));
-                        json_object_object_add(o, "op", json_object_new_string(op->put ? "put" : "get"));
-                        json_object_object_add(o, "key", json_object_new_string(op->key));
-                        if (op->put) {
-                                json_object_object_add(o, "value", json_object_new_string(op->value));
-                                json_object_object_add(o, "version", json_object_new_uint64(op->version));
-                        }
-                        json_object_object_add(o, "call", json_object_new_int64(op->call));
-                        json_object_object_add(o, "return", op->ret >= 0 ? json_object_new_int64(op->ret) : NULL);
-                        json_object_object_add(o, "result", json_object_new_string(result_name(op->result)));
-                        if (op->out_value) {
-                                json_object_object_add(o, "out_value", json_object_new_string(op->out_value));
-                                json_object_object_add(o, "out_version", json_object_new_uint64(op->out_version));
-                        }
-                        ck_assert_int_ge(fprintf(f, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)),
-                                         0);
-                        json_object_put(o);
+                        ck_assert_int_eq(lin_history_add(h, &l), 0);
                 }
-        ck_assert_int_eq(fclose(f), 0);
+        /* In mrkv-lincheck's format, which the program reads back. */
+        ck_assert_int_eq(lin_history_save(h, path), 0);
 }
 
 void test_assert_linearizable(const char *path) {
