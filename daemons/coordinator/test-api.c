@@ -249,6 +249,23 @@ static void finish_params(char params[static 256], const char *job, const char *
                  task, attempt, rest);
 }
 
+/* RequestTask answers once, later: neither a stream nor one-way. */
+static void expect_request_task_refuses_more(VarlinkClient *c) {
+        _cleanup_json_ json_object *e = NULL;
+        const char *error = NULL;
+        bool continues = true;
+        json_object *v;
+
+        ck_assert_int_eq(varlink_client_send(c, MAPREDUCE_METHOD_REQUEST_TASK, NULL, VARLINK_CLIENT_MORE,
+                                             CALL_TIMEOUT),
+                         0);
+        ck_assert_int_eq(varlink_client_read(c, CALL_TIMEOUT, &e, &error, &continues), 0);
+        ck_assert_str_eq(error, VARLINK_ERROR_INVALID_PARAMETER);
+        ck_assert(!continues);
+        ck_assert(json_object_object_get_ex(e, "parameter", &v));
+        ck_assert_str_eq(json_object_get_string(v), "more");
+}
+
 START_TEST(test_worker_calls) {
         _cleanup_(varlink_client_freep) VarlinkClient *c = client_new(), *w = client_new(),
                                                      *w2 = client_new();
@@ -293,22 +310,7 @@ START_TEST(test_worker_calls) {
         ck_assert_int_eq(get_int(again, "task"), 0);
         ck_assert_int_eq(get_int(again, "attempt"), 2);
 
-        /* RequestTask answers once, later: neither a stream nor one-way. */
-        ck_assert_int_eq(varlink_client_send(w2, MAPREDUCE_METHOD_REQUEST_TASK, NULL, VARLINK_CLIENT_MORE,
-                                             CALL_TIMEOUT),
-                         0);
-        {
-                _cleanup_json_ json_object *e = NULL;
-                const char *error = NULL;
-                bool continues = true;
-                json_object *v;
-
-                ck_assert_int_eq(varlink_client_read(w2, CALL_TIMEOUT, &e, &error, &continues), 0);
-                ck_assert_str_eq(error, VARLINK_ERROR_INVALID_PARAMETER);
-                ck_assert(!continues);
-                ck_assert(json_object_object_get_ex(e, "parameter", &v));
-                ck_assert_str_eq(json_object_get_string(v), "more");
-        }
+        expect_request_task_refuses_more(w2);
 }
 END_TEST
 
