@@ -20,8 +20,28 @@ static int64_t now_ns(void) {
         return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+void test_kvserver_start_with(const char *dir, const char *const *extra, const TestDaemonOptions *o,
+                              TestDaemon *ret) {
+        TestDaemonOptions opts = o ? *o : (TestDaemonOptions) {};
+        const char *args[24];
+        char *state = NULL;
+        size_t n = 0;
+
+        ck_assert_int_ge(asprintf(&state, "%s/state", dir), 0);
+        args[n++] = "--state-directory";
+        args[n++] = state;
+        for (size_t i = 0; extra && extra[i]; i++) {
+                ck_assert_uint_lt(n, sizeof(args) / sizeof(args[0]) - 1);
+                args[n++] = extra[i];
+        }
+        args[n] = NULL;
+        opts.args = args;
+        test_daemon_start(ret, test_program("MRKV_TEST_KVSERVER"), dir, "kv.sock", &opts);
+        free(state);
+}
+
 void test_kvserver_start(const char *dir, TestDaemon *ret) {
-        test_daemon_start(ret, test_program("MRKV_TEST_KVSERVER"), dir, "kv.sock", NULL);
+        test_kvserver_start_with(dir, NULL, NULL, ret);
 }
 
 void test_kvserver_stop(TestDaemon *d) {
