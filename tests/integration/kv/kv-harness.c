@@ -176,7 +176,8 @@ int test_put(mrkv_clerk *c, TestHistory *h, int client, const char *key, const c
         r = mrkv_clerk_put(c, key, value, version);
         ret = now_ns();
 
-        if (r >= 0 || r == -ETIMEDOUT) {
+        /* A StorageError changed nothing: as if the Put had not been called. */
+        if ((r >= 0 && r != MRKV_ERR_STORAGE) || r == -ETIMEDOUT) {
                 op = history_append(h);
                 op->client = client;
                 op->put = true;
