@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,7 @@
 #define LATENCY_WINDOW_USEC (60 * USEC_PER_SEC)
 #define LATENCY_SAMPLES 4096U
 #define SYNCS_IN_FLIGHT 256U
+#define LOCK_WAIT_USEC (10 * USEC_PER_SEC)
 
 typedef struct LatencySample {
         uint64_t when, usec;
@@ -547,6 +550,42 @@ void kv_state_flush(KVState *k) {
 
 /* Setup */
 
+/* A server killed while its snapshot writer runs leaves the writer holding the lock of the
+ * directory (it shares its parent's) for the moment it takes to die of PR_SET_PDEATHSIG. A
+ * new server waits for that, rather than failing its start: as long as the lock is held
+ * but the pid in the lock file, the server's, is gone. */
+static void wait_orphaned_lock(const char *directory) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        uint64_t deadline = usec_add(now_usec(), LOCK_WAIT_USEC);
+        bool logged = false;
+
+        if (asprintf(&path, "%s/lock", directory) < 0)
+                return;
+        fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return;
+
+        while (now_usec() < deadline) {
+                struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+                char buf[32] = {};
+                long pid;
+
+                if (fcntl(fd, F_OFD_GETLK, &fl) < 0 || fl.l_type == F_UNLCK)
+                        return;
+                if (pread(fd, buf, sizeof(buf) - 1, 0) <= 0)
+                        return;
+                pid = strtol(buf, NULL, 10);
+                if (pid <= 0 || pid > INT32_MAX || kill((pid_t) pid, 0) >= 0 || errno != ESRCH)
+                        return; /* a live server: refused below */
+                if (!logged) {
+                        log_info("Waiting for the snapshot writer of the previous server (pid %ld) to exit.", pid);
+                        logged = true;
+                }
+                (void) poll(NULL, 0, 10);
+        }
+}
+
 int kv_state_open(sd_event *event, Store *store, const KVStateOptions *opts, KVState **ret) {
         _cleanup_(kv_state_freep) KVState *k = NULL;
         Loader loader = { .store = store };
@@ -579,6 +618,7 @@ int kv_state_open(sd_event *event, Store *store, const KVStateOptions *opts, KVS
         if (r < 0)
                 return log_error_errno(r, "Failed to allocate: %m");
 
+        wait_orphaned_lock(opts->directory);
         r = state_dir_open(opts->directory, &k->dir, &holder);
         if (r == -EBUSY)
                 return log_error_errno(r, "Refusing to start: another mrkv-kvserver%s serves %s.",
