@@ -156,7 +156,7 @@ int store_get(Store *s, const void *key, size_t key_size, const char **ret_value
 }
 
 static int store_insert(Store *s, Entry **link, uint32_t hash, const void *key, size_t key_size,
-        const void *value, size_t value_size) {
+        const void *value, size_t value_size, Entry **ret) {
         Entry *e;
 
         e = malloc(entry_alloc_size(key_size, value_size));
@@ -179,6 +179,8 @@ static int store_insert(Store *s, Entry **link, uint32_t hash, const void *key, 
         *link = e;
         s->n_keys++;
         s->data_bytes += key_size + value_size;
+        if (ret)
+                *ret = e;
 
         if (s->n_keys > s->n_buckets)
                 (void) store_grow(s);
@@ -241,7 +243,7 @@ int store_put(Store *s, const void *key, size_t key_size, const void *value, siz
         if (!*link) {
                 if (version != 0)
                         return -ENOENT;
-                r = store_insert(s, link, hash, key, key_size, value, value_size);
+                r = store_insert(s, link, hash, key, key_size, value, value_size, NULL);
                 if (r < 0)
                         return r;
                 if (ret_version)
@@ -278,16 +280,17 @@ int store_set(Store *s, const void *key, size_t key_size, const void *value, siz
         hash = store_hash(s, key, key_size);
         link = store_find(s, key, key_size, hash);
         if (!*link) {
-                r = store_insert(s, link, hash, key, key_size, value, value_size);
+                Entry *e;
+
+                r = store_insert(s, link, hash, key, key_size, value, value_size, &e);
                 if (r < 0)
                         return r;
-                /* The insert may have grown the table: find the entry again. */
-                link = store_find(s, key, key_size, hash);
-        } else {
-                r = store_update(s, link, value, value_size);
-                if (r < 0)
-                        return r;
+                e->version = version;
+                return 0;
         }
+        r = store_update(s, link, value, value_size);
+        if (r < 0)
+                return r;
         (*link)->version = version;
         return 0;
 }
