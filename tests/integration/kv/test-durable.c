@@ -21,12 +21,9 @@
 
 #include <mrkv/lock.h>
 
-#include "harness.h"
+#include "kv-harness.h"
 
 #define N_KILLS 20
-#ifndef MAX
-#define MAX(a, b) ((a) > (b) ? (a) : (b))
-#endif
 #define N_KEYS 4
 #define MAX_CLIENTS 8
 
@@ -41,7 +38,7 @@ typedef struct Client {
         int id;
         TestHistory history;
         unsigned ok, mismatch, maybe, timeout, nokey, gets;
-        uint64_t max_latency_ns;
+        uint64_t max_latency_usec;
         unsigned seed;
 } Client;
 
@@ -50,7 +47,7 @@ static void *client_run(void *userdata) {
         mrkv_clerk *c = test_clerk_new(cl->shared->address, false);
 
         /* Short attempts: a killed server's calls are resent soon after it is back. */
-        ck_assert_int_eq(mrkv_clerk_set_attempt_timeout(c, 500 * TEST_USEC_PER_MSEC), 0);
+        ck_assert_int_eq(mrkv_clerk_set_attempt_timeout(c, 500 * USEC_PER_MSEC), 0);
 
         for (unsigned n = 0; !__atomic_load_n(&cl->shared->stop, __ATOMIC_RELAXED); n++) {
                 char key[16], value[64];
@@ -59,7 +56,7 @@ static void *client_run(void *userdata) {
                 int r;
 
                 snprintf(key, sizeof(key), "k%d", rand_r(&cl->seed) % N_KEYS);
-                start = test_now_ns();
+                start = (int64_t) now_usec();
                 r = test_get(c, &cl->history, cl->id, key, NULL, &version);
                 ck_assert_msg(r == MRKV_OK || r == MRKV_ERR_NO_KEY, "client %d: get %s: %s", cl->id, key,
                               mrkv_result_to_string(r));
@@ -69,7 +66,7 @@ static void *client_run(void *userdata) {
 
                 snprintf(value, sizeof(value), "c%d-%u", cl->id, n);
                 r = test_put(c, &cl->history, cl->id, key, value, version);
-                cl->max_latency_ns = MAX(cl->max_latency_ns, (uint64_t) (test_now_ns() - start));
+                cl->max_latency_usec = MAX(cl->max_latency_usec, (uint64_t) ((int64_t) now_usec() - start));
                 switch (r) {
                 case MRKV_OK:
                         cl->ok++;
@@ -95,23 +92,21 @@ static void *client_run(void *userdata) {
         return NULL;
 }
 
-static void server_kill(TestServer *s) {
+static void server_kill(TestDaemon *s) {
         int status;
 
         ck_assert_int_eq(kill(s->pid, SIGKILL), 0);
-        ck_assert_int_eq(waitpid(s->pid, &status, 0), s->pid);
-        ck_assert(WIFSIGNALED(status));
-        free(s->address);
-        free(s->path);
-        *s = (TestServer) {};
+        /* Reaps it and closes its notification socket. */
+        status = test_daemon_stop(s);
+        ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "wait status %#x", (unsigned) status);
 }
 
 /* Waits until n more Puts were acknowledged since *mark; false if the clients stalled. */
 static bool wait_acked(Shared *sh, uint64_t *mark, uint64_t n) {
-        uint64_t deadline = test_now_usec() + TEST_CALL_DEADLINE_USEC;
+        uint64_t deadline = now_usec() + TEST_CALL_DEADLINE_USEC;
 
         while (__atomic_load_n(&sh->acked, __ATOMIC_RELAXED) < *mark + n) {
-                if (test_now_usec() > deadline)
+                if (now_usec() > deadline)
                         return false;
                 (void) poll(NULL, 0, 1);
         }
@@ -138,10 +133,10 @@ static bool snapshot_running(const char *state) {
 /* Polls until a snapshot writer has its temporary file, or n Puts went by. */
 static bool wait_snapshot(Shared *sh, const char *state, uint64_t n) {
         uint64_t mark = __atomic_load_n(&sh->acked, __ATOMIC_RELAXED);
-        uint64_t deadline = test_now_usec() + TEST_CALL_DEADLINE_USEC;
+        uint64_t deadline = now_usec() + TEST_CALL_DEADLINE_USEC;
 
         while (!snapshot_running(state)) {
-                if (__atomic_load_n(&sh->acked, __ATOMIC_RELAXED) >= mark + n || test_now_usec() > deadline)
+                if (__atomic_load_n(&sh->acked, __ATOMIC_RELAXED) >= mark + n || now_usec() > deadline)
                         return false;
                 (void) poll(NULL, 0, 1);
         }
@@ -172,9 +167,9 @@ static void *loader_run(void *userdata) {
 static void preload(const char *dir, unsigned n) {
         pthread_t threads[4];
         Loader loaders[4];
-        TestServer s;
+        TestDaemon s;
 
-        test_server_start_with(dir, (const char *const[]) { "--sync=none", NULL }, &s);
+        test_kvserver_start_with(dir, (const char *const[]) { "--sync=none", NULL }, NULL, &s);
         for (unsigned i = 0; i < 4; i++) {
                 loaders[i] = (Loader) { .address = s.address, .from = n * i / 4, .to = n * (i + 1) / 4 };
                 ck_assert_int_eq(pthread_create(&threads[i], NULL, loader_run, &loaders[i]), 0);
@@ -182,7 +177,7 @@ static void preload(const char *dir, unsigned n) {
         for (unsigned i = 0; i < 4; i++)
                 ck_assert_int_eq(pthread_join(threads[i], NULL), 0);
         /* SIGTERM syncs the log, whatever the mode. */
-        test_server_stop(&s);
+        test_kvserver_stop(&s);
 }
 
 static void check_preloaded(mrkv_clerk *c, unsigned n) {
@@ -215,10 +210,10 @@ static void run_crash(const char *name, unsigned n_clients, unsigned n_preload, 
         TestHistory all[MAX_CLIENTS + 1];
         Shared sh = {};
         unsigned seed = 1, kills_in_snapshot = 0;
-        uint64_t mark = 0, max_latency_ns = 0;
+        uint64_t mark = 0, max_latency_usec = 0;
         unsigned ok = 0, mismatch = 0, maybe = 0, timeout = 0, nokey = 0, gets = 0;
         uint64_t versions = 0;
-        TestServer s;
+        TestDaemon s;
         mrkv_clerk *c;
 
         if (getenv("MRKV_TEST_SEED"))
@@ -229,7 +224,7 @@ static void run_crash(const char *name, unsigned n_clients, unsigned n_preload, 
         if (n_preload > 0)
                 preload(dir, n_preload);
 
-        test_server_start_with(dir, extra, &s);
+        test_kvserver_start_with(dir, extra, NULL, &s);
         sh.address = address = strdup(s.address); /* each start has the same */
         ck_assert_ptr_nonnull(address);
         for (unsigned i = 0; i < n_clients; i++) {
@@ -241,7 +236,7 @@ static void run_crash(const char *name, unsigned n_clients, unsigned n_preload, 
                 /* A random moment, counted in acknowledged Puts rather than in time. */
                 ck_assert_msg(wait_acked(&sh, &mark, 1 + (unsigned) rand_r(&seed) % 100),
                               "no Put was acknowledged for %" PRIu64 " s after restart %u",
-                              TEST_CALL_DEADLINE_USEC / TEST_USEC_PER_SEC, k);
+                              TEST_CALL_DEADLINE_USEC / USEC_PER_SEC, k);
                 if (during_snapshot && wait_snapshot(&sh, state, 2000)) {
                         /* Somewhere in the snapshot: at once, or a few Puts later. */
                         uint64_t m = mark;
@@ -251,7 +246,7 @@ static void run_crash(const char *name, unsigned n_clients, unsigned n_preload, 
                         kills_in_snapshot += snapshot_running(state);
                 }
                 server_kill(&s);
-                test_server_start_with(dir, extra, &s);
+                test_kvserver_start_with(dir, extra, NULL, &s);
         }
 
         ck_assert(wait_acked(&sh, &mark, 10));
@@ -273,7 +268,7 @@ static void run_crash(const char *name, unsigned n_clients, unsigned n_preload, 
         }
         check_preloaded(c, n_preload);
         mrkv_clerk_free(c);
-        test_server_stop(&s);
+        test_kvserver_stop(&s);
 
         for (unsigned i = 0; i < n_clients; i++) {
                 ok += clients[i].ok;
@@ -282,7 +277,7 @@ static void run_crash(const char *name, unsigned n_clients, unsigned n_preload, 
                 timeout += clients[i].timeout;
                 nokey += clients[i].nokey;
                 gets += clients[i].gets;
-                max_latency_ns = MAX(max_latency_ns, clients[i].max_latency_ns);
+                max_latency_usec = MAX(max_latency_usec, clients[i].max_latency_usec);
                 all[i] = clients[i].history;
         }
         all[n_clients] = final;
@@ -292,7 +287,7 @@ static void run_crash(const char *name, unsigned n_clients, unsigned n_preload, 
                 "%u no key, %u maybe, %u timed out; final versions sum %" PRIu64
                 " (ok <= it <= ok + maybe + timed out); max Get+Put latency %.1f ms\n",
                 name, N_KILLS, kills_in_snapshot, n_clients, gets, ok, mismatch, nokey, maybe, timeout, versions,
-                (double) max_latency_ns / 1e6);
+                (double) max_latency_usec / 1e3);
 
         /* Every version step is one applied Put: all acknowledged ones, and of the others
          * only those whose outcome the client did not learn. */
@@ -329,9 +324,9 @@ START_TEST(test_lock_across_restart) {
         char *dir = test_dir_new();
         mrkv_clerk *ca, *cb;
         mrkv_lock *a, *b;
-        TestServer s;
+        TestDaemon s;
 
-        test_server_start(dir, &s);
+        test_kvserver_start(dir, &s);
         ca = test_clerk_new(s.address, false);
         cb = test_clerk_new(s.address, false);
         ck_assert_int_eq(mrkv_lock_new(ca, "l", &a), 0);
@@ -339,10 +334,10 @@ START_TEST(test_lock_across_restart) {
         ck_assert_int_eq(mrkv_lock_acquire(a), 0);
 
         server_kill(&s);
-        test_server_start(dir, &s);
+        test_kvserver_start(dir, &s);
 
         /* The second client finds the lock held and gives up after its wait. */
-        ck_assert_int_eq(mrkv_lock_set_wait_timeout(b, 300 * TEST_USEC_PER_MSEC), 0);
+        ck_assert_int_eq(mrkv_lock_set_wait_timeout(b, 300 * USEC_PER_MSEC), 0);
         ck_assert_int_eq(mrkv_lock_acquire(b), -ETIMEDOUT);
         /* The holder releases what it holds: not -ENOLCK, the key still names it. */
         ck_assert_int_eq(mrkv_lock_release(a), 0);
@@ -353,7 +348,7 @@ START_TEST(test_lock_across_restart) {
         mrkv_lock_free(b);
         mrkv_clerk_free(ca);
         mrkv_clerk_free(cb);
-        test_server_stop(&s);
+        test_kvserver_stop(&s);
         free(dir);
 }
 END_TEST
@@ -388,16 +383,15 @@ static char *largest_segment(const char *state) {
 }
 
 static int run_server_once(const char *dir, const char *option, char **ret_output) {
-        char *cmd = NULL, *state = NULL;
+        char *listen = NULL, *state = NULL;
         int status;
 
+        ck_assert_int_ge(asprintf(&listen, "unix:%s/once.sock", dir), 0);
         ck_assert_int_ge(asprintf(&state, "%s/state", dir), 0);
-        ck_assert_int_ge(asprintf(&cmd, "exec \"$0\" --listen unix:%s/once.sock --state-directory %s %s 2>&1", dir,
-                                  state, option ?: ""),
-                         0);
-        char *argv[] = { (char *) "/bin/sh", (char *) "-c", cmd, (char *) test_program("MRKV_TEST_KVSERVER"), NULL };
-        status = test_run(argv, ret_output);
-        free(cmd);
+        char *argv[] = { (char *) test_program("MRKV_TEST_KVSERVER"), (char *) "--listen", listen,
+                         (char *) "--state-directory", state, (char *) option, NULL };
+        status = test_run(argv, &(TestSpawn) { .stderr_to_stdout = true }, ret_output);
+        free(listen);
         free(state);
         return status;
 }
@@ -440,12 +434,12 @@ static unsigned count_prefix(const char *address, unsigned n) {
 START_TEST(test_torn_and_damaged_log) {
         char *dir = test_dir_new(), *state = NULL, *segment, *out = NULL;
         struct stat st;
-        TestServer s;
+        TestDaemon s;
         int status, fd;
         char byte;
 
         ck_assert_int_ge(asprintf(&state, "%s/state", dir), 0);
-        test_server_start(dir, &s);
+        test_kvserver_start(dir, &s);
         put_keys(s.address, N_TORN_KEYS);
         server_kill(&s);
 
@@ -458,7 +452,7 @@ START_TEST(test_torn_and_damaged_log) {
         ck_assert_ptr_nonnull(strstr(out, "torn tail"));
         free(out);
 
-        test_server_start(dir, &s);
+        test_kvserver_start(dir, &s);
         ck_assert_uint_eq(count_prefix(s.address, N_TORN_KEYS), N_TORN_KEYS - 1);
         server_kill(&s);
 
@@ -494,12 +488,12 @@ START_TEST(test_torn_and_damaged_log) {
         free(out);
 
         /* The prefix before the damage is back; nothing after it. */
-        test_server_start(dir, &s);
+        test_kvserver_start(dir, &s);
         unsigned n = count_prefix(s.address, N_TORN_KEYS);
         fprintf(stderr, "after --repair: %u of %u keys\n", n, N_TORN_KEYS - 1);
         ck_assert_uint_gt(n, 0);
         ck_assert_uint_lt(n, N_TORN_KEYS - 1);
-        test_server_stop(&s);
+        test_kvserver_stop(&s);
 
         free(segment);
         free(state);
@@ -510,16 +504,16 @@ END_TEST
 /* A second server on the same state directory is refused, naming the first. */
 START_TEST(test_second_server_refused) {
         char *dir = test_dir_new(), *out = NULL, pid[32];
-        TestServer s;
+        TestDaemon s;
         int status;
 
-        test_server_start(dir, &s);
+        test_kvserver_start(dir, &s);
         status = run_server_once(dir, NULL, &out);
         ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) != 0, "second server started: %s", out);
         snprintf(pid, sizeof(pid), "pid %d", (int) s.pid);
         ck_assert_msg(strstr(out, "in use") && strstr(out, pid), "%s", out);
         free(out);
-        test_server_stop(&s);
+        test_kvserver_stop(&s);
         free(dir);
 }
 END_TEST
@@ -535,5 +529,5 @@ int main(void) {
         tcase_add_test(tc, test_crash_restart);
         tcase_add_test(tc, test_crash_during_snapshot);
         suite_add_tcase(s, tc);
-        return harness_run(s);
+        return test_run_suite(s);
 }
