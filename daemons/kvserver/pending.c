@@ -126,7 +126,8 @@ int pending_add_put(Pending *p, const void *key, size_t key_size, const void *va
 
         if (key_size > UINT32_MAX || value_size > UINT32_MAX)
                 return -E2BIG;
-        pp = malloc(offsetof(PendingPut, data) + key_size + value_size);
+        /* At least sizeof(PendingPut): the assignment below writes its tail padding too. */
+        pp = malloc(MAX(sizeof(PendingPut), offsetof(PendingPut, data) + key_size + value_size));
         if (!pp)
                 return -ENOMEM;
         *pp = (PendingPut) {
