@@ -199,6 +199,10 @@ int exit_code_of_result(const mrkv_clerk *c, int r, const char *what, const char
         case MRKV_ERR_MAYBE:
                 log_error("%s %s: maybe applied (a resent put met a version mismatch)", what, subject);
                 return EXIT_MAYBE;
+        case MRKV_ERR_STORAGE:
+                log_error("%s %s: not applied, the server cannot store it (its disk is full or failing)", what,
+                          subject);
+                return EXIT_STORAGE;
         case -ETIMEDOUT:
                 log_error("%s %s: no reply from %s before the timeout%s", what, subject, mrkv_clerk_get_address(c),
                           streq(what, "put") ? "; the put may have been applied" : "");

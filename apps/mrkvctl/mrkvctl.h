@@ -18,6 +18,7 @@ enum {
         EXIT_NO_JOB = 3, /* the same "no such thing" as a missing key */
         EXIT_VERSION = 4,
         EXIT_MAYBE = 5,
+        EXIT_STORAGE = 6,
 };
 
 /* What the options common to every verb set. */

@@ -29,6 +29,45 @@ static int property_get_counter(sd_bus *bus, const char *path, const char *inter
         return sd_bus_message_append(reply, "t", v);
 }
 
+static int property_get_sync_mode(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                  sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        KVBusContext *ctx = userdata;
+        return sd_bus_message_append(reply, "s", kv_state_sync_mode_string(ctx->state));
+}
+
+static int property_get_state(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        KVBusContext *ctx = userdata;
+        uint64_t v;
+
+        if (streq(property, "LogBytes"))
+                v = kv_state_log_bytes(ctx->state);
+        else if (streq(property, "SnapshotBytes"))
+                v = kv_state_snapshot_bytes(ctx->state);
+        else if (streq(property, "LastSnapshotTime"))
+                v = kv_state_last_snapshot_usec(ctx->state);
+        else
+                v = kv_state_sync_latency_p99(ctx->state);
+        return sd_bus_message_append(reply, "t", v);
+}
+
+static int property_get_degraded(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        KVBusContext *ctx = userdata;
+        return sd_bus_message_append(reply, "b", kv_state_degraded(ctx->state) < 0);
+}
+
+static int method_snapshot(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        KVBusContext *ctx = userdata;
+        int r;
+
+        /* Returns once the writer is started: LastSnapshotTime and Degraded tell the outcome. */
+        r = kv_state_snapshot(ctx->state);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Failed to start a snapshot: %m");
+        return sd_bus_reply_method_return(m, NULL);
+}
+
 static const sd_bus_vtable keyvalue_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Keys", "t", property_get_keys, 0, 0),
@@ -37,9 +76,21 @@ static const sd_bus_vtable keyvalue_vtable[] = {
         SD_BUS_PROPERTY("Gets", "t", property_get_counter, 0, 0),
         SD_BUS_PROPERTY("Puts", "t", property_get_counter, 0, 0),
         SD_BUS_PROPERTY("Errors", "t", property_get_counter, 0, 0),
+        SD_BUS_PROPERTY("SyncMode", "s", property_get_sync_mode, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("LogBytes", "t", property_get_state, 0, 0),
+        SD_BUS_PROPERTY("SnapshotBytes", "t", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("LastSnapshotTime", "t", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("LastSyncLatency", "t", property_get_state, 0, 0),
+        SD_BUS_PROPERTY("Degraded", "b", property_get_degraded, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_METHOD("Snapshot", "", "", method_snapshot, 0),
         SD_BUS_VTABLE_END,
 };
 
 int kv_bus_setup(sd_bus *bus, KVBusContext *ctx) {
         return sd_bus_add_object_vtable(bus, NULL, KEYVALUE_BUS_PATH, "org.mrkv.KeyValue1", keyvalue_vtable, ctx);
+}
+
+void kv_bus_emit_changed(sd_bus *bus, KVBusContext *ctx) {
+        (void) sd_bus_emit_properties_changed(bus, KEYVALUE_BUS_PATH, "org.mrkv.KeyValue1", "Degraded",
+                                              "SnapshotBytes", "LastSnapshotTime", NULL);
 }

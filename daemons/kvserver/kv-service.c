@@ -13,6 +13,7 @@
 struct KVService {
         VarlinkServer *server;
         Store *store;
+        KVState *state;
         KVLimits limits;
         KVStats stats;
 };
@@ -90,8 +91,11 @@ static int method_get(VarlinkConn *c, json_object *parameters, VarlinkCallFlags 
                                    NULL);
 }
 
+static int put_answer(KVService *k, VarlinkConn *c, int r);
+
 static int method_put(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
         KVService *k = userdata;
+        PendingPut *pending = NULL;
         PutParameters p = {};
         size_t key_size, value_size;
         int r;
@@ -111,7 +115,16 @@ static int method_put(VarlinkConn *c, json_object *parameters, VarlinkCallFlags 
         if (value_size > k->limits.max_value_size)
                 return reply_error_max(k, c, KV_ERROR_VALUE_TOO_LARGE, k->limits.max_value_size);
 
-        r = store_put(k->store, p.key, key_size, p.value, value_size, p.version, NULL);
+        r = kv_state_put(k->state, p.key, key_size, p.value, value_size, p.version, c, &pending);
+        if (r > 0) {
+                /* Answered by put_done() once durable; the connection reads nothing meanwhile. */
+                varlink_conn_set_userdata(c, pending);
+                return 0;
+        }
+        return put_answer(k, c, r);
+}
+
+static int put_answer(KVService *k, VarlinkConn *c, int r) {
         switch (r) {
         case 0:
                 return varlink_conn_reply(c, NULL);
@@ -125,14 +138,38 @@ static int method_put(VarlinkConn *c, json_object *parameters, VarlinkCallFlags 
                 return reply_error(k, c, KV_ERROR_VERSION_MISMATCH);
         case -E2BIG:
                 return reply_error_max(k, c, KV_ERROR_VALUE_TOO_LARGE, k->limits.max_value_size);
+        case -ENOMEM:
+                /* Closing the connection tells the client the call failed without claiming
+                 * anything about the key. */
+                log_warning_errno(r, "Put from %s failed: %m", varlink_conn_describe(c));
+                varlink_conn_close(c);
+                return r;
         default:
-                /* Out of memory: closing the connection tells the client the call failed
-                 * without claiming anything about the key. */
-                return log_warning_errno(r, "Put from %s failed: %m", varlink_conn_describe(c));
+                /* The log failed: nothing of this Put was applied, or will be. */
+                k->stats.errors++;
+                k->stats.storage_errors++;
+                return varlink_conn_errorb(c, KV_ERROR_STORAGE_ERROR,
+                                           "reason", json_object_new_string(strerror(-r)),
+                                           NULL);
         }
 }
 
-int kv_service_new(sd_event *event, Store *store, const KVLimits *limits, KVService **ret) {
+static void put_done(void *waiter, int result, void *userdata) {
+        VarlinkConn *c = waiter;
+
+        varlink_conn_set_userdata(c, NULL);
+        (void) put_answer(userdata, c, result);
+}
+
+static void on_disconnect(VarlinkConn *c, void *userdata) {
+        KVService *k = userdata;
+
+        /* A Put still waiting for its sync is applied all the same, unanswered. */
+        kv_state_forget(k->state, varlink_conn_get_userdata(c));
+        varlink_conn_set_userdata(c, NULL);
+}
+
+int kv_service_new(sd_event *event, Store *store, KVState *state, const KVLimits *limits, KVService **ret) {
         static const VarlinkServerInfo info = {
                 .vendor = "mrkv",
                 .product = "mrkv-kvserver",
@@ -144,6 +181,7 @@ int kv_service_new(sd_event *event, Store *store, const KVLimits *limits, KVServ
 
         assert(event);
         assert(store);
+        assert(state);
         assert(limits);
         assert(ret);
 
@@ -151,6 +189,7 @@ int kv_service_new(sd_event *event, Store *store, const KVLimits *limits, KVServ
         if (!k)
                 return -ENOMEM;
         k->store = store;
+        k->state = state;
         k->limits = *limits;
         if (k->limits.max_message_size == 0)
                 k->limits.max_message_size =
@@ -161,6 +200,8 @@ int kv_service_new(sd_event *event, Store *store, const KVLimits *limits, KVServ
                 goto fail;
         varlink_server_set_max_message_size(k->server, k->limits.max_message_size);
         varlink_server_set_max_connections(k->server, k->limits.max_connections);
+        varlink_server_set_disconnect_handler(k->server, on_disconnect);
+        kv_state_set_put_done(state, put_done, k);
 
         r = varlink_server_add_interface(k->server, kv_interface_description);
         if (r < 0)

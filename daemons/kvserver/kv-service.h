@@ -6,11 +6,14 @@
 
 #include <systemd/sd-event.h>
 
+#include "kv-state.h"
 #include "store.h"
 #include "varlink-server.h"
 
 /* The org.mrkv.KV Varlink interface: translates calls into store operations and their
- * results into replies. Holds no per-connection state. */
+ * results into replies. Gets read the store; Puts go through the durable state
+ * (kv-state.h), which may answer them later, once their record is durable: the only
+ * per-connection state is that waiting Put. */
 
 #define KV_DEFAULT_MAX_KEY_SIZE (64U * 1024U)
 #define KV_DEFAULT_MAX_VALUE_SIZE (1024U * 1024U)
@@ -28,10 +31,11 @@ typedef struct KVService KVService;
 /* Counters for status reports. */
 typedef struct KVStats {
         uint64_t gets, puts, errors;
+        uint64_t storage_errors;        /* Puts refused because the log failed */
 } KVStats;
 
-/* store is borrowed and must outlive the service. */
-int kv_service_new(sd_event *event, Store *store, const KVLimits *limits, KVService **ret);
+/* store and state are borrowed and must outlive the service. */
+int kv_service_new(sd_event *event, Store *store, KVState *state, const KVLimits *limits, KVService **ret);
 KVService *kv_service_free(KVService *k);
 
 /* Serves on a listening socket; takes the fd. */

@@ -4,6 +4,8 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <systemd/sd-daemon.h>
 
@@ -21,6 +23,16 @@
 
 static Address arg_address = {};
 static const char *arg_bus_address = NULL;
+static char *arg_state_directory = NULL;
+static KVStateOptions arg_state = {
+        .sync_mode = WAL_SYNC_ALWAYS,
+        .snapshot_log_size = KV_STATE_DEFAULT_SNAPSHOT_LOG_SIZE,
+};
+static enum {
+        ACTION_SERVE,
+        ACTION_CHECK,
+        ACTION_REPAIR,
+} arg_action = ACTION_SERVE;
 static KVLimits arg_limits = {
         .max_key_size = KV_DEFAULT_MAX_KEY_SIZE,
         .max_value_size = KV_DEFAULT_MAX_VALUE_SIZE,
@@ -29,6 +41,7 @@ static KVLimits arg_limits = {
 };
 
 STATIC_DESTRUCTOR_REGISTER(arg_address, address_done);
+STATIC_DESTRUCTOR_REGISTER(arg_state_directory, freep);
 
 static void help(void) {
         printf("Usage: %s [OPTIONS...]\n\n"
@@ -46,12 +59,73 @@ static void help(void) {
                "                             Largest Varlink message (default: enough for the\n"
                "                             largest key and value, at least %u)\n"
                "     --max-connections=N     Most concurrent connections (default %u)\n"
+               "  -D --state-directory=DIR   Keep the keys in DIR (default $STATE_DIRECTORY, else\n"
+               "                             $XDG_STATE_HOME/mrkv/kv, else ~/.local/state/mrkv/kv;\n"
+               "                             /var/lib/mrkv/kv for root)\n"
+               "     --sync=MODE             always: a Put is answered once its log record is on\n"
+               "                             stable storage (default); interval:MS: answered at once,\n"
+               "                             synced every MS milliseconds; none: never synced\n"
+               "     --snapshot-log-size=BYTES\n"
+               "                             Write a snapshot when the log holds this much (default\n"
+               "                             %uM; 0: only when asked over D-Bus)\n"
+               "     --check                 Report damage in the state directory and exit: 0 if\n"
+               "                             the server can start from it, 1 if not\n"
+               "     --repair                Cut the log at its first damage, keeping the cut bytes\n"
+               "                             beside it, and exit\n"
                "     --bus-address=ADDRESS   Serve org.mrkv.KeyValue1 on this D-Bus (default: $MRKV_BUS,\n"
                "                             \"system\", \"user\", \"none\" or an address; under systemd\n"
                "                             the bus of its manager; else none)\n"
                "     --log-level=LEVEL       err, warning, notice, info or debug\n",
                 program_invocation_short_name, MRKV_KV_ADDRESS_ENV, MRKV_KV_SOCKET, KV_DEFAULT_MAX_KEY_SIZE,
-                KV_DEFAULT_MAX_VALUE_SIZE, VARLINK_DEFAULT_MAX_MESSAGE, KV_DEFAULT_MAX_CONNECTIONS);
+                KV_DEFAULT_MAX_VALUE_SIZE, VARLINK_DEFAULT_MAX_MESSAGE, KV_DEFAULT_MAX_CONNECTIONS,
+                KV_STATE_DEFAULT_SNAPSHOT_LOG_SIZE >> 20);
+}
+
+/* $STATE_DIRECTORY (the first of its paths), else $XDG_STATE_HOME/mrkv/kv, else
+ * ~/.local/state/mrkv/kv; for root outside a unit, /var/lib/mrkv/kv. */
+static int state_directory_default(char **ret) {
+        const char *e, *home;
+        char *p = NULL;
+
+        e = getenv("STATE_DIRECTORY");
+        if (e && *e) {
+                p = strndup(e, strcspn(e, ":"));
+                if (!p)
+                        return -ENOMEM;
+                *ret = p;
+                return 0;
+        }
+        e = getenv("XDG_STATE_HOME");
+        if (e && *e == '/')
+                asprintf_or_null(&p, "%s/mrkv/kv", e);
+        else if (geteuid() == 0)
+                p = strdup("/var/lib/mrkv/kv");
+        else {
+                home = getenv("HOME");
+                if (!home || *home != '/')
+                        return -ENXIO;
+                asprintf_or_null(&p, "%s/.local/state/mrkv/kv", home);
+        }
+        if (!p)
+                return -ENOMEM;
+        *ret = p;
+        return 0;
+}
+
+/* mkdir -p of the parents of path: the state directory itself is created 0700 by the
+ * state layer. */
+static int mkdir_parents(const char *path) {
+        _cleanup_free_ char *p = strdup(path);
+
+        if (!p)
+                return -ENOMEM;
+        for (char *s = strchr(p + 1, '/'); s; s = strchr(s + 1, '/')) {
+                *s = '\0';
+                if (mkdir(p, 0755) < 0 && errno != EEXIST)
+                        return -errno;
+                *s = '/';
+        }
+        return 0;
 }
 
 static int parse_argv(int argc, char *argv[]) {
@@ -63,6 +137,10 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_MAX_CONNECTIONS,
                 ARG_LOG_LEVEL,
                 ARG_BUS_ADDRESS,
+                ARG_SYNC,
+                ARG_SNAPSHOT_LOG_SIZE,
+                ARG_CHECK,
+                ARG_REPAIR,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -74,6 +152,11 @@ static int parse_argv(int argc, char *argv[]) {
                 { "max-connections", required_argument, NULL, ARG_MAX_CONNECTIONS },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "bus-address", required_argument, NULL, ARG_BUS_ADDRESS },
+                { "state-directory", required_argument, NULL, 'D' },
+                { "sync", required_argument, NULL, ARG_SYNC },
+                { "snapshot-log-size", required_argument, NULL, ARG_SNAPSHOT_LOG_SIZE },
+                { "check", no_argument, NULL, ARG_CHECK },
+                { "repair", no_argument, NULL, ARG_REPAIR },
                 {},
         };
         _cleanup_free_ char *default_address = NULL;
@@ -81,7 +164,7 @@ static int parse_argv(int argc, char *argv[]) {
         uint64_t v;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "hl:", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "hl:D:", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
                         help();
@@ -122,6 +205,32 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_BUS_ADDRESS:
                         arg_bus_address = optarg;
                         break;
+                case 'D':
+                        free(arg_state_directory);
+                        arg_state_directory = strdup(optarg);
+                        if (!arg_state_directory)
+                                return log_oom();
+                        break;
+                case ARG_SYNC:
+                        r = wal_sync_mode_from_string(optarg, &arg_state.sync_mode, &arg_state.sync_interval_usec);
+                        if (r < 0) {
+                                log_error("Invalid --sync mode: %s (always, interval:MS or none)", optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case ARG_SNAPSHOT_LOG_SIZE:
+                        r = parse_size(optarg, UINT64_MAX, &arg_state.snapshot_log_size);
+                        if (r < 0) {
+                                log_error("Invalid size for --snapshot-log-size: %s", optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case ARG_CHECK:
+                        arg_action = ACTION_CHECK;
+                        break;
+                case ARG_REPAIR:
+                        arg_action = ACTION_REPAIR;
+                        break;
                 case ARG_LOG_LEVEL:
                         r = log_set_max_level_from_option(optarg);
                         if (r < 0)
@@ -137,6 +246,13 @@ static int parse_argv(int argc, char *argv[]) {
                 log_error("Unexpected argument: %s", argv[optind]);
                 return -EINVAL;
         }
+
+        if (!arg_state_directory) {
+                r = state_directory_default(&arg_state_directory);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to determine the state directory: %m");
+        }
+        arg_state.directory = arg_state_directory;
 
         if (!address) {
                 r = address_default(MRKV_KV_ADDRESS_ENV, MRKV_KV_SOCKET, &default_address);
@@ -161,6 +277,15 @@ static int run(int argc, char *argv[]) {
         if (r <= 0)
                 return r < 0 ? EXIT_USAGE : EXIT_SUCCESS;
 
+        if (arg_action != ACTION_SERVE) {
+                r = kv_state_check(arg_state.directory, arg_action == ACTION_REPAIR);
+                return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        }
+
+        r = mkdir_parents(arg_state.directory);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the parents of %s: %m", arg_state.directory);
+
         r = daemon_new(&(const DaemonOptions) {
                                .ident = "mrkv-kvserver",
                                .address = &arg_address,
@@ -173,7 +298,7 @@ static int run(int argc, char *argv[]) {
                 return r;
         arg_limits.max_connections = d->max_connections;
 
-        r = server_new(d->event, &arg_limits, &s);
+        r = server_new(d->event, &arg_limits, &arg_state, &s);
         if (r < 0)
                 return r;
         r = daemon_open_bus(d, server_add_bus_objects, s, &s->bus);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <systemd/sd-daemon.h>
 
@@ -14,11 +15,17 @@ void server_update_status(Server *s) {
         _cleanup_free_ char *status = NULL;
         const KVStats *st = kv_service_stats(s->service);
 
+        int degraded = kv_state_degraded(s->state);
+
         if (asprintf(&status,
-                     "STATUS=%zu keys, %u connections, %" PRIu64 " gets, %" PRIu64 " puts, %" PRIu64
-                     " errors",
+                     "STATUS=%s%s%s%zu keys, %u connections, %" PRIu64 " gets, %" PRIu64 " puts, %" PRIu64
+                     " errors, sync %s%s",
+                     degraded < 0 ? "Degraded, Puts refused (log: " : "",
+                     degraded < 0 ? strerror(-degraded) : "",
+                     degraded < 0 ? "); " : "",
                      store_n_keys(s->store), kv_service_n_connections(s->service), st->gets, st->puts,
-                     st->errors) < 0)
+                     st->errors, kv_state_sync_mode_string(s->state),
+                     kv_state_snapshot_running(s->state) ? ", writing a snapshot" : "") < 0)
                 return;
         if (s->last_status && streq(s->last_status, status))
                 return;
@@ -37,7 +44,15 @@ static int on_status_timer(sd_event_source *source, uint64_t usec, void *userdat
         return sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
 }
 
-int server_new(sd_event *event, const KVLimits *limits, Server **ret) {
+static void on_state_changed(KVState *state, void *userdata) {
+        Server *s = userdata;
+
+        server_update_status(s);
+        if (s->bus)
+                kv_bus_emit_changed(s->bus, &s->bus_context);
+}
+
+int server_new(sd_event *event, const KVLimits *limits, const KVStateOptions *state_options, Server **ret) {
         _cleanup_(server_freep) Server *s = NULL;
         int r;
 
@@ -49,10 +64,14 @@ int server_new(sd_event *event, const KVLimits *limits, Server **ret) {
         r = store_new(&s->store);
         if (r < 0)
                 return log_error_errno(r, "Failed to create the store: %m");
-        r = kv_service_new(event, s->store, limits, &s->service);
+        r = kv_state_open(event, s->store, state_options, &s->state);
+        if (r < 0)
+                return r;
+        kv_state_set_change_handler(s->state, on_state_changed, s);
+        r = kv_service_new(event, s->store, s->state, limits, &s->service);
         if (r < 0)
                 return log_error_errno(r, "Failed to create the Varlink service: %m");
-        s->bus_context = (KVBusContext) { .store = s->store, .service = s->service };
+        s->bus_context = (KVBusContext) { .store = s->store, .service = s->service, .state = s->state };
 
         if (getenv("NOTIFY_SOCKET")) {
                 r = sd_event_add_time_relative(event, &s->status_timer, CLOCK_MONOTONIC,
@@ -71,6 +90,7 @@ Server *server_free(Server *s) {
         sd_bus_flush_close_unref(s->bus);
         sd_event_source_disable_unref(s->status_timer);
         kv_service_free(s->service);
+        kv_state_free(s->state);
         store_free(s->store);
         free(s->last_status);
         sd_event_unref(s->event);
@@ -91,5 +111,6 @@ int server_listen_fd(int fd, void *userdata) {
 }
 
 void server_shutdown(Server *s) {
+        kv_state_flush(s->state);
         kv_service_shutdown(s->service, SHUTDOWN_FLUSH_USEC);
 }

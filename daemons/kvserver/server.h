@@ -6,14 +6,16 @@
 
 #include "bus.h"
 #include "kv-service.h"
+#include "kv-state.h"
 #include "macro.h"
 #include "store.h"
 
-/* The key/value server: the store, the org.mrkv.KV service over it, its D-Bus objects,
- * and the STATUS= line the service manager shows. */
+/* The key/value server: the store, its durable state, the org.mrkv.KV service over
+ * them, its D-Bus objects, and the STATUS= line the service manager shows. */
 typedef struct Server {
         sd_event *event;
         Store *store;
+        KVState *state;
         KVService *service;
         sd_bus *bus;               /* NULL when serving on no bus */
         KVBusContext bus_context;  /* what the bus objects read */
@@ -21,9 +23,10 @@ typedef struct Server {
         char *last_status;
 } Server;
 
-/* Logs its failures. Under a service manager ($NOTIFY_SOCKET), STATUS= is sent again
- * every second when it changed. */
-int server_new(sd_event *event, const KVLimits *limits, Server **ret);
+/* Loads the state directory. Logs its failures (-EBUSY: another server holds the
+ * directory). Under a service manager ($NOTIFY_SOCKET), STATUS= is sent again every
+ * second when it changed. */
+int server_new(sd_event *event, const KVLimits *limits, const KVStateOptions *state_options, Server **ret);
 /* Drops the bus first: its objects point into the service and the store. */
 Server *server_free(Server *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Server *, server_free);
@@ -34,5 +37,6 @@ int server_listen_fd(int fd, void *userdata);
 
 /* Sends STATUS= with the counters if they changed since the last one. */
 void server_update_status(Server *s);
-/* Flushes pending replies and closes every connection. */
+/* Syncs the log, answers the Puts waiting for it, flushes pending replies and closes
+ * every connection. */
 void server_shutdown(Server *s);

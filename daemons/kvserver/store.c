@@ -91,10 +91,7 @@ static Entry **store_find(Store *s, const void *key, size_t key_size, uint32_t h
         return link;
 }
 
-/* Doubles the table once there is more than one key per bucket; keys are never
- * removed, so it never shrinks. */
-static int store_grow(Store *s) {
-        size_t n = s->n_buckets * 2;
+static int store_resize(Store *s, size_t n) {
         Entry **buckets;
 
         if (n > SIZE_MAX / sizeof(Entry *) || n - 1 > UINT32_MAX)
@@ -117,6 +114,22 @@ static int store_grow(Store *s) {
         s->buckets = buckets;
         s->n_buckets = n;
         return 0;
+}
+
+/* Doubles the table once there is more than one key per bucket; keys are never
+ * removed, so it never shrinks. */
+static int store_grow(Store *s) {
+        return store_resize(s, s->n_buckets * 2);
+}
+
+void store_reserve(Store *s, size_t n) {
+        size_t b = s->n_buckets;
+
+        assert(s);
+        while (b < n && b <= SIZE_MAX / 4)
+                b *= 2;
+        if (b > s->n_buckets)
+                (void) store_resize(s, b);
 }
 
 int store_get(Store *s, const void *key, size_t key_size, const char **ret_value, size_t *ret_size,
@@ -143,7 +156,7 @@ int store_get(Store *s, const void *key, size_t key_size, const char **ret_value
 }
 
 static int store_insert(Store *s, Entry **link, uint32_t hash, const void *key, size_t key_size,
-        const void *value, size_t value_size) {
+        const void *value, size_t value_size, Entry **ret) {
         Entry *e;
 
         e = malloc(entry_alloc_size(key_size, value_size));
@@ -166,6 +179,8 @@ static int store_insert(Store *s, Entry **link, uint32_t hash, const void *key, 
         *link = e;
         s->n_keys++;
         s->data_bytes += key_size + value_size;
+        if (ret)
+                *ret = e;
 
         if (s->n_keys > s->n_buckets)
                 (void) store_grow(s);
@@ -228,7 +243,7 @@ int store_put(Store *s, const void *key, size_t key_size, const void *value, siz
         if (!*link) {
                 if (version != 0)
                         return -ENOENT;
-                r = store_insert(s, link, hash, key, key_size, value, value_size);
+                r = store_insert(s, link, hash, key, key_size, value, value_size, NULL);
                 if (r < 0)
                         return r;
                 if (ret_version)
@@ -246,6 +261,52 @@ int store_put(Store *s, const void *key, size_t key_size, const void *value, siz
                 return r;
         if (ret_version)
                 *ret_version = (*link)->version;
+        return 0;
+}
+
+int store_set(Store *s, const void *key, size_t key_size, const void *value, size_t value_size, uint64_t version) {
+        Entry **link;
+        uint32_t hash;
+        int r;
+
+        assert(s);
+        assert(key || key_size == 0);
+        assert(value || value_size == 0);
+
+        if (key_size > STORE_SIZE_MAX || value_size > STORE_SIZE_MAX ||
+                key_size + value_size > SIZE_MAX - offsetof(Entry, data) - 1)
+                return -E2BIG;
+
+        hash = store_hash(s, key, key_size);
+        link = store_find(s, key, key_size, hash);
+        if (!*link) {
+                Entry *e;
+
+                r = store_insert(s, link, hash, key, key_size, value, value_size, &e);
+                if (r < 0)
+                        return r;
+                e->version = version;
+                return 0;
+        }
+        r = store_update(s, link, value, value_size);
+        if (r < 0)
+                return r;
+        (*link)->version = version;
+        return 0;
+}
+
+int store_foreach(Store *s, store_foreach_cb cb, void *userdata) {
+        int r;
+
+        assert(s);
+        assert(cb);
+
+        for (size_t i = 0; i < s->n_buckets; i++)
+                for (Entry *e = s->buckets[i]; e; e = e->next) {
+                        r = cb(e->data, e->key_size, e->data + e->key_size, e->value_size, e->version, userdata);
+                        if (r < 0)
+                                return r;
+                }
         return 0;
 }
 

@@ -6,8 +6,8 @@
 
 /* The key/value model: keys → (value, version), where a value only changes through a
  * Put that names the current version (kvsrv1 of MIT 6.5840). Keys and values are byte
- * strings; the store knows nothing of JSON or sockets, so that a write-ahead log can
- * sit behind it later. Keys are never removed. */
+ * strings; the store knows nothing of JSON or sockets, nor of the log that makes it durable
+ * (kv-state.c). Keys are never removed. */
 
 typedef struct Store Store;
 
@@ -31,6 +31,20 @@ int store_get(Store *s, const void *key, size_t key_size, const char **ret_value
  * would take 2^64 Puts to reach). On success *ret_version (if not NULL) is the new one. */
 int store_put(Store *s, const void *key, size_t key_size, const void *value, size_t value_size,
         uint64_t version, uint64_t *ret_version);
+
+/* Sets key to value at version, whatever it held: for replaying the log and loading a
+ * snapshot, whose records carry the version, and for applying a Put that was checked
+ * before (kv-state.c). -E2BIG, -ENOMEM. */
+int store_set(Store *s, const void *key, size_t key_size, const void *value, size_t value_size, uint64_t version);
+
+/* Calls cb for every key, in no particular order; a negative return stops the walk and
+ * is returned. The store must not change meanwhile. */
+typedef int (*store_foreach_cb)(const void *key, size_t key_size, const void *value, size_t value_size,
+                                uint64_t version, void *userdata);
+int store_foreach(Store *s, store_foreach_cb cb, void *userdata);
+
+/* Makes room for n keys in all without growing the table again (a hint: 0 on failure). */
+void store_reserve(Store *s, size_t n);
 
 size_t store_n_keys(const Store *s);
 /* The bytes of all keys and values, without the store's own overhead. */

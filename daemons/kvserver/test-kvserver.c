@@ -21,8 +21,14 @@ static char *test_dir; /* this test's, removed by test_run_suite() */
 static TestDaemon server;
 
 static void setup(void) {
+        _cleanup_free_ char *state = NULL;
+
         kvserver_binary = test_program("MRKV_TEST_KVSERVER");
         test_dir = test_dir_new();
+        /* The servers keep their keys in this test's directory, inherited through the
+         * environment as systemd passes it. */
+        ck_assert_int_gt(asprintf(&state, "%s/state", test_dir), 0);
+        ck_assert_int_eq(setenv("STATE_DIRECTORY", state, 1), 0);
 }
 
 static void start_with(const TestDaemonOptions *o) {

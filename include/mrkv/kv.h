@@ -35,6 +35,7 @@ enum {
         MRKV_ERR_NO_KEY = 1,   /* Get: no such key; Put: no such key and version > 0 */
         MRKV_ERR_VERSION = 2,  /* Put: version is not the key's current version */
         MRKV_ERR_MAYBE = 3,    /* Put: VersionMismatch after a resend; may have been applied */
+        MRKV_ERR_STORAGE = 4,  /* Put: the server could not make it durable; not applied */
 };
 
 /* address: "unix:/path", "/path" or "tcp:host:port"; NULL means $MRKV_KV_ADDRESS, else
@@ -47,7 +48,11 @@ mrkv_clerk *mrkv_clerk_free(mrkv_clerk *c);
 /* *ret_value is malloc'd (the caller frees it); ret_value and ret_version may be NULL.
  * Returns MRKV_OK or MRKV_ERR_NO_KEY; never MRKV_ERR_MAYBE. */
 int mrkv_clerk_get(mrkv_clerk *c, const char *key, char **ret_value, uint64_t *ret_version);
-/* Returns MRKV_OK, MRKV_ERR_NO_KEY, MRKV_ERR_VERSION or MRKV_ERR_MAYBE. */
+/* Returns MRKV_OK, MRKV_ERR_NO_KEY, MRKV_ERR_VERSION, MRKV_ERR_MAYBE or MRKV_ERR_STORAGE.
+ * MRKV_ERR_STORAGE (the server's StorageError: its disk is full or failing) means that
+ * the Put was not applied, also after resends: an earlier attempt that had been applied
+ * would have moved the version on, and the server checks the version first. The server
+ * keeps answering Gets, and accepts Puts again once it has written a snapshot. */
 int mrkv_clerk_put(mrkv_clerk *c, const char *key, const char *value, uint64_t version);
 
 /* How long one attempt waits for its reply before it is resent (default 1 s). > 0. */
@@ -64,8 +69,8 @@ const char *mrkv_clerk_get_address(const mrkv_clerk *c);
 /* How many times the clerk has resent a call so far. May be read from any thread. */
 uint64_t mrkv_clerk_get_resends(const mrkv_clerk *c);
 
-/* A static string naming a result: "ok", "no-key", "version-mismatch", "maybe", or
- * strerror() text for a negative errno. */
+/* A static string naming a result: "ok", "no-key", "version-mismatch", "maybe",
+ * "storage-error", or strerror() text for a negative errno. */
 const char *mrkv_result_to_string(int r);
 
 #ifdef __cplusplus

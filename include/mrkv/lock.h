@@ -27,13 +27,13 @@ int mrkv_lock_new(mrkv_clerk *c, const char *name, mrkv_lock **ret);
 mrkv_lock *mrkv_lock_free(mrkv_lock *l);
 
 /* Blocks until the lock is held. Waiting polls the key with exponential backoff
- * (1 ms to 100 ms, jittered). Returns 0, -ETIMEDOUT after the wait timeout, or an error
- * of the clerk. An acquire that failed with a clerk error may have taken the lock: the
+ * (1 ms to 100 ms, jittered). Returns 0, -ETIMEDOUT after the wait timeout, -EIO when the
+ * server cannot store the lock (MRKV_ERR_STORAGE: not taken), or an error of the clerk. An acquire that failed with a clerk error may have taken the lock: the
  * next acquire of the same mrkv_lock recognizes its own id and succeeds at once. */
 int mrkv_lock_acquire(mrkv_lock *l);
 /* Returns 0, -ENOLCK if this mrkv_lock does not hold the lock (never acquired, or the
- * key was overwritten behind its back), or an error of the clerk (the lock is then
- * still considered held, and release may be called again). */
+ * key was overwritten behind its back), or -EIO (MRKV_ERR_STORAGE) or an error of the
+ * clerk (the lock is then still considered held, and release may be called again). */
 int mrkv_lock_release(mrkv_lock *l);
 
 /* How long acquire waits while someone else holds the lock (default UINT64_MAX:

@@ -102,6 +102,23 @@ int64_t record_parse(const uint8_t *p, size_t avail, uint64_t min_seqnum, Record
         return (int64_t) RECORD_HEADER_SIZE + size;
 }
 
+int64_t record_parse_checked(const uint8_t *p, size_t avail, Record *ret) {
+        uint32_t size;
+
+        if (avail < RECORD_HEADER_SIZE)
+                return -EBADMSG;
+        size = get_le32(p);
+        if (size > RECORD_PAYLOAD_MAX || size > avail - RECORD_HEADER_SIZE)
+                return -EBADMSG;
+        *ret = (Record) {
+                .seqnum = get_le64(p + 16),
+                .type = get_le32(p + 8),
+                .size = size,
+                .payload = p + RECORD_HEADER_SIZE,
+        };
+        return (int64_t) RECORD_HEADER_SIZE + size;
+}
+
 int mapped_file_open(int dir_fd, const char *name, MappedFile *ret) {
         _cleanup_close_ int fd = -EBADF;
         struct stat st;

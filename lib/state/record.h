@@ -57,6 +57,9 @@ void record_header_encode(uint8_t buf[RECORD_HEADER_SIZE], uint64_t seqnum, uint
 /* Parses the record at p (avail bytes readable): its total size (header and payload), or
  * -EBADMSG when it is incomplete or damaged, or numbered below min_seqnum. */
 int64_t record_parse(const uint8_t *p, size_t avail, uint64_t min_seqnum, Record *ret);
+/* The same without the checksum, for a mapping record_parse() has checked whole already:
+ * loading a snapshot reads it twice, and the checksum was most of the second pass. */
+int64_t record_parse_checked(const uint8_t *p, size_t avail, Record *ret);
 
 /* A file mapped read-only (an empty file maps to NULL). */
 typedef struct MappedFile {

@@ -363,8 +363,8 @@ int snapshot_write(int dir_fd, const char *dir_path, Wal *wal, snapshot_write_cb
 
 /* Loading */
 
-/* Checks the whole snapshot; with cb, delivers its records. On damage, *ret_offset says
- * where. */
+/* Checks the whole snapshot; with cb, delivers its records, without checking the
+ * checksums again (a pass without cb did). On damage, *ret_offset says where. */
 static int snapshot_read(const MappedFile *m, uint64_t seqnum, state_record_cb cb, void *userdata,
                          uint64_t *ret_offset) {
         uint64_t position, offset = RECORD_FILE_HEADER_SIZE, expected = 1;
@@ -382,7 +382,8 @@ static int snapshot_read(const MappedFile *m, uint64_t seqnum, state_record_cb c
                 int64_t n;
 
                 *ret_offset = offset;
-                n = record_parse(m->data + offset, m->size - offset, 0, &rec);
+                n = cb ? record_parse_checked(m->data + offset, m->size - offset, &rec)
+                       : record_parse(m->data + offset, m->size - offset, 0, &rec);
                 if (n < 0 || rec.seqnum != expected)
                         return -EBADMSG;
                 offset += (uint64_t) n;

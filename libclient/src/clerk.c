@@ -113,6 +113,8 @@ _public_ const char *mrkv_result_to_string(int r) {
                 return "version-mismatch";
         case MRKV_ERR_MAYBE:
                 return "maybe";
+        case MRKV_ERR_STORAGE:
+                return "storage-error";
         default:
                 return r < 0 ? strerror(-r) : "unknown result";
         }
@@ -324,5 +326,9 @@ _public_ int mrkv_clerk_put(mrkv_clerk *c, const char *key, const char *value, u
         /* Keys are never deleted, so NoKey means no attempt was applied. */
         if (streq(error, KV_ERROR_NO_KEY))
                 return MRKV_ERR_NO_KEY;
+        /* Not applied, whatever earlier attempts did: the server answers it only to a Put
+         * whose version still matches, which an applied earlier attempt would have moved. */
+        if (streq(error, KV_ERROR_STORAGE_ERROR))
+                return MRKV_ERR_STORAGE;
         return generic_error_to_errno(error);
 }

@@ -17,7 +17,8 @@ python3 "$(dirname "$0")/notify-recv.py" "$N" >"$T/notify.log" &
 track_pid $!
 wait_for 5 "notify socket" test -S "$N"
 
-systemd-socket-activate -l "$S" --fdname=varlink -E NOTIFY_SOCKET="$N" "$MRKV_KVSERVER" 2>"$T/kvserver.log" &
+systemd-socket-activate -l "$S" --fdname=varlink -E NOTIFY_SOCKET="$N" "$MRKV_KVSERVER" --state-directory "$T/state" \
+        2>"$T/kvserver.log" &
 PID=$!
 track_pid $PID
 on_cleanup '[ $st -eq 0 ] || { echo "--- kvserver log"; cat "$T/kvserver.log"; echo "--- notify"; cat "$T/notify.log"; } >&2'

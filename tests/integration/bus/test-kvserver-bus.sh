@@ -10,7 +10,7 @@ set -u
 prop() { busctl --address="$BUS" get-property org.mrkv.KeyValue1 /org/mrkv/KeyValue1 org.mrkv.KeyValue1 "$1"; }
 KV=unix:$tmp/kv.sock
 
-"$MRKV_KVSERVER" --listen "$KV" --bus-address "$BUS" 2> "$tmp/kvserver.log" &
+"$MRKV_KVSERVER" --listen "$KV" --state-directory "$tmp/state" --bus-address "$BUS" 2> "$tmp/kvserver.log" &
 poll 10 busctl --address="$BUS" status org.mrkv.KeyValue1 >/dev/null 2>&1 || fail "no bus name"
 [ "$(prop Keys)" = "t 0" ] || fail "Keys is not 0 at start: $(prop Keys)"
 

@@ -35,10 +35,10 @@ if [ -n "$journal" ]; then
     # unshare, sh and the server are one process: the clean-up kills it.
     unshare -m sh -c 'mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/journal &&
                       mount --bind "$0" /run/systemd/journal && exec "$@"' "$tmp/journal" \
-        "$MRKV_KVSERVER" --listen "unix:$tmp/kv.sock" --bus-address "$BUS" 2> "$tmp/kvserver.log" &
+        "$MRKV_KVSERVER" --listen "unix:$tmp/kv.sock" --state-directory "$tmp/state" --bus-address "$BUS" 2> "$tmp/kvserver.log" &
 else
     echo "no private mount namespace: the journal's fields are not checked"
-    "$MRKV_KVSERVER" --listen "unix:$tmp/kv.sock" --bus-address "$BUS" 2> "$tmp/kvserver.log" &
+    "$MRKV_KVSERVER" --listen "unix:$tmp/kv.sock" --state-directory "$tmp/state" --bus-address "$BUS" 2> "$tmp/kvserver.log" &
 fi
 poll 10 bctl status org.mrkv.KeyValue1 >/dev/null 2>&1 || fail "no bus name"
 

@@ -18,8 +18,13 @@
 #include "harness.h"
 #include "test-daemon.h"
 
-/* mrkv-kvserver listening on DIR/kv.sock, ready for calls. */
+/* mrkv-kvserver listening on DIR/kv.sock with its state in DIR/state (so a server
+ * started again on DIR finds the keys of the last one), ready for calls. */
 void test_kvserver_start(const char *dir, TestDaemon *ret);
+/* The same with more options (NULL-terminated) and daemon options (o may be NULL; its
+ * args are replaced). */
+void test_kvserver_start_with(const char *dir, const char *const *extra, const TestDaemonOptions *o,
+                              TestDaemon *ret);
 /* Stops it and asserts it exited cleanly: the server must survive everything the
  * tests do and exit with 0 on SIGTERM. */
 void test_kvserver_stop(TestDaemon *d);

@@ -192,6 +192,7 @@ static mrkv_clerk *clerk_for(const Fake *f) {
 
 #define ERROR_VERSION "{\"error\":\"org.mrkv.KV.VersionMismatch\",\"parameters\":{}}"
 #define ERROR_NO_KEY "{\"error\":\"org.mrkv.KV.NoKey\",\"parameters\":{}}"
+#define ERROR_STORAGE "{\"error\":\"org.mrkv.KV.StorageError\",\"parameters\":{\"reason\":\"No space left on device\"}}"
 #define REPLY_EMPTY "{\"parameters\":{}}"
 
 START_TEST(test_put_request_format) {
@@ -259,6 +260,27 @@ START_TEST(test_put_version_on_first_attempt) {
         mrkv_clerk_free(c);
         fake_finish(&f);
         fake_done(&f);
+}
+END_TEST
+
+/* StorageError is "not applied", on the first attempt and after a lost reply alike (the
+ * server answers it only to a Put whose version still matches): never ErrMaybe. */
+START_TEST(test_put_storage_error) {
+        static const Step steps[] = { { REPLY, ERROR_STORAGE }, { CLOSE }, { REPLY, ERROR_STORAGE } };
+        mrkv_clerk *c;
+        Fake f;
+
+        fake_bind(&f, steps, N_STEPS(steps));
+        fake_start(&f);
+        c = clerk_for(&f);
+        ck_assert_int_eq(mrkv_clerk_put(c, "k", "v", 3), MRKV_ERR_STORAGE);
+        ck_assert_uint_eq(mrkv_clerk_get_resends(c), 0);
+        ck_assert_int_eq(mrkv_clerk_put(c, "k", "v", 3), MRKV_ERR_STORAGE);
+        ck_assert_uint_eq(mrkv_clerk_get_resends(c), 1);
+        mrkv_clerk_free(c);
+        fake_finish(&f);
+        fake_done(&f);
+        ck_assert_str_eq(mrkv_result_to_string(MRKV_ERR_STORAGE), "storage-error");
 }
 END_TEST
 
@@ -497,6 +519,7 @@ int main(void) {
         tcase_add_test(tc, test_put_request_format);
         tcase_add_test(tc, test_put_maybe_after_lost_reply);
         tcase_add_test(tc, test_put_version_on_first_attempt);
+        tcase_add_test(tc, test_put_storage_error);
         tcase_add_test(tc, test_put_resent_ok_and_nokey);
         tcase_add_test(tc, test_late_reply_is_ignored);
         tcase_add_test(tc, test_get_resent_nokey);

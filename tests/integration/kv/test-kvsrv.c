@@ -66,8 +66,8 @@ START_TEST(test_reliable_put_semantics) {
 }
 END_TEST
 
-/* The clerk reconnects to a restarted server by itself (state is lost: the server
- * keeps it in memory). */
+/* The clerk reconnects to a restarted server by itself, and the restarted server has
+ * the keys of the old one. */
 START_TEST(test_server_restart) {
         char *dir = test_dir_new();
         TestDaemon s;
@@ -77,12 +77,14 @@ START_TEST(test_server_restart) {
         c = test_clerk_new(s.address, false);
         ck_assert_int_eq(mrkv_clerk_put(c, "k", "a", 0), MRKV_OK);
 
-        /* The clerk's connection goes with the old server. */
+        /* The clerk's connection goes with the old server; the key stays, in the state
+         * directory the new server loads. */
         test_kvserver_stop(&s);
         test_kvserver_start(dir, &s);
 
-        ck_assert_int_eq(mrkv_clerk_put(c, "k", "a", 0), MRKV_OK);
+        ck_assert_int_eq(mrkv_clerk_put(c, "k", "b", 1), MRKV_OK);
         ck_assert_uint_ge(mrkv_clerk_get_resends(c), 1);
+        ck_assert_int_eq(mrkv_clerk_put(c, "k", "c", 1), MRKV_ERR_VERSION);
         mrkv_clerk_free(c);
         test_kvserver_stop(&s);
         free(dir);
