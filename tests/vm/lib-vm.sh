@@ -454,3 +454,28 @@ vm_mini_initramfs() {
         rm -rf "$dir"
         echo "mini initramfs: $(du -h "$out" | cut -f1)"
 }
+
+# vm_qemu_disk_stats SOCKET: the write and flush requests the VM's disks made so far, as
+# the qemu human monitor on unix SOCKET counts them (info blockstats): "WRITES FLUSHES"
+# of the first disk, or "? ?" when it cannot tell (no python3).
+vm_qemu_disk_stats() {
+        command -v python3 >/dev/null || { echo "? ?"; return 0; }
+        python3 -c '
+import re, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+s.connect(sys.argv[1])
+def reply():
+    buf = b""
+    while b"(qemu) " not in buf:
+        data = s.recv(4096)
+        if not data:
+            break
+        buf += data
+    return buf
+reply()
+s.sendall(b"info blockstats\n")
+m = re.search(rb"wr_operations=(\d+).*?flush_operations=(\d+)", reply(), re.S)
+print(m.group(1).decode(), m.group(2).decode())
+' "$1" 2>/dev/null || echo "? ?"
+}

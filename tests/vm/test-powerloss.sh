@@ -4,7 +4,7 @@
 # test-powerloss.sh: every put mrkv-kvserver acknowledged survives a power loss.
 #
 # The server runs in a qemu VM (TCG) with its state on the VM's virtual disk, and
-# clients in the VM do conditional puts with mrkvctl, reporting each acknowledged one
+# threads of a client in the VM (powerloss-client.c, on libmrkv) do conditional puts, reporting each acknowledged one
 # to the host on a serial port. The host kills qemu with SIGKILL at a random moment
 # (everything the guest had not written to its disk, its page cache among it, is
 # lost), boots the same disk image again and checks that every put reported before the
@@ -30,7 +30,7 @@
 # $MRKV_VM_LOGDIR/vm-powerloss.log. Exit status: 0 when every step passed, 1 otherwise,
 # 77 (skip) when not root, a tool or the kernel is missing, or the server has no --sync=
 # (it keeps no state). Environment: MRKV_POWERLOSS_KILLS, MRKV_POWERLOSS_SEED (of the
-# kill moments, printed), MRKV_POWERLOSS_KILL_MAX_MS (3000: a kill comes up to this long
+# kill moments, printed), MRKV_POWERLOSS_KILL_MAX_MS (4000: a kill comes up to this long
 # after the boot's first acknowledged put), and those of test-qemu.sh.
 set -euo pipefail
 
@@ -51,12 +51,14 @@ fi
 vm_enter_namespace "$@"
 
 KILLS=${MRKV_POWERLOSS_KILLS:-5}
-KILL_MAX_MS=${MRKV_POWERLOSS_KILL_MAX_MS:-3000}
+KILL_MAX_MS=${MRKV_POWERLOSS_KILL_MAX_MS:-4000}
 SEED=${MRKV_POWERLOSS_SEED:-$((($(date +%s%N) / 1000) % 32768))}
 KEYS=8
 CLIENTS=4
+# A snapshot every 30 puts or so: power losses hit snapshots too.
+SNAPSHOT_LOG_SIZE=4096
 # Puts acknowledged under --sync=none before the control's kill.
-CONTROL_ACKS=40
+CONTROL_ACKS=100
 # Generous: waits poll, and TCG on a loaded machine is slow.
 BOOT_WAIT=${MRKV_VM_BOOT_WAIT:-600}
 GUEST_INIT=/usr/local/lib/mrkv-vm/powerloss-guest.sh
@@ -108,7 +110,21 @@ make_initramfs() {
                 BOOT_INITRD=$INITRD
                 APPEND="root=/dev/vda rw"
         fi
-        APPEND="console=ttyS0 quiet panic=-1 $APPEND init=$GUEST_INIT mrkv.powerloss.keys=$KEYS mrkv.powerloss.clients=$CLIENTS"
+        APPEND="console=ttyS0 quiet panic=-1 $APPEND init=$GUEST_INIT mrkv.powerloss.keys=$KEYS mrkv.powerloss.clients=$CLIENTS mrkv.powerloss.snapshot=$SNAPSHOT_LOG_SIZE"
+}
+
+# The client, built here against the packaged libmrkv (there is no compiler in the VM).
+build_client() {
+        local sdk=$TMP/sdk lib p
+        for p in libmrkv0 libmrkv-dev; do
+                dpkg-deb -x "$(ls "$TMP/debs/${p}"_*.deb | head -n 1)" "$sdk" || return 1
+        done
+        lib=$(find "$sdk" -name libmrkv.so -printf '%h\n' | head -n 1)
+        [ -n "$lib" ] || { echo "FAIL: libmrkv-dev has no libmrkv.so"; return 1; }
+        "${CC:-cc}" -O2 -Wall -Wextra -Werror -I"$sdk/usr/include" -o "$TMP/powerloss-client" \
+                "$VM_DIR/powerloss-client.c" -L"$lib" -lmrkv -pthread || { echo "FAIL: cc exited with $?"; return 1; }
+        install -m 0755 "$TMP/powerloss-client" "$TMP/root/usr/local/lib/mrkv-vm/powerloss-client"
+        ldd "$TMP/powerloss-client" || true
 }
 
 make_image() {
@@ -128,6 +144,8 @@ CHECKED=0       # acknowledged puts found after a power loss
 TOTAL_ACKS=0
 CONTROL_LOST=0
 CONTROL_TOTAL=0
+CONTROL_STATS="? ?"
+STATS=
 ERRORS=0
 PREV_ACKS=
 PREV_MODE=
@@ -156,7 +174,8 @@ start_vm() {
                         -kernel "$KERNEL" -initrd "$BOOT_INITRD" \
                         -append "$APPEND mrkv.powerloss=$1" \
                         -drive "file=$TMP/root.img,format=raw,if=virtio,cache=writeback,aio=threads" \
-                        -device isa-debug-exit,iobase=0xf4,iosize=0x04
+                        -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+                        -monitor "unix:$TMP/monitor-$BOOT.sock,server=on,wait=off"
         ) </dev/null >>"$TMP/qemu.out" 2>&1 &
         QEMU=$!
         QEMU_PIDS+=("$QEMU")
@@ -178,13 +197,15 @@ wait_acks() {
         done
 }
 
-# power_loss DELAY_MS: SIGKILL to qemu, DELAY_MS from now.
+# power_loss DELAY_MS: SIGKILL to qemu, DELAY_MS from now; sets STATS to the disk's
+# "WRITES FLUSHES" just before.
 power_loss() {
         local until=$(($(now_ms) + $1))
         while [ "$(now_ms)" -lt $until ]; do
                 alive "$QEMU" || { echo "FAIL: qemu exited before its kill"; return 1; }
                 sleep 0.01
         done
+        STATS=$(vm_qemu_disk_stats "$TMP/monitor-$BOOT.sock")
         stop_vm
         echo "qemu killed $(($(now_ms) - BOOT_START)) ms after its start"
 }
@@ -267,14 +288,15 @@ boot() {
                 done < <(lines ACK)
                 n=$(lines ACK | wc -l)
                 TOTAL_ACKS=$((TOTAL_ACKS + n))
-                BOOT_SUMMARY+=("boot $BOOT: $n puts acknowledged, power loss $delay ms after the first")
-                echo "$n puts acknowledged before the power loss"
+                BOOT_SUMMARY+=("boot $BOOT: $n puts acknowledged; the disk wrote ${STATS% *} times and flushed ${STATS#* } times; power loss $delay ms after the first put")
+                echo "$n puts acknowledged before the power loss; disk writes and flushes: $STATS"
                 ;;
         none)
                 wait_acks $CONTROL_ACKS || return 1
                 power_loss 0 || return 1
                 CONTROL_TOTAL=$(lines ACK | wc -l)
-                echo "$CONTROL_TOTAL puts acknowledged under --sync=none before the power loss"
+                CONTROL_STATS=$STATS
+                echo "$CONTROL_TOTAL puts acknowledged under --sync=none before the power loss; disk writes and flushes: $STATS"
                 ;;
         check)
                 deadline=$(($(now_ms) + BOOT_WAIT * 1000))
@@ -309,6 +331,7 @@ step "root file system with the packages' dependencies (mkrootfs.sh), a copy for
 step "dpkg -i into the root file system (nspawn, not booted)" vm_preinstall "$CG" || exit 1
 step "mrkv-kvserver has --sync= (keeps its state on disk)" check_durable || exit 1
 [ -z "${VM_SKIPPED:-}" ] || exit 0
+step "powerloss-client, built against the packaged libmrkv" build_client || exit 1
 step "a small initramfs (mini-init.c, the modules for virtio-blk and ext4)" make_initramfs || exit 1
 step "ext4 image of it (mke2fs -d), init=powerloss-guest.sh" make_image || exit 1
 
@@ -330,7 +353,7 @@ for s in "${BOOT_SUMMARY[@]}"; do
         echo "# $s"
 done
 echo "# $KILLS kills under --sync=always: $TOTAL_ACKS puts acknowledged, $CHECKED of them found after a power loss"
-echo "# control, --sync=none: $CONTROL_LOST of $CONTROL_TOTAL acknowledged puts lost, as expected"
+echo "# control, --sync=none: $CONTROL_LOST of $CONTROL_TOTAL acknowledged puts lost, as expected (the disk wrote ${CONTROL_STATS% *} times and flushed ${CONTROL_STATS#* } times)"
 if [ "$ERRORS" -ne 0 ]; then
         tap not-ok "the clients' puts: $ERRORS failed (ERROR lines in the log)"
 else
