@@ -7,8 +7,9 @@
 # them into a copy of a minimal Debian (mkrootfs.sh) before its first boot (dpkg -i in
 # a non-booted systemd-nspawn, i.e. a chroot with /proc and /dev), makes an ext4 image
 # of it (mke2fs -d) and boots it with the host's Debian kernel. A unit inside runs
-# guest-checks.sh (installed, kv, mapreduce, stop, reinstall, purge, journal) and prints
-# TAP on the serial console; the exit status comes back through isa-debug-exit.
+# guest-checks.sh (installed, kv, mapreduce, stop, reinstall, remove, purge, journal)
+# and prints TAP on the serial console; the exit status comes back through
+# isa-debug-exit.
 #
 # Output: TAP on stdout (the guest's steps renumbered after ours); the build, the
 # serial console and everything else in $MRKV_VM_LOGDIR/vm-qemu.log (default: the
@@ -32,7 +33,7 @@ vm_qemu_kernel
 vm_enter_namespace "$@"
 
 QEMU_TIMEOUT=${MRKV_VM_QEMU_TIMEOUT:-900}
-GUEST_STEPS=(installed kv mapreduce stop reinstall purge journal)
+GUEST_STEPS=(installed kv mapreduce stop reinstall remove purge journal)
 
 TMP=
 CG=
