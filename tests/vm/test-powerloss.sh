@@ -90,7 +90,6 @@ vm_log_start
 TMP=$(mktemp -d "$TMPROOT/mrkv-vm-$$.XXXXXX")
 vm_cgroup_create CG "mrkv-vm-$$"
 log "cgroup: $CG (${CG_HIER[*]}), temporary directory: $TMP, kernel: $KERNEL, seed: $SEED"
-RANDOM=$SEED
 
 # --- the image ------------------------------------------------------------------------
 
@@ -280,7 +279,9 @@ boot() {
         case $mode in
         always)
                 wait_acks 1 || return 1
-                delay=$(((RANDOM * 32768 + RANDOM) % (KILL_MAX_MS + 1)))
+                # Drawn from the seed and the boot's number, the same in every run
+                # with that seed (bash's RANDOM gave nearly equal delays in a row).
+                delay=$((0x$(echo "$SEED $BOOT" | sha256sum | cut -c1-8) % (KILL_MAX_MS + 1)))
                 echo "power loss $delay ms after the first acknowledged put"
                 power_loss "$delay" || return 1
                 while read -r _ key v _; do
