@@ -59,8 +59,9 @@ CLIENTS=4
 SNAPSHOT_LOG_SIZE=4096
 # Puts acknowledged under --sync=none before the control's kill.
 CONTROL_ACKS=100
-# Generous: waits poll, and TCG on a loaded machine is slow.
-BOOT_WAIT=${MRKV_VM_BOOT_WAIT:-600}
+# Seconds until a boot reports its state (about 10 under TCG). Generous: waits poll,
+# and TCG on a loaded machine is slow.
+BOOT_WAIT=${MRKV_VM_BOOT_WAIT:-300}
 GUEST_INIT=/usr/local/lib/mrkv-vm/powerloss-guest.sh
 
 TMP=
@@ -324,6 +325,11 @@ log_boot() {
         tr -d '\r' 2>/dev/null <"$TMP/console-$BOOT.log" >>"$LOG"
         log "=== boot $BOOT: report"
         tr -d '\r' 2>/dev/null <"$ACKS" | grep -v '^ACK ' >>"$LOG"
+        if [ -s "$TMP/qemu.out" ]; then
+                log "=== qemu's output"
+                cat "$TMP/qemu.out" >>"$LOG"
+                : >"$TMP/qemu.out"
+        fi
 }
 
 step "build the .debs (packaging/build-deb, nocheck)" vm_build_debs "$TMP/debs" || exit 1
