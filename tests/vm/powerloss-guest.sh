@@ -10,8 +10,9 @@
 #                                     report the state and power off, no puts
 #   mrkv.powerloss.keys=N             keys key1..keyN (default 8)
 #   mrkv.powerloss.clients=N          concurrent clients, each with keys of its own (4)
-#   mrkv.powerloss.snapshot=BYTES     --snapshot-log-size=, so that snapshots are taken
-#                                     (and killed) too; default: the server's
+#   mrkv.powerloss.snapshot=BYTES     --snapshot-log-size= under always, so that
+#                                     snapshots are taken (and killed) too; default:
+#                                     the server's
 #
 # What the host needs goes to the second serial port (/dev/ttyS1), one line each, the
 # final " ." marking a line the kill did not cut short:
@@ -64,6 +65,9 @@ CLIENTS=$(cmdline_get mrkv.powerloss.clients 4)
 SNAPSHOT=$(cmdline_get mrkv.powerloss.snapshot "")
 SYNC=$MODE
 [ "$MODE" != check ] || SYNC=always
+# A snapshot is synced whatever --sync= says: the control (none) takes none, so that
+# what it loses does not depend on when its last snapshot was.
+[ "$MODE" = always ] || SNAPSHOT=
 
 say "mode $MODE, $KEYS keys, $CLIENTS clients, $(cut -d' ' -f1 /proc/uptime) s after boot"
 # The root file system's journal replayed at mount, after a kill.
