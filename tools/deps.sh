@@ -11,7 +11,7 @@
 #            reference Varlink certification suite (varlink-go)
 #   package  test + packaging/build-deb (whose package build runs the tests) and the suite
 #            vm: debhelper, lintian, debootstrap, systemd-nspawn
-#   qemu     package + the suite vm-qemu: qemu and a Debian kernel (the slow part: about
+#   qemu     package + the suite vm-qemu: qemu, a Debian kernel, cpio (the slow part: about
 #            three minutes on a fresh machine, most of it generating the initramfs)
 #   all      everything above (tools/test.sh)
 set -euo pipefail
@@ -19,7 +19,7 @@ set -euo pipefail
 BUILD=(gcc meson ninja-build pkg-config libsystemd-dev libjson-c-dev zlib1g-dev check)
 TEST=(python3 procps dbus dbus-daemon dbus-user-session systemd util-linux groff-base varlink-go)
 PACKAGE=(debhelper dpkg-dev fakeroot lintian pkgconf debootstrap systemd-container e2fsprogs)
-QEMU=(qemu-system-x86 linux-image-amd64)
+QEMU=(qemu-system-x86 linux-image-amd64 cpio)
 
 usage() { # EXIT-STATUS
     sed -n '3,17s/^# \{0,1\}//p' "$0" >&2

@@ -35,7 +35,8 @@ installed	the preinstalled packages are configured, their sockets listening afte
 kv	systemctl start mrkv-kvserver.socket; mrkvctl put/get; busctl shows the keys
 mapreduce	mrkv-coordinator.socket + mrkv-worker@{1..3}: a wc job equals mrkv-sequential's output; busctl shows it done
 stop	systemctl stop of every mrkv unit: nothing left running or listening
-reinstall	dpkg -i over the installed packages restarts the running services, which keep working
+reinstall	dpkg -i over the installed packages restarts the running services, which keep working and keep the keys
+remove	dpkg --remove stops everything and keeps /var/lib/mrkv/kv; installed again, the store has the keys
 purge	dpkg --purge removes units, sockets, bus policy, state and every packaged file
 journal	no mrkv unit failed, crashed or hit its watchdog during the run
 EOF
@@ -66,6 +67,18 @@ prop() { # OBJECT INTERFACE PROPERTY [SERVICE]
 }
 kv_prop() { t busctl --system get-property org.mrkv.KeyValue1 /org/mrkv/KeyValue1 org.mrkv.KeyValue1 "$1"; }
 ctl() { t mrkvctl --timeout 30 "$@"; }
+
+# kv_durable: the installed mrkv-kvserver keeps its keys on disk (it has --sync=); one
+# that does not loses them on every restart, as it says.
+kv_durable() { mrkv-kvserver --help 2>/dev/null | grep -q -- '--sync='; }
+
+# kv_has KEY VALUE VERSION: the store has KEY at VALUE and VERSION (mrkvctl get --json).
+kv_has() {
+        local got
+        got=$(ctl --connect "$KV" get --json "$1") || fail "get $1 exited with $? (expected $2 at version $3)"
+        [ "$got" = "{\"value\":\"$2\",\"version\":$3}" ] || fail "$1 is $got, expected $2 at version $3"
+        echo "$1: $got"
+}
 
 # start_time UNIT: how long its last start took, from leaving inactive to active.
 start_time() {
@@ -261,6 +274,7 @@ step_reinstall() {
         # Something running to restart: the store (with a key), the coordinator, a worker.
         t systemctl start mrkv-kvserver.socket mrkv-coordinator.socket mrkv-worker@1.service
         ctl --connect "$KV" put before-upgrade 1 || fail "put before the upgrade"
+        ctl --connect "$KV" put before-upgrade 2 --version 1 || fail "put before the upgrade at version 1"
         wait_for "$WAIT" "active mrkv-coordinator.service" is_active mrkv-coordinator.service
         wait_for "$WAIT" "a worker on the bus" workers_are 1
         before=$(mrkv_pids | sort | tr '\n' ' ')
@@ -283,6 +297,15 @@ step_reinstall() {
         ctl --connect "$KV" put after-upgrade 1 || fail "put after the upgrade exited with $?"
         v=$(ctl --connect "$KV" get after-upgrade) || fail "get after the upgrade exited with $?"
         [ "$v" = 1 ] || fail "get after-upgrade gave '$v'"
+        # The upgrade restarted the server (no daemon runs a replaced program): the keys
+        # written before it are read back from /var/lib/mrkv/kv.
+        if kv_durable; then
+                kv_has before-upgrade 2 2
+                [ -n "$(ls -A /var/lib/mrkv/kv)" ] || fail "nothing in /var/lib/mrkv/kv"
+                ls -l /var/lib/mrkv/kv
+        else
+                echo "mrkv-kvserver keeps no state (no --sync=): the keys written before are gone"
+        fi
         wait_for "$WAIT" "active mrkv-worker@1 after the reinstall" is_active mrkv-worker@1.service
         wait_for "$WAIT" "the worker back on the coordinator" workers_are 1
         run_wc "$STATE/job2" /usr/share/common-licenses/GPL-3 /usr/share/common-licenses/Apache-2.0
@@ -291,9 +314,55 @@ step_reinstall() {
 }
 
 
+step_remove() {
+        local p st u
+        mkdir -p "$STATE"
+        trap 'stop_all >/dev/null 2>&1 || true' EXIT
+        t systemctl start mrkv-kvserver.socket
+        ctl --connect "$KV" put before-remove kept || fail "put before the removal exited with $?"
+
+        timeout "$JOB_WAIT" dpkg --remove "${PACKAGES[@]}" || fail "dpkg --remove exited with $?"
+        for p in mrkv libmrkv0; do
+                st=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+                # mrkv has conffiles (the bus policy): its state is "config-files".
+                [ "${st% }" = rc ] || [ "${st% }" = un ] || [ -z "$st" ] || fail "$p is in state '$st' after the removal"
+        done
+        for u in $(systemctl list-units --all --plain --no-legend 'mrkv-*' | awk '{print $1}'); do
+                st=$(systemctl is-active "$u" || true)
+                [ "$st" = inactive ] || fail "$u is $st after the removal"
+        done
+        wait_for "$WAIT" "exit of every mrkv daemon" no_mrkv_processes
+        [ ! -e /usr/bin/mrkv-kvserver ] || fail "/usr/bin/mrkv-kvserver is left after the removal"
+        # Only a purge deletes the data (postrm).
+        [ -d /var/lib/mrkv ] || fail "the removal deleted /var/lib/mrkv"
+        if [ -e /var/lib/mrkv/kv ] || [ -e /var/lib/mrkv/jobs ]; then
+                ls -la /var/lib/mrkv /var/lib/mrkv/*
+        fi
+
+        dpkg_install || fail "dpkg -i after the removal exited with $?"
+        check_installed
+        # Installed again, the socket listens as after the first installation.
+        wait_for "$WAIT" "listening mrkv-kvserver.socket after the installation" is_active mrkv-kvserver.socket
+        if kv_durable; then
+                [ -n "$(ls -A /var/lib/mrkv/kv 2>/dev/null)" ] || fail "the removal emptied /var/lib/mrkv/kv"
+                kv_has before-remove kept 1
+                kv_has before-upgrade 2 2
+        else
+                echo "mrkv-kvserver keeps no state (no --sync=): the keys written before are gone"
+        fi
+        ctl --connect "$KV" put after-remove 1 || fail "put after the installation exited with $?"
+        stop_all
+        check_all_stopped
+}
+
 step_purge() {
         local p f left
         mkdir -p "$STATE"
+        # Something to delete: the keys of the steps before.
+        if kv_durable; then
+                [ -n "$(ls -A /var/lib/mrkv/kv 2>/dev/null)" ] || fail "no keys in /var/lib/mrkv/kv before the purge"
+                ls -l /var/lib/mrkv/kv
+        fi
         for p in "${PACKAGES[@]}"; do
                 dpkg-query -L "$p"
         done | sort -u >"$STATE/files"
@@ -323,7 +392,8 @@ step_purge() {
                 [ -z "$(find /run/mrkv -type s)" ] || fail "sockets left in /run/mrkv: $(find /run/mrkv -type s)"
         fi
         # Debian policy: a purge removes the data a package made (as with log files,
-        # 10.8); /var/lib/mrkv holds job inputs' outputs and is the package's own.
+        # 10.8); /var/lib/mrkv holds job outputs and the keys (kv/) and is the package's
+        # own.
         [ ! -e /var/lib/mrkv ] || fail "/var/lib/mrkv left after the purge: $(ls -la /var/lib/mrkv)"
         [ ! -e /var/lib/private/mrkv ] || fail "/var/lib/private/mrkv left after the purge"
         # Debian keeps system users on purge (files may still be owned by them).

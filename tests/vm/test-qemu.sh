@@ -7,8 +7,9 @@
 # them into a copy of a minimal Debian (mkrootfs.sh) before its first boot (dpkg -i in
 # a non-booted systemd-nspawn, i.e. a chroot with /proc and /dev), makes an ext4 image
 # of it (mke2fs -d) and boots it with the host's Debian kernel. A unit inside runs
-# guest-checks.sh (installed, kv, mapreduce, stop, reinstall, purge, journal) and prints
-# TAP on the serial console; the exit status comes back through isa-debug-exit.
+# guest-checks.sh (installed, kv, mapreduce, stop, reinstall, remove, purge, journal)
+# and prints TAP on the serial console; the exit status comes back through
+# isa-debug-exit.
 #
 # Output: TAP on stdout (the guest's steps renumbered after ours); the build, the
 # serial console and everything else in $MRKV_VM_LOGDIR/vm-qemu.log (default: the
@@ -28,14 +29,11 @@ if [ -z "${MRKV_VM_DEBS:-}" ]; then
                 skip "dpkg-buildpackage or dh not found (dpkg-dev, debhelper)"
 fi
 [ ${#CG_HIER[@]} -gt 0 ] || skip "no cgroup file system"
-KERNEL=${MRKV_VM_KERNEL:-$(ls -v /boot/vmlinuz-* 2>/dev/null | tail -n 1)}
-[ -n "$KERNEL" ] && [ -r "$KERNEL" ] || skip "no kernel in /boot (apt-get install linux-image-amd64)"
-INITRD=${MRKV_VM_INITRD:-/boot/initrd.img-${KERNEL#/boot/vmlinuz-}}
-[ -r "$INITRD" ] || skip "no initrd $INITRD"
+vm_qemu_kernel
 vm_enter_namespace "$@"
 
 QEMU_TIMEOUT=${MRKV_VM_QEMU_TIMEOUT:-900}
-GUEST_STEPS=(installed kv mapreduce stop reinstall purge journal)
+GUEST_STEPS=(installed kv mapreduce stop reinstall remove purge journal)
 
 TMP=
 CG=
@@ -71,25 +69,6 @@ vm_log_start
 TMP=$(mktemp -d "$TMPROOT/mrkv-vm-$$.XXXXXX")
 vm_cgroup_create CG "mrkv-vm-$$"
 log "cgroup: $CG (${CG_HIER[*]}), temporary directory: $TMP, kernel: $KERNEL, initrd: $INITRD"
-
-# The packages go in before the first boot, as an image builder would put them: dpkg
-# in a container that is not booted (no systemd running: the maintainer scripts
-# create the user and enable the sockets, and start nothing).
-do_preinstall() {
-        local debs=() p
-        for p in "${PACKAGES[@]}"; do
-                debs+=("$(cd "$TMP/root/var/tmp/mrkv-debs" && ls "${p}"_*.deb | head -n 1)")
-        done
-        vm_private_run_systemd || return 1
-        (
-                vm_cgroup_enter "$CG"
-                exec timeout -k 5 300 systemd-nspawn -q -D "$TMP/root" -M mrkv-vm-install --register=no \
-                        --keep-unit --private-network --pipe --chdir=/var/tmp/mrkv-debs \
-                        -E DEBIAN_FRONTEND=noninteractive dpkg -i "${debs[@]}"
-        ) </dev/null &
-        wait $! || { echo "FAIL: dpkg -i exited with $?"; return 1; }
-        ls -l "$TMP"/root/etc/systemd/system/sockets.target.wants/
-}
 
 do_image() {
         local r=$TMP/root
@@ -207,7 +186,7 @@ QEMU_RC=
 step "build the .debs (packaging/build-deb, nocheck)" vm_build_debs "$TMP/debs" || exit 1
 step "root file system with the packages' dependencies (mkrootfs.sh), a copy for the image" \
         vm_rootfs "$TMP/debs" "$TMP/root" || exit 1
-step "dpkg -i into the root file system before its first boot (nspawn, not booted)" do_preinstall || exit 1
+step "dpkg -i into the root file system before its first boot (nspawn, not booted)" vm_preinstall "$CG" || exit 1
 step "ext4 image of it (mke2fs -d), with a unit that runs the checks at boot" do_image || exit 1
 step "qemu (TCG, $(basename "$KERNEL")) boots it, the checks run, the VM powers off" do_qemu || true
 report_guest
