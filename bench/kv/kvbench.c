@@ -69,6 +69,7 @@ static Proto arg_proto = PROTO_VARLINK;
 static bool arg_startup_time = false;
 static bool arg_prepare = true;
 static char **arg_command = NULL;
+static pid_t arg_server_pid = 0;
 
 typedef struct Buffer {
         char *data;
@@ -105,6 +106,8 @@ typedef struct Bench {
         Buffer body;        /* etcd: a request body, before its header */
         Samples samples;
         uint64_t ops, errors;
+        long long server_ticks; /* the server's CPU time when the clock started, or -1 */
+        double server_cpu_us;   /* per operation, while measuring; < 0 if unknown */
         bool measuring;
         uint32_t rng;
 } Bench;
@@ -124,6 +127,23 @@ static uint32_t rng_next(uint32_t *state) {
         x ^= x >> 17;
         x ^= x << 5;
         return *state = x;
+}
+
+/* User + system CPU time of a process (all its threads) in clock ticks, or -1. */
+static long long process_cpu_ticks(pid_t pid) {
+        _cleanup_fclose_ FILE *f = NULL;
+        char path[64], line[1024], *p;
+        unsigned long long utime, stime;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+        f = fopen(path, "re");
+        if (!f || !fgets(line, sizeof(line), f))
+                return -1;
+        /* Fields 14 and 15; the command name (field 2, in parentheses) may hold spaces. */
+        p = strrchr(line, ')');
+        if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
+                return -1;
+        return (long long) (utime + stime);
 }
 
 static int samples_add(Samples *s, uint64_t ns) {
@@ -258,17 +278,19 @@ static void help(void) {
                "     --redis             Talk RESP to a Redis server (GET/SET) instead\n"
                "     --etcd              Talk HTTP/1.1 to etcd's JSON gateway instead (range;\n"
                "                         txn comparing mod_revision, then put), tcp:HOST:PORT\n"
+               "     --server-pid=PID    Report the CPU time of that process per operation\n"
                "     --startup-time      Start SERVER-COMMAND, print the time until it answers\n"
                "                         a Get of the first and the last key, stop it\n"
                "     --csv               One line: "
-               "op,connections,ops,seconds,ops_per_sec,p50_us,p99_us,p999_us,max_us,errors\n"
+               "op,connections,ops,seconds,ops_per_sec,p50_us,p99_us,p999_us,max_us,errors,\n"
+               "                         server_cpu_us_per_op (empty without --server-pid)\n"
                "                         (--startup-time: milliseconds)\n",
                 program_invocation_short_name, program_invocation_short_name, MRKV_KV_ADDRESS_ENV,
                 arg_connections, arg_pipeline, arg_duration, arg_warmup, arg_keyspace, arg_value_size);
 }
 
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_CSV = 0x100, ARG_REDIS, ARG_ETCD, ARG_STARTUP_TIME, ARG_NO_PREPARE };
+        enum { ARG_CSV = 0x100, ARG_REDIS, ARG_ETCD, ARG_STARTUP_TIME, ARG_NO_PREPARE, ARG_SERVER_PID };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "address", required_argument, NULL, 'a' },
@@ -284,6 +306,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "etcd", no_argument, NULL, ARG_ETCD },
                 { "startup-time", no_argument, NULL, ARG_STARTUP_TIME },
                 { "no-prepare", no_argument, NULL, ARG_NO_PREPARE },
+                { "server-pid", required_argument, NULL, ARG_SERVER_PID },
                 {},
         };
         unsigned v;
@@ -357,6 +380,13 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_NO_PREPARE:
                         arg_prepare = false;
+                        break;
+                case ARG_SERVER_PID:
+                        if (parse_unsigned(optarg, 1, INT32_MAX, &v) < 0) {
+                                log_error("Invalid process ID: %s", optarg);
+                                return -EINVAL;
+                        }
+                        arg_server_pid = (pid_t) v;
                         break;
                 case '?':
                         return -EINVAL;
@@ -903,6 +933,11 @@ static int conn_read(Bench *b, Conn *c, int epfd) {
         return conn_flush(c, epfd);
 }
 
+static void start_measuring(Bench *b) {
+        b->measuring = true;
+        b->server_ticks = arg_server_pid > 0 ? process_cpu_ticks(arg_server_pid) : -1;
+}
+
 static int run_load(Bench *b, const Address *address, double *ret_seconds) {
         struct epoll_event events[256];
         uint64_t start, measure_start = 0, end;
@@ -929,9 +964,10 @@ static int run_load(Bench *b, const Address *address, double *ret_seconds) {
         }
 
         start = now_ns();
-        b->measuring = arg_warmup <= 0;
-        if (b->measuring)
+        if (arg_warmup <= 0) {
+                start_measuring(b);
                 measure_start = start;
+        }
         end = start + (uint64_t) ((arg_warmup + arg_duration) * 1e9);
 
         for (unsigned i = 0; i < arg_connections; i++) {
@@ -954,7 +990,7 @@ static int run_load(Bench *b, const Address *address, double *ret_seconds) {
                 if (now >= end)
                         break;
                 if (!b->measuring && now >= start + (uint64_t) (arg_warmup * 1e9)) {
-                        b->measuring = true;
+                        start_measuring(b);
                         measure_start = now;
                 }
 
@@ -981,6 +1017,13 @@ static int run_load(Bench *b, const Address *address, double *ret_seconds) {
         }
 
         *ret_seconds = (double) (now_ns() - measure_start) / 1e9;
+        if (b->server_ticks >= 0 && b->ops > 0) {
+                long long t = process_cpu_ticks(arg_server_pid);
+
+                if (t >= b->server_ticks)
+                        b->server_cpu_us = (double) (t - b->server_ticks) * 1e6 / (double) sysconf(_SC_CLK_TCK) /
+                                (double) b->ops;
+        }
         return 0;
 }
 
@@ -1074,7 +1117,7 @@ static int startup_time(Bench *b, const Address *address) {
 static int run(int argc, char *argv[]) {
         _cleanup_free_ char *default_address = NULL;
         Address address = {};
-        Bench b = { .rng = 0x9e3779b9U };
+        Bench b = { .rng = 0x9e3779b9U, .server_ticks = -1, .server_cpu_us = -1 };
         double seconds = 0;
         int r;
 
@@ -1136,13 +1179,16 @@ static int run(int argc, char *argv[]) {
                 goto finish;
 
         qsort(b.samples.v, b.samples.n, sizeof(uint32_t), cmp_u32);
-        if (arg_csv)
-                printf("%s,%u,%" PRIu64 ",%.3f,%.0f,%.1f,%.1f,%.1f,%.1f,%" PRIu64 "\n",
+        if (arg_csv) {
+                printf("%s,%u,%" PRIu64 ",%.3f,%.0f,%.1f,%.1f,%.1f,%.1f,%" PRIu64 ",",
                         arg_op == OP_GET ? "get" : "put", arg_connections, b.ops, seconds,
                         (double) b.ops / seconds, percentile_us(&b.samples, 50),
                         percentile_us(&b.samples, 99), percentile_us(&b.samples, 99.9),
                         percentile_us(&b.samples, 100), b.errors);
-        else
+                if (b.server_cpu_us >= 0)
+                        printf("%.2f", b.server_cpu_us);
+                printf("\n");
+        } else
                 printf("%s, %u connections x %u in flight, %zu-byte values, %u keys: %" PRIu64 " calls in %.2f s\n"
                        "  %.0f ops/s   latency p50 %.1f us   p99 %.1f us   p99.9 %.1f us   max %.1f us"
                        "   errors %" PRIu64 "\n",
@@ -1150,6 +1196,8 @@ static int run(int argc, char *argv[]) {
                         arg_keyspace, b.ops, seconds, (double) b.ops / seconds, percentile_us(&b.samples, 50),
                         percentile_us(&b.samples, 99), percentile_us(&b.samples, 99.9),
                         percentile_us(&b.samples, 100), b.errors);
+        if (!arg_csv && b.server_cpu_us >= 0)
+                printf("  server CPU %.2f us per operation\n", b.server_cpu_us);
         r = b.errors > 0 ? -EBADMSG : 0;
 
 finish:
