@@ -38,11 +38,15 @@
 #define EXIT_USAGE 2
 #define KEY_FORMAT "key:%012u"
 #define KEY_SIZE 16 /* of KEY_FORMAT's keys, below 10^12 */
-/* Calls in flight while the keys are created: enough for group commit to batch them. */
-#define PREPARE_WINDOW 256U
+/* The keys are created over PREPARE_CONNECTIONS connections with PREPARE_WINDOW calls in
+ * flight on each: a server that syncs every write before answering it, and answers one
+ * call per connection at a time, can then share one sync among that many calls. */
+#define PREPARE_CONNECTIONS 64U
+#define PREPARE_WINDOW 16U
 /* etcd refuses a txn of more operations than --max-txn-ops, 128 by default. */
 #define ETCD_TXN_PUTS 128U
 #define STARTUP_TIMEOUT_NSEC (120ULL * 1000000000ULL)
+#define STOP_TIMEOUT_NSEC (30ULL * 1000000000ULL)
 #define IO_TIMEOUT_MSEC 30000
 
 typedef enum Op {
@@ -665,30 +669,38 @@ static ssize_t recv_reply(int fd, Buffer *in) {
 typedef int (*FormatFunc)(Bench *b, unsigned i, Buffer *out);
 typedef int (*ReplyFunc)(Bench *b, unsigned i, const char *reply, size_t size);
 
-/* Sends n requests over a blocking socket, window at a time, and hands each reply to
- * handle, in order. Pipelined, so that a durable server syncs a window at once. */
-static int exchange(Bench *b, int fd, unsigned n, unsigned window, FormatFunc format, ReplyFunc handle) {
+/* Sends n requests over n_fds blocking sockets, window per socket at a time, and hands
+ * each reply to handle, in order. Request i of a round goes to socket i / window. */
+static int exchange(Bench *b, const int *fds, unsigned n_fds, unsigned n, unsigned window, FormatFunc format,
+                    ReplyFunc handle) {
         Buffer out = {}, in = {};
         int r = 0;
 
         for (unsigned done = 0; done < n && r >= 0;) {
-                unsigned batch = MIN(window, n - done);
+                unsigned round = MIN(window * n_fds, n - done);
 
-                for (unsigned i = 0; i < batch && r >= 0; i++)
-                        r = format(b, done + i, &out);
-                if (r >= 0)
-                        r = send_all(fd, &out);
-                for (unsigned i = 0; i < batch && r >= 0; i++) {
-                        ssize_t k = recv_reply(fd, &in);
+                for (unsigned k = 0; k * window < round && r >= 0; k++) {
+                        for (unsigned i = k * window; i < MIN((k + 1) * window, round) && r >= 0; i++)
+                                r = format(b, done + i, &out);
+                        if (r >= 0)
+                                r = send_all(fds[k], &out);
+                }
+                for (unsigned i = 0; i < round && r >= 0; i++) {
+                        ssize_t size = recv_reply(fds[i / window], &in);
 
-                        if (k < 0) {
-                                r = (int) k;
+                        if (size < 0) {
+                                r = (int) size;
                                 break;
                         }
-                        r = handle(b, done + i, in.data + in.start, (size_t) k);
-                        in.start += (size_t) k;
+                        r = handle(b, done + i, in.data + in.start, (size_t) size);
+                        in.start += (size_t) size;
+                        /* The next reply comes from another socket: nothing may be left. */
+                        if (r >= 0 && (i + 1) % window == 0 && in.start != in.size)
+                                r = -EBADMSG;
+                        if ((i + 1) % window == 0)
+                                in.start = in.size = 0;
                 }
-                done += batch;
+                done += round;
         }
         buffer_done(&out);
         buffer_done(&in);
@@ -781,37 +793,49 @@ static int handle_set(Bench *b, unsigned i, const char *reply, size_t size) {
         return 0;
 }
 
-/* Creates every key (and, for a versioned Put, learns its version) over one connection,
- * before the clock starts. */
+/* Creates every key (and, for a versioned Put, learns its version) before the clock
+ * starts. */
 static int prepare_keys(Bench *b, const Address *address) {
-        _cleanup_close_ int fd = -EBADF;
-        int r;
+        int fds[PREPARE_CONNECTIONS];
+        unsigned n_fds = 0;
+        int r = 0;
 
-        fd = address_connect(address, false);
-        if (fd < 0)
-                return log_error_errno(fd, "Failed to connect to %s: %m", address->string);
+        for (; n_fds < PREPARE_CONNECTIONS; n_fds++) {
+                fds[n_fds] = address_connect(address, false);
+                if (fds[n_fds] < 0) {
+                        r = log_error_errno(fds[n_fds], "Failed to connect to %s: %m", address->string);
+                        goto finish;
+                }
+        }
 
         switch (arg_proto) {
         case PROTO_REDIS:
-                r = exchange(b, fd, arg_keyspace, PREPARE_WINDOW, format_redis_set, handle_set);
+                r = exchange(b, fds, n_fds, arg_keyspace, PREPARE_WINDOW, format_redis_set, handle_set);
                 break;
         case PROTO_ETCD:
-                r = exchange(b, fd, (arg_keyspace + ETCD_TXN_PUTS - 1) / ETCD_TXN_PUTS, 1, format_etcd_batch,
-                        handle_etcd_batch);
+                r = exchange(b, fds, n_fds, (arg_keyspace + ETCD_TXN_PUTS - 1) / ETCD_TXN_PUTS, 1,
+                        format_etcd_batch, handle_etcd_batch);
                 break;
         default:
                 prepare_missing = calloc(arg_keyspace, sizeof(unsigned));
-                if (!prepare_missing)
-                        return log_oom();
+                if (!prepare_missing) {
+                        r = log_oom();
+                        goto finish;
+                }
                 prepare_n_missing = 0;
-                r = exchange(b, fd, arg_keyspace, PREPARE_WINDOW, format_get, handle_mrkv_get);
+                r = exchange(b, fds, n_fds, arg_keyspace, PREPARE_WINDOW, format_get, handle_mrkv_get);
                 if (r >= 0)
-                        r = exchange(b, fd, prepare_n_missing, PREPARE_WINDOW, format_create, handle_create);
+                        r = exchange(b, fds, n_fds, prepare_n_missing, PREPARE_WINDOW, format_create,
+                                handle_create);
                 prepare_missing = mfree(prepare_missing);
         }
         if (r < 0)
-                return log_error_errno(r, "Failed to create the keys on %s: %m", address->string);
-        return 0;
+                log_error_errno(r, "Failed to create the keys on %s: %m", address->string);
+
+finish:
+        for (unsigned i = 0; i < n_fds; i++)
+                close(fds[i]);
+        return r < 0 ? r : 0;
 }
 
 static unsigned conn_pick_key(Bench *b, Conn *c, unsigned slot) {
@@ -1101,8 +1125,19 @@ static int startup_time(Bench *b, const Address *address) {
                 nanosleep(&pause, NULL);
         }
 
+        /* Stopped as a service manager would: SIGTERM, SIGKILL if that is not enough. */
         (void) kill(pid, SIGTERM);
-        (void) waitpid(pid, &status, 0);
+        for (uint64_t deadline = now_ns() + STOP_TIMEOUT_NSEC; waitpid(pid, &status, WNOHANG) != pid;) {
+                struct timespec pause = { .tv_nsec = 10 * 1000 * 1000 };
+
+                if (now_ns() > deadline) {
+                        log_warning("%s did not stop on SIGTERM, killing it.", arg_command[0]);
+                        (void) kill(pid, SIGKILL);
+                        (void) waitpid(pid, &status, 0);
+                        break;
+                }
+                nanosleep(&pause, NULL);
+        }
         if (r < 0)
                 return r;
 
