@@ -294,6 +294,8 @@ for run in $(seq "$RUNS"); do
                                         taskset -a -p -c "$server_cpu" "${pid[etcd]}" >/dev/null
                                 fi
                         fi
+                        kvbench durable mrkv-always "$c" put "$PIPELINE" >/dev/null
+                        kvbench durable redis-always "$c" put "$PIPELINE" >/dev/null
                         kvbench durable mrkv-always "$c" get 1 >/dev/null
                         kvbench durable mrkv "$c" get 1 >/dev/null
                         kvbench durable mrkv-interval "$c" put 1 >/dev/null
@@ -456,6 +458,21 @@ if has('durable'):
             best = max((x for x in (e, ea) if x is not None), default=None)
             target(f"durable Put at {c} connection{s}: >= 2.0x etcd CAS (the faster etcd placement)",
                    ratio(m, best), 2.0)
+    print()
+
+    print(f"Durable Put, pipelined: {pipeline} calls in flight per connection, same client (ops/s):\n")
+    print("| connections | mrkv always | Redis always | mrkv / Redis | p99 (us) mrkv / Redis "
+          "| server CPU per op, mrkv / Redis (us) |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    for c in conns:
+        m, r = (med('durable', x, 'kvbench', c, 'put', pipeline) for x in ('mrkv-always', 'redis-always'))
+        if m is None:
+            continue
+        print(f"| {c} | {m:.0f} | {fmt(r)} | {fmt(ratio(m, r), '.2f')} "
+              f"| {fmt(med('durable', 'mrkv-always', 'kvbench', c, 'put', pipeline, 2))} / "
+              f"{fmt(med('durable', 'redis-always', 'kvbench', c, 'put', pipeline, 2))} "
+              f"| {fmt(med('durable', 'mrkv-always', 'kvbench', c, 'put', pipeline, 3), '.1f')} / "
+              f"{fmt(med('durable', 'redis-always', 'kvbench', c, 'put', pipeline, 3), '.1f')} |")
     print()
 
     print("What durability costs mrkv, same client, same moments (ops/s, p99 in us):\n")
