@@ -51,7 +51,8 @@ done
 for p in redis-server redis-benchmark python3; do
         if ! command -v $p >/dev/null; then
                 echo "missing $p (tools/deps.sh bench, or apt-get install redis-server redis-tools python3)" >&2
-                exit $([ $quick = 1 ] && echo 77 || echo 1)
+                [ $quick = 1 ] && exit 77 # skipped, for meson test --benchmark
+                exit 1
         fi
 done
 
@@ -251,8 +252,8 @@ kvbench() {
 
 # redis_benchmark SECTION NAME C OP P N: one redis-benchmark run of N requests.
 redis_benchmark() {
-        local section=$1 name=$2 c=$3 op=$4 p=$5 n=$6 t0 t1 rline rrate rp50 rp99
-        local rop=$([ "$op" = get ] && echo get || echo set)
+        local section=$1 name=$2 c=$3 op=$4 p=$5 n=$6 t0 t1 rline rrate rp50 rp99 rop='set'
+        [ "$op" = get ] && rop='get'
         note_load
         t0=$(cpu_ticks "${pid[$name]}")
         # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
@@ -273,7 +274,7 @@ requests_for() {
         awk -v r="$1" -v d="$DURATION" 'BEGIN { n = int(r * d); print n < 1000 ? 1000 : n }'
 }
 
-for run in $(seq "$RUNS"); do
+for _ in $(seq "$RUNS"); do
         for c in $CONNECTIONS; do
                 for op in get put; do
                         if section memory; then
