@@ -507,6 +507,8 @@ static ssize_t http_reply_size(const char *buf, size_t size) {
 static ssize_t reply_size(const char *buf, size_t size) {
         const char *nul;
 
+        if (size == 0)
+                return 0; /* buf may be NULL: nothing was read yet */
         switch (arg_proto) {
         case PROTO_REDIS:
                 return resp_reply_size(buf, size);
