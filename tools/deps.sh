@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Installs the Debian packages mrkv needs, skipping those already there.
 #
-#   tools/deps.sh [GROUP...]      GROUP: build test package qemu all (default: all)
+#   tools/deps.sh [GROUP...]      GROUP: build test package qemu all bench (default: all)
 #
 #   build    compile the default configuration and run the programs (tools/demo.sh);
 #            Check is part of it: the default build has the tests and the corpus generator
@@ -14,15 +14,18 @@
 #   qemu     package + the suite vm-qemu: qemu, a Debian kernel, cpio (the slow part: about
 #            three minutes on a fresh machine, most of it generating the initramfs)
 #   all      everything above (tools/test.sh)
+#   bench    build + what bench/ compares mrkv with and measures it by: Redis, etcd (its
+#            server and etcdctl), GNU time; not in all: nothing in meson test needs them
 set -euo pipefail
 
 BUILD=(gcc meson ninja-build pkg-config libsystemd-dev libjson-c-dev zlib1g-dev check)
 TEST=(python3 procps dbus dbus-daemon dbus-user-session systemd util-linux groff-base varlink-go)
 PACKAGE=(debhelper dpkg-dev fakeroot lintian pkgconf debootstrap systemd-container e2fsprogs)
 QEMU=(qemu-system-x86 linux-image-amd64 cpio)
+BENCH=(python3 redis-server redis-tools etcd-server etcd-client time)
 
 usage() { # EXIT-STATUS
-    sed -n '3,17s/^# \{0,1\}//p' "$0" >&2
+    sed -n '3,19s/^# \{0,1\}//p' "$0" >&2
     exit "$1"
 }
 
@@ -34,6 +37,7 @@ for group in "$@"; do
     test) PACKAGES+=("${BUILD[@]}" "${TEST[@]}") ;;
     package) PACKAGES+=("${BUILD[@]}" "${TEST[@]}" "${PACKAGE[@]}") ;;
     qemu | all) PACKAGES+=("${BUILD[@]}" "${TEST[@]}" "${PACKAGE[@]}" "${QEMU[@]}") ;;
+    bench) PACKAGES+=("${BUILD[@]}" "${BENCH[@]}") ;;
     -h | --help) usage 0 ;;
     *) echo "tools/deps.sh: unknown group '$group'" >&2; usage 2 ;;
     esac
