@@ -586,37 +586,13 @@ static void wait_orphaned_lock(const char *directory) {
         }
 }
 
-int kv_state_open(sd_event *event, Store *store, const KVStateOptions *opts, KVState **ret) {
-        _cleanup_(kv_state_freep) KVState *k = NULL;
-        Loader loader = { .store = store };
-        uint64_t after = 0, started = now_usec();
+/* Locks the directory, loads the newest snapshot into the store and replays the log
+ * after it. */
+static int kv_state_load(KVState *k, const KVStateOptions *opts, uint64_t *ret_after) {
+        Loader loader = { .store = k->store };
+        uint64_t after = 0;
         pid_t holder;
         int r;
-
-        assert(event);
-        assert(store);
-        assert(opts);
-        assert(opts->directory);
-        assert(ret);
-
-        k = calloc(1, sizeof(*k));
-        if (!k)
-                return log_oom();
-        k->event = sd_event_ref(event);
-        k->store = store;
-        k->sync_mode = opts->sync_mode;
-        k->snapshot_log_size = opts->snapshot_log_size;
-
-        if (opts->sync_mode == WAL_SYNC_INTERVAL)
-                r = asprintf(&k->sync_mode_string, "interval:%" PRIu64, opts->sync_interval_usec / USEC_PER_MSEC);
-        else
-                r = asprintf(&k->sync_mode_string, "%s", wal_sync_mode_to_string(opts->sync_mode));
-        if (r < 0)
-                return log_oom();
-
-        r = pending_new(&k->pending);
-        if (r < 0)
-                return log_error_errno(r, "Failed to allocate: %m");
 
         wait_orphaned_lock(opts->directory);
         r = state_dir_open(opts->directory, &k->dir, &holder);
@@ -648,6 +624,44 @@ int kv_state_open(sd_event *event, Store *store, const KVStateOptions *opts, KVS
         if (r < 0)
                 return log_error_errno(r, "Failed to open the log in %s: %m", state_dir_path(k->dir));
         k->log_bytes_loaded = loader.bytes;
+        k->log_bytes_loaded = loader.bytes;
+        *ret_after = after;
+        return 0;
+}
+
+int kv_state_open(sd_event *event, Store *store, const KVStateOptions *opts, KVState **ret) {
+        _cleanup_(kv_state_freep) KVState *k = NULL;
+        uint64_t after = 0, started = now_usec();
+        int r;
+
+        assert(event);
+        assert(store);
+        assert(opts);
+        assert(opts->directory);
+        assert(ret);
+
+        k = calloc(1, sizeof(*k));
+        if (!k)
+                return log_oom();
+        k->event = sd_event_ref(event);
+        k->store = store;
+        k->sync_mode = opts->sync_mode;
+        k->snapshot_log_size = opts->snapshot_log_size;
+
+        if (opts->sync_mode == WAL_SYNC_INTERVAL)
+                r = asprintf(&k->sync_mode_string, "interval:%" PRIu64, opts->sync_interval_usec / USEC_PER_MSEC);
+        else
+                r = asprintf(&k->sync_mode_string, "%s", wal_sync_mode_to_string(opts->sync_mode));
+        if (r < 0)
+                return log_oom();
+
+        r = pending_new(&k->pending);
+        if (r < 0)
+                return log_error_errno(r, "Failed to allocate: %m");
+
+        r = kv_state_load(k, opts, &after);
+        if (r < 0)
+                return r;
         k->committed = wal_last_seqnum(k->wal);
 
         r = sd_event_add_io(event, &k->wal_source, wal_get_event_fd(k->wal), EPOLLIN, on_wal_event, k);
