@@ -223,12 +223,10 @@ static int store_update(Store *s, Entry **link, const void *value, size_t value_
         return 0;
 }
 
-int store_put(Store *s, const void *key, size_t key_size, const void *value, size_t value_size,
-        uint64_t version, uint64_t *ret_version) {
-        Entry **link;
-        uint32_t hash;
-        int r;
-
+/* The checks and the lookup a write starts with: -E2BIG for sizes an entry cannot hold,
+ * else the key's hash and the link that holds (or would hold) its entry. */
+static int store_locate(Store *s, const void *key, size_t key_size, const void *value, size_t value_size,
+                        uint32_t *ret_hash, Entry ***ret_link) {
         assert(s);
         assert(key || key_size == 0);
         assert(value || value_size == 0);
@@ -237,8 +235,20 @@ int store_put(Store *s, const void *key, size_t key_size, const void *value, siz
                 key_size + value_size > SIZE_MAX - offsetof(Entry, data) - 1)
                 return -E2BIG;
 
-        hash = store_hash(s, key, key_size);
-        link = store_find(s, key, key_size, hash);
+        *ret_hash = store_hash(s, key, key_size);
+        *ret_link = store_find(s, key, key_size, *ret_hash);
+        return 0;
+}
+
+int store_put(Store *s, const void *key, size_t key_size, const void *value, size_t value_size,
+        uint64_t version, uint64_t *ret_version) {
+        Entry **link;
+        uint32_t hash;
+        int r;
+
+        r = store_locate(s, key, key_size, value, value_size, &hash, &link);
+        if (r < 0)
+                return r;
 
         if (!*link) {
                 if (version != 0)
@@ -269,16 +279,9 @@ int store_set(Store *s, const void *key, size_t key_size, const void *value, siz
         uint32_t hash;
         int r;
 
-        assert(s);
-        assert(key || key_size == 0);
-        assert(value || value_size == 0);
-
-        if (key_size > STORE_SIZE_MAX || value_size > STORE_SIZE_MAX ||
-                key_size + value_size > SIZE_MAX - offsetof(Entry, data) - 1)
-                return -E2BIG;
-
-        hash = store_hash(s, key, key_size);
-        link = store_find(s, key, key_size, hash);
+        r = store_locate(s, key, key_size, value, value_size, &hash, &link);
+        if (r < 0)
+                return r;
         if (!*link) {
                 Entry *e;
 
