@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,14 @@ const char *log_level_to_string(int level) {
         if (level < 0 || level >= (int) ELEMENTSOF(level_names))
                 return NULL;
         return level_names[level];
+}
+
+int log_option_error(int c, char *const argv[]) {
+        if (c == ':')
+                return log_error_errno(EINVAL, "Option '%s' needs an argument.", argv[optind - 1]);
+        if (optopt != 0)
+                return log_error_errno(EINVAL, "Unknown option '-%c'.", optopt);
+        return log_error_errno(EINVAL, "Unknown option '%s'.", argv[optind - 1]);
 }
 
 int log_set_max_level_from_option(const char *value) {

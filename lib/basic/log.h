@@ -45,6 +45,11 @@ bool log_stderr_is_journal(void);
  * returns -EINVAL. */
 int log_set_max_level_from_option(const char *value);
 
+/* For getopt_long() with ":" at the head of its option string ("+:h"): logs what was wrong with
+ * the option it answered ':' (a missing argument) or '?' (unknown) for, and returns
+ * -EINVAL. */
+int log_option_error(int c, char *const argv[]);
+
 /* Returns -abs(error) so callers can write "return log_error_errno(r, ...)". %m prints strerror(error). */
 int log_internal(int level, int error, const char *file, int line, const char *func, const char *format, ...)
         _printf_(6, 7);

@@ -76,11 +76,8 @@ static int parse_argv(int argc, char *argv[]) {
                                 return r;
                         break;
                 case ':':
-                        return log_error_errno(EINVAL, "Option '%s' needs an argument.", argv[optind - 1]);
                 case '?':
-                        if (optopt != 0)
-                                return log_error_errno(EINVAL, "Unknown option '-%c'.", optopt);
-                        return log_error_errno(EINVAL, "Unknown option '%s'.", argv[optind - 1]);
+                        return log_option_error(opt, argv);
                 default:
                         assert(false);
                 }
