@@ -2,7 +2,10 @@
 #pragma once
 
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* Shared by the Check programs of lib/. */
 
@@ -18,3 +21,27 @@ static inline int tests_run(Suite *s, enum fork_status fork) {
         srunner_free(sr);
         return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
+
+/* Runs fn in a child (whose limits, fds and signal mask may change for good) and returns
+ * its exit status: 0 when every CHILD_CHECK() held. */
+static inline int tests_in_child(int (*fn)(void)) {
+        pid_t pid;
+        int status;
+
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0)
+                _exit(fn());
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert(WIFEXITED(status));
+        return WEXITSTATUS(status);
+}
+
+/* An assertion inside tests_in_child(): Check's own do not work in a child of a test. */
+#define CHILD_CHECK(expr)                                                               \
+        do {                                                                            \
+                if (!(expr)) {                                                          \
+                        fprintf(stderr, "%s:%d: failed: %s\n", __FILE__, __LINE__, #expr); \
+                        return 1;                                                       \
+                }                                                                       \
+        } while (0)

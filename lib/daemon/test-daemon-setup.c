@@ -13,29 +13,10 @@
 
 #include "daemon-setup.h"
 #include "nofile.h"
+#include "tests.h"
 
-/* Each case runs in a child: it puts sockets at fds 3 and 4, as a service manager does,
- * and blocks signals. Returns the child's exit status, 0 when every check held. */
-static int in_child(int (*fn)(void)) {
-        pid_t pid;
-        int status;
-
-        pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0)
-                _exit(fn());
-        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-        ck_assert(WIFEXITED(status));
-        return WEXITSTATUS(status);
-}
-
-#define CHILD_CHECK(expr)                                                               \
-        do {                                                                            \
-                if (!(expr)) {                                                          \
-                        fprintf(stderr, "%s:%d: failed: %s\n", __FILE__, __LINE__, #expr); \
-                        return 1;                                                       \
-                }                                                                       \
-        } while (0)
+/* Each case runs in a child (tests_in_child()): it puts sockets at fds 3 and 4, as a
+ * service manager does, and blocks signals. */
 
 static bool fd_open(int fd) {
         return fcntl(fd, F_GETFD) >= 0;
@@ -214,27 +195,27 @@ static int fits_connections(void) {
 }
 
 START_TEST(test_binds_address) {
-        ck_assert_int_eq(in_child(binds_address), 0);
+        ck_assert_int_eq(tests_in_child(binds_address), 0);
 }
 END_TEST
 
 START_TEST(test_takes_passed) {
-        ck_assert_int_eq(in_child(takes_passed), 0);
+        ck_assert_int_eq(tests_in_child(takes_passed), 0);
 }
 END_TEST
 
 START_TEST(test_closes_rest_on_failure) {
-        ck_assert_int_eq(in_child(closes_rest_on_failure), 0);
+        ck_assert_int_eq(tests_in_child(closes_rest_on_failure), 0);
 }
 END_TEST
 
 START_TEST(test_refuses_non_socket) {
-        ck_assert_int_eq(in_child(refuses_non_socket), 0);
+        ck_assert_int_eq(tests_in_child(refuses_non_socket), 0);
 }
 END_TEST
 
 START_TEST(test_bind_failure) {
-        ck_assert_int_eq(in_child(bind_failure), 0);
+        ck_assert_int_eq(tests_in_child(bind_failure), 0);
 }
 END_TEST
 
@@ -245,7 +226,7 @@ START_TEST(test_fits_connections) {
         /* Valgrind keeps the hard limit for itself: a program under it cannot lower it. */
         if (rl.rlim_max < 300 || getenv("MRKV_TEST_VALGRIND"))
                 return;
-        ck_assert_int_eq(in_child(fits_connections), 0);
+        ck_assert_int_eq(tests_in_child(fits_connections), 0);
 }
 END_TEST
 
@@ -289,14 +270,11 @@ static Suite *daemon_setup_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(daemon_setup_suite());
-        int failed;
+        int r;
 
         if (!mkdtemp(dir))
                 return EXIT_FAILURE;
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
+        r = tests_run(daemon_setup_suite(), CK_FORK_GETENV);
         (void) rmdir(dir);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return r;
 }

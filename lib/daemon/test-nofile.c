@@ -6,28 +6,9 @@
 #include <unistd.h>
 
 #include "nofile.h"
+#include "tests.h"
 
-/* Runs fn in a child, whose limits may go down for good; returns its exit status. */
-static int in_child(int (*fn)(void)) {
-        pid_t pid;
-        int status;
-
-        pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0)
-                _exit(fn());
-        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-        ck_assert(WIFEXITED(status));
-        return WEXITSTATUS(status);
-}
-
-#define CHILD_CHECK(expr)                                                               \
-        do {                                                                            \
-                if (!(expr)) {                                                          \
-                        fprintf(stderr, "%s:%d: failed: %s\n", __FILE__, __LINE__, #expr); \
-                        return 1;                                                       \
-                }                                                                       \
-        } while (0)
+/* The cases that lower limits run in a child (tests_in_child()): they go down for good. */
 
 START_TEST(test_connections_max) {
         ck_assert_uint_eq(nofile_connections_max(RLIM_INFINITY, 4096), 4096);
@@ -82,7 +63,7 @@ START_TEST(test_fit) {
         /* Valgrind keeps the hard limit for itself: a program under it cannot lower it. */
         if (rl.rlim_max < 200 || getenv("MRKV_TEST_VALGRIND"))
                 return;
-        ck_assert_int_eq(in_child(fit_under_low_hard_limit), 0);
+        ck_assert_int_eq(tests_in_child(fit_under_low_hard_limit), 0);
 }
 END_TEST
 
@@ -98,11 +79,5 @@ static Suite *nofile_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(nofile_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return tests_run(nofile_suite(), CK_FORK_GETENV);
 }
