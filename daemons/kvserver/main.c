@@ -12,6 +12,7 @@
 #include "address.h"
 #include "config.h"
 #include "daemon-setup.h"
+#include "fs-util.h"
 #include "log.h"
 #include "macro.h"
 #include "main-func.h"
@@ -109,22 +110,6 @@ static int state_directory_default(char **ret) {
         if (!p)
                 return -ENOMEM;
         *ret = p;
-        return 0;
-}
-
-/* mkdir -p of the parents of path: the state directory itself is created 0700 by the
- * state layer. */
-static int mkdir_parents(const char *path) {
-        _cleanup_free_ char *p = strdup(path);
-
-        if (!p)
-                return -ENOMEM;
-        for (char *s = strchr(p + 1, '/'); s; s = strchr(s + 1, '/')) {
-                *s = '\0';
-                if (mkdir(p, 0755) < 0 && errno != EEXIST)
-                        return -errno;
-                *s = '/';
-        }
         return 0;
 }
 
@@ -282,6 +267,7 @@ static int run(int argc, char *argv[]) {
                 return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
         }
 
+        /* The state directory itself is created 0700 by the state layer. */
         r = mkdir_parents(arg_state.directory);
         if (r < 0)
                 return log_error_errno(r, "Failed to create the parents of %s: %m", arg_state.directory);

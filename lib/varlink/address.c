@@ -9,6 +9,7 @@
 
 #include "address.h"
 #include "io-util.h"
+#include "fs-util.h"
 #include "macro.h"
 #include "parse-util.h"
 
@@ -133,19 +134,6 @@ int address_connect_until(const Address *a, uint64_t deadline) {
                         return -error;
         }
         return TAKE_FD(fd);
-}
-
-static int mkdir_parents(const char *path) {
-        _cleanup_free_ char *p = strdup(path);
-        if (!p)
-                return -ENOMEM;
-        for (char *s = strchr(p + 1, '/'); s; s = strchr(s + 1, '/')) {
-                *s = '\0';
-                if (mkdir(p, 0755) < 0 && errno != EEXIST)
-                        return -errno;
-                *s = '/';
-        }
-        return 0;
 }
 
 int address_listen(const Address *a) {
