@@ -117,6 +117,19 @@ static int conn_flush(VarlinkConn *c) {
         return 0;
 }
 
+/* Writes what the socket takes. A failed write closes the connection and returns < 0: the
+ * peer is gone, which is nobody's error to report. */
+static int conn_write(VarlinkConn *c) {
+        int r;
+
+        r = conn_flush(c);
+        if (r < 0) {
+                log_debug_errno(r, "Failed to write to %s: %m", c->description);
+                conn_disconnect(c);
+        }
+        return r;
+}
+
 /* Queues a reply and writes what the socket takes. A plain reply is written around its
  * serialized parameters, without a wrapping object for json-c to build and tear down. */
 static int conn_send(VarlinkConn *c, json_object *message, json_object *parameters) {
@@ -150,14 +163,11 @@ static int conn_send(VarlinkConn *c, json_object *message, json_object *paramete
         }
         if (r < 0)
                 return r;
-        r = conn_flush(c);
-        if (r < 0) {
-                log_debug_errno(r, "Failed to write to %s: %m", c->description);
-                conn_disconnect(c);
-                return 0; /* the peer is gone; that is not the caller's error */
-        }
-        /* A reply from within the input loop: the loop sets the events once at its end. */
+        /* A reply from within the input loop: the loop writes every answer of the batch it
+         * read with one send() and sets the events once, at its end. */
         if (c->processing)
+                return 0;
+        if (conn_write(c) < 0)
                 return 0;
         return conn_update_events(c);
 }
@@ -356,6 +366,9 @@ static void conn_disconnect(VarlinkConn *c) {
                 return;
         c->disconnected = true;
 
+        /* Answers queued before the close still go out, as far as the socket takes them
+         * without waiting: the input loop writes a batch's answers only at its end. */
+        (void) conn_flush(c);
         (void) epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
         c->defer = sd_event_source_disable_unref(c->defer);
         closep(&c->fd);
@@ -541,6 +554,8 @@ static int conn_process_input(VarlinkConn *c) {
                 varlink_buffer_consume(&c->in, size + 1);
         }
 
+        if (conn_write(c) < 0)
+                return 0;
         if (c->eof && !c->pending && varlink_buffer_size(&c->out) == 0) {
                 /* The peer is done and every answer is out. */
                 conn_disconnect(c);
@@ -572,14 +587,8 @@ static int conn_read(VarlinkConn *c) {
 static int conn_handle_io(VarlinkConn *c, uint32_t revents) {
         int r;
 
-        if (revents & EPOLLOUT) {
-                r = conn_flush(c);
-                if (r < 0) {
-                        log_debug_errno(r, "Failed to write to %s: %m", c->description);
-                        conn_disconnect(c);
-                        return 0;
-                }
-        }
+        if ((revents & EPOLLOUT) && conn_write(c) < 0)
+                return 0;
 
         if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
                 if (!c->pending && !c->eof) {
