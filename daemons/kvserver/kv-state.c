@@ -624,7 +624,6 @@ static int kv_state_load(KVState *k, const KVStateOptions *opts, uint64_t *ret_a
         if (r < 0)
                 return log_error_errno(r, "Failed to open the log in %s: %m", state_dir_path(k->dir));
         k->log_bytes_loaded = loader.bytes;
-        k->log_bytes_loaded = loader.bytes;
         *ret_after = after;
         return 0;
 }

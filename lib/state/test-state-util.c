@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "macro.h"
+#include "record.h"
 #include "test-state-util.h"
 
 static char base[PATH_MAX];
@@ -77,6 +78,15 @@ void test_file_read(int dir_fd, const char *name, uint8_t **ret, size_t *ret_siz
         close(fd);
         *ret = p;
         *ret_size = size;
+}
+
+size_t test_records_end(const uint8_t *data, size_t size) {
+        size_t end = RECORD_FILE_HEADER_SIZE;
+
+        ck_assert_uint_ge(size, end);
+        for (int64_t n; (n = record_parse(data + end, size - end, 0, NULL)) > 0;)
+                end += (size_t) n;
+        return end;
 }
 
 void test_file_write(int dir_fd, const char *name, const void *data, size_t size) {

@@ -21,6 +21,9 @@ bool test_file_exists(int dir_fd, const char *name);
 uint64_t test_file_size(int dir_fd, const char *name);
 void test_file_read(int dir_fd, const char *name, uint8_t **ret, size_t *ret_size);
 void test_file_write(int dir_fd, const char *name, const void *data, size_t size);
+/* The end of the last whole record of a log segment's bytes: where the zero-filled space
+ * ahead of the records (always mode) begins, or the end of the file. */
+size_t test_records_end(const uint8_t *data, size_t size);
 /* Copies every regular file of one directory into another. */
 void test_dir_copy(int from_fd, int to_fd);
 /* Number of names with the prefix and suffix. */

@@ -186,6 +186,8 @@ static void make_log(const char *path, Model *m, uint8_t **ret_data, size_t *ret
         wal_free(w);
 
         test_file_read(dfd, SEGMENT_1, ret_data, ret_size);
+        /* The records, without the zeros ahead of them. */
+        *ret_size = test_records_end(*ret_data, *ret_size);
         *ret_last = *ret_size - RECORD_HEADER_SIZE - sizeof(last);
         close(dfd);
 }
@@ -246,6 +248,50 @@ START_TEST(test_torn_tail_every_flipped_byte) {
                 assert_torn_replays_prefix(data, size, &m, last);
                 data[i] ^= 0x20;
         }
+}
+END_TEST
+
+START_TEST(test_prefilled_tail) {
+        _cleanup_free_ char *path = test_dir_new(), *other = test_dir_new();
+        _cleanup_free_ uint8_t *data = NULL;
+        const WalOptions none = { .sync_mode = WAL_SYNC_NONE };
+        size_t size, end;
+        uint64_t record10;
+        Model m, loaded;
+        Wal *w = NULL;
+        int dfd = test_dir_open(path), ofd = test_dir_open(other);
+
+        /* The always mode writes zeros ahead of its records ... */
+        w = open_model(dfd, &always, &m);
+        model_append(w, &m, 20);
+        ck_assert_int_eq(wal_sync(w), 0);
+        wal_free(w);
+        test_file_read(dfd, SEGMENT_1, &data, &size);
+        end = test_records_end(data, size);
+        ck_assert_uint_eq(end, RECORD_FILE_HEADER_SIZE + 20 * (RECORD_HEADER_SIZE + 8));
+        ck_assert_uint_gt(size, end);
+
+        /* ... which end the records: all load, and the file is not cut as torn. */
+        w = open_model(dfd, &always, &loaded);
+        ck_assert_uint_eq(loaded.records, 20);
+        assert_model_eq(&loaded, &m);
+        ck_assert_uint_eq(test_file_size(dfd, SEGMENT_1), size);
+        wal_free(w);
+
+        /* Zeros where a record was, with records after them, are damage, not an end. */
+        record10 = RECORD_FILE_HEADER_SIZE + 9 * (RECORD_HEADER_SIZE + 8);
+        memset(data + record10, 0, RECORD_HEADER_SIZE + 8);
+        test_file_write(dfd, SEGMENT_1, data, size);
+        ck_assert_int_eq(wal_open(dfd, path, 0, &always, model_apply, &loaded, &w), -EBADMSG);
+
+        /* The other modes append only. */
+        w = open_model(ofd, &none, &m);
+        model_append(w, &m, 20);
+        ck_assert_int_eq(wal_commit(w), 0);
+        wal_free(w);
+        ck_assert_uint_eq(test_file_size(ofd, SEGMENT_1), RECORD_FILE_HEADER_SIZE + 20 * (RECORD_HEADER_SIZE + 8));
+        close(dfd);
+        close(ofd);
 }
 END_TEST
 
@@ -313,7 +359,7 @@ START_TEST(test_damage_in_earlier_segment) {
         _cleanup_free_ uint8_t *data = NULL;
         WalOptions opts = { .sync_mode = WAL_SYNC_ALWAYS, .segment_size_max = 100 };
         WalCheckReport report = {};
-        size_t size;
+        size_t size, end;
         Model m, loaded;
         Wal *w = NULL;
         int dfd = test_dir_open(path);
@@ -329,13 +375,14 @@ START_TEST(test_damage_in_earlier_segment) {
 
         /* The last record of the first segment, which later segments follow. */
         test_file_read(dfd, SEGMENT_1, &data, &size);
-        data[size - 1] ^= 0x80;
+        end = test_records_end(data, size);
+        data[end - 1] ^= 0x80;
         test_file_write(dfd, SEGMENT_1, data, size);
 
         ck_assert_int_eq(wal_open(dfd, path, 0, &opts, model_apply, &loaded, &w), -EBADMSG);
         ck_assert_int_eq(wal_check(dfd, path, 0, &report), -EBADMSG);
         ck_assert_str_eq(report.file, SEGMENT_1);
-        ck_assert_uint_eq(report.offset, size - RECORD_HEADER_SIZE - 8);
+        ck_assert_uint_eq(report.offset, end - RECORD_HEADER_SIZE - 8);
         wal_check_report_done(&report);
 
         ck_assert_int_eq(wal_repair(dfd, path, 0, &report), 0);
@@ -866,6 +913,7 @@ static Suite *wal_suite(void) {
         tcase_add_test(tc, test_segments);
         tcase_add_test(tc, test_torn_tail_every_offset);
         tcase_add_test(tc, test_torn_tail_every_flipped_byte);
+        tcase_add_test(tc, test_prefilled_tail);
         tcase_add_test(tc, test_damage_refused_and_repaired);
         tcase_add_test(tc, test_damage_in_earlier_segment);
         tcase_add_test(tc, test_format_version);

@@ -20,6 +20,11 @@
 #define SEGMENT_SIZE_MAX_DEFAULT (64U << 20)
 /* A write buffer past this size is written at once, without waiting for wal_commit(). */
 #define WRITE_BUFFER_FLUSH (1U << 20)
+/* In the always mode, a segment is zero-filled this far ahead of its records, so that the
+ * fdatasync() of most commits writes data blocks only: the file's size and block map
+ * changed, and were synced, with the zeros (an append makes every sync commit the file
+ * system's journal too; about a third slower on ext4). */
+#define PREFILL_CHUNK (1U << 20)
 
 typedef struct Retired {
         int fd;
@@ -40,6 +45,7 @@ struct Wal {
         char *segment_name;
         uint64_t segment_first;         /* seqnum of its first record */
         uint64_t segment_size;
+        uint64_t segment_zeroed;        /* zero-filled up to here (always mode) */
         uint64_t next_seqnum;
         uint64_t written_seqnum;        /* the last seqnum write(2) took */
         uint8_t *buf;
@@ -297,6 +303,10 @@ static int scan_segment_header(Scan *s, size_t i, const MappedFile *m) {
         return 0;
 }
 
+static bool all_zero(const uint8_t *p, size_t size) {
+        return size == 0 || (p[0] == 0 && memcmp(p, p + 1, size - 1) == 0);
+}
+
 /* Reads a segment's records in order, delivering those above s->after to cb, until its
  * end or its first damage. */
 static int scan_records(Scan *s, size_t i, const MappedFile *m, state_record_cb cb, void *userdata) {
@@ -306,6 +316,8 @@ static int scan_records(Scan *s, size_t i, const MappedFile *m, state_record_cb 
                 int r;
 
                 n = record_parse(m->data + offset, m->size - offset, 0, &rec);
+                if (n < 0 && all_zero(m->data + offset, m->size - offset))
+                        break; /* the zero-filled space ahead of the records: their end */
                 if (n < 0) {
                         scan_damage(s, i, offset, "incomplete record or checksum mismatch");
                         break;
@@ -810,10 +822,29 @@ static int segment_start(Wal *w, uint64_t first, bool sync_old) {
         free(w->segment_name);
         w->segment_name = TAKE_PTR(name);
         w->segment_first = first;
-        w->segment_size = RECORD_FILE_HEADER_SIZE;
+        w->segment_size = w->segment_zeroed = RECORD_FILE_HEADER_SIZE;
         w->stats.segments++;
         log_debug("%s/%s: new log segment.", w->dir_path, w->segment_name);
         return 0;
+}
+
+/* Keeps zeros a chunk ahead of the records about to be written. Best effort: where it
+ * fails (a full disk, say), the records are appended as they would be without it. */
+static void segment_prefill(Wal *w, uint64_t end) {
+        static const uint8_t zeros[64 * 1024];
+        uint64_t target;
+
+        if (w->sync_mode != WAL_SYNC_ALWAYS || end + PREFILL_CHUNK / 2 <= w->segment_zeroed)
+                return;
+        target = MIN(MAX(end, w->segment_zeroed) + PREFILL_CHUNK, w->segment_size_max + PREFILL_CHUNK);
+        while (w->segment_zeroed < target) {
+                size_t n = (size_t) MIN(sizeof(zeros), target - w->segment_zeroed);
+                ssize_t k = pwrite(w->fd, zeros, n, (off_t) w->segment_zeroed);
+
+                if (k <= 0)
+                        return;
+                w->segment_zeroed += (uint64_t) k;
+        }
 }
 
 static int wal_flush(Wal *w) {
@@ -825,6 +856,7 @@ static int wal_flush(Wal *w) {
         if (w->buf_size == 0)
                 return 0;
 
+        segment_prefill(w, w->segment_size + w->buf_size);
         r = write_all(w, w->fd, w->buf, w->buf_size);
         if (r < 0)
                 return wal_fail(w, r, "write to");
