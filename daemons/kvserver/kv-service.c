@@ -59,69 +59,102 @@ static int reply_error(KVService *k, VarlinkConn *c, const char *error) {
         return varlink_conn_error(c, error, NULL);
 }
 
-static int method_get(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
-        KVService *k = userdata;
-        GetParameters p = {};
+static int kv_get(KVService *k, VarlinkConn *c, const char *key, size_t key_size) {
         const char *value;
-        size_t key_size, value_size;
+        size_t value_size;
         uint64_t version;
         int r;
 
         k->stats.gets++;
-
-        r = varlink_conn_dispatch(c, parameters, get_fields, &p);
-        if (r < 0) {
-                k->stats.errors++;
-                return r;
-        }
-
-        key_size = strlen(p.key);
         if (key_size > k->limits.max_key_size)
                 return reply_error_max(k, c, KV_ERROR_KEY_TOO_LARGE, k->limits.max_key_size);
 
-        r = store_get(k->store, p.key, key_size, &value, &value_size, &version);
+        r = store_get(k->store, key, key_size, &value, &value_size, &version);
         if (r == -ENOENT)
                 return reply_error(k, c, KV_ERROR_NO_KEY);
         if (r < 0)
                 return r;
 
-        return varlink_conn_replyb(c,
-                                   "value", json_object_new_string_len(value, (int) value_size),
-                                   "version", json_object_new_uint64(version),
-                                   NULL);
+        return varlink_conn_reply_fields(c, (const VarlinkReplyField[]) {
+                { .name = "value", .string = value, .string_size = value_size },
+                { .name = "version", .number = version },
+        }, 2);
 }
 
 static int put_answer(KVService *k, VarlinkConn *c, int r);
 
-static int method_put(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
-        KVService *k = userdata;
+static int kv_put(KVService *k, VarlinkConn *c, const char *key, size_t key_size, const char *value,
+                  size_t value_size, uint64_t version) {
         PendingPut *pending = NULL;
-        PutParameters p = {};
-        size_t key_size, value_size;
         int r;
 
         k->stats.puts++;
-
-        r = varlink_conn_dispatch(c, parameters, put_fields, &p);
-        if (r < 0) {
-                k->stats.errors++;
-                return r;
-        }
-
-        key_size = strlen(p.key);
         if (key_size > k->limits.max_key_size)
                 return reply_error_max(k, c, KV_ERROR_KEY_TOO_LARGE, k->limits.max_key_size);
-        value_size = strlen(p.value);
         if (value_size > k->limits.max_value_size)
                 return reply_error_max(k, c, KV_ERROR_VALUE_TOO_LARGE, k->limits.max_value_size);
 
-        r = kv_state_put(k->state, p.key, key_size, p.value, value_size, p.version, c, &pending);
+        r = kv_state_put(k->state, key, key_size, value, value_size, version, c, &pending);
         if (r > 0) {
                 /* Answered by put_done() once durable; the connection reads nothing meanwhile. */
                 varlink_conn_set_userdata(c, pending);
                 return 0;
         }
         return put_answer(k, c, r);
+}
+
+static int method_get(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
+        KVService *k = userdata;
+        GetParameters p = {};
+        int r;
+
+        r = varlink_conn_dispatch(c, parameters, get_fields, &p);
+        if (r < 0) {
+                k->stats.gets++;
+                k->stats.errors++;
+                return r;
+        }
+        return kv_get(k, c, p.key, strlen(p.key));
+}
+
+static int method_put(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
+        KVService *k = userdata;
+        PutParameters p = {};
+        int r;
+
+        r = varlink_conn_dispatch(c, parameters, put_fields, &p);
+        if (r < 0) {
+                k->stats.puts++;
+                k->stats.errors++;
+                return r;
+        }
+        return kv_put(k, c, p.key, strlen(p.key), p.value, strlen(p.value), p.version);
+}
+
+/* The same two methods for plain calls, read in place: most of the server's calls. */
+static int plain_get(VarlinkConn *c, const VarlinkView *call, void *userdata) {
+        static const char *const names[] = { "key" };
+        static const bool string[] = { true };
+        const VarlinkViewField *f[1];
+        int r;
+
+        if (!varlink_view_match(call, names, string, 1, f))
+                return 0;
+        r = kv_get(userdata, c, f[0]->value, f[0]->value_size);
+        return r < 0 ? r : 1;
+}
+
+static int plain_put(VarlinkConn *c, const VarlinkView *call, void *userdata) {
+        static const char *const names[] = { "key", "value", "version" };
+        static const bool string[] = { true, true, false };
+        const VarlinkViewField *f[3];
+        uint64_t version;
+        int r;
+
+        if (!varlink_view_match(call, names, string, 3, f) || !varlink_view_uint64(f[2], &version))
+                return 0;
+        r = kv_put(userdata, c, f[0]->value, f[0]->value_size, f[1]->value, f[1]->value_size, version);
+        return r < 0 ? r : 1;
 }
 
 static int put_answer(KVService *k, VarlinkConn *c, int r) {
@@ -210,6 +243,12 @@ int kv_service_new(sd_event *event, Store *store, KVState *state, const KVLimits
         if (r < 0)
                 goto fail;
         r = varlink_server_bind(k->server, "org.mrkv.KV.Put", method_put);
+        if (r < 0)
+                goto fail;
+        r = varlink_server_bind_plain(k->server, "org.mrkv.KV.Get", plain_get);
+        if (r < 0)
+                goto fail;
+        r = varlink_server_bind_plain(k->server, "org.mrkv.KV.Put", plain_put);
         if (r < 0)
                 goto fail;
 

@@ -266,6 +266,48 @@ static int method_no_memory(VarlinkConn *c, json_object *parameters, VarlinkCall
         return r;
 }
 
+/* org.test.Plain: a method and a plain handler that answer alike, but for "path", which
+ * names the one that answered. The text "odd" is answered with bytes that need escapes. */
+static const char odd_text[] = "tab\t quote\" backslash\\ nul\0 \x01 \xc3\xa9";
+
+static int method_plain(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
+        struct {
+                const char *text;
+        } p = {};
+        static const VarlinkField fields[] = {
+                { "text", VARLINK_STRING, 0, true },
+                {},
+        };
+        int r;
+
+        r = varlink_conn_dispatch(c, parameters, fields, &p);
+        if (r < 0)
+                return r;
+        return varlink_conn_replyb(c,
+                                   "text", json_object_new_string(p.text),
+                                   "path", json_object_new_string("general"),
+                                   NULL);
+}
+
+static int plain_plain(VarlinkConn *c, const VarlinkView *call, void *userdata) {
+        static const char *const names[] = { "text" };
+        static const bool string[] = { true };
+        const VarlinkViewField *f[1];
+        bool odd;
+        int r;
+
+        if (!varlink_view_match(call, names, string, 1, f))
+                return 0;
+        odd = f[0]->value_size == 3 && memcmp(f[0]->value, "odd", 3) == 0;
+        r = varlink_conn_reply_fields(c, (const VarlinkReplyField[]) {
+                { .name = "text", .string = odd ? odd_text : f[0]->value,
+                  .string_size = odd ? sizeof(odd_text) - 1 : f[0]->value_size },
+                { .name = "path", .string = "plain", .string_size = 5 },
+                { .name = "n", .number = UINT64_MAX },
+        }, 3);
+        return r < 0 ? r : 1;
+}
+
 static int method_stats(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
         VarlinkServer *s = varlink_conn_get_server(c);
 
@@ -328,6 +370,9 @@ static void server_start(size_t max_message) {
         ck_assert_int_eq(varlink_server_bind(srv.server, "org.test.Error", method_error), 0);
         ck_assert_int_eq(varlink_server_bind(srv.server, "org.test.NoMemory", method_no_memory), 0);
         ck_assert_int_eq(varlink_server_bind(srv.server, "org.test.Stats", method_stats), 0);
+        ck_assert_int_eq(varlink_server_bind_plain(srv.server, "org.test.Unbound", plain_plain), -ENOENT);
+        ck_assert_int_eq(varlink_server_bind(srv.server, "org.test.Plain", method_plain), 0);
+        ck_assert_int_eq(varlink_server_bind_plain(srv.server, "org.test.Plain", plain_plain), 0);
         varlink_server_set_disconnect_handler(srv.server, on_disconnect);
         if (max_message > 0)
                 varlink_server_set_max_message_size(srv.server, max_message);
@@ -922,6 +967,63 @@ START_TEST(test_bad_messages_close_connection) {
 }
 END_TEST
 
+static void expect_plain(VarlinkClient *c, const char *params, const char *text, const char *path) {
+        _cleanup_json_ json_object *p = call_ok(c, "org.test.Plain", params);
+
+        ck_assert_str_eq(get_string(p, "text"), text);
+        ck_assert_str_eq(get_string(p, "path"), path);
+}
+
+START_TEST(test_plain_calls) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new(), *raw = NULL;
+        _cleanup_json_ json_object *p = NULL, *q = NULL, *r = NULL;
+        _cleanup_free_ char *error = NULL;
+        json_object *v;
+        int fd = raw_connect();
+
+        /* Read in place, answered with fields written without json-c, escapes included. */
+        expect_plain(c, "{\"text\":\"hello\"}", "hello", "plain");
+        expect_plain(c, "{\"text\":\"\xc3\xa9t\xc3\xa9\"}", "\xc3\xa9t\xc3\xa9", "plain");
+        p = call_ok(c, "org.test.Plain", "{\"text\":\"odd\"}");
+        ck_assert(json_object_object_get_ex(p, "text", &v));
+        ck_assert_int_eq(json_object_get_string_len(v), (int) sizeof(odd_text) - 1);
+        ck_assert_mem_eq(json_object_get_string(v), odd_text, sizeof(odd_text) - 1);
+        ck_assert_int_eq(json_object_get_uint64(json_object_object_get(p, "n")), UINT64_MAX);
+
+        /* Anything else takes the general path, with the same answers. */
+        expect_plain(c, "{\"text\":\"a \\\"quote\\\"\"}", "a \"quote\"", "general");
+        q = call(c, "org.test.Plain", "{\"text\":\"x\",\"extra\":1}", &error);
+        ck_assert_str_eq(error, VARLINK_ERROR_INVALID_PARAMETER);
+        ck_assert_str_eq(get_string(q, "parameter"), "extra");
+        free(error);
+        r = call(c, "org.test.Plain", "{\"text\":5}", &error);
+        ck_assert_str_eq(error, VARLINK_ERROR_INVALID_PARAMETER);
+
+        /* Spaces anywhere are still plain; a repeated name, "more" or "oneway" are not. */
+        ck_assert_int_eq(varlink_client_new_fd(fd, &raw), 0);
+        RAW_SEND(fd, " { \"parameters\" : { \"text\" : \"ws\" } ,\n\"method\":\"org.test.Plain\" } \0");
+        json_object_put(p);
+        p = read_ok(raw, NULL);
+        ck_assert_str_eq(get_string(p, "path"), "plain");
+        RAW_SEND(fd, "{\"method\":\"org.test.Plain\",\"parameters\":{\"text\":\"a\",\"text\":\"b\"}}\0");
+        json_object_put(p);
+        p = read_ok(raw, NULL);
+        ck_assert_str_eq(get_string(p, "path"), "general");
+        ck_assert_str_eq(get_string(p, "text"), "b");
+        RAW_SEND(fd, "{\"method\":\"org.test.Plain\",\"more\":true,\"parameters\":{\"text\":\"m\"}}\0");
+        json_object_put(p);
+        p = read_ok(raw, NULL);
+        ck_assert_str_eq(get_string(p, "path"), "general");
+        RAW_SEND(fd, "{\"method\":\"org.test.Plain\",\"oneway\":false,\"parameters\":{\"text\":\"n\"}}\0");
+        json_object_put(p);
+        p = read_ok(raw, NULL);
+        ck_assert_str_eq(get_string(p, "path"), "general");
+        /* Not strict JSON: closed, as on the general path. */
+        RAW_SEND(fd, "{\"method\":\"org.test.Plain\",\"parameters\":{\"text\":\"\x01\"}}\0");
+        expect_closed(raw);
+}
+END_TEST
+
 START_TEST(test_reply_before_close) {
         _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
         _cleanup_json_ json_object *p = NULL;
@@ -1113,6 +1215,7 @@ static Suite *regular_suite(void) {
         tcase_add_test(tc, test_oneway);
         tcase_add_test(tc, test_bad_messages_close_connection);
         tcase_add_test(tc, test_reply_before_close);
+        tcase_add_test(tc, test_plain_calls);
         tcase_add_test(tc, test_method_error_closes);
         tcase_add_test(tc, test_stalled_client);
         tcase_add_test(tc, test_message_split_byte_by_byte);

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -25,6 +26,7 @@ typedef struct Interface {
 typedef struct Method {
         char *name;
         VarlinkMethod func;
+        VarlinkPlainMethod plain;       /* optional: the call read in place */
 } Method;
 
 struct VarlinkServer {
@@ -35,6 +37,7 @@ struct VarlinkServer {
         size_t n_interfaces;
         Method *methods;
         size_t n_methods;
+        size_t n_plain;                 /* methods with a plain handler */
         sd_event_source **listeners;
         size_t n_listeners;
         VarlinkConn *connections;
@@ -130,6 +133,17 @@ static int conn_write(VarlinkConn *c) {
         return r;
 }
 
+/* After an answer was queued: writes what the socket takes. */
+static int conn_queued(VarlinkConn *c) {
+        /* A reply from within the input loop: the loop writes every answer of the batch it
+         * read with one send() and sets the events once, at its end. */
+        if (c->processing)
+                return 0;
+        if (conn_write(c) < 0)
+                return 0;
+        return conn_update_events(c);
+}
+
 /* Queues a reply and writes what the socket takes. A plain reply is written around its
  * serialized parameters, without a wrapping object for json-c to build and tear down. */
 static int conn_send(VarlinkConn *c, json_object *message, json_object *parameters) {
@@ -163,13 +177,7 @@ static int conn_send(VarlinkConn *c, json_object *message, json_object *paramete
         }
         if (r < 0)
                 return r;
-        /* A reply from within the input loop: the loop writes every answer of the batch it
-         * read with one send() and sets the events once, at its end. */
-        if (c->processing)
-                return 0;
-        if (conn_write(c) < 0)
-                return 0;
-        return conn_update_events(c);
+        return conn_queued(c);
 }
 
 static void conn_call_done(VarlinkConn *c) {
@@ -256,6 +264,66 @@ static int error_to_errno(const char *error) {
 
 int varlink_conn_reply(VarlinkConn *c, json_object *parameters) {
         return conn_reply_internal(c, NULL, parameters, false);
+}
+
+static char *write_uint64(char *d, uint64_t v) {
+        char digits[20];
+        size_t n = 0;
+
+        do {
+                digits[n++] = (char) ('0' + v % 10);
+                v /= 10;
+        } while (v > 0);
+        while (n > 0)
+                *d++ = digits[--n];
+        return d;
+}
+
+static char *write_fields(char *d, const VarlinkReplyField fields[], size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                if (i > 0)
+                        *d++ = ',';
+                d += json_escape(d, fields[i].name, strlen(fields[i].name));
+                *d++ = ':';
+                if (fields[i].string)
+                        d += json_escape(d, fields[i].string, fields[i].string_size);
+                else
+                        d = write_uint64(d, fields[i].number);
+        }
+        return d;
+}
+
+int varlink_conn_reply_fields(VarlinkConn *c, const VarlinkReplyField fields[], size_t n) {
+        static const char head[] = "{\"parameters\":{", tail[] = "}}"; /* tail with the NUL */
+        _cleanup_(conn_unrefp) VarlinkConn *ref = NULL;
+        size_t need = sizeof(head) + sizeof(tail);
+        int r;
+
+        assert(c);
+        assert(fields || n == 0);
+
+        if (!c->pending)
+                return -EBADMSG;
+        for (size_t i = 0; i < n; i++)
+                need += JSON_ESCAPED_MAX(strlen(fields[i].name)) + 1 +
+                        (fields[i].string ? JSON_ESCAPED_MAX(fields[i].string_size) : 20) + 1;
+
+        ref = conn_ref(c);
+        if (!c->disconnected && !(c->pending_flags & VARLINK_CALL_ONEWAY)) {
+                char *p = varlink_buffer_reserve(&c->out, need), *d;
+
+                if (!p)
+                        return conn_reply_failed(c, -ENOMEM);
+                d = mempcpy(p, head, sizeof(head) - 1);
+                d = write_fields(d, fields, n);
+                d = mempcpy(d, tail, sizeof(tail));
+                c->out.end += (size_t) (d - p);
+                r = conn_queued(c);
+                if (r < 0)
+                        return conn_reply_failed(c, r);
+        }
+        conn_call_done(c);
+        return 0;
 }
 
 int varlink_conn_notify(VarlinkConn *c, json_object *parameters) {
@@ -473,6 +541,41 @@ static VarlinkMethod server_find_method(VarlinkServer *s, const char *name) {
         return NULL;
 }
 
+static VarlinkPlainMethod server_find_plain(VarlinkServer *s, const char *name, size_t size) {
+        for (size_t i = 0; i < s->n_methods; i++)
+                if (s->methods[i].plain && strlen(s->methods[i].name) == size &&
+                    memcmp(s->methods[i].name, name, size) == 0)
+                        return s->methods[i].plain;
+        return NULL;
+}
+
+/* A plain call to a method with a plain handler, read in place. Returns 1 if the handler
+ * took the call, 0 if not (the general path takes it), < 0 when the connection must be
+ * closed. */
+static int conn_dispatch_plain(VarlinkConn *c, const char *data, size_t size) {
+        VarlinkPlainMethod func;
+        VarlinkView view;
+        int r;
+
+        if (!varlink_view_parse(data, size, &view))
+                return 0;
+        func = server_find_plain(c->server, view.method, view.method_size);
+        if (!func)
+                return 0;
+
+        c->pending = true;
+        c->pending_flags = 0;
+        r = func(c, &view, c->server->userdata);
+        if (r == 0) {
+                c->pending = false; /* declined, unanswered */
+                return 0;
+        }
+        if (r < 0 && varlink_conn_has_pending_call(c))
+                return log_debug_errno(r, "Method %.*s failed for %s: %m", (int) view.method_size, view.method,
+                                       c->description);
+        return 1;
+}
+
 /* Handles one message. Returns < 0 when the connection must be closed. */
 static int conn_dispatch(VarlinkConn *c, const char *data, size_t size) {
         _cleanup_json_ json_object *m = NULL;
@@ -481,7 +584,14 @@ static int conn_dispatch(VarlinkConn *c, const char *data, size_t size) {
         VarlinkMethod func;
         int r;
 
-        r = varlink_message_parse(data, size, &m);
+        r = varlink_message_check(data, size);
+        if (r >= 0 && c->server->n_plain > 0) {
+                r = conn_dispatch_plain(c, data, size);
+                if (r != 0)
+                        return MIN(r, 0);
+        }
+        if (r >= 0)
+                r = varlink_message_parse_checked(data, size, &m);
         if (r < 0)
                 return log_debug_errno(r, "%s sent a message that is not a JSON object, closing.", c->description);
 
@@ -802,12 +912,25 @@ int varlink_server_bind(VarlinkServer *s, const char *method, VarlinkMethod func
         if (!n)
                 return -ENOMEM;
         s->methods = n;
-        n[s->n_methods].name = strdup(method);
+        n[s->n_methods] = (Method) {
+                .name = strdup(method),
+                .func = func,
+        };
         if (!n[s->n_methods].name)
                 return -ENOMEM;
-        n[s->n_methods].func = func;
         s->n_methods++;
         return 0;
+}
+
+int varlink_server_bind_plain(VarlinkServer *s, const char *method, VarlinkPlainMethod func) {
+        for (size_t i = 0; i < s->n_methods; i++)
+                if (streq(s->methods[i].name, method)) {
+                        if (!s->methods[i].plain)
+                                s->n_plain++;
+                        s->methods[i].plain = func;
+                        return 0;
+                }
+        return -ENOENT;
 }
 
 void varlink_server_set_disconnect_handler(VarlinkServer *s, VarlinkConnHandler h) {

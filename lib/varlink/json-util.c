@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <string.h>
 
 #include "json-util.h"
 
@@ -72,4 +73,81 @@ int json_build_object(json_object **ret, ...) {
         r = json_build_object_va(ret, ap);
         va_end(ap);
         return r;
+}
+
+/* The bytes a JSON string cannot hold as they are. */
+static bool needs_escape(unsigned char c) {
+        return c < 0x20 || c == '"' || c == '\\';
+}
+
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+
+/* Whether one of the 8 bytes of x is below n (n <= 128), or equals c: the bit tricks of
+ * "Bit Twiddling Hacks" (has less, has zero byte). */
+static uint64_t word_has_less(uint64_t x, uint8_t n) {
+        return (x - ONES * n) & ~x & HIGHS;
+}
+
+static uint64_t word_has_byte(uint64_t x, uint8_t c) {
+        return word_has_less(x ^ (ONES * c), 1);
+}
+
+size_t json_plain_prefix(const char *s, size_t n, bool ascii) {
+        size_t i = 0;
+
+        /* Eight bytes at a time while none of them needs a look, then one at a time. */
+        for (uint64_t x; i + 8 <= n; i += 8) {
+                memcpy(&x, s + i, 8);
+                if (word_has_less(x, 0x20) | word_has_byte(x, '"') | word_has_byte(x, '\\') |
+                    (ascii ? x & HIGHS : 0))
+                        break;
+        }
+        while (i < n && !needs_escape((unsigned char) s[i]) && (!ascii || (unsigned char) s[i] < 0x80))
+                i++;
+        return i;
+}
+
+static char *escape_byte(char *d, unsigned char c) {
+        static const char hex[] = "0123456789abcdef";
+
+        *d++ = '\\';
+        switch (c) {
+        case '"':
+        case '\\':
+                *d++ = (char) c;
+                return d;
+        case '\n':
+                *d++ = 'n';
+                return d;
+        case '\t':
+                *d++ = 't';
+                return d;
+        case '\r':
+                *d++ = 'r';
+                return d;
+        default:
+                memcpy(d, "u00", 3);
+                d[3] = hex[c >> 4];
+                d[4] = hex[c & 0xf];
+                return d + 5;
+        }
+}
+
+size_t json_escape(char *dst, const char *s, size_t n) {
+        char *d = dst;
+        size_t i = 0;
+
+        *d++ = '"';
+        while (i < n) {
+                /* The bytes up to the next one to escape go in one copy. */
+                size_t run = i + json_plain_prefix(s + i, n - i, false);
+
+                d = mempcpy(d, s + i, run - i);
+                if (run < n)
+                        d = escape_byte(d, (unsigned char) s[run++]);
+                i = run;
+        }
+        *d++ = '"';
+        return (size_t) (d - dst);
 }

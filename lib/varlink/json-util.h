@@ -2,6 +2,8 @@
 #pragma once
 
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 #include <json-c/json.h>
 
@@ -43,3 +45,12 @@ int json_array_append(json_object *a, json_object *value);
  * -ENOMEM; *ret is set only on success. */
 int json_build_object(json_object **ret, ...) _sentinel_;
 int json_build_object_va(json_object **ret, va_list ap);
+
+/* Writes the JSON string literal of the n bytes at s (valid UTF-8) to dst, quotes
+ * included, and returns its length: at most JSON_ESCAPED_MAX(n). Quote, backslash and
+ * control characters are escaped, nothing else. */
+#define JSON_ESCAPED_MAX(n) (6 * (n) + 2)
+/* The length of the longest prefix of s that a JSON string holds as it is: no quote,
+ * backslash or control character, and with ascii set nothing from 0x80 on either. */
+size_t json_plain_prefix(const char *s, size_t n, bool ascii);
+size_t json_escape(char *dst, const char *s, size_t n);

@@ -115,6 +115,29 @@ START_TEST(test_array_append) {
 }
 END_TEST
 
+START_TEST(test_escape) {
+        char in[128 + 4], out[JSON_ESCAPED_MAX(sizeof(in))];
+        _cleanup_json_ json_object *o = NULL;
+        size_t n;
+
+        /* Every ASCII byte, NUL included, and a two-byte UTF-8 sequence, back as they were. */
+        for (size_t i = 0; i < 128; i++)
+                in[i] = (char) i;
+        memcpy(in + 128, "\xc3\xa9xy", 4);
+        n = json_escape(out, in, sizeof(in));
+        ck_assert_uint_le(n, JSON_ESCAPED_MAX(sizeof(in)));
+        o = json_tokener_parse(strndupa(out, n));
+        ck_assert_ptr_nonnull(o);
+        ck_assert_int_eq(json_object_get_string_len(o), (int) sizeof(in));
+        ck_assert_mem_eq(json_object_get_string(o), in, sizeof(in));
+
+        ck_assert_uint_eq(json_escape(out, "", 0), 2);
+        ck_assert_mem_eq(out, "\"\"", 2);
+        n = json_escape(out, "a\"b\\\n\x1f", 6);
+        ck_assert_mem_eq(out, "\"a\\\"b\\\\\\n\\u001f\"", n);
+}
+END_TEST
+
 static Suite *regular_suite(void) {
         Suite *s = suite_create("json-util");
         TCase *tc = tcase_create("build");
@@ -124,6 +147,7 @@ static Suite *regular_suite(void) {
         tcase_add_test(tc, test_build_object_takes_references);
         tcase_add_test(tc, test_object_add);
         tcase_add_test(tc, test_array_append);
+        tcase_add_test(tc, test_escape);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -61,7 +61,13 @@ static bool scan_utf8(Scanner *s) {
 static bool scan_string(Scanner *s) {
         s->p++; /* the opening quote */
         while (s->p < s->end) {
-                uint8_t c = *s->p;
+                uint8_t c;
+
+                /* Plain ASCII needs no look byte by byte. */
+                s->p += json_plain_prefix((const char *) s->p, (size_t) (s->end - s->p), true);
+                if (s->p >= s->end)
+                        break;
+                c = *s->p;
 
                 if (c == '"') {
                         s->p++;
@@ -245,15 +251,30 @@ static json_tokener *tokener_new(void) {
         return tok;
 }
 
-int varlink_message_parse(const char *data, size_t size, json_object **ret) {
-        json_tokener *tok, *own = NULL;
-        json_object *o;
-
+int varlink_message_check(const char *data, size_t size) {
         assert(data || size == 0);
-        assert(ret);
 
         if (size == 0 || size > INT32_MAX || !json_is_strict(data, size))
                 return -EBADMSG;
+        return 0;
+}
+
+int varlink_message_parse(const char *data, size_t size, json_object **ret) {
+        int r;
+
+        r = varlink_message_check(data, size);
+        if (r < 0)
+                return r;
+        return varlink_message_parse_checked(data, size, ret);
+}
+
+int varlink_message_parse_checked(const char *data, size_t size, json_object **ret) {
+        json_tokener *tok, *own = NULL;
+        json_object *o;
+
+        assert(data);
+        assert(size > 0 && size <= INT32_MAX);
+        assert(ret);
 
         (void) pthread_once(&tokener_once, tokener_key_init);
         tok = tokener_key_ok ? pthread_getspecific(tokener_key) : NULL;

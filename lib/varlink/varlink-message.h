@@ -22,6 +22,10 @@
 /* Parses one message (without its NUL). Strict JSON, valid UTF-8, an object at the top,
  * nothing after it. Returns 0 and a new reference, or -EBADMSG. */
 int varlink_message_parse(const char *data, size_t size, json_object **ret);
+/* The two steps of varlink_message_parse(): the check (0 or -EBADMSG), and the parse of
+ * a message the check accepted. */
+int varlink_message_check(const char *data, size_t size);
+int varlink_message_parse_checked(const char *data, size_t size, json_object **ret);
 
 /* A byte buffer for partial reads and writes. */
 typedef struct VarlinkBuffer {

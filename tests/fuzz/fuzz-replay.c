@@ -63,6 +63,8 @@ START_TEST(test_replay_corpus) {
         ck_assert_uint_gt(s->messages, s->inputs);
         ck_assert_uint_gt(s->oversize, 0);
         ck_assert_uint_gt(s->parsed, 0);
+        ck_assert_uint_gt(s->plain, 0);
+        ck_assert_uint_lt(s->plain, s->parsed);
         ck_assert_uint_gt(s->rejected, 0);
         ck_assert_uint_gt(s->dispatched, 0);
         ck_assert_uint_gt(s->refused, 0);

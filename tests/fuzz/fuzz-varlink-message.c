@@ -14,6 +14,8 @@
  *    offending field's name, values that match the JSON);
  *  - every string and key of an accepted message is well-formed UTF-8 (checked here by
  *    an implementation of its own), and no integer was clamped into an INT64 field;
+ *  - a message read in place as a plain call (varlink-view.h) has the very members,
+ *    strings and integers json-c reads in it;
  *  - whatever parses can be sent: varlink_buffer_append_message() frames it with exactly
  *    one NUL, it parses again, and serializes to the same text.
  *
@@ -36,6 +38,7 @@
 #include "fuzz.h"
 #include "macro.h"
 #include "varlink-message.h"
+#include "varlink-view.h"
 
 #define SMALL_LIMIT 256U
 #define MAX_FRAMES 4096U
@@ -255,6 +258,39 @@ static void check_round_trip(json_object *o) {
         CHECK(n1 == n2 && memcmp(s1, s2, n1) == 0);
 }
 
+static bool same_bytes(json_object *o, const char *p, size_t n) {
+        return json_object_is_type(o, json_type_string) && (size_t) json_object_get_string_len(o) == n &&
+                memcmp(json_object_get_string(o), p, n) == 0;
+}
+
+/* A message read in place as a plain call says what json-c reads in it, member by member. */
+static void check_plain_view(const char *data, size_t size, json_object *o) {
+        json_object *params = value_of(o, "parameters");
+        VarlinkView v;
+
+        if (!varlink_view_parse(data, size, &v))
+                return;
+        stats.plain++;
+        CHECK(json_object_object_length(o) == (params ? 2 : 1));
+        CHECK(same_bytes(value_of(o, "method"), v.method, v.method_size));
+        CHECK(v.n_fields == (params ? (size_t) json_object_object_length(params) : 0));
+        for (size_t i = 0; i < v.n_fields; i++) {
+                const VarlinkViewField *f = &v.fields[i];
+                _cleanup_free_ char *name = strndup(f->name, f->name_size);
+                json_object *value;
+                uint64_t u;
+
+                CHECK(name && strlen(name) == f->name_size);
+                value = value_of(params, name);
+                if (f->string)
+                        CHECK(same_bytes(value, f->value, f->value_size));
+                else {
+                        CHECK(varlink_view_uint64(f, &u));
+                        CHECK(json_object_is_type(value, json_type_int) && json_object_get_uint64(value) == u);
+                }
+        }
+}
+
 static void process_frame(const char *data, size_t size) {
         _cleanup_json_ json_object *o = NULL;
         Envelope e = {};
@@ -271,6 +307,7 @@ static void process_frame(const char *data, size_t size) {
         CHECK(o && json_object_is_type(o, json_type_object));
         stats.parsed++;
         check_utf8_tree(o, 0);
+        check_plain_view(data, size, o);
 
         r = varlink_dispatch(o, envelope_fields, &e, &bad);
         check_dispatch_result(o, envelope_fields, r, bad);

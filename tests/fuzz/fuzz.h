@@ -14,6 +14,7 @@ typedef struct FuzzStats {
         unsigned messages;     /* complete frames found */
         unsigned oversize;     /* frames over the size limit */
         unsigned parsed;       /* frames that are Varlink messages */
+        unsigned plain;        /* of those, plain calls (varlink-view.h) */
         unsigned rejected;     /* frames that are not */
         unsigned dispatched;   /* parameter sets that dispatched */
         unsigned refused;      /* parameter sets that did not */
