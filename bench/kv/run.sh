@@ -14,7 +14,9 @@
 #             file system; Get of --sync=always against --sync=none; Put of
 #             --sync=interval:1000 against --sync=none;
 #   restart   the time from exec to the first answered Get with RESTART_KEYS keys on disk,
-#             after SIGKILL and after SIGTERM, for mrkv and for Redis (appendfsync always).
+#             after SIGKILL and after SIGTERM, for mrkv and for Redis (appendfsync always);
+#   snapshot  the latency of Puts while a snapshot of RESTART_KEYS keys is written, and
+#             without one.
 #
 # Every run also gives the server's own CPU time per operation (user + system of all its
 # threads, from /proc), which stays meaningful when other work shares the machine.
@@ -29,7 +31,8 @@
 # The durable sections need an mrkv-kvserver with --sync (they are skipped otherwise) and
 # etcd (package etcd-server; its runs are skipped without it). Environment: RUNS,
 # DURATION (seconds per mrkv-kvbench run), CONNECTIONS, KEYS (10000), VALUE_SIZE (100),
-# PIPELINE (16), RESTART_KEYS (1000000), SECTIONS ("memory pipeline durable restart"),
+# PIPELINE (16), RESTART_KEYS (1000000), SECTIONS ("memory pipeline durable restart
+# snapshot"), SNAPSHOT_DURATION (seconds of the snapshot runs, 5),
 # MRKV_BENCH_STATE (where the durable servers keep their state, default /var/tmp: a disk,
 # not tmpfs), MRKV_BENCH_RESULTS (where to write the results; default
 # bench/kv/results.md for full runs), RAW=1 prints every run as it happens, PIN:
@@ -70,7 +73,7 @@ fi
 KEYS=${KEYS:-10000}
 VALUE_SIZE=${VALUE_SIZE:-100}
 PIPELINE=${PIPELINE:-16}
-SECTIONS=${SECTIONS:-"memory pipeline durable restart"}
+SECTIONS=${SECTIONS:-"memory pipeline durable restart snapshot"}
 ticks=$(getconf CLK_TCK)
 if [ -z "${PIN+set}" ]; then
         PIN=$([ "$(nproc)" -ge 2 ] && echo "0 1" || echo "")
@@ -356,14 +359,52 @@ if [ $durable = 1 ] && section restart; then
         restart redis-restart "${redis_restart[@]}"
 fi
 
+# snapshot: what writing a snapshot of RESTART_KEYS keys costs the clients of a busy
+# server. A server is filled and stopped (its log then holds every key, no snapshot),
+# then started twice under a Put load of 16 connections: once with --snapshot-log-size=0
+# (no snapshot) and once with the default, over which the loaded log is, so that its
+# first Put starts a snapshot of every key: fork(), then a child writes while the server
+# answers on. The longest answer and p99.9 of each run tell the difference.
+snapshots=$dir/snapshots.csv
+: >"$snapshots"
+# snapshot_run KIND SNAPSHOT-LOG-SIZE: one run, one line in $snapshots.
+snapshot_run() {
+        local kind=$1 log=$dir/snapshot-$1.log line written
+        rm -f "$dir/kv-snap.sock"
+        start "mrkv-snap-$kind" varlink "unix:$dir/kv-snap.sock" \
+                "${mrkv_snap[@]}" --snapshot-log-size="$2" 2>"$log"
+        wait_for_socket "$dir/kv-snap.sock"
+        line=$("${on_load_cpu[@]}" "$bench" -a "unix:$dir/kv-snap.sock" -k "$RESTART_KEYS" -s "$VALUE_SIZE" \
+                -t put -c 16 -w 0 -d "$SNAPSHOT_DURATION" --server-pid "${pid[mrkv-snap-$kind]}" --csv)
+        kill -TERM "${pid[mrkv-snap-$kind]}"
+        wait "${pid[mrkv-snap-$kind]}" 2>/dev/null || true
+        written=$(grep -c 'Snapshot of record .* written' "$log" || true)
+        echo "$kind,$line,$written" >>"$snapshots"
+        [ "${RAW:-0}" = 1 ] && echo "snapshot: $kind: $line, $written snapshots written" >&2
+        return 0
+}
+if [ $durable = 1 ] && section snapshot; then
+        SNAPSHOT_DURATION=${SNAPSHOT_DURATION:-5}
+        mrkv_snap=("$server" --listen "unix:$dir/kv-snap.sock" --sync=always --state-directory "$state/mrkv-snap")
+        start mrkv-snap-fill varlink "unix:$dir/kv-snap.sock" "${mrkv_snap[@]}" --snapshot-log-size=0
+        wait_for_socket "$dir/kv-snap.sock"
+        "${on_load_cpu[@]}" "$bench" -a "unix:$dir/kv-snap.sock" -k "$RESTART_KEYS" -s "$VALUE_SIZE" \
+                -t get -c 1 -w 0 -d 0.1 >/dev/null
+        kill -TERM "${pid[mrkv-snap-fill]}"
+        wait "${pid[mrkv-snap-fill]}" 2>/dev/null || true
+        snapshot_run without 0
+        snapshot_run with 64M
+fi
+
 load_end=$(cut -d ' ' -f 1-3 /proc/loadavg)
 load_runs=$(sort -g "$loads" | awk '{ v[NR] = $1 } END { if (NR) printf "%s to %s (median %s)", v[1], v[NR], v[int((NR + 1) / 2)] }')
 
-table=$(python3 - "$results" "$restarts" "$RUNS" "$PIPELINE" "$RESTART_KEYS" "$VALUE_SIZE" <<'PY'
+table=$(python3 - "$results" "$restarts" "$RUNS" "$PIPELINE" "$RESTART_KEYS" "$VALUE_SIZE" "$snapshots" <<'PY'
 import csv, statistics, sys
 
 path, restarts_path, runs, pipeline = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 restart_keys, value_size = int(sys.argv[5]), int(sys.argv[6])
+snapshots_path = sys.argv[7]
 rows = {}
 for section, server, client, c, op, p, rate, p50, p99, cpu in csv.reader(open(path)):
     rows.setdefault((section, server, client, int(c), op, int(p)), []).append(
@@ -523,6 +564,19 @@ if restarts:
             goal = f"restart with {restart_keys} keys of {value_size} B: < 1 s"
             targets.append(f"| {goal} | {worst:.0f} ms (slowest start) | "
                            f"{('met' if worst < 1000 else 'missed') if restart_keys >= 1000000 else 'not run with 1 M keys'} |")
+    print()
+
+# kind, then mrkv-kvbench's --csv line, then the number of snapshots written.
+snapshots = list(csv.reader(open(snapshots_path)))
+if snapshots:
+    print(f"Snapshot under load: Put at 16 connections, one run each, on a server that loaded {restart_keys} "
+          f"keys of {value_size} bytes from its log; \"with\": its first Put starts a snapshot of them all "
+          "(fork, a child writes it), \"without\": no snapshot (--snapshot-log-size=0):\n")
+    print("| run | snapshots written | Put ops/s | p50 / p99 / p99.9 (us) | longest answer (us) |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for kind, _op, _c, _ops, _secs, rate, p50, p99, p999, mx, _errors, _cpu, written in snapshots:
+        print(f"| {kind} | {written} | {float(rate):.0f} | {float(p50):.0f} / {float(p99):.0f} / {float(p999):.0f} "
+              f"| {float(mx):.0f} |")
     print()
 
 if targets:
