@@ -2,6 +2,7 @@
 #include "job.h"
 #include "macro.h"
 #include "mr-files.h"
+#include "strv.h"
 
 #define DEFAULT_MAX_FAILURES 3
 
@@ -63,10 +64,12 @@ int job_new(const char *id, const char *app, const char *workdir, char *const *f
         if (!j->id || (app && !j->app) || !j->workdir || !j->files || !j->tasks)
                 return job_free(j), -ENOMEM;
 
+        j->files_size = (nfiles + 1) * sizeof(char *);
         for (unsigned i = 0; i < nfiles; i++) {
                 j->files[i] = strdup(files[i]);
                 if (!j->files[i])
                         return job_free(j), -ENOMEM;
+                j->files_size += strlen(files[i]) + 1;
         }
         for (unsigned i = 0; i < nfiles + nreduce; i++)
                 j->tasks[i] = (Task) {
@@ -79,13 +82,16 @@ int job_new(const char *id, const char *app, const char *workdir, char *const *f
         return 0;
 }
 
+void job_drop_files(Job *j) {
+        assert(job_ended(j));
+        j->files = strv_free(j->files);
+        j->files_size = 0;
+}
+
 Job *job_free(Job *j) {
         if (!j)
                 return NULL;
-        if (j->files)
-                for (char **f = j->files; *f; f++)
-                        free(*f);
-        free(j->files);
+        strv_free(j->files);
         free(j->tasks);
         free(j->id);
         free(j->app);
