@@ -120,6 +120,7 @@ int coordinator_new(sd_event *event, Coordinator **ret) {
         c->submitter = (JobSubmitter) {
                 .scheduler = c->scheduler,
                 .default_nreduce = 10,
+                .max_files = JOB_SUBMITTER_MAX_FILES_DEFAULT,
                 .default_task_timeout = 10 * USEC_PER_SEC,
         };
         c->api = (MapReduceApi) {

@@ -65,6 +65,7 @@ static void setup(void) {
         ck_assert_int_eq(coordinator_new(srv.event, &srv.coordinator), 0);
         srv.coordinator->submitter.state_dir = strdup(state);
         ck_assert_ptr_nonnull(srv.coordinator->submitter.state_dir);
+        srv.coordinator->submitter.max_files = 3; /* test_submit_refused() goes over it */
 
         ck_assert_int_eq(address_parse(srv.address, &a), 0);
         fd = address_listen(&a);
@@ -222,11 +223,18 @@ END_TEST
 START_TEST(test_submit_refused) {
         _cleanup_(varlink_client_freep) VarlinkClient *c = client_new();
         _cleanup_json_ json_object *e = NULL, *list = NULL;
-        char params[PARAMS_MAX];
+        char params[PARAMS_MAX], four[4 * PARAMS_MAX];
 
         e = call_error(c, MAPREDUCE_METHOD_SUBMIT_JOB, "{\"app\":\"wc\",\"files\":[\"relative.txt\"]}",
                        MAPREDUCE_ERROR_INVALID_JOB);
         ck_assert_ptr_nonnull(strstr(get_string(e, "reason"), "relative.txt"));
+        json_object_put(TAKE_PTR(e));
+
+        /* One file over the limit of files per job, with the limit in the reason. */
+        snprintf(four, sizeof(four), "{\"app\":\"wc\",\"files\":[\"%s\",\"%s\",\"%s\",\"%s\"]}",
+                 srv.input, srv.input, srv.input, srv.input);
+        e = call_error(c, MAPREDUCE_METHOD_SUBMIT_JOB, four, MAPREDUCE_ERROR_INVALID_JOB);
+        ck_assert_str_eq(get_string(e, "reason"), "too many input files: 4, at most 3 per job");
 
         expect_invalid_parameter(c, MAPREDUCE_METHOD_SUBMIT_JOB, "{\"app\":\"wc\",\"files\":[]}", "files");
         expect_invalid_parameter(c, MAPREDUCE_METHOD_SUBMIT_JOB, "{\"app\":\"wc\",\"files\":[1]}", "files");
