@@ -158,8 +158,10 @@ int job_finish(Job *j, Task *t, unsigned attempt, bool ok, const char *error) {
                 if (++t->failures >= j->max_failures) {
                         j->state = JOB_FAILED;
                         free(j->error);
-                        if (asprintf(&j->error, "%s task %u failed %u times, last: %s", task_kind_to_string(t->kind),
-                                     t->index, t->failures, error ?: "unknown error") < 0)
+                        /* A worker's error may be as long as a message: the job keeps a bounded part. */
+                        if (asprintf(&j->error, "%s task %u failed %u times, last: %.*s",
+                                     task_kind_to_string(t->kind), t->index, t->failures, JOB_ERROR_MAX,
+                                     error ?: "unknown error") < 0)
                                 j->error = NULL;
                 }
                 return 0;

@@ -38,6 +38,8 @@ typedef struct Task {
         uint64_t deadline; /* when the running attempt is taken back */
 } Task;
 
+#define JOB_ERROR_MAX 1024
+
 typedef struct Job {
         char *id;
         char *app;     /* NULL when workers bring their own */
@@ -48,7 +50,7 @@ typedef struct Job {
         Task *tasks;   /* nmap map tasks, then nreduce reduce tasks */
         unsigned done[_TASK_KIND_MAX];
         JobState state;
-        char *error;   /* why the job failed */
+        char *error;   /* why the job failed; a worker's reason in at most JOB_ERROR_MAX bytes */
         uint64_t timeout;
         unsigned max_failures;
         /* CLOCK_REALTIME µs; 0 while it has not happened. The model does not read clocks:
