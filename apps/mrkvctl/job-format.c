@@ -39,10 +39,15 @@ static int get_uint(json_object *o, const char *key, bool mandatory, uint64_t *r
         return 0;
 }
 
+/* A list the coordinator may leave out (null or missing): *ret NULL then. */
 static int get_string_array(json_object *o, const char *key, json_object **ret) {
         json_object *v;
 
-        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_array))
+        if (!json_object_object_get_ex(o, key, &v) || !v) {
+                *ret = NULL;
+                return 0;
+        }
+        if (!json_object_is_type(v, json_type_array))
                 return -EBADMSG;
         for (size_t i = 0; i < json_object_array_length(v); i++) {
                 json_object *e = json_object_array_get_idx(v, i);
@@ -211,7 +216,7 @@ void job_print_summary(FILE *f, const JobInfo *j) {
         if (streq(j->state, "done")) {
                 fprintf(f, "Job %s done in %s (%" PRIu64 " maps, %" PRIu64 " reduces). Output files:\n",
                         j->id, d, j->map_total, j->reduce_total);
-                for (size_t i = 0; i < json_object_array_length(j->outputs); i++)
+                for (size_t i = 0; j->outputs && i < json_object_array_length(j->outputs); i++)
                         fprintf(f, "  %s\n", array_string(j->outputs, i));
         } else if (streq(j->state, "failed"))
                 fprintf(f, "Job %s failed after %s: %s\n", j->id, d, j->error ?: "no reason given");
@@ -222,8 +227,13 @@ void job_print_summary(FILE *f, const JobInfo *j) {
 }
 
 static void print_list(FILE *f, const char *label, json_object *a) {
-        size_t n = json_object_array_length(a);
+        size_t n;
 
+        if (!a) {
+                fprintf(f, "%10s (not kept)\n", label);
+                return;
+        }
+        n = json_object_array_length(a);
         if (n == 0) {
                 fprintf(f, "%10s -\n", label);
                 return;

@@ -20,7 +20,7 @@ typedef struct JobInfo {
         const char *state;
         const char *workdir;
         const char *error; /* NULL unless the job failed */
-        json_object *files, *outputs; /* arrays of strings */
+        json_object *files, *outputs; /* arrays of strings; NULL where the coordinator left them out */
         uint64_t nreduce, map_done, map_total, reduce_done, reduce_total;
         double progress; /* 0..1 */
         uint64_t submit_time, start_time, finish_time;

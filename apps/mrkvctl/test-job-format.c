@@ -98,13 +98,16 @@ START_TEST(test_parse_rejects) {
         ck_assert_int_eq(parse_with("map_done", "-1"), -EBADMSG);
         ck_assert_int_eq(parse_with("map_done", "3"), -EBADMSG); /* more done than there are */
         ck_assert_int_eq(parse_with("files", "[\"/a\", 1]"), -EBADMSG);
-        ck_assert_int_eq(parse_with("outputs", NULL), -EBADMSG);
+        ck_assert_int_eq(parse_with("outputs", "{}"), -EBADMSG);
         ck_assert_int_eq(parse_with("progress", "\"half\""), -EBADMSG);
         ck_assert_int_eq(parse_with("workdir", "\"/a\\u0000b\""), -EBADMSG);
         ck_assert_int_eq(parse_with("error", "{}"), -EBADMSG);
         /* A float may come as an integer; optional fields may be null. */
         ck_assert_int_eq(parse_with("progress", "1"), 0);
         ck_assert_int_eq(parse_with("finish_time", "null"), 0);
+        /* The lists, which a summary leaves out. */
+        ck_assert_int_eq(parse_with("files", "null"), 0);
+        ck_assert_int_eq(parse_with("outputs", NULL), 0);
         ck_assert_int_eq(parse_with("error", "\"boom\""), 0);
 
         JobInfo j;
@@ -239,6 +242,13 @@ START_TEST(test_status) {
                             "  Reduces: 2\n"
                             "   Output: /w/jobs/3/mr-out-0\n"
                             "           /w/jobs/3/mr-out-1\n");
+
+        /* An ended job whose file list the coordinator no longer keeps. */
+        json_object_object_add(o, "files", NULL);
+        ck_assert_int_eq(job_info_parse(o, &j), 0);
+        s = mfree(s);
+        s = capture(print_status, &j, 1, T0 + 65 * USEC_PER_SEC);
+        ck_assert_ptr_nonnull(strstr(s, "  Workdir: /w/jobs/3\n    Input: (not kept)\n  Reduces: 2\n"));
 }
 END_TEST
 

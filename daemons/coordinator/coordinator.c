@@ -74,6 +74,10 @@ static void on_disconnect(VarlinkConn *conn, void *userdata) {
         worker_api_disconnect(a, conn);
 }
 
+static void on_drained(VarlinkConn *conn, void *userdata) {
+        job_api_drained(userdata, conn);
+}
+
 static int coordinator_setup_server(Coordinator *c) {
         int r;
 
@@ -97,6 +101,7 @@ static int coordinator_setup_server(Coordinator *c) {
         if (r < 0)
                 return r;
         varlink_server_set_disconnect_handler(c->server, on_disconnect);
+        varlink_server_set_drained_handler(c->server, on_drained);
         return 0;
 }
 
@@ -115,6 +120,7 @@ int coordinator_new(sd_event *event, Coordinator **ret) {
         c->submitter = (JobSubmitter) {
                 .scheduler = c->scheduler,
                 .default_nreduce = 10,
+                .max_files = JOB_SUBMITTER_MAX_FILES_DEFAULT,
                 .default_task_timeout = 10 * USEC_PER_SEC,
         };
         c->api = (MapReduceApi) {

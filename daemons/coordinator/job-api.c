@@ -8,8 +8,19 @@
 struct JobWatch {
         VarlinkConn *conn;
         Job *job;
+        /* The job changed while the watcher had not read what it was sent: the newest
+         * state goes out once it has, and the states in between are never queued. */
+        bool dirty;
         LIST_FIELDS(JobWatch, watches);
 };
+
+/* What a Job object carries beyond the counts and the state. The lists can be large
+ * (a file name per map task, a path per reduce task): a GetJob stream sends them in its
+ * first and last reply only, and ListJobs never. */
+typedef enum JobDetail {
+        JOB_SUMMARY,
+        JOB_FULL,
+} JobDetail;
 
 static json_object *json_string_array(char *const *v, unsigned n) {
         _cleanup_json_ json_object *a = json_object_new_array_ext((int) n);
@@ -51,14 +62,25 @@ static int job_add_optional(json_object *o, Job *j) {
         return r;
 }
 
+/* The lists of a Job: null where the detail leaves them out, or where the coordinator
+ * no longer keeps an ended job's file names. */
+static int job_add_lists(json_object *o, Job *j, JobDetail detail) {
+        if (detail == JOB_SUMMARY)
+                return json_object_object_add(o, "files", NULL) < 0 ||
+                       json_object_object_add(o, "outputs", NULL) < 0 ? -ENOMEM : 0;
+        if (j->files ? json_object_add(o, "files", json_string_array(j->files, j->nmap)) < 0
+                     : json_object_object_add(o, "files", NULL) < 0)
+                return -ENOMEM;
+        return json_object_add(o, "outputs", job_outputs_to_json(j));
+}
+
 /* A Job of the interface, or NULL when memory ran out: a value for json_build_object(). */
-static json_object *job_to_json(Job *j) {
+static json_object *job_to_json(Job *j, JobDetail detail) {
         _cleanup_json_ json_object *o = NULL;
 
         if (json_build_object(&o,
                               "id", json_object_new_string(j->id),
                               "state", json_object_new_string(job_display_state(j)),
-                              "files", json_string_array(j->files, j->nmap),
                               "nreduce", json_object_new_int64(j->nreduce),
                               "workdir", json_object_new_string(j->workdir),
                               "map_done", json_object_new_int64(j->done[TASK_MAP]),
@@ -67,10 +89,9 @@ static json_object *job_to_json(Job *j) {
                               "reduce_total", json_object_new_int64(j->nreduce),
                               "progress", json_object_new_double(job_progress(j)),
                               "submit_time", json_object_new_int64((int64_t) j->submit_time),
-                              "outputs", job_outputs_to_json(j),
                               NULL) < 0)
                 return NULL;
-        if (job_add_optional(o, j) < 0)
+        if (job_add_lists(o, j, detail) < 0 || job_add_optional(o, j) < 0)
                 return NULL;
         /* A job given on the coordinator's command line runs the workers' own app: null. */
         if (j->app ? json_object_add(o, "app", json_object_new_string(j->app)) < 0
@@ -86,13 +107,14 @@ static int error_no_such_job(VarlinkConn *conn, const char *id) {
 }
 
 /* SubmitJob's "files": the strings of the array (which keeps them), -EINVAL if it is
- * empty, too long, or holds anything but strings without NUL bytes. */
+ * empty or holds anything but strings without NUL bytes. Their number is the
+ * submitter's to check, with a clear reason (the message size bounds it here). */
 static int files_from_json(json_object *array, char ***ret, size_t *ret_n) {
         _cleanup_free_ char **files = NULL;
         size_t n;
 
         n = json_object_array_length(array);
-        if (n == 0 || n > 1000000)
+        if (n == 0)
                 return -EINVAL;
         files = calloc(n + 1, sizeof(char *));
         if (!files)
@@ -145,8 +167,8 @@ static int method_submit_job(VarlinkConn *conn, json_object *parameters, Varlink
         if (r < 0)
                 return r;
 
-        r = job_submit(a->submitter, p.app, files, (unsigned) n, p.nreduce, p.workdir, p.timeout_usec, &job,
-                       &reason);
+        r = job_submit(a->submitter, p.app, files, (unsigned) MIN(n, (size_t) UINT32_MAX), p.nreduce, p.workdir,
+                       p.timeout_usec, &job, &reason);
         if (r == -EINVAL)
                 return varlink_conn_errorb(conn, MAPREDUCE_ERROR_INVALID_JOB,
                                            "reason", json_object_new_string(reason ?: "invalid job"),
@@ -189,7 +211,7 @@ static int method_get_job(VarlinkConn *conn, json_object *parameters, VarlinkCal
                 return r;
 
         if (!(flags & VARLINK_CALL_MORE) || job_ended(j))
-                return varlink_conn_replyb(conn, "job", job_to_json(j), NULL);
+                return varlink_conn_replyb(conn, "job", job_to_json(j, JOB_FULL), NULL);
 
         /* A stream: this reply now, one on every change, the last when the job ends. */
         w = calloc(1, sizeof(*w));
@@ -198,7 +220,7 @@ static int method_get_job(VarlinkConn *conn, json_object *parameters, VarlinkCal
         *w = (JobWatch) { .conn = conn, .job = j };
         LIST_PREPEND(watches, a->watches, w);
         /* If it cannot be queued the connection closes, and job_api_disconnect() frees w. */
-        return varlink_conn_notifyb(conn, "job", job_to_json(j), NULL);
+        return varlink_conn_notifyb(conn, "job", job_to_json(j, JOB_FULL), NULL);
 }
 
 static int method_list_jobs(VarlinkConn *conn, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
@@ -214,7 +236,7 @@ static int method_list_jobs(VarlinkConn *conn, json_object *parameters, VarlinkC
         if (!jobs)
                 return -ENOMEM;
         for (size_t i = 0; i < a->scheduler->n_jobs; i++) {
-                r = json_array_append(jobs, job_to_json(a->scheduler->jobs[i]));
+                r = json_array_append(jobs, job_to_json(a->scheduler->jobs[i], JOB_SUMMARY));
                 if (r < 0)
                         return r;
         }
@@ -242,25 +264,44 @@ static int method_cancel_job(VarlinkConn *conn, json_object *parameters, Varlink
         return varlink_conn_reply(conn, NULL);
 }
 
-/* A watched job changed: a reply to each of its watchers, the last when it has ended. */
+/* Sends a watcher the job's state now: a notification, or the last reply of the stream
+ * once the job has ended (then w is freed). A reply may close its connection at once,
+ * and job_api_disconnect() free w. */
+static void watch_send(MapReduceApi *a, JobWatch *w) {
+        Job *j = w->job;
+
+        w->dirty = false;
+        if (!job_ended(j)) {
+                (void) varlink_conn_notifyb(w->conn, "job", job_to_json(j, JOB_SUMMARY), NULL);
+                return;
+        }
+        LIST_REMOVE(watches, a->watches, w);
+        (void) varlink_conn_replyb(w->conn, "job", job_to_json(j, JOB_FULL), NULL);
+        free(w);
+}
+
+/* A watched job changed: its newest state to each of its watchers that read what they
+ * were sent before; the others get it once they have (job_api_drained()). An ended job
+ * about to be forgotten ends the streams still held back at once. */
 static void on_job_event(ObserverEvent event, Job *j, void *userdata) {
         MapReduceApi *a = userdata;
 
-        if (event != EVENT_JOB_CHANGED)
+        if (event != EVENT_JOB_CHANGED && event != EVENT_JOB_REMOVED)
                 return;
-        /* A reply may close its connection at once, and job_api_disconnect() free its watch. */
         LIST_FOREACH_SAFE(watches, w, n, a->watches) {
                 if (w->job != j)
                         continue;
-                if (!job_ended(j)) {
-                        (void) varlink_conn_notifyb(w->conn, "job", job_to_json(j), NULL);
-                        continue;
-                }
-                /* The last reply of the stream ends the call. */
-                LIST_REMOVE(watches, a->watches, w);
-                (void) varlink_conn_replyb(w->conn, "job", job_to_json(j), NULL);
-                free(w);
+                if (event == EVENT_JOB_CHANGED && varlink_conn_output_size(w->conn) > 0)
+                        w->dirty = true;
+                else
+                        watch_send(a, w);
         }
+}
+
+void job_api_drained(MapReduceApi *a, VarlinkConn *conn) {
+        LIST_FOREACH_SAFE(watches, w, n, a->watches)
+                if (w->conn == conn && w->dirty)
+                        watch_send(a, w);
 }
 
 void job_api_disconnect(MapReduceApi *a, VarlinkConn *conn) {

@@ -17,12 +17,15 @@ static bool app_name_valid(const char *app) {
 }
 
 /* Checks what a client asked for: 0, or -EINVAL and why in *ret_reason. */
-static int validate_request(const char *app, char *const *files, unsigned n_files, unsigned nreduce,
-                            char **ret_reason) {
+static int validate_request(JobSubmitter *s, const char *app, char *const *files, unsigned n_files,
+                            unsigned nreduce, char **ret_reason) {
         if (!app_name_valid(app))
                 return asprintf(ret_reason, "invalid app name '%s'", app) < 0 ? -ENOMEM : -EINVAL;
         if (n_files == 0)
                 return asprintf(ret_reason, "no input files") < 0 ? -ENOMEM : -EINVAL;
+        if (n_files > s->max_files)
+                return asprintf(ret_reason, "too many input files: %u, at most %u per job", n_files,
+                                s->max_files) < 0 ? -ENOMEM : -EINVAL;
         if (nreduce == 0 || nreduce > 100000)
                 return asprintf(ret_reason, "nreduce must be 1…100000") < 0 ? -ENOMEM : -EINVAL;
         for (unsigned i = 0; i < n_files; i++) {
@@ -103,7 +106,7 @@ int job_submit(JobSubmitter *s, const char *app, char *const *files, unsigned n_
         int r;
 
         *ret_reason = NULL;
-        r = validate_request(app, files, n_files, nreduce, ret_reason);
+        r = validate_request(s, app, files, n_files, nreduce, ret_reason);
         if (r < 0)
                 return r;
         r = job_dir(s, workdir, &id_number, &dir, ret_reason);

@@ -8,10 +8,15 @@
 /* Jobs submitted by clients (over Varlink or D-Bus): the request is checked, the job gets
  * an id and a working directory, and joins the scheduler's queue. */
 
+/* Each input file name is kept while the job runs and sent in its GetJob replies. */
+#define JOB_SUBMITTER_MAX_FILES_DEFAULT 100000U
+#define JOB_SUBMITTER_MAX_FILES_MAX 1000000U
+
 typedef struct JobSubmitter {
         Scheduler *scheduler;
         char *state_dir;               /* working directories of jobs that name none: <state_dir>/jobs/<id> */
         unsigned default_nreduce;      /* for jobs that name none */
+        unsigned max_files;            /* input files (map tasks) per job */
         uint64_t default_task_timeout;
         unsigned last_job_id;
 } JobSubmitter;

@@ -2,6 +2,7 @@
 #include "job.h"
 #include "macro.h"
 #include "mr-files.h"
+#include "strv.h"
 
 #define DEFAULT_MAX_FAILURES 3
 
@@ -63,10 +64,12 @@ int job_new(const char *id, const char *app, const char *workdir, char *const *f
         if (!j->id || (app && !j->app) || !j->workdir || !j->files || !j->tasks)
                 return job_free(j), -ENOMEM;
 
+        j->files_size = (nfiles + 1) * sizeof(char *);
         for (unsigned i = 0; i < nfiles; i++) {
                 j->files[i] = strdup(files[i]);
                 if (!j->files[i])
                         return job_free(j), -ENOMEM;
+                j->files_size += strlen(files[i]) + 1;
         }
         for (unsigned i = 0; i < nfiles + nreduce; i++)
                 j->tasks[i] = (Task) {
@@ -79,13 +82,16 @@ int job_new(const char *id, const char *app, const char *workdir, char *const *f
         return 0;
 }
 
+void job_drop_files(Job *j) {
+        assert(job_ended(j));
+        j->files = strv_free(j->files);
+        j->files_size = 0;
+}
+
 Job *job_free(Job *j) {
         if (!j)
                 return NULL;
-        if (j->files)
-                for (char **f = j->files; *f; f++)
-                        free(*f);
-        free(j->files);
+        strv_free(j->files);
         free(j->tasks);
         free(j->id);
         free(j->app);
@@ -152,8 +158,10 @@ int job_finish(Job *j, Task *t, unsigned attempt, bool ok, const char *error) {
                 if (++t->failures >= j->max_failures) {
                         j->state = JOB_FAILED;
                         free(j->error);
-                        if (asprintf(&j->error, "%s task %u failed %u times, last: %s", task_kind_to_string(t->kind),
-                                     t->index, t->failures, error ?: "unknown error") < 0)
+                        /* A worker's error may be as long as a message: the job keeps a bounded part. */
+                        if (asprintf(&j->error, "%s task %u failed %u times, last: %.*s",
+                                     task_kind_to_string(t->kind), t->index, t->failures, JOB_ERROR_MAX,
+                                     error ?: "unknown error") < 0)
                                 j->error = NULL;
                 }
                 return 0;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* One MapReduce job: its map and reduce tasks and their states. The model of the
@@ -37,16 +38,19 @@ typedef struct Task {
         uint64_t deadline; /* when the running attempt is taken back */
 } Task;
 
+#define JOB_ERROR_MAX 1024
+
 typedef struct Job {
         char *id;
         char *app;     /* NULL when workers bring their own */
         char *workdir; /* absolute */
-        char **files;  /* input files, exactly as given */
+        char **files;  /* input files, exactly as given; NULL once dropped (job_drop_files()) */
+        size_t files_size; /* the memory files takes, names and pointers */
         unsigned nmap, nreduce;
         Task *tasks;   /* nmap map tasks, then nreduce reduce tasks */
         unsigned done[_TASK_KIND_MAX];
         JobState state;
-        char *error;   /* why the job failed */
+        char *error;   /* why the job failed; a worker's reason in at most JOB_ERROR_MAX bytes */
         uint64_t timeout;
         unsigned max_failures;
         /* CLOCK_REALTIME µs; 0 while it has not happened. The model does not read clocks:
@@ -95,6 +99,10 @@ static inline bool job_ended(const Job *j) {
 /* Ends a job that has not ended: running attempts are abandoned (their output will be
  * discarded when they report). Returns -ESTALE if it had ended already. */
 int job_cancel(Job *j);
+
+/* Forgets the input file names of an ended job, to keep the memory of ended jobs
+ * bounded; only map tasks need them. */
+void job_drop_files(Job *j);
 
 /* The path of reduce task r's output file, mr-out-<r> in the job's directory (malloc'd). */
 int job_output_path(const Job *j, unsigned r, char **ret);

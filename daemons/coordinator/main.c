@@ -18,6 +18,7 @@
 #include "parse-util.h"
 
 static unsigned arg_nreduce = 10;
+static unsigned arg_max_job_files = JOB_SUBMITTER_MAX_FILES_DEFAULT;
 static uint64_t arg_task_timeout = 10 * USEC_PER_SEC;
 static Address arg_address = {};
 static const char *arg_state_directory = NULL;
@@ -50,6 +51,8 @@ static void help(void) {
                "                           where submitted jobs get their working directories,\n"
                "                           DIR/jobs/<id> (default: $STATE_DIRECTORY, else\n"
                "                           $XDG_STATE_HOME/mrkv or ~/.local/state/mrkv)\n"
+               "      --max-job-files=N    refuse submitted jobs of more than N input files\n"
+               "                           (default %u, at most %u)\n"
                "      --bus-address=ADDRESS\n"
                "                           serve " MAPREDUCE_BUS_NAME " on this D-Bus (default: $MRKV_BUS,\n"
                "                           \"system\", \"user\", \"none\" or an address; under systemd the\n"
@@ -60,7 +63,7 @@ static void help(void) {
                "\n"
                "Exit status: 0 job done, 1 job failed or runtime error, 2 usage error.\n",
                MRKV_COORDINATOR_ADDRESS_ENV, MRKV_COORDINATOR_SOCKET, MRKV_COORDINATOR_SOCKET,
-               MRKV_COORDINATOR_SOCKET);
+               MRKV_COORDINATOR_SOCKET, JOB_SUBMITTER_MAX_FILES_DEFAULT, JOB_SUBMITTER_MAX_FILES_MAX);
 }
 
 static int check_inputs(char **files, unsigned n) {
@@ -77,7 +80,7 @@ static int check_inputs(char **files, unsigned n) {
 }
 
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_LOG_LEVEL, ARG_STATE_DIRECTORY, ARG_BUS_ADDRESS };
+        enum { ARG_VERSION = 0x100, ARG_LOG_LEVEL, ARG_STATE_DIRECTORY, ARG_BUS_ADDRESS, ARG_MAX_JOB_FILES };
         static const struct option options[] = {
                 { "nreduce", required_argument, NULL, 'n' },
                 { "task-timeout", required_argument, NULL, 't' },
@@ -85,6 +88,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "state-directory", required_argument, NULL, ARG_STATE_DIRECTORY },
                 { "bus-address", required_argument, NULL, ARG_BUS_ADDRESS },
+                { "max-job-files", required_argument, NULL, ARG_MAX_JOB_FILES },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
@@ -107,6 +111,12 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case 'l':
                         address = optarg;
+                        break;
+                case ARG_MAX_JOB_FILES:
+                        r = parse_unsigned(optarg, 1, JOB_SUBMITTER_MAX_FILES_MAX, &arg_max_job_files);
+                        if (r < 0)
+                                return log_error_errno(r, "Invalid --max-job-files '%s': expected 1…%u.", optarg,
+                                                       JOB_SUBMITTER_MAX_FILES_MAX);
                         break;
                 case ARG_BUS_ADDRESS:
                         arg_bus_address = optarg;
@@ -163,6 +173,7 @@ static char *default_state_directory(void) {
 
 static int apply_options(Coordinator *c) {
         c->submitter.default_nreduce = arg_nreduce;
+        c->submitter.max_files = arg_max_job_files;
         c->submitter.default_task_timeout = arg_task_timeout;
         c->submitter.state_dir = default_state_directory();
         if (!c->submitter.state_dir)

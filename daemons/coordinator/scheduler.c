@@ -23,6 +23,7 @@ int scheduler_new(const SchedulerCallbacks *callbacks, void *userdata, Scheduler
         s->callbacks = callbacks;
         s->userdata = userdata;
         s->clock = system_clock;
+        s->max_ended_files_size = SCHEDULER_MAX_ENDED_FILES_SIZE;
         *ret = s;
         return 0;
 }
@@ -119,13 +120,36 @@ static void scheduler_job_ended(Scheduler *s, Job *j) {
                 s->callbacks->finished(j->state == JOB_DONE ? 0 : 1, s->userdata);
 }
 
+/* Keeps the file lists of the newest ended jobs that fit in max_ended_files_size bytes
+ * together, and drops the others. */
+static void scheduler_trim_ended_files(Scheduler *s) {
+        size_t kept = 0;
+
+        for (size_t i = s->n_jobs; i > 0; i--) {
+                Job *j = s->jobs[i - 1];
+
+                if (!job_ended(j) || !j->files)
+                        continue;
+                if (j->files_size <= s->max_ended_files_size - kept)
+                        kept += j->files_size;
+                else
+                        job_drop_files(j);
+        }
+}
+
 /* Stamps the end of a job that just ended, and tells the observers that j changed. */
 static void scheduler_job_changed(Scheduler *s, Job *j) {
+        bool ended = false;
+
         if (job_ended(j) && j->finish_time == 0) {
                 j->finish_time = scheduler_now(s, CLOCK_REALTIME);
                 scheduler_job_ended(s, j);
+                ended = true;
         }
         observer_notify(s->observers, EVENT_JOB_CHANGED, j);
+        /* After the observers: the last reply of a GetJob stream still has the list. */
+        if (ended)
+                scheduler_trim_ended_files(s);
 }
 
 /* Forgets the oldest ended jobs beyond SCHEDULER_MAX_ENDED_JOBS. */

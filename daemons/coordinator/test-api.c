@@ -65,6 +65,7 @@ static void setup(void) {
         ck_assert_int_eq(coordinator_new(srv.event, &srv.coordinator), 0);
         srv.coordinator->submitter.state_dir = strdup(state);
         ck_assert_ptr_nonnull(srv.coordinator->submitter.state_dir);
+        srv.coordinator->submitter.max_files = 3; /* test_submit_refused() goes over it */
 
         ck_assert_int_eq(address_parse(srv.address, &a), 0);
         fd = address_listen(&a);
@@ -202,6 +203,10 @@ START_TEST(test_jobs) {
         list = call_ok(c, MAPREDUCE_METHOD_LIST_JOBS, NULL);
         ck_assert_uint_eq(json_object_array_length(member(list, "jobs")), 1);
         ck_assert_str_eq(get_string(json_object_array_get_idx(member(list, "jobs"), 0), "id"), "1");
+        /* A summary: the lists only from GetJob. */
+        job = json_object_array_get_idx(member(list, "jobs"), 0);
+        ck_assert(json_object_object_get_ex(job, "files", &files));
+        ck_assert_ptr_null(files);
 
         cancelled = call_ok(c, MAPREDUCE_METHOD_CANCEL_JOB, "{\"job\":\"1\"}");
         ended = call_error(c, MAPREDUCE_METHOD_CANCEL_JOB, "{\"job\":\"1\"}", MAPREDUCE_ERROR_JOB_ENDED);
@@ -218,11 +223,18 @@ END_TEST
 START_TEST(test_submit_refused) {
         _cleanup_(varlink_client_freep) VarlinkClient *c = client_new();
         _cleanup_json_ json_object *e = NULL, *list = NULL;
-        char params[PARAMS_MAX];
+        char params[PARAMS_MAX], four[4 * PARAMS_MAX];
 
         e = call_error(c, MAPREDUCE_METHOD_SUBMIT_JOB, "{\"app\":\"wc\",\"files\":[\"relative.txt\"]}",
                        MAPREDUCE_ERROR_INVALID_JOB);
         ck_assert_ptr_nonnull(strstr(get_string(e, "reason"), "relative.txt"));
+        json_object_put(TAKE_PTR(e));
+
+        /* One file over the limit of files per job, with the limit in the reason. */
+        snprintf(four, sizeof(four), "{\"app\":\"wc\",\"files\":[\"%s\",\"%s\",\"%s\",\"%s\"]}",
+                 srv.input, srv.input, srv.input, srv.input);
+        e = call_error(c, MAPREDUCE_METHOD_SUBMIT_JOB, four, MAPREDUCE_ERROR_INVALID_JOB);
+        ck_assert_str_eq(get_string(e, "reason"), "too many input files: 4, at most 3 per job");
 
         expect_invalid_parameter(c, MAPREDUCE_METHOD_SUBMIT_JOB, "{\"app\":\"wc\",\"files\":[]}", "files");
         expect_invalid_parameter(c, MAPREDUCE_METHOD_SUBMIT_JOB, "{\"app\":\"wc\",\"files\":[1]}", "files");
@@ -314,14 +326,21 @@ START_TEST(test_worker_calls) {
 }
 END_TEST
 
-/* Reads one reply of a GetJob stream: the job's state, and whether more follow. */
-static void read_job_reply(VarlinkClient *c, char state[static 16], bool *ret_continues) {
+/* Reads one reply of a GetJob stream: the job's state, and whether more follow. The
+ * stream's first and last replies have the job's lists, the updates between not. */
+static void read_job_reply(VarlinkClient *c, bool first, char state[static 16], bool *ret_continues) {
         _cleanup_json_ json_object *reply = NULL;
         const char *error = NULL;
+        json_object *files;
 
         ck_assert_int_eq(varlink_client_read(c, CALL_TIMEOUT, &reply, &error, ret_continues), 0);
         ck_assert_msg(!error, "GetJob failed: %s", error);
         snprintf(state, 16, "%s", get_string(member(reply, "job"), "state"));
+        ck_assert(json_object_object_get_ex(member(reply, "job"), "files", &files));
+        if (first || !*ret_continues)
+                ck_assert_uint_eq(json_object_array_length(files), 1);
+        else
+                ck_assert_ptr_null(files);
 }
 
 START_TEST(test_get_job_stream) {
@@ -336,19 +355,19 @@ START_TEST(test_get_job_stream) {
         ck_assert_int_eq(varlink_client_send(watcher, MAPREDUCE_METHOD_GET_JOB, p, VARLINK_CLIENT_MORE,
                                              CALL_TIMEOUT),
                          0);
-        read_job_reply(watcher, state, &continues);
+        read_job_reply(watcher, true, state, &continues);
         ck_assert_str_eq(state, "queued");
         ck_assert(continues);
 
         /* A worker starts the job: the watcher hears of it. */
         task = call_ok(w, MAPREDUCE_METHOD_REQUEST_TASK, NULL);
-        read_job_reply(watcher, state, &continues);
+        read_job_reply(watcher, false, state, &continues);
         ck_assert_str_eq(state, "mapping");
         ck_assert(continues);
 
         /* The job ends: the last reply of the stream. */
         cancelled = call_ok(c, MAPREDUCE_METHOD_CANCEL_JOB, "{\"job\":\"1\"}");
-        read_job_reply(watcher, state, &continues);
+        read_job_reply(watcher, false, state, &continues);
         ck_assert_str_eq(state, "cancelled");
         ck_assert(!continues);
 

@@ -355,6 +355,23 @@ START_TEST(test_max_failures_no_error_text) {
 }
 END_TEST
 
+/* A worker's reason may be as long as a message; the job keeps a bounded part of it. */
+START_TEST(test_long_error_bounded) {
+        _cleanup_free_ char *reason = malloc(100000);
+        Task *t;
+
+        ck_assert_ptr_nonnull(reason);
+        memset(reason, 'e', 99999);
+        reason[99999] = '\0';
+        job = make_job(1, 1, TIMEOUT);
+        job->max_failures = 1;
+        t = assign_expect(A, 0, TASK_MAP, 0, 1);
+        ck_assert_int_eq(job_finish(job, t, 1, false, reason), 0);
+        ck_assert_int_eq(job->state, JOB_FAILED);
+        ck_assert_uint_eq(strlen(job->error), strlen("map task 0 failed 1 times, last: ") + JOB_ERROR_MAX);
+}
+END_TEST
+
 START_TEST(test_invalid_attempts_ignored) {
         Task *t, *r;
 
@@ -444,6 +461,7 @@ static Suite *regular_suite(void) {
         tcase_add_test(tc, test_failure_reruns);
         tcase_add_test(tc, test_max_failures);
         tcase_add_test(tc, test_max_failures_no_error_text);
+        tcase_add_test(tc, test_long_error_bounded);
         tcase_add_test(tc, test_invalid_attempts_ignored);
         tcase_add_test(tc, test_chaos_run);
         suite_add_tcase(s, tc);

@@ -479,6 +479,37 @@ START_TEST(test_ended_jobs_forgotten) {
 }
 END_TEST
 
+START_TEST(test_ended_files_dropped) {
+        Job *running, *j[3];
+
+        /* Room for the file lists of two ended jobs of 4 files (60 bytes each). */
+        sched->max_ended_files_size = 150;
+        running = add_job("running", 4, 1);
+        for (unsigned i = 0; i < ELEMENTSOF(j); i++) {
+                char id[16];
+
+                snprintf(id, sizeof(id), "%u", i);
+                j[i] = add_job(id, 4, 1);
+                ck_assert_uint_eq(j[i]->files_size, 5 * sizeof(char *) + 4 * strlen("in-0") + 4);
+        }
+        for (unsigned i = 0; i < ELEMENTSOF(j); i++)
+                ck_assert_int_eq(scheduler_cancel_job(sched, j[i]), 0);
+
+        /* The oldest ended job's list goes; the running job keeps its own whatever its size. */
+        ck_assert_ptr_null(j[0]->files);
+        ck_assert_uint_eq(j[0]->files_size, 0);
+        ck_assert_str_eq(j[1]->files[3], "in-3");
+        ck_assert_str_eq(j[2]->files[0], "in-0");
+        ck_assert_ptr_nonnull(running->files);
+
+        /* An ended job too large for the budget alone keeps no list. */
+        sched->max_ended_files_size = 10;
+        ck_assert_int_eq(scheduler_cancel_job(sched, running), 0);
+        ck_assert_ptr_null(running->files);
+        ck_assert_ptr_null(j[2]->files);
+}
+END_TEST
+
 START_TEST(test_observers) {
         Worker *a;
         Job *j;
@@ -520,6 +551,7 @@ static Suite *regular_suite(void) {
         tcase_add_test(tc, test_lab_mode_failure);
         tcase_add_test(tc, test_cancel);
         tcase_add_test(tc, test_ended_jobs_forgotten);
+        tcase_add_test(tc, test_ended_files_dropped);
         tcase_add_test(tc, test_observers);
         suite_add_tcase(s, tc);
         return s;

@@ -3,6 +3,7 @@
  * and asks for tasks until the job is done (or, with --serve, until SIGTERM). */
 #include <getopt.h>
 #include <signal.h>
+#include <stdint.h>
 
 #include "address.h"
 #include "app-loader.h"
@@ -12,11 +13,13 @@
 #include "macro.h"
 #include "main-func.h"
 #include "nofile.h"
+#include "parse-util.h"
 #include "worker.h"
 
 static Address arg_address = {};
 static const char *arg_app = NULL;
 static bool arg_serve = false;
+static uint64_t arg_max_input = WORKER_MAX_INPUT_DEFAULT;
 
 STATIC_DESTRUCTOR_REGISTER(arg_address, address_done);
 
@@ -36,6 +39,9 @@ static void help(void) {
                "  -c, --connect=ADDRESS    the coordinator: unix:/path or tcp:host:port (default: $%s,\n"
                "                           else unix:$RUNTIME_DIRECTORY/%s, $XDG_RUNTIME_DIR/mrkv/%s\n"
                "                           or /run/mrkv/%s)\n"
+               "      --max-input-size=BYTES\n"
+               "                           fail a map task whose input file is larger (K, M, G\n"
+               "                           suffixes; default 256M): the input is read whole\n"
                "      --log-level=LEVEL    debug, info, notice, warning, err (default info)\n"
                "  -h, --help               show this help\n"
                "      --version            show the version\n"
@@ -46,11 +52,12 @@ static void help(void) {
 }
 
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_LOG_LEVEL };
+        enum { ARG_VERSION = 0x100, ARG_LOG_LEVEL, ARG_MAX_INPUT_SIZE };
         static const struct option options[] = {
                 { "connect", required_argument, NULL, 'c' },
                 { "serve", no_argument, NULL, 's' },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
+                { "max-input-size", required_argument, NULL, ARG_MAX_INPUT_SIZE },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
@@ -65,6 +72,12 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case 's':
                         arg_serve = true;
+                        break;
+                case ARG_MAX_INPUT_SIZE:
+                        r = parse_size(optarg, SIZE_MAX - 1, &arg_max_input);
+                        if (r < 0 || arg_max_input == 0)
+                                return log_error_errno(EINVAL, "Invalid --max-input-size '%s': expected bytes > 0.",
+                                                       optarg);
                         break;
                 case ARG_LOG_LEVEL:
                         r = log_set_max_level_from_option(optarg);
@@ -114,7 +127,7 @@ static int run(int argc, char *argv[]) {
         /* A coordinator that goes away mid-write must not kill us with SIGPIPE. */
         (void) signal(SIGPIPE, SIG_IGN);
 
-        r = worker_run(arg_address.string, app, arg_serve);
+        r = worker_run(arg_address.string, app, arg_serve, arg_max_input);
         return r < 0 ? r : EXIT_SUCCESS;
 }
 

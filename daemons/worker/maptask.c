@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <sys/stat.h>
 
 #include "groups.h"
@@ -90,19 +91,39 @@ finish:
         return r;
 }
 
-static int read_input(int dir_fd, const char *path, char **ret, size_t *ret_size) {
+/* Inputs are read in chunks of at most this size, and a file that grows while it is
+ * read grows the buffer by as much, so that it costs at most max_input and a chunk. */
+#define INPUT_CHUNK (1024U * 1024U)
+
+/* Opens an input without following a symbolic link and without blocking (a FIFO swapped
+ * in after the job was submitted must not hang the worker), and only if it is a regular
+ * file (-EBADFD otherwise). */
+static int open_input(int dir_fd, const char *path, struct stat *ret_st) {
+        _cleanup_close_ int fd = -EBADF;
+
+        fd = openat(dir_fd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, ret_st) < 0)
+                return -errno;
+        if (!S_ISREG(ret_st->st_mode))
+                return -EBADFD;
+        return TAKE_FD(fd);
+}
+
+/* Reads the whole input, as the app's map() takes it (NUL-terminated), in chunks: -EFBIG
+ * if it has more than max_input bytes, before reading it when its size says so. */
+static int read_input(int dir_fd, const char *path, uint64_t max_input, char **ret, size_t *ret_size) {
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *buf = NULL;
         struct stat st;
         size_t size = 0, allocated;
 
-        fd = openat(dir_fd, path, O_RDONLY | O_CLOEXEC);
+        fd = open_input(dir_fd, path, &st);
         if (fd < 0)
-                return -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (!S_ISREG(st.st_mode))
-                return -EINVAL;
+                return fd;
+        if ((uint64_t) st.st_size > max_input)
+                return -EFBIG;
 
         allocated = (size_t) st.st_size + 1;
         buf = malloc(allocated);
@@ -110,14 +131,14 @@ static int read_input(int dir_fd, const char *path, char **ret, size_t *ret_size
                 return -ENOMEM;
         for (;;) {
                 if (size + 1 == allocated) {
-                        /* The file grew while we read it; keep reading. */
-                        char *n = realloc(buf, allocated * 2);
-                        if (!n)
+                        /* The file grew while we read it: a chunk more, up to the bound. */
+                        char *p = realloc(buf, allocated + INPUT_CHUNK);
+                        if (!p)
                                 return -ENOMEM;
-                        buf = n;
-                        allocated *= 2;
+                        buf = p;
+                        allocated += INPUT_CHUNK;
                 }
-                ssize_t k = read(fd, buf + size, allocated - 1 - size);
+                ssize_t k = read(fd, buf + size, MIN((size_t) INPUT_CHUNK, allocated - 1 - size));
                 if (k < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -126,6 +147,8 @@ static int read_input(int dir_fd, const char *path, char **ret, size_t *ret_size
                 if (k == 0)
                         break;
                 size += (size_t) k;
+                if (size > max_input)
+                        return -EFBIG;
         }
         buf[size] = '\0';
         *ret = TAKE_PTR(buf);
@@ -133,8 +156,23 @@ static int read_input(int dir_fd, const char *path, char **ret, size_t *ret_size
         return 0;
 }
 
-int map_task_run(const mrkv_app *app, Groups *groups, int dir_fd, const char *input, unsigned nreduce,
-                 char *const *temp_names, char **ret_error) {
+/* Why an input cannot be mapped, for the coordinator. */
+static void input_error(const char *input, uint64_t max_input, int r, char **ret_error) {
+        if (r == -EFBIG)
+                asprintf_or_null(ret_error, "input %s is larger than %" PRIu64 " bytes (--max-input-size)",
+                                 input, max_input);
+        else if (r == -EBADFD)
+                asprintf_or_null(ret_error, "input %s is not a regular file", input);
+        else if (r == -ELOOP)
+                asprintf_or_null(ret_error, "input %s is a symbolic link", input);
+        else {
+                errno = -r;
+                asprintf_or_null(ret_error, "cannot read input %s: %m", input);
+        }
+}
+
+int map_task_run(const mrkv_app *app, Groups *groups, int dir_fd, const char *input, uint64_t max_input,
+                 unsigned nreduce, char *const *temp_names, char **ret_error) {
         _cleanup_free_ char *contents = NULL;
         mrkv_emitter e = { .groups = groups };
         size_t size = 0;
@@ -143,10 +181,9 @@ int map_task_run(const mrkv_app *app, Groups *groups, int dir_fd, const char *in
         *ret_error = NULL;
 
         groups_reset(groups);
-        r = read_input(dir_fd, input, &contents, &size);
+        r = read_input(dir_fd, input, max_input, &contents, &size);
         if (r < 0) {
-                errno = -r;
-                asprintf_or_null(ret_error, "cannot read input %s: %m", input);
+                input_error(input, max_input, r, ret_error);
                 return r;
         }
 

@@ -34,7 +34,8 @@ static char **names_new(unsigned n) {
         return TAKE_PTR(v);
 }
 
-static int run_task(const Assignment *a, App *app, Groups *groups, int dir_fd, char **ret_error) {
+static int run_task(const Assignment *a, App *app, Groups *groups, int dir_fd, uint64_t max_input,
+                    char **ret_error) {
         _cleanup_strv_free_ char **names = NULL, **inputs = NULL;
 
         if (streq(a->kind, "map")) {
@@ -47,8 +48,8 @@ static int run_task(const Assignment *a, App *app, Groups *groups, int dir_fd, c
                 for (unsigned i = 0; i < a->nreduce; i++)
                         mr_map_temp_name(names[i], a->job, a->task, a->attempt, i);
                 return map_task_run(app->app, groups, dir_fd,
-                                    json_object_get_string(json_object_array_get_idx(a->files, 0)), a->nreduce,
-                                    names, ret_error);
+                                    json_object_get_string(json_object_array_get_idx(a->files, 0)), max_input,
+                                    a->nreduce, names, ret_error);
         }
 
         char output[MR_NAME_MAX];
@@ -91,6 +92,7 @@ typedef struct WorkerState {
         App **apps;   /* apps loaded for jobs */
         size_t n_apps;
         Groups groups; /* map scratch space, reused from task to task */
+        uint64_t max_input; /* bytes of a map task's input */
         char *cwd;
         unsigned served;
 } WorkerState;
@@ -216,7 +218,7 @@ static int worker_execute(WorkerState *w, const Assignment *a, char **ret_error)
 
         log_debug("Running %s task %u attempt %u of job %s.", a->kind, a->task, a->attempt, a->job);
         if (r >= 0)
-                r = run_task(a, app, &w->groups, AT_FDCWD, &error);
+                r = run_task(a, app, &w->groups, AT_FDCWD, w->max_input, &error);
         if (r < 0 && !error) {
                 errno = -r;
                 asprintf_or_null(&error, "%s task failed: %m", a->kind);
@@ -255,8 +257,8 @@ static int worker_session(WorkerState *w, VarlinkClient *client, const char *add
         }
 }
 
-int worker_run(const char *address, App *app, bool serve) {
-        _cleanup_(worker_state_done) WorkerState w = { .fixed = app };
+int worker_run(const char *address, App *app, bool serve, uint64_t max_input) {
+        _cleanup_(worker_state_done) WorkerState w = { .fixed = app, .max_input = max_input };
         uint64_t pause = 100 * USEC_PER_MSEC;
         bool ready = false;
         int r;

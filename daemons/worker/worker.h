@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "app-loader.h"
 
@@ -9,5 +10,7 @@
  * NULL, with the app each job names — until the coordinator says the job is over.
  * Returns 0 when told to exit or when the coordinator went away after the worker had
  * been served, -errno otherwise. With serve, runs until killed: it waits for the
- * coordinator, and reconnects whenever the connection is lost. */
-int worker_run(const char *address, App *app, bool serve);
+ * coordinator, and reconnects whenever the connection is lost. A map task whose input
+ * has more than max_input bytes fails. */
+#define WORKER_MAX_INPUT_DEFAULT (256U * 1024U * 1024U)
+int worker_run(const char *address, App *app, bool serve, uint64_t max_input);

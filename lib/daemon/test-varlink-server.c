@@ -39,6 +39,7 @@ static const char test_interface[] =
         "method Error(error: string, parameter: ?string) -> ()\n"
         "method NoMemory(stream: ?bool) -> ()\n"
         "method Stats() -> (disconnects: int, connections: int, oneway: int, log: string)\n"
+        "method Big() -> (text: string)\n"
         "error Busy ()\n";
 
 /* The server side. Fields below "server-thread only" are touched only by the loop
@@ -55,6 +56,7 @@ typedef struct TestServer {
 
         /* server-thread only */
         VarlinkConn *deferred;   /* a call answered later, from defer_timer */
+        VarlinkConn *big;        /* a Big stream, ended once its first reply was read */
         bool deferred_fail;      /* answer it with a reply that cannot be built */
         sd_event_source *defer_timer;
         unsigned disconnects;
@@ -308,6 +310,33 @@ static int plain_plain(VarlinkConn *c, const VarlinkView *call, void *userdata) 
         return r < 0 ? r : 1;
 }
 
+/* An intermediate reply larger than a socket holds; the call ends once it was read. */
+static int method_big(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
+        _cleanup_free_ char *text = malloc(4U << 20);
+        int r;
+
+        if (!text)
+                return -ENOMEM;
+        memset(text, 'x', (4U << 20) - 1);
+        text[(4U << 20) - 1] = '\0';
+        r = varlink_conn_notifyb(c, "text", json_object_new_string(text), NULL);
+        if (r < 0)
+                return r;
+        log_event("big-queued:%d", varlink_conn_output_size(c) > 0);
+        srv.big = c;
+        return 0;
+}
+
+static void on_drained(VarlinkConn *c, void *userdata) {
+        ck_assert_ptr_eq(userdata, &srv);
+        ck_assert_uint_eq(varlink_conn_output_size(c), 0);
+        if (srv.big != c)
+                return;
+        srv.big = NULL;
+        log_event("drained");
+        (void) varlink_conn_replyb(c, "text", json_object_new_string("end"), NULL);
+}
+
 static int method_stats(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
         VarlinkServer *s = varlink_conn_get_server(c);
 
@@ -373,7 +402,9 @@ static void server_start(size_t max_message) {
         ck_assert_int_eq(varlink_server_bind_plain(srv.server, "org.test.Unbound", plain_plain), -ENOENT);
         ck_assert_int_eq(varlink_server_bind(srv.server, "org.test.Plain", method_plain), 0);
         ck_assert_int_eq(varlink_server_bind_plain(srv.server, "org.test.Plain", plain_plain), 0);
+        ck_assert_int_eq(varlink_server_bind(srv.server, "org.test.Big", method_big), 0);
         varlink_server_set_disconnect_handler(srv.server, on_disconnect);
+        varlink_server_set_drained_handler(srv.server, on_drained);
         if (max_message > 0)
                 varlink_server_set_max_message_size(srv.server, max_message);
 
@@ -919,6 +950,29 @@ START_TEST(test_more) {
 }
 END_TEST
 
+/* Output the peer has not read yet is counted, and the drained handler runs once it has
+ * all been written: a server holds back what it would push until then. */
+START_TEST(test_output_drained) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new(), *stats = client_new();
+        _cleanup_json_ json_object *first = NULL, *last = NULL;
+        _cleanup_free_ char *log = NULL;
+        bool continues;
+
+        send_call(c, "org.test.Big", NULL, VARLINK_CLIENT_MORE);
+        wait_logged(stats, "big-queued:1");
+        log = server_log(stats);
+        ck_assert_ptr_null(strstr(log, "drained"));
+
+        first = read_ok(c, &continues);
+        ck_assert(continues);
+        ck_assert_uint_eq(strlen(get_string(first, "text")), (4U << 20) - 1);
+        last = read_ok(c, &continues);
+        ck_assert(!continues);
+        ck_assert_str_eq(get_string(last, "text"), "end");
+        wait_logged(stats, "drained");
+}
+END_TEST
+
 START_TEST(test_oneway) {
         _cleanup_(varlink_client_freep) VarlinkClient *c = client_new();
         _cleanup_json_ json_object *p = NULL, *s = NULL;
@@ -1212,6 +1266,7 @@ static Suite *regular_suite(void) {
         tcase_add_test(tc, test_deferred_reply);
         tcase_add_test(tc, test_deferred_reply_short_timer);
         tcase_add_test(tc, test_more);
+        tcase_add_test(tc, test_output_drained);
         tcase_add_test(tc, test_oneway);
         tcase_add_test(tc, test_bad_messages_close_connection);
         tcase_add_test(tc, test_reply_before_close);

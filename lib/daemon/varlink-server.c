@@ -49,6 +49,7 @@ struct VarlinkServer {
         unsigned n_connections, max_connections;
         size_t max_message;
         VarlinkConnHandler on_disconnect;
+        VarlinkConnHandler on_drained;
 };
 
 struct VarlinkConn {
@@ -407,6 +408,10 @@ int varlink_conn_errorb(VarlinkConn *c, const char *error, ...) {
         return r;
 }
 
+size_t varlink_conn_output_size(VarlinkConn *c) {
+        return varlink_buffer_size(&c->out);
+}
+
 bool varlink_conn_has_pending_call(VarlinkConn *c) {
         return c->pending && !c->disconnected;
 }
@@ -697,8 +702,15 @@ static int conn_read(VarlinkConn *c) {
 static int conn_handle_io(VarlinkConn *c, uint32_t revents) {
         int r;
 
-        if ((revents & EPOLLOUT) && conn_write(c) < 0)
-                return 0;
+        if (revents & EPOLLOUT) {
+                if (conn_write(c) < 0)
+                        return 0;
+                if (varlink_buffer_size(&c->out) == 0 && c->server->on_drained) {
+                        c->server->on_drained(c, c->server->userdata);
+                        if (c->disconnected)
+                                return 0;
+                }
+        }
 
         if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
                 if (!c->pending && !c->eof) {
@@ -935,6 +947,10 @@ int varlink_server_bind_plain(VarlinkServer *s, const char *method, VarlinkPlain
 
 void varlink_server_set_disconnect_handler(VarlinkServer *s, VarlinkConnHandler h) {
         s->on_disconnect = h;
+}
+
+void varlink_server_set_drained_handler(VarlinkServer *s, VarlinkConnHandler h) {
+        s->on_drained = h;
 }
 
 void varlink_server_set_max_message_size(VarlinkServer *s, size_t max) {

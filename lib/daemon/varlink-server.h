@@ -67,6 +67,10 @@ int varlink_server_bind(VarlinkServer *s, const char *method, VarlinkMethod func
 int varlink_server_bind_plain(VarlinkServer *s, const char *method, VarlinkPlainMethod func);
 
 void varlink_server_set_disconnect_handler(VarlinkServer *s, VarlinkConnHandler h);
+/* Called when a connection's queued output has all been written after it had to wait for
+ * the peer to read: a server that pushes messages (notify on a call with "more") holds
+ * them back while varlink_conn_output_size() is above 0 and sends the newest then. */
+void varlink_server_set_drained_handler(VarlinkServer *s, VarlinkConnHandler h);
 void varlink_server_set_max_message_size(VarlinkServer *s, size_t max);
 void varlink_server_set_max_connections(VarlinkServer *s, unsigned max);
 unsigned varlink_server_n_connections(VarlinkServer *s);
@@ -118,6 +122,8 @@ int varlink_conn_errorb(VarlinkConn *c, const char *error, ...) _sentinel_;
 void varlink_conn_close(VarlinkConn *c);
 
 bool varlink_conn_has_pending_call(VarlinkConn *c);
+/* The bytes queued for the peer that it has not read yet. */
+size_t varlink_conn_output_size(VarlinkConn *c);
 void *varlink_conn_get_userdata(VarlinkConn *c);
 void varlink_conn_set_userdata(VarlinkConn *c, void *userdata);
 VarlinkServer *varlink_conn_get_server(VarlinkConn *c);
