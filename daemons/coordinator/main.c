@@ -183,6 +183,9 @@ static int start_command_line_job(Coordinator *c) {
         r = job_new("1", NULL, cwd, arg_files, arg_n_files, arg_nreduce, arg_task_timeout, &job);
         if (r < 0)
                 return log_error_errno(r, "Failed to create job: %m");
+        /* The job of whoever started the coordinator, run by the workers of that user. */
+        job->owner_uid = geteuid();
+        job->owner_gid = getegid();
         c->exit_when_done = true;
         (void) coordinator_start_job(c, job);
         return 0;

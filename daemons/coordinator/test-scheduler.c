@@ -109,7 +109,7 @@ static Job *add_job(const char *id, unsigned nmap, unsigned nreduce) {
 static Worker *add_worker(const char *name) {
         Worker *w = NULL;
 
-        ck_assert_int_eq(scheduler_add_worker(sched, name, (void *) name, &w), 0);
+        ck_assert_int_eq(scheduler_add_worker(sched, name, sched->service_uid, (void *) name, &w), 0);
         ck_assert_ptr_nonnull(w);
         ck_assert_str_eq(w->description, name);
         return w;

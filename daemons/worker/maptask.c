@@ -96,7 +96,8 @@ static int read_input(int dir_fd, const char *path, char **ret, size_t *ret_size
         struct stat st;
         size_t size = 0, allocated;
 
-        fd = openat(dir_fd, path, O_RDONLY | O_CLOEXEC);
+        /* Never a link, never a FIFO that blocks the open: a regular file or nothing. */
+        fd = openat(dir_fd, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
         if (fstat(fd, &st) < 0)
