@@ -33,6 +33,7 @@ for tool in useradd userdel setpriv python3; do
 done
 # The users run the system's Python: root's PATH may lead to a Python only root can read.
 USER_PYTHON=/usr/bin/python3
+VARLINK_CALL=$(cd "$(dirname "$0")/../../system" && pwd)/varlink-call.py
 [ -x $USER_PYTHON ] || { echo "$USER_PYTHON is not installed; skipping"; exit 77; }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mrkv-identity.XXXXXX")
@@ -131,9 +132,10 @@ status() { # UID ID FILE
     ctl "$1" status --json "$2" >"$3" 2>>"$tmp/ctl.log" || fail "status $2 as uid $1 failed"
 }
 
+# The state of job ID as UID sees it, "?" if status fails (then the callers fail).
 job_state() { # UID ID
-    status "$1" "$2" "$tmp/state.json"
-    json_field "$tmp/state.json" 'j["state"]'
+    ctl "$1" status --json "$2" >"$tmp/state.json" 2>>"$tmp/ctl.log" && json_field "$tmp/state.json" 'j["state"]' ||
+        echo "?"
 }
 
 job_ended() { # UID ID
@@ -212,17 +214,25 @@ unreadable-input)
 proc-environ)
     start_coordinator
     start_worker "$S" s1 MRKV_IDENTITY_TEST=svc-environment-secret
-    start_worker "$A" a MRKV_IDENTITY_TEST=a-environment
     user_dir "$A" 777 "$tmp/a-work"
-    id=$(submit "$A" wc /proc/self/environ --nreduce 1 --workdir "$tmp/a-work") || fail "A's submit failed"
-    [ -n "$id" ] || fail "A's submit printed no job id"
+    # Over Varlink itself: mrkvctl would resolve the link to its own /proc/PID.
+    as "$A" "$USER_PYTHON" "$VARLINK_CALL" "unix:$SOCK" org.mrkv.MapReduce.SubmitJob \
+        '{"app": "wc", "files": ["/proc/self/environ"], "nreduce": 1, "workdir": "'"$tmp/a-work"'"}' \
+        >"$tmp/submit.json" || fail "A's SubmitJob failed: $(cat "$tmp/submit.json")"
+    id=$(json_field "$tmp/submit.json" 'j["parameters"]["job"]') || fail "no job id: $(cat "$tmp/submit.json")"
+    # As in so-path: once the service's later job is done, its worker had A's tasks to take.
+    sid=$(submit "$S" wc "${INPUTS[0]}" --nreduce 1) || fail "S's submit failed"
+    wait_until 20 "S's job $sid has ended" job_ended "$S" "$sid"
+    start_worker "$A" a MRKV_IDENTITY_TEST=a-environment
     wait_until 30 "A's job $id has ended" job_ended "$A" "$id"
     ! grep -rq "svc" "$tmp/a-work" || fail "the service worker's environment came out of A's job"
+    # What A may read, A gets: the environment of A's own worker.
+    [ "$(job_state "$A" "$id")" = done ] && grep -rq "^environment " "$tmp/a-work" ||
+        fail "A's job did not read its own worker's environment"
     ;;
 symlink-workdir)
     start_coordinator
     start_worker "$S" s1
-    start_worker "$B" b
     echo "svc-original" >"$tmp/svc-file"
     chown "$S" "$tmp/svc-file"
     chmod 600 "$tmp/svc-file"
@@ -241,6 +251,7 @@ symlink-workdir)
     grep -q "belongs to uid 0, not to the submitter" "$tmp/ctl.log" || fail "unclear error: $(cat "$tmp/ctl.log")"
 
     # In B's own directory, writable by A too, planted links are replaced, not followed.
+    start_worker "$B" b
     user_dir "$B" 777 "$tmp/b-work"
     echo "b-original" >"$tmp/b-file"
     chown "$B" "$tmp/b-file"
