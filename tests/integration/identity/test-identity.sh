@@ -51,7 +51,7 @@ cleanup() {
         done
     fi
     for u in "${users[@]}"; do
-        userdel "$u" 2>/dev/null
+        userdel "$u" || echo "test-identity.sh: cannot remove user $u" >&2
     done
     rm -rf "$tmp"
 }
@@ -79,6 +79,14 @@ as() { # UID COMMAND...
     local u=$1
     shift
     setpriv --reuid="$u" --regid="$(id -g "$u")" --init-groups -- "$@"
+}
+# Starts a command as uid U in the background, remembering its pid (setpriv's, which
+# execs the command) so that cleanup kills the command itself. Output to LOG.
+as_bg() { # UID LOG COMMAND...
+    local u=$1 log=$2
+    shift 2
+    setpriv --reuid="$u" --regid="$(id -g "$u")" --init-groups -- "$@" >"$log" 2>&1 &
+    pids+=($!)
 }
 
 SOCK=$tmp/run/coordinator.sock
@@ -109,9 +117,7 @@ wait_until() { # SEC DESCRIPTION COMMAND...
 }
 
 start_coordinator() {
-    as "$S" "$MRKV_COORDINATOR" --listen "unix:$SOCK" --state-directory "$tmp/state" \
-        >"$tmp/coordinator.log" 2>&1 &
-    pids+=($!)
+    as_bg "$S" "$tmp/coordinator.log" "$MRKV_COORDINATOR" --listen "unix:$SOCK" --state-directory "$tmp/state"
     wait_until 10 "the coordinator listens on $SOCK" test -S "$SOCK"
     # The package's socket is 0660 with group mrkv; here A and B stand for its members.
     chmod 666 "$SOCK"
@@ -120,8 +126,7 @@ start_coordinator() {
 start_worker() { # UID NAME [ENV=VALUE...]
     local u=$1 name=$2
     shift 2
-    as "$u" env "$@" "$MRKV_WORKER" --serve --connect "unix:$SOCK" >"$tmp/worker-$name.log" 2>&1 &
-    pids+=($!)
+    as_bg "$u" "$tmp/worker-$name.log" env "$@" "$MRKV_WORKER" --serve --connect "unix:$SOCK"
 }
 
 json_field() { # FILE EXPRESSION (Python, on the parsed JSON as j)
@@ -307,8 +312,7 @@ fake-workers)
     [ -n "$id" ] || fail "B's submit printed no job id"
     # Three fake workers of A ask for tasks and keep whatever they get.
     user_dir "$A" 755 "$tmp/fake"
-    for i in 1 2 3; do
-        as "$A" "$USER_PYTHON" - "$SOCK" "$tmp/fake/$i" <<'EOF' >"$tmp/fake$i.log" 2>&1 &
+    cat >"$tmp/fake-worker.py" <<'EOF'
 import json, os, socket, sys, time
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.connect(sys.argv[1])
@@ -326,7 +330,8 @@ while not os.path.exists(sys.argv[2] + ".stop"):
         pass
 open(sys.argv[2] + ".got", "wb").write(got)
 EOF
-        pids+=($!)
+    for i in 1 2 3; do
+        as_bg "$A" "$tmp/fake$i.log" "$USER_PYTHON" "$tmp/fake-worker.py" "$SOCK" "$tmp/fake/$i"
     done
     for i in 1 2 3; do
         wait_until 10 "fake worker $i has asked" test -e "$tmp/fake/$i.asked"
