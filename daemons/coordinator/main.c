@@ -43,7 +43,7 @@ static void help(void) {
                "  -t, --task-timeout=SEC   hand a task to another worker if it is not finished\n"
                "                           within SEC seconds (default 10; fractions allowed; for a\n"
                "                           job server, the default of submitted jobs)\n"
-               "  -l, --listen=ADDRESS     unix:/path or tcp:host:port (default: $%s, else\n"
+               "  -l, --listen=ADDRESS     unix:/path, a Unix socket only (default: $%s, else\n"
                "                           unix:$RUNTIME_DIRECTORY/%s, $XDG_RUNTIME_DIR/mrkv/%s\n"
                "                           or /run/mrkv/%s)\n"
                "      --state-directory=DIR\n"
