@@ -123,8 +123,7 @@ typedef struct WorkerState {
         App **apps;   /* apps loaded for jobs */
         size_t n_apps;
         Groups groups; /* map scratch space, reused from task to task */
-        char *cwd;
-        int dir_fd;    /* the job's directory, cwd */
+        int dir_fd;    /* the current task's job directory, also the cwd */
         unsigned served;
 } WorkerState;
 
@@ -133,7 +132,6 @@ static void worker_state_done(WorkerState *w) {
                 app_free(w->apps[i]);
         free(w->apps);
         groups_done(&w->groups);
-        free(w->cwd);
         closep(&w->dir_fd);
 }
 
@@ -235,22 +233,14 @@ static int request_task(VarlinkClient *client, const char *address, json_object 
 /* Apps work in the job's directory, as the lab's do (they may create files there); the
  * worker's own files are opened relative to it, never through a link in its place. */
 static int worker_enter_workdir(WorkerState *w, const char *workdir, char **ret_error) {
-        _cleanup_close_ int fd = -EBADF;
-
-        if (w->cwd && streq(w->cwd, workdir))
-                return 0;
-        w->cwd = mfree(w->cwd);
+        /* Opened for every task: the directory a path names may have been replaced. */
         closep(&w->dir_fd);
-        fd = open(workdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0 || fchdir(fd) < 0) {
+        w->dir_fd = open(workdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (w->dir_fd < 0 || fchdir(w->dir_fd) < 0) {
                 int r = -errno;
                 asprintf_or_null(ret_error, "cannot enter %s: %s", workdir, strerror(-r));
                 return r;
         }
-        w->cwd = strdup(workdir);
-        if (!w->cwd)
-                return -ENOMEM;
-        w->dir_fd = TAKE_FD(fd);
         return 0;
 }
 
