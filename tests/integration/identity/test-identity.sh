@@ -17,6 +17,8 @@
 #   cancel             only the owner and root cancel a job or see its files
 #   fake-workers       workers of A never get B's tasks
 #   finish-unassigned  FinishTask for an attempt never handed to the caller is refused
+#   bus-cancel         the same rules on D-Bus: a job submitted there is its sender's, and
+#                      only the owner and root cancel it or read its Files and Workdir
 # Environment (set by meson): MRKV_COORDINATOR, MRKV_WORKER, MRKV_MRKVCTL, MRKV_APP_PATH,
 # MRKV_GENCORPUS.
 set -u
@@ -372,6 +374,62 @@ EOF
     [ "$(sort -u "$tmp/finish.out")" = org.mrkv.MapReduce.TaskNotAssigned ] ||
         fail "FinishTask of tasks never handed to A: $(sort "$tmp/finish.out" | uniq -c)"
     [ "$(job_state "$B" "$id")" = queued ] || fail "B's job is $(job_state "$B" "$id") after A's reports"
+    ;;
+bus-cancel)
+    for tool in dbus-daemon busctl; do
+        command -v $tool >/dev/null 2>&1 || { echo "$tool is not installed; skipping"; exit 77; }
+    done
+    # A private bus every user may connect to, with no policy of its own: the
+    # coordinator decides.
+    cat >"$tmp/bus.conf" <<EOF
+<busconfig>
+  <type>custom</type>
+  <listen>unix:path=$tmp/run/bus.sock</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*"/>
+    <allow receive_sender="*"/>
+    <allow send_type="signal"/>
+    <allow receive_type="signal"/>
+    <allow send_requested_reply="true"/>
+    <allow receive_requested_reply="true"/>
+  </policy>
+</busconfig>
+EOF
+    dbus-daemon --config-file="$tmp/bus.conf" --nofork --nopidfile >"$tmp/dbus.log" 2>&1 &
+    pids+=($!)
+    wait_until 10 "the bus listens" test -S "$tmp/run/bus.sock"
+    BUS=unix:path=$tmp/run/bus.sock
+    as_bg "$S" "$tmp/coordinator.log" "$MRKV_COORDINATOR" --listen "unix:$SOCK" --state-directory "$tmp/state" \
+        --bus-address="$BUS"
+    bus() { # UID ARGS...
+        local u=$1
+        shift
+        as "$u" timeout -k 2s 25s busctl --address="$BUS" --no-pager "$@"
+    }
+    wait_until 10 "the coordinator owns its name" bus "$S" status org.mrkv.MapReduce1 >/dev/null 2>&1
+    user_dir "$B" 755 "$tmp/b-work"
+    out=$(bus "$B" call org.mrkv.MapReduce1 /org/mrkv/MapReduce1 org.mrkv.MapReduce1 SubmitJob sasus \
+          wc 1 "${INPUTS[0]}" 1 "$tmp/b-work") || fail "B's SubmitJob on the bus failed"
+    read -r _ id path <<<"$out"
+    path=${path//\"/}
+    job_prop() { bus "$1" get-property org.mrkv.MapReduce1 "$path" org.mrkv.MapReduce1.Job "$2"; }
+    [ "$(job_prop "$A" OwnerUID)" = "u $B" ] || fail "the job's OwnerUID is $(job_prop "$A" OwnerUID), not B's"
+    [ "$(job_prop "$A" Files)" = "as 0" ] || fail "A reads B's Files: $(job_prop "$A" Files)"
+    [ "$(job_prop "$A" Workdir)" = 's ""' ] || fail "A reads B's Workdir: $(job_prop "$A" Workdir)"
+    [ "$(job_prop "$B" Files)" = "as 1 \"${INPUTS[0]}\"" ] || fail "B cannot read its Files: $(job_prop "$B" Files)"
+    ! bus "$A" call org.mrkv.MapReduce1 "$path" org.mrkv.MapReduce1.Job Cancel 2>"$tmp/cancel.err" ||
+        fail "A cancelled B's job over D-Bus"
+    # The coordinator's refusal (busctl shows its name only), not the bus's.
+    grep -q "Access denied" "$tmp/cancel.err" && ! grep -q "Rejected send" "$tmp/dbus.log" ||
+        fail "unclear error: $(cat "$tmp/cancel.err")"
+    ! bus "$A" call org.mrkv.MapReduce1 /org/mrkv/MapReduce1 org.mrkv.MapReduce1 CancelJob s "${id//\"/}" 2>/dev/null ||
+        fail "A cancelled B's job with CancelJob"
+    [ "$(job_prop "$B" State)" = 's "queued"' ] || fail "B's job is $(job_prop "$B" State)"
+    bus "$B" call org.mrkv.MapReduce1 "$path" org.mrkv.MapReduce1.Job Cancel || fail "B could not cancel its job"
+    [ "$(job_prop "$B" State)" = 's "cancelled"' ] || fail "B's job was not cancelled"
     ;;
 *)
     fail "unknown case"
