@@ -8,7 +8,8 @@
 # the processes started here and the temporary directory go at exit, also on failure.
 #
 # Usage: test-identity.sh CASE
-#   own-job            A's job runs on A's worker; its outputs belong to A
+#   own-job            A's job runs on A's worker, on inputs only A can read; its outputs
+#                      belong to A
 #   so-path            an app given as a path is never run by the service's workers
 #   unreadable-input   a 0600 file of S, unreadable by A, never comes out of A's job
 #   proc-environ       /proc/self/environ as input shows no worker's environment but A's
@@ -164,7 +165,10 @@ own-job)
     start_coordinator
     start_worker "$A" a
     user_dir "$A" 755 "$tmp/a-work"
-    id=$(submit "$A" wc "${INPUTS[@]}" --nreduce 2 --workdir "$tmp/a-work") || fail "A's submit failed"
+    # Inputs only A can reach: the job reads them with A's rights, the service never.
+    user_dir "$A" 700 "$tmp/a-private"
+    cp "${INPUTS[@]}" "$tmp/a-private/" && chown "$A" "$tmp"/a-private/*
+    id=$(submit "$A" wc "$tmp"/a-private/pg-*.txt --nreduce 2 --workdir "$tmp/a-work") || fail "A's submit failed"
     [ -n "$id" ] || fail "A's submit printed no job id"
     wait_until 20 "A's job $id has ended" job_ended "$A" "$id"
     [ "$(job_state "$A" "$id")" = done ] || fail "A's job is $(job_state "$A" "$id"), not done"
