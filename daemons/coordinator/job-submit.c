@@ -3,7 +3,6 @@
 #include <sys/stat.h>
 
 #include "access.h"
-
 #include "job-submit.h"
 #include "macro.h"
 
@@ -71,13 +70,16 @@ static int make_job_dir(JobSubmitter *s, unsigned *ret_id, char **ret_path) {
 }
 
 /* A given working directory: an absolute path to a directory (not a symbolic link) the
- * owner owns. 0, or -EINVAL and why in *ret_reason. */
+ * owner owns. 0, or -EINVAL and why in *ret_reason. One the service may not reach (in a
+ * private home) is left to the owner's workers, which check it again. */
 static int check_workdir(const JobOwner *owner, const char *workdir, char **ret_reason) {
         _cleanup_close_ int fd = -EBADF;
         struct stat st;
 
         if (workdir[0] == '/')
                 fd = open(workdir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 && errno == EACCES)
+                return 0;
         if (fd < 0 || fstat(fd, &st) < 0)
                 return asprintf(ret_reason, "working directory '%s' is not an existing absolute directory",
                                 workdir) < 0 ? -ENOMEM : -EINVAL;

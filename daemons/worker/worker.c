@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <systemd/sd-daemon.h>
@@ -232,14 +233,23 @@ static int request_task(VarlinkClient *client, const char *address, json_object 
 
 /* Apps work in the job's directory, as the lab's do (they may create files there); the
  * worker's own files are opened relative to it, never through a link in its place. */
-static int worker_enter_workdir(WorkerState *w, const char *workdir, char **ret_error) {
+static int worker_enter_workdir(WorkerState *w, const Assignment *a, char **ret_error) {
+        struct stat st;
+
         /* Opened for every task: the directory a path names may have been replaced. */
         closep(&w->dir_fd);
-        w->dir_fd = open(workdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (w->dir_fd < 0 || fchdir(w->dir_fd) < 0) {
+        w->dir_fd = open(a->workdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (w->dir_fd < 0 || fstat(w->dir_fd, &st) < 0 || fchdir(w->dir_fd) < 0) {
                 int r = -errno;
-                asprintf_or_null(ret_error, "cannot enter %s: %s", workdir, strerror(-r));
+                asprintf_or_null(ret_error, "cannot enter %s: %s", a->workdir, strerror(-r));
                 return r;
+        }
+        /* A job writes only in a directory of its owner's (root's jobs: anywhere). The
+         * coordinator checks it too, where it can see the directory. */
+        if (a->owner_uid != 0 && st.st_uid != a->owner_uid) {
+                asprintf_or_null(ret_error, "working directory %s belongs to uid %u, not to the job's owner",
+                                 a->workdir, (unsigned) st.st_uid);
+                return -EPERM;
         }
         return 0;
 }
@@ -251,7 +261,7 @@ static int worker_execute(WorkerState *w, const Assignment *a, char **ret_error)
         int r;
 
         app = worker_app(w, a, &error);
-        r = app ? worker_enter_workdir(w, a->workdir, &error) : -ENOENT;
+        r = app ? worker_enter_workdir(w, a, &error) : -ENOENT;
 
         log_debug("Running %s task %u attempt %u of job %s.", a->kind, a->task, a->attempt, a->job);
         if (r >= 0) {

@@ -168,15 +168,20 @@ own-job)
     # Inputs only A can reach: the job reads them with A's rights, the service never.
     user_dir "$A" 700 "$tmp/a-private"
     cp "${INPUTS[@]}" "$tmp/a-private/" && chown "$A" "$tmp"/a-private/*
-    id=$(submit "$A" wc "$tmp"/a-private/pg-*.txt --nreduce 2 --workdir "$tmp/a-work") || fail "A's submit failed"
+    # A's directory, where the service cannot even look: the coordinator leaves the
+    # check to A's workers.
+    user_dir "$A" 755 "$tmp/a-private/work"
+    ! as "$S" test -e "$tmp/a-private/work" || fail "the service can reach A's private directory"
+    id=$(submit "$A" wc "$tmp"/a-private/pg-*.txt --nreduce 2 --workdir "$tmp/a-private/work") ||
+        fail "A's submit failed"
     [ -n "$id" ] || fail "A's submit printed no job id"
     wait_until 20 "A's job $id has ended" job_ended "$A" "$id"
     [ "$(job_state "$A" "$id")" = done ] || fail "A's job is $(job_state "$A" "$id"), not done"
     [ "$(json_field "$tmp/state.json" 'j["owner_uid"]')" = "$A" ] || fail "the job's owner is not A"
-    for f in "$tmp"/a-work/mr-out-*; do
+    for f in "$tmp"/a-private/work/mr-out-*; do
         [ "$(stat -c %u "$f")" = "$A" ] || fail "$f belongs to uid $(stat -c %u "$f"), not A ($A)"
     done
-    grep -q . "$tmp"/a-work/mr-out-* || fail "A's job wrote no output"
+    grep -q . "$tmp"/a-private/work/mr-out-* || fail "A's job wrote no output"
     # A job naming no directory would get one of the service's, where A's workers cannot write.
     ! ctl "$A" submit wc "${INPUTS[@]}" >/dev/null 2>"$tmp/nodir.err" || fail "A's job without a workdir was accepted"
     grep -q "needs a working directory it owns" "$tmp/nodir.err" || fail "unclear error: $(cat "$tmp/nodir.err")"
@@ -289,6 +294,16 @@ foreign-workdir)
     [ "$(cat "$tmp/b-work/mr-out-0")" = b-result ] || fail "A's job overwrote B's output"
     [ -z "$id" ] || fail "A's job in B's directory was accepted"
     grep -q "belongs to uid $B, not to the submitter (uid $A)" "$tmp/ctl.log" || fail "unclear error: $(cat "$tmp/ctl.log")"
+
+    # B's directory inside A's private one: the coordinator cannot look, A's worker refuses.
+    user_dir "$A" 700 "$tmp/a-private"
+    user_dir "$B" 777 "$tmp/a-private/b-work"
+    id=$(submit "$A" wc "${INPUTS[0]}" --nreduce 1 --workdir "$tmp/a-private/b-work") || fail "A's submit failed"
+    wait_until 30 "A's job $id has ended" job_ended "$A" "$id"
+    [ "$(job_state "$A" "$id")" = failed ] || fail "A's job in B's directory is $(job_state "$A" "$id")"
+    json_field "$tmp/state.json" 'j.get("error", "")' | grep -q "belongs to uid $B, not to the job's owner" ||
+        fail "the job's error does not say why: $(cat "$tmp/state.json")"
+    [ -z "$(ls -A "$tmp/a-private/b-work")" ] || fail "A's job wrote in B's directory: $(ls -A "$tmp/a-private/b-work")"
     ;;
 cancel)
     start_coordinator
