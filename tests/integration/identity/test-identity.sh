@@ -65,6 +65,8 @@ fail() {
     exit 1
 }
 
+. "$(dirname "$0")/../jobs/lib.sh"
+
 # Users with names of this run: S, the service; A and B, two members of its group.
 add_user() { # VAR SUFFIX
     local name="mrkvt-id$$-$2"
@@ -108,17 +110,6 @@ chmod -R a+rX "$tmp/in"
 INPUTS=("$tmp"/in/pg-*.txt)
 chown "$S" "$tmp/run" "$tmp/state"
 
-# Polls CONDITION (a command) every 50 ms until it holds or SEC seconds have passed.
-wait_until() { # SEC DESCRIPTION COMMAND...
-    local sec=$1 what=$2
-    shift 2
-    for _ in $(seq $((sec * 20))); do
-        "$@" && return 0
-        sleep 0.05
-    done
-    fail "timed out after ${sec}s waiting until $what"
-}
-
 start_coordinator() {
     as_bg "$S" "$tmp/coordinator.log" "$MRKV_COORDINATOR" --listen "unix:$SOCK" --state-directory "$tmp/state"
     wait_until 10 "the coordinator listens on $SOCK" test -S "$SOCK"
@@ -130,10 +121,6 @@ start_worker() { # UID NAME [ENV=VALUE...]
     local u=$1 name=$2
     shift 2
     as_bg "$u" "$tmp/worker-$name.log" env "$@" "$MRKV_WORKER" --serve --connect "unix:$SOCK"
-}
-
-json_field() { # FILE EXPRESSION (Python, on the parsed JSON as j)
-    python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
 }
 
 status() { # UID ID FILE
