@@ -72,6 +72,7 @@ int job_info_parse(json_object *o, JobInfo *ret) {
             (r = get_string(o, "state", true, &j.state)) < 0 ||
             (r = get_string(o, "workdir", true, &j.workdir)) < 0 ||
             (r = get_string(o, "error", false, &j.error)) < 0 ||
+            (r = get_string(o, "waiting", false, &j.waiting)) < 0 ||
             (r = get_string_array(o, "files", &j.files)) < 0 ||
             (r = get_string_array(o, "outputs", &j.outputs)) < 0 ||
             (r = get_uint(o, "nreduce", true, &j.nreduce)) < 0 ||
@@ -82,6 +83,9 @@ int job_info_parse(json_object *o, JobInfo *ret) {
             (r = get_uint(o, "submit_time", true, &j.submit_time)) < 0 ||
             (r = get_uint(o, "start_time", false, &j.start_time)) < 0 ||
             (r = get_uint(o, "finish_time", false, &j.finish_time)) < 0)
+                return r;
+        j.has_owner = json_object_object_get_ex(o, "owner_uid", NULL);
+        if (j.has_owner && (r = get_uint(o, "owner_uid", true, &j.owner_uid)) < 0)
                 return r;
 
         /* json-c reads "1" as an int and "1.0" as a double: both are a float to Varlink. */
@@ -247,7 +251,11 @@ void job_print_status(FILE *f, const JobInfo *j, uint64_t now_usec) {
 
         fprintf(f, "%10s %s\n", "Job:", j->id);
         fprintf(f, "%10s %s\n", "App:", j->app ?: "(the workers' own)");
+        if (j->has_owner)
+                fprintf(f, "%10s uid %" PRIu64 "\n", "Owner:", j->owner_uid);
         fprintf(f, "%10s %s\n", "State:", j->state);
+        if (j->waiting)
+                fprintf(f, "%10s for %s\n", "Waiting:", j->waiting);
         if (j->error)
                 fprintf(f, "%10s %s\n", "Error:", j->error);
         fprintf(f, "%10s %u%% (map %" PRIu64 "/%" PRIu64 ", reduce %" PRIu64 "/%" PRIu64 ")\n", "Progress:",
@@ -267,7 +275,7 @@ void job_print_status(FILE *f, const JobInfo *j, uint64_t now_usec) {
                 fprintf(f, "%10s %s (after %s)\n", "Finished:",
                         format_timestamp(j->finish_time, t, sizeof(t)),
                         format_duration(job_run_time(j), d, sizeof(d)));
-        fprintf(f, "%10s %s\n", "Workdir:", j->workdir);
+        fprintf(f, "%10s %s\n", "Workdir:", j->workdir[0] ? j->workdir : "-");
         print_list(f, "Input:", j->files);
         fprintf(f, "%10s %" PRIu64 "\n", "Reduces:", j->nreduce);
         print_list(f, "Output:", j->outputs);

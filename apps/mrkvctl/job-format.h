@@ -20,6 +20,9 @@ typedef struct JobInfo {
         const char *state;
         const char *workdir;
         const char *error; /* NULL unless the job failed */
+        const char *waiting; /* NULL unless no connected worker may run it: for whom it waits */
+        bool has_owner;      /* owner_uid was given (older coordinators give none) */
+        uint64_t owner_uid;
         json_object *files, *outputs; /* arrays of strings; NULL where the coordinator left them out */
         uint64_t nreduce, map_done, map_total, reduce_done, reduce_total;
         double progress; /* 0..1 */

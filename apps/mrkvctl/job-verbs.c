@@ -87,6 +87,10 @@ static int exit_code_of_error(const char *error, json_object *parameters, const 
                           error_string(parameters, "reason", "no reason given"));
                 return EXIT_FAIL;
         }
+        if (streq(error, MAPREDUCE_ERROR_PERMISSION_DENIED)) {
+                log_error("%s: permission denied: %s", what, error_string(parameters, "reason", "no reason given"));
+                return EXIT_FAIL;
+        }
         if (streq(error, MAPREDUCE_ERROR_JOB_ENDED)) {
                 log_error("%s: job %s has already ended (%s).", what, job ?: "?",
                           error_string(parameters, "state", "?"));

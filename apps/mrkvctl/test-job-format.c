@@ -252,6 +252,32 @@ START_TEST(test_status) {
 }
 END_TEST
 
+/* A queued job of another user: its owner, whom it waits for, no files. */
+START_TEST(test_status_waiting) {
+        _cleanup_json_ json_object *o = parse_or_die(
+                "{\"id\":\"4\",\"owner_uid\":1000,\"waiting\":\"a worker of uid 1000\",\"app\":\"wc\","
+                "\"state\":\"queued\",\"files\":[],\"nreduce\":1,\"workdir\":\"\",\"map_done\":0,"
+                "\"map_total\":1,\"reduce_done\":0,\"reduce_total\":1,\"progress\":0.0,"
+                "\"submit_time\":1714564800000000,\"outputs\":[]}");
+        _cleanup_free_ char *s = NULL;
+        JobInfo j;
+
+        ck_assert_int_eq(job_info_parse(o, &j), 0);
+        s = capture(print_status, &j, 1, T0 + 5 * USEC_PER_SEC);
+        ck_assert_str_eq(s, "      Job: 4\n"
+                            "      App: wc\n"
+                            "    Owner: uid 1000\n"
+                            "    State: queued\n"
+                            "  Waiting: for a worker of uid 1000\n"
+                            " Progress: 0% (map 0/1, reduce 0/1)\n"
+                            "Submitted: 2024-05-01 12:00:00 (5.0s ago)\n"
+                            "  Workdir: -\n"
+                            "    Input: -\n"
+                            "  Reduces: 1\n"
+                            "   Output: -\n");
+}
+END_TEST
+
 START_TEST(test_table) {
         _cleanup_json_ json_object *a = parse_or_die(job_done_json), *b = parse_or_die(job_mapping_json);
         _cleanup_free_ char *s = NULL;
@@ -279,6 +305,7 @@ static Suite *job_format_suite(void) {
         tcase_add_test(tc, test_progress_bar);
         tcase_add_test(tc, test_summary);
         tcase_add_test(tc, test_status);
+        tcase_add_test(tc, test_status_waiting);
         tcase_add_test(tc, test_table);
         suite_add_tcase(s, tc);
         return s;

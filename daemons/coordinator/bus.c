@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "access.h"
 #include "bus.h"
 #include "job-submit.h"
 #include "log.h"
@@ -8,6 +9,44 @@
 /* Job ids are decimal numbers, valid object path elements as they are. */
 static int job_object_path(const Job *j, char **ret) {
         return asprintf(ret, "%s/%s", MAPREDUCE_BUS_JOB_PREFIX, j->id) < 0 ? -ENOMEM : 0;
+}
+
+/* The caller of m, from its sender's credentials: 0, or a negative errno. The bus
+ * daemon vouches for the uid (dbus-daemon tells the real uid, a kernel peer the
+ * effective one); a gid it does not tell is left invalid. */
+static int sender_owner(sd_bus_message *m, JobOwner *ret) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        int r;
+
+        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID | SD_BUS_CREDS_GID | SD_BUS_CREDS_EGID,
+                                      &creds);
+        if (r < 0)
+                return r;
+        r = sd_bus_creds_get_euid(creds, &ret->uid);
+        if (r < 0)
+                r = sd_bus_creds_get_uid(creds, &ret->uid);
+        if (r < 0)
+                return r;
+        if (sd_bus_creds_get_egid(creds, &ret->gid) < 0 && sd_bus_creds_get_gid(creds, &ret->gid) < 0)
+                ret->gid = (gid_t) -1;
+        return 0;
+}
+
+/* Whether the message being answered comes from someone who may control job j. Only
+ * calls that read properties count: the values that signals carry to everyone
+ * (InterfacesAdded after a SubmitJob, say) are built with no detail. */
+static bool current_caller_may_control(sd_bus *bus, const Job *j) {
+        sd_bus_message *m = sd_bus_get_current_message(bus);
+        const char *interface;
+        JobOwner caller;
+
+        if (!m)
+                return false;
+        interface = sd_bus_message_get_interface(m);
+        if (!interface || (!streq(interface, "org.freedesktop.DBus.Properties") &&
+                           !streq(interface, "org.freedesktop.DBus.ObjectManager")))
+                return false;
+        return sender_owner(m, &caller) >= 0 && access_may_control(caller.uid, j);
 }
 
 /* The manager object. */
@@ -45,6 +84,7 @@ static int method_submit_job(sd_bus_message *m, void *userdata, sd_bus_error *er
         _cleanup_free_ char *reason = NULL, *path = NULL;
         const char *app, *workdir;
         uint32_t nreduce;
+        JobOwner owner;
         Job *job;
         int r;
 
@@ -58,14 +98,19 @@ static int method_submit_job(sd_bus_message *m, void *userdata, sd_bus_error *er
         if (r < 0)
                 return r;
 
-        r = job_submit(&c->submitter, app, files, (unsigned) strv_length(files),
+        /* The job runs with its submitter's rights. */
+        r = sender_owner(m, &owner);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Cannot tell who submits the job: %m");
+        r = job_submit(&c->submitter, &owner, app, files, (unsigned) strv_length(files),
                        nreduce ?: c->submitter.default_nreduce, workdir[0] ? workdir : NULL,
                        c->submitter.default_task_timeout, &job, &reason);
         if (r == -EINVAL)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid job: %s", reason ?: "?");
         if (r < 0)
                 return r;
-        log_info("Job %s submitted over D-Bus by %s.", job->id, sd_bus_message_get_sender(m) ?: "?");
+        log_info("Job %s submitted over D-Bus by uid %u, %s.", job->id, (unsigned) owner.uid,
+                 sd_bus_message_get_sender(m) ?: "?");
 
         r = job_object_path(job, &path);
         if (r < 0)
@@ -74,7 +119,14 @@ static int method_submit_job(sd_bus_message *m, void *userdata, sd_bus_error *er
 }
 
 static int cancel(Coordinator *c, Job *j, sd_bus_message *m, sd_bus_error *error) {
-        int r = scheduler_cancel_job(c->scheduler, j);
+        JobOwner caller;
+        int r;
+
+        r = sender_owner(m, &caller);
+        if (r < 0 || !access_may_control(caller.uid, j))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "Only the owner of job %s and root may cancel it.", j->id);
+        r = scheduler_cancel_job(c->scheduler, j);
         if (r == -ESTALE)
                 return sd_bus_error_setf(error, MAPREDUCE_BUS_ERROR_JOB_ENDED, "Job %s has ended (%s).",
                                          j->id, job_display_state(j));
@@ -158,7 +210,8 @@ static int job_enumerate(sd_bus *bus, const char *prefix, void *userdata, char *
 JOB_PROPERTY_GETTER(id, "s", j->id)
 JOB_PROPERTY_GETTER(app, "s", j->app ?: "")
 JOB_PROPERTY_GETTER(state, "s", job_display_state(j))
-JOB_PROPERTY_GETTER(workdir, "s", j->workdir)
+JOB_PROPERTY_GETTER(owner_uid, "u", (uint32_t) j->owner_uid)
+JOB_PROPERTY_GETTER(workdir, "s", current_caller_may_control(bus, j) ? j->workdir : "")
 JOB_PROPERTY_GETTER(map_done, "u", j->done[TASK_MAP])
 JOB_PROPERTY_GETTER(map_total, "u", j->nmap)
 JOB_PROPERTY_GETTER(reduce_done, "u", j->done[TASK_REDUCE])
@@ -172,7 +225,7 @@ JOB_PROPERTY_GETTER(error, "s", j->error ?: "")
 static int property_get_files(sd_bus *bus, const char *path, const char *interface, const char *property,
                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Job *j = userdata;
-        return sd_bus_message_append_strv(reply, j->files);
+        return sd_bus_message_append_strv(reply, current_caller_may_control(bus, j) ? j->files : (char *[]) { NULL });
 }
 
 static int property_get_outputs(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -180,10 +233,12 @@ static int property_get_outputs(sd_bus *bus, const char *path, const char *inter
         Job *j = userdata;
         int r;
 
+        bool detail = current_caller_may_control(bus, j);
+
         r = sd_bus_message_open_container(reply, 'a', "s");
         if (r < 0)
                 return r;
-        for (unsigned i = 0; j->state == JOB_DONE && i < j->nreduce; i++) {
+        for (unsigned i = 0; detail && j->state == JOB_DONE && i < j->nreduce; i++) {
                 _cleanup_free_ char *p = NULL;
 
                 r = job_output_path(j, i, &p);
@@ -216,6 +271,7 @@ static int method_job_cancel(sd_bus_message *m, void *userdata, sd_bus_error *er
 static const sd_bus_vtable job_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Id", "s", property_get_id, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("OwnerUID", "u", property_get_owner_uid, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("App", "s", property_get_app, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Files", "as", property_get_files, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Workdir", "s", property_get_workdir, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -229,7 +285,8 @@ static const sd_bus_vtable job_vtable[] = {
         SD_BUS_PROPERTY("StartTime", "t", property_get_start_time, 0, CHANGES),
         SD_BUS_PROPERTY("FinishTime", "t", property_get_finish_time, 0, CHANGES),
         SD_BUS_PROPERTY("Error", "s", property_get_error, 0, CHANGES),
-        SD_BUS_PROPERTY("Outputs", "as", property_get_outputs, 0, CHANGES),
+        /* Signals name it without its value: only the owner and root may read it. */
+        SD_BUS_PROPERTY("Outputs", "as", property_get_outputs, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
         SD_BUS_PROPERTY("Counters", "a{st}", property_get_counters, 0, CHANGES),
         SD_BUS_METHOD("Cancel", "", "", method_job_cancel, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "access.h"
 #include "job-api.h"
 #include "json-util.h"
 #include "log.h"
@@ -11,6 +12,7 @@ struct JobWatch {
         /* The job changed while the watcher had not read what it was sent: the newest
          * state goes out once it has, and the states in between are never queued. */
         bool dirty;
+        bool allowed; /* the caller may see the job's files (access.h) */
         LIST_FIELDS(JobWatch, watches);
 };
 
@@ -33,13 +35,13 @@ static json_object *json_string_array(char *const *v, unsigned n) {
         return TAKE_PTR(a);
 }
 
-/* The mr-out-* files, once the job is done. */
-static json_object *job_outputs_to_json(Job *j) {
+/* The mr-out-* files, once the job is done, for those who may see them. */
+static json_object *job_outputs_to_json(Job *j, bool allowed) {
         _cleanup_json_ json_object *outputs = json_object_new_array();
 
         if (!outputs)
                 return NULL;
-        for (unsigned r = 0; j->state == JOB_DONE && r < j->nreduce; r++) {
+        for (unsigned r = 0; allowed && j->state == JOB_DONE && r < j->nreduce; r++) {
                 _cleanup_free_ char *path = NULL;
 
                 if (job_output_path(j, r, &path) < 0)
@@ -50,10 +52,15 @@ static json_object *job_outputs_to_json(Job *j) {
         return TAKE_PTR(outputs);
 }
 
-static int job_add_optional(json_object *o, Job *j) {
+static int job_add_optional(json_object *o, Scheduler *s, Job *j) {
         int r = 0;
 
-        if (j->start_time > 0)
+        if (!job_ended(j) && !scheduler_job_has_worker(s, j)) {
+                char waiting[64];
+                snprintf(waiting, sizeof(waiting), "a worker of uid %u", (unsigned) j->owner_uid);
+                r = json_object_add(o, "waiting", json_object_new_string(waiting));
+        }
+        if (r >= 0 && j->start_time > 0)
                 r = json_object_add(o, "start_time", json_object_new_int64((int64_t) j->start_time));
         if (r >= 0 && j->finish_time > 0)
                 r = json_object_add(o, "finish_time", json_object_new_int64((int64_t) j->finish_time));
@@ -63,26 +70,28 @@ static int job_add_optional(json_object *o, Job *j) {
 }
 
 /* The lists of a Job: null where the detail leaves them out, or where the coordinator
- * no longer keeps an ended job's file names. */
-static int job_add_lists(json_object *o, Job *j, JobDetail detail) {
+ * no longer keeps an ended job's file names; empty for those who may not see them. */
+static int job_add_lists(json_object *o, Job *j, JobDetail detail, bool allowed) {
         if (detail == JOB_SUMMARY)
                 return json_object_object_add(o, "files", NULL) < 0 ||
                        json_object_object_add(o, "outputs", NULL) < 0 ? -ENOMEM : 0;
-        if (j->files ? json_object_add(o, "files", json_string_array(j->files, j->nmap)) < 0
+        if (j->files ? json_object_add(o, "files", json_string_array(j->files, allowed ? j->nmap : 0)) < 0
                      : json_object_object_add(o, "files", NULL) < 0)
                 return -ENOMEM;
-        return json_object_add(o, "outputs", job_outputs_to_json(j));
+        return json_object_add(o, "outputs", job_outputs_to_json(j, allowed));
 }
 
-/* A Job of the interface, or NULL when memory ran out: a value for json_build_object(). */
-static json_object *job_to_json(Job *j, JobDetail detail) {
+/* A Job of the interface, or NULL when memory ran out: a value for json_build_object().
+ * Unless allowed, its files, directory and outputs are left empty. */
+static json_object *job_to_json(Scheduler *s, Job *j, JobDetail detail, bool allowed) {
         _cleanup_json_ json_object *o = NULL;
 
         if (json_build_object(&o,
                               "id", json_object_new_string(j->id),
+                              "owner_uid", json_object_new_int64(j->owner_uid),
                               "state", json_object_new_string(job_display_state(j)),
                               "nreduce", json_object_new_int64(j->nreduce),
-                              "workdir", json_object_new_string(j->workdir),
+                              "workdir", json_object_new_string(allowed ? j->workdir : ""),
                               "map_done", json_object_new_int64(j->done[TASK_MAP]),
                               "map_total", json_object_new_int64(j->nmap),
                               "reduce_done", json_object_new_int64(j->done[TASK_REDUCE]),
@@ -91,13 +100,30 @@ static json_object *job_to_json(Job *j, JobDetail detail) {
                               "submit_time", json_object_new_int64((int64_t) j->submit_time),
                               NULL) < 0)
                 return NULL;
-        if (job_add_lists(o, j, detail) < 0 || job_add_optional(o, j) < 0)
+        if (job_add_lists(o, j, detail, allowed) < 0 || job_add_optional(o, s, j) < 0)
                 return NULL;
         /* A job given on the coordinator's command line runs the workers' own app: null. */
         if (j->app ? json_object_add(o, "app", json_object_new_string(j->app)) < 0
                    : json_object_object_add(o, "app", NULL) < 0)
                 return NULL;
         return TAKE_PTR(o);
+}
+
+/* The caller's uid; a connection without credentials (none but Unix sockets are served)
+ * counts as nobody. */
+static uid_t caller_uid(VarlinkConn *conn) {
+        uid_t uid;
+        return varlink_conn_get_peer_credentials(conn, &uid, NULL) < 0 ? (uid_t) -1 : uid;
+}
+
+static bool may_control(VarlinkConn *conn, const Job *j) {
+        return access_may_control(caller_uid(conn), j);
+}
+
+static int error_permission_denied(VarlinkConn *conn, const char *reason) {
+        return varlink_conn_errorb(conn, MAPREDUCE_ERROR_PERMISSION_DENIED,
+                                   "reason", json_object_new_string(reason),
+                                   NULL);
 }
 
 static int error_no_such_job(VarlinkConn *conn, const char *id) {
@@ -141,6 +167,7 @@ static int method_submit_job(VarlinkConn *conn, json_object *parameters, Varlink
         } p = { .nreduce = a->submitter->default_nreduce, .timeout_usec = a->submitter->default_task_timeout };
         _cleanup_free_ char **files = NULL;
         _cleanup_free_ char *reason = NULL;
+        JobOwner owner;
         size_t n;
         Job *job;
         int r;
@@ -167,8 +194,12 @@ static int method_submit_job(VarlinkConn *conn, json_object *parameters, Varlink
         if (r < 0)
                 return r;
 
-        r = job_submit(a->submitter, p.app, files, (unsigned) MIN(n, (size_t) UINT32_MAX), p.nreduce, p.workdir,
-                       p.timeout_usec, &job, &reason);
+        /* The job runs with its submitter's rights: without an identity, no job. */
+        if (varlink_conn_get_peer_credentials(conn, &owner.uid, &owner.gid) < 0)
+                return error_permission_denied(conn, "jobs are submitted over a Unix socket only");
+
+        r = job_submit(a->submitter, &owner, p.app, files, (unsigned) MIN(n, (size_t) UINT32_MAX), p.nreduce,
+                       p.workdir, p.timeout_usec, &job, &reason);
         if (r == -EINVAL)
                 return varlink_conn_errorb(conn, MAPREDUCE_ERROR_INVALID_JOB,
                                            "reason", json_object_new_string(reason ?: "invalid job"),
@@ -176,7 +207,7 @@ static int method_submit_job(VarlinkConn *conn, json_object *parameters, Varlink
         if (r < 0)
                 return r;
 
-        log_info("Job %s submitted by %s.", job->id, varlink_conn_describe(conn));
+        log_info("Job %s submitted by uid %u, %s.", job->id, (unsigned) owner.uid, varlink_conn_describe(conn));
         return varlink_conn_replyb(conn, "job", json_object_new_string(job->id), NULL);
 }
 
@@ -210,17 +241,18 @@ static int method_get_job(VarlinkConn *conn, json_object *parameters, VarlinkCal
         if (r < 0)
                 return r;
 
+        bool allowed = may_control(conn, j);
         if (!(flags & VARLINK_CALL_MORE) || job_ended(j))
-                return varlink_conn_replyb(conn, "job", job_to_json(j, JOB_FULL), NULL);
+                return varlink_conn_replyb(conn, "job", job_to_json(a->scheduler, j, JOB_FULL, allowed), NULL);
 
         /* A stream: this reply now, one on every change, the last when the job ends. */
         w = calloc(1, sizeof(*w));
         if (!w)
                 return -ENOMEM;
-        *w = (JobWatch) { .conn = conn, .job = j };
+        *w = (JobWatch) { .conn = conn, .job = j, .allowed = allowed };
         LIST_PREPEND(watches, a->watches, w);
         /* If it cannot be queued the connection closes, and job_api_disconnect() frees w. */
-        return varlink_conn_notifyb(conn, "job", job_to_json(j, JOB_FULL), NULL);
+        return varlink_conn_notifyb(conn, "job", job_to_json(a->scheduler, j, JOB_FULL, allowed), NULL);
 }
 
 static int method_list_jobs(VarlinkConn *conn, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
@@ -236,7 +268,8 @@ static int method_list_jobs(VarlinkConn *conn, json_object *parameters, VarlinkC
         if (!jobs)
                 return -ENOMEM;
         for (size_t i = 0; i < a->scheduler->n_jobs; i++) {
-                r = json_array_append(jobs, job_to_json(a->scheduler->jobs[i], JOB_SUMMARY));
+                Job *j = a->scheduler->jobs[i];
+                r = json_array_append(jobs, job_to_json(a->scheduler, j, JOB_SUMMARY, may_control(conn, j)));
                 if (r < 0)
                         return r;
         }
@@ -251,6 +284,8 @@ static int method_cancel_job(VarlinkConn *conn, json_object *parameters, Varlink
         r = dispatch_job(a, conn, parameters, &j);
         if (r < 0)
                 return r;
+        if (!may_control(conn, j))
+                return error_permission_denied(conn, "only the job's owner and root may cancel it");
 
         r = scheduler_cancel_job(a->scheduler, j);
         if (r == -ESTALE)
@@ -272,11 +307,11 @@ static void watch_send(MapReduceApi *a, JobWatch *w) {
 
         w->dirty = false;
         if (!job_ended(j)) {
-                (void) varlink_conn_notifyb(w->conn, "job", job_to_json(j, JOB_SUMMARY), NULL);
+                (void) varlink_conn_notifyb(w->conn, "job", job_to_json(a->scheduler, j, JOB_SUMMARY, w->allowed), NULL);
                 return;
         }
         LIST_REMOVE(watches, a->watches, w);
-        (void) varlink_conn_replyb(w->conn, "job", job_to_json(j, JOB_FULL), NULL);
+        (void) varlink_conn_replyb(w->conn, "job", job_to_json(a->scheduler, j, JOB_FULL, w->allowed), NULL);
         free(w);
 }
 

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
 #include <sys/stat.h>
 
+#include "access.h"
 #include "job-submit.h"
 #include "macro.h"
 
@@ -28,17 +30,14 @@ static int validate_request(JobSubmitter *s, const char *app, char *const *files
                                 s->max_files) < 0 ? -ENOMEM : -EINVAL;
         if (nreduce == 0 || nreduce > 100000)
                 return asprintf(ret_reason, "nreduce must be 1…100000") < 0 ? -ENOMEM : -EINVAL;
-        for (unsigned i = 0; i < n_files; i++) {
-                struct stat st;
-                /* Workers open the files from the job's directory: relative names would
-                 * depend on it, so clients resolve them. */
+        /* Workers open the files from the job's directory: relative names would depend on
+         * it, so clients resolve them. The coordinator does not look at the files: the
+         * submitter's workers open them with the submitter's rights, which are not the
+         * service's (a file in a private home, a file only the service may read). */
+        for (unsigned i = 0; i < n_files; i++)
                 if (files[i][0] != '/')
                         return asprintf(ret_reason, "input file '%s' is not an absolute path", files[i]) < 0
                                        ? -ENOMEM : -EINVAL;
-                if (stat(files[i], &st) < 0 || !S_ISREG(st.st_mode))
-                        return asprintf(ret_reason, "input file '%s' is not a readable regular file", files[i]) < 0
-                                       ? -ENOMEM : -EINVAL;
-        }
         return 0;
 }
 
@@ -73,15 +72,35 @@ static int make_job_dir(JobSubmitter *s, unsigned *ret_id, char **ret_path) {
         return -EEXIST;
 }
 
+/* A given working directory: an absolute path to a directory (not a symbolic link) the
+ * owner owns. 0, or -EINVAL and why in *ret_reason. One the service may not reach (in a
+ * private home) is left to the owner's workers, which check it again. */
+static int check_workdir(const JobOwner *owner, const char *workdir, char **ret_reason) {
+        _cleanup_close_ int fd = -EBADF;
+        struct stat st;
+
+        if (workdir[0] == '/')
+                fd = open(workdir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 && errno == EACCES)
+                return 0;
+        if (fd < 0 || fstat(fd, &st) < 0)
+                return asprintf(ret_reason, "working directory '%s' is not an existing absolute directory",
+                                workdir) < 0 ? -ENOMEM : -EINVAL;
+        if (!access_workdir_allowed(owner->uid, st.st_uid))
+                return asprintf(ret_reason, "working directory '%s' belongs to uid %u, not to the submitter (uid %u)",
+                                workdir, (unsigned) st.st_uid, (unsigned) owner->uid) < 0 ? -ENOMEM : -EINVAL;
+        return 0;
+}
+
 /* The job's id and working directory: the one given, which must exist, or a new one. */
-static int job_dir(JobSubmitter *s, const char *workdir, unsigned *ret_id, char **ret_path, char **ret_reason) {
+static int job_dir(JobSubmitter *s, const JobOwner *owner, const char *workdir, unsigned *ret_id, char **ret_path,
+                   char **ret_reason) {
         int r;
 
         if (workdir) {
-                struct stat st;
-                if (workdir[0] != '/' || stat(workdir, &st) < 0 || !S_ISDIR(st.st_mode))
-                        return asprintf(ret_reason, "working directory '%s' is not an existing absolute directory",
-                                        workdir) < 0 ? -ENOMEM : -EINVAL;
+                r = check_workdir(owner, workdir, ret_reason);
+                if (r < 0)
+                        return r;
                 *ret_path = strdup(workdir);
                 if (!*ret_path)
                         return -ENOMEM;
@@ -89,6 +108,10 @@ static int job_dir(JobSubmitter *s, const char *workdir, unsigned *ret_id, char 
                 return 0;
         }
 
+        /* A directory made here belongs to the service: only its workers could write in it. */
+        if (!access_default_workdir_allowed(owner->uid, s->scheduler->service_uid))
+                return asprintf(ret_reason, "a job of uid %u needs a working directory it owns (workdir)",
+                                (unsigned) owner->uid) < 0 ? -ENOMEM : -EINVAL;
         r = make_job_dir(s, ret_id, ret_path);
         if (r < 0) {
                 errno = -r;
@@ -98,8 +121,8 @@ static int job_dir(JobSubmitter *s, const char *workdir, unsigned *ret_id, char 
         return 0;
 }
 
-int job_submit(JobSubmitter *s, const char *app, char *const *files, unsigned n_files, unsigned nreduce,
-               const char *workdir, uint64_t timeout, Job **ret, char **ret_reason) {
+int job_submit(JobSubmitter *s, const JobOwner *owner, const char *app, char *const *files, unsigned n_files,
+               unsigned nreduce, const char *workdir, uint64_t timeout, Job **ret, char **ret_reason) {
         _cleanup_free_ char *dir = NULL, *id = NULL;
         unsigned id_number = 0;
         Job *job;
@@ -109,7 +132,7 @@ int job_submit(JobSubmitter *s, const char *app, char *const *files, unsigned n_
         r = validate_request(s, app, files, n_files, nreduce, ret_reason);
         if (r < 0)
                 return r;
-        r = job_dir(s, workdir, &id_number, &dir, ret_reason);
+        r = job_dir(s, owner, workdir, &id_number, &dir, ret_reason);
         if (r < 0)
                 return r;
         if (asprintf(&id, "%u", id_number) < 0)
@@ -118,6 +141,8 @@ int job_submit(JobSubmitter *s, const char *app, char *const *files, unsigned n_
         r = job_new(id, app, dir, files, n_files, nreduce, timeout, &job);
         if (r < 0)
                 return r;
+        job->owner_uid = owner->uid;
+        job->owner_gid = owner->gid;
         r = scheduler_add_job(s->scheduler, job);
         if (r < 0) {
                 job_free(job);

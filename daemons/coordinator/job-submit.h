@@ -23,8 +23,15 @@ typedef struct JobSubmitter {
 
 void job_submitter_done(JobSubmitter *s);
 
+/* The submitter of a job, as the transport found it (SO_PEERCRED, D-Bus credentials). */
+typedef struct JobOwner {
+        uid_t uid;
+        gid_t gid;
+} JobOwner;
+
 /* Validates the request, creates the working directory (<state_dir>/jobs/<id> unless one
- * is given) and queues the job. On a bad request returns -EINVAL and a reason in
- * *ret_reason (malloc'd). */
-int job_submit(JobSubmitter *s, const char *app, char *const *files, unsigned n_files, unsigned nreduce,
-               const char *workdir, uint64_t timeout, Job **ret, char **ret_reason);
+ * is given) and queues the job of owner. A given working directory must be one the owner
+ * owns (access.h); the coordinator makes one only for jobs the service's workers run. On
+ * a bad request returns -EINVAL and a reason in *ret_reason (malloc'd). */
+int job_submit(JobSubmitter *s, const JobOwner *owner, const char *app, char *const *files, unsigned n_files,
+               unsigned nreduce, const char *workdir, uint64_t timeout, Job **ret, char **ret_reason);

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* One MapReduce job: its map and reduce tasks and their states. The model of the
  * coordinator; it knows nothing of sockets or JSON. Workers are opaque owner pointers. */
@@ -42,6 +43,11 @@ typedef struct Task {
 
 typedef struct Job {
         char *id;
+        /* Who submitted it (SO_PEERCRED on Varlink, the sender's credentials on D-Bus):
+         * its tasks run only on workers of this uid, and only it and root control the job
+         * (access.h). job_new() makes root the owner; submitters set it. */
+        uid_t owner_uid;
+        gid_t owner_gid;
         char *app;     /* NULL when workers bring their own */
         char *workdir; /* absolute */
         char **files;  /* input files, exactly as given; NULL once dropped (job_drop_files()) */

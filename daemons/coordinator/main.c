@@ -44,7 +44,7 @@ static void help(void) {
                "  -t, --task-timeout=SEC   hand a task to another worker if it is not finished\n"
                "                           within SEC seconds (default 10; fractions allowed; for a\n"
                "                           job server, the default of submitted jobs)\n"
-               "  -l, --listen=ADDRESS     unix:/path or tcp:host:port (default: $%s, else\n"
+               "  -l, --listen=ADDRESS     unix:/path, a Unix socket only (default: $%s, else\n"
                "                           unix:$RUNTIME_DIRECTORY/%s, $XDG_RUNTIME_DIR/mrkv/%s\n"
                "                           or /run/mrkv/%s)\n"
                "      --state-directory=DIR\n"
@@ -194,6 +194,9 @@ static int start_command_line_job(Coordinator *c) {
         r = job_new("1", NULL, cwd, arg_files, arg_n_files, arg_nreduce, arg_task_timeout, &job);
         if (r < 0)
                 return log_error_errno(r, "Failed to create job: %m");
+        /* The job of whoever started the coordinator, run by the workers of that user. */
+        job->owner_uid = geteuid();
+        job->owner_gid = getegid();
         c->exit_when_done = true;
         (void) coordinator_start_job(c, job);
         return 0;

@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <unistd.h>
+
+#include "access.h"
 #include "log.h"
 #include "scheduler.h"
 #include "time-util.h"
@@ -24,6 +27,7 @@ int scheduler_new(const SchedulerCallbacks *callbacks, void *userdata, Scheduler
         s->userdata = userdata;
         s->clock = system_clock;
         s->max_ended_files_size = SCHEDULER_MAX_ENDED_FILES_SIZE;
+        s->service_uid = geteuid();
         *ret = s;
         return 0;
 }
@@ -77,24 +81,11 @@ static void waiting_push(Scheduler *s, Worker *w) {
         w->waiting = true;
 }
 
-static void waiting_push_front(Scheduler *s, Worker *w) {
-        LIST_PREPEND(waiting, s->waiting, w);
-        w->waiting = true;
-}
-
 static void waiting_remove(Scheduler *s, Worker *w) {
         if (!w->waiting)
                 return;
         LIST_REMOVE(waiting, s->waiting, w);
         w->waiting = false;
-}
-
-static Worker *waiting_pop(Scheduler *s) {
-        Worker *w = s->waiting;
-
-        if (w)
-                waiting_remove(s, w);
-        return w;
 }
 
 /* Jobs. */
@@ -208,7 +199,7 @@ int scheduler_cancel_job(Scheduler *s, Job *j) {
 
 /* Workers. */
 
-int scheduler_add_worker(Scheduler *s, const char *description, void *userdata, Worker **ret) {
+int scheduler_add_worker(Scheduler *s, const char *description, uid_t uid, void *userdata, Worker **ret) {
         Worker *w;
 
         w = calloc(1, sizeof(*w));
@@ -218,6 +209,7 @@ int scheduler_add_worker(Scheduler *s, const char *description, void *userdata, 
         if (!w->description)
                 return worker_free(w), -ENOMEM;
         w->userdata = userdata;
+        w->uid = uid;
         LIST_PREPEND(workers, s->workers, w);
         observer_notify(s->observers, EVENT_WORKERS_CHANGED, NULL);
         *ret = w;
@@ -247,6 +239,25 @@ unsigned scheduler_n_workers(Scheduler *s) {
         return n;
 }
 
+bool scheduler_job_has_worker(Scheduler *s, const Job *j) {
+        LIST_FOREACH(workers, w, s->workers)
+                if (access_worker_may_run(w->uid, j, s->service_uid))
+                        return true;
+        return false;
+}
+
+bool scheduler_worker_holds(const Worker *w, const Job *j, const Task *t, unsigned attempt) {
+        return streq(w->assigned.job, j->id) && w->assigned.kind == t->kind && w->assigned.index == t->index &&
+               w->assigned.attempt == attempt && attempt > 0;
+}
+
+static void worker_set_assigned(Worker *w, const Job *j, const Task *t) {
+        snprintf(w->assigned.job, sizeof(w->assigned.job), "%s", j->id);
+        w->assigned.kind = t->kind;
+        w->assigned.index = t->index;
+        w->assigned.attempt = t->attempt;
+}
+
 /* Tasks. */
 
 /* The oldest job with a task for this worker: 1 and the task, 0 if none now, -ESHUTDOWN
@@ -261,6 +272,8 @@ static int scheduler_pick(Scheduler *s, Worker *w, uint64_t now, Job **ret_job, 
                 if (job_ended(j))
                         continue;
                 any = true;
+                if (!access_worker_may_run(w->uid, j, s->service_uid))
+                        continue;
                 r = job_assign(j, w, now, ret_task);
                 if (r > 0) {
                         *ret_job = j;
@@ -283,25 +296,39 @@ uint64_t scheduler_next_deadline(Scheduler *s) {
         return d;
 }
 
+/* The first waiting worker that gets something now, and what: 1 with a task, 0 with the
+ * word to exit (lab mode), -ENOENT if no waiting worker gets anything. Workers of
+ * different users may wait for different jobs, so one without a task does not stop the
+ * others'. */
+static int scheduler_next_assignment(Scheduler *s, uint64_t now, Worker **ret_worker, Job **ret_job,
+                                     Task **ret_task) {
+        LIST_FOREACH(waiting, w, s->waiting) {
+                int r = scheduler_pick(s, w, now, ret_job, ret_task);
+                if (r > 0 || (r == -ESHUTDOWN && s->exit_when_done && s->n_jobs > 0)) {
+                        *ret_worker = w;
+                        return r > 0;
+                }
+        }
+        return -ENOENT;
+}
+
 void scheduler_dispatch(Scheduler *s) {
         uint64_t now = scheduler_now(s, CLOCK_MONOTONIC);
         Worker *w;
+        Job *j;
+        Task *t;
+        int r;
 
-        while ((w = waiting_pop(s))) {
-                Job *j;
-                Task *t;
-                int r;
-
-                r = scheduler_pick(s, w, now, &j, &t);
-                if (r == -ESHUTDOWN && s->exit_when_done && s->n_jobs > 0) {
+        /* Each callback may remove workers (a connection that closes), so the line is
+         * searched afresh after each. */
+        while ((r = scheduler_next_assignment(s, now, &w, &j, &t)) >= 0) {
+                waiting_remove(s, w);
+                if (r == 0) {
                         /* Lab mode: the job is over, and so is the worker's work. */
                         s->callbacks->assign(w, NULL, NULL, s->userdata);
                         continue;
                 }
-                if (r <= 0) {
-                        waiting_push_front(s, w);
-                        break;
-                }
+                worker_set_assigned(w, j, t);
                 s->callbacks->assign(w, j, t, s->userdata);
         }
         if (s->callbacks->wake_at)

@@ -26,7 +26,14 @@ typedef struct Worker Worker;
 struct Worker {
         void *userdata;    /* the owner's: the worker's connection */
         char *description; /* for log messages */
+        uid_t uid;         /* it runs as: it gets only tasks of jobs it may run (access.h) */
         bool waiting;      /* in the line of workers waiting for a task */
+        /* The attempt last handed to it, the only one it may report finished. */
+        struct {
+                char job[64];
+                TaskKind kind;
+                unsigned index, attempt;
+        } assigned;
         LIST_FIELDS(Worker, workers);
         LIST_FIELDS(Worker, waiting);
 };
@@ -60,6 +67,7 @@ struct Scheduler {
         void *clock_userdata;
         bool exit_when_done; /* lab mode: workers are told to exit once every job has ended */
         size_t max_ended_files_size; /* SCHEDULER_MAX_ENDED_FILES_SIZE unless changed */
+        uid_t service_uid;   /* the coordinator's own: its workers also run root's jobs */
 };
 
 /* callbacks must outlive the scheduler. */
@@ -83,11 +91,16 @@ Job *scheduler_find_job(Scheduler *s, const char *id);
 /* Ends a job that has not ended; -ESTALE if it had. */
 int scheduler_cancel_job(Scheduler *s, Job *j);
 
-/* A worker connected; userdata is the owner's (its connection). */
-int scheduler_add_worker(Scheduler *s, const char *description, void *userdata, Worker **ret);
+/* A worker running as uid connected; userdata is the owner's (its connection). */
+int scheduler_add_worker(Scheduler *s, const char *description, uid_t uid, void *userdata, Worker **ret);
 /* A worker went away: its running tasks are handed out again at once. Frees w. */
 void scheduler_remove_worker(Scheduler *s, Worker *w);
 unsigned scheduler_n_workers(Scheduler *s);
+/* Whether a connected worker may run the job's tasks; a job without one waits. */
+bool scheduler_job_has_worker(Scheduler *s, const Job *j);
+/* Whether attempt of task t of job j is the one last handed to w, which alone may report
+ * it finished. */
+bool scheduler_worker_holds(const Worker *w, const Job *j, const Task *t, unsigned attempt);
 
 /* The worker waits in line for a task; the answer comes through callbacks->assign, now
  * or once there is a task for it. */

@@ -187,6 +187,9 @@ START_TEST(test_jobs) {
         ck_assert_str_eq(get_string(job, "id"), "1");
         ck_assert_str_eq(get_string(job, "app"), "wc");
         ck_assert_str_eq(get_string(job, "state"), "queued");
+        ck_assert_int_eq(get_int(job, "owner_uid"), geteuid());
+        /* No worker is connected: the job says whose it waits for. */
+        ck_assert_ptr_nonnull(strstr(get_string(job, "waiting"), "a worker of uid"));
         ck_assert_str_eq(get_string(job, "workdir"), srv.workdir);
         files = member(job, "files");
         ck_assert_uint_eq(json_object_array_length(files), 1);
@@ -222,8 +225,8 @@ END_TEST
 
 START_TEST(test_submit_refused) {
         _cleanup_(varlink_client_freep) VarlinkClient *c = client_new();
-        _cleanup_json_ json_object *e = NULL, *list = NULL;
-        char params[PARAMS_MAX], four[4 * PARAMS_MAX];
+        _cleanup_json_ json_object *e = NULL, *list = NULL, *via_link = NULL;
+        char params[2 * PARAMS_MAX], link[PATH_MAX + 8], four[4 * PARAMS_MAX];
 
         e = call_error(c, MAPREDUCE_METHOD_SUBMIT_JOB, "{\"app\":\"wc\",\"files\":[\"relative.txt\"]}",
                        MAPREDUCE_ERROR_INVALID_JOB);
@@ -248,6 +251,14 @@ START_TEST(test_submit_refused) {
         expect_invalid_parameter(c, MAPREDUCE_METHOD_SUBMIT_JOB, params, "bogus");
         expect_invalid_parameter(c, MAPREDUCE_METHOD_GET_JOB, "{}", "job");
         expect_invalid_parameter(c, MAPREDUCE_METHOD_LIST_JOBS, "{\"all\":true}", "all");
+
+        /* A working directory that is a symbolic link is not the directory it names. */
+        snprintf(link, sizeof(link), "%s.link", srv.input);
+        ck_assert_int_eq(symlink("/", link), 0);
+        snprintf(params, sizeof(params), "{\"app\":\"wc\",\"files\":[\"%s\"],\"workdir\":\"%s\"}", srv.input,
+                 link);
+        via_link = call_error(c, MAPREDUCE_METHOD_SUBMIT_JOB, params, MAPREDUCE_ERROR_INVALID_JOB);
+        ck_assert_ptr_nonnull(strstr(get_string(via_link, "reason"), "not an existing absolute directory"));
 
         /* Nothing refused was queued. */
         list = call_ok(c, MAPREDUCE_METHOD_LIST_JOBS, NULL);
@@ -282,7 +293,7 @@ START_TEST(test_worker_calls) {
         _cleanup_(varlink_client_freep) VarlinkClient *c = client_new(), *w = client_new(),
                                                      *w2 = client_new();
         _cleanup_json_ json_object *task = NULL, *again = NULL, *no_job = NULL, *no_task = NULL,
-                                   *done = NULL;
+                                   *done = NULL, *not_assigned = NULL, *stale = NULL;
         json_object *files;
         char id[16], params[256];
 
@@ -297,9 +308,19 @@ START_TEST(test_worker_calls) {
         ck_assert_int_eq(get_int(task, "nreduce"), 1);
         ck_assert_str_eq(get_string(task, "app"), "wc");
         ck_assert_str_eq(get_string(task, "workdir"), srv.workdir);
+        ck_assert_int_eq(get_int(task, "owner_uid"), geteuid());
         files = member(task, "files");
         ck_assert_uint_eq(json_object_array_length(files), 1);
         ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(files, 0)), srv.input);
+
+        /* Only over the connection the attempt was handed to: not a client's, not another
+         * worker's, and not for an attempt it was not handed. */
+        finish_params(params, id, "map", 0, 1, ",\"ok\":false");
+        not_assigned = call_error(c, MAPREDUCE_METHOD_FINISH_TASK, params, MAPREDUCE_ERROR_TASK_NOT_ASSIGNED);
+        ck_assert_int_eq(get_int(not_assigned, "attempt"), 1);
+        json_object_put(call_error(w2, MAPREDUCE_METHOD_FINISH_TASK, params, MAPREDUCE_ERROR_TASK_NOT_ASSIGNED));
+        finish_params(params, id, "map", 0, 2, ",\"ok\":false");
+        json_object_put(call_error(w, MAPREDUCE_METHOD_FINISH_TASK, params, MAPREDUCE_ERROR_TASK_NOT_ASSIGNED));
 
         finish_params(params, "nope", "map", 0, 1, ",\"ok\":true");
         no_job = call_error(w, MAPREDUCE_METHOD_FINISH_TASK, params, MAPREDUCE_ERROR_NO_SUCH_JOB);
@@ -321,6 +342,9 @@ START_TEST(test_worker_calls) {
         ck_assert_str_eq(get_string(again, "kind"), "map");
         ck_assert_int_eq(get_int(again, "task"), 0);
         ck_assert_int_eq(get_int(again, "attempt"), 2);
+        /* Attempt 1 was reported: it is no longer this connection's to report. */
+        finish_params(params, id, "map", 0, 1, ",\"ok\":true");
+        stale = call_error(w, MAPREDUCE_METHOD_FINISH_TASK, params, MAPREDUCE_ERROR_TASK_NOT_ASSIGNED);
 
         expect_request_task_refuses_more(w2);
 }

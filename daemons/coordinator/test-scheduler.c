@@ -109,7 +109,7 @@ static Job *add_job(const char *id, unsigned nmap, unsigned nreduce) {
 static Worker *add_worker(const char *name) {
         Worker *w = NULL;
 
-        ck_assert_int_eq(scheduler_add_worker(sched, name, (void *) name, &w), 0);
+        ck_assert_int_eq(scheduler_add_worker(sched, name, sched->service_uid, (void *) name, &w), 0);
         ck_assert_ptr_nonnull(w);
         ck_assert_str_eq(w->description, name);
         return w;
@@ -457,6 +457,39 @@ START_TEST(test_cancel) {
 }
 END_TEST
 
+/* A job's tasks go only to workers that may run it (access.c): a worker of another
+ * user waits, and does not hold up the line for the workers behind it. */
+START_TEST(test_workers_of_the_owner) {
+        Worker *other = NULL, *alice = NULL, *service = add_worker("service");
+        Job *j = add_job("1", 2, 1), *root;
+
+        j->owner_uid = 1000;
+        ck_assert_int_eq(scheduler_add_worker(sched, "other", 1001, (void *) "other", &other), 0);
+        ck_assert(!scheduler_job_has_worker(sched, j));
+
+        scheduler_request_task(sched, other);
+        scheduler_request_task(sched, service);
+        expect_nothing();
+        ck_assert(other->waiting && service->waiting);
+
+        ck_assert_int_eq(scheduler_add_worker(sched, "alice", 1000, (void *) "alice", &alice), 0);
+        ck_assert(scheduler_job_has_worker(sched, j));
+        scheduler_request_task(sched, alice);
+        expect_task(alice, j, TASK_MAP, 0, 1);
+        ck_assert(scheduler_worker_holds(alice, j, &j->tasks[0], 1));
+        ck_assert(!scheduler_worker_holds(alice, j, &j->tasks[0], 2));
+        ck_assert(!scheduler_worker_holds(alice, j, &j->tasks[1], 1));
+        ck_assert(!scheduler_worker_holds(other, j, &j->tasks[0], 1));
+
+        /* Root's jobs go to the service's workers, behind the waiting worker of another uid. */
+        root = add_job("2", 1, 1);
+        ck_assert_uint_eq(root->owner_uid, 0);
+        expect_task(service, root, TASK_MAP, 0, 1);
+        ck_assert(other->waiting);
+        expect_nothing();
+}
+END_TEST
+
 START_TEST(test_ended_jobs_forgotten) {
         char id[16];
 
@@ -550,6 +583,7 @@ static Suite *regular_suite(void) {
         tcase_add_test(tc, test_lab_mode_end);
         tcase_add_test(tc, test_lab_mode_failure);
         tcase_add_test(tc, test_cancel);
+        tcase_add_test(tc, test_workers_of_the_owner);
         tcase_add_test(tc, test_ended_jobs_forgotten);
         tcase_add_test(tc, test_ended_files_dropped);
         tcase_add_test(tc, test_observers);

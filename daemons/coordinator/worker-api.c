@@ -1,5 +1,4 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include "commit.h"
 #include "json-util.h"
 #include "log.h"
 #include "macro.h"
@@ -29,6 +28,7 @@ static int task_to_json(Job *j, Task *t, json_object **ret) {
                               "files", task_files_to_json(j, t),
                               "nmap", json_object_new_int64(j->nmap),
                               "nreduce", json_object_new_int64(j->nreduce),
+                              "owner_uid", json_object_new_int64(j->owner_uid),
                               NULL);
         if (r < 0)
                 return r;
@@ -85,12 +85,20 @@ static int method_request_task(VarlinkConn *conn, json_object *parameters, Varli
                 return varlink_conn_error_invalid_parameter(conn, "more");
 
         if (!w) {
-                r = scheduler_add_worker(a->scheduler, varlink_conn_describe(conn), conn, &w);
+                uid_t uid;
+
+                /* Tasks go only to workers of the job's owner: a worker is who connected. */
+                r = varlink_conn_get_peer_credentials(conn, &uid, NULL);
+                if (r < 0)
+                        return varlink_conn_errorb(conn, MAPREDUCE_ERROR_PERMISSION_DENIED,
+                                                   "reason", json_object_new_string("a worker must connect over a Unix socket"),
+                                                   NULL);
+                r = scheduler_add_worker(a->scheduler, varlink_conn_describe(conn), uid, conn, &w);
                 if (r < 0)
                         return r;
                 varlink_conn_set_userdata(conn, w);
-                log_debug("Worker %s%s%s connected.", varlink_conn_describe(conn), p.worker ? " " : "",
-                          p.worker ?: "");
+                log_debug("Worker %s%s%s (uid %u) connected.", varlink_conn_describe(conn),
+                          p.worker ? " " : "", p.worker ?: "", (unsigned) uid);
         }
 
         /* The reply is deferred until there is a task; this worker waits in line. */
@@ -132,28 +140,6 @@ static int finish_find_task(MapReduceApi *a, VarlinkConn *conn, const FinishTask
         return 0;
 }
 
-/* The first successful attempt's output goes into place before the task counts as done;
- * any other attempt's is removed. Returns whether the attempt counts, and why not in
- * *error. */
-static bool finish_commit(VarlinkConn *conn, Job *job, Task *t, const FinishTaskParameters *p,
-                          const char **error) {
-        bool accept = p->ok && job_may_complete(job, t, p->attempt);
-        int r;
-
-        if (accept) {
-                r = commit_attempt_output(job, t, p->attempt);
-                if (r < 0) {
-                        log_warning_errno(r, "Cannot commit %s task %u attempt %u of %s: %m", p->kind,
-                                          p->task, p->attempt, varlink_conn_describe(conn));
-                        accept = false;
-                        *error = "output files missing";
-                }
-        }
-        if (!accept)
-                remove_attempt_output(job, t, p->attempt);
-        return accept;
-}
-
 static int method_finish_task(VarlinkConn *conn, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
         MapReduceApi *a = userdata;
         FinishTaskParameters p = {};
@@ -177,9 +163,20 @@ static int method_finish_task(VarlinkConn *conn, json_object *parameters, Varlin
         r = finish_find_task(a, conn, &p, &job, &t);
         if (r < 0)
                 return r;
+        /* Only the connection an attempt was handed to may report it. */
+        Worker *w = varlink_conn_get_userdata(conn);
+        if (!w || !scheduler_worker_holds(w, job, t, p.attempt))
+                return varlink_conn_errorb(conn, MAPREDUCE_ERROR_TASK_NOT_ASSIGNED,
+                                           "job", json_object_new_string(p.job),
+                                           "kind", json_object_new_string(p.kind),
+                                           "task", json_object_new_int64(p.task),
+                                           "attempt", json_object_new_int64(p.attempt),
+                                           NULL);
+        w->assigned.attempt = 0;
 
+        /* The worker renamed a successful attempt's output into place before reporting. */
         const char *error = p.error ?: "no reason given";
-        bool accept = finish_commit(conn, job, t, &p, &error);
+        bool accept = p.ok && job_may_complete(job, t, p.attempt);
 
         if (!p.ok)
                 log_warning("%s task %u attempt %u failed on %s: %s", p.kind, p.task, p.attempt,

@@ -50,7 +50,7 @@ static void help(void) {
                "conditional Put.\n\n"
                "  -h --help                  Show this help\n"
                "     --version               Show the version\n"
-               "  -l --listen=ADDRESS        Listen on ADDRESS (unix:/path or tcp:host:port) unless\n"
+               "  -l --listen=ADDRESS        Listen on ADDRESS (unix:/path; no TCP) unless\n"
                "                             systemd passes sockets; default $%s, else\n"
                "                             unix:$RUNTIME_DIRECTORY/%s (or $XDG_RUNTIME_DIR/mrkv/,\n"
                "                             /run/mrkv/)\n"

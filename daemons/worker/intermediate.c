@@ -35,12 +35,12 @@ int varint_decode(const uint8_t *p, const uint8_t *end, uint64_t *ret) {
 
 int group_reader_open(GroupReader *r, int dir_fd, const char *path, size_t buffer_size) {
         *r = (GroupReader) { .fd = -EBADF };
-        r->fd = openat(dir_fd, path, O_RDONLY | O_CLOEXEC);
+        r->fd = openat(dir_fd, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
         if (r->fd < 0)
                 return -errno;
         struct stat st;
-        if (fstat(r->fd, &st) < 0) {
-                int e = -errno;
+        int e = fstat(r->fd, &st) < 0 ? -errno : !S_ISREG(st.st_mode) ? -EINVAL : 0;
+        if (e < 0) {
                 group_reader_close(r);
                 return e;
         }

@@ -7,11 +7,25 @@
 /* Large enough to make writes cheap, small enough for one per partition at once. */
 #define OUTPUT_BUFFER (128U * 1024U)
 
+/* A new file: never one that exists, never through a symbolic link. Whatever has the
+ * name (a leftover of a crashed attempt, or a link someone planted) is removed first:
+ * unlinkat() removes the name, not what a link points to. */
+static int create_new(int dir_fd, const char *name) {
+        int fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+
+        if (fd >= 0 || errno != EEXIST)
+                return fd < 0 ? -errno : fd;
+        if (unlinkat(dir_fd, name, 0) < 0)
+                return -errno;
+        fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        return fd < 0 ? -errno : fd;
+}
+
 int output_file_open(OutputFile *f, int dir_fd, const char *name) {
         *f = (OutputFile) { .fd = -EBADF };
-        f->fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        f->fd = create_new(dir_fd, name);
         if (f->fd < 0)
-                return -errno;
+                return f->fd;
         f->buf = malloc(OUTPUT_BUFFER);
         if (!f->buf) {
                 closep(&f->fd);

@@ -11,6 +11,7 @@ typedef struct OutputFile {
         int error;
 } OutputFile;
 
+/* Creates name in dir_fd afresh (O_EXCL, O_NOFOLLOW), replacing whatever had the name. */
 int output_file_open(OutputFile *f, int dir_fd, const char *name);
 int output_file_write(OutputFile *f, const void *data, size_t n);
 /* Flushes and closes; returns the first error seen, if any. */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <systemd/sd-daemon.h>
@@ -18,6 +19,7 @@
 typedef struct Assignment {
         const char *kind, *job, *app, *workdir;
         uint32_t task, attempt, nmap, nreduce;
+        uint32_t owner_uid; /* UINT32_MAX when the coordinator did not say */
         json_object *files;
 } Assignment;
 
@@ -62,6 +64,37 @@ static int run_task(const Assignment *a, App *app, Groups *groups, int dir_fd, u
         return reduce_task_run(app->app, dir_fd, inputs, a->nmap, output, ret_error);
 }
 
+/* The i-th file of an attempt's output: its temporary and its final name. A map attempt
+ * writes nreduce files, a reduce attempt one. */
+static unsigned attempt_file(const Assignment *a, unsigned i, char from[static MR_NAME_MAX],
+                             char to[static MR_NAME_MAX]) {
+        if (streq(a->kind, "map")) {
+                mr_map_temp_name(from, a->job, a->task, a->attempt, i);
+                mr_intermediate_name(to, a->task, i);
+                return a->nreduce;
+        }
+        mr_reduce_temp_name(from, a->job, a->task, a->attempt);
+        mr_output_name(to, a->task);
+        return 1;
+}
+
+/* A successful attempt's files go into place before it is reported, renamed within the
+ * job's directory: a reader sees a whole file of some successful attempt, and attempts of
+ * a task write the same bytes. A failed attempt's files are removed. */
+static int attempt_commit(const Assignment *a, int dir_fd, bool ok) {
+        char from[MR_NAME_MAX], to[MR_NAME_MAX];
+        unsigned n = attempt_file(a, 0, from, to);
+
+        for (unsigned i = 0; i < n; i++) {
+                (void) attempt_file(a, i, from, to);
+                if (!ok)
+                        (void) unlinkat(dir_fd, from, 0);
+                else if (renameat(dir_fd, from, dir_fd, to) < 0)
+                        return -errno;
+        }
+        return 0;
+}
+
 static int finish_task(VarlinkClient *client, const Assignment *a, bool ok, const char *error) {
         _cleanup_json_ json_object *p = NULL, *reply = NULL;
         const char *err = NULL;
@@ -93,7 +126,7 @@ typedef struct WorkerState {
         size_t n_apps;
         Groups groups; /* map scratch space, reused from task to task */
         uint64_t max_input; /* bytes of a map task's input */
-        char *cwd;
+        int dir_fd;    /* the current task's job directory, also the cwd */
         unsigned served;
 } WorkerState;
 
@@ -102,7 +135,7 @@ static void worker_state_done(WorkerState *w) {
                 app_free(w->apps[i]);
         free(w->apps);
         groups_done(&w->groups);
-        free(w->cwd);
+        closep(&w->dir_fd);
 }
 
 /* The app a task needs: the command line's, or the job's, loaded once. */
@@ -118,6 +151,13 @@ static App *worker_app(WorkerState *w, const Assignment *a, char **ret_error) {
         }
         if (!a->app) {
                 *ret_error = strdup("the job names no app and this worker was started without APP");
+                return NULL;
+        }
+        /* A plugin path runs with this worker's rights: only for a job of its own uid. The
+         * coordinator sends no other; this is a second line. */
+        if (strchr(a->app, '/') && a->owner_uid != (uint32_t) geteuid()) {
+                asprintf_or_null(ret_error, "app '%s' is a path, and the job's owner is not this worker's uid %u",
+                                 a->app, (unsigned) geteuid());
                 return NULL;
         }
         for (size_t i = 0; i < w->n_apps; i++)
@@ -148,6 +188,7 @@ static const VarlinkField assignment_fields[] = {
         { "nreduce", VARLINK_UINT32, offsetof(Assignment, nreduce), false },
         { "app", VARLINK_STRING, offsetof(Assignment, app), false },
         { "workdir", VARLINK_STRING, offsetof(Assignment, workdir), false },
+        { "owner_uid", VARLINK_UINT32, offsetof(Assignment, owner_uid), false },
         {},
 };
 
@@ -172,7 +213,7 @@ static int request_task(VarlinkClient *client, const char *address, json_object 
                         Assignment *ret) {
         _cleanup_json_ json_object *reply = NULL;
         const char *err = NULL, *bad = NULL;
-        Assignment a = {};
+        Assignment a = { .owner_uid = UINT32_MAX };
         int r;
 
         r = varlink_client_call(client, MAPREDUCE_METHOD_REQUEST_TASK, NULL, UINT64_MAX, &reply, &err);
@@ -192,19 +233,27 @@ static int request_task(VarlinkClient *client, const char *address, json_object 
         return r;
 }
 
-/* Apps work in the job's directory, as the lab's do (they may create files there). */
-static int worker_enter_workdir(WorkerState *w, const char *workdir, char **ret_error) {
-        int r = 0;
+/* Apps work in the job's directory, as the lab's do (they may create files there); the
+ * worker's own files are opened relative to it, never through a link in its place. */
+static int worker_enter_workdir(WorkerState *w, const Assignment *a, char **ret_error) {
+        struct stat st;
 
-        if (w->cwd && streq(w->cwd, workdir))
-                return 0;
-        if (chdir(workdir) < 0) {
-                r = -errno;
-                asprintf_or_null(ret_error, "cannot enter %s: %s", workdir, strerror(errno));
+        /* Opened for every task: the directory a path names may have been replaced. */
+        closep(&w->dir_fd);
+        w->dir_fd = open(a->workdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (w->dir_fd < 0 || fstat(w->dir_fd, &st) < 0 || fchdir(w->dir_fd) < 0) {
+                int r = -errno;
+                asprintf_or_null(ret_error, "cannot enter %s: %s", a->workdir, strerror(-r));
+                return r;
         }
-        free(w->cwd);
-        w->cwd = r < 0 ? NULL : strdup(workdir);
-        return r;
+        /* A job writes only in a directory of its owner's (root's jobs: anywhere). The
+         * coordinator checks it too, where it can see the directory. */
+        if (a->owner_uid != 0 && st.st_uid != a->owner_uid) {
+                asprintf_or_null(ret_error, "working directory %s belongs to uid %u, not to the job's owner",
+                                 a->workdir, (unsigned) st.st_uid);
+                return -EPERM;
+        }
+        return 0;
 }
 
 /* Runs a task: 0, or a negative errno and in *ret_error why, for the coordinator. */
@@ -214,11 +263,18 @@ static int worker_execute(WorkerState *w, const Assignment *a, char **ret_error)
         int r;
 
         app = worker_app(w, a, &error);
-        r = app ? worker_enter_workdir(w, a->workdir, &error) : -ENOENT;
+        r = app ? worker_enter_workdir(w, a, &error) : -ENOENT;
 
         log_debug("Running %s task %u attempt %u of job %s.", a->kind, a->task, a->attempt, a->job);
-        if (r >= 0)
-                r = run_task(a, app, &w->groups, AT_FDCWD, w->max_input, &error);
+        if (r >= 0) {
+                r = run_task(a, app, &w->groups, w->dir_fd, w->max_input, &error);
+                int k = attempt_commit(a, w->dir_fd, r >= 0);
+                if (r >= 0 && k < 0) {
+                        r = k;
+                        asprintf_or_null(&error, "cannot rename the output of %s task %u into place: %s", a->kind,
+                                         a->task, strerror(-k));
+                }
+        }
         if (r < 0 && !error) {
                 errno = -r;
                 asprintf_or_null(&error, "%s task failed: %m", a->kind);
@@ -258,7 +314,7 @@ static int worker_session(WorkerState *w, VarlinkClient *client, const char *add
 }
 
 int worker_run(const char *address, App *app, bool serve, uint64_t max_input) {
-        _cleanup_(worker_state_done) WorkerState w = { .fixed = app, .max_input = max_input };
+        _cleanup_(worker_state_done) WorkerState w = { .fixed = app, .max_input = max_input, .dir_fd = -EBADF };
         uint64_t pause = 100 * USEC_PER_MSEC;
         bool ready = false;
         int r;

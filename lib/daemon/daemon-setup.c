@@ -145,6 +145,9 @@ int daemon_listen(Daemon *d, DaemonListenFd listen_fd, void *userdata) {
         if (n == -ENOTSOCK)
                 return log_error_errno(EINVAL, "Passed file descriptor %d is not a listening stream socket.",
                                        bad_fd);
+        if (n == -EPFNOSUPPORT)
+                return log_error_errno(EPFNOSUPPORT, "Passed file descriptor %d is not a Unix socket: "
+                                       DAEMON_UNIX_ONLY_REASON, bad_fd);
         if (n < 0)
                 return log_error_errno(n, "Failed to read sockets passed by the service manager: %m");
         if (n > 0) {
@@ -152,6 +155,9 @@ int daemon_listen(Daemon *d, DaemonListenFd listen_fd, void *userdata) {
                 return hand_over(fds, n, listen_fd, userdata);
         }
 
+        if (d->options.address->family != AF_UNIX)
+                return log_error_errno(EPFNOSUPPORT, "Refusing to listen on %s: " DAEMON_UNIX_ONLY_REASON,
+                                       d->options.address->string);
         fd = address_listen(d->options.address);
         if (fd < 0)
                 return log_error_errno(fd, "Failed to listen on %s: %m", d->options.address->string);

@@ -55,6 +55,14 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Daemon *, daemon_free);
  * Only a failure of a bus that was asked for is an error. */
 int daemon_open_bus(Daemon *d, DaemonBusSetup setup, void *userdata, sd_bus **ret);
 
+/* Why the daemons serve Unix sockets only: every request has an identity (SO_PEERCRED),
+ * and a TCP connection carries none. Other hosts reach a daemon through an SSH forward of
+ * its Unix socket, where the identity is that of the SSH login. */
+#define DAEMON_UNIX_ONLY_REASON                                                                   \
+        "the daemons serve Unix sockets only, since TCP carries no authentication "               \
+        "(forward the Unix socket over SSH instead)"
+
 /* Hands the listening sockets to the service: those the service manager passed, else one
- * bound to options.address. When listen_fd fails, the sockets not handed over are closed. */
+ * bound to options.address; -EPFNOSUPPORT (logged) for anything but Unix sockets. When
+ * listen_fd fails, the sockets not handed over are closed. */
 int daemon_listen(Daemon *d, DaemonListenFd listen_fd, void *userdata);

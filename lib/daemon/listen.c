@@ -26,12 +26,19 @@ int listen_fds_passed(int **ret_fds, int *ret_bad_fd) {
                 return n;
         }
 
-        for (int i = 0; i < n; i++)
-                if (sd_is_socket(SD_LISTEN_FDS_START + i, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
-                        *ret_bad_fd = SD_LISTEN_FDS_START + i;
+        for (int i = 0; i < n; i++) {
+                int fd = SD_LISTEN_FDS_START + i, r = 0;
+
+                if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0)
+                        r = -ENOTSOCK;
+                else if (sd_is_socket(fd, AF_UNIX, SOCK_STREAM, 1) <= 0)
+                        r = -EPFNOSUPPORT; /* no peer credentials, no authentication */
+                if (r < 0) {
+                        *ret_bad_fd = fd;
                         close_passed(n);
-                        return -ENOTSOCK;
+                        return r;
                 }
+        }
 
         fds = calloc(n, sizeof(int));
         if (!fds) {

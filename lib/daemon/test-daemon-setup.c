@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <check.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -154,6 +156,35 @@ static int refuses_non_socket(void) {
         return 0;
 }
 
+/* TCP carries no identity: neither an address nor a passed socket of it is served. */
+static int refuses_tcp(void) {
+        _cleanup_(daemon_freep) Daemon *d = NULL;
+        struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        Address a;
+        Taken t = { .fail_at = -1 };
+        int fd;
+
+        unsetenv("LISTEN_FDS");
+        CHILD_CHECK(address_parse("tcp:127.0.0.1:0", &a) == 0);
+        CHILD_CHECK(new_daemon(&a, &d) == 0);
+        CHILD_CHECK(daemon_listen(d, take_fd, &t) == -EPFNOSUPPORT);
+        CHILD_CHECK(!d->bound && t.n == 0);
+        d = daemon_free(d);
+        address_done(&a);
+
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        CHILD_CHECK(fd >= 0 && bind(fd, (const struct sockaddr *) &sin, sizeof(sin)) == 0 && listen(fd, 1) == 0);
+        CHILD_CHECK(dup2(fd, 3) == 3);
+        pass_fds(1);
+        CHILD_CHECK(address_parse("unix:/nonexistent/dir/test.sock", &a) == 0);
+        CHILD_CHECK(new_daemon(&a, &d) == 0);
+        CHILD_CHECK(daemon_listen(d, take_fd, &t) == -EPFNOSUPPORT);
+        CHILD_CHECK(t.n == 0);
+        CHILD_CHECK(!fd_open(3));
+        address_done(&a);
+        return 0;
+}
+
 static int bind_failure(void) {
         _cleanup_(daemon_freep) Daemon *d = NULL;
         Address a;
@@ -214,6 +245,11 @@ START_TEST(test_refuses_non_socket) {
 }
 END_TEST
 
+START_TEST(test_refuses_tcp) {
+        ck_assert_int_eq(tests_in_child(refuses_tcp), 0);
+}
+END_TEST
+
 START_TEST(test_bind_failure) {
         ck_assert_int_eq(tests_in_child(bind_failure), 0);
 }
@@ -263,6 +299,7 @@ static Suite *daemon_setup_suite(void) {
         tcase_add_test(tc, test_takes_passed);
         tcase_add_test(tc, test_closes_rest_on_failure);
         tcase_add_test(tc, test_refuses_non_socket);
+        tcase_add_test(tc, test_refuses_tcp);
         tcase_add_test(tc, test_bind_failure);
         tcase_add_test(tc, test_fits_connections);
         suite_add_tcase(s, tc);

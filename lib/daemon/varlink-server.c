@@ -66,6 +66,7 @@ struct VarlinkConn {
         bool disconnected;
         bool processing;  /* inside conn_process_input(): it updates events and reads on */
         void *userdata;
+        struct ucred peer; /* SO_PEERCRED at accept; pid 0 when the socket has none */
         char description[32];
 };
 
@@ -432,6 +433,16 @@ const char *varlink_conn_describe(VarlinkConn *c) {
         return c->description;
 }
 
+int varlink_conn_get_peer_credentials(VarlinkConn *c, uid_t *ret_uid, gid_t *ret_gid) {
+        if (c->peer.pid <= 0)
+                return -ENODATA;
+        if (ret_uid)
+                *ret_uid = c->peer.uid;
+        if (ret_gid)
+                *ret_gid = c->peer.gid;
+        return 0;
+}
+
 static void conn_disconnect(VarlinkConn *c) {
         VarlinkServer *s = c->server;
 
@@ -764,8 +775,7 @@ static int on_conn_defer(sd_event_source *source, void *userdata) {
 static int server_add_connection(VarlinkServer *s, int fd) {
         _cleanup_close_ int cfd = fd;
         VarlinkConn *c;
-        struct ucred cred;
-        socklen_t len = sizeof(cred);
+        socklen_t len = sizeof(struct ucred);
         int r;
 
         c = calloc(1, sizeof(*c));
@@ -775,8 +785,10 @@ static int server_add_connection(VarlinkServer *s, int fd) {
         c->server = s;
         c->fd = TAKE_FD(cfd);
 
-        if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.pid > 0)
-                snprintf(c->description, sizeof(c->description), "pid %d (fd %d)", (int) cred.pid, c->fd);
+        if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &c->peer, &len) < 0 || len != sizeof(c->peer))
+                c->peer = (struct ucred) {};
+        if (c->peer.pid > 0)
+                snprintf(c->description, sizeof(c->description), "pid %d (fd %d)", (int) c->peer.pid, c->fd);
         else
                 snprintf(c->description, sizeof(c->description), "fd %d", c->fd);
 

@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <json-c/json.h>
 #include <systemd/sd-event.h>
@@ -129,3 +130,6 @@ void varlink_conn_set_userdata(VarlinkConn *c, void *userdata);
 VarlinkServer *varlink_conn_get_server(VarlinkConn *c);
 /* A short description of the peer for log messages ("pid 1234" or "fd 7"). */
 const char *varlink_conn_describe(VarlinkConn *c);
+/* The peer's uid and gid as SO_PEERCRED gave them when the connection was accepted:
+ * who connected, not who writes now. -ENODATA for a socket without credentials. */
+int varlink_conn_get_peer_credentials(VarlinkConn *c, uid_t *ret_uid, gid_t *ret_gid);

@@ -3,10 +3,11 @@
 
 #include <stdio.h>
 
-/* Names of a MapReduce job's files in its working directory, shared by worker and
- * coordinator. Workers write an attempt's output under temporary names; the
- * coordinator renames the accepted attempt's files into place, so exactly one attempt
- * of a task is ever visible. Temporary names start with ".mrkv-tmp", never "mr-out". */
+/* Names of a MapReduce job's files in its working directory. A worker writes an
+ * attempt's output under temporary names (created afresh, O_EXCL) and renames them into
+ * place within the directory before it reports the attempt, so a final name only ever
+ * holds a whole file of a successful attempt. Temporary names start with ".mrkv-tmp",
+ * never "mr-out". */
 
 #define MR_NAME_MAX 256
 

@@ -36,6 +36,8 @@ fail() {
     exit 1
 }
 
+. "$(dirname "$0")/lib.sh"
+
 SOCK=$tmp/coordinator.sock
 # The job verbs find the coordinator through the environment; one check uses --connect.
 export MRKV_COORDINATOR_ADDRESS=unix:$SOCK
@@ -52,17 +54,6 @@ else
     "$MRKV_GENCORPUS" --files 8 --size 200000 --prefix pg-gen- "$tmp/in" || fail "cannot generate input"
     INPUTS=("$tmp"/in/pg-*.txt)
 fi
-
-# Polls CONDITION (a command) every 50 ms until it holds or SEC seconds have passed.
-wait_until() { # SEC DESCRIPTION COMMAND...
-    local sec=$1 what=$2
-    shift 2
-    for _ in $(seq $((sec * 20))); do
-        "$@" && return 0
-        sleep 0.05
-    done
-    fail "timed out after ${sec}s waiting until $what"
-}
 
 start_coordinator() {
     "$MRKV_COORDINATOR" --listen "unix:$SOCK" --state-directory "$tmp/state" >"$tmp/coordinator.log" 2>&1 &
@@ -85,10 +76,6 @@ sequential() { # APP OUTFILE FILE...
     shift 2
     (cd "$tmp/seq" && "$MRKV_SEQUENTIAL" "$app" "$@" && sort mr-out-0 >"$out" && rm -f mr-out-0) ||
         fail "mrkv-sequential $app failed"
-}
-
-json_field() { # FILE EXPRESSION (Python, on the parsed JSON as j)
-    python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
 }
 
 # Checks that job ID's outputs, sorted, are what mrkv-sequential writes.
