@@ -1028,6 +1028,16 @@ static void expect_plain(VarlinkClient *c, const char *params, const char *text,
         ck_assert_str_eq(get_string(p, "path"), path);
 }
 
+/* Sends a message as it is (and its NUL) and expects the answer of org.test.Plain. */
+static void expect_raw_path(int fd, VarlinkClient *raw, const char *message, const char *text, const char *path) {
+        _cleanup_json_ json_object *p = NULL;
+
+        raw_send(fd, message, strlen(message) + 1);
+        p = read_ok(raw, NULL);
+        ck_assert_str_eq(get_string(p, "text"), text);
+        ck_assert_str_eq(get_string(p, "path"), path);
+}
+
 START_TEST(test_plain_calls) {
         _cleanup_(varlink_client_freep) VarlinkClient *c = client_new(), *raw = NULL;
         _cleanup_json_ json_object *p = NULL, *q = NULL, *r = NULL;
@@ -1055,23 +1065,14 @@ START_TEST(test_plain_calls) {
 
         /* Spaces anywhere are still plain; a repeated name, "more" or "oneway" are not. */
         ck_assert_int_eq(varlink_client_new_fd(fd, &raw), 0);
-        RAW_SEND(fd, " { \"parameters\" : { \"text\" : \"ws\" } ,\n\"method\":\"org.test.Plain\" } \0");
-        json_object_put(p);
-        p = read_ok(raw, NULL);
-        ck_assert_str_eq(get_string(p, "path"), "plain");
-        RAW_SEND(fd, "{\"method\":\"org.test.Plain\",\"parameters\":{\"text\":\"a\",\"text\":\"b\"}}\0");
-        json_object_put(p);
-        p = read_ok(raw, NULL);
-        ck_assert_str_eq(get_string(p, "path"), "general");
-        ck_assert_str_eq(get_string(p, "text"), "b");
-        RAW_SEND(fd, "{\"method\":\"org.test.Plain\",\"more\":true,\"parameters\":{\"text\":\"m\"}}\0");
-        json_object_put(p);
-        p = read_ok(raw, NULL);
-        ck_assert_str_eq(get_string(p, "path"), "general");
-        RAW_SEND(fd, "{\"method\":\"org.test.Plain\",\"oneway\":false,\"parameters\":{\"text\":\"n\"}}\0");
-        json_object_put(p);
-        p = read_ok(raw, NULL);
-        ck_assert_str_eq(get_string(p, "path"), "general");
+        expect_raw_path(fd, raw, " { \"parameters\" : { \"text\" : \"ws\" } ,\n\"method\":\"org.test.Plain\" } ",
+                        "ws", "plain");
+        expect_raw_path(fd, raw, "{\"method\":\"org.test.Plain\",\"parameters\":{\"text\":\"a\",\"text\":\"b\"}}", "b",
+                        "general");
+        expect_raw_path(fd, raw, "{\"method\":\"org.test.Plain\",\"more\":true,\"parameters\":{\"text\":\"m\"}}", "m",
+                        "general");
+        expect_raw_path(fd, raw, "{\"method\":\"org.test.Plain\",\"oneway\":false,\"parameters\":{\"text\":\"n\"}}",
+                        "n", "general");
         /* Not strict JSON: closed, as on the general path. */
         RAW_SEND(fd, "{\"method\":\"org.test.Plain\",\"parameters\":{\"text\":\"\x01\"}}\0");
         expect_closed(raw);
