@@ -640,7 +640,7 @@ static int conn_dispatch(VarlinkConn *c, const char *data, size_t size) {
 }
 
 static int conn_process_input(VarlinkConn *c) {
-        _cleanup_(conn_unrefp) VarlinkConn *ref = conn_ref(c);
+        _unused_ _cleanup_(conn_unrefp) VarlinkConn *ref = conn_ref(c);
         int r;
 
         while (!c->disconnected && !c->pending && varlink_buffer_size(&c->out) < OUTPUT_HIGH_WATER) {
