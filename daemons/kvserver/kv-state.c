@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,8 +22,10 @@
 #define KV_RECORD_HEADER 12U    /* le64 version, le32 key size */
 /* After a snapshot failed, the log's size does not start another one before this. */
 #define SNAPSHOT_RETRY_USEC (10 * USEC_PER_SEC)
-/* Kernels without pidfd_open(): how often a running snapshot writer is looked at. */
-#define SNAPSHOT_POLL_USEC (50 * USEC_PER_MSEC)
+/* Degraded, the snapshot that repairs the log is tried again after this, doubled after
+ * each failure up to the maximum: Puts resume by themselves once the disk has room. */
+#define REPAIR_RETRY_MIN_USEC (1 * USEC_PER_SEC)
+#define REPAIR_RETRY_MAX_USEC (30 * USEC_PER_SEC)
 #define LATENCY_WINDOW_USEC (60 * USEC_PER_SEC)
 #define LATENCY_SAMPLES 4096U
 #define SYNCS_IN_FLIGHT 256U
@@ -50,6 +53,8 @@ struct KVState {
         sd_event_source *commit_source;
         sd_event_source *snapshot_source;
         Snapshot *snapshot;
+        sd_event_source *repair_source;
+        uint64_t repair_backoff_usec;   /* the next retry's delay; 0 when not degraded */
         uint64_t snapshot_start_bytes;  /* the log's byte count when the running snapshot started */
         uint64_t snapshot_retry_usec;   /* CLOCK_MONOTONIC */
 
@@ -223,11 +228,15 @@ static void answer_durable(KVState *k, uint64_t durable) {
         }
 }
 
-/* The log failed: the Puts still waiting were not made durable. Answered with the error
- * and dropped from the overlay, so nothing of them stays visible. */
+/* The log failed: the Puts still waiting were not made durable. Once the log has cut
+ * their records from its files, so that no replay can bring them back, they are answered
+ * with the error and dropped from the overlay, so nothing of them stays visible. Until
+ * then they wait: a snapshot that holds them makes them durable after all. */
 static void fail_pending(KVState *k, int error) {
         PendingPut *pp;
 
+        if (k->sync_mode == WAL_SYNC_ALWAYS && !wal_undurable_cut(k->wal))
+                return;
         while ((pp = pending_pop_any(k->pending)))
                 answer(k, pp, error);
 }
@@ -291,6 +300,35 @@ static void snapshot_stat(KVState *k, uint64_t seqnum) {
         }
 }
 
+static int on_repair_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        KVState *k = userdata;
+
+        if (k->degraded < 0 && !k->snapshot) {
+                log_info("Trying again to write the snapshot that brings the log in %s back.",
+                         state_dir_path(k->dir));
+                (void) kv_state_snapshot(k);
+        }
+        return 0;
+}
+
+/* Degraded, and the snapshot that would bring the log back failed: tries again later,
+ * backing off, so that Puts resume by themselves once the disk has room again. */
+static void repair_schedule(KVState *k) {
+        int r;
+
+        k->repair_backoff_usec = k->repair_backoff_usec == 0 ?
+                REPAIR_RETRY_MIN_USEC : MIN(k->repair_backoff_usec * 2, REPAIR_RETRY_MAX_USEC);
+        if (k->repair_source) {
+                r = sd_event_source_set_time_relative(k->repair_source, k->repair_backoff_usec);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(k->repair_source, SD_EVENT_ONESHOT);
+        } else
+                r = sd_event_add_time_relative(k->event, &k->repair_source, CLOCK_MONOTONIC,
+                                               k->repair_backoff_usec, 0, on_repair_timer, k);
+        if (r < 0)
+                log_warning_errno(r, "Failed to schedule another snapshot, Snapshot() starts one: %m");
+}
+
 static void snapshot_check(KVState *k) {
         uint64_t seqnum;
         bool written;
@@ -325,30 +363,20 @@ static void snapshot_check(KVState *k) {
                 if (written)
                         /* The next one covers everything appended: it brings the log back. */
                         (void) kv_state_snapshot(k);
+                else
+                        repair_schedule(k);
         } else if (k->degraded < 0) {
                 k->degraded = 0;
+                k->repair_backoff_usec = 0;
                 log_notice("The log in %s is trusted again after a snapshot: Puts are accepted.",
                            state_dir_path(k->dir));
         }
         notify_changed(k);
 }
 
-static int on_snapshot_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+static int on_snapshot_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
         snapshot_check(userdata);
         return 0;
-}
-
-static int on_snapshot_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        KVState *k = userdata;
-        int r;
-
-        snapshot_check(k);
-        if (!k->snapshot)
-                return 0;
-        r = sd_event_source_set_time(s, usec + SNAPSHOT_POLL_USEC);
-        if (r < 0)
-                return r;
-        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
 
 static uint64_t log_bytes_written(KVState *k) {
@@ -359,7 +387,7 @@ static uint64_t log_bytes_written(KVState *k) {
 }
 
 int kv_state_snapshot(KVState *k) {
-        int pidfd, r;
+        int r;
 
         assert(k);
 
@@ -370,18 +398,20 @@ int kv_state_snapshot(KVState *k) {
                            &k->snapshot);
         if (r < 0) {
                 k->snapshot_retry_usec = usec_add(now_usec(), SNAPSHOT_RETRY_USEC);
+                if (k->degraded < 0)
+                        repair_schedule(k);
                 return r;
         }
         k->snapshot_start_bytes = log_bytes_written(k);
 
-        pidfd = snapshot_get_pidfd(k->snapshot);
-        if (pidfd >= 0)
-                r = sd_event_add_io(k->event, &k->snapshot_source, pidfd, EPOLLIN, on_snapshot_exit, k);
-        else
-                r = sd_event_add_time_relative(k->event, &k->snapshot_source, CLOCK_MONOTONIC, SNAPSHOT_POLL_USEC,
-                                               0, on_snapshot_timer, k);
+        /* sd-event watches the writer through a pidfd, or through SIGCHLD on kernels (and
+         * under valgrind) without pidfd_open(); kv_state_open() blocked SIGCHLD for that. */
+        r = sd_event_add_child(k->event, &k->snapshot_source, snapshot_get_pid(k->snapshot), WEXITED,
+                               on_snapshot_exit, k);
         if (r < 0) {
                 snapshot_done(k);
+                if (k->degraded < 0)
+                        repair_schedule(k);
                 return log_error_errno(r, "Failed to watch the snapshot writer: %m");
         }
         log_info("Snapshot of record %" PRIu64 " started (pid %d).", snapshot_get_seqnum(k->snapshot),
@@ -628,6 +658,14 @@ static int kv_state_load(KVState *k, const KVStateOptions *opts, uint64_t *ret_a
         return 0;
 }
 
+static int block_sigchld(void) {
+        sigset_t mask;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
+        return -pthread_sigmask(SIG_BLOCK, &mask, NULL);
+}
+
 int kv_state_open(sd_event *event, Store *store, const KVStateOptions *opts, KVState **ret) {
         _cleanup_(kv_state_freep) KVState *k = NULL;
         uint64_t after = 0, started = now_usec();
@@ -638,6 +676,11 @@ int kv_state_open(sd_event *event, Store *store, const KVStateOptions *opts, KVS
         assert(opts);
         assert(opts->directory);
         assert(ret);
+
+        /* sd_event_add_child() wants SIGCHLD blocked, for its fallback without pidfds. */
+        r = block_sigchld();
+        if (r < 0)
+                return log_error_errno(r, "Failed to block SIGCHLD: %m");
 
         k = calloc(1, sizeof(*k));
         if (!k)
@@ -685,6 +728,7 @@ KVState *kv_state_free(KVState *k) {
         if (!k)
                 return NULL;
         snapshot_done(k);
+        sd_event_source_disable_unref(k->repair_source);
         sd_event_source_disable_unref(k->wal_source);
         sd_event_source_disable_unref(k->commit_source);
         wal_free(k->wal);
