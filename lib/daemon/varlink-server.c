@@ -67,6 +67,8 @@ struct VarlinkConn {
         bool processing;  /* inside conn_process_input(): it updates events and reads on */
         void *userdata;
         char description[32];
+        uid_t peer_uid;   /* once peer_uid_known: SO_PEERCRED's, or UID_INVALID */
+        bool peer_uid_known;
 };
 
 static void conn_disconnect(VarlinkConn *c);
@@ -430,6 +432,17 @@ VarlinkServer *varlink_conn_get_server(VarlinkConn *c) {
 
 const char *varlink_conn_describe(VarlinkConn *c) {
         return c->description;
+}
+
+uid_t varlink_conn_get_peer_uid(VarlinkConn *c) {
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+
+        if (!c->peer_uid_known) {
+                c->peer_uid = getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 ? cred.uid : UID_INVALID;
+                c->peer_uid_known = true;
+        }
+        return c->peer_uid;
 }
 
 static void conn_disconnect(VarlinkConn *c) {

@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <json-c/json.h>
 #include <systemd/sd-event.h>
@@ -129,3 +130,8 @@ void varlink_conn_set_userdata(VarlinkConn *c, void *userdata);
 VarlinkServer *varlink_conn_get_server(VarlinkConn *c);
 /* A short description of the peer for log messages ("pid 1234" or "fd 7"). */
 const char *varlink_conn_describe(VarlinkConn *c);
+#ifndef UID_INVALID
+#define UID_INVALID ((uid_t) -1)
+#endif
+/* The peer's uid (SO_PEERCRED, read once), or UID_INVALID where the socket has none. */
+uid_t varlink_conn_get_peer_uid(VarlinkConn *c);
