@@ -401,14 +401,11 @@ START_TEST(test_damage_in_earlier_segment) {
 }
 END_TEST
 
-START_TEST(test_format_version) {
-        _cleanup_free_ char *path = test_dir_new();
+/* A segment holding only a header of format version v. */
+static void write_header_version(int dfd, uint32_t version) {
         uint8_t header[RECORD_FILE_HEADER_SIZE];
-        uint32_t v = htole32(RECORD_FORMAT_VERSION + 1), crc;
+        uint32_t v = htole32(version), crc;
         static const uint8_t zero[4] = {};
-        Wal *w = NULL;
-        Model m = {};
-        int dfd = test_dir_open(path);
 
         record_file_header_encode(header, RECORD_MAGIC_WAL, 1);
         memcpy(header + 8, &v, 4);
@@ -417,9 +414,22 @@ START_TEST(test_format_version) {
         crc = htole32((uint32_t) crc32(crc, header + 16, 8));
         memcpy(header + 12, &crc, 4);
         test_file_write(dfd, SEGMENT_1, header, sizeof(header));
+}
 
+START_TEST(test_format_version) {
+        _cleanup_free_ char *path = test_dir_new();
+        Wal *w = NULL;
+        Model m = {};
+        int dfd = test_dir_open(path);
+
+        write_header_version(dfd, RECORD_FORMAT_VERSION + 1);
         ck_assert_int_eq(wal_open(dfd, path, 0, &always, model_apply, &m, &w), -EPROTONOSUPPORT);
-        ck_assert_uint_eq(test_file_size(dfd, SEGMENT_1), sizeof(header));
+        ck_assert_uint_eq(test_file_size(dfd, SEGMENT_1), RECORD_FILE_HEADER_SIZE);
+
+        /* Older versions are still read. */
+        write_header_version(dfd, RECORD_FORMAT_VERSION_MIN);
+        ck_assert_int_eq(wal_open(dfd, path, 0, &always, model_apply, &m, &w), 0);
+        wal_free(w);
         close(dfd);
 }
 END_TEST
