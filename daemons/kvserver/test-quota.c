@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "quota.h"
+#include "unit-test.h"
 
 static void assert_account(const Quota *q, uint32_t uid, uint64_t keys, uint64_t bytes) {
         uint64_t k, b;
@@ -74,18 +75,12 @@ START_TEST(test_move_and_undo) {
 }
 END_TEST
 
-int main(void) {
+int main(int argc, char *argv[]) {
         Suite *s = suite_create("quota");
         TCase *tc = tcase_create("quota");
-        SRunner *sr;
-        int failed;
 
         tcase_add_test(tc, test_bounds);
         tcase_add_test(tc, test_move_and_undo);
         suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return unit_run("quota", s, NULL, argc, argv);
 }

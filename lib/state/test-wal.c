@@ -593,6 +593,19 @@ static void hooks_init(Hooks *h, WalIO *io) {
         };
 }
 
+/* A log with the hooks, and the first n records of m durable. */
+static Wal *open_hooked(int dfd, WalOptions *opts, Hooks *h, WalIO *io, Model *m, unsigned n) {
+        Wal *w;
+
+        hooks_init(h, io);
+        opts->io = io;
+        w = open_model(dfd, opts, m);
+        model_append(w, m, n);
+        ck_assert_int_eq(wal_commit(w), 0);
+        ck_assert_int_eq(wait_durable(w, n), 0);
+        return w;
+}
+
 static unsigned hooks_truncates(Hooks *h) {
         unsigned n;
 
@@ -688,13 +701,7 @@ START_TEST(test_sync_failure) {
         Wal *w;
         int dfd = test_dir_open(path);
 
-        hooks_init(&h, &io);
-        opts.io = &io;
-        w = open_model(dfd, &opts, &m);
-
-        model_append(w, &m, 5);
-        ck_assert_int_eq(wal_commit(w), 0);
-        ck_assert_int_eq(wait_durable(w, 5), 0);
+        w = open_hooked(dfd, &opts, &h, &io, &m, 5);
 
         hooks_set(&h, false, -EIO);
         model_append(w, &m, 5);
@@ -756,12 +763,7 @@ START_TEST(test_failed_sync_records_cut) {
         Wal *w;
         int dfd = test_dir_open(path);
 
-        hooks_init(&h, &io);
-        opts.io = &io;
-        w = open_model(dfd, &opts, &m);
-        model_append(w, &m, 5);
-        ck_assert_int_eq(wal_commit(w), 0);
-        ck_assert_int_eq(wait_durable(w, 5), 0);
+        w = open_hooked(dfd, &opts, &h, &io, &m, 5);
 
         /* Records 6 to 13, over three segments, are written while the sync of the first
          * is held; then it fails. */
@@ -800,9 +802,7 @@ START_TEST(test_failed_cut) {
         Wal *w;
         int dfd = test_dir_open(path);
 
-        hooks_init(&h, &io);
-        opts.io = &io;
-        w = open_model(dfd, &opts, &m);
+        w = open_hooked(dfd, &opts, &h, &io, &m, 0);
         h.truncate_error = -EIO;
         hooks_set(&h, false, -EIO);
         model_append(w, &m, 3);
