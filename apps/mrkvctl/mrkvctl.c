@@ -203,6 +203,9 @@ int exit_code_of_result(const mrkv_clerk *c, int r, const char *what, const char
                 log_error("%s %s: not applied, the server cannot store it (its disk is full or failing)", what,
                           subject);
                 return EXIT_STORAGE;
+        case MRKV_ERR_QUOTA:
+                log_error("%s %s: not applied, over the keys or bytes the server allows your user", what, subject);
+                return EXIT_QUOTA;
         case -ETIMEDOUT:
                 log_error("%s %s: no reply from %s before the timeout%s", what, subject, mrkv_clerk_get_address(c),
                           streq(what, "put") ? "; the put may have been applied" : "");

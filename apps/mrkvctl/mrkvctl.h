@@ -19,6 +19,7 @@ enum {
         EXIT_VERSION = 4,
         EXIT_MAYBE = 5,
         EXIT_STORAGE = 6,
+        EXIT_QUOTA = 7,
 };
 
 /* What the options common to every verb set. */

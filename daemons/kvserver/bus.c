@@ -57,6 +57,19 @@ static int property_get_degraded(sd_bus *bus, const char *path, const char *inte
         return sd_bus_message_append(reply, "b", kv_state_degraded(ctx->state) < 0);
 }
 
+static int property_get_quota(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        KVBusContext *ctx = userdata;
+        const Quota *q = kv_state_quota(ctx->state);
+
+        if (streq(property, "QuotaUsers"))
+                return sd_bus_message_append(reply, "u", (uint32_t) quota_n_uids(q));
+        return sd_bus_message_append(reply, "t",
+                                     streq(property, "QuotaKeys")    ? quota_limits(q)->keys :
+                                     streq(property, "QuotaBytes")   ? quota_limits(q)->bytes :
+                                                                       quota_refused(q));
+}
+
 static int method_snapshot(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         KVBusContext *ctx = userdata;
         int r;
@@ -82,6 +95,10 @@ static const sd_bus_vtable keyvalue_vtable[] = {
         SD_BUS_PROPERTY("LastSnapshotTime", "t", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LastSyncLatency", "t", property_get_state, 0, 0),
         SD_BUS_PROPERTY("Degraded", "b", property_get_degraded, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("QuotaKeys", "t", property_get_quota, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("QuotaBytes", "t", property_get_quota, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("QuotaUsers", "u", property_get_quota, 0, 0),
+        SD_BUS_PROPERTY("QuotaRefused", "t", property_get_quota, 0, 0),
         SD_BUS_METHOD("Snapshot", "", "", method_snapshot, 0),
         SD_BUS_VTABLE_END,
 };

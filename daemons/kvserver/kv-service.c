@@ -94,7 +94,8 @@ static int kv_put(KVService *k, VarlinkConn *c, const char *key, size_t key_size
         if (value_size > k->limits.max_value_size)
                 return reply_error_max(k, c, KV_ERROR_VALUE_TOO_LARGE, k->limits.max_value_size);
 
-        r = kv_state_put(k->state, key, key_size, value, value_size, version, c, &pending);
+        r = kv_state_put(k->state, key, key_size, value, value_size, version,
+                         (uint32_t) varlink_conn_get_peer_uid(c), c, &pending);
         if (r > 0) {
                 /* Answered by put_done() once durable; the connection reads nothing meanwhile. */
                 varlink_conn_set_userdata(c, pending);
@@ -171,6 +172,15 @@ static int put_answer(KVService *k, VarlinkConn *c, int r) {
                 return reply_error(k, c, KV_ERROR_VERSION_MISMATCH);
         case -E2BIG:
                 return reply_error_max(k, c, KV_ERROR_VALUE_TOO_LARGE, k->limits.max_value_size);
+        case -EDQUOT: {
+                const QuotaLimits *l = quota_limits(kv_state_quota(k->state));
+
+                k->stats.errors++;
+                return varlink_conn_errorb(c, KV_ERROR_QUOTA_EXCEEDED,
+                                           "maxKeys", json_object_new_uint64(l->keys),
+                                           "maxBytes", json_object_new_uint64(l->bytes),
+                                           NULL);
+        }
         case -ENOMEM:
                 /* Closing the connection tells the client the call failed without claiming
                  * anything about the key. */

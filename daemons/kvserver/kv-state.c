@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,10 +20,13 @@
 #include "time-util.h"
 
 #define KV_RECORD_HEADER 12U    /* le64 version, le32 key size */
+#define KV_RECORD_OWNED_HEADER 16U /* le64 version, le32 key size, le32 owner uid */
 /* After a snapshot failed, the log's size does not start another one before this. */
 #define SNAPSHOT_RETRY_USEC (10 * USEC_PER_SEC)
-/* Kernels without pidfd_open(): how often a running snapshot writer is looked at. */
-#define SNAPSHOT_POLL_USEC (50 * USEC_PER_MSEC)
+/* Degraded, the snapshot that repairs the log is tried again after this, doubled after
+ * each failure up to the maximum: Puts resume by themselves once the disk has room. */
+#define REPAIR_RETRY_MIN_USEC (1 * USEC_PER_SEC)
+#define REPAIR_RETRY_MAX_USEC (30 * USEC_PER_SEC)
 #define LATENCY_WINDOW_USEC (60 * USEC_PER_SEC)
 #define LATENCY_SAMPLES 4096U
 #define SYNCS_IN_FLIGHT 256U
@@ -42,6 +46,7 @@ struct KVState {
         StateDir *dir;
         Wal *wal;
         Pending *pending;
+        Quota *quota;
         WalSyncMode sync_mode;
         char *sync_mode_string;
         uint64_t snapshot_log_size;
@@ -50,6 +55,8 @@ struct KVState {
         sd_event_source *commit_source;
         sd_event_source *snapshot_source;
         Snapshot *snapshot;
+        sd_event_source *repair_source;
+        uint64_t repair_backoff_usec;   /* the next retry's delay; 0 when not degraded */
         uint64_t snapshot_start_bytes;  /* the log's byte count when the running snapshot started */
         uint64_t snapshot_retry_usec;   /* CLOCK_MONOTONIC */
 
@@ -78,15 +85,15 @@ struct KVState {
 /* Records */
 
 static int record_encode(uint8_t **buf, size_t *allocated, const void *key, size_t key_size, const void *value,
-                         size_t value_size, uint64_t version, size_t *ret_size) {
+                         size_t value_size, uint64_t version, uint32_t owner, size_t *ret_size) {
         size_t size;
         uint64_t v = htole64(version);
-        uint32_t ks = htole32((uint32_t) key_size);
+        uint32_t ks = htole32((uint32_t) key_size), o = htole32(owner);
 
         if (key_size > UINT32_MAX || value_size > RECORD_PAYLOAD_MAX ||
-            key_size > RECORD_PAYLOAD_MAX - KV_RECORD_HEADER - value_size)
+            key_size > RECORD_PAYLOAD_MAX - KV_RECORD_OWNED_HEADER - value_size)
                 return -E2BIG;
-        size = KV_RECORD_HEADER + key_size + value_size;
+        size = KV_RECORD_OWNED_HEADER + key_size + value_size;
         if (size > *allocated) {
                 size_t a = MAX(size, MAX(*allocated * 2, (size_t) 4096));
                 uint8_t *p = realloc(*buf, a);
@@ -97,11 +104,45 @@ static int record_encode(uint8_t **buf, size_t *allocated, const void *key, size
         }
         memcpy(*buf, &v, 8);
         memcpy(*buf + 8, &ks, 4);
+        memcpy(*buf + 12, &o, 4);
         if (key_size > 0)
-                memcpy(*buf + KV_RECORD_HEADER, key, key_size);
+                memcpy(*buf + KV_RECORD_OWNED_HEADER, key, key_size);
         if (value_size > 0)
-                memcpy(*buf + KV_RECORD_HEADER + key_size, value, value_size);
+                memcpy(*buf + KV_RECORD_OWNED_HEADER + key_size, value, value_size);
         *ret_size = size;
+        return 0;
+}
+
+typedef struct KeyRecord {
+        uint64_t version;
+        uint32_t owner;
+        const uint8_t *key, *value;
+        size_t key_size, value_size;
+} KeyRecord;
+
+/* Both layouts: KV_RECORD_SET of format version 1 (no owner: root's), and
+ * KV_RECORD_SET_OWNED. */
+static int record_decode(uint32_t type, const uint8_t *p, size_t size, KeyRecord *ret) {
+        size_t header = type == KV_RECORD_SET_OWNED ? KV_RECORD_OWNED_HEADER : KV_RECORD_HEADER;
+        uint32_t key_size, owner = 0;
+        uint64_t version;
+
+        if ((type != KV_RECORD_SET && type != KV_RECORD_SET_OWNED) || size < header)
+                return -EBADMSG;
+        memcpy(&version, p, 8);
+        memcpy(&key_size, p + 8, 4);
+        if (type == KV_RECORD_SET_OWNED)
+                memcpy(&owner, p + 12, 4);
+        *ret = (KeyRecord) {
+                .version = le64toh(version),
+                .owner = le32toh(owner),
+                .key = p + header,
+                .key_size = le32toh(key_size),
+        };
+        if (ret->key_size > size - header || ret->version == 0)
+                return -EBADMSG;
+        ret->value = ret->key + ret->key_size;
+        ret->value_size = size - header - ret->key_size;
         return 0;
 }
 
@@ -112,27 +153,18 @@ typedef struct Loader {
 
 static int load_record(uint64_t seqnum, uint32_t type, const void *payload, size_t size, void *userdata) {
         Loader *l = userdata;
-        const uint8_t *p = payload;
-        uint64_t version;
-        uint32_t key_size;
+        KeyRecord rec;
         int r;
 
-        if (type != KV_RECORD_SET || size < KV_RECORD_HEADER)
-                return log_error_errno(EBADMSG, "Record %" PRIu64 ": unknown type %" PRIu32 " or size %zu.", seqnum,
-                                       type, size);
-        memcpy(&version, p, 8);
-        memcpy(&key_size, p + 8, 4);
-        version = le64toh(version);
-        key_size = le32toh(key_size);
-        if (key_size > size - KV_RECORD_HEADER || version == 0)
-                return log_error_errno(EBADMSG, "Record %" PRIu64 ": bad key size or version.", seqnum);
+        if (record_decode(type, payload, size, &rec) < 0)
+                return log_error_errno(EBADMSG, "Record %" PRIu64 ": unknown type %" PRIu32 ", or bad size %zu, "
+                                       "key size or version.", seqnum, type, size);
 
         l->records++;
         l->bytes += RECORD_HEADER_SIZE + size;
         if (!l->store)
                 return 0;
-        r = store_set(l->store, p + KV_RECORD_HEADER, key_size, p + KV_RECORD_HEADER + key_size,
-                      size - KV_RECORD_HEADER - key_size, version);
+        r = store_set(l->store, rec.key, rec.key_size, rec.value, rec.value_size, rec.version, rec.owner);
         if (r < 0)
                 return log_error_errno(r, "Failed to load record %" PRIu64 ": %m", seqnum);
         return 0;
@@ -149,24 +181,29 @@ typedef struct SnapshotContext {
 } SnapshotContext;
 
 static int snapshot_add(SnapshotContext *c, const void *key, size_t key_size, const void *value, size_t value_size,
-                        uint64_t version) {
+                        uint64_t version, uint32_t owner) {
         size_t size;
         int r;
 
-        r = record_encode(&c->buf, &c->allocated, key, key_size, value, value_size, version, &size);
+        r = record_encode(&c->buf, &c->allocated, key, key_size, value, value_size, version, owner, &size);
         if (r < 0)
                 return r;
-        return snapshot_writer_add(c->sw, KV_RECORD_SET, c->buf, size);
+        return snapshot_writer_add(c->sw, KV_RECORD_SET_OWNED, c->buf, size);
+}
+
+static int snapshot_pending_add(SnapshotContext *c, const PendingPut *pp) {
+        return snapshot_add(c, pending_key(pp), pp->key_size, pending_value(pp), pp->value_size, pp->version,
+                            pp->quota.uid);
 }
 
 static int snapshot_store_entry(const void *key, size_t key_size, const void *value, size_t value_size,
-                                uint64_t version, void *userdata) {
+                                uint64_t version, uint32_t owner, void *userdata) {
         SnapshotContext *c = userdata;
         const PendingPut *pp = pending_find(c->k->pending, key, key_size);
 
         if (pp)
-                return snapshot_add(c, key, key_size, pending_value(pp), pp->value_size, pp->version);
-        return snapshot_add(c, key, key_size, value, value_size, version);
+                return snapshot_pending_add(c, pp);
+        return snapshot_add(c, key, key_size, value, value_size, version, owner);
 }
 
 static int snapshot_pending_entry(const PendingPut *pp, void *userdata) {
@@ -175,7 +212,7 @@ static int snapshot_pending_entry(const PendingPut *pp, void *userdata) {
         /* Keys the store has were written with their newest value above. */
         if (store_get(c->k->store, pending_key(pp), pp->key_size, NULL, NULL, NULL) >= 0)
                 return 0;
-        return snapshot_add(c, pending_key(pp), pp->key_size, pending_value(pp), pp->value_size, pp->version);
+        return snapshot_pending_add(c, pp);
 }
 
 static int snapshot_write_state(SnapshotWriter *sw, void *userdata) {
@@ -211,7 +248,7 @@ static void answer_durable(KVState *k, uint64_t durable) {
 
                 if (pp->version > 0) {
                         r = store_set(k->store, pending_key(pp), pp->key_size, pending_value(pp), pp->value_size,
-                                      pp->version);
+                                      pp->version, pp->quota.uid);
                         if (r < 0) {
                                 /* Durable but not in memory: only a restart, which replays it, makes
                                  * the two agree again. The Put is answered by a closed connection. */
@@ -223,13 +260,20 @@ static void answer_durable(KVState *k, uint64_t durable) {
         }
 }
 
-/* The log failed: the Puts still waiting were not made durable. Answered with the error
- * and dropped from the overlay, so nothing of them stays visible. */
+/* The log failed: the Puts still waiting were not made durable. Once the log has cut
+ * their records from its files, so that no replay can bring them back, they are answered
+ * with the error and dropped from the overlay, so nothing of them stays visible. Until
+ * then they wait: a snapshot that holds them makes them durable after all. */
 static void fail_pending(KVState *k, int error) {
         PendingPut *pp;
 
-        while ((pp = pending_pop_any(k->pending)))
+        if (k->sync_mode == WAL_SYNC_ALWAYS && !wal_undurable_cut(k->wal))
+                return;
+        while ((pp = pending_pop_any(k->pending))) {
+                if (pp->version > 0)
+                        quota_move(k->quota, &pp->quota, true);
                 answer(k, pp, error);
+        }
 }
 
 static void record_sync_latency(KVState *k, uint64_t durable) {
@@ -291,6 +335,35 @@ static void snapshot_stat(KVState *k, uint64_t seqnum) {
         }
 }
 
+static int on_repair_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        KVState *k = userdata;
+
+        if (k->degraded < 0 && !k->snapshot) {
+                log_info("Trying again to write the snapshot that brings the log in %s back.",
+                         state_dir_path(k->dir));
+                (void) kv_state_snapshot(k);
+        }
+        return 0;
+}
+
+/* Degraded, and the snapshot that would bring the log back failed: tries again later,
+ * backing off, so that Puts resume by themselves once the disk has room again. */
+static void repair_schedule(KVState *k) {
+        int r;
+
+        k->repair_backoff_usec = k->repair_backoff_usec == 0 ?
+                REPAIR_RETRY_MIN_USEC : MIN(k->repair_backoff_usec * 2, REPAIR_RETRY_MAX_USEC);
+        if (k->repair_source) {
+                r = sd_event_source_set_time_relative(k->repair_source, k->repair_backoff_usec);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(k->repair_source, SD_EVENT_ONESHOT);
+        } else
+                r = sd_event_add_time_relative(k->event, &k->repair_source, CLOCK_MONOTONIC,
+                                               k->repair_backoff_usec, 0, on_repair_timer, k);
+        if (r < 0)
+                log_warning_errno(r, "Failed to schedule another snapshot, Snapshot() starts one: %m");
+}
+
 static void snapshot_check(KVState *k) {
         uint64_t seqnum;
         bool written;
@@ -325,30 +398,20 @@ static void snapshot_check(KVState *k) {
                 if (written)
                         /* The next one covers everything appended: it brings the log back. */
                         (void) kv_state_snapshot(k);
+                else
+                        repair_schedule(k);
         } else if (k->degraded < 0) {
                 k->degraded = 0;
+                k->repair_backoff_usec = 0;
                 log_notice("The log in %s is trusted again after a snapshot: Puts are accepted.",
                            state_dir_path(k->dir));
         }
         notify_changed(k);
 }
 
-static int on_snapshot_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+static int on_snapshot_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
         snapshot_check(userdata);
         return 0;
-}
-
-static int on_snapshot_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        KVState *k = userdata;
-        int r;
-
-        snapshot_check(k);
-        if (!k->snapshot)
-                return 0;
-        r = sd_event_source_set_time(s, usec + SNAPSHOT_POLL_USEC);
-        if (r < 0)
-                return r;
-        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
 
 static uint64_t log_bytes_written(KVState *k) {
@@ -359,7 +422,7 @@ static uint64_t log_bytes_written(KVState *k) {
 }
 
 int kv_state_snapshot(KVState *k) {
-        int pidfd, r;
+        int r;
 
         assert(k);
 
@@ -370,18 +433,20 @@ int kv_state_snapshot(KVState *k) {
                            &k->snapshot);
         if (r < 0) {
                 k->snapshot_retry_usec = usec_add(now_usec(), SNAPSHOT_RETRY_USEC);
+                if (k->degraded < 0)
+                        repair_schedule(k);
                 return r;
         }
         k->snapshot_start_bytes = log_bytes_written(k);
 
-        pidfd = snapshot_get_pidfd(k->snapshot);
-        if (pidfd >= 0)
-                r = sd_event_add_io(k->event, &k->snapshot_source, pidfd, EPOLLIN, on_snapshot_exit, k);
-        else
-                r = sd_event_add_time_relative(k->event, &k->snapshot_source, CLOCK_MONOTONIC, SNAPSHOT_POLL_USEC,
-                                               0, on_snapshot_timer, k);
+        /* sd-event watches the writer through a pidfd, or through SIGCHLD on kernels (and
+         * under valgrind) without pidfd_open(); kv_state_open() blocked SIGCHLD for that. */
+        r = sd_event_add_child(k->event, &k->snapshot_source, snapshot_get_pid(k->snapshot), WEXITED,
+                               on_snapshot_exit, k);
         if (r < 0) {
                 snapshot_done(k);
+                if (k->degraded < 0)
+                        repair_schedule(k);
                 return log_error_errno(r, "Failed to watch the snapshot writer: %m");
         }
         log_info("Snapshot of record %" PRIu64 " started (pid %d).", snapshot_get_seqnum(k->snapshot),
@@ -453,10 +518,66 @@ static int check_version(bool exists, uint64_t current, uint64_t version, uint64
         return 0;
 }
 
-int kv_state_put(KVState *k, const void *key, size_t key_size, const void *value, size_t value_size,
-                 uint64_t version, void *waiter, PendingPut **ret_pending) {
+/* The newest version of key a Put is checked against (the overlay's, else the store's),
+ * and the move between quota accounts the Put makes. Whether the key exists. */
+static bool put_lookup(KVState *k, const void *key, size_t key_size, PendingPut **ret_newest,
+                       uint64_t *ret_current, QuotaMove *move) {
         PendingPut *newest = NULL;
+        size_t old_size = 0;
+
+        if (k->sync_mode == WAL_SYNC_ALWAYS)
+                newest = pending_find(k->pending, key, key_size);
+        if (newest) {
+                move->existed = true;
+                move->old_uid = newest->quota.uid;
+                old_size = newest->value_size;
+                *ret_current = newest->version;
+        } else if (store_get(k->store, key, key_size, NULL, &old_size, ret_current) >= 0) {
+                move->existed = true;
+                (void) store_get_owner(k->store, key, key_size, &move->old_uid);
+        }
+        move->old_bytes = move->existed ? key_size + old_size : 0;
+        *ret_newest = newest;
+        return move->existed;
+}
+
+/* A logged Put: waits for its sync in the overlay, or is applied at once. */
+static int put_logged(KVState *k, const void *key, size_t key_size, const void *value, size_t value_size,
+                      uint64_t version, uint64_t seqnum, const QuotaMove *move, void *waiter,
+                      PendingPut **ret_pending) {
+        int r;
+
+        if (k->sync_mode == WAL_SYNC_ALWAYS) {
+                r = pending_add_put(k->pending, key, key_size, value, value_size, version, seqnum, waiter,
+                                    ret_pending);
+                if (r < 0) {
+                        /* Logged but never to be applied: a restart, which replays it, makes the
+                         * memory and the log agree again. */
+                        log_error_errno(r, "Failed to queue a logged Put: %m. Exiting.");
+                        (void) sd_event_exit(k->event, r);
+                        return r;
+                }
+                (*ret_pending)->quota = *move;
+                quota_move(k->quota, move, false);
+                return 1;
+        }
+
+        r = store_set(k->store, key, key_size, value, value_size, version, move->uid);
+        if (r < 0) {
+                /* Logged but not in memory: a restart, which replays it, makes them agree. */
+                log_error_errno(r, "Failed to apply a logged Put: %m. Exiting.");
+                (void) sd_event_exit(k->event, r);
+                return r;
+        }
+        quota_move(k->quota, move, false);
+        return 0;
+}
+
+int kv_state_put(KVState *k, const void *key, size_t key_size, const void *value, size_t value_size,
+                 uint64_t version, uint32_t uid, void *waiter, PendingPut **ret_pending) {
+        QuotaMove move = { .uid = uid, .bytes = key_size + value_size };
         uint64_t current = 0, new_version = 0, seqnum;
+        PendingPut *newest;
         bool exists;
         size_t size;
         int r;
@@ -467,13 +588,7 @@ int kv_state_put(KVState *k, const void *key, size_t key_size, const void *value
         if (key_size > STORE_SIZE_MAX || value_size > STORE_SIZE_MAX)
                 return -E2BIG;
 
-        if (k->sync_mode == WAL_SYNC_ALWAYS)
-                newest = pending_find(k->pending, key, key_size);
-        if (newest) {
-                exists = true;
-                current = newest->version;
-        } else
-                exists = store_get(k->store, key, key_size, NULL, NULL, &current) >= 0;
+        exists = put_lookup(k, key, key_size, &newest, &current, &move);
 
         /* A check that fails writes nothing, and needs no log: answered also when degraded. */
         r = check_version(exists, current, version, &new_version);
@@ -487,14 +602,22 @@ int kv_state_put(KVState *k, const void *key, size_t key_size, const void *value
                 return 1;
         }
 
+        r = quota_check_move(k->quota, &move);
+        if (r < 0) {
+                quota_count_refused(k->quota);
+                return r;
+        }
         if (k->degraded < 0)
                 return k->degraded;
 
-        r = record_encode(&k->buf, &k->buf_allocated, key, key_size, value, value_size, new_version, &size);
+        r = quota_prepare_move(k->quota, &move);
+        if (r >= 0)
+                r = record_encode(&k->buf, &k->buf_allocated, key, key_size, value, value_size, new_version, uid,
+                                  &size);
         if (r < 0)
                 return r;
 
-        r = wal_append(k->wal, KV_RECORD_SET, k->buf, size, &seqnum);
+        r = wal_append(k->wal, KV_RECORD_SET_OWNED, k->buf, size, &seqnum);
         if (r == -ENOMEM)
                 return r;
         if (r == -EMSGSIZE)
@@ -503,28 +626,7 @@ int kv_state_put(KVState *k, const void *key, size_t key_size, const void *value
                 state_process(k);
                 return r;
         }
-
-        if (k->sync_mode == WAL_SYNC_ALWAYS) {
-                r = pending_add_put(k->pending, key, key_size, value, value_size, new_version, seqnum, waiter,
-                                    ret_pending);
-                if (r < 0) {
-                        /* Logged but never to be applied: a restart, which replays it, makes the
-                         * memory and the log agree again. */
-                        log_error_errno(r, "Failed to queue a logged Put: %m. Exiting.");
-                        (void) sd_event_exit(k->event, r);
-                        return r;
-                }
-                return 1;
-        }
-
-        r = store_set(k->store, key, key_size, value, value_size, new_version);
-        if (r < 0) {
-                /* Logged but not in memory: a restart, which replays it, makes them agree. */
-                log_error_errno(r, "Failed to apply a logged Put: %m. Exiting.");
-                (void) sd_event_exit(k->event, r);
-                return r;
-        }
-        return 0;
+        return put_logged(k, key, key_size, value, value_size, new_version, seqnum, &move, waiter, ret_pending);
 }
 
 void kv_state_forget(KVState *k, PendingPut *pp) {
@@ -628,6 +730,19 @@ static int kv_state_load(KVState *k, const KVStateOptions *opts, uint64_t *ret_a
         return 0;
 }
 
+static int charge_entry(const void *key, size_t key_size, const void *value, size_t value_size, uint64_t version,
+                        uint32_t owner, void *userdata) {
+        return quota_charge(userdata, owner, 1, (int64_t) (key_size + value_size));
+}
+
+static int block_sigchld(void) {
+        sigset_t mask;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
+        return -pthread_sigmask(SIG_BLOCK, &mask, NULL);
+}
+
 int kv_state_open(sd_event *event, Store *store, const KVStateOptions *opts, KVState **ret) {
         _cleanup_(kv_state_freep) KVState *k = NULL;
         uint64_t after = 0, started = now_usec();
@@ -638,6 +753,11 @@ int kv_state_open(sd_event *event, Store *store, const KVStateOptions *opts, KVS
         assert(opts);
         assert(opts->directory);
         assert(ret);
+
+        /* sd_event_add_child() wants SIGCHLD blocked, for its fallback without pidfds. */
+        r = block_sigchld();
+        if (r < 0)
+                return log_error_errno(r, "Failed to block SIGCHLD: %m");
 
         k = calloc(1, sizeof(*k));
         if (!k)
@@ -655,12 +775,17 @@ int kv_state_open(sd_event *event, Store *store, const KVStateOptions *opts, KVS
                 return log_oom();
 
         r = pending_new(&k->pending);
+        if (r >= 0)
+                r = quota_new(&opts->quota, &k->quota);
         if (r < 0)
                 return log_error_errno(r, "Failed to allocate: %m");
 
         r = kv_state_load(k, opts, &after);
         if (r < 0)
                 return r;
+        r = store_foreach(store, charge_entry, k->quota);
+        if (r < 0)
+                return log_error_errno(r, "Failed to count the keys of each uid: %m");
         k->committed = wal_last_seqnum(k->wal);
 
         r = sd_event_add_io(event, &k->wal_source, wal_get_event_fd(k->wal), EPOLLIN, on_wal_event, k);
@@ -685,10 +810,12 @@ KVState *kv_state_free(KVState *k) {
         if (!k)
                 return NULL;
         snapshot_done(k);
+        sd_event_source_disable_unref(k->repair_source);
         sd_event_source_disable_unref(k->wal_source);
         sd_event_source_disable_unref(k->commit_source);
         wal_free(k->wal);
         pending_free(k->pending);
+        quota_free(k->quota);
         state_dir_free(k->dir);
         sd_event_unref(k->event);
         free(k->sync_mode_string);
@@ -742,6 +869,10 @@ bool kv_state_snapshot_running(const KVState *k) {
 
 size_t kv_state_n_pending(const KVState *k) {
         return pending_size(k->pending);
+}
+
+const Quota *kv_state_quota(const KVState *k) {
+        return k->quota;
 }
 
 static int cmp_u64(const void *a, const void *b) {

@@ -9,6 +9,7 @@
 
 #include "macro.h"
 #include "pending.h"
+#include "quota.h"
 #include "store.h"
 #include "wal.h"
 
@@ -34,6 +35,7 @@ typedef struct KVStateOptions {
         WalSyncMode sync_mode;
         uint64_t sync_interval_usec;    /* WAL_SYNC_INTERVAL */
         uint64_t snapshot_log_size;     /* a snapshot starts when the log holds this many bytes */
+        QuotaLimits quota;              /* per uid */
 } KVStateOptions;
 
 #define KV_STATE_DEFAULT_SNAPSHOT_LOG_SIZE (64U << 20)
@@ -54,12 +56,13 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(KVState *, kv_state_free);
 void kv_state_set_put_done(KVState *k, kv_state_put_done_t cb, void *userdata);
 void kv_state_set_change_handler(KVState *k, kv_state_changed_t cb, void *userdata);
 
-/* The conditional write of store_put(), made durable. Returns 0 when applied (answer
- * now), 1 when the answer is deferred (*ret_pending is then the entry: pass it to
- * kv_state_forget() if the waiter goes away first), -ESTALE, -ENOENT, -EOVERFLOW, -E2BIG,
- * -ENOMEM, or a storage error (degraded: nothing was written). */
+/* The conditional write of store_put(), made durable, by uid (charged for the key, see
+ * quota.h). Returns 0 when applied (answer now), 1 when the answer is deferred
+ * (*ret_pending is then the entry: pass it to kv_state_forget() if the waiter goes away
+ * first), -ESTALE, -ENOENT, -EOVERFLOW, -E2BIG, -EDQUOT (over uid's quota: nothing was
+ * written), -ENOMEM, or a storage error (degraded: nothing was written). */
 int kv_state_put(KVState *k, const void *key, size_t key_size, const void *value, size_t value_size,
-                 uint64_t version, void *waiter, PendingPut **ret_pending);
+                 uint64_t version, uint32_t uid, void *waiter, PendingPut **ret_pending);
 void kv_state_forget(KVState *k, PendingPut *pp);
 
 /* Starts a snapshot unless one is running. 0, or a negative errno. */
@@ -78,12 +81,16 @@ uint64_t kv_state_last_snapshot_usec(const KVState *k); /* CLOCK_REALTIME; 0: no
 uint64_t kv_state_sync_latency_p99(KVState *k); /* µs, syncs of the last minute */
 bool kv_state_snapshot_running(const KVState *k);
 size_t kv_state_n_pending(const KVState *k);
+const Quota *kv_state_quota(const KVState *k);
 
 /* Offline, for --check and --repair: reports the state in path on stdout. 0 if it loads
  * (a torn tail is cut at the next start), -EBADMSG if damaged; with repair, cuts the log
  * at the damage and returns 0 once it loads. */
 int kv_state_check(const char *path, bool repair);
 
-/* The log record of a key: le64 version, le32 key size, the key, the value. Snapshots
- * hold the same records, one per key. */
+/* The log record of a key: le64 version, le32 key size, le32 uid of its writer (charged
+ * for it by the quota), the key, the value. Snapshots hold the same records, one per key.
+ * Files of format version 1 hold KV_RECORD_SET, the same without the uid: read as
+ * root's. */
 #define KV_RECORD_SET 1U
+#define KV_RECORD_SET_OWNED 2U

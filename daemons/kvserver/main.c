@@ -28,6 +28,7 @@ static char *arg_state_directory = NULL;
 static KVStateOptions arg_state = {
         .sync_mode = WAL_SYNC_ALWAYS,
         .snapshot_log_size = KV_STATE_DEFAULT_SNAPSHOT_LOG_SIZE,
+        .quota = { .keys = QUOTA_DEFAULT_KEYS, .bytes = QUOTA_DEFAULT_BYTES },
 };
 static enum {
         ACTION_SERVE,
@@ -69,6 +70,10 @@ static void help(void) {
                "     --snapshot-log-size=BYTES\n"
                "                             Write a snapshot when the log holds this much (default\n"
                "                             %uM; 0: only when asked over D-Bus)\n"
+               "     --quota-keys=N          Most keys a uid may hold, charged to the uid that wrote\n"
+               "                             each last (default %u; 0: no bound; root is exempt)\n"
+               "     --quota-bytes=BYTES     Most bytes of keys and values a uid may hold (default\n"
+               "                             %lluM; 0: no bound)\n"
                "     --check                 Report damage in the state directory and exit: 0 if\n"
                "                             the server can start from it, 1 if not\n"
                "     --repair                Cut the log at its first damage, keeping the cut bytes\n"
@@ -79,7 +84,7 @@ static void help(void) {
                "     --log-level=LEVEL       err, warning, notice, info or debug\n",
                 program_invocation_short_name, MRKV_KV_ADDRESS_ENV, MRKV_KV_SOCKET, KV_DEFAULT_MAX_KEY_SIZE,
                 KV_DEFAULT_MAX_VALUE_SIZE, VARLINK_DEFAULT_MAX_MESSAGE, KV_DEFAULT_MAX_CONNECTIONS,
-                KV_STATE_DEFAULT_SNAPSHOT_LOG_SIZE >> 20);
+                KV_STATE_DEFAULT_SNAPSHOT_LOG_SIZE >> 20, QUOTA_DEFAULT_KEYS, QUOTA_DEFAULT_BYTES >> 20);
 }
 
 /* $STATE_DIRECTORY (the first of its paths), else $XDG_STATE_HOME/mrkv/kv, else
@@ -124,6 +129,8 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_BUS_ADDRESS,
                 ARG_SYNC,
                 ARG_SNAPSHOT_LOG_SIZE,
+                ARG_QUOTA_KEYS,
+                ARG_QUOTA_BYTES,
                 ARG_CHECK,
                 ARG_REPAIR,
         };
@@ -140,6 +147,8 @@ static int parse_argv(int argc, char *argv[]) {
                 { "state-directory", required_argument, NULL, 'D' },
                 { "sync", required_argument, NULL, ARG_SYNC },
                 { "snapshot-log-size", required_argument, NULL, ARG_SNAPSHOT_LOG_SIZE },
+                { "quota-keys", required_argument, NULL, ARG_QUOTA_KEYS },
+                { "quota-bytes", required_argument, NULL, ARG_QUOTA_BYTES },
                 { "check", no_argument, NULL, ARG_CHECK },
                 { "repair", no_argument, NULL, ARG_REPAIR },
                 {},
@@ -207,6 +216,16 @@ static int parse_argv(int argc, char *argv[]) {
                         r = parse_size(optarg, UINT64_MAX, &arg_state.snapshot_log_size);
                         if (r < 0) {
                                 log_error("Invalid size for --snapshot-log-size: %s", optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case ARG_QUOTA_KEYS:
+                case ARG_QUOTA_BYTES:
+                        r = parse_size(optarg, UINT64_MAX,
+                                       c == ARG_QUOTA_KEYS ? &arg_state.quota.keys : &arg_state.quota.bytes);
+                        if (r < 0) {
+                                log_error("Invalid value for --%s: %s",
+                                          c == ARG_QUOTA_KEYS ? "quota-keys" : "quota-bytes", optarg);
                                 return -EINVAL;
                         }
                         break;

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "macro.h"
+#include "quota.h"
 
 /* The Puts that wait for their log record to become durable, in the order of their
  * sequence numbers, and an index of the newest one per key: the overlay that later Puts
@@ -20,6 +21,7 @@ typedef struct PendingPut {
         uint64_t seqnum;        /* answered once this record is durable */
         uint64_t version;       /* the version the Put creates; 0 for a deferred answer */
         int result;             /* a deferred answer: -ESTALE or -ENOENT */
+        QuotaMove quota;        /* of the Put; quota.uid is its writer */
         bool indexed;
         uint32_t hash;
         uint32_t key_size;

@@ -19,6 +19,7 @@ typedef struct Entry {
         uint32_t hash; /* the low bits pick the bucket; kept to rehash and to skip memcmp */
         uint32_t key_size;
         uint32_t value_size;
+        uint32_t owner; /* the uid that wrote it last, for quotas */
         char data[];
 } Entry;
 
@@ -132,17 +133,28 @@ void store_reserve(Store *s, size_t n) {
                 (void) store_resize(s, b);
 }
 
-int store_get(Store *s, const void *key, size_t key_size, const char **ret_value, size_t *ret_size,
-        uint64_t *ret_version) {
-        Entry *e;
-
+static Entry *store_lookup(Store *s, const void *key, size_t key_size) {
         assert(s);
         assert(key || key_size == 0);
 
         if (key_size > STORE_SIZE_MAX)
-                return -ENOENT;
+                return NULL;
+        return *store_find(s, key, key_size, store_hash(s, key, key_size));
+}
 
-        e = *store_find(s, key, key_size, store_hash(s, key, key_size));
+int store_get_owner(Store *s, const void *key, size_t key_size, uint32_t *ret_owner) {
+        Entry *e = store_lookup(s, key, key_size);
+
+        if (!e)
+                return -ENOENT;
+        *ret_owner = e->owner;
+        return 0;
+}
+
+int store_get(Store *s, const void *key, size_t key_size, const char **ret_value, size_t *ret_size,
+        uint64_t *ret_version) {
+        Entry *e = store_lookup(s, key, key_size);
+
         if (!e)
                 return -ENOENT;
 
@@ -170,6 +182,7 @@ static int store_insert(Store *s, Entry **link, uint32_t hash, const void *key, 
         e->hash = hash;
         e->key_size = (uint32_t) key_size;
         e->value_size = (uint32_t) value_size;
+        e->owner = 0;
         if (key_size > 0)
                 memcpy(e->data, key, key_size);
         if (value_size > 0)
@@ -274,7 +287,8 @@ int store_put(Store *s, const void *key, size_t key_size, const void *value, siz
         return 0;
 }
 
-int store_set(Store *s, const void *key, size_t key_size, const void *value, size_t value_size, uint64_t version) {
+int store_set(Store *s, const void *key, size_t key_size, const void *value, size_t value_size, uint64_t version,
+              uint32_t owner) {
         Entry **link;
         uint32_t hash;
         int r;
@@ -289,12 +303,14 @@ int store_set(Store *s, const void *key, size_t key_size, const void *value, siz
                 if (r < 0)
                         return r;
                 e->version = version;
+                e->owner = owner;
                 return 0;
         }
         r = store_update(s, link, value, value_size);
         if (r < 0)
                 return r;
         (*link)->version = version;
+        (*link)->owner = owner;
         return 0;
 }
 
@@ -306,7 +322,8 @@ int store_foreach(Store *s, store_foreach_cb cb, void *userdata) {
 
         for (size_t i = 0; i < s->n_buckets; i++)
                 for (Entry *e = s->buckets[i]; e; e = e->next) {
-                        r = cb(e->data, e->key_size, e->data + e->key_size, e->value_size, e->version, userdata);
+                        r = cb(e->data, e->key_size, e->data + e->key_size, e->value_size, e->version, e->owner,
+                               userdata);
                         if (r < 0)
                                 return r;
                 }

@@ -32,15 +32,20 @@ int store_get(Store *s, const void *key, size_t key_size, const char **ret_value
 int store_put(Store *s, const void *key, size_t key_size, const void *value, size_t value_size,
         uint64_t version, uint64_t *ret_version);
 
-/* Sets key to value at version, whatever it held: for replaying the log and loading a
- * snapshot, whose records carry the version, and for applying a Put that was checked
- * before (kv-state.c). -E2BIG, -ENOMEM. */
-int store_set(Store *s, const void *key, size_t key_size, const void *value, size_t value_size, uint64_t version);
+/* The uid that wrote key last (0 for keys store_put() wrote, and old state files), or
+ * -ENOENT. */
+int store_get_owner(Store *s, const void *key, size_t key_size, uint32_t *ret_owner);
+
+/* Sets key to value at version, written by owner, whatever it held: for replaying the log
+ * and loading a snapshot, whose records carry the version, and for applying a Put that
+ * was checked before (kv-state.c). -E2BIG, -ENOMEM. */
+int store_set(Store *s, const void *key, size_t key_size, const void *value, size_t value_size, uint64_t version,
+              uint32_t owner);
 
 /* Calls cb for every key, in no particular order; a negative return stops the walk and
  * is returned. The store must not change meanwhile. */
 typedef int (*store_foreach_cb)(const void *key, size_t key_size, const void *value, size_t value_size,
-                                uint64_t version, void *userdata);
+                                uint64_t version, uint32_t owner, void *userdata);
 int store_foreach(Store *s, store_foreach_cb cb, void *userdata);
 
 /* Makes room for n keys in all without growing the table again (a hint: 0 on failure). */

@@ -231,6 +231,30 @@ START_TEST(test_siphash_vectors) {
 }
 END_TEST
 
+static int sum_owners(const void *key, size_t key_size, const void *value, size_t value_size, uint64_t version,
+                      uint32_t owner, void *userdata) {
+        *(uint64_t *) userdata += owner;
+        return 0;
+}
+
+START_TEST(test_owner) {
+        uint32_t owner = 7;
+        uint64_t sum = 0;
+
+        ck_assert_int_eq(store_get_owner(store, "k", 1, &owner), -ENOENT);
+        put_ok("k", "v", 0, 1);
+        ck_assert_int_eq(store_get_owner(store, "k", 1, &owner), 0);
+        ck_assert_uint_eq(owner, 0);
+        ck_assert_int_eq(store_set(store, "k", 1, "longer value", 12, 2, 1000), 0);
+        ck_assert_int_eq(store_set(store, "l", 1, "w", 1, 1, 2000), 0);
+        ck_assert_int_eq(store_get_owner(store, "k", 1, &owner), 0);
+        ck_assert_uint_eq(owner, 1000);
+        get_expect("k", "longer value", 2);
+        ck_assert_int_eq(store_foreach(store, sum_owners, &sum), 0);
+        ck_assert_uint_eq(sum, 3000);
+}
+END_TEST
+
 static Suite *store_suite(void) {
         Suite *s = suite_create("store");
         TCase *tc = tcase_create("core");
@@ -247,6 +271,7 @@ static Suite *store_suite(void) {
         tcase_add_test(tc, test_many_keys);
         tcase_add_test(tc, test_free_with_data);
         tcase_add_test(tc, test_siphash_vectors);
+        tcase_add_test(tc, test_owner);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -36,6 +36,7 @@ enum {
         MRKV_ERR_VERSION = 2,  /* Put: version is not the key's current version */
         MRKV_ERR_MAYBE = 3,    /* Put: VersionMismatch after a resend; may have been applied */
         MRKV_ERR_STORAGE = 4,  /* Put: the server could not make it durable; not applied */
+        MRKV_ERR_QUOTA = 5,    /* Put: over the caller's per-uid quota of keys or bytes; not applied */
 };
 
 /* address: "unix:/path", "/path" or "tcp:host:port"; NULL means $MRKV_KV_ADDRESS, else
@@ -48,11 +49,15 @@ mrkv_clerk *mrkv_clerk_free(mrkv_clerk *c);
 /* *ret_value is malloc'd (the caller frees it); ret_value and ret_version may be NULL.
  * Returns MRKV_OK or MRKV_ERR_NO_KEY; never MRKV_ERR_MAYBE. */
 int mrkv_clerk_get(mrkv_clerk *c, const char *key, char **ret_value, uint64_t *ret_version);
-/* Returns MRKV_OK, MRKV_ERR_NO_KEY, MRKV_ERR_VERSION, MRKV_ERR_MAYBE or MRKV_ERR_STORAGE.
+/* Returns MRKV_OK, MRKV_ERR_NO_KEY, MRKV_ERR_VERSION, MRKV_ERR_MAYBE, MRKV_ERR_STORAGE or
+ * MRKV_ERR_QUOTA.
  * MRKV_ERR_STORAGE (the server's StorageError: its disk is full or failing) means that
  * the Put was not applied, also after resends: an earlier attempt that had been applied
  * would have moved the version on, and the server checks the version first. The server
- * keeps answering Gets, and accepts Puts again once it has written a snapshot. */
+ * keeps answering Gets, and accepts Puts again once it has written a snapshot.
+ * MRKV_ERR_QUOTA (the server's QuotaExceeded) means, for the same reason, that the Put
+ * was not applied: the keys or bytes charged to the caller's uid would pass the server's
+ * bound (--quota-keys, --quota-bytes). */
 int mrkv_clerk_put(mrkv_clerk *c, const char *key, const char *value, uint64_t version);
 
 /* How long one attempt waits for its reply before it is resent (default 1 s). > 0. */

@@ -12,8 +12,10 @@ int parse_uint64(const char *s, uint64_t *ret) {
                 return -EINVAL;
         errno = 0;
         v = strtoull(s, &end, 10);
+        /* Constants, not -errno: the compiler then sees that every error return is negative
+         * (else, at -O3, it warns that parse_unsigned() may read v unset). */
         if (errno != 0)
-                return -errno;
+                return errno == ERANGE ? -ERANGE : -EINVAL;
         if (*end != '\0')
                 return -EINVAL;
         *ret = v;

@@ -976,7 +976,6 @@ END_TEST
 START_TEST(test_oneway) {
         _cleanup_(varlink_client_freep) VarlinkClient *c = client_new();
         _cleanup_json_ json_object *p = NULL, *s = NULL;
-        _cleanup_free_ char *log = NULL;
 
         send_call(c, "org.test.Echo", "{\"text\":\"one\"}", VARLINK_CLIENT_ONEWAY);
         send_call(c, "org.test.Echo", "{\"text\":\"way\"}", VARLINK_CLIENT_ONEWAY);

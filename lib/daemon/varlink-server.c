@@ -443,6 +443,12 @@ int varlink_conn_get_peer_credentials(VarlinkConn *c, uid_t *ret_uid, gid_t *ret
         return 0;
 }
 
+uid_t varlink_conn_get_peer_uid(VarlinkConn *c) {
+        uid_t uid;
+
+        return varlink_conn_get_peer_credentials(c, &uid, NULL) < 0 ? UID_INVALID : uid;
+}
+
 static void conn_disconnect(VarlinkConn *c) {
         VarlinkServer *s = c->server;
 
@@ -651,7 +657,7 @@ static int conn_dispatch(VarlinkConn *c, const char *data, size_t size) {
 }
 
 static int conn_process_input(VarlinkConn *c) {
-        _cleanup_(conn_unrefp) VarlinkConn *ref = conn_ref(c);
+        _unused_ _cleanup_(conn_unrefp) VarlinkConn *ref = conn_ref(c);
         int r;
 
         while (!c->disconnected && !c->pending && varlink_buffer_size(&c->out) < OUTPUT_HIGH_WATER) {

@@ -133,3 +133,8 @@ const char *varlink_conn_describe(VarlinkConn *c);
 /* The peer's uid and gid as SO_PEERCRED gave them when the connection was accepted:
  * who connected, not who writes now. -ENODATA for a socket without credentials. */
 int varlink_conn_get_peer_credentials(VarlinkConn *c, uid_t *ret_uid, gid_t *ret_gid);
+#ifndef UID_INVALID
+#define UID_INVALID ((uid_t) -1)
+#endif
+/* The same uid, or UID_INVALID where the socket has none. */
+uid_t varlink_conn_get_peer_uid(VarlinkConn *c);

@@ -58,7 +58,7 @@ int record_file_header_parse(const uint8_t *buf, size_t size, const char magic[8
                 return -EBADMSG;
         if (get_le32(buf + 12) != crc_compute(buf, RECORD_FILE_HEADER_SIZE, 12, NULL, 0))
                 return -EBADMSG;
-        if (get_le32(buf + 8) != RECORD_FORMAT_VERSION)
+        if (get_le32(buf + 8) < RECORD_FORMAT_VERSION_MIN || get_le32(buf + 8) > RECORD_FORMAT_VERSION)
                 return -EPROTONOSUPPORT;
         if (ret_position)
                 *ret_position = get_le64(buf + 16);

@@ -16,8 +16,9 @@
  *
  * snapshot_start() forks: the child, a copy-on-write image of the caller's memory,
  * writes the records through the caller's callback while the caller's event loop goes
- * on; the caller watches snapshot_get_pidfd() (EPOLLIN when the child exits, e.g. with
- * sd_event_add_io()) and then calls snapshot_finish(). The child shares the directory's
+ * on; the caller watches the child exit (sd_event_add_child() on snapshot_get_pid(), which
+ * takes a pidfd where the kernel has pidfd_open() and SIGCHLD where not, or EPOLLIN on
+ * snapshot_get_pidfd()) and then calls snapshot_finish(). The child shares the directory's
  * lock and dies with its parent. One snapshot at a time. */
 
 typedef struct SnapshotWriter SnapshotWriter;
@@ -46,7 +47,7 @@ typedef struct SnapshotOptions {
  * brought back. opts may be NULL. */
 int snapshot_start(int dir_fd, const char *dir_path, Wal *wal, snapshot_write_cb cb, void *userdata,
                    const SnapshotOptions *opts, Snapshot **ret);
-int snapshot_get_pidfd(Snapshot *s);    /* -1 on kernels without pidfd_open() (before 5.3) */
+int snapshot_get_pidfd(Snapshot *s);    /* -1 without pidfd_open() (kernels before 5.3, valgrind 3.19) */
 pid_t snapshot_get_pid(Snapshot *s);
 uint64_t snapshot_get_seqnum(Snapshot *s);
 /* Reaps the child. -EAGAIN while it runs. Once it succeeded: removes older snapshots and

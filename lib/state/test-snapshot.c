@@ -63,11 +63,19 @@ static int write_model(SnapshotWriter *sw, void *userdata) {
         return 0;
 }
 
+/* Waits for the writer to exit, leaving it to snapshot_finish() to reap: through its
+ * pidfd, or where pidfd_open() is missing (kernels before 5.3, valgrind 3.19) with
+ * waitid(WNOWAIT), as a SIGCHLD handler would. */
 static void wait_child(Snapshot *s) {
         struct pollfd p = { .fd = snapshot_get_pidfd(s), .events = POLLIN };
+        siginfo_t si = {};
 
-        ck_assert_int_ge(p.fd, 0);
-        ck_assert_int_eq(poll(&p, 1, 30000), 1);
+        if (p.fd >= 0) {
+                ck_assert_int_eq(poll(&p, 1, 30000), 1);
+                return;
+        }
+        ck_assert_int_eq(waitid(P_PID, (id_t) snapshot_get_pid(s), &si, WEXITED | WNOWAIT), 0);
+        ck_assert_int_eq(si.si_pid, snapshot_get_pid(s));
 }
 
 START_TEST(test_snapshot_then_records) {

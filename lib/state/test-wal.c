@@ -2,6 +2,7 @@
 /* The write-ahead log: replay, torn tails at every byte, damage refused and repaired,
  * failed writes and syncs, group commit and the sync modes. */
 #include <check.h>
+#include <dirent.h>
 #include <endian.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -400,14 +401,11 @@ START_TEST(test_damage_in_earlier_segment) {
 }
 END_TEST
 
-START_TEST(test_format_version) {
-        _cleanup_free_ char *path = test_dir_new();
+/* A segment holding only a header of format version v. */
+static void write_header_version(int dfd, uint32_t version) {
         uint8_t header[RECORD_FILE_HEADER_SIZE];
-        uint32_t v = htole32(RECORD_FORMAT_VERSION + 1), crc;
+        uint32_t v = htole32(version), crc;
         static const uint8_t zero[4] = {};
-        Wal *w = NULL;
-        Model m = {};
-        int dfd = test_dir_open(path);
 
         record_file_header_encode(header, RECORD_MAGIC_WAL, 1);
         memcpy(header + 8, &v, 4);
@@ -416,9 +414,22 @@ START_TEST(test_format_version) {
         crc = htole32((uint32_t) crc32(crc, header + 16, 8));
         memcpy(header + 12, &crc, 4);
         test_file_write(dfd, SEGMENT_1, header, sizeof(header));
+}
 
+START_TEST(test_format_version) {
+        _cleanup_free_ char *path = test_dir_new();
+        Wal *w = NULL;
+        Model m = {};
+        int dfd = test_dir_open(path);
+
+        write_header_version(dfd, RECORD_FORMAT_VERSION + 1);
         ck_assert_int_eq(wal_open(dfd, path, 0, &always, model_apply, &m, &w), -EPROTONOSUPPORT);
-        ck_assert_uint_eq(test_file_size(dfd, SEGMENT_1), sizeof(header));
+        ck_assert_uint_eq(test_file_size(dfd, SEGMENT_1), RECORD_FILE_HEADER_SIZE);
+
+        /* Older versions are still read. */
+        write_header_version(dfd, RECORD_FORMAT_VERSION_MIN);
+        ck_assert_int_eq(wal_open(dfd, path, 0, &always, model_apply, &m, &w), 0);
+        wal_free(w);
         close(dfd);
 }
 END_TEST
@@ -499,6 +510,8 @@ typedef struct Hooks {
         int write_error;                /* write: half once, then this error */
         bool wrote_half;
         unsigned writes;
+        int truncate_error;             /* returned by truncate when set */
+        unsigned truncates;
 } Hooks;
 
 static ino_t fd_ino(int fd) {
@@ -553,6 +566,20 @@ static ssize_t hook_write(int fd, const void *buf, size_t size, void *userdata) 
         return n < 0 ? -errno : n;
 }
 
+static int hook_truncate(int fd, uint64_t size, void *userdata) {
+        Hooks *h = userdata;
+        int r;
+
+        pthread_mutex_lock(&h->lock);
+        h->truncates++;
+        r = h->truncate_error;
+        pthread_cond_broadcast(&h->cond);
+        pthread_mutex_unlock(&h->lock);
+        if (r < 0)
+                return r;
+        return ftruncate(fd, (off_t) size) < 0 || fsync(fd) < 0 ? -errno : 0;
+}
+
 static void hooks_init(Hooks *h, WalIO *io) {
         *h = (Hooks) {};
         pthread_mutex_init(&h->lock, NULL);
@@ -561,8 +588,43 @@ static void hooks_init(Hooks *h, WalIO *io) {
                 .write = hook_write,
                 .fdatasync = hook_fdatasync,
                 .fsync_dir = hook_fsync_dir,
+                .truncate = hook_truncate,
                 .userdata = h,
         };
+}
+
+/* A log with the hooks, and the first n records of m durable. */
+static Wal *open_hooked(int dfd, WalOptions *opts, Hooks *h, WalIO *io, Model *m, unsigned n) {
+        Wal *w;
+
+        hooks_init(h, io);
+        opts->io = io;
+        w = open_model(dfd, opts, m);
+        model_append(w, m, n);
+        ck_assert_int_eq(wal_commit(w), 0);
+        ck_assert_int_eq(wait_durable(w, n), 0);
+        return w;
+}
+
+static unsigned hooks_truncates(Hooks *h) {
+        unsigned n;
+
+        pthread_mutex_lock(&h->lock);
+        n = h->truncates;
+        pthread_mutex_unlock(&h->lock);
+        return n;
+}
+
+/* Waits on the eventfd, as an event loop would, until the failed log's records that were
+ * not durable are cut. */
+static void wait_cut(Wal *w) {
+        for (int i = 0; i < 3000 && !wal_undurable_cut(w); i++) {
+                struct pollfd p = { .fd = wal_get_event_fd(w), .events = POLLIN };
+
+                (void) wal_process(w, NULL);
+                ck_assert_int_ge(poll(&p, 1, 10), 0);
+        }
+        ck_assert_msg(wal_undurable_cut(w), "the records that were not durable were not cut in 30 s");
 }
 
 static void hooks_set(Hooks *h, bool gate_closed, int sync_error) {
@@ -639,13 +701,7 @@ START_TEST(test_sync_failure) {
         Wal *w;
         int dfd = test_dir_open(path);
 
-        hooks_init(&h, &io);
-        opts.io = &io;
-        w = open_model(dfd, &opts, &m);
-
-        model_append(w, &m, 5);
-        ck_assert_int_eq(wal_commit(w), 0);
-        ck_assert_int_eq(wait_durable(w, 5), 0);
+        w = open_hooked(dfd, &opts, &h, &io, &m, 5);
 
         hooks_set(&h, false, -EIO);
         model_append(w, &m, 5);
@@ -696,6 +752,115 @@ START_TEST(test_sync_failure) {
 }
 END_TEST
 
+/* Records written whole but whose sync failed: on the disk or not, the caller answers
+ * them as not written, so a crash must not bring them back. */
+START_TEST(test_failed_sync_records_cut) {
+        _cleanup_free_ char *path = test_dir_new();
+        WalOptions opts = { .sync_mode = WAL_SYNC_ALWAYS, .segment_size_max = 4 * (RECORD_HEADER_SIZE + 8) };
+        Hooks h;
+        WalIO io;
+        Model m, loaded;
+        Wal *w;
+        int dfd = test_dir_open(path);
+
+        w = open_hooked(dfd, &opts, &h, &io, &m, 5);
+
+        /* Records 6 to 13, over three segments, are written while the sync of the first
+         * is held; then it fails. */
+        hooks_set(&h, true, -EIO);
+        for (unsigned i = 0; i < 8; i++) {
+                model_append(w, &m, 1);
+                ck_assert_int_eq(wal_commit(w), 0);
+                pthread_mutex_lock(&h.lock);
+                while (!h.in_sync)
+                        pthread_cond_wait(&h.cond, &h.lock);
+                pthread_mutex_unlock(&h.lock);
+        }
+        hooks_set(&h, false, -EIO);
+        ck_assert_int_eq(wait_durable(w, 13), -EIO);
+        wait_cut(w);
+        ck_assert_uint_eq(wal_durable_seqnum(w), 5);
+        ck_assert_uint_gt(test_count_files(dfd, "log-", ".wal"), 2);
+        w = wal_free(w); /* a crash: no snapshot */
+
+        hooks_set(&h, false, 0);
+        w = open_model(dfd, &opts, &loaded);
+        ck_assert_uint_eq(loaded.records, 5);
+        ck_assert_uint_eq(wal_last_seqnum(w), 5);
+        wal_free(w);
+        close(dfd);
+}
+END_TEST
+
+/* When even the cut fails, the log never says the records are gone. */
+START_TEST(test_failed_cut) {
+        _cleanup_free_ char *path = test_dir_new();
+        WalOptions opts = { .sync_mode = WAL_SYNC_ALWAYS };
+        Hooks h;
+        WalIO io;
+        Model m;
+        Wal *w;
+        int dfd = test_dir_open(path);
+
+        w = open_hooked(dfd, &opts, &h, &io, &m, 0);
+        h.truncate_error = -EIO;
+        hooks_set(&h, false, -EIO);
+        model_append(w, &m, 3);
+        ck_assert_int_eq(wal_commit(w), 0);
+        ck_assert_int_eq(wait_durable(w, 3), -EIO);
+        for (int i = 0; i < 3000 && hooks_truncates(&h) == 0; i++)
+                ck_assert_int_ge(poll(NULL, 0, 10), 0);
+        ck_assert_uint_eq(hooks_truncates(&h), 1);
+        ck_assert(!wal_undurable_cut(w));
+
+        /* A snapshot of everything settles them: the log is trusted again. */
+        hooks_set(&h, false, 0);
+        ck_assert_int_eq(wal_rotate_after_snapshot(w, 3), 0);
+        ck_assert_int_eq(wal_error(w), 0);
+        ck_assert(!wal_undurable_cut(w));
+        wal_free(w);
+        close(dfd);
+}
+END_TEST
+
+static unsigned count_fds(void) {
+        DIR *d = opendir("/proc/self/fd");
+        unsigned n = 0;
+
+        ck_assert_ptr_nonnull(d);
+        while (readdir(d))
+                n++;
+        closedir(d);
+        return n;
+}
+
+/* The "none" mode closes the segments it finishes, though it never syncs them. */
+START_TEST(test_none_closes_segments) {
+        _cleanup_free_ char *path = test_dir_new();
+        WalOptions opts = { .sync_mode = WAL_SYNC_NONE, .segment_size_max = 4 * (RECORD_HEADER_SIZE + 8) };
+        unsigned before, n = 0;
+        WalStats st;
+        Model m;
+        Wal *w;
+        int dfd = test_dir_open(path);
+
+        w = open_model(dfd, &opts, &m);
+        before = count_fds();
+        for (unsigned i = 0; i < 400; i++) {
+                model_append(w, &m, 1);
+                ck_assert_int_eq(wal_commit(w), 0);
+        }
+        wal_get_stats(w, &st);
+        ck_assert_uint_ge(st.segments, 100);
+        /* The thread closes them: a few may still be open for a moment. */
+        for (int i = 0; i < 3000 && (n = count_fds()) > before; i++)
+                ck_assert_int_ge(poll(NULL, 0, 10), 0);
+        ck_assert_uint_le(n, before);
+        wal_free(w);
+        close(dfd);
+}
+END_TEST
+
 START_TEST(test_write_failure) {
         _cleanup_free_ char *path = test_dir_new();
         WalOptions opts = { .sync_mode = WAL_SYNC_ALWAYS };
@@ -723,13 +888,15 @@ START_TEST(test_write_failure) {
         ck_assert_int_eq(wal_process(w, &durable), -ENOSPC);
         ck_assert_uint_eq(durable, 3);
         ck_assert_int_eq(wal_append(w, MODEL_SET, "12345678", 8, NULL), -ENOSPC);
+        wait_cut(w);
         w = wal_free(w);
 
-        /* A crash now: of the 96 bytes of records 4 to 6, 48 were written. Record 4 is
-         * whole (never reported durable, but valid), record 5 is a torn tail. */
+        /* A crash now: of the 96 bytes of records 4 to 6, 48 had been written, record 4
+         * whole. Never reported durable, it was cut with the rest: a caller answers such
+         * records as not written, and no replay may bring one back. */
         w = open_model(dfd, &always, &loaded);
-        ck_assert_uint_eq(loaded.records, 4);
-        ck_assert_uint_eq(wal_last_seqnum(w), 4);
+        ck_assert_uint_eq(loaded.records, 3);
+        ck_assert_uint_eq(wal_last_seqnum(w), 3);
         wal_free(w);
         close(dfd);
 }
@@ -922,6 +1089,9 @@ static Suite *wal_suite(void) {
         tcase_add_test(tc, test_group_commit);
         tcase_add_test(tc, test_sync_failure);
         tcase_add_test(tc, test_write_failure);
+        tcase_add_test(tc, test_failed_sync_records_cut);
+        tcase_add_test(tc, test_failed_cut);
+        tcase_add_test(tc, test_none_closes_segments);
         tcase_add_test(tc, test_interval);
         tcase_add_test(tc, test_none);
         tcase_add_test(tc, test_sync_mode_parse);

@@ -28,7 +28,9 @@
 
 typedef struct Retired {
         int fd;
-        bool sync;      /* false: a failed segment, closed without another fsync */
+        bool sync;      /* false: closed without a sync (a failed segment, or the "none" mode) */
+        uint64_t size;  /* bytes written to it */
+        uint64_t durable; /* bytes known durable */
 } Retired;
 
 struct Wal {
@@ -60,8 +62,15 @@ struct Wal {
         bool thread_started;
         bool quit;
         int sync_fd;                    /* the current segment, as the thread syncs it */
+        uint64_t sync_fd_requested;     /* its bytes written when a sync was last asked for */
+        uint64_t sync_fd_durable;       /* its bytes known durable */
         Retired *retired;               /* earlier segments, closed by the thread */
         size_t n_retired, allocated_retired;
+        /* The thread's own: the retired segments of the batch it syncs. An array of the
+         * Wal's, not of the thread's stack, so that a forked snapshot writer, which has
+         * no thread, does not see it as leaked. */
+        Retired *batch;
+        size_t n_batch, allocated_batch;
         bool dir_dirty;                 /* a segment was created since the last sync */
         bool force;                     /* sync now, even in the interval mode */
         uint64_t requested;             /* sync up to this seqnum */
@@ -69,6 +78,9 @@ struct Wal {
         uint64_t syncs;
         uint64_t last_sync_usec;
         int error;                      /* sticky; written under lock, read atomically */
+        unsigned failures;              /* how often the log failed */
+        bool cut_needed;                /* failed: cut what is not durable from the segments */
+        bool cut_done;                  /* ... and that cut is durable */
 };
 
 /* The real system calls. */
@@ -84,6 +96,10 @@ static int io_fdatasync_default(int fd, void *userdata) {
 
 static int io_fsync_dir_default(int dir_fd, void *userdata) {
         return state_dir_fsync(dir_fd);
+}
+
+static int io_truncate_default(int fd, uint64_t size, void *userdata) {
+        return ftruncate(fd, (off_t) size) < 0 || fsync(fd) < 0 ? -errno : 0;
 }
 
 int wal_sync_mode_from_string(const char *s, WalSyncMode *ret_mode, uint64_t *ret_interval_usec) {
@@ -299,7 +315,10 @@ static int scan_segment_header(Scan *s, size_t i, const MappedFile *m) {
                 scan_damage(s, i, 0, "records %" PRIu64 " to %" PRIu64 " are missing", s->expected,
                             position - 1);
 
-        s->expected = MAX(s->expected, position);
+        /* A segment past a gap does not move the numbering: if no valid record follows,
+         * it is a torn tail, and the log goes on where its records end. */
+        if (!s->damaged)
+                s->expected = MAX(s->expected, position);
         return 0;
 }
 
@@ -387,8 +406,9 @@ static int scan_truncate_torn(Scan *s) {
         int r;
 
         if (s->damage_offset < RECORD_FILE_HEADER_SIZE) {
-                log_warning("%s/%s: torn segment header (a crash while the segment was created), removing it.",
-                            s->dir_path, name);
+                log_warning("%s/%s: %s, and no valid record follows (a crash while the segment was created, "
+                            "or a cut after a failed sync), removing it.",
+                            s->dir_path, name, s->damage_why);
                 if (unlinkat(s->dir_fd, name, 0) < 0)
                         return log_error_errno(errno, "Failed to remove %s/%s: %m", s->dir_path, name);
         } else {
@@ -619,14 +639,28 @@ static void notify(Wal *w) {
         (void) !write(w->event_fd, &one, sizeof(one));
 }
 
+/* Under lock. The log failed: from now on appends are refused and nothing is synced. */
+static void fail_locked(Wal *w, int error) {
+        if (w->error < 0)
+                return;
+        __atomic_store_n(&w->error, error, __ATOMIC_RELEASE);
+        w->failures++;
+        /* Only "always" answers records by their durability: in the other modes the records
+         * not yet durable were acknowledged, and are better kept than cut. */
+        w->cut_needed = w->sync_mode == WAL_SYNC_ALWAYS;
+        w->cut_done = false;
+}
+
 /* Under lock: waits while there is nothing to sync yet; returns whether it waited, and
  * the caller looks again. */
 static bool sync_thread_wait(Wal *w) {
-        if (w->error < 0 && w->n_retired == 0) {
+        if (w->error < 0 && w->n_retired == 0 && !w->cut_needed) {
                 pthread_cond_wait(&w->wake, &w->lock);
                 return true;
         }
-        if (w->error == 0 && w->requested <= w->durable) {
+        /* Woken for retired segments too in the "none" mode, which only closes them. */
+        if (w->error == 0 && w->requested <= w->durable &&
+            (w->n_retired == 0 || w->sync_mode != WAL_SYNC_NONE)) {
                 pthread_cond_wait(&w->wake, &w->lock);
                 return true;
         }
@@ -645,23 +679,52 @@ static bool sync_thread_wait(Wal *w) {
         return false;
 }
 
-static void retired_close(Retired *retired, size_t n) {
-        for (size_t i = 0; i < n; i++)
+static void retired_close(Retired *retired, size_t *n) {
+        for (size_t i = 0; i < *n; i++)
                 close(retired[i].fd);
-        free(retired);
+        *n = 0;
 }
 
-/* Outside the lock: syncs and closes the retired segments, then syncs the current one
- * and, when a segment was created, the directory. */
-static int sync_batch(Wal *w, Retired *retired, size_t n_retired, int fd, bool dir) {
+/* Under lock: hands retired segments back to the thread's list. */
+static int retired_add(Wal *w, const Retired *retired, size_t n) {
+        if (w->n_retired + n > w->allocated_retired) {
+                size_t a = MAX(MAX(w->allocated_retired * 2, w->n_retired + n), (size_t) 4);
+                Retired *p = realloc(w->retired, a * sizeof(Retired));
+                if (!p)
+                        return -ENOMEM;
+                w->retired = p;
+                w->allocated_retired = a;
+        }
+        memcpy(w->retired + w->n_retired, retired, n * sizeof(Retired));
+        w->n_retired += n;
+        return 0;
+}
+
+/* Under lock: the retired segments become the thread's batch. */
+static void batch_take(Wal *w) {
+        Retired *p = w->batch;
+        size_t a = w->allocated_batch;
+
+        assert(w->n_batch == 0);
+        w->batch = w->retired;
+        w->n_batch = w->n_retired;
+        w->allocated_batch = w->allocated_retired;
+        w->retired = p;
+        w->n_retired = 0;
+        w->allocated_retired = a;
+}
+
+/* Outside the lock: syncs the batch's retired segments, then the current one and, when a
+ * segment was created, the directory. */
+static int sync_batch(Wal *w, int fd, bool dir) {
         int r = 0;
 
-        for (size_t i = 0; i < n_retired; i++) {
-                if (r == 0 && retired[i].sync)
-                        r = w->io.fdatasync(retired[i].fd, w->io.userdata);
-                close(retired[i].fd);
-        }
-        free(retired);
+        for (size_t i = 0; i < w->n_batch && r == 0; i++)
+                if (w->batch[i].sync) {
+                        r = w->io.fdatasync(w->batch[i].fd, w->io.userdata);
+                        if (r == 0)
+                                w->batch[i].durable = w->batch[i].size;
+                }
         if (r == 0)
                 r = w->io.fdatasync(fd, w->io.userdata);
         if (r == 0 && dir)
@@ -669,77 +732,127 @@ static int sync_batch(Wal *w, Retired *retired, size_t n_retired, int fd, bool d
         return r;
 }
 
-/* Under lock: what a sync up to target came to. */
-static void sync_thread_done(Wal *w, uint64_t target, int r) {
+/* Under lock: what a sync of fd up to size and of records up to target came to. */
+static void sync_thread_done(Wal *w, uint64_t target, int fd, uint64_t size, int r) {
         w->syncs++;
         w->last_sync_usec = now_usec();
         if (r < 0) {
-                if (w->error == 0)
-                        __atomic_store_n(&w->error, r, __ATOMIC_RELEASE);
+                fail_locked(w, r);
                 log_error_errno(r, "Failed to sync the log in %s: %m. It refuses appends until a "
                                 "snapshot is written.", w->dir_path);
-        } else
+        } else {
                 w->durable = MAX(w->durable, target);
+                /* The segment may have been retired meanwhile. */
+                if (fd == w->sync_fd)
+                        w->sync_fd_durable = MAX(w->sync_fd_durable, size);
+                for (size_t i = 0; i < w->n_retired; i++)
+                        if (w->retired[i].fd == fd)
+                                w->retired[i].durable = MAX(w->retired[i].durable, size);
+        }
         pthread_cond_broadcast(&w->done);
         notify(w);
+}
+
+/* Outside the lock. The log failed where a record is answered only once durable: cuts
+ * every segment back to its durable bytes, durably, so that the records the caller
+ * answers as not written can never come back in a replay after a crash. */
+static int cut_undurable(Wal *w, int fd, uint64_t durable) {
+        int r = 0;
+
+        for (size_t i = 0; i < w->n_batch && r == 0; i++)
+                if (w->batch[i].durable < w->batch[i].size)
+                        r = w->io.truncate(w->batch[i].fd, w->batch[i].durable, w->io.userdata);
+        /* The current segment's size is not known here: a failed write may have left a
+         * part of a record past the last one counted. */
+        if (r == 0)
+                r = w->io.truncate(fd, durable, w->io.userdata);
+        return r;
+}
+
+/* Under lock, on a failed log: cuts it (once), closes the batch's segments. */
+static void sync_thread_failed(Wal *w) {
+        unsigned failures = w->failures;
+        uint64_t durable = w->sync_fd_durable;
+        bool cut = w->cut_needed;
+        int fd = w->sync_fd, r = 0;
+
+        w->cut_needed = false;
+        pthread_mutex_unlock(&w->lock);
+        if (cut)
+                r = cut_undurable(w, fd, durable);
+        retired_close(w->batch, &w->n_batch);
+        pthread_mutex_lock(&w->lock);
+        if (!cut)
+                return;
+        if (r < 0)
+                log_error_errno(r, "Failed to cut the records that are not durable from the log in %s: %m. "
+                                "Only a snapshot settles them.", w->dir_path);
+        else if (failures == w->failures && w->error < 0) {
+                w->cut_done = true;
+                notify(w);
+        }
+}
+
+/* Under lock: one round of the thread. */
+static void sync_thread_round(Wal *w) {
+        uint64_t target, size;
+        bool dir, lost;
+        int fd, r;
+
+        /* Take the whole batch: everything written up to now. */
+        batch_take(w);
+        if (w->error < 0) {
+                /* A failed log syncs nothing more; its segments are only closed. */
+                sync_thread_failed(w);
+                return;
+        }
+        if (w->requested <= w->durable) {
+                /* The "none" mode: nothing to sync, segments to close. */
+                pthread_mutex_unlock(&w->lock);
+                retired_close(w->batch, &w->n_batch);
+                pthread_mutex_lock(&w->lock);
+                return;
+        }
+        target = w->requested;
+        fd = w->sync_fd;
+        size = w->sync_fd_requested;
+        dir = w->dir_dirty;
+        w->dir_dirty = false;
+        w->force = false;
+        pthread_mutex_unlock(&w->lock);
+
+        r = sync_batch(w, fd, dir);
+        if (r == 0)
+                retired_close(w->batch, &w->n_batch);
+
+        pthread_mutex_lock(&w->lock);
+        /* A failed batch's segments stay for the cut (without memory for that, the cut
+         * fails: the segments are closed, and only a snapshot settles them). */
+        lost = w->n_batch > 0 && retired_add(w, w->batch, w->n_batch) < 0;
+        if (lost)
+                retired_close(w->batch, &w->n_batch);
+        w->n_batch = 0;
+        sync_thread_done(w, target, fd, size, r);
+        if (lost)
+                w->cut_needed = false;
 }
 
 static void *sync_thread(void *userdata) {
         Wal *w = userdata;
 
         pthread_mutex_lock(&w->lock);
-        while (!w->quit) {
-                Retired *retired;
-                size_t n_retired;
-                uint64_t target;
-                bool dir;
-                int fd, r;
-
-                if (sync_thread_wait(w))
-                        continue;
-
-                /* Take the whole batch: everything written up to now. */
-                retired = TAKE_PTR(w->retired);
-                n_retired = w->n_retired;
-                w->n_retired = w->allocated_retired = 0;
-                if (w->error < 0) {
-                        /* A failed log syncs nothing more; its segments are only closed. */
-                        pthread_mutex_unlock(&w->lock);
-                        retired_close(retired, n_retired);
-                        pthread_mutex_lock(&w->lock);
-                        continue;
-                }
-                target = w->requested;
-                fd = w->sync_fd;
-                dir = w->dir_dirty;
-                w->dir_dirty = false;
-                w->force = false;
-                pthread_mutex_unlock(&w->lock);
-
-                r = sync_batch(w, retired, n_retired, fd, dir);
-
-                pthread_mutex_lock(&w->lock);
-                sync_thread_done(w, target, r);
-        }
-
-        retired_close(TAKE_PTR(w->retired), w->n_retired);
-        w->n_retired = w->allocated_retired = 0;
+        while (!w->quit)
+                if (!sync_thread_wait(w))
+                        sync_thread_round(w);
+        retired_close(w->retired, &w->n_retired);
         pthread_mutex_unlock(&w->lock);
         return NULL;
 }
 
 /* Under lock. */
-static int retire_fd(Wal *w, int fd, bool sync) {
-        if (w->n_retired == w->allocated_retired) {
-                size_t a = MAX(w->allocated_retired * 2, (size_t) 4);
-                Retired *p = realloc(w->retired, a * sizeof(Retired));
-                if (!p)
-                        return -ENOMEM;
-                w->retired = p;
-                w->allocated_retired = a;
-        }
-        w->retired[w->n_retired++] = (Retired) { .fd = fd, .sync = sync };
-        return 0;
+static int retire_fd(Wal *w, int fd, bool sync, uint64_t size) {
+        return retired_add(w, &(const Retired) { .fd = fd, .sync = sync, .size = size, .durable = w->sync_fd_durable },
+                           1);
 }
 
 /* Writing */
@@ -747,8 +860,8 @@ static int retire_fd(Wal *w, int fd, bool sync) {
 /* Fails the log; what names the failed operation for the message (NULL: logged already). */
 static int wal_fail(Wal *w, int error, const char *what) {
         pthread_mutex_lock(&w->lock);
-        if (w->error == 0)
-                __atomic_store_n(&w->error, error, __ATOMIC_RELEASE);
+        fail_locked(w, error);
+        pthread_cond_signal(&w->wake);
         pthread_mutex_unlock(&w->lock);
         notify(w);
         if (!what)
@@ -808,14 +921,17 @@ static int segment_start(Wal *w, uint64_t first, bool sync_old) {
 
         pthread_mutex_lock(&w->lock);
         if (w->fd >= 0) {
-                r = retire_fd(w, w->fd, sync_old);
+                r = retire_fd(w, w->fd, sync_old && w->sync_mode != WAL_SYNC_NONE, w->segment_size);
                 if (r < 0) {
                         pthread_mutex_unlock(&w->lock);
                         return r;
                 }
         }
         w->sync_fd = fd;
+        w->sync_fd_requested = w->sync_fd_durable = RECORD_FILE_HEADER_SIZE;
         w->dir_dirty = true;
+        /* The "none" mode's thread closes the old segment. */
+        pthread_cond_signal(&w->wake);
         pthread_mutex_unlock(&w->lock);
 
         w->fd = TAKE_FD(fd);
@@ -905,8 +1021,10 @@ int wal_append(Wal *w, uint32_t type, const void *payload, size_t size, uint64_t
                 *ret_seqnum = w->next_seqnum;
         w->next_seqnum++;
 
+        /* A failed write fails the log, which wal_commit() and wal_process() report: the
+         * record was appended all the same, and is never durable. */
         if (w->buf_size >= WRITE_BUFFER_FLUSH)
-                return wal_flush(w);
+                (void) wal_flush(w);
         return 0;
 }
 
@@ -922,6 +1040,7 @@ static int request(Wal *w, bool force) {
         pthread_mutex_lock(&w->lock);
         if (w->written_seqnum > w->requested || (force && w->written_seqnum > w->durable)) {
                 w->requested = MAX(w->requested, w->written_seqnum);
+                w->sync_fd_requested = w->segment_size;
                 w->force = w->force || force;
                 pthread_cond_signal(&w->wake);
         }
@@ -998,6 +1117,16 @@ int wal_error(Wal *w) {
         return __atomic_load_n(&w->error, __ATOMIC_ACQUIRE);
 }
 
+bool wal_undurable_cut(Wal *w) {
+        bool done;
+
+        assert(w);
+        pthread_mutex_lock(&w->lock);
+        done = w->error < 0 && w->cut_done;
+        pthread_mutex_unlock(&w->lock);
+        return done;
+}
+
 void wal_get_stats(Wal *w, WalStats *ret) {
         assert(w);
         assert(ret);
@@ -1070,6 +1199,7 @@ int wal_rotate_after_snapshot(Wal *w, uint64_t seqnum) {
 
                 pthread_mutex_lock(&w->lock);
                 __atomic_store_n(&w->error, 0, __ATOMIC_RELEASE);
+                w->cut_needed = w->cut_done = false;
                 w->written_seqnum = w->next_seqnum - 1;
                 w->requested = MAX(w->requested, seqnum);
                 w->durable = MAX(w->durable, seqnum);
@@ -1095,9 +1225,10 @@ Wal *wal_free(Wal *w) {
                 pthread_mutex_unlock(&w->lock);
                 pthread_join(w->thread, NULL);
         }
-        for (size_t i = 0; i < w->n_retired; i++)
-                close(w->retired[i].fd);
+        retired_close(w->retired, &w->n_retired);
+        retired_close(w->batch, &w->n_batch);
         free(w->retired);
+        free(w->batch);
         pthread_mutex_destroy(&w->lock);
         pthread_cond_destroy(&w->wake);
         pthread_cond_destroy(&w->done);
@@ -1169,6 +1300,7 @@ int wal_open(int dir_fd, const char *dir_path, uint64_t after_seqnum, const WalO
                 .write = io_write_default,
                 .fdatasync = io_fdatasync_default,
                 .fsync_dir = io_fsync_dir_default,
+                .truncate = io_truncate_default,
         };
         if (opts->io) {
                 if (opts->io->write)
@@ -1177,6 +1309,8 @@ int wal_open(int dir_fd, const char *dir_path, uint64_t after_seqnum, const WalO
                         w->io.fdatasync = opts->io->fdatasync;
                 if (opts->io->fsync_dir)
                         w->io.fsync_dir = opts->io->fsync_dir;
+                if (opts->io->truncate)
+                        w->io.truncate = opts->io->truncate;
                 w->io.userdata = opts->io->userdata;
         }
 

@@ -27,7 +27,15 @@
  * A failed write or sync (EIO, ENOSPC, ...) fails the log: the kernel may have dropped
  * the pages it could not write, so a later fsync() that succeeds proves nothing. From
  * then on appends return the error, nothing more becomes durable, and only a snapshot
- * of the caller's state brings the log back: wal_rotate_after_snapshot().
+ * of the caller's state brings the log back: wal_rotate_after_snapshot(). In the
+ * "always" mode the thread then cuts the segments back to their durable bytes, with
+ * ftruncate() and fsync(): the records that were not durable may be on the disk all the
+ * same, and a replay after a crash must not bring back what the caller answered as not
+ * written. wal_undurable_cut() tells when that cut is durable; if it fails (the disk
+ * refuses even that), only a snapshot covering those records settles them.
+ *
+ * In the "none" mode a finished segment is closed without a sync; wal_sync() syncs the
+ * current segment only.
  *
  * At open, a torn tail (a last record cut short or failing its checksum, with no valid
  * record after it, as a crash leaves it) is truncated away with a warning; damage
@@ -49,6 +57,7 @@ typedef struct WalIO {
         ssize_t (*write)(int fd, const void *buf, size_t size, void *userdata);
         int (*fdatasync)(int fd, void *userdata);
         int (*fsync_dir)(int dir_fd, void *userdata);
+        int (*truncate)(int fd, uint64_t size, void *userdata); /* ftruncate() and fsync() */
         void *userdata;
 } WalIO;
 
@@ -84,7 +93,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Wal *, wal_free);
 
 /* Appends a record (type < RECORD_TYPE_RESERVED, size <= RECORD_PAYLOAD_MAX) to the write
  * buffer and returns its sequence number. Never blocks on the disk (a buffer past 1 MiB is
- * written at once). Returns the log's error once it has failed. */
+ * written at once; if that write fails, the record is appended all the same and the log
+ * fails, as wal_commit() and wal_process() report). Returns the log's error once it has
+ * failed: then nothing is appended. */
 int wal_append(Wal *w, uint32_t type, const void *payload, size_t size, uint64_t *ret_seqnum);
 /* Writes the buffered records and, in the "always" and "interval" modes, asks the thread
  * for a sync of everything written. Call it once per batch of appends (e.g. once per
@@ -104,6 +115,9 @@ int wal_process(Wal *w, uint64_t *ret_durable);
 uint64_t wal_last_seqnum(Wal *w);       /* of the last record appended; 0 if none */
 uint64_t wal_durable_seqnum(Wal *w);
 int wal_error(Wal *w);                  /* 0, or the -errno that failed the log */
+/* On a failed log in the "always" mode: whether the records above wal_durable_seqnum() are
+ * cut from its files, durably, so that no replay can bring them back. */
+bool wal_undurable_cut(Wal *w);
 void wal_get_stats(Wal *w, WalStats *ret);
 
 /* Writes the buffer and starts a new segment at the next sequence number, so that a

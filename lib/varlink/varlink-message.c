@@ -322,7 +322,11 @@ char *varlink_buffer_reserve(VarlinkBuffer *b, size_t n) {
                         return b->data + b->end;
         }
 
-        size_t want = MAX(b->end + n, MAX(b->allocated * 2, (size_t) 4096));
+        /* A small first block: a connection's buffers are freed when it closes, and a 4 KiB
+         * one left a hole that the next long-lived allocations (a server's store entries)
+         * were carved from, so the next connection's buffer no longer fit in it. Blocks
+         * this small are reused as they are. */
+        size_t want = MAX(b->end + n, MAX(b->allocated * 2, (size_t) 256));
         char *p = realloc(b->data, want);
         if (!p)
                 return NULL;

@@ -115,6 +115,8 @@ _public_ const char *mrkv_result_to_string(int r) {
                 return "maybe";
         case MRKV_ERR_STORAGE:
                 return "storage-error";
+        case MRKV_ERR_QUOTA:
+                return "quota-exceeded";
         default:
                 return r < 0 ? strerror(-r) : "unknown result";
         }
@@ -330,5 +332,7 @@ _public_ int mrkv_clerk_put(mrkv_clerk *c, const char *key, const char *value, u
          * whose version still matches, which an applied earlier attempt would have moved. */
         if (streq(error, KV_ERROR_STORAGE_ERROR))
                 return MRKV_ERR_STORAGE;
+        if (streq(error, KV_ERROR_QUOTA_EXCEEDED))
+                return MRKV_ERR_QUOTA;
         return generic_error_to_errno(error);
 }

@@ -143,6 +143,8 @@ _public_ int mrkv_lock_acquire(mrkv_lock *l) {
                         /* Not applied, and no Put is until the server recovers. */
                         if (r == MRKV_ERR_STORAGE)
                                 return -EIO;
+                        if (r == MRKV_ERR_QUOTA)
+                                return -EDQUOT;
                         /* MAYBE: the Get at the top tells whether our Put was applied.
                          * VERSION or NO_KEY: someone else got there first; look again
                          * at once, since they may already be done. */
@@ -179,6 +181,10 @@ _public_ int mrkv_lock_release(mrkv_lock *l) {
         case MRKV_ERR_STORAGE:
                 /* Not applied: still held, release may be called again. */
                 return -EIO;
+
+        case MRKV_ERR_QUOTA:
+                /* Not applied: still held. */
+                return -EDQUOT;
 
         case MRKV_ERR_MAYBE:
                 /* While we hold the lock nobody else writes the key, so a moved version
