@@ -209,6 +209,20 @@ static uint64_t server_now(VarlinkServer *s) {
         return t;
 }
 
+/* Whether a log line a client can trigger at will may go out now; *suffix then says how
+ * many were left out since the last one. */
+static bool server_log_allowed(VarlinkServer *s, RateLimit *rl, char suffix[static 48]) {
+        unsigned dropped;
+
+        if (!ratelimit_below(rl, server_now(s), &dropped))
+                return false;
+        if (dropped > 0)
+                snprintf(suffix, 48, " (%u more like it not logged)", dropped);
+        else
+                suffix[0] = '\0';
+        return true;
+}
+
 static void conn_call_done(VarlinkConn *c) {
         c->pending = false;
         c->pending_flags = 0;
@@ -697,7 +711,7 @@ static int conn_dispatch(VarlinkConn *c, const char *data, size_t size) {
 static int conn_track_input(VarlinkConn *c) {
         VarlinkServer *s = c->server;
         size_t n = varlink_buffer_size(&c->in);
-        unsigned dropped;
+        char more[48];
 
         if (n == 0) {
                 varlink_buffer_done(&c->in);
@@ -711,10 +725,10 @@ static int conn_track_input(VarlinkConn *c) {
 
         if (n == 0 || c->pending || s->limits.max_input == 0 || s->input_held <= s->limits.max_input)
                 return 0;
-        if (ratelimit_below(&s->log_input, server_now(s), &dropped))
-                log_warning("%s has sent %zu bytes of a message, which takes the input held for all "
-                            "connections over %zu bytes: closing it (and %u more since the last such message).",
-                            c->description, n, s->limits.max_input, dropped);
+        if (server_log_allowed(s, &s->log_input, more))
+                log_warning("%s: its incomplete message of %zu bytes takes the input held for all connections "
+                            "over %zu bytes, closing it%s.",
+                            c->description, n, s->limits.max_input, more);
         conn_disconnect(c);
         return -ENOBUFS;
 }
@@ -884,16 +898,16 @@ static const char *conn_timed_out(VarlinkConn *c, uint64_t now) {
 
 static void conn_time_out(VarlinkConn *c, const char *why, uint64_t now) {
         VarlinkServer *s = c->server;
-        unsigned dropped;
+        char more[48];
 
         if (streq(why, "idle"))
                 log_debug("%s has been idle for %llu s, closing.", c->description,
                           (unsigned long long) ((now - c->active) / USEC_PER_SEC));
-        else if (ratelimit_below(&s->log_timeout, now, &dropped))
-                log_warning("%s has sent %zu bytes of a message in %llu ms, which is not all of it within "
-                            "the message time-out: closing it (and %u more since the last such message).",
-                            c->description, varlink_buffer_size(&c->in),
-                            (unsigned long long) ((now - c->message_start) / USEC_PER_MSEC), dropped);
+        else if (server_log_allowed(s, &s->log_timeout, more))
+                log_warning("%s has not sent a whole message within %llu ms of its first byte (%zu bytes so far), "
+                            "closing it%s.",
+                            c->description, (unsigned long long) ((now - c->message_start) / USEC_PER_MSEC),
+                            varlink_buffer_size(&c->in), more);
         conn_disconnect(c);
 }
 
@@ -979,24 +993,23 @@ static void server_set_listening(VarlinkServer *s, int enabled) {
  * accept() (error) also until a short timer ends; the listening sockets would otherwise
  * stay readable and wake the loop at once, again and again. */
 static void server_pause_accept(VarlinkServer *s, int error) {
-        unsigned dropped;
+        char more[48];
 
         server_set_listening(s, SD_EVENT_OFF);
         s->accept_paused = true;
         if (error != 0 && sd_event_source_set_time_relative(s->resume, ACCEPT_RETRY_USEC) >= 0)
                 (void) sd_event_source_set_enabled(s->resume, SD_EVENT_ONESHOT);
 
-        if (!ratelimit_below(&s->log_pause, server_now(s), &dropped))
+        if (!server_log_allowed(s, &s->log_pause, more))
                 return;
         if (error != 0)
-                log_warning_errno(error, "Failed to accept a connection with %u open, pausing for %llu ms "
-                                  "or until one closes (%u more pauses since the last message): %m",
-                                  s->n_connections, (unsigned long long) (ACCEPT_RETRY_USEC / USEC_PER_MSEC),
-                                  dropped);
+                log_warning_errno(error, "Failed to accept a connection (%u open), accepting none for %llu ms "
+                                  "or until one closes%s: %m",
+                                  s->n_connections, (unsigned long long) (ACCEPT_RETRY_USEC / USEC_PER_MSEC), more);
         else
                 log_warning("At the limit of %u connections, none of them idle: accepting none until one "
-                            "closes (%u more pauses since the last message).",
-                            s->limits.max_connections, dropped);
+                            "closes%s.",
+                            s->limits.max_connections, more);
 }
 
 static void server_resume_accept(VarlinkServer *s) {
@@ -1016,7 +1029,7 @@ static int on_resume(sd_event_source *source, uint64_t usec, void *userdata) {
  * connection idle longest, as nginx reuses keep-alive connections. false if none is idle. */
 static bool server_evict_idle(VarlinkServer *s) {
         VarlinkConn *oldest = NULL;
-        unsigned dropped;
+        char more[48];
         uint64_t now;
 
         LIST_FOREACH(connections, c, s->connections)
@@ -1027,11 +1040,11 @@ static bool server_evict_idle(VarlinkServer *s) {
                 return false;
 
         now = server_now(s);
-        if (ratelimit_below(&s->log_evict, now, &dropped))
-                log_notice("At the limit of %u connections: closing %s, idle for %llu ms, for a new one "
-                           "(%u more since the last message).",
+        if (server_log_allowed(s, &s->log_evict, more))
+                log_notice("At the limit of %u connections: closing %s, idle for %llu ms, to make room for a "
+                           "new one%s.",
                            s->n_connections, oldest->description,
-                           (unsigned long long) ((now - MIN(now, oldest->active)) / USEC_PER_MSEC), dropped);
+                           (unsigned long long) ((now - MIN(now, oldest->active)) / USEC_PER_MSEC), more);
         conn_disconnect(oldest);
         return true;
 }

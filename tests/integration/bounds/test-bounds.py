@@ -220,7 +220,7 @@ def case_drip(run):
             raise Fail("dripper %d was not closed" % i)
         print("dripper %d: %s" % (i, run.log("dripper%d.log" % i).decode().strip()))
     call(run.sock)
-    warnings = run.log().count(b"message time-out")
+    warnings = run.log().count(b"has not sent a whole message")
     print("drip: %d message time-out log lines for 4 connections closed" % warnings)
     if not 1 <= warnings <= 4:
         raise Fail("expected 1 to 4 log lines about the message time-out, got %d" % warnings)
