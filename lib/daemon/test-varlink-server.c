@@ -1437,14 +1437,22 @@ START_TEST(test_connection_limit) {
 }
 END_TEST
 
+/* A test case on a fresh server per test, started by setup. */
+static TCase *server_tcase(Suite *s, const char *name, void (*setup)(void)) {
+        TCase *tc = tcase_create(name);
+
+        tcase_add_unchecked_fixture(tc, make_tmpdir, remove_tmpdir);
+        tcase_add_checked_fixture(tc, setup, teardown_server);
+        tcase_set_timeout(tc, 60);
+        suite_add_tcase(s, tc);
+        return tc;
+}
+
 static Suite *regular_suite(void) {
         Suite *s = suite_create("varlink-server");
         TCase *tc;
 
-        tc = tcase_create("server");
-        tcase_add_unchecked_fixture(tc, make_tmpdir, remove_tmpdir);
-        tcase_add_checked_fixture(tc, setup_default, teardown_server);
-        tcase_set_timeout(tc, 60);
+        tc = server_tcase(s, "server", setup_default);
         tcase_add_test(tc, test_call_reply);
         tcase_add_test(tc, test_get_info);
         tcase_add_test(tc, test_interface_description);
@@ -1468,24 +1476,16 @@ static Suite *regular_suite(void) {
         tcase_add_test(tc, test_message_split_byte_by_byte);
         tcase_add_test(tc, test_disconnect_handler);
         tcase_add_test(tc, test_many_connections);
-        suite_add_tcase(s, tc);
 
-        tc = tcase_create("server-limits");
-        tcase_add_unchecked_fixture(tc, make_tmpdir, remove_tmpdir);
-        tcase_add_checked_fixture(tc, setup_small, teardown_server);
-        tcase_set_timeout(tc, 60);
+        tc = server_tcase(s, "server-limits", setup_small);
         tcase_add_test(tc, test_oversize_message);
-        suite_add_tcase(s, tc);
 
-        tc = tcase_create("server-bounds");
-        tcase_add_unchecked_fixture(tc, make_tmpdir, remove_tmpdir);
-        tcase_add_checked_fixture(tc, setup_none, teardown_server);
-        tcase_set_timeout(tc, 60);
+        /* Each test starts the server with the bounds it is about. */
+        tc = server_tcase(s, "server-bounds", setup_none);
         tcase_add_test(tc, test_idle_timeout);
         tcase_add_test(tc, test_message_timeout);
         tcase_add_test(tc, test_input_budget);
         tcase_add_test(tc, test_connection_limit);
-        suite_add_tcase(s, tc);
 
         return s;
 }
