@@ -56,6 +56,7 @@ struct VarlinkServer {
         size_t max_message;
         VarlinkServerLimits limits;
         size_t input_held;        /* the connections' input_held */
+        char *scratch;            /* READ_CHUNK bytes: reads of connections with nothing buffered */
         sd_event_source *sweep;   /* closes timed-out connections; on while there are any */
         sd_event_source *resume;  /* ends a pause of accepting */
         bool accept_paused;
@@ -777,12 +778,12 @@ static int conn_process_input(VarlinkConn *c) {
 }
 
 static int conn_read(VarlinkConn *c) {
-        char *p = varlink_buffer_reserve(&c->in, READ_CHUNK);
         ssize_t n;
 
-        if (!p)
-                return -ENOMEM;
-        n = recv(c->fd, p, READ_CHUNK, MSG_DONTWAIT);
+        /* Read into the server's scratch space and keep only what came: a connection's
+         * buffer is then at most twice what it holds (and none when empty, see
+         * conn_track_input()), not READ_CHUNK bytes for each byte a client drips. */
+        n = recv(c->fd, c->server->scratch, READ_CHUNK, MSG_DONTWAIT);
         if (n < 0) {
                 if (errno == EAGAIN || errno == EINTR)
                         return 0;
@@ -792,7 +793,8 @@ static int conn_read(VarlinkConn *c) {
                 c->eof = true;
                 return 0;
         }
-        c->in.end += (size_t) n;
+        if (varlink_buffer_append(&c->in, c->server->scratch, (size_t) n) < 0)
+                return -ENOMEM;
         c->active = server_now(c->server);
         return 0;
 }
@@ -1098,6 +1100,11 @@ int varlink_server_new(sd_event *event, const VarlinkServerInfo *info, void *use
         if (info)
                 s->info = *info;
         s->max_message = VARLINK_DEFAULT_MAX_MESSAGE;
+        s->scratch = malloc(READ_CHUNK);
+        if (!s->scratch) {
+                varlink_server_free(s);
+                return -ENOMEM;
+        }
         s->limits = VARLINK_SERVER_LIMITS_DEFAULT;
         s->log_pause = s->log_evict = s->log_input = s->log_timeout = RATELIMIT_INIT(LOG_INTERVAL_USEC, 1);
 
@@ -1133,6 +1140,7 @@ VarlinkServer *varlink_server_free(VarlinkServer *s) {
                 conn_disconnect(s->connections);
         sd_event_source_disable_unref(s->sweep);
         sd_event_source_disable_unref(s->resume);
+        free(s->scratch);
         for (size_t i = 0; i < s->n_listeners; i++)
                 sd_event_source_disable_unref(s->listeners[i]);
         free(s->listeners);
