@@ -3,6 +3,7 @@
  * a thread of its own, talked to over a Unix socket with the blocking VarlinkClient or
  * raw bytes. */
 #include <check.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
@@ -12,7 +13,9 @@
 #include <stdarg.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <systemd/sd-event.h>
 
@@ -38,9 +41,9 @@ static const char test_interface[] =
         "method Fail() -> ()\n"
         "method Error(error: string, parameter: ?string) -> ()\n"
         "method NoMemory(stream: ?bool) -> ()\n"
-        "method Stats() -> (disconnects: int, connections: int, oneway: int, log: string)\n"
+        "method Stats() -> (disconnects: int, connections: int, oneway: int, held: int, iterations: int,\n"
+        "                   log: string)\n"
         "method Big() -> (text: string)\n"
-        "method Stats() -> (disconnects: int, connections: int, oneway: int, held: int, log: string)\n"
         "method Keep() -> ()\n"
         "error Busy ()\n";
 
@@ -341,13 +344,16 @@ static void on_drained(VarlinkConn *c, void *userdata) {
 
 static int method_stats(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
         VarlinkServer *s = varlink_conn_get_server(c);
+        uint64_t iterations = 0;
 
+        (void) sd_event_get_iteration(srv.event, &iterations);
         return varlink_conn_replyb(
                         c,
                         "disconnects", json_object_new_int64(srv.disconnects),
                         "connections", json_object_new_int64(varlink_server_n_connections(s)),
                         "oneway", json_object_new_int64(srv.oneway_calls),
                         "held", json_object_new_int64((int64_t) varlink_server_input_held(s)),
+                        "iterations", json_object_new_int64((int64_t) iterations),
                         "log", json_object_new_string(srv.log),
                         NULL);
 }
@@ -1400,6 +1406,77 @@ START_TEST(test_input_budget) {
 }
 END_TEST
 
+static unsigned count_open_fds(void) {
+        DIR *d = opendir("/proc/self/fd");
+        unsigned n = 0;
+
+        ck_assert_ptr_nonnull(d);
+        while (readdir(d))
+                n++;
+        closedir(d);
+        return n - 3; /* ".", ".." and the directory's own */
+}
+
+/* Out of descriptors, the server stops accepting for a while instead of trying again on
+ * every wakeup (the listening socket stays readable): its loop runs a few times in half a
+ * second, where a spinning one runs hundreds of thousands of times. A flooder in another
+ * process holds busy connections, so that none can be closed to make room. */
+START_TEST(test_accept_pauses_when_out_of_fds) {
+        VarlinkServerLimits l = NO_LIMITS;
+        _cleanup_(varlink_client_freep) VarlinkClient *stats = NULL;
+        struct rlimit rl, low;
+        int quit[2], status;
+        int64_t iterations, connections;
+        uint64_t deadline;
+        pid_t pid;
+
+        server_start_with(0, &l);
+        stats = kept_client_new();
+        ck_assert_int_eq(pipe2(quit, O_CLOEXEC), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                char c;
+
+                close(quit[1]);
+                for (unsigned i = 0; i < 40; i++) {
+                        int fd = raw_connect();
+                        raw_send(fd, "{\"method\":", 10);
+                }
+                (void) read(quit[0], &c, 1); /* until the test closes its end */
+                _exit(0);
+        }
+        close(quit[0]);
+
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+        low = (struct rlimit) { .rlim_cur = count_open_fds() + 4, .rlim_max = rl.rlim_max };
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+        /* The stats client and the four connections there is room for. */
+        deadline = now_usec() + CALL_TIMEOUT;
+        while (stats_int(stats, "connections") < 5) {
+                ck_assert_msg(now_usec() < deadline, "the server does not accept up to its limit");
+                (void) poll(NULL, 0, 10);
+        }
+        iterations = stats_int(stats, "iterations");
+        (void) poll(NULL, 0, 500);
+        iterations = stats_int(stats, "iterations") - iterations;
+        connections = stats_int(stats, "connections");
+        printf("out of descriptors with %" PRIi64 " connections: %" PRIi64 " event loop iterations in 500 ms\n",
+               connections, iterations);
+        ck_assert_int_lt(iterations, 1000);
+        ck_assert_int_lt(connections, 1 + 40);
+
+        /* The flooder goes: its connections close, and accepting goes on. */
+        close(quit[1]);
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+        {
+                _cleanup_(varlink_client_freep) VarlinkClient *c = client_new();
+                expect_echo(c, "after the flood");
+        }
+}
+END_TEST
+
 START_TEST(test_connection_limit) {
         VarlinkServerLimits l = NO_LIMITS;
         _cleanup_(varlink_client_freep) VarlinkClient *kept = NULL, *newer = NULL;
@@ -1486,6 +1563,7 @@ static Suite *regular_suite(void) {
         tcase_add_test(tc, test_message_timeout);
         tcase_add_test(tc, test_input_budget);
         tcase_add_test(tc, test_connection_limit);
+        tcase_add_test(tc, test_accept_pauses_when_out_of_fds);
 
         return s;
 }

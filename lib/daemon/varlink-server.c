@@ -1031,17 +1031,17 @@ static int on_resume(sd_event_source *source, uint64_t usec, void *userdata) {
  * connection idle longest, as nginx reuses keep-alive connections. false if none is idle. */
 static bool server_evict_idle(VarlinkServer *s) {
         VarlinkConn *oldest = NULL;
+        uint64_t now = server_now(s);
         char more[48];
-        uint64_t now;
 
+        /* Not one accepted in this very iteration: it has not had the time to say anything. */
         LIST_FOREACH(connections, c, s->connections)
-                if (conn_is_idle(c) && varlink_buffer_size(&c->out) == 0 &&
+                if (conn_is_idle(c) && varlink_buffer_size(&c->out) == 0 && c->active < now &&
                     (!oldest || c->active < oldest->active))
                         oldest = c;
         if (!oldest)
                 return false;
 
-        now = server_now(s);
         if (server_log_allowed(s, &s->log_evict, more))
                 log_notice("At the limit of %u connections: closing %s, idle for %llu ms, to make room for a "
                            "new one%s.",
