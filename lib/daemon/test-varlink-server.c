@@ -1425,13 +1425,14 @@ START_TEST(test_accept_pauses_when_out_of_fds) {
         VarlinkServerLimits l = NO_LIMITS;
         _cleanup_(varlink_client_freep) VarlinkClient *stats = NULL;
         struct rlimit rl, low;
-        int quit[2], status;
+        int go[2], quit[2], status;
         int64_t iterations, connections;
         uint64_t deadline;
         pid_t pid;
 
         server_start_with(0, &l);
         stats = kept_client_new();
+        ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
         ck_assert_int_eq(pipe2(quit, O_CLOEXEC), 0);
         pid = fork();
         ck_assert_int_ge(pid, 0);
@@ -1439,6 +1440,8 @@ START_TEST(test_accept_pauses_when_out_of_fds) {
                 char c;
 
                 close(quit[1]);
+                close(go[1]);
+                (void) read(go[0], &c, 1); /* once the server is short of descriptors */
                 for (unsigned i = 0; i < 40; i++) {
                         int fd = raw_connect();
                         raw_send(fd, "{\"method\":", 10);
@@ -1447,10 +1450,12 @@ START_TEST(test_accept_pauses_when_out_of_fds) {
                 _exit(0);
         }
         close(quit[0]);
+        close(go[0]);
 
         ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
         low = (struct rlimit) { .rlim_cur = count_open_fds() + 4, .rlim_max = rl.rlim_max };
         ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+        ck_assert_int_eq(write(go[1], "g", 1), 1);
         /* The stats client and the four connections there is room for. */
         deadline = now_usec() + CALL_TIMEOUT;
         while (stats_int(stats, "connections") < 5) {
@@ -1468,6 +1473,7 @@ START_TEST(test_accept_pauses_when_out_of_fds) {
 
         /* The flooder goes: its connections close, and accepting goes on. */
         close(quit[1]);
+        close(go[1]);
         ck_assert_int_eq(waitpid(pid, &status, 0), pid);
         ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
         {
