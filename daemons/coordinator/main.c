@@ -59,9 +59,9 @@ static void help(void) {
                "                           serve " MAPREDUCE_BUS_NAME " on this D-Bus (default: $MRKV_BUS,\n"
                "                           \"system\", \"user\", \"none\" or an address; under systemd the\n"
                "                           system or user bus of its manager; else none)\n"
-               "      --max-connections=N  serve at most N connections at once (default: as many as\n"
-               "                           RLIMIT_NOFILE, raised to its hard limit, leaves room\n"
-               "                           for beside %u descriptors)\n"
+               "      --max-connections=N  serve at most N connections at once (default %u, or as\n"
+               "                           many as RLIMIT_NOFILE, raised to its hard limit,\n"
+               "                           leaves room for beside %u descriptors)\n"
                "      --max-input=BYTES    most bytes of incomplete messages held for all\n"
                "                           connections together (default %zuM)\n"
                "      --idle-timeout=SEC   close a connection with no call in flight after SEC\n"
@@ -77,7 +77,7 @@ static void help(void) {
                "Exit status: 0 job done, 1 job failed or runtime error, 2 usage error.\n",
                MRKV_COORDINATOR_ADDRESS_ENV, MRKV_COORDINATOR_SOCKET, MRKV_COORDINATOR_SOCKET,
                MRKV_COORDINATOR_SOCKET, JOB_SUBMITTER_MAX_FILES_DEFAULT, JOB_SUBMITTER_MAX_FILES_MAX,
-               NOFILE_RESERVE, VARLINK_DEFAULT_MAX_INPUT >> 20,
+               VARLINK_DEFAULT_MAX_CONNECTIONS, NOFILE_RESERVE, VARLINK_DEFAULT_MAX_INPUT >> 20,
                (unsigned long long) (VARLINK_DEFAULT_IDLE_TIMEOUT / USEC_PER_SEC),
                (unsigned long long) (VARLINK_DEFAULT_MESSAGE_TIMEOUT / USEC_PER_SEC));
 }

@@ -61,9 +61,9 @@ static void help(void) {
                "     --max-message-size=BYTES\n"
                "                             Largest Varlink message (default: enough for the\n"
                "                             largest key and value, at least %u)\n"
-               "     --max-connections=N     Most concurrent connections (default: as many as\n"
-               "                             RLIMIT_NOFILE, raised to its hard limit, leaves room\n"
-               "                             for beside %u descriptors)\n"
+               "     --max-connections=N     Most concurrent connections (default %u, or as many\n"
+               "                             as RLIMIT_NOFILE, raised to its hard limit, leaves\n"
+               "                             room for beside %u descriptors)\n"
                "     --max-input=BYTES       Most bytes of incomplete messages held for all\n"
                "                             connections together (default %zuM)\n"
                "     --idle-timeout=SEC      Close a connection with no call in flight after SEC\n"
@@ -92,8 +92,8 @@ static void help(void) {
                "                             the bus of its manager; else none)\n"
                "     --log-level=LEVEL       err, warning, notice, info or debug\n",
                 program_invocation_short_name, MRKV_KV_ADDRESS_ENV, MRKV_KV_SOCKET, KV_DEFAULT_MAX_KEY_SIZE,
-                KV_DEFAULT_MAX_VALUE_SIZE, VARLINK_DEFAULT_MAX_MESSAGE, NOFILE_RESERVE,
-                VARLINK_DEFAULT_MAX_INPUT >> 20, (unsigned long long) (VARLINK_DEFAULT_IDLE_TIMEOUT / USEC_PER_SEC),
+                KV_DEFAULT_MAX_VALUE_SIZE, VARLINK_DEFAULT_MAX_MESSAGE, VARLINK_DEFAULT_MAX_CONNECTIONS,
+                NOFILE_RESERVE, VARLINK_DEFAULT_MAX_INPUT >> 20, (unsigned long long) (VARLINK_DEFAULT_IDLE_TIMEOUT / USEC_PER_SEC),
                 (unsigned long long) (VARLINK_DEFAULT_MESSAGE_TIMEOUT / USEC_PER_SEC),
                 KV_STATE_DEFAULT_SNAPSHOT_LOG_SIZE >> 20, QUOTA_DEFAULT_KEYS, QUOTA_DEFAULT_BYTES >> 20);
 }

@@ -19,7 +19,8 @@ typedef struct DaemonOptions {
         const char *ident;        /* the program, as org.freedesktop.LogControl1 names it */
         const Address *address;   /* where to listen unless the service manager passes sockets */
         /* The Varlink server's bounds, NULL for VARLINK_SERVER_LIMITS_DEFAULT; max_connections
-         * is fitted to RLIMIT_NOFILE, 0 for as many as it leaves room for. */
+         * is fitted to RLIMIT_NOFILE (lowered to what it leaves room for), 0 for as many as
+         * it leaves room for. */
         const VarlinkServerLimits *limits;
         const char *bus_address;  /* --bus-address, or NULL: see bus_open_for_daemon() */
         const char *bus_name;     /* requested on the bus by daemon_open_bus() */

@@ -57,7 +57,8 @@ typedef int (*VarlinkPlainMethod)(VarlinkConn *c, const VarlinkView *call, void 
 typedef struct VarlinkServerLimits {
         /* At the limit the connection idle longest (no call in flight, nothing buffered, not
          * long-lived) is closed to make room for a new one; with none idle, accepting pauses
-         * until a connection closes. 0: no limit (accepting still pauses at EMFILE). */
+         * until a connection closes. 0: no limit (accepting still pauses at EMFILE); daemons
+         * fit it to RLIMIT_NOFILE (daemon_new()). */
         unsigned max_connections;
         /* Bytes of incomplete messages buffered across all connections: a connection whose
          * incomplete message takes the total over it is closed. 0: no limit. The limit of one
@@ -71,12 +72,15 @@ typedef struct VarlinkServerLimits {
         uint64_t message_timeout;
 } VarlinkServerLimits;
 
+/* What a daemon serves unless told otherwise (fewer if RLIMIT_NOFILE leaves room for fewer):
+ * each connection may hold its output up to the high-water mark, so memory grows with it. */
+#define VARLINK_DEFAULT_MAX_CONNECTIONS 4096U
 #define VARLINK_DEFAULT_MAX_INPUT ((size_t) 256 * 1024 * 1024)
 #define VARLINK_DEFAULT_IDLE_TIMEOUT (300 * USEC_PER_SEC)
 #define VARLINK_DEFAULT_MESSAGE_TIMEOUT (30 * USEC_PER_SEC)
 #define VARLINK_SERVER_LIMITS_DEFAULT                                   \
         ((VarlinkServerLimits) {                                        \
-                .max_connections = 0,                                   \
+                .max_connections = VARLINK_DEFAULT_MAX_CONNECTIONS,     \
                 .max_input = VARLINK_DEFAULT_MAX_INPUT,                 \
                 .idle_timeout = VARLINK_DEFAULT_IDLE_TIMEOUT,           \
                 .message_timeout = VARLINK_DEFAULT_MESSAGE_TIMEOUT,     \
