@@ -14,6 +14,9 @@
 #include "varlink-server.h"
 
 #define READ_CHUNK (64U * 1024U)
+/* An empty input buffer up to this size is kept for the next read (a busy connection would
+ * otherwise allocate one per read); a larger one, grown for a large message, is released. */
+#define INPUT_KEEP (8U * 1024U)
 /* A connection whose peer does not read its replies stops being served once this much
  * output is queued: otherwise pipelined calls for large replies grow the buffer without
  * bound (100 unread Gets of a 1 MiB value were 100 MiB). */
@@ -706,16 +709,17 @@ static int conn_dispatch(VarlinkConn *c, const char *data, size_t size) {
         return 0;
 }
 
-/* After the input loop: an empty buffer is released (an idle connection holds none), an
- * incomplete message that waits for the peer starts its clock, and the bytes held count in
- * the server's total. Returns < 0 when that closed the connection, being over the total. */
+/* After the input loop: an empty buffer over INPUT_KEEP is released, an incomplete message
+ * that waits for the peer starts its clock, and the bytes held count in the server's
+ * total. Returns < 0 when that closed the connection, being over the total. */
 static int conn_track_input(VarlinkConn *c) {
         VarlinkServer *s = c->server;
         size_t n = varlink_buffer_size(&c->in);
         char more[48];
 
         if (n == 0) {
-                varlink_buffer_done(&c->in);
+                if (c->in.allocated > INPUT_KEEP)
+                        varlink_buffer_done(&c->in);
                 c->message_start = 0;
         } else if (c->pending)
                 c->message_start = 0; /* the rest waits for our answer, not for the peer */
@@ -781,8 +785,8 @@ static int conn_read(VarlinkConn *c) {
         ssize_t n;
 
         /* Read into the server's scratch space and keep only what came: a connection's
-         * buffer is then at most twice what it holds (and none when empty, see
-         * conn_track_input()), not READ_CHUNK bytes for each byte a client drips. */
+         * buffer is then at most twice what it holds or INPUT_KEEP, not READ_CHUNK bytes
+         * for each byte a client drips. */
         n = recv(c->fd, c->server->scratch, READ_CHUNK, MSG_DONTWAIT);
         if (n < 0) {
                 if (errno == EAGAIN || errno == EINTR)
