@@ -849,6 +849,12 @@ START_TEST(test_options) {
                 run_binary((const char *[]){ "--max-connections", "0", NULL }, out, sizeof(out)), 2);
         ck_assert_int_eq(
                 run_binary((const char *[]){ "--max-message-size", "0", NULL }, out, sizeof(out)), 2);
+        /* The bounds every daemon takes (daemon_parse_limit_option()). */
+        ck_assert_int_eq(run_binary((const char *[]){ "--max-input", "0", NULL }, out, sizeof(out)), 2);
+        ck_assert_ptr_nonnull(strstr(out, "--max-input"));
+        ck_assert_int_eq(run_binary((const char *[]){ "--idle-timeout", "0", NULL }, out, sizeof(out)), 2);
+        ck_assert_int_eq(run_binary((const char *[]){ "--message-timeout", "soon", NULL }, out, sizeof(out)), 2);
+        ck_assert_ptr_nonnull(strstr(out, "--message-timeout"));
         ck_assert_int_eq(run_binary((const char *[]){ "--log-level", "loud", NULL }, out, sizeof(out)), 2);
         ck_assert_int_eq(
                 run_binary((const char *[]){ "--listen", "carrier-pigeon:x", NULL }, out, sizeof(out)), 2);
