@@ -15,6 +15,7 @@
 #include "log.h"
 #include "macro.h"
 #include "main-func.h"
+#include "nofile.h"
 #include "parse-util.h"
 
 static unsigned arg_nreduce = 10;
@@ -23,6 +24,7 @@ static uint64_t arg_task_timeout = 10 * USEC_PER_SEC;
 static Address arg_address = {};
 static const char *arg_state_directory = NULL;
 static const char *arg_bus_address = NULL;
+static VarlinkServerLimits arg_limits = VARLINK_SERVER_LIMITS_DEFAULT;
 static char **arg_files = NULL; /* the job to run, within argv */
 static unsigned arg_n_files = 0;
 
@@ -57,13 +59,27 @@ static void help(void) {
                "                           serve " MAPREDUCE_BUS_NAME " on this D-Bus (default: $MRKV_BUS,\n"
                "                           \"system\", \"user\", \"none\" or an address; under systemd the\n"
                "                           system or user bus of its manager; else none)\n"
+               "      --max-connections=N  serve at most N connections at once (default %u, or as\n"
+               "                           many as RLIMIT_NOFILE, raised to its hard limit,\n"
+               "                           leaves room for beside %u descriptors)\n"
+               "      --max-input=BYTES    most bytes of incomplete messages held for all\n"
+               "                           connections together (default %zuM)\n"
+               "      --idle-timeout=SEC   close a connection with no call in flight after SEC\n"
+               "                           seconds (default %llu; \"infinity\": never; a worker's\n"
+               "                           connection is never idle)\n"
+               "      --message-timeout=SEC\n"
+               "                           close a connection that takes longer than SEC seconds\n"
+               "                           to send a message (default %llu)\n"
                "      --log-level=LEVEL    debug, info, notice, warning, err (default info)\n"
                "  -h, --help               show this help\n"
                "      --version            show the version\n"
                "\n"
                "Exit status: 0 job done, 1 job failed or runtime error, 2 usage error.\n",
                MRKV_COORDINATOR_ADDRESS_ENV, MRKV_COORDINATOR_SOCKET, MRKV_COORDINATOR_SOCKET,
-               MRKV_COORDINATOR_SOCKET, JOB_SUBMITTER_MAX_FILES_DEFAULT, JOB_SUBMITTER_MAX_FILES_MAX);
+               MRKV_COORDINATOR_SOCKET, JOB_SUBMITTER_MAX_FILES_DEFAULT, JOB_SUBMITTER_MAX_FILES_MAX,
+               VARLINK_DEFAULT_MAX_CONNECTIONS, NOFILE_RESERVE, VARLINK_DEFAULT_MAX_INPUT >> 20,
+               (unsigned long long) (VARLINK_DEFAULT_IDLE_TIMEOUT / USEC_PER_SEC),
+               (unsigned long long) (VARLINK_DEFAULT_MESSAGE_TIMEOUT / USEC_PER_SEC));
 }
 
 static int check_inputs(char **files, unsigned n) {
@@ -89,6 +105,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "state-directory", required_argument, NULL, ARG_STATE_DIRECTORY },
                 { "bus-address", required_argument, NULL, ARG_BUS_ADDRESS },
                 { "max-job-files", required_argument, NULL, ARG_MAX_JOB_FILES },
+                DAEMON_LIMIT_OPTIONS,
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
@@ -138,7 +155,8 @@ static int parse_argv(int argc, char *argv[]) {
                         printf("mrkv-coordinator %s\n", PACKAGE_VERSION);
                         return 0;
                 default:
-                        return -EINVAL;
+                        if (daemon_parse_limit_option(c, optarg, &arg_limits) <= 0)
+                                return -EINVAL;
                 }
 
         arg_files = argv + optind;
@@ -227,6 +245,7 @@ static int run(int argc, char *argv[]) {
                                .ident = "mrkv-coordinator",
                                .address = &arg_address,
                                .bus_address = arg_bus_address,
+                               .limits = &arg_limits,
                                .bus_name = MAPREDUCE_BUS_NAME,
                        },
                        &d);
@@ -236,6 +255,7 @@ static int run(int argc, char *argv[]) {
         r = coordinator_new(d->event, &c);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up coordinator: %m");
+        varlink_server_set_limits(c->server, &d->limits);
         r = apply_options(c);
         if (r < 0)
                 return r;

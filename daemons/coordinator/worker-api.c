@@ -97,6 +97,8 @@ static int method_request_task(VarlinkConn *conn, json_object *parameters, Varli
                 if (r < 0)
                         return r;
                 varlink_conn_set_userdata(conn, w);
+                /* Idle between tasks, and yet not to be closed as idle. */
+                varlink_conn_set_long_lived(conn, true);
                 log_debug("Worker %s%s%s (uid %u) connected.", varlink_conn_describe(conn),
                           p.worker ? " " : "", p.worker ?: "", (unsigned) uid);
         }

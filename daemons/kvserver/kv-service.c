@@ -242,7 +242,7 @@ int kv_service_new(sd_event *event, Store *store, KVState *state, const KVLimits
         if (r < 0)
                 goto fail;
         varlink_server_set_max_message_size(k->server, k->limits.max_message_size);
-        varlink_server_set_max_connections(k->server, k->limits.max_connections);
+        varlink_server_set_limits(k->server, &k->limits.server);
         varlink_server_set_disconnect_handler(k->server, on_disconnect);
         kv_state_set_put_done(state, put_done, k);
 

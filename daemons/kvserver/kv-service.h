@@ -17,13 +17,12 @@
 
 #define KV_DEFAULT_MAX_KEY_SIZE (64U * 1024U)
 #define KV_DEFAULT_MAX_VALUE_SIZE (1024U * 1024U)
-#define KV_DEFAULT_MAX_CONNECTIONS 4096U
 
 typedef struct KVLimits {
         size_t max_key_size;
         size_t max_value_size;
         size_t max_message_size; /* 0: large enough for the largest key and value */
-        unsigned max_connections;
+        VarlinkServerLimits server; /* connections, input, time-outs */
 } KVLimits;
 
 typedef struct KVService KVService;

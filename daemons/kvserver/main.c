@@ -16,6 +16,7 @@
 #include "log.h"
 #include "macro.h"
 #include "main-func.h"
+#include "nofile.h"
 #include "parse-util.h"
 #include "server.h"
 
@@ -39,7 +40,7 @@ static KVLimits arg_limits = {
         .max_key_size = KV_DEFAULT_MAX_KEY_SIZE,
         .max_value_size = KV_DEFAULT_MAX_VALUE_SIZE,
         .max_message_size = 0,
-        .max_connections = KV_DEFAULT_MAX_CONNECTIONS,
+        .server = VARLINK_SERVER_LIMITS_DEFAULT,
 };
 
 STATIC_DESTRUCTOR_REGISTER(arg_address, address_done);
@@ -60,7 +61,15 @@ static void help(void) {
                "     --max-message-size=BYTES\n"
                "                             Largest Varlink message (default: enough for the\n"
                "                             largest key and value, at least %u)\n"
-               "     --max-connections=N     Most concurrent connections (default %u)\n"
+               "     --max-connections=N     Most concurrent connections (default %u, or as many\n"
+               "                             as RLIMIT_NOFILE, raised to its hard limit, leaves\n"
+               "                             room for beside %u descriptors)\n"
+               "     --max-input=BYTES       Most bytes of incomplete messages held for all\n"
+               "                             connections together (default %zuM)\n"
+               "     --idle-timeout=SEC      Close a connection with no call in flight after SEC\n"
+               "                             seconds (default %llu; \"infinity\": never)\n"
+               "     --message-timeout=SEC   Close a connection that takes longer than SEC seconds\n"
+               "                             to send a message (default %llu)\n"
                "  -D --state-directory=DIR   Keep the keys in DIR (default $STATE_DIRECTORY, else\n"
                "                             $XDG_STATE_HOME/mrkv/kv, else ~/.local/state/mrkv/kv;\n"
                "                             /var/lib/mrkv/kv for root)\n"
@@ -83,7 +92,9 @@ static void help(void) {
                "                             the bus of its manager; else none)\n"
                "     --log-level=LEVEL       err, warning, notice, info or debug\n",
                 program_invocation_short_name, MRKV_KV_ADDRESS_ENV, MRKV_KV_SOCKET, KV_DEFAULT_MAX_KEY_SIZE,
-                KV_DEFAULT_MAX_VALUE_SIZE, VARLINK_DEFAULT_MAX_MESSAGE, KV_DEFAULT_MAX_CONNECTIONS,
+                KV_DEFAULT_MAX_VALUE_SIZE, VARLINK_DEFAULT_MAX_MESSAGE, VARLINK_DEFAULT_MAX_CONNECTIONS,
+                NOFILE_RESERVE, VARLINK_DEFAULT_MAX_INPUT >> 20, (unsigned long long) (VARLINK_DEFAULT_IDLE_TIMEOUT / USEC_PER_SEC),
+                (unsigned long long) (VARLINK_DEFAULT_MESSAGE_TIMEOUT / USEC_PER_SEC),
                 KV_STATE_DEFAULT_SNAPSHOT_LOG_SIZE >> 20, QUOTA_DEFAULT_KEYS, QUOTA_DEFAULT_BYTES >> 20);
 }
 
@@ -124,7 +135,6 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_MAX_KEY_SIZE,
                 ARG_MAX_VALUE_SIZE,
                 ARG_MAX_MESSAGE_SIZE,
-                ARG_MAX_CONNECTIONS,
                 ARG_LOG_LEVEL,
                 ARG_BUS_ADDRESS,
                 ARG_SYNC,
@@ -141,7 +151,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "max-key-size", required_argument, NULL, ARG_MAX_KEY_SIZE },
                 { "max-value-size", required_argument, NULL, ARG_MAX_VALUE_SIZE },
                 { "max-message-size", required_argument, NULL, ARG_MAX_MESSAGE_SIZE },
-                { "max-connections", required_argument, NULL, ARG_MAX_CONNECTIONS },
+                DAEMON_LIMIT_OPTIONS,
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "bus-address", required_argument, NULL, ARG_BUS_ADDRESS },
                 { "state-directory", required_argument, NULL, 'D' },
@@ -188,14 +198,6 @@ static int parse_argv(int argc, char *argv[]) {
                         else
                                 arg_limits.max_message_size = v;
                         break;
-                case ARG_MAX_CONNECTIONS:
-                        r = parse_size(optarg, UINT32_MAX, &v);
-                        if (r < 0 || v == 0) {
-                                log_error("Invalid number for --max-connections: %s", optarg);
-                                return -EINVAL;
-                        }
-                        arg_limits.max_connections = (unsigned) v;
-                        break;
                 case ARG_BUS_ADDRESS:
                         arg_bus_address = optarg;
                         break;
@@ -240,10 +242,9 @@ static int parse_argv(int argc, char *argv[]) {
                         if (r < 0)
                                 return r;
                         break;
-                case '?':
-                        return -EINVAL;
                 default:
-                        abort();
+                        if (daemon_parse_limit_option(c, optarg, &arg_limits.server) <= 0)
+                                return -EINVAL;
                 }
 
         if (optind < argc) {
@@ -294,14 +295,14 @@ static int run(int argc, char *argv[]) {
         r = daemon_new(&(const DaemonOptions) {
                                .ident = "mrkv-kvserver",
                                .address = &arg_address,
-                               .max_connections = arg_limits.max_connections,
+                               .limits = &arg_limits.server,
                                .bus_address = arg_bus_address,
                                .bus_name = KEYVALUE_BUS_NAME,
                        },
                        &d);
         if (r < 0)
                 return r;
-        arg_limits.max_connections = d->max_connections;
+        arg_limits.server = d->limits;
 
         r = server_new(d->event, &arg_limits, &arg_state, &s);
         if (r < 0)

@@ -665,12 +665,31 @@ static bool new_client_served(void *userdata) {
         return true;
 }
 
+/* A connection the server cannot close as idle: it has begun a message and not ended it.
+ * The Get before it, in the same send(), is answered, so the server has read both. */
+static int busy_connect(void) {
+        static const char get_and_part[] = "{\"method\":\"org.mrkv.KV.Get\",\"parameters\":{\"key\":\"k\"}}\0{\"me";
+        char buf[256];
+        ssize_t n;
+        int fd;
+
+        fd = raw_connect();
+        ck_assert_int_eq(send(fd, get_and_part, sizeof(get_and_part) - 1, MSG_NOSIGNAL),
+                         (ssize_t) sizeof(get_and_part) - 1);
+        ck_assert_int_eq(poll(&(struct pollfd) { .fd = fd, .events = POLLIN }, 1, (int) (CALL_TIMEOUT / USEC_PER_MSEC)), 1);
+        n = recv(fd, buf, sizeof(buf) - 1, 0);
+        ck_assert_int_gt(n, 0);
+        buf[n] = '\0';
+        ck_assert_ptr_nonnull(strstr(buf, "NoKey"));
+        return fd;
+}
+
 START_TEST(test_max_connections) {
         const char *args[] = { "--max-connections", "3", NULL };
         VarlinkClient *c[3], *extra = NULL;
         _cleanup_json_ json_object *reply = NULL;
         const char *error;
-        int r;
+        int busy[3], r;
 
         start(args);
         for (int i = 0; i < 3; i++) {
@@ -679,18 +698,27 @@ START_TEST(test_max_connections) {
                 ck_assert_str_eq(get_error(c[i], "k"), "org.mrkv.KV.NoKey");
         }
 
-        /* The fourth is accepted by the kernel, then closed by the server. */
-        ck_assert_int_eq(varlink_client_connect(server.address, &extra), 0);
-        r = varlink_client_call(extra, "org.mrkv.KV.Get", NULL, CALL_TIMEOUT, &reply, &error);
-        ck_assert_msg(r == -ECONNRESET || r == -EPIPE, "call over the limit: %d", r);
-        extra = varlink_client_free(extra);
+        /* At the limit, the connection idle longest is closed for a new one. */
+        extra = client_new();
+        ck_assert_str_eq(get_error(extra, "k"), "org.mrkv.KV.NoKey");
+        r = varlink_client_call(c[0], "org.mrkv.KV.Get", NULL, CALL_TIMEOUT, &reply, &error);
+        ck_assert_msg(r == -ECONNRESET || r == -EPIPE, "call on the connection closed for room: %d", r);
 
-        /* Once one leaves, a new client gets in (the server notices the close soon). */
-        varlink_client_free(c[0]);
+        /* With every connection busy, a new one waits until one of them closes. */
+        for (int i = 0; i < 3; i++)
+                busy[i] = busy_connect();
+        extra = varlink_client_free(extra);
+        ck_assert_int_eq(varlink_client_connect(server.address, &extra), 0);
+        r = varlink_client_call(extra, "org.mrkv.KV.Get", NULL, 300 * USEC_PER_MSEC, &reply, &error);
+        ck_assert_msg(r == -ETIMEDOUT, "call over the limit: %d", r);
+        extra = varlink_client_free(extra);
+        close(busy[0]);
         ck_assert_msg(test_wait_until(TEST_TIMEOUT_USEC, new_client_served, NULL),
                       "no connection accepted after one closed");
-        varlink_client_free(c[1]);
-        varlink_client_free(c[2]);
+        for (int i = 0; i < 3; i++)
+                varlink_client_free(c[i]);
+        close(busy[1]);
+        close(busy[2]);
         stop();
 }
 END_TEST
@@ -821,6 +849,12 @@ START_TEST(test_options) {
                 run_binary((const char *[]){ "--max-connections", "0", NULL }, out, sizeof(out)), 2);
         ck_assert_int_eq(
                 run_binary((const char *[]){ "--max-message-size", "0", NULL }, out, sizeof(out)), 2);
+        /* The bounds every daemon takes (daemon_parse_limit_option()). */
+        ck_assert_int_eq(run_binary((const char *[]){ "--max-input", "0", NULL }, out, sizeof(out)), 2);
+        ck_assert_ptr_nonnull(strstr(out, "--max-input"));
+        ck_assert_int_eq(run_binary((const char *[]){ "--idle-timeout", "0", NULL }, out, sizeof(out)), 2);
+        ck_assert_int_eq(run_binary((const char *[]){ "--message-timeout", "soon", NULL }, out, sizeof(out)), 2);
+        ck_assert_ptr_nonnull(strstr(out, "--message-timeout"));
         ck_assert_int_eq(run_binary((const char *[]){ "--log-level", "loud", NULL }, out, sizeof(out)), 2);
         ck_assert_int_eq(
                 run_binary((const char *[]){ "--listen", "carrier-pigeon:x", NULL }, out, sizeof(out)), 2);

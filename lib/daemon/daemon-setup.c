@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 
 #include "bus-util.h"
@@ -6,6 +8,7 @@
 #include "listen.h"
 #include "log.h"
 #include "nofile.h"
+#include "parse-util.h"
 
 int daemon_parse_address(const char *arg, const char *env_var, const char *sockname, Address *ret) {
         _cleanup_free_ char *default_address = NULL;
@@ -24,6 +27,38 @@ int daemon_parse_address(const char *arg, const char *env_var, const char *sockn
                 return log_error_errno(r, "Invalid address '%s': %m (expected unix:/path or tcp:host:port)",
                                        arg);
         return 0;
+}
+
+int daemon_parse_limit_option(int option, const char *arg, VarlinkServerLimits *limits) {
+        uint64_t v;
+        int r;
+
+        assert(limits);
+
+        switch (option) {
+        case ARG_DAEMON_MAX_CONNECTIONS:
+                r = parse_unsigned(arg, 1, UINT_MAX, &limits->max_connections);
+                if (r < 0)
+                        return log_error_errno(EINVAL, "Invalid --max-connections '%s': expected a number > 0.", arg);
+                return 1;
+        case ARG_DAEMON_MAX_INPUT:
+                r = parse_size(arg, SIZE_MAX, &v);
+                if (r < 0 || v == 0)
+                        return log_error_errno(EINVAL, "Invalid --max-input '%s': expected bytes > 0 (K, M, G).", arg);
+                limits->max_input = (size_t) v;
+                return 1;
+        case ARG_DAEMON_IDLE_TIMEOUT:
+        case ARG_DAEMON_MESSAGE_TIMEOUT:
+                r = parse_timeout(arg, option == ARG_DAEMON_IDLE_TIMEOUT ? &limits->idle_timeout
+                                                                         : &limits->message_timeout);
+                if (r < 0)
+                        return log_error_errno(EINVAL, "Invalid --%s '%s': expected seconds > 0 or \"infinity\".",
+                                               option == ARG_DAEMON_IDLE_TIMEOUT ? "idle-timeout" : "message-timeout",
+                                               arg);
+                return 1;
+        default:
+                return 0;
+        }
 }
 
 int daemon_event_new(sd_event_signal_handler_t on_exit, void *userdata, sd_event **ret) {
@@ -70,8 +105,8 @@ int daemon_new(const DaemonOptions *options, Daemon **ret) {
                 return log_oom();
         d->options = *options;
 
-        if (options->max_connections > 0)
-                d->max_connections = nofile_fit_connections(options->max_connections);
+        d->limits = options->limits ? *options->limits : VARLINK_SERVER_LIMITS_DEFAULT;
+        d->limits.max_connections = nofile_fit_connections(d->limits.max_connections);
 
         r = daemon_event_new(NULL, NULL, &d->event);
         if (r < 0)

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <limits.h>
+
 #include "log.h"
 #include "macro.h"
 #include "nofile.h"
@@ -17,12 +19,15 @@ int nofile_raise(void) {
 }
 
 unsigned nofile_connections_max(rlim_t nofile, unsigned wanted) {
-        if (nofile == RLIM_INFINITY || nofile >= (rlim_t) wanted + NOFILE_RESERVE)
-                return wanted;
-        /* Keep serving a few even under a tiny limit: they may still fit. */
-        if (nofile <= 2 * NOFILE_RESERVE)
-                return MIN(wanted, NOFILE_RESERVE);
-        return (unsigned) (nofile - NOFILE_RESERVE);
+        rlim_t fit;
+
+        if (nofile == RLIM_INFINITY)
+                fit = UINT_MAX;
+        else if (nofile <= 2 * NOFILE_RESERVE)
+                fit = NOFILE_RESERVE; /* keep serving a few under a tiny limit: they may still fit */
+        else
+                fit = MIN(nofile - NOFILE_RESERVE, (rlim_t) UINT_MAX);
+        return wanted == 0 ? (unsigned) fit : MIN(wanted, (unsigned) fit);
 }
 
 unsigned nofile_fit_connections(unsigned max_connections) {
@@ -40,5 +45,8 @@ unsigned nofile_fit_connections(unsigned max_connections) {
         if (max < max_connections)
                 log_notice("RLIMIT_NOFILE is %llu: serving at most %u connections, not %u.",
                            (unsigned long long) rl.rlim_cur, max, max_connections);
+        else if (max_connections == 0)
+                log_debug("RLIMIT_NOFILE is %llu: serving at most %u connections.",
+                          (unsigned long long) rl.rlim_cur, max);
         return max;
 }

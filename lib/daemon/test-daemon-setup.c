@@ -214,13 +214,13 @@ static int fits_connections(void) {
                                        .ident = "test",
                                        .address = &a,
                                        .bus_name = "org.mrkv.Test",
-                                       .max_connections = 4096,
+                                       .limits = &(const VarlinkServerLimits) { .max_connections = 4096 },
                                },
                                &d) == 0);
-        CHILD_CHECK(d->max_connections == 300 - NOFILE_RESERVE);
+        CHILD_CHECK(d->limits.max_connections == 300 - NOFILE_RESERVE);
         d = daemon_free(d);
         CHILD_CHECK(new_daemon(&a, &d) == 0);
-        CHILD_CHECK(d->max_connections == 0);
+        CHILD_CHECK(d->limits.max_connections == 300 - NOFILE_RESERVE);
         address_done(&a);
         return 0;
 }

@@ -3,6 +3,7 @@
  * a thread of its own, talked to over a Unix socket with the blocking VarlinkClient or
  * raw bytes. */
 #include <check.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
@@ -12,7 +13,9 @@
 #include <stdarg.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <systemd/sd-event.h>
 
@@ -38,8 +41,10 @@ static const char test_interface[] =
         "method Fail() -> ()\n"
         "method Error(error: string, parameter: ?string) -> ()\n"
         "method NoMemory(stream: ?bool) -> ()\n"
-        "method Stats() -> (disconnects: int, connections: int, oneway: int, log: string)\n"
+        "method Stats() -> (disconnects: int, connections: int, oneway: int, held: int, iterations: int,\n"
+        "                   log: string)\n"
         "method Big() -> (text: string)\n"
+        "method Keep() -> ()\n"
         "error Busy ()\n";
 
 /* The server side. Fields below "server-thread only" are touched only by the loop
@@ -339,14 +344,24 @@ static void on_drained(VarlinkConn *c, void *userdata) {
 
 static int method_stats(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
         VarlinkServer *s = varlink_conn_get_server(c);
+        uint64_t iterations = 0;
 
+        (void) sd_event_get_iteration(srv.event, &iterations);
         return varlink_conn_replyb(
                         c,
                         "disconnects", json_object_new_int64(srv.disconnects),
                         "connections", json_object_new_int64(varlink_server_n_connections(s)),
                         "oneway", json_object_new_int64(srv.oneway_calls),
+                        "held", json_object_new_int64((int64_t) varlink_server_input_held(s)),
+                        "iterations", json_object_new_int64((int64_t) iterations),
                         "log", json_object_new_string(srv.log),
                         NULL);
+}
+
+/* Marks the connection long-lived, as the coordinator does with a worker's. */
+static int method_keep(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
+        varlink_conn_set_long_lived(c, true);
+        return varlink_conn_reply(c, NULL);
 }
 
 static void on_disconnect(VarlinkConn *c, void *userdata) {
@@ -368,7 +383,7 @@ static void *server_thread(void *arg) {
         return (void *) (intptr_t) r;
 }
 
-static void server_start(size_t max_message) {
+static void server_start_with(size_t max_message, const VarlinkServerLimits *limits) {
         static unsigned counter;
         Address a;
         int fd;
@@ -403,10 +418,13 @@ static void server_start(size_t max_message) {
         ck_assert_int_eq(varlink_server_bind(srv.server, "org.test.Plain", method_plain), 0);
         ck_assert_int_eq(varlink_server_bind_plain(srv.server, "org.test.Plain", plain_plain), 0);
         ck_assert_int_eq(varlink_server_bind(srv.server, "org.test.Big", method_big), 0);
+        ck_assert_int_eq(varlink_server_bind(srv.server, "org.test.Keep", method_keep), 0);
         varlink_server_set_disconnect_handler(srv.server, on_disconnect);
         varlink_server_set_drained_handler(srv.server, on_drained);
         if (max_message > 0)
                 varlink_server_set_max_message_size(srv.server, max_message);
+        if (limits)
+                varlink_server_set_limits(srv.server, limits);
 
         ck_assert_int_eq(address_parse(srv.address, &a), 0);
         fd = address_listen(&a);
@@ -420,6 +438,10 @@ static void server_start(size_t max_message) {
 
         ck_assert_int_eq(pthread_create(&srv.thread, NULL, server_thread, NULL), 0);
         srv.running = true;
+}
+
+static void server_start(size_t max_message) {
+        server_start_with(max_message, NULL);
 }
 
 static void setup_default(void) {
@@ -1245,14 +1267,275 @@ START_TEST(test_oversize_message) {
 }
 END_TEST
 
+/* Bounds: each test starts a server with the limits it is about. */
+
+#define NO_LIMITS                                                                       \
+        ((VarlinkServerLimits) { .idle_timeout = UINT64_MAX, .message_timeout = UINT64_MAX })
+
+static void setup_none(void) {
+}
+
+static VarlinkClient *kept_client_new(void) {
+        VarlinkClient *c = client_new();
+
+        json_object_put(call_ok(c, "org.test.Keep", NULL));
+        return c;
+}
+
+/* Reads one message from a raw connection, with a deadline; the reply must hold what. */
+static void raw_expect_reply(int fd, const char *what) {
+        uint64_t deadline = now_usec() + CALL_TIMEOUT;
+        static char buf[64 * 1024];
+        size_t n = 0;
+
+        while (n == 0 || !memchr(buf, '\0', n)) {
+                ssize_t k = recv(fd, buf + n, sizeof(buf) - 1 - n, MSG_DONTWAIT);
+                ck_assert_msg(k != 0, "connection closed");
+                ck_assert_msg(k > 0 || errno == EAGAIN || errno == EINTR, "recv: %m");
+                if (k > 0)
+                        n += (size_t) k;
+                ck_assert_msg(now_usec() < deadline && n < sizeof(buf) - 1, "no reply");
+                if (k < 0)
+                        (void) poll(&(struct pollfd) { .fd = fd, .events = POLLIN }, 1, 100);
+        }
+        buf[n] = '\0';
+        ck_assert_msg(strstr(buf, what), "reply %s without %s", buf, what);
+}
+
+/* A connection the server may not close as idle: it has begun a message and not ended
+ * it. The call before it in the same send() is answered, so the server has accepted the
+ * connection and read the beginning. */
+static int busy_connect(void) {
+        static const char call_and_part[] =
+                "{\"method\":\"org.test.Echo\",\"parameters\":{\"text\":\"busy\"}}\0{\"method\":";
+        int fd = raw_connect();
+
+        raw_send(fd, call_and_part, sizeof(call_and_part) - 1);
+        raw_expect_reply(fd, "busy");
+        return fd;
+}
+
+static int64_t stats_int(VarlinkClient *stats, const char *key) {
+        _cleanup_json_ json_object *p = call_ok(stats, "org.test.Stats", NULL);
+        return get_int(p, key);
+}
+
+START_TEST(test_idle_timeout) {
+        VarlinkServerLimits l = NO_LIMITS;
+        _cleanup_(varlink_client_freep) VarlinkClient *idle = NULL, *kept = NULL, *waiting = NULL;
+        _cleanup_json_ json_object *p = NULL;
+
+        l.idle_timeout = 300 * USEC_PER_MSEC;
+        server_start_with(0, &l);
+        kept = kept_client_new();
+        idle = client_new();
+        expect_echo(idle, "soon idle");
+        waiting = client_new();
+        /* A call in flight is not idleness, for longer than the time-out. */
+        send_call(waiting, "org.test.Defer", "{\"delay_ms\":1500}", 0);
+        expect_closed(idle);
+        p = read_ok(waiting, NULL);
+        /* Neither was the long-lived connection, silent all along, closed. */
+        expect_echo(kept, "still here");
+        /* The one whose call was answered is idle now. */
+        expect_closed(waiting);
+}
+END_TEST
+
+START_TEST(test_message_timeout) {
+        VarlinkServerLimits l = NO_LIMITS;
+        _cleanup_(varlink_client_freep) VarlinkClient *good = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        char msg[256];
+        uint64_t begin = now_usec();
+        size_t sent = 0;
+
+        l.message_timeout = 500 * USEC_PER_MSEC;
+        server_start_with(0, &l);
+        good = client_new();
+        /* One byte every 100 ms of a 200-byte call, 20 s: closed after the time-out, while
+         * the other client's calls are answered all along. */
+        snprintf(msg, sizeof(msg), "{\"method\":\"org.test.Echo\",\"parameters\":{\"text\":\"%0150d\"}}", 0);
+        fd = raw_connect();
+        for (; sent < strlen(msg); sent++) {
+                if (send(fd, msg + sent, 1, MSG_NOSIGNAL) < 0) {
+                        ck_assert_msg(errno == EPIPE || errno == ECONNRESET, "send: %m");
+                        break;
+                }
+                if (recv(fd, &(char) { 0 }, 1, MSG_DONTWAIT) == 0)
+                        break;
+                expect_echo(good, "served");
+                (void) poll(NULL, 0, 100);
+        }
+        printf("drip: closed after %zu of %zu bytes, %" PRIu64 " ms\n", sent, strlen(msg),
+               (now_usec() - begin) / USEC_PER_MSEC);
+        ck_assert_uint_lt(sent, strlen(msg));
+        raw_expect_closed(fd);
+        expect_echo(good, "still served");
+}
+END_TEST
+
+START_TEST(test_input_budget) {
+        VarlinkServerLimits l = NO_LIMITS;
+        _cleanup_(varlink_client_freep) VarlinkClient *stats = NULL;
+        _cleanup_close_ int a = -EBADF, b = -EBADF;
+        static char part[40 * 1024];
+        uint64_t deadline;
+
+        l.max_input = 64 * 1024;
+        server_start_with(0, &l);
+        stats = client_new();
+        snprintf(part, sizeof(part), "{\"method\":\"org.test.Echo\",\"parameters\":{\"text\":\"");
+        memset(part + strlen(part), 'a', sizeof(part) - strlen(part));
+
+        a = raw_connect();
+        raw_send(a, part, sizeof(part));
+        deadline = now_usec() + CALL_TIMEOUT;
+        while (stats_int(stats, "held") < (int64_t) sizeof(part)) {
+                ck_assert_msg(now_usec() < deadline, "the first part is not buffered");
+                (void) poll(NULL, 0, 10);
+        }
+        /* The second part takes the total over 64 KiB: that connection goes, the first stays. */
+        b = raw_connect();
+        raw_send(b, part, sizeof(part));
+        raw_expect_closed(b);
+        ck_assert_int_eq(stats_int(stats, "held"), (int64_t) sizeof(part));
+        raw_send(a, "\"}}", 4); /* with the NUL */
+        raw_expect_reply(a, "aaaa");
+        ck_assert_int_eq(stats_int(stats, "held"), 0);
+}
+END_TEST
+
+static unsigned count_open_fds(void) {
+        DIR *d = opendir("/proc/self/fd");
+        unsigned n = 0;
+
+        ck_assert_ptr_nonnull(d);
+        while (readdir(d))
+                n++;
+        closedir(d);
+        return n - 3; /* ".", ".." and the directory's own */
+}
+
+/* Out of descriptors, the server stops accepting for a while instead of trying again on
+ * every wakeup (the listening socket stays readable): its loop runs a few times in half a
+ * second, where a spinning one runs hundreds of thousands of times. A flooder in another
+ * process holds busy connections, so that none can be closed to make room. */
+START_TEST(test_accept_pauses_when_out_of_fds) {
+        VarlinkServerLimits l = NO_LIMITS;
+        _cleanup_(varlink_client_freep) VarlinkClient *stats = NULL;
+        struct rlimit rl, low;
+        int go[2], quit[2], status;
+        int64_t iterations, connections;
+        uint64_t deadline;
+        pid_t pid;
+
+        server_start_with(0, &l);
+        stats = kept_client_new();
+        ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(quit, O_CLOEXEC), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                char c;
+
+                close(quit[1]);
+                close(go[1]);
+                (void) read(go[0], &c, 1); /* once the server is short of descriptors */
+                for (unsigned i = 0; i < 40; i++) {
+                        int fd = raw_connect();
+                        raw_send(fd, "{\"method\":", 10);
+                }
+                (void) read(quit[0], &c, 1); /* until the test closes its end */
+                _exit(0);
+        }
+        close(quit[0]);
+        close(go[0]);
+
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+        low = (struct rlimit) { .rlim_cur = count_open_fds() + 4, .rlim_max = rl.rlim_max };
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+        ck_assert_int_eq(write(go[1], "g", 1), 1);
+        /* The stats client and the four connections there is room for. */
+        deadline = now_usec() + CALL_TIMEOUT;
+        while (stats_int(stats, "connections") < 5) {
+                ck_assert_msg(now_usec() < deadline, "the server does not accept up to its limit");
+                (void) poll(NULL, 0, 10);
+        }
+        iterations = stats_int(stats, "iterations");
+        (void) poll(NULL, 0, 500);
+        iterations = stats_int(stats, "iterations") - iterations;
+        connections = stats_int(stats, "connections");
+        printf("out of descriptors with %" PRIi64 " connections: %" PRIi64 " event loop iterations in 500 ms\n",
+               connections, iterations);
+        ck_assert_int_lt(iterations, 1000);
+        ck_assert_int_lt(connections, 1 + 40);
+
+        /* The flooder goes: its connections close, and accepting goes on. */
+        close(quit[1]);
+        close(go[1]);
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+        {
+                _cleanup_(varlink_client_freep) VarlinkClient *c = client_new();
+                expect_echo(c, "after the flood");
+        }
+}
+END_TEST
+
+START_TEST(test_connection_limit) {
+        VarlinkServerLimits l = NO_LIMITS;
+        _cleanup_(varlink_client_freep) VarlinkClient *kept = NULL, *newer = NULL;
+        VarlinkClient *idle[3];
+        int busy[3];
+        _cleanup_close_ int late = -EBADF;
+
+        l.max_connections = 4;
+        server_start_with(0, &l);
+        kept = kept_client_new();
+        for (size_t i = 0; i < ELEMENTSOF(idle); i++) {
+                idle[i] = client_new();
+                expect_echo(idle[i], "idle");
+        }
+        /* At the limit a new client is served: the connection idle longest makes room. */
+        newer = client_new();
+        expect_echo(newer, "newer");
+        expect_closed(idle[0]);
+
+        /* Connections that are busy take the place of the idle ones, and then nobody new
+         * gets in (the kernel keeps it waiting) until one of them closes. */
+        for (size_t i = 0; i < ELEMENTSOF(busy); i++)
+                busy[i] = busy_connect();
+        late = raw_connect();
+        RAW_SEND(late, "{\"method\":\"org.test.Echo\",\"parameters\":{\"text\":\"late\"}}\0");
+        ck_assert_int_eq(stats_int(kept, "connections"), 4);
+        ck_assert_int_eq(poll(&(struct pollfd) { .fd = late, .events = POLLIN }, 1, 300), 0);
+        close(busy[0]);
+        raw_expect_reply(late, "late");
+
+        for (size_t i = 1; i < ELEMENTSOF(busy); i++)
+                close(busy[i]);
+        for (size_t i = 0; i < ELEMENTSOF(idle); i++)
+                varlink_client_free(idle[i]);
+}
+END_TEST
+
+/* A test case on a fresh server per test, started by setup. */
+static TCase *server_tcase(Suite *s, const char *name, void (*setup)(void)) {
+        TCase *tc = tcase_create(name);
+
+        tcase_add_unchecked_fixture(tc, make_tmpdir, remove_tmpdir);
+        tcase_add_checked_fixture(tc, setup, teardown_server);
+        tcase_set_timeout(tc, 60);
+        suite_add_tcase(s, tc);
+        return tc;
+}
+
 static Suite *regular_suite(void) {
         Suite *s = suite_create("varlink-server");
         TCase *tc;
 
-        tc = tcase_create("server");
-        tcase_add_unchecked_fixture(tc, make_tmpdir, remove_tmpdir);
-        tcase_add_checked_fixture(tc, setup_default, teardown_server);
-        tcase_set_timeout(tc, 60);
+        tc = server_tcase(s, "server", setup_default);
         tcase_add_test(tc, test_call_reply);
         tcase_add_test(tc, test_get_info);
         tcase_add_test(tc, test_interface_description);
@@ -1276,14 +1559,17 @@ static Suite *regular_suite(void) {
         tcase_add_test(tc, test_message_split_byte_by_byte);
         tcase_add_test(tc, test_disconnect_handler);
         tcase_add_test(tc, test_many_connections);
-        suite_add_tcase(s, tc);
 
-        tc = tcase_create("server-limits");
-        tcase_add_unchecked_fixture(tc, make_tmpdir, remove_tmpdir);
-        tcase_add_checked_fixture(tc, setup_small, teardown_server);
-        tcase_set_timeout(tc, 60);
+        tc = server_tcase(s, "server-limits", setup_small);
         tcase_add_test(tc, test_oversize_message);
-        suite_add_tcase(s, tc);
+
+        /* Each test starts the server with the bounds it is about. */
+        tc = server_tcase(s, "server-bounds", setup_none);
+        tcase_add_test(tc, test_idle_timeout);
+        tcase_add_test(tc, test_message_timeout);
+        tcase_add_test(tc, test_input_budget);
+        tcase_add_test(tc, test_connection_limit);
+        tcase_add_test(tc, test_accept_pauses_when_out_of_fds);
 
         return s;
 }

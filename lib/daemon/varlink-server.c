@@ -9,14 +9,23 @@
 #include "list.h"
 #include "log.h"
 #include "macro.h"
+#include "ratelimit.h"
 #include "time-util.h"
 #include "varlink-server.h"
 
 #define READ_CHUNK (64U * 1024U)
+/* An empty input buffer up to this size is kept for the next read (a busy connection would
+ * otherwise allocate one per read); a larger one, grown for a large message, is released. */
+#define INPUT_KEEP (8U * 1024U)
 /* A connection whose peer does not read its replies stops being served once this much
  * output is queued: otherwise pipelined calls for large replies grow the buffer without
  * bound (100 unread Gets of a 1 MiB value were 100 MiB). */
 #define OUTPUT_HIGH_WATER (256U * 1024U)
+/* After accept() failed for want of descriptors or memory, the listening sockets rest this
+ * long (or until a connection closes): they stay readable, and retrying at once would spin. */
+#define ACCEPT_RETRY_USEC (100 * USEC_PER_MSEC)
+/* A message a client can trigger at will is logged once per interval, with a count. */
+#define LOG_INTERVAL_USEC (10 * USEC_PER_SEC)
 
 typedef struct Interface {
         char *name;
@@ -46,8 +55,16 @@ struct VarlinkServer {
          * one sd-event iteration, with its epoll_wait(), per connection. */
         int epoll_fd;
         sd_event_source *epoll_source;
-        unsigned n_connections, max_connections;
+        unsigned n_connections;
         size_t max_message;
+        VarlinkServerLimits limits;
+        size_t input_held;        /* the connections' input_held */
+        char *scratch;            /* READ_CHUNK bytes: reads of connections with nothing buffered */
+        sd_event_source *sweep;   /* closes timed-out connections; on while there are any */
+        sd_event_source *resume;  /* ends a pause of accepting */
+        bool accept_paused;
+        bool closing;             /* flushing and closing: accept nobody new */
+        RateLimit log_pause, log_evict, log_input, log_timeout;
         VarlinkConnHandler on_disconnect;
         VarlinkConnHandler on_drained;
 };
@@ -65,6 +82,10 @@ struct VarlinkConn {
         bool eof;         /* the peer closed its side */
         bool disconnected;
         bool processing;  /* inside conn_process_input(): it updates events and reads on */
+        bool long_lived;  /* never idle (a registered worker) */
+        uint64_t active;  /* when bytes last arrived or a call was last answered */
+        uint64_t message_start; /* when the incomplete message buffered began; 0: none */
+        size_t input_held; /* bytes of in, as counted in the server's input_held */
         void *userdata;
         struct ucred peer; /* SO_PEERCRED at accept; pid 0 when the socket has none */
         char description[32];
@@ -72,6 +93,7 @@ struct VarlinkConn {
 
 static void conn_disconnect(VarlinkConn *c);
 static int conn_process_input(VarlinkConn *c);
+static void server_resume_accept(VarlinkServer *s);
 
 static VarlinkConn *conn_ref(VarlinkConn *c) {
         c->n_ref++;
@@ -182,9 +204,33 @@ static int conn_send(VarlinkConn *c, json_object *message, json_object *paramete
         return conn_queued(c);
 }
 
+static uint64_t server_now(VarlinkServer *s) {
+        uint64_t t;
+
+        /* The time of this event loop iteration: precise enough for time-outs, and free. */
+        if (sd_event_now(s->event, CLOCK_MONOTONIC, &t) < 0)
+                return now_usec();
+        return t;
+}
+
+/* Whether a log line a client can trigger at will may go out now; *suffix then says how
+ * many were left out since the last one. */
+static bool server_log_allowed(VarlinkServer *s, RateLimit *rl, char suffix[static 48]) {
+        unsigned dropped;
+
+        if (!ratelimit_below(rl, server_now(s), &dropped))
+                return false;
+        if (dropped > 0)
+                snprintf(suffix, 48, " (%u more like it not logged)", dropped);
+        else
+                suffix[0] = '\0';
+        return true;
+}
+
 static void conn_call_done(VarlinkConn *c) {
         c->pending = false;
         c->pending_flags = 0;
+        c->active = server_now(c->server);
         /* Within the input loop, the loop goes on by itself. */
         if (c->processing)
                 return;
@@ -421,6 +467,10 @@ void *varlink_conn_get_userdata(VarlinkConn *c) {
         return c->userdata;
 }
 
+void varlink_conn_set_long_lived(VarlinkConn *c, bool b) {
+        c->long_lived = b;
+}
+
 void varlink_conn_set_userdata(VarlinkConn *c, void *userdata) {
         c->userdata = userdata;
 }
@@ -466,6 +516,9 @@ static void conn_disconnect(VarlinkConn *c) {
 
         LIST_REMOVE(connections, s->connections, c);
         s->n_connections--;
+        s->input_held -= c->input_held;
+        c->input_held = 0;
+        server_resume_accept(s);
 
         if (s->on_disconnect)
                 s->on_disconnect(c, s->userdata);
@@ -656,6 +709,35 @@ static int conn_dispatch(VarlinkConn *c, const char *data, size_t size) {
         return 0;
 }
 
+/* After the input loop: an empty buffer over INPUT_KEEP is released, an incomplete message
+ * that waits for the peer starts its clock, and the bytes held count in the server's
+ * total. Returns < 0 when that closed the connection, being over the total. */
+static int conn_track_input(VarlinkConn *c) {
+        VarlinkServer *s = c->server;
+        size_t n = varlink_buffer_size(&c->in);
+        char more[48];
+
+        if (n == 0) {
+                if (c->in.allocated > INPUT_KEEP)
+                        varlink_buffer_done(&c->in);
+                c->message_start = 0;
+        } else if (c->pending)
+                c->message_start = 0; /* the rest waits for our answer, not for the peer */
+        else if (c->message_start == 0)
+                c->message_start = server_now(s);
+        s->input_held = s->input_held - c->input_held + n;
+        c->input_held = n;
+
+        if (n == 0 || c->pending || s->limits.max_input == 0 || s->input_held <= s->limits.max_input)
+                return 0;
+        if (server_log_allowed(s, &s->log_input, more))
+                log_warning("%s: its incomplete message of %zu bytes takes the input held for all connections "
+                            "over %zu bytes, closing it%s.",
+                            c->description, n, s->limits.max_input, more);
+        conn_disconnect(c);
+        return -ENOBUFS;
+}
+
 static int conn_process_input(VarlinkConn *c) {
         _unused_ _cleanup_(conn_unrefp) VarlinkConn *ref = conn_ref(c);
         int r;
@@ -684,8 +766,11 @@ static int conn_process_input(VarlinkConn *c) {
                         return 0;
                 }
                 varlink_buffer_consume(&c->in, size + 1);
+                c->message_start = 0;
         }
 
+        if (conn_track_input(c) < 0)
+                return 0;
         if (conn_write(c) < 0)
                 return 0;
         if (c->eof && !c->pending && varlink_buffer_size(&c->out) == 0) {
@@ -697,12 +782,12 @@ static int conn_process_input(VarlinkConn *c) {
 }
 
 static int conn_read(VarlinkConn *c) {
-        char *p = varlink_buffer_reserve(&c->in, READ_CHUNK);
         ssize_t n;
 
-        if (!p)
-                return -ENOMEM;
-        n = recv(c->fd, p, READ_CHUNK, MSG_DONTWAIT);
+        /* Read into the server's scratch space and keep only what came: a connection's
+         * buffer is then at most twice what it holds or INPUT_KEEP, not READ_CHUNK bytes
+         * for each byte a client drips. */
+        n = recv(c->fd, c->server->scratch, READ_CHUNK, MSG_DONTWAIT);
         if (n < 0) {
                 if (errno == EAGAIN || errno == EINTR)
                         return 0;
@@ -712,7 +797,9 @@ static int conn_read(VarlinkConn *c) {
                 c->eof = true;
                 return 0;
         }
-        c->in.end += (size_t) n;
+        if (varlink_buffer_append(&c->in, c->server->scratch, (size_t) n) < 0)
+                return -ENOMEM;
+        c->active = server_now(c->server);
         return 0;
 }
 
@@ -778,6 +865,85 @@ static int on_conn_defer(sd_event_source *source, void *userdata) {
         return 0;
 }
 
+/* Idle: no call in flight, nothing buffered, and not long-lived. */
+static bool conn_is_idle(VarlinkConn *c) {
+        return !c->pending && !c->long_lived && !c->processing && varlink_buffer_size(&c->in) == 0;
+}
+
+/* How often the time-outs are checked: a quarter of the shorter one, within 10 ms…1 s.
+ * 0: never, both are infinite. */
+static uint64_t server_sweep_interval(VarlinkServer *s) {
+        uint64_t t = MIN(s->limits.idle_timeout, s->limits.message_timeout);
+
+        if (t == UINT64_MAX)
+                return 0;
+        return MIN(MAX(t / 4, 10 * USEC_PER_MSEC), USEC_PER_SEC);
+}
+
+static void server_arm_sweep(VarlinkServer *s) {
+        uint64_t interval = server_sweep_interval(s);
+
+        if (interval == 0 || s->n_connections == 0) {
+                (void) sd_event_source_set_enabled(s->sweep, SD_EVENT_OFF);
+                return;
+        }
+        if (sd_event_source_set_time_relative(s->sweep, interval) >= 0)
+                (void) sd_event_source_set_enabled(s->sweep, SD_EVENT_ONESHOT);
+}
+
+/* Why c is to be closed at now, or NULL. */
+static const char *conn_timed_out(VarlinkConn *c, uint64_t now) {
+        const VarlinkServerLimits *l = &c->server->limits;
+
+        if (c->message_start > 0 && !c->pending && now >= usec_add(c->message_start, l->message_timeout))
+                return "message";
+        if (conn_is_idle(c) && now >= usec_add(c->active, l->idle_timeout))
+                return "idle";
+        return NULL;
+}
+
+static void conn_time_out(VarlinkConn *c, const char *why, uint64_t now) {
+        VarlinkServer *s = c->server;
+        char more[48];
+
+        if (streq(why, "idle"))
+                log_debug("%s has been idle for %llu s, closing.", c->description,
+                          (unsigned long long) ((now - c->active) / USEC_PER_SEC));
+        else if (server_log_allowed(s, &s->log_timeout, more))
+                log_warning("%s has not sent a whole message within %llu ms of its first byte (%zu bytes so far), "
+                            "closing it%s.",
+                            c->description, (unsigned long long) ((now - c->message_start) / USEC_PER_MSEC),
+                            varlink_buffer_size(&c->in), more);
+        conn_disconnect(c);
+}
+
+static int on_sweep(sd_event_source *source, uint64_t usec, void *userdata) {
+        VarlinkServer *s = userdata;
+        uint64_t now = server_now(s);
+        VarlinkConn **expired = NULL;
+        size_t n = 0;
+
+        /* Collected first: a disconnect handler may close other connections. */
+        LIST_FOREACH(connections, c, s->connections)
+                if (conn_timed_out(c, now)) {
+                        VarlinkConn **e = reallocarray(expired, n + 1, sizeof(VarlinkConn *));
+                        if (!e)
+                                break; /* the rest next time */
+                        expired = e;
+                        expired[n++] = conn_ref(c);
+                }
+        for (size_t i = 0; i < n; i++) {
+                const char *why = expired[i]->disconnected ? NULL : conn_timed_out(expired[i], now);
+
+                if (why)
+                        conn_time_out(expired[i], why, now);
+                conn_unref(expired[i]);
+        }
+        free(expired);
+        server_arm_sweep(s);
+        return 0;
+}
+
 static int server_add_connection(VarlinkServer *s, int fd) {
         _cleanup_close_ int cfd = fd;
         VarlinkConn *c;
@@ -817,8 +983,76 @@ static int server_add_connection(VarlinkServer *s, int fd) {
 
         LIST_PREPEND(connections, s->connections, c);
         s->n_connections++;
+        c->active = server_now(s);
+        if (s->n_connections == 1)
+                server_arm_sweep(s);
         log_debug("New connection from %s.", c->description);
         return 0;
+}
+
+static void server_set_listening(VarlinkServer *s, int enabled) {
+        for (size_t i = 0; i < s->n_listeners; i++)
+                (void) sd_event_source_set_enabled(s->listeners[i], enabled);
+}
+
+/* Stops accepting: at the connection limit until a connection closes, after a failed
+ * accept() (error) also until a short timer ends; the listening sockets would otherwise
+ * stay readable and wake the loop at once, again and again. */
+static void server_pause_accept(VarlinkServer *s, int error) {
+        char more[48];
+
+        server_set_listening(s, SD_EVENT_OFF);
+        s->accept_paused = true;
+        if (error != 0 && sd_event_source_set_time_relative(s->resume, ACCEPT_RETRY_USEC) >= 0)
+                (void) sd_event_source_set_enabled(s->resume, SD_EVENT_ONESHOT);
+
+        if (!server_log_allowed(s, &s->log_pause, more))
+                return;
+        if (error != 0)
+                log_warning_errno(error, "Failed to accept a connection (%u open), accepting none for %llu ms "
+                                  "or until one closes%s: %m",
+                                  s->n_connections, (unsigned long long) (ACCEPT_RETRY_USEC / USEC_PER_MSEC), more);
+        else
+                log_warning("At the limit of %u connections, none of them idle: accepting none until one "
+                            "closes%s.",
+                            s->limits.max_connections, more);
+}
+
+static void server_resume_accept(VarlinkServer *s) {
+        if (!s->accept_paused || s->closing)
+                return;
+        s->accept_paused = false;
+        (void) sd_event_source_set_enabled(s->resume, SD_EVENT_OFF);
+        server_set_listening(s, SD_EVENT_ON);
+}
+
+static int on_resume(sd_event_source *source, uint64_t usec, void *userdata) {
+        server_resume_accept(userdata);
+        return 0;
+}
+
+/* At the connection limit (or out of descriptors) with a client waiting: closes the
+ * connection idle longest, as nginx reuses keep-alive connections. false if none is idle. */
+static bool server_evict_idle(VarlinkServer *s) {
+        VarlinkConn *oldest = NULL;
+        uint64_t now = server_now(s);
+        char more[48];
+
+        /* Not one accepted in this very iteration: it has not had the time to say anything. */
+        LIST_FOREACH(connections, c, s->connections)
+                if (conn_is_idle(c) && varlink_buffer_size(&c->out) == 0 && c->active < now &&
+                    (!oldest || c->active < oldest->active))
+                        oldest = c;
+        if (!oldest)
+                return false;
+
+        if (server_log_allowed(s, &s->log_evict, more))
+                log_notice("At the limit of %u connections: closing %s, idle for %llu ms, to make room for a "
+                           "new one%s.",
+                           s->n_connections, oldest->description,
+                           (unsigned long long) ((now - MIN(now, oldest->active)) / USEC_PER_MSEC), more);
+        conn_disconnect(oldest);
+        return true;
 }
 
 static int on_listen_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
@@ -826,16 +1060,27 @@ static int on_listen_io(sd_event_source *source, int fd, uint32_t revents, void 
 
         /* Accept a bounded batch per wakeup, so a connection storm cannot starve the others. */
         for (unsigned i = 0; i < 64; i++) {
+                if (s->limits.max_connections > 0 && s->n_connections >= s->limits.max_connections) {
+                        /* Only the wakeup says that somebody waits: after an accept(), let the
+                         * socket, still readable if so, wake us again. */
+                        if (i > 0)
+                                break;
+                        if (!server_evict_idle(s)) {
+                                server_pause_accept(s, 0);
+                                break;
+                        }
+                }
                 int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (cfd < 0) {
-                        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                                int error = errno;
+
+                                if (server_evict_idle(s))
+                                        continue;
+                                server_pause_accept(s, error);
+                        } else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
                                 log_warning_errno(errno, "Failed to accept connection: %m");
                         break;
-                }
-                if (s->max_connections > 0 && s->n_connections >= s->max_connections) {
-                        log_warning("Refusing connection: %u connections is the limit.", s->max_connections);
-                        close(cfd);
-                        continue;
                 }
                 int r = server_add_connection(s, cfd);
                 if (r < 0)
@@ -859,6 +1104,13 @@ int varlink_server_new(sd_event *event, const VarlinkServerInfo *info, void *use
         if (info)
                 s->info = *info;
         s->max_message = VARLINK_DEFAULT_MAX_MESSAGE;
+        s->scratch = malloc(READ_CHUNK);
+        if (!s->scratch) {
+                varlink_server_free(s);
+                return -ENOMEM;
+        }
+        s->limits = VARLINK_SERVER_LIMITS_DEFAULT;
+        s->log_pause = s->log_evict = s->log_input = s->log_timeout = RATELIMIT_INIT(LOG_INTERVAL_USEC, 1);
 
         s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
         if (s->epoll_fd < 0) {
@@ -867,6 +1119,15 @@ int varlink_server_new(sd_event *event, const VarlinkServerInfo *info, void *use
                 return r;
         }
         int r = sd_event_add_io(event, &s->epoll_source, s->epoll_fd, EPOLLIN, on_server_epoll, s);
+        if (r >= 0)
+                r = sd_event_add_time_relative(event, &s->sweep, CLOCK_MONOTONIC, USEC_PER_SEC, 0, on_sweep, s);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->sweep, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_time_relative(event, &s->resume, CLOCK_MONOTONIC, ACCEPT_RETRY_USEC, 0,
+                                               on_resume, s);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->resume, SD_EVENT_OFF);
         if (r < 0) {
                 varlink_server_free(s);
                 return r;
@@ -878,8 +1139,12 @@ int varlink_server_new(sd_event *event, const VarlinkServerInfo *info, void *use
 VarlinkServer *varlink_server_free(VarlinkServer *s) {
         if (!s)
                 return NULL;
+        s->closing = true;
         while (s->connections)
                 conn_disconnect(s->connections);
+        sd_event_source_disable_unref(s->sweep);
+        sd_event_source_disable_unref(s->resume);
+        free(s->scratch);
         for (size_t i = 0; i < s->n_listeners; i++)
                 sd_event_source_disable_unref(s->listeners[i]);
         free(s->listeners);
@@ -975,12 +1240,17 @@ void varlink_server_set_max_message_size(VarlinkServer *s, size_t max) {
         s->max_message = max;
 }
 
-void varlink_server_set_max_connections(VarlinkServer *s, unsigned max) {
-        s->max_connections = max;
+void varlink_server_set_limits(VarlinkServer *s, const VarlinkServerLimits *limits) {
+        s->limits = *limits;
+        server_arm_sweep(s);
 }
 
 unsigned varlink_server_n_connections(VarlinkServer *s) {
         return s->n_connections;
+}
+
+size_t varlink_server_input_held(VarlinkServer *s) {
+        return s->input_held;
 }
 
 int varlink_server_listen_fd(VarlinkServer *s, int fd) {
@@ -1013,8 +1283,8 @@ void varlink_server_flush_and_close(VarlinkServer *s, uint64_t timeout_usec) {
         uint64_t deadline = now_usec() + timeout_usec;
 
         /* Stop accepting first, so nobody new arrives while we drain. */
-        for (size_t i = 0; i < s->n_listeners; i++)
-                (void) sd_event_source_set_enabled(s->listeners[i], SD_EVENT_OFF);
+        s->closing = true;
+        server_set_listening(s, SD_EVENT_OFF);
 
         for (;;) {
                 bool busy = false;

@@ -8,6 +8,7 @@
 #include <json-c/json.h>
 #include <systemd/sd-event.h>
 
+#include "macro.h"
 #include "varlink-message.h"
 #include "varlink-view.h"
 
@@ -51,6 +52,40 @@ typedef void (*VarlinkConnHandler)(VarlinkConn *c, void *userdata);
  * with 1 in place of ">= 0". */
 typedef int (*VarlinkPlainMethod)(VarlinkConn *c, const VarlinkView *call, void *userdata);
 
+/* Bounds on what clients can make the server hold; each is enforced with a log line, and
+ * the server goes on serving everyone else. */
+typedef struct VarlinkServerLimits {
+        /* At the limit the connection idle longest (no call in flight, nothing buffered, not
+         * long-lived) is closed to make room for a new one; with none idle, accepting pauses
+         * until a connection closes. 0: no limit (accepting still pauses at EMFILE); daemons
+         * fit it to RLIMIT_NOFILE (daemon_new()). */
+        unsigned max_connections;
+        /* Bytes of incomplete messages buffered across all connections: a connection whose
+         * incomplete message takes the total over it is closed. 0: no limit. The limit of one
+         * connection is the message size limit. */
+        size_t max_input;
+        /* A connection with no call in flight, nothing buffered and not long-lived is
+         * closed after this long; UINT64_MAX: never. µs. */
+        uint64_t idle_timeout;
+        /* A message must arrive whole within this long of its first byte, or the
+         * connection is closed; UINT64_MAX: never. µs. */
+        uint64_t message_timeout;
+} VarlinkServerLimits;
+
+/* What a daemon serves unless told otherwise (fewer if RLIMIT_NOFILE leaves room for fewer):
+ * each connection may hold its output up to the high-water mark, so memory grows with it. */
+#define VARLINK_DEFAULT_MAX_CONNECTIONS 4096U
+#define VARLINK_DEFAULT_MAX_INPUT ((size_t) 256 * 1024 * 1024)
+#define VARLINK_DEFAULT_IDLE_TIMEOUT (300 * USEC_PER_SEC)
+#define VARLINK_DEFAULT_MESSAGE_TIMEOUT (30 * USEC_PER_SEC)
+#define VARLINK_SERVER_LIMITS_DEFAULT                                   \
+        ((VarlinkServerLimits) {                                        \
+                .max_connections = VARLINK_DEFAULT_MAX_CONNECTIONS,     \
+                .max_input = VARLINK_DEFAULT_MAX_INPUT,                 \
+                .idle_timeout = VARLINK_DEFAULT_IDLE_TIMEOUT,           \
+                .message_timeout = VARLINK_DEFAULT_MESSAGE_TIMEOUT,     \
+        })
+
 typedef struct VarlinkServerInfo {
         const char *vendor, *product, *version, *url;
 } VarlinkServerInfo;
@@ -73,8 +108,11 @@ void varlink_server_set_disconnect_handler(VarlinkServer *s, VarlinkConnHandler 
  * them back while varlink_conn_output_size() is above 0 and sends the newest then. */
 void varlink_server_set_drained_handler(VarlinkServer *s, VarlinkConnHandler h);
 void varlink_server_set_max_message_size(VarlinkServer *s, size_t max);
-void varlink_server_set_max_connections(VarlinkServer *s, unsigned max);
+/* A new server has VARLINK_SERVER_LIMITS_DEFAULT. */
+void varlink_server_set_limits(VarlinkServer *s, const VarlinkServerLimits *limits);
 unsigned varlink_server_n_connections(VarlinkServer *s);
+/* Bytes of incomplete messages buffered across all connections. */
+size_t varlink_server_input_held(VarlinkServer *s);
 
 /* Serves on an already listening socket (activation or address_listen()); takes the fd. */
 int varlink_server_listen_fd(VarlinkServer *s, int fd);
@@ -125,6 +163,9 @@ void varlink_conn_close(VarlinkConn *c);
 bool varlink_conn_has_pending_call(VarlinkConn *c);
 /* The bytes queued for the peer that it has not read yet. */
 size_t varlink_conn_output_size(VarlinkConn *c);
+/* A long-lived connection (a registered worker, idle between tasks) is never idle: neither
+ * the idle time-out nor the connection limit closes it. */
+void varlink_conn_set_long_lived(VarlinkConn *c, bool b);
 void *varlink_conn_get_userdata(VarlinkConn *c);
 void varlink_conn_set_userdata(VarlinkConn *c, void *userdata);
 VarlinkServer *varlink_conn_get_server(VarlinkConn *c);

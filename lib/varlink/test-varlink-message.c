@@ -7,6 +7,7 @@
 
 #include "macro.h"
 #include "tests.h"
+#include "time-util.h"
 #include "varlink-message.h"
 
 /* Parses a literal, the terminating NUL of the C string not included. */
@@ -290,6 +291,54 @@ START_TEST(test_buffer_compaction) {
         varlink_buffer_done(&b);
         ck_assert_ptr_null(b.data);
         ck_assert_uint_eq(b.allocated, 0);
+}
+END_TEST
+
+/* A message that arrives a byte at a time after a large first part: each call of
+ * varlink_buffer_next() searches only the bytes that came since the last (the scanned
+ * mark), so the work is the message's length, not its square. The CPU time is printed for
+ * comparison; what is asserted is the work counted from the mark. */
+START_TEST(test_buffer_scan_incremental) {
+        _cleanup_(varlink_buffer_done) VarlinkBuffer b = {};
+        static char part[1024 * 1024];
+        const size_t drips = 20000;
+        uint64_t work = 0, begin;
+        const char *data;
+        size_t size;
+
+        memset(part, 'x', sizeof(part));
+        part[0] = '"';
+        begin = clock_usec(CLOCK_PROCESS_CPUTIME_ID);
+        ck_assert_int_eq(varlink_buffer_append(&b, part, sizeof(part)), 0);
+        for (size_t i = 0; i <= drips; i++) {
+                size_t before = b.scanned;
+
+                ck_assert_int_eq(varlink_buffer_next(&b, VARLINK_DEFAULT_MAX_MESSAGE, &data, &size), 0);
+                ck_assert_uint_eq(b.scanned, varlink_buffer_size(&b));
+                work += varlink_buffer_size(&b) - before;
+                ck_assert_int_eq(varlink_buffer_append(&b, i < drips ? "x" : "\"", 1), 0);
+        }
+        ck_assert_uint_eq(work, sizeof(part) + drips);
+        ck_assert_int_eq(varlink_buffer_append(&b, "\0{}\0{", 5), 0);
+        ck_assert_int_eq(varlink_buffer_next(&b, VARLINK_DEFAULT_MAX_MESSAGE, &data, &size), 1);
+        ck_assert_uint_eq(size, sizeof(part) + drips + 1);
+        printf("%zu bytes, %zu of them one at a time: %" PRIu64 " bytes searched, %" PRIu64 " µs of CPU\n",
+               size, drips, work, clock_usec(CLOCK_PROCESS_CPUTIME_ID) - begin);
+
+        /* After a message the search starts afresh: the next one, then the partial rest. */
+        varlink_buffer_consume(&b, size + 1);
+        ck_assert_uint_eq(b.scanned, 0);
+        ck_assert_int_eq(varlink_buffer_next(&b, VARLINK_DEFAULT_MAX_MESSAGE, &data, &size), 1);
+        ck_assert_uint_eq(size, 2);
+        ck_assert_mem_eq(data, "{}", 2);
+        varlink_buffer_consume(&b, size + 1);
+        ck_assert_int_eq(varlink_buffer_next(&b, VARLINK_DEFAULT_MAX_MESSAGE, &data, &size), 0);
+        ck_assert_uint_eq(b.scanned, 1);
+        /* The mark survives the compaction of the buffer's front. */
+        ck_assert_ptr_nonnull(varlink_buffer_reserve(&b, b.allocated));
+        ck_assert_int_eq(varlink_buffer_append(&b, "}\0", 2), 0);
+        ck_assert_int_eq(varlink_buffer_next(&b, VARLINK_DEFAULT_MAX_MESSAGE, &data, &size), 1);
+        ck_assert_mem_eq(data, "{}", 2);
 }
 END_TEST
 
@@ -658,6 +707,7 @@ static Suite *regular_suite(void) {
         tcase_add_test(tc, test_buffer_merged_messages);
         tcase_add_test(tc, test_buffer_size_limit);
         tcase_add_test(tc, test_buffer_compaction);
+        tcase_add_test(tc, test_buffer_scan_incremental);
         tcase_add_test(tc, test_buffer_append_message);
         tcase_add_test(tc, test_buffer_append_empty);
         tcase_add_test(tc, test_buffer_reserve_zero);

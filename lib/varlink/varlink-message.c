@@ -367,6 +367,7 @@ int varlink_buffer_append_message(VarlinkBuffer *b, json_object *message) {
 void varlink_buffer_consume(VarlinkBuffer *b, size_t n) {
         assert(n <= varlink_buffer_size(b));
         b->start += n;
+        b->scanned = b->scanned > n ? b->scanned - n : 0;
         if (b->start == b->end)
                 b->start = b->end = 0;
 }
@@ -378,9 +379,13 @@ int varlink_buffer_next(VarlinkBuffer *b, size_t max, const char **ret_data, siz
         if (avail == 0)
                 return 0; /* and b->data may be NULL */
         begin = b->data + b->start;
-        nul = memchr(begin, '\0', avail);
-        if (!nul)
+        assert(b->scanned <= avail);
+        nul = memchr(begin + b->scanned, '\0', avail - b->scanned);
+        if (!nul) {
+                b->scanned = avail;
                 return avail > max ? -EMSGSIZE : 0;
+        }
+        b->scanned = nul - begin;
         if ((size_t) (nul - begin) > max)
                 return -EMSGSIZE;
 

@@ -27,10 +27,13 @@ int varlink_message_parse(const char *data, size_t size, json_object **ret);
 int varlink_message_check(const char *data, size_t size);
 int varlink_message_parse_checked(const char *data, size_t size, json_object **ret);
 
-/* A byte buffer for partial reads and writes. */
+/* A byte buffer for partial reads and writes. scanned counts the bytes after start that
+ * varlink_buffer_next() has already found to hold no NUL: a message that arrives a byte
+ * at a time is searched once, not again from its start on every read. */
 typedef struct VarlinkBuffer {
         char *data;
         size_t start, end, allocated;
+        size_t scanned;
 } VarlinkBuffer;
 
 void varlink_buffer_done(VarlinkBuffer *b);
@@ -46,7 +49,8 @@ void varlink_buffer_consume(VarlinkBuffer *b, size_t n);
 
 /* Finds the next complete message in b. Returns 1 and its extent (message without the
  * NUL, and the number of bytes to consume), 0 if incomplete, -EMSGSIZE if the buffered
- * incomplete data is already longer than max. */
+ * incomplete data is already longer than max. Each byte is searched for the NUL once:
+ * a call after more bytes arrived goes on where the last one stopped. */
 int varlink_buffer_next(VarlinkBuffer *b, size_t max, const char **ret_data, size_t *ret_size);
 
 /* Typed access to call parameters, in the manner of sd_json_dispatch(). */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -163,6 +164,11 @@ static int clerk_attempt(mrkv_clerk *c, const char *method, json_object *paramet
         int r;
 
         *ret_sent = false;
+
+        /* A server sends nothing unasked: anything to read now is its close (of an idle
+         * connection, say). Then connect again, and nothing was sent on the dead one. */
+        if (c->conn && poll(&(struct pollfd) { .fd = varlink_client_get_fd(c->conn), .events = POLLIN }, 1, 0) != 0)
+                clerk_disconnect(c);
 
         if (!c->conn) {
                 _cleanup_close_ int fd = -EBADF;
