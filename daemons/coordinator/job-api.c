@@ -157,6 +157,35 @@ static int files_from_json(json_object *array, char ***ret, size_t *ret_n) {
         return 0;
 }
 
+/* The reply once the journal holds what it reports: {job} for a submission, {} else. */
+static void on_durable(void *owner, void *userdata, int error) {
+        _cleanup_free_ char *id = userdata;
+
+        if (!owner)
+                return;
+        if (error < 0)
+                varlink_conn_close(owner);
+        else if (id)
+                (void) varlink_conn_replyb(owner, "job", json_object_new_string(id), NULL);
+        else
+                (void) varlink_conn_reply(owner, NULL);
+}
+
+static int job_api_reply_when_durable(MapReduceApi *a, VarlinkConn *conn, const char *id) {
+        char *copy = NULL;
+        int r;
+
+        if (id) {
+                copy = strdup(id);
+                if (!copy)
+                        return -ENOMEM;
+        }
+        r = job_journal_wait(a->journal, conn, on_durable, copy);
+        if (r < 0)
+                free(copy);
+        return r;
+}
+
 static int method_submit_job(VarlinkConn *conn, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
         MapReduceApi *a = userdata;
         struct {
@@ -208,6 +237,8 @@ static int method_submit_job(VarlinkConn *conn, json_object *parameters, Varlink
                 return r;
 
         log_info("Job %s submitted by uid %u, %s.", job->id, (unsigned) owner.uid, varlink_conn_describe(conn));
+        if (a->journal)
+                return job_api_reply_when_durable(a, conn, job->id);
         return varlink_conn_replyb(conn, "job", json_object_new_string(job->id), NULL);
 }
 
@@ -296,6 +327,8 @@ static int method_cancel_job(VarlinkConn *conn, json_object *parameters, Varlink
         if (r < 0)
                 return r;
         log_info("Job %s cancelled by %s.", j->id, varlink_conn_describe(conn));
+        if (a->journal)
+                return job_api_reply_when_durable(a, conn, NULL);
         return varlink_conn_reply(conn, NULL);
 }
 

@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "journal-record.h"
+#include "json-util.h"
+#include "macro.h"
+#include "mr-files.h"
+
+int journal_get_string(json_object *o, const char *key, const char **ret) {
+        json_object *v;
+
+        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+                return -EBADMSG;
+        *ret = json_object_get_string(v);
+        return 0;
+}
+
+int journal_get_u64(json_object *o, const char *key, uint64_t *ret) {
+        json_object *v;
+
+        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+                return -EBADMSG;
+        *ret = json_object_get_uint64(v);
+        return 0;
+}
+
+static json_object *string_array(char *const *v, unsigned n) {
+        _cleanup_json_ json_object *a = json_object_new_array_ext((int) n);
+
+        if (!a)
+                return NULL;
+        for (unsigned i = 0; i < n; i++)
+                if (json_array_append(a, json_object_new_string(v[i])) < 0)
+                        return NULL;
+        return TAKE_PTR(a);
+}
+
+json_object *journal_job_to_json(const Job *j) {
+        _cleanup_json_ json_object *o = NULL;
+
+        if (json_build_object(&o,
+                              "id", json_object_new_string(j->id),
+                              "workdir", json_object_new_string(j->workdir),
+                              "files", string_array(j->files, j->nmap),
+                              "nreduce", json_object_new_uint64(j->nreduce),
+                              "timeout", json_object_new_uint64(j->timeout),
+                              "max_failures", json_object_new_uint64(j->max_failures),
+                              "submit_time", json_object_new_uint64(j->submit_time),
+                              NULL) < 0)
+                return NULL;
+        if (j->app && json_object_add(o, "app", json_object_new_string(j->app)) < 0)
+                return NULL;
+        return TAKE_PTR(o);
+}
+
+static int files_from_json(json_object *o, char ***ret, unsigned *ret_n) {
+        _cleanup_free_ char **files = NULL;
+        json_object *a;
+        size_t n;
+
+        if (!json_object_object_get_ex(o, "files", &a) || !json_object_is_type(a, json_type_array))
+                return -EBADMSG;
+        n = json_object_array_length(a);
+        if (n == 0 || n > UINT32_MAX)
+                return -EBADMSG;
+        files = calloc(n + 1, sizeof(char *));
+        if (!files)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                json_object *f = json_object_array_get_idx(a, i);
+                if (!json_object_is_type(f, json_type_string))
+                        return -EBADMSG;
+                files[i] = (char *) json_object_get_string(f);
+        }
+        *ret = TAKE_PTR(files);
+        *ret_n = (unsigned) n;
+        return 0;
+}
+
+int journal_job_from_json(json_object *o, Job **ret) {
+        _cleanup_free_ char **files = NULL;
+        const char *id, *workdir, *app = NULL;
+        uint64_t nreduce, timeout, max_failures = 0, submit_time = 0;
+        unsigned n;
+        Job *j;
+        int r;
+
+        if (journal_get_string(o, "id", &id) < 0 || journal_get_string(o, "workdir", &workdir) < 0 ||
+            journal_get_u64(o, "nreduce", &nreduce) < 0 || journal_get_u64(o, "timeout", &timeout) < 0 ||
+            nreduce == 0 || nreduce > UINT32_MAX)
+                return -EBADMSG;
+        r = files_from_json(o, &files, &n);
+        if (r < 0)
+                return r;
+        /* Optional members. */
+        (void) journal_get_string(o, "app", &app);
+        (void) journal_get_u64(o, "max_failures", &max_failures);
+        (void) journal_get_u64(o, "submit_time", &submit_time);
+
+        r = job_new(id, app, workdir, files, n, (unsigned) nreduce, timeout, &j);
+        if (r < 0)
+                return r;
+        if (max_failures > 0 && max_failures <= UINT32_MAX)
+                j->max_failures = (unsigned) max_failures;
+        j->submit_time = submit_time;
+        *ret = j;
+        return 0;
+}
+
+unsigned journal_task_n_files(const Job *j, const Task *t) {
+        return t->kind == TASK_MAP ? j->nreduce : 1;
+}
+
+void journal_task_file_name(const Job *j, const Task *t, unsigned n, char buf[static 256]) {
+        if (t->kind == TASK_MAP)
+                mr_intermediate_name(buf, t->index, n);
+        else
+                mr_output_name(buf, t->index);
+}
+
+static json_object *file_stat_to_json(const struct stat *st) {
+        _cleanup_json_ json_object *a = json_object_new_array_ext(3);
+
+        if (!a || json_array_append(a, json_object_new_uint64((uint64_t) st->st_size)) < 0 ||
+            json_array_append(a, json_object_new_uint64((uint64_t) st->st_mtim.tv_sec * 1000000000ULL +
+                                                        (uint64_t) st->st_mtim.tv_nsec)) < 0 ||
+            json_array_append(a, json_object_new_uint64((uint64_t) st->st_ino)) < 0)
+                return NULL;
+        return TAKE_PTR(a);
+}
+
+static bool file_stat_matches(const struct stat *st, json_object *a) {
+        json_object *size, *mtime, *ino;
+
+        if (!json_object_is_type(a, json_type_array) || json_object_array_length(a) != 3)
+                return false;
+        size = json_object_array_get_idx(a, 0);
+        mtime = json_object_array_get_idx(a, 1);
+        ino = json_object_array_get_idx(a, 2);
+        return json_object_get_uint64(size) == (uint64_t) st->st_size &&
+               json_object_get_uint64(mtime) ==
+                       (uint64_t) st->st_mtim.tv_sec * 1000000000ULL + (uint64_t) st->st_mtim.tv_nsec &&
+               json_object_get_uint64(ino) == (uint64_t) st->st_ino;
+}
+
+int journal_commit_to_json(const Job *j, const Task *t, unsigned attempt, json_object **ret) {
+        _cleanup_json_ json_object *o = NULL, *files = NULL;
+        _cleanup_close_ int dfd = open(j->workdir, O_DIRECTORY | O_CLOEXEC);
+        unsigned n = journal_task_n_files(j, t);
+
+        if (dfd < 0)
+                return -errno;
+        files = json_object_new_array_ext((int) n);
+        if (!files)
+                return -ENOMEM;
+        for (unsigned i = 0; i < n; i++) {
+                char name[MR_NAME_MAX];
+                struct stat st;
+
+                journal_task_file_name(j, t, i, name);
+                if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        return -errno;
+                if (json_array_append(files, file_stat_to_json(&st)) < 0)
+                        return -ENOMEM;
+        }
+        if (json_build_object(&o,
+                              "job", json_object_new_string(j->id),
+                              "kind", json_object_new_string(task_kind_to_string(t->kind)),
+                              "task", json_object_new_uint64(t->index),
+                              "attempt", json_object_new_uint64(attempt),
+                              "files", TAKE_PTR(files),
+                              NULL) < 0)
+                return -ENOMEM;
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+int journal_commit_verify(const Job *j, const Task *t, json_object *commit, char **ret_file) {
+        _cleanup_close_ int dfd = open(j->workdir, O_DIRECTORY | O_CLOEXEC);
+        unsigned n = journal_task_n_files(j, t);
+        json_object *files;
+
+        if (!json_object_object_get_ex(commit, "files", &files) || !json_object_is_type(files, json_type_array) ||
+            json_object_array_length(files) != n)
+                return -EBADMSG;
+        for (unsigned i = 0; i < n; i++) {
+                char name[MR_NAME_MAX];
+                struct stat st;
+
+                journal_task_file_name(j, t, i, name);
+                if (dfd < 0 || fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                    !file_stat_matches(&st, json_object_array_get_idx(files, i))) {
+                        *ret_file = strdup(name);
+                        return -ESTALE;
+                }
+        }
+        return 0;
+}
+
+json_object *journal_end_to_json(const Job *j) {
+        _cleanup_json_ json_object *o = NULL;
+
+        if (json_build_object(&o,
+                              "job", json_object_new_string(j->id),
+                              "state", json_object_new_string(job_state_to_string(j->state)),
+                              "time", json_object_new_uint64(j->finish_time),
+                              "map_done", json_object_new_uint64(j->done[TASK_MAP]),
+                              "reduce_done", json_object_new_uint64(j->done[TASK_REDUCE]),
+                              NULL) < 0)
+                return NULL;
+        if (j->error && json_object_add(o, "error", json_object_new_string(j->error)) < 0)
+                return NULL;
+        return TAKE_PTR(o);
+}
+
+static int job_state_from_string(const char *s) {
+        for (JobState st = JOB_MAPPING; st <= JOB_CANCELLED; st++)
+                if (streq(s, job_state_to_string(st)))
+                        return st;
+        return -EBADMSG;
+}
+
+int journal_end_apply(Job *j, json_object *o) {
+        const char *state, *error = NULL;
+        uint64_t time = 0, map_done = 0, reduce_done = 0;
+        int s;
+
+        if (journal_get_string(o, "state", &state) < 0)
+                return -EBADMSG;
+        s = job_state_from_string(state);
+        if (s < JOB_DONE)
+                return -EBADMSG;
+        (void) journal_get_u64(o, "time", &time);
+        (void) journal_get_u64(o, "map_done", &map_done);
+        (void) journal_get_u64(o, "reduce_done", &reduce_done);
+        (void) journal_get_string(o, "error", &error);
+
+        j->state = s;
+        j->finish_time = time;
+        j->done[TASK_MAP] = (unsigned) MIN(map_done, (uint64_t) j->nmap);
+        j->done[TASK_REDUCE] = (unsigned) MIN(reduce_done, (uint64_t) j->nreduce);
+        free(j->error);
+        j->error = error ? strdup(error) : NULL;
+        if (error && !j->error)
+                return -ENOMEM;
+        return 0;
+}
