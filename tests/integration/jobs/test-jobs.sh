@@ -313,10 +313,10 @@ kill-coordinator)
     # jobcount: two maps of 2-5 s each, counted by the files they leave.
     "${WAIT[@]}" submit jobcount "$tmp"/in/jc-*.txt --nreduce 1 --wait >"$tmp/jc.out" 2>"$tmp/jc.log" &
     jc_waiter=$!
-    pids+=($jc_waiter)
+    pids+=("$jc_waiter")
     "${WAIT[@]}" submit wc "${INPUTS[@]}" --nreduce 3 --wait >"$tmp/wc-wait.out" 2>"$tmp/wc-wait.log" &
     wc_waiter=$!
-    pids+=($wc_waiter)
+    pids+=("$wc_waiter")
     has_id() { [ -s "$tmp/jc.out" ]; }
     wait_until 10 "submit --wait prints the jobcount job's id" has_id
     jc=$(head -n 1 "$tmp/jc.out")
@@ -338,7 +338,7 @@ kill-coordinator)
         done
     ) >"$tmp/submitted" 2>"$tmp/submitter.log" &
     submitter=$!
-    pids+=($submitter)
+    pids+=("$submitter")
 
     lost=0
     for kill in $(seq 20); do
