@@ -64,6 +64,5 @@ runs=$(python3 -c 'import json, sys; print(open(json.load(open(sys.argv[1]))["ou
 echo "job $id: $runs map runs for 6 maps"
 [ "$runs" -ge 6 ] && [ "$runs" -le 8 ] || fail "job $id ran its maps $runs times"
 
-
 systemctl --user stop mrkv-worker@1.service mrkv-worker@2.service mrkv-coordinator.service mrkv-coordinator.socket
 echo "OK: job $id survived a restart of the coordinator; submit --wait and status --wait followed it to the end"
