@@ -24,17 +24,6 @@ typedef enum JobDetail {
         JOB_FULL,
 } JobDetail;
 
-static json_object *json_string_array(char *const *v, unsigned n) {
-        _cleanup_json_ json_object *a = json_object_new_array_ext((int) n);
-
-        if (!a)
-                return NULL;
-        for (unsigned i = 0; i < n; i++)
-                if (json_array_append(a, json_object_new_string(v[i])) < 0)
-                        return NULL;
-        return TAKE_PTR(a);
-}
-
 /* The mr-out-* files, once the job is done, for those who may see them. */
 static json_object *job_outputs_to_json(Job *j, bool allowed) {
         _cleanup_json_ json_object *outputs = json_object_new_array();
@@ -75,7 +64,7 @@ static int job_add_lists(json_object *o, Job *j, JobDetail detail, bool allowed)
         if (detail == JOB_SUMMARY)
                 return json_object_object_add(o, "files", NULL) < 0 ||
                        json_object_object_add(o, "outputs", NULL) < 0 ? -ENOMEM : 0;
-        if (j->files ? json_object_add(o, "files", json_string_array(j->files, allowed ? j->nmap : 0)) < 0
+        if (j->files ? json_object_add(o, "files", json_string_array_new(j->files, allowed ? j->nmap : 0)) < 0
                      : json_object_object_add(o, "files", NULL) < 0)
                 return -ENOMEM;
         return json_object_add(o, "outputs", job_outputs_to_json(j, allowed));

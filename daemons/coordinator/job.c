@@ -194,13 +194,7 @@ int job_finish(Job *j, Task *t, unsigned attempt, bool ok, const char *error) {
 
         /* The first successful attempt wins, even a superseded one that finishes before its
          * replacement: its output is complete, and committing it is what makes it visible. */
-        t->state = TASK_DONE;
-        t->owner = NULL;
-        j->done[t->kind]++;
-        if (j->state == JOB_MAPPING && j->done[TASK_MAP] == j->nmap)
-                j->state = JOB_REDUCING;
-        if (j->state == JOB_REDUCING && j->done[TASK_REDUCE] == j->nreduce)
-                j->state = JOB_DONE;
+        job_mark_done(j, t);
         return 1;
 }
 

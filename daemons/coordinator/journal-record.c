@@ -25,24 +25,13 @@ int journal_get_u64(json_object *o, const char *key, uint64_t *ret) {
         return 0;
 }
 
-static json_object *string_array(char *const *v, unsigned n) {
-        _cleanup_json_ json_object *a = json_object_new_array_ext((int) n);
-
-        if (!a)
-                return NULL;
-        for (unsigned i = 0; i < n; i++)
-                if (json_array_append(a, json_object_new_string(v[i])) < 0)
-                        return NULL;
-        return TAKE_PTR(a);
-}
-
 json_object *journal_job_to_json(const Job *j) {
         _cleanup_json_ json_object *o = NULL;
 
         if (json_build_object(&o,
                               "id", json_object_new_string(j->id),
                               "workdir", json_object_new_string(j->workdir),
-                              "files", string_array(j->files, j->nmap),
+                              "files", json_string_array_new(j->files, j->nmap),
                               "nreduce", json_object_new_uint64(j->nreduce),
                               "timeout", json_object_new_uint64(j->timeout),
                               "max_failures", json_object_new_uint64(j->max_failures),

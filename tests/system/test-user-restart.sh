@@ -14,15 +14,9 @@ ctl() { "$MRKVCTL" --timeout 30 -c "$C" "$@"; }
 prop() { # JOB PROPERTY
         busctl --user get-property org.mrkv.MapReduce1 "/org/mrkv/MapReduce1/job/$1" org.mrkv.MapReduce1.Job "$2"
 }
-workers_are() {
-        [ "$(busctl --user get-property org.mrkv.MapReduce1 /org/mrkv/MapReduce1 org.mrkv.MapReduce1 Workers)" = "u $1" ]
-}
 
 install_user_units
-mkdir -p "$XDG_RUNTIME_DIR/systemd/user/mrkv-worker@.service.d"
-printf '[Service]\nEnvironment=MRKV_APP_PATH=%s\n' "$MRKV_APP_DIR" \
-        >"$XDG_RUNTIME_DIR/systemd/user/mrkv-worker@.service.d/60-test-apps.conf"
-systemctl --user daemon-reload
+worker_test_apps
 
 IN=$SDU_HOME/in
 mkdir -p "$IN"
