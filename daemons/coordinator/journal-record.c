@@ -31,7 +31,7 @@ json_object *journal_job_to_json(const Job *j) {
         if (json_build_object(&o,
                               "id", json_object_new_string(j->id),
                               "workdir", json_object_new_string(j->workdir),
-                              "files", json_string_array_new(j->files, j->nmap),
+                              "nmap", json_object_new_uint64(j->nmap),
                               "nreduce", json_object_new_uint64(j->nreduce),
                               "timeout", json_object_new_uint64(j->timeout),
                               "max_failures", json_object_new_uint64(j->max_failures),
@@ -40,37 +40,47 @@ json_object *journal_job_to_json(const Job *j) {
                 return NULL;
         if (j->app && json_object_add(o, "app", json_object_new_string(j->app)) < 0)
                 return NULL;
+        /* An ended job's list may have been dropped (job_drop_files()): nmap says how many. */
+        if (j->files && json_object_add(o, "files", json_string_array_new(j->files, j->nmap)) < 0)
+                return NULL;
         return TAKE_PTR(o);
 }
 
-static int files_from_json(json_object *o, char ***ret, unsigned *ret_n) {
+/* The "files" of a JOB record, or without them (an ended job's dropped list) nmap empty
+ * names, which journal_job_from_json() drops again. */
+static int files_from_json(json_object *o, char ***ret, unsigned *ret_n, bool *ret_dropped) {
         _cleanup_free_ char **files = NULL;
-        json_object *a;
+        json_object *a = NULL;
+        uint64_t nmap = 0;
         size_t n;
 
-        if (!json_object_object_get_ex(o, "files", &a) || !json_object_is_type(a, json_type_array))
+        if (!json_object_object_get_ex(o, "files", &a) && journal_get_u64(o, "nmap", &nmap) < 0)
                 return -EBADMSG;
-        n = json_object_array_length(a);
+        if (a && !json_object_is_type(a, json_type_array))
+                return -EBADMSG;
+        n = a ? json_object_array_length(a) : nmap;
         if (n == 0 || n > UINT32_MAX)
                 return -EBADMSG;
         files = calloc(n + 1, sizeof(char *));
         if (!files)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
-                json_object *f = json_object_array_get_idx(a, i);
-                if (!json_object_is_type(f, json_type_string))
+                json_object *f = a ? json_object_array_get_idx(a, i) : NULL;
+                if (a && !json_object_is_type(f, json_type_string))
                         return -EBADMSG;
-                files[i] = (char *) json_object_get_string(f);
+                files[i] = f ? (char *) json_object_get_string(f) : (char *) "";
         }
         *ret = TAKE_PTR(files);
         *ret_n = (unsigned) n;
+        *ret_dropped = !a;
         return 0;
 }
 
-int journal_job_from_json(json_object *o, Job **ret) {
+int journal_job_from_json(json_object *o, Job **ret, bool *ret_files_dropped) {
         _cleanup_free_ char **files = NULL;
         const char *id, *workdir, *app = NULL;
         uint64_t nreduce, timeout, max_failures = 0, submit_time = 0;
+        bool dropped;
         unsigned n;
         Job *j;
         int r;
@@ -79,7 +89,7 @@ int journal_job_from_json(json_object *o, Job **ret) {
             journal_get_u64(o, "nreduce", &nreduce) < 0 || journal_get_u64(o, "timeout", &timeout) < 0 ||
             nreduce == 0 || nreduce > UINT32_MAX)
                 return -EBADMSG;
-        r = files_from_json(o, &files, &n);
+        r = files_from_json(o, &files, &n, &dropped);
         if (r < 0)
                 return r;
         /* Optional members. */
@@ -94,6 +104,7 @@ int journal_job_from_json(json_object *o, Job **ret) {
                 j->max_failures = (unsigned) max_failures;
         j->submit_time = submit_time;
         *ret = j;
+        *ret_files_dropped = dropped;
         return 0;
 }
 

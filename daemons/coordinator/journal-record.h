@@ -12,8 +12,9 @@
  * still reads a newer journal.
  *
  *   META    {generation, last_job_id}: written at every start, synced before READY=1
- *   JOB     a submitted job, all that is needed to run it: {id, app?, workdir, files,
- *           nreduce, timeout, max_failures, submit_time}
+ *   JOB     a submitted job, all that is needed to run it: {id, app?, workdir, nmap,
+ *           files (absent once an ended job's list was dropped), nreduce, timeout,
+ *           max_failures, submit_time}
  *   START   {job, time}: the first task was handed out
  *   COMMIT  {job, kind, task, attempt, files: [[size, mtime_ns, inode], ...]}: a task's
  *           output is in place; the committed files as they were then, in the order of
@@ -37,7 +38,9 @@ int journal_get_string(json_object *o, const char *key, const char **ret);
 int journal_get_u64(json_object *o, const char *key, uint64_t *ret);
 
 json_object *journal_job_to_json(const Job *j);
-int journal_job_from_json(json_object *o, Job **ret);
+/* *ret_files_dropped: the record has no file names (an ended job's list was dropped): the
+ * job has nmap empty ones, for job_drop_files() once its END record is applied. */
+int journal_job_from_json(json_object *o, Job **ret, bool *ret_files_dropped);
 
 /* The n-th file a task commits: mr-<map>-<n> for a map task, mr-out-<task> (n = 0) for a
  * reduce task. How many: journal_task_n_files(). */

@@ -21,6 +21,7 @@
 typedef struct JournalJob {
         Job *job;
         bool start_written, end_written;
+        bool files_dropped;    /* loaded without its file names (an ended job's) */
         json_object **commits; /* nmap + nreduce, NULL where none; only while the job runs */
 } JournalJob;
 
@@ -484,10 +485,11 @@ static int load_job_record(JobJournal *jj, uint32_t type, json_object *o) {
 
 static int load_job(Loader *l, json_object *o) {
         JournalJob *e;
+        bool dropped;
         Job *j;
         int r;
 
-        r = journal_job_from_json(o, &j);
+        r = journal_job_from_json(o, &j, &dropped);
         if (r < 0)
                 return r;
         l->last_job_id = MAX(l->last_job_id, (uint64_t) strtoull(j->id, NULL, 10));
@@ -498,6 +500,8 @@ static int load_job(Loader *l, json_object *o) {
         r = journal_job_add(l->jj, j, &e);
         if (r < 0)
                 job_free(j);
+        else
+                e->files_dropped = dropped;
         return r;
 }
 
@@ -610,6 +614,8 @@ static int restore_jobs(JobJournal *jj) {
                 jobs[i] = jj->jobs[i].job;
                 if (!job_ended(jobs[i]))
                         verify_commits(&jj->jobs[i]);
+                else if (jj->jobs[i].files_dropped)
+                        job_drop_files(jobs[i]);
         }
 
         /* Adding a job tells the observers, and the journal's own may change jj->jobs. */
@@ -625,6 +631,7 @@ static int restore_jobs(JobJournal *jj) {
                 }
         }
         jj->loading = false;
+        scheduler_trim_ended_files(jj->scheduler);
         return r;
 }
 

@@ -118,7 +118,7 @@ static void scheduler_job_ended(Scheduler *s, Job *j) {
 
 /* Keeps the file lists of the newest ended jobs that fit in max_ended_files_size bytes
  * together, and drops the others. */
-static void scheduler_trim_ended_files(Scheduler *s) {
+void scheduler_trim_ended_files(Scheduler *s) {
         size_t kept = 0;
 
         for (size_t i = s->n_jobs; i > 0; i--) {

@@ -89,6 +89,9 @@ void scheduler_unsubscribe(Scheduler *s, ObserverFunc func);
 #define SCHEDULER_MAX_ENDED_JOBS 100
 #define SCHEDULER_MAX_ENDED_FILES_SIZE (32U * 1024U * 1024U)
 void scheduler_set_max_ended_jobs(Scheduler *s, size_t n);
+/* Drops the file lists of ended jobs beyond max_ended_files_size, oldest first (done
+ * whenever a job ends; for jobs that were added ended, from a journal, call it). */
+void scheduler_trim_ended_files(Scheduler *s);
 int scheduler_add_job(Scheduler *s, Job *job);
 Job *scheduler_find_job(Scheduler *s, const char *id);
 /* Ends a job that has not ended; -ESTALE if it had. */

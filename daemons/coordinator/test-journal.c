@@ -43,6 +43,7 @@ static int env_open(Env *e, const char *state, size_t keep_jobs, uint64_t compac
                 .state_dir = strdup(state),
                 .default_nreduce = 2,
                 .default_task_timeout = 10000000,
+                .max_files = JOB_SUBMITTER_MAX_FILES_DEFAULT,
         };
         ck_assert_int_ge(asprintf(&e->journal_dir, "%s/journal", state), 0);
         (void) mkdir(state, 0755);
@@ -236,6 +237,37 @@ START_TEST(test_retention_and_compaction) {
 }
 END_TEST
 
+START_TEST(test_dropped_file_list) {
+        _cleanup_free_ char *state = state_new();
+        _cleanup_close_ int fd = -EBADF;
+        Env e;
+        Job *a;
+
+        /* An ended job's file list dropped for the memory budget: its record in a snapshot
+         * has none, and it comes back ended and without one. */
+        ck_assert_int_eq(env_open(&e, state, 100, 1), 0);
+        e.scheduler->max_ended_files_size = 1;
+        a = env_submit(&e);
+        ck_assert_int_ge(scheduler_cancel_job(e.scheduler, a), 0);
+        ck_assert_ptr_null(a->files);
+        env_submit(&e);
+        env_sync(&e);
+        fd = test_dir_open(e.journal_dir);
+        for (int i = 0; i < 5000 && test_count_files(fd, "snap-", ".snap") == 0; i++)
+                ck_assert_int_ge(sd_event_run(e.event, 1000), 0);
+        ck_assert_uint_ge(test_count_files(fd, "snap-", ".snap"), 1);
+        env_close(&e);
+
+        ck_assert_int_eq(env_open(&e, state, 100, 0), 0);
+        a = scheduler_find_job(e.scheduler, "1");
+        ck_assert_int_eq(a->state, JOB_CANCELLED);
+        ck_assert_ptr_null(a->files);
+        ck_assert_uint_eq(a->nmap, 2);
+        ck_assert_str_eq(scheduler_find_job(e.scheduler, "2")->files[1], input);
+        env_close(&e);
+}
+END_TEST
+
 /* The journal's one log segment. */
 static char *segment_name(int fd) {
         _cleanup_strv_free_ char **names = NULL;
@@ -250,7 +282,16 @@ static char *segment_name(int fd) {
         return name;
 }
 
-/* A journal holding jobs 1 and 2; *ret_before: the size of its log before job 2's record. */
+/* Where the records of a log segment end (the always mode writes zeros ahead of them). */
+static uint64_t records_end(int fd, const char *segment) {
+        _cleanup_free_ uint8_t *data = NULL;
+        size_t size;
+
+        test_file_read(fd, segment, &data, &size);
+        return test_records_end(data, size);
+}
+
+/* A journal holding jobs 1 and 2; [*ret_before, *ret_after): job 2's record in the log. */
 static void journal_two_jobs(const char *state, char **ret_segment, uint64_t *ret_before, uint64_t *ret_after) {
         _cleanup_close_ int fd = -EBADF;
         Env e;
@@ -260,41 +301,57 @@ static void journal_two_jobs(const char *state, char **ret_segment, uint64_t *re
         env_sync(&e);
         fd = test_dir_open(e.journal_dir);
         *ret_segment = segment_name(fd);
-        *ret_before = test_file_size(fd, *ret_segment);
+        *ret_before = records_end(fd, *ret_segment);
         env_submit(&e);
         env_sync(&e);
-        *ret_after = test_file_size(fd, *ret_segment);
+        *ret_after = records_end(fd, *ret_segment);
+        env_close(&e);
+}
+
+/* A copy of the journal in state whose segment is data, cut at cut or zeroed from it. */
+static void open_torn_copy(int from, const char *segment, const uint8_t *data, size_t size, uint64_t cut,
+                           bool zeroed) {
+        _cleanup_free_ char *copy = state_new(), *copy_journal = NULL;
+        _cleanup_free_ uint8_t *torn = malloc(size);
+        _cleanup_close_ int to = -EBADF;
+        Env e;
+
+        ck_assert_int_ge(asprintf(&copy_journal, "%s/journal", copy), 0);
+        ck_assert_int_eq(mkdir(copy, 0755), 0);
+        ck_assert_int_eq(mkdir(copy_journal, 0700), 0);
+        to = test_dir_open(copy_journal);
+        test_dir_copy(from, to);
+        memcpy(torn, data, size);
+        if (zeroed)
+                memset(torn + cut, 0, size - cut);
+        test_file_write(to, segment, torn, zeroed ? size : cut);
+
+        /* The torn record is cut away; what came before it is all there. */
+        ck_assert_int_eq(env_open(&e, copy, 100, 0), 0);
+        ck_assert_uint_eq(e.scheduler->n_jobs, 1);
+        ck_assert_ptr_nonnull(scheduler_find_job(e.scheduler, "1"));
         env_close(&e);
 }
 
 START_TEST(test_torn_tail_every_offset) {
         _cleanup_free_ char *state = state_new(), *segment = NULL, *journal = NULL;
+        _cleanup_free_ uint8_t *data = NULL;
         _cleanup_close_ int from = -EBADF;
         uint64_t before, after;
+        size_t size;
 
         journal_two_jobs(state, &segment, &before, &after);
         ck_assert_uint_gt(after, before);
         ck_assert_int_ge(asprintf(&journal, "%s/journal", state), 0);
         from = test_dir_open(journal);
+        test_file_read(from, segment, &data, &size);
+        /* A few zeroed KiB after the records stand for the zero-filled MiB. */
+        size = MIN(size, (size_t) after + 4096);
 
+        /* Job 2's record written up to every byte: the file ends there, or zeros follow. */
         for (uint64_t cut = before; cut < after; cut++) {
-                _cleanup_free_ char *copy = state_new(), *copy_journal = NULL, *path = NULL;
-                _cleanup_close_ int to = -EBADF;
-                Env e;
-
-                ck_assert_int_ge(asprintf(&copy_journal, "%s/journal", copy), 0);
-                ck_assert_int_eq(mkdir(copy, 0755), 0);
-                ck_assert_int_eq(mkdir(copy_journal, 0700), 0);
-                to = test_dir_open(copy_journal);
-                test_dir_copy(from, to);
-                ck_assert_int_ge(asprintf(&path, "%s/%s", copy_journal, segment), 0);
-                ck_assert_int_eq(truncate(path, (off_t) cut), 0);
-
-                /* The torn record is cut away; what came before it is all there. */
-                ck_assert_int_eq(env_open(&e, copy, 100, 0), 0);
-                ck_assert_uint_eq(e.scheduler->n_jobs, 1);
-                ck_assert_ptr_nonnull(scheduler_find_job(e.scheduler, "1"));
-                env_close(&e);
+                open_torn_copy(from, segment, data, size, cut, false);
+                open_torn_copy(from, segment, data, size, cut, true);
         }
 }
 END_TEST
@@ -346,6 +403,7 @@ static Suite *journal_suite(void) {
         tcase_add_test(tc, test_restart);
         tcase_add_test(tc, test_changed_file_runs_again);
         tcase_add_test(tc, test_retention_and_compaction);
+        tcase_add_test(tc, test_dropped_file_list);
         tcase_add_test(tc, test_torn_tail_every_offset);
         tcase_add_test(tc, test_damage_in_the_middle);
         suite_add_tcase(s, tc);
