@@ -31,6 +31,8 @@ json_object *journal_job_to_json(const Job *j) {
         if (json_build_object(&o,
                               "id", json_object_new_string(j->id),
                               "workdir", json_object_new_string(j->workdir),
+                              "owner_uid", json_object_new_uint64(j->owner_uid),
+                              "owner_gid", json_object_new_uint64(j->owner_gid),
                               "nmap", json_object_new_uint64(j->nmap),
                               "nreduce", json_object_new_uint64(j->nreduce),
                               "timeout", json_object_new_uint64(j->timeout),
@@ -79,7 +81,7 @@ static int files_from_json(json_object *o, char ***ret, unsigned *ret_n, bool *r
 int journal_job_from_json(json_object *o, Job **ret, bool *ret_files_dropped) {
         _cleanup_free_ char **files = NULL;
         const char *id, *workdir, *app = NULL;
-        uint64_t nreduce, timeout, max_failures = 0, submit_time = 0;
+        uint64_t nreduce, timeout, max_failures = 0, submit_time = 0, uid = 0, gid = 0;
         bool dropped;
         unsigned n;
         Job *j;
@@ -96,6 +98,11 @@ int journal_job_from_json(json_object *o, Job **ret, bool *ret_files_dropped) {
         (void) journal_get_string(o, "app", &app);
         (void) journal_get_u64(o, "max_failures", &max_failures);
         (void) journal_get_u64(o, "submit_time", &submit_time);
+        /* Without an owner (a journal older than owners), root's, as job_new() makes it. */
+        (void) journal_get_u64(o, "owner_uid", &uid);
+        (void) journal_get_u64(o, "owner_gid", &gid);
+        if (uid >= UINT32_MAX || gid >= UINT32_MAX)
+                return -EBADMSG;
 
         r = job_new(id, app, workdir, files, n, (unsigned) nreduce, timeout, &j);
         if (r < 0)
@@ -103,6 +110,8 @@ int journal_job_from_json(json_object *o, Job **ret, bool *ret_files_dropped) {
         if (max_failures > 0 && max_failures <= UINT32_MAX)
                 j->max_failures = (unsigned) max_failures;
         j->submit_time = submit_time;
+        j->owner_uid = (uid_t) uid;
+        j->owner_gid = (gid_t) gid;
         *ret = j;
         *ret_files_dropped = dropped;
         return 0;

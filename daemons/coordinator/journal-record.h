@@ -12,7 +12,8 @@
  * still reads a newer journal.
  *
  *   META    {generation, last_job_id}: written at every start, synced before READY=1
- *   JOB     a submitted job, all that is needed to run it: {id, app?, workdir, nmap,
+ *   JOB     a submitted job, all that is needed to run it: {id, owner_uid, owner_gid,
+ *           app?, workdir, nmap,
  *           files (absent once an ended job's list was dropped), nreduce, timeout,
  *           max_failures, submit_time}
  *   START   {job, time}: the first task was handed out

@@ -25,11 +25,14 @@
  *
  * Attempts. Every start is a new generation, written and synced before the first task is
  * handed out; attempts of generation G are numbered from G × 65536 + 1. A FinishTask of
- * an attempt handed out before the restart is therefore stale (job.h, attempt_base): its
- * temporary files are removed and the task, which the restart made runnable again, runs
- * as a new attempt. Refusing it costs that task's work once, and it can never mix the
- * output of an attempt of a job the restart forgot (a submission whose record was lost)
- * into a new job that got the same id.
+ * an attempt handed out before the restart is refused: no connection of the new run
+ * holds it (TaskNotAssigned, worker-api.c), and its number is stale anyway (job.h,
+ * attempt_base). The task, which the restart made runnable again, runs as a new attempt.
+ * Refusing it costs that task's work once, and it can never count an attempt of a job
+ * the restart forgot (a submission whose record was lost) for a new job that got the
+ * same id. Workers rename a successful attempt's files into place before reporting it,
+ * and attempts write the same bytes: a late duplicate that renames over a committed
+ * task's files changes their inode, and only makes the task run again after a restart.
  *
  * A failed write or sync of the log ends the coordinator (sd_event_exit()): systemd
  * restarts it, and the replay brings back exactly what was durable. */

@@ -78,14 +78,18 @@ static void env_sync(Env *e) {
         ck_assert_int_eq(done, 1);
 }
 
-static Job *env_submit(Env *e) {
+static Job *env_submit_as(Env *e, const JobOwner *owner, const char *workdir) {
         char *reason = NULL;
         Job *j;
 
-        ck_assert_int_ge(job_submit(&e->submitter, "wc", (char *[]) { input, input, NULL }, 2, 2, NULL, 10000000,
-                                    &j, &reason), 0);
+        ck_assert_int_ge(job_submit(&e->submitter, owner, "wc", (char *[]) { input, input, NULL }, 2, 2, workdir,
+                                    10000000, &j, &reason), 0);
         ck_assert_ptr_null(reason);
         return j;
+}
+
+static Job *env_submit(Env *e) {
+        return env_submit_as(e, &(JobOwner) { .uid = geteuid(), .gid = getegid() }, NULL);
 }
 
 static void write_file(const char *dir, const char *name, const char *content) {
@@ -127,16 +131,19 @@ static char *state_new(void) {
 }
 
 START_TEST(test_restart) {
-        _cleanup_free_ char *state = state_new();
+        _cleanup_free_ char *state = state_new(), *workdir = test_dir_new();
+        /* A job of another user, in a directory of theirs (as root; else one's own). */
+        JobOwner other = { .uid = geteuid() == 0 ? 4242 : geteuid(), .gid = geteuid() == 0 ? 4243 : getegid() };
         unsigned old_attempt;
         Env e;
         Job *a, *b, *c;
 
+        ck_assert_int_eq(chown(workdir, other.uid, other.gid), 0);
         ck_assert_int_eq(env_open(&e, state, 100, 0), 0);
         ck_assert_uint_eq(job_journal_generation(e.journal), 1);
         a = env_submit(&e);
         b = env_submit(&e);
-        c = env_submit(&e);
+        c = env_submit_as(&e, &other, workdir);
         env_commit_map(&e, a, 0);
         /* Map 1 of a is in flight when the coordinator stops. */
         ck_assert_int_eq(job_assign(a, &e, 0, &(Task *) { NULL }), 1);
@@ -163,6 +170,9 @@ START_TEST(test_restart) {
         ck_assert_uint_ne(b->finish_time, 0);
         ck_assert_str_eq(job_display_state(c), "queued");
         ck_assert_uint_ne(c->submit_time, 0);
+        ck_assert_uint_eq(c->owner_uid, other.uid);
+        ck_assert_uint_eq(c->owner_gid, other.gid);
+        ck_assert_str_eq(c->workdir, workdir);
         /* The attempt handed out before the restart is stale; this run's are numbered above. */
         ck_assert_uint_eq(a->attempt_base, 2U << JOB_JOURNAL_ATTEMPT_SHIFT);
         ck_assert(!job_may_complete(a, job_find_task(a, TASK_MAP, 1), old_attempt));
