@@ -158,8 +158,6 @@ int journal_commit_to_json(const Job *j, const Task *t, unsigned attempt, json_o
         _cleanup_close_ int dfd = open(j->workdir, O_DIRECTORY | O_CLOEXEC);
         unsigned n = journal_task_n_files(j, t);
 
-        if (dfd < 0)
-                return -errno;
         files = json_object_new_array_ext((int) n);
         if (!files)
                 return -ENOMEM;
@@ -167,9 +165,14 @@ int journal_commit_to_json(const Job *j, const Task *t, unsigned attempt, json_o
                 char name[MR_NAME_MAX];
                 struct stat st;
 
+                /* A file the coordinator cannot see (a directory private to the job's owner)
+                 * is recorded as unknown: the task runs again after a restart. */
                 journal_task_file_name(j, t, i, name);
-                if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                        return -errno;
+                if (dfd < 0 || fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                        if (json_object_array_add(files, NULL) < 0)
+                                return -ENOMEM;
+                        continue;
+                }
                 if (json_array_append(files, file_stat_to_json(&st)) < 0)
                         return -ENOMEM;
         }

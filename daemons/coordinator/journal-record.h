@@ -17,9 +17,10 @@
  *           files (absent once an ended job's list was dropped), nreduce, timeout,
  *           max_failures, submit_time}
  *   START   {job, time}: the first task was handed out
- *   COMMIT  {job, kind, task, attempt, files: [[size, mtime_ns, inode], ...]}: a task's
- *           output is in place; the committed files as they were then, in the order of
- *           journal_task_file_name()
+ *   COMMIT  {job, kind, task, attempt, files: [[size, mtime_ns, inode] or null, ...]}: a
+ *           task's output is in place; the committed files as they were then, in the
+ *           order of journal_task_file_name(); null for one the coordinator could not
+ *           stat (a directory private to the job's owner), which fails the check
  *   END     {job, state, time, error?, map_done, reduce_done}
  *
  * A committed file is checked at restart by its size, modification time (ns) and inode

@@ -214,9 +214,19 @@ START_TEST(test_changed_file_runs_again) {
 }
 END_TEST
 
+/* Runs the loop until the journal has written a snapshot. */
+static void env_wait_snapshot(Env *e) {
+        _cleanup_close_ int fd = -EBADF;
+
+        env_sync(e);
+        fd = test_dir_open(e->journal_dir);
+        for (int i = 0; i < 5000 && test_count_files(fd, "snap-", ".snap") == 0; i++)
+                ck_assert_int_ge(sd_event_run(e->event, 1000), 0);
+        ck_assert_uint_ge(test_count_files(fd, "snap-", ".snap"), 1);
+}
+
 START_TEST(test_retention_and_compaction) {
         _cleanup_free_ char *state = state_new();
-        _cleanup_close_ int fd = -EBADF;
         Env e;
 
         /* Every append outgrows the log's limit: snapshots follow one another. */
@@ -224,11 +234,7 @@ START_TEST(test_retention_and_compaction) {
         for (int i = 0; i < 5; i++)
                 ck_assert_int_ge(scheduler_cancel_job(e.scheduler, env_submit(&e)), 0);
         env_submit(&e);
-        env_sync(&e);
-        fd = test_dir_open(e.journal_dir);
-        for (int i = 0; i < 5000 && test_count_files(fd, "snap-", ".snap") == 0; i++)
-                ck_assert_int_ge(sd_event_run(e.event, 1000), 0);
-        ck_assert_uint_ge(test_count_files(fd, "snap-", ".snap"), 1);
+        env_wait_snapshot(&e);
         ck_assert_uint_eq(e.scheduler->n_jobs, 3);
         env_close(&e);
 
@@ -249,7 +255,6 @@ END_TEST
 
 START_TEST(test_dropped_file_list) {
         _cleanup_free_ char *state = state_new();
-        _cleanup_close_ int fd = -EBADF;
         Env e;
         Job *a;
 
@@ -261,11 +266,7 @@ START_TEST(test_dropped_file_list) {
         ck_assert_int_ge(scheduler_cancel_job(e.scheduler, a), 0);
         ck_assert_ptr_null(a->files);
         env_submit(&e);
-        env_sync(&e);
-        fd = test_dir_open(e.journal_dir);
-        for (int i = 0; i < 5000 && test_count_files(fd, "snap-", ".snap") == 0; i++)
-                ck_assert_int_ge(sd_event_run(e.event, 1000), 0);
-        ck_assert_uint_ge(test_count_files(fd, "snap-", ".snap"), 1);
+        env_wait_snapshot(&e);
         env_close(&e);
 
         ck_assert_int_eq(env_open(&e, state, 100, 0), 0);
