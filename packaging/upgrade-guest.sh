@@ -79,7 +79,7 @@ for u in "${services[@]}" "${sockets[@]}"; do
         [ "$state" = inactive ] || [ "$state" = unknown ] || fail "$u is $state after removal"
 done
 [ ! -e /run/mrkv/kv.sock ] || fail "kv.sock is left after removal"
-[ -d /var/lib/mrkv/jobs ] || fail "removal (not purge) deleted /var/lib/mrkv"
+[ -d /var/lib/mrkv/coordinator/journal ] || fail "removal (not purge) deleted /var/lib/mrkv"
 dpkg -P mrkv
 [ ! -e /var/lib/mrkv ] || fail "purge left /var/lib/mrkv"
 [ ! -e /etc/systemd/system/sockets.target.wants/mrkv-kvserver.socket ] || fail "purge left the socket enabled"

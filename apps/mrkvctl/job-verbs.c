@@ -155,6 +155,8 @@ static int get_job(VarlinkClient *c, const Context *ctx, const char *job, const 
         return call(c, ctx, MAPREDUCE_METHOD_GET_JOB, p, what, job, ret_reply);
 }
 
+static int wait_for_job(VarlinkClient **c, const Context *ctx, const char *job, const char *what);
+
 /* Prints one job: its JSON, or the human-readable status page. */
 static int show_job(const Context *ctx, json_object *reply, const char *what) {
         json_object *o;
@@ -182,15 +184,43 @@ static int job_verb_start(Context *ctx, int argc, char *argv[], const char **ret
         return EXIT_OK;
 }
 
+/* status's options: the common ones and --wait. */
+static int status_parse_arguments(Context *ctx, int argc, char *argv[], bool *ret_wait) {
+        enum { ARG_WAIT = ARG_VERB_FIRST };
+        static const struct option options[] = {
+                COMMON_OPTIONS,
+                { "wait", no_argument, NULL, ARG_WAIT },
+                {},
+        };
+        int ch;
+
+        while ((ch = getopt_long(argc, argv, COMMON_SHORT_OPTIONS, options, NULL)) >= 0)
+                if (ch == ARG_WAIT)
+                        *ret_wait = true;
+                else if (context_parse_common_option(ctx, ch, optarg) <= 0)
+                        return -1;
+        if (argc - optind != 1) {
+                log_error("%s takes one argument: JOB. See --help.", argv[0]);
+                return -1;
+        }
+        return optind;
+}
+
 int verb_status(Context *ctx, int argc, char *argv[]) {
         _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
         _cleanup_json_ json_object *reply = NULL;
+        bool wait = false;
         const char *job;
-        int r;
+        int i, r;
 
-        r = job_verb_start(ctx, argc, argv, &job, &c);
-        if (r != EXIT_OK)
-                return r;
+        i = status_parse_arguments(ctx, argc, argv, &wait);
+        if (i < 0)
+                return EXIT_USAGE;
+        if (context_connect_coordinator(ctx, &c) < 0)
+                return EXIT_FAIL;
+        job = argv[i];
+        if (wait)
+                return finish_output(wait_for_job(&c, ctx, job, "status --wait"));
         r = get_job(c, ctx, job, "status", &reply);
         if (r != EXIT_OK)
                 return r;
@@ -330,9 +360,102 @@ static void progress_end(Progress *p) {
         p->last = mfree(p->last);
 }
 
-/* Follows GetJob with "more" until the job ends; returns the exit code. */
-static int wait_for_job(VarlinkClient *c, const Context *ctx, const char *job) {
-        _cleanup_json_ json_object *p = NULL, *last = NULL;
+/* The first pause between attempts to reach a coordinator that went away, and the longest. */
+#define RECONNECT_PAUSE_USEC (50 * USEC_PER_MSEC)
+#define RECONNECT_PAUSE_MAX_USEC (2 * USEC_PER_SEC)
+
+static int follow_send(VarlinkClient *c, const Context *ctx, const char *job) {
+        _cleanup_json_ json_object *p = job_parameters(job);
+
+        if (!p)
+                return -ENOMEM;
+        return varlink_client_send(c, MAPREDUCE_METHOD_GET_JOB, p, VARLINK_CLIENT_MORE, ctx->timeout_usec);
+}
+
+/* The coordinator went away (a restart, an upgrade): connects again, with growing pauses,
+ * and asks for the same job, for up to the --timeout. */
+static int follow_reconnect(VarlinkClient **c, const Context *ctx, const char *job) {
+        uint64_t pause = RECONNECT_PAUSE_USEC, deadline = usec_add(clock_usec(CLOCK_MONOTONIC), ctx->timeout_usec);
+        int r;
+
+        log_debug("Lost the coordinator; reconnecting to follow job %s.", job);
+        for (;;) {
+                *c = varlink_client_free(*c);
+                r = context_connect_coordinator_quiet(ctx, c);
+                if (r >= 0)
+                        r = follow_send(*c, ctx, job);
+                if (r >= 0 || r == -ENOMEM || clock_usec(CLOCK_MONOTONIC) >= deadline)
+                        return r;
+                (void) usleep((useconds_t) pause);
+                pause = MIN(pause * 2, RECONNECT_PAUSE_MAX_USEC);
+        }
+}
+
+static bool transport_lost(int r) {
+        return r == -ECONNRESET || r == -ECONNREFUSED || r == -ENOENT || r == -EPIPE;
+}
+
+/* The last reply: the job's end, printed; returns the exit code. */
+static int follow_end(const Context *ctx, json_object *o, const JobInfo *j, const char *what, const char *job) {
+        int r = 0;
+
+        if (!job_state_is_final(j->state)) {
+                log_error("%s: the coordinator stopped reporting job %s while it was %s.", what, job, j->state);
+                return EXIT_FAIL;
+        }
+        if (ctx->json)
+                r = print_json(o);
+        else
+                job_print_summary(stdout, j);
+        if (r < 0)
+                return EXIT_FAIL;
+        return streq(j->state, "done") ? EXIT_OK : EXIT_FAIL;
+}
+
+static void progress_signals(const Progress *p, const char *job) {
+        if (!p->bar)
+                return;
+        snprintf(interrupt_message, sizeof(interrupt_message),
+                 "Stopped waiting; job %s goes on (mrkvctl cancel %s stops it).\n", job, job);
+        signal(SIGINT, on_interrupt);
+        signal(SIGTERM, on_interrupt);
+}
+
+/* One reply of the stream: 1 with the job in *j (*last keeps the reply), 0 on a time-out
+ * that only asks for a redraw, a negative errno when the transport failed, or -EREMOTE
+ * with the exit code in *ret_exit after a message (an error reply, a bad reply). */
+static int follow_read(VarlinkClient *c, Progress *progress, json_object **last, json_object **o, JobInfo *j,
+                       bool *continues, const char *what, const char *job, int *ret_exit) {
+        _cleanup_json_ json_object *reply = NULL;
+        const char *error;
+        int r;
+
+        /* A job may run for hours with nothing to report: no time-out, except that a
+         * terminal's elapsed time is redrawn every second. */
+        r = varlink_client_read(c, progress->bar ? BAR_REDRAW_USEC : UINT64_MAX, &reply, &error, continues);
+        if (r == -ETIMEDOUT && progress->bar) {
+                *continues = true;
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        if (error) {
+                *ret_exit = exit_code_of_error(error, reply, what, job);
+                return -EREMOTE;
+        }
+        if (reply_job(reply, o, j) < 0) {
+                *ret_exit = exit_code_of_transport(-EBADMSG, what);
+                return -EREMOTE;
+        }
+        json_object_put(*last);
+        *last = TAKE_PTR(reply);
+        return 1;
+}
+
+/* Follows GetJob with "more" until the job ends, across restarts of the coordinator;
+ * returns the exit code. */
+static int wait_for_job(VarlinkClient **c, const Context *ctx, const char *job, const char *what) {
+        _cleanup_json_ json_object *last = NULL;
         Progress progress = {
                 .bar = !ctx->json && isatty(STDOUT_FILENO),
                 .quiet = ctx->json,
@@ -341,87 +464,46 @@ static int wait_for_job(VarlinkClient *c, const Context *ctx, const char *job) {
         json_object *o = NULL;
         JobInfo j = {};
         bool continues = true;
-        int r;
+        int r, code = EXIT_FAIL;
 
-        p = job_parameters(job);
-        if (!p)
-                return log_oom(), EXIT_FAIL;
-        r = varlink_client_send(c, MAPREDUCE_METHOD_GET_JOB, p, VARLINK_CLIENT_MORE, ctx->timeout_usec);
+        r = follow_send(*c, ctx, job);
+        if (transport_lost(r))
+                r = follow_reconnect(c, ctx, job);
         if (r < 0)
-                return exit_code_of_transport(r, "submit --wait");
-
-        if (progress.bar) {
-                snprintf(interrupt_message, sizeof(interrupt_message),
-                         "Stopped waiting; job %s goes on (mrkvctl cancel %s stops it).\n", job, job);
-                signal(SIGINT, on_interrupt);
-                signal(SIGTERM, on_interrupt);
-        }
+                return exit_code_of_transport(r, what);
+        progress_signals(&progress, job);
 
         while (continues) {
-                _cleanup_json_ json_object *reply = NULL;
-                const char *error;
-
-                /* A job may run for hours with nothing to report: no time-out, except
-                 * that a terminal's elapsed time is redrawn every second. */
-                r = varlink_client_read(c, progress.bar ? BAR_REDRAW_USEC : UINT64_MAX, &reply, &error,
-                                        &continues);
-                if (r == -ETIMEDOUT && progress.bar && last) {
+                r = follow_read(*c, &progress, &last, &o, &j, &continues, what, job, &code);
+                if (transport_lost(r)) {
                         continues = true;
-                        r = progress_show(&progress, &j);
-                        if (r < 0)
-                                break;
-                        continue;
-                }
-                if (r == -ETIMEDOUT && progress.bar) {
-                        continues = true;
-                        continue;
+                        r = follow_reconnect(c, ctx, job);
+                        if (r >= 0)
+                                continue;
+                        progress_end(&progress);
+                        log_error("%s: lost the connection to the coordinator and could not reach it again; job "
+                                  "%s may still be running.",
+                                  what, job);
+                        return EXIT_FAIL;
                 }
                 if (r < 0) {
                         progress_end(&progress);
-                        if (r == -ECONNRESET)
-                                log_error("submit --wait: lost the connection to the coordinator; "
-                                          "job %s may still be running.",
-                                          job);
-                        else
-                                exit_code_of_transport(r, "submit --wait");
-                        return EXIT_FAIL;
+                        return r == -EREMOTE ? code : exit_code_of_transport(r, what);
                 }
-                if (error) {
-                        progress_end(&progress);
-                        return exit_code_of_error(error, reply, "submit --wait", job);
-                }
-                if (reply_job(reply, &o, &j) < 0) {
-                        progress_end(&progress);
-                        return exit_code_of_transport(-EBADMSG, "submit --wait");
-                }
-                json_object_put(last);
-                last = TAKE_PTR(reply);
+                if (r == 0 && !last)
+                        continue;
                 r = progress_show(&progress, &j);
-                if (r < 0)
-                        break;
+                if (r < 0) {
+                        progress_end(&progress);
+                        return log_error_errno(r, "Failed to write the progress to standard output: %m"), EXIT_FAIL;
+                }
         }
         progress_end(&progress);
         if (progress.bar) {
                 signal(SIGINT, SIG_DFL);
                 signal(SIGTERM, SIG_DFL);
         }
-        if (r < 0) {
-                log_error_errno(r, "Failed to write the progress to standard output: %m");
-                return EXIT_FAIL;
-        }
-
-        if (!job_state_is_final(j.state)) {
-                log_error("submit --wait: the coordinator stopped reporting job %s while it was %s.", job,
-                          j.state);
-                return EXIT_FAIL;
-        }
-        if (ctx->json)
-                r = print_json(o);
-        else
-                job_print_summary(stdout, &j);
-        if (r < 0)
-                return EXIT_FAIL;
-        return streq(j.state, "done") ? EXIT_OK : EXIT_FAIL;
+        return follow_end(ctx, o, &j, what, job);
 }
 
 /* Resolves FILE against the current directory, as the workers will not share it. */
@@ -560,7 +642,7 @@ int verb_submit(Context *ctx, int argc, char *argv[]) {
                         return finish_output(EXIT_FAIL);
         }
         if (wait)
-                return finish_output(wait_for_job(c, ctx, job));
+                return finish_output(wait_for_job(&c, ctx, job, "submit --wait"));
         if (!ctx->json)
                 return finish_output(EXIT_OK);
 

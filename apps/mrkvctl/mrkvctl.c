@@ -23,7 +23,7 @@ static const Verb verbs[] = {
         { "submit", "APP FILE... [--nreduce N] [--workdir DIR] [--task-timeout SEC] [--wait]",
           "Run the MapReduce app APP over FILEs; print the job's id", verb_submit },
         { "jobs", "", "List the coordinator's jobs", verb_jobs },
-        { "status", "JOB", "Show a job's state, progress, times and files", verb_status },
+        { "status", "JOB [--wait]", "Show a job's state, progress, times and files", verb_status },
         { "cancel", "JOB", "Stop a job that has not ended", verb_cancel },
 };
 
@@ -49,7 +49,9 @@ void help(void) {
                "                        Key requests whose reply is lost are resent until then;\n"
                "                        \"infinity\" retries forever, as the library does by\n"
                "                        default. A put that timed out may have been applied.\n"
-               "                        submit --wait waits for the job however long it runs.\n"
+               "                        submit --wait and status --wait wait for the job however\n"
+               "                        long it runs, and for a coordinator that restarts up to\n"
+               "                        SEC seconds.\n"
                "     --json             get: print {\"value\":...,\"version\":...}; status, cancel,\n"
                "                        submit: the Job object; jobs: an array of them\n"
                "\nLock options:\n"
@@ -64,7 +66,10 @@ void help(void) {
                "                        SEC seconds (default 10)\n"
                "     --wait             Follow the job until it ends: a progress bar on a\n"
                "                        terminal, else a line whenever the progress changes;\n"
-               "                        then the final state and the output files\n"
+               "                        then the final state and the output files. When the\n"
+               "                        coordinator restarts, reconnect and follow the same job\n"
+               "\nStatus options:\n"
+               "     --wait             Follow the job until it ends, as submit --wait does\n"
                "FILEs are resolved against the current directory before the job is sent; the\n"
                "workers must be able to read them under the same absolute paths. Interrupting\n"
                "submit --wait leaves the job running.\n"
@@ -164,6 +169,16 @@ int context_open_clerk(const Context *ctx, mrkv_clerk **ret) {
         }
         *ret = c;
         return 0;
+}
+
+int context_connect_coordinator_quiet(const Context *ctx, VarlinkClient **ret) {
+        _cleanup_free_ char *def = NULL;
+
+        if (ctx->address)
+                return varlink_client_connect(ctx->address, ret);
+        if (address_default(MRKV_COORDINATOR_ADDRESS_ENV, MRKV_COORDINATOR_SOCKET, &def) < 0)
+                return -ENOMEM;
+        return varlink_client_connect(def, ret);
 }
 
 int context_connect_coordinator(const Context *ctx, VarlinkClient **ret) {

@@ -71,6 +71,8 @@ int exit_code_of_result(const mrkv_clerk *c, int r, const char *what, const char
 /* Connects to the coordinator at --connect, else $MRKV_COORDINATOR_ADDRESS, else the
  * default socket; prints the error itself. */
 int context_connect_coordinator(const Context *ctx, VarlinkClient **ret);
+/* The same without a message: -errno. */
+int context_connect_coordinator_quiet(const Context *ctx, VarlinkClient **ret);
 
 void help(void);
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "job-submit.h"
+#include "journal.h"
 #include "scheduler.h"
 
 /* What the Varlink handlers of org.mrkv.MapReduce reach, the Varlink server's userdata:
@@ -14,4 +15,5 @@ typedef struct MapReduceApi {
         Scheduler *scheduler;
         JobSubmitter *submitter;
         JobWatch *watches; /* job-api.c's: GetJob calls with "more" */
+        JobJournal *journal; /* NULL without one (lab mode): nothing waits for the disk */
 } MapReduceApi;

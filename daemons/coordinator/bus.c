@@ -78,6 +78,50 @@ static int property_get_jobs(sd_bus *bus, const char *path, const char *interfac
         return sd_bus_message_close_container(reply);
 }
 
+/* A reply that waits for the job journal (a job server's): a submission or a cancellation
+ * is answered once it would survive a crash. */
+typedef struct DurableReply {
+        sd_bus_message *call;
+        char *id, *path; /* SubmitJob's reply; NULL for an empty one */
+} DurableReply;
+
+static void on_durable(void *owner, void *userdata, int error) {
+        DurableReply *d = userdata;
+
+        if (error < 0)
+                (void) sd_bus_reply_method_errnof(d->call, error, "The job journal failed: %m");
+        else if (d->id)
+                (void) sd_bus_reply_method_return(d->call, "so", d->id, d->path);
+        else
+                (void) sd_bus_reply_method_return(d->call, NULL);
+        sd_bus_message_unref(d->call);
+        free(d->id);
+        free(d->path);
+        free(d);
+}
+
+static int reply_when_durable(Coordinator *c, sd_bus_message *m, const char *id, const char *path) {
+        DurableReply *d;
+        int r;
+
+        if (!c->journal)
+                return id ? sd_bus_reply_method_return(m, "so", id, path) : sd_bus_reply_method_return(m, NULL);
+        d = calloc(1, sizeof(DurableReply));
+        if (!d)
+                return -ENOMEM;
+        d->call = sd_bus_message_ref(m);
+        d->id = id ? strdup(id) : NULL;
+        d->path = path ? strdup(path) : NULL;
+        if (id && (!d->id || !d->path)) {
+                on_durable(NULL, d, -ENOMEM);
+                return 1;
+        }
+        r = job_journal_wait(c->journal, NULL, on_durable, d);
+        if (r < 0)
+                on_durable(NULL, d, r);
+        return 1;
+}
+
 static int method_submit_job(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Coordinator *c = userdata;
         _cleanup_strv_free_ char **files = NULL;
@@ -115,7 +159,7 @@ static int method_submit_job(sd_bus_message *m, void *userdata, sd_bus_error *er
         r = job_object_path(job, &path);
         if (r < 0)
                 return r;
-        return sd_bus_reply_method_return(m, "so", job->id, path);
+        return reply_when_durable(c, m, job->id, path);
 }
 
 static int cancel(Coordinator *c, Job *j, sd_bus_message *m, sd_bus_error *error) {
@@ -133,7 +177,7 @@ static int cancel(Coordinator *c, Job *j, sd_bus_message *m, sd_bus_error *error
         if (r < 0)
                 return r;
         log_info("Job %s cancelled over D-Bus by %s.", j->id, sd_bus_message_get_sender(m) ?: "?");
-        return sd_bus_reply_method_return(m, NULL);
+        return reply_when_durable(c, m, NULL, NULL);
 }
 
 static int method_cancel_job(sd_bus_message *m, void *userdata, sd_bus_error *error) {

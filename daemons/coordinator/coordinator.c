@@ -70,6 +70,7 @@ static void update_status(ObserverEvent event, Job *changed, void *userdata) {
 static void on_disconnect(VarlinkConn *conn, void *userdata) {
         MapReduceApi *a = userdata;
 
+        job_journal_forget(a->journal, conn);
         job_api_disconnect(a, conn);
         worker_api_disconnect(a, conn);
 }
@@ -149,6 +150,8 @@ Coordinator *coordinator_free(Coordinator *c) {
         /* Freeing the server runs the disconnect handler for every worker. */
         c->server = varlink_server_free(c->server);
         c->timer = sd_event_source_disable_unref(c->timer);
+        c->journal = job_journal_free(c->journal);
+        c->api.journal = NULL;
         if (c->scheduler)
                 job_api_done(&c->api);
         c->scheduler = scheduler_free(c->scheduler);
@@ -162,13 +165,26 @@ int coordinator_listen_fd(Coordinator *c, int fd) {
         return varlink_server_listen_fd(c->server, fd);
 }
 
+int coordinator_open_journal(Coordinator *c, const JobJournalOptions *opts) {
+        int r;
+
+        scheduler_set_max_ended_jobs(c->scheduler, opts->keep_jobs);
+        r = job_journal_open(c->event, c->scheduler, &c->submitter, opts, &c->journal);
+        if (r < 0)
+                return r;
+        c->api.journal = c->journal;
+        return 0;
+}
+
 int coordinator_start_job(Coordinator *c, Job *job) {
         scheduler_set_exit_when_done(c->scheduler, c->exit_when_done);
         return scheduler_add_job(c->scheduler, job);
 }
 
 void coordinator_shutdown(Coordinator *c) {
-        /* Give waiting workers their "exit" before the sockets go away. */
+        /* Answer what waits for the journal, and waiting workers their "exit", before the
+         * sockets go away. */
+        job_journal_flush(c->journal);
         scheduler_dispatch(c->scheduler);
         varlink_server_flush_and_close(c->server, USEC_PER_SEC);
 }

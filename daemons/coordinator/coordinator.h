@@ -21,6 +21,7 @@ typedef struct Coordinator {
         JobSubmitter submitter; /* jobs submitted by clients; its directory and defaults are settings */
         VarlinkServer *server;
         MapReduceApi api;       /* the Varlink handlers' view */
+        JobJournal *journal;    /* a job server's; NULL in lab mode */
         bool exit_when_done;    /* lab mode: exit once the job's output is final */
         int exit_status;
 } Coordinator;
@@ -30,6 +31,8 @@ Coordinator *coordinator_free(Coordinator *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Coordinator *, coordinator_free);
 
 int coordinator_listen_fd(Coordinator *c, int fd);
+/* A job server's journal: replays it into the scheduler and journals from then on. */
+int coordinator_open_journal(Coordinator *c, const JobJournalOptions *opts);
 /* Takes the job and starts handing out its tasks (after those of older jobs). */
 int coordinator_start_job(Coordinator *c, Job *job);
 /* Answers waiting workers and flushes and closes every connection. */

@@ -24,17 +24,6 @@ typedef enum JobDetail {
         JOB_FULL,
 } JobDetail;
 
-static json_object *json_string_array(char *const *v, unsigned n) {
-        _cleanup_json_ json_object *a = json_object_new_array_ext((int) n);
-
-        if (!a)
-                return NULL;
-        for (unsigned i = 0; i < n; i++)
-                if (json_array_append(a, json_object_new_string(v[i])) < 0)
-                        return NULL;
-        return TAKE_PTR(a);
-}
-
 /* The mr-out-* files, once the job is done, for those who may see them. */
 static json_object *job_outputs_to_json(Job *j, bool allowed) {
         _cleanup_json_ json_object *outputs = json_object_new_array();
@@ -75,7 +64,7 @@ static int job_add_lists(json_object *o, Job *j, JobDetail detail, bool allowed)
         if (detail == JOB_SUMMARY)
                 return json_object_object_add(o, "files", NULL) < 0 ||
                        json_object_object_add(o, "outputs", NULL) < 0 ? -ENOMEM : 0;
-        if (j->files ? json_object_add(o, "files", json_string_array(j->files, allowed ? j->nmap : 0)) < 0
+        if (j->files ? json_object_add(o, "files", json_string_array_new(j->files, allowed ? j->nmap : 0)) < 0
                      : json_object_object_add(o, "files", NULL) < 0)
                 return -ENOMEM;
         return json_object_add(o, "outputs", job_outputs_to_json(j, allowed));
@@ -157,6 +146,35 @@ static int files_from_json(json_object *array, char ***ret, size_t *ret_n) {
         return 0;
 }
 
+/* The reply once the journal holds what it reports: {job} for a submission, {} else. */
+static void on_durable(void *owner, void *userdata, int error) {
+        _cleanup_free_ char *id = userdata;
+
+        if (!owner)
+                return;
+        if (error < 0)
+                varlink_conn_close(owner);
+        else if (id)
+                (void) varlink_conn_replyb(owner, "job", json_object_new_string(id), NULL);
+        else
+                (void) varlink_conn_reply(owner, NULL);
+}
+
+static int job_api_reply_when_durable(MapReduceApi *a, VarlinkConn *conn, const char *id) {
+        char *copy = NULL;
+        int r;
+
+        if (id) {
+                copy = strdup(id);
+                if (!copy)
+                        return -ENOMEM;
+        }
+        r = job_journal_wait(a->journal, conn, on_durable, copy);
+        if (r < 0)
+                free(copy);
+        return r;
+}
+
 static int method_submit_job(VarlinkConn *conn, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
         MapReduceApi *a = userdata;
         struct {
@@ -208,6 +226,8 @@ static int method_submit_job(VarlinkConn *conn, json_object *parameters, Varlink
                 return r;
 
         log_info("Job %s submitted by uid %u, %s.", job->id, (unsigned) owner.uid, varlink_conn_describe(conn));
+        if (a->journal)
+                return job_api_reply_when_durable(a, conn, job->id);
         return varlink_conn_replyb(conn, "job", json_object_new_string(job->id), NULL);
 }
 
@@ -296,6 +316,8 @@ static int method_cancel_job(VarlinkConn *conn, json_object *parameters, Varlink
         if (r < 0)
                 return r;
         log_info("Job %s cancelled by %s.", j->id, varlink_conn_describe(conn));
+        if (a->journal)
+                return job_api_reply_when_durable(a, conn, NULL);
         return varlink_conn_reply(conn, NULL);
 }
 

@@ -141,11 +141,36 @@ int job_assign(Job *j, void *owner, uint64_t now, Task **ret) {
 }
 
 bool job_may_complete(const Job *j, const Task *t, unsigned attempt) {
-        return !job_ended(j) && t->state != TASK_DONE && attempt >= 1 && attempt <= t->attempt;
+        return !job_ended(j) && t->state != TASK_DONE && t->state != TASK_COMMITTING && attempt > j->attempt_base &&
+               attempt <= t->attempt;
+}
+
+void job_begin_commit(Job *j, Task *t) {
+        t->state = TASK_COMMITTING;
+        t->owner = NULL;
+}
+
+void job_set_attempt_base(Job *j, unsigned base) {
+        j->attempt_base = base;
+        for (unsigned i = 0; i < j->nmap + j->nreduce; i++)
+                j->tasks[i].attempt = MAX(j->tasks[i].attempt, base);
+}
+
+void job_mark_done(Job *j, Task *t) {
+        t->state = TASK_DONE;
+        t->owner = NULL;
+        j->done[t->kind]++;
+        if (j->state == JOB_MAPPING && j->done[TASK_MAP] == j->nmap)
+                j->state = JOB_REDUCING;
+        if (j->state == JOB_REDUCING && j->done[TASK_REDUCE] == j->nreduce)
+                j->state = JOB_DONE;
 }
 
 int job_finish(Job *j, Task *t, unsigned attempt, bool ok, const char *error) {
-        if (!job_may_complete(j, t, attempt))
+        if (t->state == TASK_COMMITTING) {
+                if (!ok || job_ended(j))
+                        return 0;
+        } else if (!job_may_complete(j, t, attempt))
                 return 0;
 
         if (!ok) {
@@ -169,13 +194,7 @@ int job_finish(Job *j, Task *t, unsigned attempt, bool ok, const char *error) {
 
         /* The first successful attempt wins, even a superseded one that finishes before its
          * replacement: its output is complete, and committing it is what makes it visible. */
-        t->state = TASK_DONE;
-        t->owner = NULL;
-        j->done[t->kind]++;
-        if (j->state == JOB_MAPPING && j->done[TASK_MAP] == j->nmap)
-                j->state = JOB_REDUCING;
-        if (j->state == JOB_REDUCING && j->done[TASK_REDUCE] == j->nreduce)
-                j->state = JOB_DONE;
+        job_mark_done(j, t);
         return 1;
 }
 

@@ -18,6 +18,7 @@ typedef enum TaskKind {
 typedef enum TaskState {
         TASK_IDLE,
         TASK_RUNNING,
+        TASK_COMMITTING, /* output in place, its journal record not yet durable */
         TASK_DONE,
 } TaskState;
 
@@ -59,6 +60,9 @@ typedef struct Job {
         char *error;   /* why the job failed; a worker's reason in at most JOB_ERROR_MAX bytes */
         uint64_t timeout;
         unsigned max_failures;
+        /* Attempts are numbered above it: one at or below was handed out by an earlier run
+         * of a coordinator that keeps a journal, and is stale (journal.c sets it). */
+        unsigned attempt_base;
         /* CLOCK_REALTIME µs; 0 while it has not happened. The model does not read clocks:
          * the coordinator stamps them. */
         uint64_t submit_time, start_time, finish_time;
@@ -90,6 +94,14 @@ Task *job_find_task(Job *j, TaskKind kind, unsigned index);
  * task is not done yet, and the attempt was handed out. */
 bool job_may_complete(const Job *j, const Task *t, unsigned attempt);
 int job_finish(Job *j, Task *t, unsigned attempt, bool ok, const char *error);
+/* A successful attempt's output is in place and its journal record on its way to the
+ * disk: no other attempt may complete the task meanwhile, and job_finish() with ok then
+ * completes it (unless the job ended in between). */
+void job_begin_commit(Job *j, Task *t);
+/* Marks a task done, as a successful job_finish() does (replaying a journal). */
+void job_mark_done(Job *j, Task *t);
+/* Numbers this run's attempts above base (see attempt_base). */
+void job_set_attempt_base(Job *j, unsigned base);
 
 /* Makes the tasks of a vanished worker runnable again; returns how many. */
 unsigned job_release_owner(Job *j, void *owner);

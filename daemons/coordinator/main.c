@@ -12,6 +12,7 @@
 #include "config.h"
 #include "coordinator.h"
 #include "daemon-setup.h"
+#include "fs-util.h"
 #include "log.h"
 #include "macro.h"
 #include "main-func.h"
@@ -27,6 +28,13 @@ static const char *arg_bus_address = NULL;
 static VarlinkServerLimits arg_limits = VARLINK_SERVER_LIMITS_DEFAULT;
 static char **arg_files = NULL; /* the job to run, within argv */
 static unsigned arg_n_files = 0;
+static unsigned arg_keep_jobs = SCHEDULER_MAX_ENDED_JOBS;
+static bool arg_journal = true;
+static enum {
+        ACTION_RUN,
+        ACTION_CHECK_JOURNAL,
+        ACTION_REPAIR_JOURNAL,
+} arg_action = ACTION_RUN;
 
 STATIC_DESTRUCTOR_REGISTER(arg_address, address_done);
 
@@ -50,9 +58,17 @@ static void help(void) {
                "                           unix:$RUNTIME_DIRECTORY/%s, $XDG_RUNTIME_DIR/mrkv/%s\n"
                "                           or /run/mrkv/%s)\n"
                "      --state-directory=DIR\n"
-               "                           where submitted jobs get their working directories,\n"
-               "                           DIR/jobs/<id> (default: $STATE_DIRECTORY, else\n"
-               "                           $XDG_STATE_HOME/mrkv or ~/.local/state/mrkv)\n"
+               "                           a job server's journal (DIR/journal) and the working\n"
+               "                           directories of jobs that name none (DIR/jobs/<id>)\n"
+               "                           (default: $STATE_DIRECTORY, else $XDG_STATE_HOME/mrkv/coordinator,\n"
+               "                           ~/.local/state/mrkv/coordinator; /var/lib/mrkv/coordinator for root)\n"
+               "      --keep-jobs=N        ended jobs a job server keeps listing, also across restarts\n"
+               "                           (default %u)\n"
+               "      --no-journal         a job server that forgets its jobs when it stops\n"
+               "      --check-journal      report damage in the job journal and exit: 0 if the\n"
+               "                           coordinator can start from it, 1 if not\n"
+               "      --repair-journal     cut the journal's log at its first damage, keeping the\n"
+               "                           cut bytes beside it, and exit\n"
                "      --max-job-files=N    refuse submitted jobs of more than N input files\n"
                "                           (default %u, at most %u)\n"
                "      --bus-address=ADDRESS\n"
@@ -76,7 +92,7 @@ static void help(void) {
                "\n"
                "Exit status: 0 job done, 1 job failed or runtime error, 2 usage error.\n",
                MRKV_COORDINATOR_ADDRESS_ENV, MRKV_COORDINATOR_SOCKET, MRKV_COORDINATOR_SOCKET,
-               MRKV_COORDINATOR_SOCKET, JOB_SUBMITTER_MAX_FILES_DEFAULT, JOB_SUBMITTER_MAX_FILES_MAX,
+               MRKV_COORDINATOR_SOCKET, SCHEDULER_MAX_ENDED_JOBS, JOB_SUBMITTER_MAX_FILES_DEFAULT, JOB_SUBMITTER_MAX_FILES_MAX,
                VARLINK_DEFAULT_MAX_CONNECTIONS, NOFILE_RESERVE, VARLINK_DEFAULT_MAX_INPUT >> 20,
                (unsigned long long) (VARLINK_DEFAULT_IDLE_TIMEOUT / USEC_PER_SEC),
                (unsigned long long) (VARLINK_DEFAULT_MESSAGE_TIMEOUT / USEC_PER_SEC));
@@ -96,7 +112,17 @@ static int check_inputs(char **files, unsigned n) {
 }
 
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_LOG_LEVEL, ARG_STATE_DIRECTORY, ARG_BUS_ADDRESS, ARG_MAX_JOB_FILES };
+        enum {
+                ARG_VERSION = 0x100,
+                ARG_LOG_LEVEL,
+                ARG_STATE_DIRECTORY,
+                ARG_BUS_ADDRESS,
+                ARG_KEEP_JOBS,
+                ARG_NO_JOURNAL,
+                ARG_CHECK_JOURNAL,
+                ARG_REPAIR_JOURNAL,
+                ARG_MAX_JOB_FILES,
+        };
         static const struct option options[] = {
                 { "nreduce", required_argument, NULL, 'n' },
                 { "task-timeout", required_argument, NULL, 't' },
@@ -106,6 +132,10 @@ static int parse_argv(int argc, char *argv[]) {
                 { "bus-address", required_argument, NULL, ARG_BUS_ADDRESS },
                 { "max-job-files", required_argument, NULL, ARG_MAX_JOB_FILES },
                 DAEMON_LIMIT_OPTIONS,
+                { "keep-jobs", required_argument, NULL, ARG_KEEP_JOBS },
+                { "no-journal", no_argument, NULL, ARG_NO_JOURNAL },
+                { "check-journal", no_argument, NULL, ARG_CHECK_JOURNAL },
+                { "repair-journal", no_argument, NULL, ARG_REPAIR_JOURNAL },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
@@ -142,6 +172,20 @@ static int parse_argv(int argc, char *argv[]) {
                         if (optarg[0] != '/')
                                 return log_error_errno(EINVAL, "--state-directory needs an absolute path.");
                         arg_state_directory = optarg;
+                        break;
+                case ARG_KEEP_JOBS:
+                        r = parse_unsigned(optarg, 0, 1000000, &arg_keep_jobs);
+                        if (r < 0)
+                                return log_error_errno(r, "Invalid --keep-jobs '%s': expected 0…1000000.", optarg);
+                        break;
+                case ARG_NO_JOURNAL:
+                        arg_journal = false;
+                        break;
+                case ARG_CHECK_JOURNAL:
+                        arg_action = ACTION_CHECK_JOURNAL;
+                        break;
+                case ARG_REPAIR_JOURNAL:
+                        arg_action = ACTION_REPAIR_JOURNAL;
                         break;
                 case ARG_LOG_LEVEL:
                         r = log_set_max_level_from_option(optarg);
@@ -182,11 +226,13 @@ static char *default_state_directory(void) {
                 return strndup(e, strcspn(e, ":"));
         e = getenv("XDG_STATE_HOME");
         if (e && e[0] == '/')
-                return asprintf(&s, "%s/mrkv", e) < 0 ? NULL : s;
+                return asprintf(&s, "%s/mrkv/coordinator", e) < 0 ? NULL : s;
+        if (geteuid() == 0)
+                return strdup("/var/lib/mrkv/coordinator");
         e = getenv("HOME");
         if (e && e[0] == '/')
-                return asprintf(&s, "%s/.local/state/mrkv", e) < 0 ? NULL : s;
-        return strdup("/var/lib/mrkv");
+                return asprintf(&s, "%s/.local/state/mrkv/coordinator", e) < 0 ? NULL : s;
+        return strdup("/var/lib/mrkv/coordinator");
 }
 
 static int apply_options(Coordinator *c) {
@@ -220,6 +266,30 @@ static int start_command_line_job(Coordinator *c) {
         return 0;
 }
 
+static int open_journal(Coordinator *c) {
+        _cleanup_free_ char *directory = NULL;
+        int r;
+
+        if (asprintf(&directory, "%s/journal", c->submitter.state_dir) < 0)
+                return log_oom();
+        r = mkdir_parents(directory);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the parents of %s: %m", directory);
+        return coordinator_open_journal(c, &(const JobJournalOptions) {
+                                                   .directory = directory,
+                                                   .keep_jobs = arg_keep_jobs,
+                                           });
+}
+
+/* --check-journal, --repair-journal */
+static int check_journal(void) {
+        _cleanup_free_ char *state = default_state_directory(), *directory = NULL;
+
+        if (!state || asprintf(&directory, "%s/journal", state) < 0)
+                return log_oom();
+        return job_journal_check(directory, arg_action == ACTION_REPAIR_JOURNAL);
+}
+
 static int add_bus_objects(sd_bus *bus, void *userdata) {
         return coordinator_bus_setup(userdata, bus);
 }
@@ -240,6 +310,8 @@ static int run(int argc, char *argv[]) {
         r = parse_argv(argc, argv);
         if (r <= 0)
                 return r < 0 ? EXIT_USAGE : EXIT_SUCCESS;
+        if (arg_action != ACTION_RUN)
+                return check_journal() < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 
         r = daemon_new(&(const DaemonOptions) {
                                .ident = "mrkv-coordinator",
@@ -266,6 +338,13 @@ static int run(int argc, char *argv[]) {
         if (!bus) {
                 /* coordinator_bus_setup() may have subscribed to c before the bus failed. */
                 coordinator_bus_stop(c);
+        }
+
+        /* A job server's jobs outlive it; the lab's single job does not. */
+        if (arg_n_files == 0 && arg_journal) {
+                r = open_journal(c);
+                if (r < 0)
+                        return r;
         }
 
         r = daemon_listen(d, listen_fd, c);

@@ -28,6 +28,7 @@ int scheduler_new(const SchedulerCallbacks *callbacks, void *userdata, Scheduler
         s->clock = system_clock;
         s->max_ended_files_size = SCHEDULER_MAX_ENDED_FILES_SIZE;
         s->service_uid = geteuid();
+        s->max_ended_jobs = SCHEDULER_MAX_ENDED_JOBS;
         *ret = s;
         return 0;
 }
@@ -59,6 +60,10 @@ Scheduler *scheduler_free(Scheduler *s) {
 void scheduler_set_clock(Scheduler *s, SchedulerClock clock, void *userdata) {
         s->clock = clock ?: system_clock;
         s->clock_userdata = userdata;
+}
+
+void scheduler_set_max_ended_jobs(Scheduler *s, size_t n) {
+        s->max_ended_jobs = n;
 }
 
 void scheduler_set_exit_when_done(Scheduler *s, bool b) {
@@ -113,7 +118,7 @@ static void scheduler_job_ended(Scheduler *s, Job *j) {
 
 /* Keeps the file lists of the newest ended jobs that fit in max_ended_files_size bytes
  * together, and drops the others. */
-static void scheduler_trim_ended_files(Scheduler *s) {
+void scheduler_trim_ended_files(Scheduler *s) {
         size_t kept = 0;
 
         for (size_t i = s->n_jobs; i > 0; i--) {
@@ -143,13 +148,13 @@ static void scheduler_job_changed(Scheduler *s, Job *j) {
                 scheduler_trim_ended_files(s);
 }
 
-/* Forgets the oldest ended jobs beyond SCHEDULER_MAX_ENDED_JOBS. */
+/* Forgets the oldest ended jobs beyond max_ended_jobs. */
 static void scheduler_prune(Scheduler *s) {
         size_t ended = 0;
 
         for (size_t i = 0; i < s->n_jobs; i++)
                 ended += job_ended(s->jobs[i]);
-        for (size_t i = 0; i < s->n_jobs && ended > SCHEDULER_MAX_ENDED_JOBS;) {
+        for (size_t i = 0; i < s->n_jobs && ended > s->max_ended_jobs;) {
                 if (!job_ended(s->jobs[i])) {
                         i++;
                         continue;

@@ -68,6 +68,7 @@ struct Scheduler {
         bool exit_when_done; /* lab mode: workers are told to exit once every job has ended */
         size_t max_ended_files_size; /* SCHEDULER_MAX_ENDED_FILES_SIZE unless changed */
         uid_t service_uid;   /* the coordinator's own: its workers also run root's jobs */
+        size_t max_ended_jobs; /* ended jobs kept; SCHEDULER_MAX_ENDED_JOBS unless set */
 };
 
 /* callbacks must outlive the scheduler. */
@@ -82,10 +83,15 @@ int scheduler_subscribe(Scheduler *s, ObserverFunc func, void *userdata);
 void scheduler_unsubscribe(Scheduler *s, ObserverFunc func);
 
 /* Takes the job and starts handing out its tasks (after those of older jobs). Ended jobs
- * beyond the newest SCHEDULER_MAX_ENDED_JOBS are forgotten; of the input file names of
- * ended jobs, only the newest lists that fit in max_ended_files_size bytes are kept. */
+ * beyond the newest max_ended_jobs (SCHEDULER_MAX_ENDED_JOBS by default) are forgotten; of
+ * the input file names of ended jobs, only the newest lists that fit in
+ * max_ended_files_size bytes are kept. */
 #define SCHEDULER_MAX_ENDED_JOBS 100
 #define SCHEDULER_MAX_ENDED_FILES_SIZE (32U * 1024U * 1024U)
+void scheduler_set_max_ended_jobs(Scheduler *s, size_t n);
+/* Drops the file lists of ended jobs beyond max_ended_files_size, oldest first (done
+ * whenever a job ends; for jobs that were added ended, from a journal, call it). */
+void scheduler_trim_ended_files(Scheduler *s);
 int scheduler_add_job(Scheduler *s, Job *job);
 Job *scheduler_find_job(Scheduler *s, const char *id);
 /* Ends a job that has not ended; -ESTALE if it had. */

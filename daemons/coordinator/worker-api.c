@@ -142,6 +142,56 @@ static int finish_find_task(MapReduceApi *a, VarlinkConn *conn, const FinishTask
         return 0;
 }
 
+/* A committed attempt whose journal record is on its way to the disk. */
+typedef struct DurableCommit {
+        MapReduceApi *api;
+        char *job;
+        TaskKind kind;
+        unsigned task, attempt;
+} DurableCommit;
+
+/* The task is done once its record is durable, and only then is the worker answered. */
+static void on_commit_durable(void *owner, void *userdata, int error) {
+        DurableCommit *d = userdata;
+        Job *job = error < 0 ? NULL : scheduler_find_job(d->api->scheduler, d->job);
+        Task *t = job ? job_find_task(job, d->kind, d->task) : NULL;
+
+        if (t)
+                (void) scheduler_finish_task(d->api->scheduler, job, t, d->attempt, true, NULL);
+        if (owner && error < 0)
+                varlink_conn_close(owner);
+        else if (owner)
+                (void) varlink_conn_reply(owner, NULL);
+        free(d->job);
+        free(d);
+}
+
+static int finish_journaled(MapReduceApi *a, VarlinkConn *conn, Job *job, Task *t, unsigned attempt) {
+        _cleanup_free_ DurableCommit *d = NULL;
+        int r;
+
+        d = calloc(1, sizeof(DurableCommit));
+        if (!d)
+                return -ENOMEM;
+        *d = (DurableCommit) { .api = a, .kind = t->kind, .task = t->index, .attempt = attempt };
+        d->job = strdup(job->id);
+        if (!d->job)
+                return -ENOMEM;
+        r = job_journal_commit_task(a->journal, job, t, attempt);
+        if (r < 0) {
+                free(d->job);
+                return log_error_errno(r, "Failed to journal %s task %u of job %s: %m", task_kind_to_string(t->kind),
+                                       t->index, job->id);
+        }
+        r = job_journal_wait(a->journal, conn, on_commit_durable, d);
+        if (r < 0) {
+                free(d->job);
+                return r;
+        }
+        TAKE_PTR(d);
+        return 0;
+}
+
 static int method_finish_task(VarlinkConn *conn, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
         MapReduceApi *a = userdata;
         FinishTaskParameters p = {};
@@ -187,6 +237,8 @@ static int method_finish_task(VarlinkConn *conn, json_object *parameters, Varlin
                 log_debug("%s task %u attempt %u finished on %s%s.", p.kind, p.task, p.attempt,
                           varlink_conn_describe(conn), accept ? "" : " (not committed)");
 
+        if (accept && a->journal)
+                return finish_journaled(a, conn, job, t, p.attempt);
         (void) scheduler_finish_task(a->scheduler, job, t, p.attempt, accept, error);
         return varlink_conn_reply(conn, NULL);
 }

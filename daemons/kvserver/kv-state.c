@@ -30,7 +30,6 @@
 #define LATENCY_WINDOW_USEC (60 * USEC_PER_SEC)
 #define LATENCY_SAMPLES 4096U
 #define SYNCS_IN_FLIGHT 256U
-#define LOCK_WAIT_USEC (10 * USEC_PER_SEC)
 
 typedef struct LatencySample {
         uint64_t when, usec;
@@ -652,42 +651,6 @@ void kv_state_flush(KVState *k) {
 
 /* Setup */
 
-/* A server killed while its snapshot writer runs leaves the writer holding the lock of the
- * directory (it shares its parent's) for the moment it takes to die of PR_SET_PDEATHSIG. A
- * new server waits for that, rather than failing its start: as long as the lock is held
- * but the pid in the lock file, the server's, is gone. */
-static void wait_orphaned_lock(const char *directory) {
-        _cleanup_free_ char *path = NULL;
-        _cleanup_close_ int fd = -EBADF;
-        uint64_t deadline = usec_add(now_usec(), LOCK_WAIT_USEC);
-        bool logged = false;
-
-        if (asprintf(&path, "%s/lock", directory) < 0)
-                return;
-        fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return;
-
-        while (now_usec() < deadline) {
-                struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
-                char buf[32] = {};
-                long pid;
-
-                if (fcntl(fd, F_OFD_GETLK, &fl) < 0 || fl.l_type == F_UNLCK)
-                        return;
-                if (pread(fd, buf, sizeof(buf) - 1, 0) <= 0)
-                        return;
-                pid = strtol(buf, NULL, 10);
-                if (pid <= 0 || pid > INT32_MAX || kill((pid_t) pid, 0) >= 0 || errno != ESRCH)
-                        return; /* a live server: refused below */
-                if (!logged) {
-                        log_info("Waiting for the snapshot writer of the previous server (pid %ld) to exit.", pid);
-                        logged = true;
-                }
-                (void) poll(NULL, 0, 10);
-        }
-}
-
 /* Locks the directory, loads the newest snapshot into the store and replays the log
  * after it. */
 static int kv_state_load(KVState *k, const KVStateOptions *opts, uint64_t *ret_after) {
@@ -696,7 +659,7 @@ static int kv_state_load(KVState *k, const KVStateOptions *opts, uint64_t *ret_a
         pid_t holder;
         int r;
 
-        wait_orphaned_lock(opts->directory);
+        state_dir_wait_orphaned_lock(opts->directory);
         r = state_dir_open(opts->directory, &k->dir, &holder);
         if (r == -EBUSY)
                 return log_error_errno(r, "Refusing to start: another mrkv-kvserver%s serves %s.",

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
@@ -8,8 +10,10 @@
 #include "macro.h"
 #include "state-dir.h"
 #include "strv.h"
+#include "time-util.h"
 
 #define LOCK_FILE "lock"
+#define LOCK_WAIT_USEC (10 * USEC_PER_SEC)
 
 struct StateDir {
         char *path;
@@ -247,4 +251,34 @@ int state_dir_remove_tmp_prefix(int dir_fd, const char *prefix) {
                 n++;
         }
         return n;
+}
+
+void state_dir_wait_orphaned_lock(const char *path) {
+        _cleanup_free_ char *lock = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        uint64_t deadline = usec_add(now_usec(), LOCK_WAIT_USEC);
+        bool logged = false;
+
+        if (asprintf(&lock, "%s/" LOCK_FILE, path) < 0)
+                return;
+        fd = open(lock, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return;
+
+        while (now_usec() < deadline) {
+                struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+                pid_t pid;
+
+                if (fcntl(fd, F_OFD_GETLK, &fl) < 0 || fl.l_type == F_UNLCK)
+                        return;
+                pid = lock_holder_read(fd);
+                if (pid <= 0 || kill(pid, 0) >= 0 || errno != ESRCH)
+                        return; /* a live owner: state_dir_open() refuses it */
+                if (!logged) {
+                        log_info("Waiting for the snapshot writer of the previous owner of %s (pid %ld) to exit.",
+                                 path, (long) pid);
+                        logged = true;
+                }
+                (void) poll(NULL, 0, 10);
+        }
 }

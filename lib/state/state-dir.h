@@ -20,6 +20,11 @@ typedef struct StateDir StateDir;
  * holds the lock, logs which one and returns -EBUSY; its pid is then in *ret_holder if
  * the lock file names one (else 0). ret_holder may be NULL. */
 int state_dir_open(const char *path, StateDir **ret, pid_t *ret_holder);
+/* A daemon killed while its snapshot writer runs leaves the writer holding the lock (it
+ * shares its parent's) for the moment it takes to die of PR_SET_PDEATHSIG. Called before
+ * state_dir_open(), this waits for that (at most 10 s): as long as the lock is held but
+ * the pid in the lock file, the daemon's, is gone. */
+void state_dir_wait_orphaned_lock(const char *path);
 StateDir *state_dir_free(StateDir *d);
 DEFINE_TRIVIAL_CLEANUP_FUNC(StateDir *, state_dir_free);
 

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 
 #include "json-util.h"
@@ -150,4 +151,20 @@ size_t json_escape(char *dst, const char *s, size_t n) {
         }
         *d++ = '"';
         return (size_t) (d - dst);
+}
+
+json_object *json_string_array_new(char *const *v, size_t n) {
+        json_object *a;
+
+        if (n > INT_MAX)
+                return NULL;
+        a = json_object_new_array_ext((int) n);
+        if (!a)
+                return NULL;
+        for (size_t i = 0; i < n; i++)
+                if (json_array_append(a, json_object_new_string(v[i])) < 0) {
+                        json_object_put(a);
+                        return NULL;
+                }
+        return a;
 }

@@ -37,6 +37,10 @@ int json_object_add(json_object *o, const char *key, json_object *value);
 /* Appends value to the array a. NULL value: -ENOMEM. */
 int json_array_append(json_object *a, json_object *value);
 
+/* A new array of the n strings of v (copied), or NULL when memory ran out: a value for
+ * json_build_object(). */
+json_object *json_string_array_new(char *const *v, size_t n);
+
 /* Builds a new object from key/value pairs, ended by a NULL key; no pairs give {}.
  * Keys must be string literals: the object points at them instead of copying them, and
  * takes them as new without looking for an earlier one of the same name (so the pairs

@@ -138,6 +138,15 @@ START_TEST(test_escape) {
 }
 END_TEST
 
+START_TEST(test_string_array_new) {
+        char *v[] = { "a", "b/c", NULL };
+        _cleanup_json_ json_object *a = json_string_array_new(v, 2), *e = json_string_array_new(v, 0);
+
+        ck_assert_str_eq(plain(a), "[\"a\",\"b\\/c\"]");
+        ck_assert_str_eq(plain(e), "[]");
+}
+END_TEST
+
 static Suite *regular_suite(void) {
         Suite *s = suite_create("json-util");
         TCase *tc = tcase_create("build");
@@ -148,6 +157,7 @@ static Suite *regular_suite(void) {
         tcase_add_test(tc, test_object_add);
         tcase_add_test(tc, test_array_append);
         tcase_add_test(tc, test_escape);
+        tcase_add_test(tc, test_string_array_new);
         suite_add_tcase(s, tc);
         return s;
 }

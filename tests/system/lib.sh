@@ -143,3 +143,17 @@ unit_is() {
 unit_property() { # UNIT PROPERTY
         systemctl --user show -p "$2" --value "$1"
 }
+
+# The test apps of the build tree for the mrkv-worker@ instances (after install_user_units).
+worker_test_apps() {
+        : "${MRKV_APP_DIR:?}"
+        mkdir -p "$XDG_RUNTIME_DIR/systemd/user/mrkv-worker@.service.d"
+        printf '[Service]\nEnvironment=MRKV_APP_PATH=%s\n' "$MRKV_APP_DIR" \
+                >"$XDG_RUNTIME_DIR/systemd/user/mrkv-worker@.service.d/60-test-apps.conf"
+        systemctl --user daemon-reload
+}
+
+# Whether N workers are connected to the coordinator, as its bus object says.
+workers_are() {
+        [ "$(busctl --user get-property org.mrkv.MapReduce1 /org/mrkv/MapReduce1 org.mrkv.MapReduce1 Workers)" = "u $1" ]
+}

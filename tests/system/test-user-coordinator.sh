@@ -45,8 +45,10 @@ level=$(busctl --user get-property org.mrkv.MapReduce1 /org/freedesktop/LogContr
 [ "$(systemctl --user service-log-level mrkv-coordinator.service)" = debug ] || fail "service-log-level does not read debug"
 systemctl --user service-log-level mrkv-coordinator.service info
 
-# StateDirectory=mrkv, where jobs live: ~/.config/mrkv in systemd 252, ~/.local/state/mrkv later.
-[ -d "$SDU_HOME/.config/mrkv" ] || [ -d "$SDU_HOME/.local/state/mrkv" ] || fail "no state directory"
+# StateDirectory=mrkv/coordinator, where the journal and the jobs live: ~/.config/mrkv in
+# systemd 252, ~/.local/state/mrkv later.
+[ -d "$SDU_HOME/.config/mrkv/coordinator/journal" ] || [ -d "$SDU_HOME/.local/state/mrkv/coordinator/journal" ] ||
+        fail "no journal in the state directory"
 
 systemctl --user stop mrkv-coordinator.service
 wait_for 10 "inactive mrkv-coordinator.service" unit_is mrkv-coordinator.service inactive

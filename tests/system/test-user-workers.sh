@@ -11,16 +11,9 @@ set -eu
 require_user_bus
 C=unix:$XDG_RUNTIME_DIR/mrkv/coordinator.sock
 ctl() { "$MRKVCTL" --timeout 30 -c "$C" "$@"; }
-workers_are() {
-        [ "$(busctl --user get-property org.mrkv.MapReduce1 /org/mrkv/MapReduce1 org.mrkv.MapReduce1 Workers)" = "u $1" ]
-}
 
 install_user_units
-# The test apps are in the build tree.
-mkdir -p "$XDG_RUNTIME_DIR/systemd/user/mrkv-worker@.service.d"
-printf '[Service]\nEnvironment=MRKV_APP_PATH=%s\n' "$MRKV_APP_DIR" \
-        >"$XDG_RUNTIME_DIR/systemd/user/mrkv-worker@.service.d/60-test-apps.conf"
-systemctl --user daemon-reload
+worker_test_apps
 
 # Inputs where the workers can read them: not in /tmp, which PrivateTmp= hides.
 IN=$SDU_HOME/in

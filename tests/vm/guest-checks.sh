@@ -36,6 +36,7 @@ kv	systemctl start mrkv-kvserver.socket; mrkvctl put/get; busctl shows the keys
 mapreduce	mrkv-coordinator.socket + mrkv-worker@{1..3}: a wc job equals mrkv-sequential's output; busctl shows it done
 stop	systemctl stop of every mrkv unit: nothing left running or listening
 reinstall	dpkg -i over the installed packages restarts the running services, which keep working and keep the keys
+upgrade-job	dpkg -i while a job runs: the restarted coordinator resumes it from its journal, submit --wait sees it done
 remove	dpkg --remove stops everything and keeps /var/lib/mrkv/kv; installed again, the store has the keys
 purge	dpkg --purge removes units, sockets, bus policy, state and every packaged file
 journal	no mrkv unit failed, crashed or hit its watchdog during the run
@@ -313,6 +314,39 @@ step_reinstall() {
         check_all_stopped
 }
 
+# A package upgrade in the middle of a job: the coordinator restarted by postinst takes
+# the job back from its journal and finishes it; submit --wait follows it throughout.
+step_upgrade-job() {
+        local work id waiter c1 c2 lic=/usr/share/common-licenses
+        trap 'stop_all >/dev/null 2>&1 || true' EXIT
+        t systemctl start mrkv-coordinator.socket mrkv-worker@1.service
+        wait_for "$WAIT" "a worker on the bus" workers_are 1
+        work=$(mktemp -d)
+        # jobcount's maps sleep 2-5 s each; one worker runs five of them in turn.
+        timeout "$JOB_WAIT" mrkvctl --connect "$COORD" --timeout 120 submit jobcount \
+                "$lic/GPL-2" "$lic/GPL-3" "$lic/LGPL-2.1" "$lic/Apache-2.0" "$lic/BSD" --nreduce 1 --wait \
+                >"$work/submit.out" 2>"$work/submit.err" &
+        waiter=$!
+        wait_for "$WAIT" "the job's id" test -s "$work/submit.out"
+        id=$(head -n 1 "$work/submit.out")
+        wait_for "$WAIT" "job $id mapping" job_state_is "$id" mapping
+        c1=$(systemctl show -P MainPID mrkv-coordinator.service)
+
+        dpkg_install || fail "dpkg -i during job $id exited with $?"
+        check_installed
+        c2=$(systemctl show -P MainPID mrkv-coordinator.service)
+        [ "$c2" != "$c1" ] || fail "the upgrade did not restart the coordinator (PID $c1)"
+        wait "$waiter" || fail "submit --wait exited with $? across the upgrade: $(cat "$work/submit.out" "$work/submit.err")"
+        cat "$work/submit.out"
+        grep -q "^Job $id done in " "$work/submit.out" || fail "no 'done' summary: $(cat "$work/submit.out")"
+        job_state_is "$id" "done" || fail "job $id: State is $(prop "/org/mrkv/MapReduce1/job/$id" org.mrkv.MapReduce1.Job State)"
+        # The new coordinator found the job unfinished in its journal.
+        journalctl -b --no-pager _PID="$c2" | grep -q "Job journal .*: 1 job(s) running or queued" ||
+                fail "the restarted coordinator did not resume job $id: $(journalctl -b --no-pager _PID="$c2" | tail -n 20)"
+        [ -d /var/lib/mrkv/coordinator/journal ] || fail "no journal in /var/lib/mrkv/coordinator"
+        stop_all
+        check_all_stopped
+}
 
 step_remove() {
         local p st u
@@ -335,7 +369,7 @@ step_remove() {
         [ ! -e /usr/bin/mrkv-kvserver ] || fail "/usr/bin/mrkv-kvserver is left after the removal"
         # Only a purge deletes the data (postrm).
         [ -d /var/lib/mrkv ] || fail "the removal deleted /var/lib/mrkv"
-        if [ -e /var/lib/mrkv/kv ] || [ -e /var/lib/mrkv/jobs ]; then
+        if [ -e /var/lib/mrkv/kv ] || [ -e /var/lib/mrkv/coordinator ]; then
                 ls -la /var/lib/mrkv /var/lib/mrkv/*
         fi
 

@@ -6,7 +6,7 @@
 # Builds the .debs (packaging/build-deb, or takes them from $MRKV_VM_DEBS), boots a
 # copy of a minimal Debian (mkrootfs.sh) with `systemd-nspawn -b`, and as root inside
 # it, through nsenter, installs the packages and uses them as an administrator would
-# (guest-checks.sh: install, kv, mapreduce, stop, reinstall, remove, purge, journal). Then
+# (guest-checks.sh: install, kv, mapreduce, stop, reinstall, upgrade-job, remove, purge, journal). Then
 # powers the container off and checks that nothing is left behind.
 #
 # Output: TAP on stdout, one line per step with its duration; everything else (build,
@@ -179,7 +179,7 @@ step "build the .debs (packaging/build-deb, nocheck)" vm_build_debs "$TMP/debs" 
 step "root file system with the packages' dependencies (mkrootfs.sh), a copy to boot" \
         vm_rootfs "$TMP/debs" "$TMP/root" || exit 1
 step "systemd-nspawn -b: the container's systemd is running" do_boot || exit 1
-for s in install kv mapreduce stop reinstall remove purge journal; do
+for s in install kv mapreduce stop reinstall upgrade-job remove purge journal; do
         step "$(vm_guest_step_desc "$s")" do_guest_step "$s" || true
 done
 step "systemctl poweroff: the container shuts down, nspawn exits 0" do_poweroff || true

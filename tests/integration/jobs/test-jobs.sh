@@ -6,6 +6,7 @@
 # removed, and every process started here killed, also when a check fails.
 #
 # Usage: test-jobs.sh CASE    CASE: wc progress-lines progress-tty json errors cancel kill-worker
+#                                  kill-coordinator stale-attempt
 # Environment (set by meson): MRKV_COORDINATOR, MRKV_WORKER, MRKV_MRKVCTL, MRKV_SEQUENTIAL,
 # MRKV_APP_PATH, MRKV_TEST_DATA (a directory of pg-*.txt; generated with MRKV_GENCORPUS
 # when absent).
@@ -55,8 +56,11 @@ else
     INPUTS=("$tmp"/in/pg-*.txt)
 fi
 
+COORDINATOR_PID=
 start_coordinator() {
-    "$MRKV_COORDINATOR" --listen "unix:$SOCK" --state-directory "$tmp/state" >"$tmp/coordinator.log" 2>&1 &
+    rm -f "$SOCK"
+    "$MRKV_COORDINATOR" --listen "unix:$SOCK" --state-directory "$tmp/state" >>"$tmp/coordinator.log" 2>&1 &
+    COORDINATOR_PID=$!
     pids+=($!)
     wait_until 10 "the coordinator listens on $SOCK" test -S "$SOCK"
 }
@@ -294,6 +298,113 @@ kill-worker)
     "${MRKVCTL[@]}" status --json "$id" >"$tmp/s.json" || fail "status failed"
     [ "$(json_field "$tmp/s.json" 'j["map_done"], j["reduce_done"]')" = "(3, 1)" ] ||
         fail "counts of the finished job: $(cat "$tmp/s.json")"
+    ;;
+kill-coordinator)
+    # A stream of jobs through three workers while the coordinator is killed with SIGKILL
+    # at random moments, 20 times, and restarted on the same state directory. Every job
+    # ends done with mrkv-sequential's output; submit --wait follows its job throughout.
+    sequential wc "$tmp/correct-wc" "${INPUTS[@]}"
+    sequential indexer "$tmp/correct-indexer" "${INPUTS[@]}"
+    echo "one input" >"$tmp/in/jc-1.txt"
+    echo "another input" >"$tmp/in/jc-2.txt"
+    start_coordinator
+    start_workers 3
+    WAIT=(timeout -k 2s 170s "$MRKV_MRKVCTL" --timeout 30)
+    # jobcount: two maps of 2-5 s each, counted by the files they leave.
+    "${WAIT[@]}" submit jobcount "$tmp"/in/jc-*.txt --nreduce 1 --wait >"$tmp/jc.out" 2>"$tmp/jc.log" &
+    jc_waiter=$!
+    pids+=("$jc_waiter")
+    "${WAIT[@]}" submit wc "${INPUTS[@]}" --nreduce 3 --wait >"$tmp/wc-wait.out" 2>"$tmp/wc-wait.log" &
+    wc_waiter=$!
+    pids+=("$wc_waiter")
+    has_id() { [ -s "$tmp/jc.out" ]; }
+    wait_until 10 "submit --wait prints the jobcount job's id" has_id
+    jc=$(head -n 1 "$tmp/jc.out")
+    "${MRKVCTL[@]}" status --json "$jc" >"$tmp/s.json" || fail "status failed"
+    jc_dir=$(json_field "$tmp/s.json" 'j["workdir"]')
+
+    # Bursts of three submissions, retried while the coordinator is down.
+    submit_retrying() { # APP
+        for _ in $(seq 300); do
+            "$MRKV_MRKVCTL" --timeout 5 submit "$1" "${INPUTS[@]}" --nreduce 3 2>/dev/null && return 0
+            sleep 0.1
+        done
+        return 1
+    }
+    (
+        for _ in $(seq 12); do
+            for app in wc indexer wc; do submit_retrying $app || exit 1; done
+            sleep "0.$((RANDOM % 9 + 1))"
+        done
+    ) >"$tmp/submitted" 2>"$tmp/submitter.log" &
+    submitter=$!
+    pids+=("$submitter")
+
+    lost=0
+    for kill in $(seq 20); do
+        # Mostly within a jobcount map, sometimes long enough for one to commit.
+        sleep "$((RANDOM % 3 + (kill % 5 == 0 ? 4 : 0))).$((RANDOM % 10))$((RANDOM % 10))"
+        kill -9 "$COORDINATOR_PID"
+        wait "$COORDINATOR_PID" 2>/dev/null
+        sleep 0.2 # a map handed out just before the kill leaves its file
+        started=$(compgen -G "$jc_dir/mr-worker-jobcount-*" | wc -l)
+        start_coordinator
+        "${MRKVCTL[@]}" status --json "$jc" >"$tmp/s.json" || fail "status of $jc after restart $kill failed"
+        done_maps=$(json_field "$tmp/s.json" 'j["map_done"]')
+        # Runs of the map that neither committed nor were lost at an earlier kill: in flight.
+        in_flight=$((started - done_maps - lost))
+        echo "kill $kill: jobcount map runs $started, committed $done_maps, in flight at this kill $in_flight"
+        [ "$in_flight" -ge 0 ] && [ "$in_flight" -le 2 ] ||
+            fail "kill $kill: $in_flight jobcount map runs in flight, but the job has two maps"
+        lost=$((lost + in_flight))
+    done
+
+    wait $submitter || fail "submitting the jobs failed: $(cat "$tmp/submitter.log")"
+    wait $jc_waiter || fail "submit --wait of jobcount job $jc exited with $?: $(cat "$tmp/jc.out" "$tmp/jc.log")"
+    wait $wc_waiter || fail "submit --wait of a wc job exited with $?: $(cat "$tmp/wc-wait.out" "$tmp/wc-wait.log")"
+    grep -q "^Job $jc done in " "$tmp/jc.out" || fail "no 'done' summary: $(cat "$tmp/jc.out")"
+    all_ended() {
+        "${MRKVCTL[@]}" jobs --json >"$tmp/jobs.json" &&
+            [ "$(json_field "$tmp/jobs.json" 'all(x["state"] in ("done", "failed", "cancelled") for x in j)')" = True ]
+    }
+    wait_until 120 "every job has ended" all_ended
+    n_jobs=0
+    while read -r id app; do
+        [ "$app" = jobcount ] && continue
+        check_outputs "$id" "$tmp/correct-$app"
+        n_jobs=$((n_jobs + 1))
+    done < <(json_field "$tmp/jobs.json" '"\n".join(x["id"] + " " + x["app"] for x in j)')
+    [ "$n_jobs" -ge 37 ] || fail "only $n_jobs wc and indexer jobs listed"
+    runs=$(compgen -G "$jc_dir/mr-worker-jobcount-*" | wc -l)
+    echo "jobcount: $runs map runs; 2 maps + $lost in flight at the kills = $((2 + lost))"
+    [ "$runs" = $((2 + lost)) ] || fail "jobcount ran its maps $runs times, expected $((2 + lost))"
+    [ "$(cat "$jc_dir"/mr-out-*)" = "a $runs" ] || fail "unexpected jobcount output: $(cat "$jc_dir"/mr-out-*)"
+    echo "$n_jobs wc and indexer jobs done with mrkv-sequential's output through 20 kills"
+    ;;
+stale-attempt)
+    # A FinishTask of an attempt handed out before the coordinator restarted is refused
+    # (TaskNotAssigned: no connection of the new run holds it), nothing counts, and the
+    # task runs again as an attempt of the new run, numbered above every attempt of the
+    # old one.
+    : "${MRKV_VARLINK_CALL:?}"
+    call() { python3 "$MRKV_VARLINK_CALL" "unix:$SOCK" "$@"; }
+    start_coordinator
+    id=$("${MRKVCTL[@]}" submit wc "${INPUTS[0]}" --nreduce 2) || fail "submit failed"
+    call org.mrkv.MapReduce.RequestTask >"$tmp/task.json" || fail "RequestTask: $(cat "$tmp/task.json")"
+    attempt=$(json_field "$tmp/task.json" 'j["parameters"]["attempt"]')
+    [ "$attempt" = $((1 << 16 | 1)) ] || fail "the first run's first attempt is $attempt"
+    kill -9 "$COORDINATOR_PID"
+    wait "$COORDINATOR_PID" 2>/dev/null
+    start_coordinator
+    call org.mrkv.MapReduce.FinishTask "{\"job\": \"$id\", \"kind\": \"map\", \"task\": 0, \"attempt\": $attempt, \"ok\": true}" \
+        >"$tmp/finish.json" && fail "FinishTask of the stale attempt accepted: $(cat "$tmp/finish.json")"
+    grep -q '"error": "org.mrkv.MapReduce.TaskNotAssigned"' "$tmp/finish.json" ||
+        fail "FinishTask of the stale attempt: $(cat "$tmp/finish.json")"
+    "${MRKVCTL[@]}" status --json "$id" >"$tmp/s.json" || fail "status failed"
+    [ "$(json_field "$tmp/s.json" 'j["map_done"]')" = 0 ] || fail "the stale attempt counts: $(cat "$tmp/s.json")"
+    call org.mrkv.MapReduce.RequestTask >"$tmp/task2.json" || fail "RequestTask after the restart"
+    [ "$(json_field "$tmp/task2.json" 'j["parameters"]["task"], j["parameters"]["attempt"]')" = "(0, $((2 << 16 | 1)))" ] ||
+        fail "map 0 is not handed out again as the new run's attempt: $(cat "$tmp/task2.json")"
     ;;
 *)
     fail "unknown case"

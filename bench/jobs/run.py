@@ -1,0 +1,301 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The job journal's benchmark: what keeping a job server's jobs across restarts costs.
+
+    bench/jobs/run.py BUILD-DIR [--quick]
+
+1. SubmitJob latency, p50 and p99, from one client (one call at a time) and from 16
+   (concurrent calls share a sync), with the journal and with --no-journal.
+2. The wc job end to end with one worker: the lab's mode (FILE arguments, no journal:
+   what the coordinator did before it had one), and a job server with and without its
+   journal (SubmitJob to the last GetJob reply).
+3. Restart: a journal of 10,000 ended and 100 queued jobs; time from exec to READY=1,
+   listing the default 100 ended jobs and all 10,000.
+
+Inputs: MRKV_BENCH_DATA (a directory of *.txt, e.g. the lab's Gutenberg books), else
+texts written by mrkv-gencorpus. The state directories are in MRKV_BENCH_TMP (default
+$TMPDIR or /tmp): its file system decides what a sync costs, and is printed. Exits
+non-zero only when something broke (a process failed, a job did not end done).
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+
+def percentile(values, p):
+    v = sorted(values)
+    return v[min(len(v) - 1, max(0, int(round(p / 100 * len(v) + 0.5)) - 1))]
+
+
+class Client:
+    """One blocking Varlink connection."""
+
+    def __init__(self, path):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.connect(path)
+        self.buf = b""
+
+    def send(self, method, parameters, more=False):
+        msg = {"method": method, "parameters": parameters}
+        if more:
+            msg["more"] = True
+        self.s.sendall(json.dumps(msg).encode() + b"\0")
+
+    def read(self):
+        while b"\0" not in self.buf:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise ConnectionError("connection closed")
+            self.buf += chunk
+        i = self.buf.index(b"\0")
+        reply = json.loads(self.buf[:i])
+        self.buf = self.buf[i + 1:]
+        if "error" in reply:
+            raise RuntimeError("%s: %s" % (reply["error"], reply.get("parameters")))
+        return reply
+
+    def call(self, method, parameters):
+        self.send(method, parameters)
+        return self.read()["parameters"]
+
+    def close(self):
+        self.s.close()
+
+
+class Coordinator:
+    """mrkv-coordinator in a directory of its own, started with a $NOTIFY_SOCKET."""
+
+    def __init__(self, build, work, state, args=(), files=(), cwd=None):
+        self.sock = os.path.join(work, "c.sock")
+        notify = os.path.join(work, "notify.sock")
+        for p in (self.sock, notify):
+            if os.path.exists(p):
+                os.unlink(p)
+        self.n = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.n.bind(notify)
+        env = dict(os.environ, NOTIFY_SOCKET=notify, MRKV_BUS="none")
+        cmd = [os.path.join(build, "daemons/coordinator/mrkv-coordinator"), "--listen", "unix:" + self.sock,
+               "--state-directory", state, "--log-level", "warning", *args, *files]
+        self.start = time.monotonic()
+        self.proc = subprocess.Popen(cmd, env=env, cwd=cwd or work)
+
+    def wait_ready(self, timeout=120):
+        self.n.settimeout(timeout)
+        while True:
+            data = self.n.recv(4096).decode()
+            if "READY=1" in data.split("\n"):
+                t = time.monotonic() - self.start
+                # Unread, its STATUS= lines would fill the socket and block the daemon.
+                self.n.close()
+                self.n = None
+                return t
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        if self.proc.wait(60) != 0:
+            raise RuntimeError("mrkv-coordinator exited with %d" % self.proc.returncode)
+        if self.n:
+            self.n.close()
+
+
+def worker(build, sock):
+    return subprocess.Popen([os.path.join(build, "daemons/worker/mrkv-worker"), "--serve", "--connect",
+                             "unix:" + sock], stderr=subprocess.DEVNULL)
+
+
+def submit_parameters(files, nreduce=10):
+    return {"app": "wc", "files": files, "nreduce": nreduce}
+
+
+def latency(build, work, journal, n, clients, input_file):
+    state = tempfile.mkdtemp(dir=work)
+    c = Coordinator(build, work, state, () if journal else ("--no-journal",))
+    c.wait_ready()
+    samples = []
+    lock = threading.Lock()
+
+    def run(k):
+        cl = Client(c.sock)
+        mine = []
+        for _ in range(k):
+            t = time.perf_counter()
+            cl.call("org.mrkv.MapReduce.SubmitJob", submit_parameters([input_file], 1))
+            mine.append(time.perf_counter() - t)
+        cl.close()
+        with lock:
+            samples.extend(mine)
+
+    threads = [threading.Thread(target=run, args=(n // clients,)) for _ in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    c.stop()
+    shutil.rmtree(state)
+    return percentile(samples, 50) * 1e3, percentile(samples, 99) * 1e3, len(samples) / wall
+
+
+def job_server_run(c, files):
+    cl = Client(c.sock)
+    t = time.perf_counter()
+    job = cl.call("org.mrkv.MapReduce.SubmitJob", submit_parameters(files))["job"]
+    cl.send("org.mrkv.MapReduce.GetJob", {"job": job}, more=True)
+    while True:
+        reply = cl.read()
+        if not reply.get("continues"):
+            break
+    elapsed = time.perf_counter() - t
+    cl.close()
+    if reply["parameters"]["job"]["state"] != "done":
+        raise RuntimeError("job %s: %s" % (job, reply))
+    return elapsed
+
+
+def wc_job_server(build, work, journal, files, runs):
+    state = tempfile.mkdtemp(dir=work)
+    c = Coordinator(build, work, state, () if journal else ("--no-journal",))
+    c.wait_ready()
+    w = worker(build, c.sock)
+    job_server_run(c, files)  # the worker connects and loads wc.so
+    times = [job_server_run(c, files) for _ in range(runs)]
+    w.terminate()  # a --serve worker waits for its coordinator forever
+    w.wait(30)
+    c.stop()
+    shutil.rmtree(state)
+    return statistics.median(times)
+
+
+def wc_lab(build, work, files, runs):
+    times = []
+    for _ in range(runs):
+        d = tempfile.mkdtemp(dir=work)
+        c = Coordinator(build, work, d, (), files, cwd=d)
+        c.n.close()
+        c.n = None
+        while not os.path.exists(c.sock):
+            time.sleep(0.0005)
+        w = subprocess.Popen([os.path.join(build, "daemons/worker/mrkv-worker"), "--connect", "unix:" + c.sock, "wc"],
+                             stderr=subprocess.DEVNULL, cwd=d)
+        if c.proc.wait(120) != 0:
+            raise RuntimeError("lab-mode coordinator failed")
+        times.append(time.monotonic() - c.start)
+        w.wait(30)
+        shutil.rmtree(d)
+    return statistics.median(times)
+
+
+def build_journal(build, work, ended, queued, input_file):
+    """A state directory whose journal holds ended (cancelled) and queued jobs."""
+    state = tempfile.mkdtemp(dir=work)
+    c = Coordinator(build, work, state, ("--keep-jobs", str(ended + queued)))
+    c.wait_ready()
+    clients = 16
+
+    def run(k, cancel):
+        cl = Client(c.sock)
+        for _ in range(k):
+            job = cl.call("org.mrkv.MapReduce.SubmitJob", submit_parameters([input_file], 1))["job"]
+            if cancel:
+                cl.call("org.mrkv.MapReduce.CancelJob", {"job": job})
+        cl.close()
+
+    threads = [threading.Thread(target=run, args=(ended // clients, True)) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    run(queued, False)
+    c.stop()
+    return state, ended // clients * clients
+
+
+def restart_time(build, work, pristine, keep, runs):
+    times = []
+    for _ in range(runs):
+        state = tempfile.mkdtemp(dir=work)
+        shutil.rmtree(state)
+        shutil.copytree(pristine, state, symlinks=True)
+        c = Coordinator(build, work, state, ("--keep-jobs", str(keep)))
+        times.append(c.wait_ready())
+        cl = Client(c.sock)
+        jobs = cl.call("org.mrkv.MapReduce.ListJobs", {})["jobs"]
+        cl.close()
+        c.stop()
+        shutil.rmtree(state)
+    return statistics.median(times), len(jobs)
+
+
+def du(path):
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+
+
+def main(argv):
+    if len(argv) not in (1, 2) or (len(argv) == 2 and argv[1] != "--quick"):
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    build = os.path.abspath(argv[0])
+    quick = len(argv) == 2
+    os.environ["MRKV_APP_PATH"] = os.path.join(build, "apps/mapreduce")
+    base = os.environ.get("MRKV_BENCH_TMP") or os.environ.get("TMPDIR") or "/tmp"
+    work = tempfile.mkdtemp(prefix="mrkv-jobbench.", dir=base)
+    try:
+        data = os.environ.get("MRKV_BENCH_DATA")
+        if data:
+            files = sorted(os.path.join(os.path.abspath(data), f) for f in os.listdir(data) if f.endswith(".txt"))
+            kind = "Gutenberg"
+        else:
+            texts = os.path.join(work, "texts")
+            subprocess.run([os.path.join(build, "tests/tools/gencorpus/mrkv-gencorpus"), "--prefix", "pg-gen-",
+                            texts], check=True, stdout=subprocess.DEVNULL)
+            files = sorted(os.path.join(texts, f) for f in os.listdir(texts))
+            kind = "generated texts"
+        fs = subprocess.run(["findmnt", "-n", "-o", "FSTYPE", "--target", work], capture_output=True,
+                            text=True).stdout.strip() or "?"
+        print("# Job journal benchmark\n")
+        print("- state directories on %s (%s); nproc %d; load %s" % (base, fs, os.cpu_count(),
+                                                                     " ".join(open("/proc/loadavg").read().split()[:3])))
+        print("- inputs: %s, %d files, %.1f MB\n" % (kind, len(files), sum(os.path.getsize(f) for f in files) / 1e6))
+
+        n = 300 if quick else 2000
+        print("| SubmitJob | clients | calls | p50 (ms) | p99 (ms) | calls/s |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for clients in (1, 16):
+            for journal in (False, True):
+                p50, p99, rate = latency(build, work, journal, n, clients, files[0])
+                print("| %s | %d | %d | %.3f | %.3f | %.0f |" % ("journal" if journal else "--no-journal", clients,
+                                                                 n // clients * clients, p50, p99, rate))
+
+        runs = 3 if quick else 7
+        print("\n| wc job, 1 worker | runs | median wall (s) |")
+        print("| --- | ---: | ---: |")
+        print("| lab mode (FILE arguments, no journal) | %d | %.3f |" % (runs, wc_lab(build, work, files, runs)))
+        for journal in (False, True):
+            t = wc_job_server(build, work, journal, files, runs)
+            print("| job server, %s | %d | %.3f |" % ("journal" if journal else "--no-journal", runs, t))
+
+        ended, queued = (1000, 100) if quick else (10000, 100)
+        pristine, ended = build_journal(build, work, ended, queued, files[0])
+        size = du(os.path.join(pristine, "journal"))
+        print("\n| restart: journal of %d ended + %d queued jobs (%.1f MB) | runs | median to READY=1 (s) | jobs listed |"
+              % (ended, queued, size / 1e6))
+        print("| --- | ---: | ---: | ---: |")
+        for keep in (100, ended):
+            t, listed = restart_time(build, work, pristine, keep, 3)
+            print("| --keep-jobs %d | 3 | %.3f | %d |" % (keep, t, listed))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,260 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "journal-record.h"
+#include "json-util.h"
+#include "macro.h"
+#include "mr-files.h"
+
+int journal_get_string(json_object *o, const char *key, const char **ret) {
+        json_object *v;
+
+        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+                return -EBADMSG;
+        *ret = json_object_get_string(v);
+        return 0;
+}
+
+int journal_get_u64(json_object *o, const char *key, uint64_t *ret) {
+        json_object *v;
+
+        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+                return -EBADMSG;
+        *ret = json_object_get_uint64(v);
+        return 0;
+}
+
+json_object *journal_job_to_json(const Job *j) {
+        _cleanup_json_ json_object *o = NULL;
+
+        if (json_build_object(&o,
+                              "id", json_object_new_string(j->id),
+                              "workdir", json_object_new_string(j->workdir),
+                              "owner_uid", json_object_new_uint64(j->owner_uid),
+                              "owner_gid", json_object_new_uint64(j->owner_gid),
+                              "nmap", json_object_new_uint64(j->nmap),
+                              "nreduce", json_object_new_uint64(j->nreduce),
+                              "timeout", json_object_new_uint64(j->timeout),
+                              "max_failures", json_object_new_uint64(j->max_failures),
+                              "submit_time", json_object_new_uint64(j->submit_time),
+                              NULL) < 0)
+                return NULL;
+        if (j->app && json_object_add(o, "app", json_object_new_string(j->app)) < 0)
+                return NULL;
+        /* An ended job's list may have been dropped (job_drop_files()): nmap says how many. */
+        if (j->files && json_object_add(o, "files", json_string_array_new(j->files, j->nmap)) < 0)
+                return NULL;
+        return TAKE_PTR(o);
+}
+
+/* The "files" of a JOB record, or without them (an ended job's dropped list) nmap empty
+ * names, which journal_job_from_json() drops again. */
+static int files_from_json(json_object *o, char ***ret, unsigned *ret_n, bool *ret_dropped) {
+        _cleanup_free_ char **files = NULL;
+        json_object *a = NULL;
+        uint64_t nmap = 0;
+        size_t n;
+
+        if (!json_object_object_get_ex(o, "files", &a) && journal_get_u64(o, "nmap", &nmap) < 0)
+                return -EBADMSG;
+        if (a && !json_object_is_type(a, json_type_array))
+                return -EBADMSG;
+        n = a ? json_object_array_length(a) : nmap;
+        if (n == 0 || n > UINT32_MAX)
+                return -EBADMSG;
+        files = calloc(n + 1, sizeof(char *));
+        if (!files)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                json_object *f = a ? json_object_array_get_idx(a, i) : NULL;
+                if (a && !json_object_is_type(f, json_type_string))
+                        return -EBADMSG;
+                files[i] = f ? (char *) json_object_get_string(f) : (char *) "";
+        }
+        *ret = TAKE_PTR(files);
+        *ret_n = (unsigned) n;
+        *ret_dropped = !a;
+        return 0;
+}
+
+int journal_job_from_json(json_object *o, Job **ret, bool *ret_files_dropped) {
+        _cleanup_free_ char **files = NULL;
+        const char *id, *workdir, *app = NULL;
+        uint64_t nreduce, timeout, max_failures = 0, submit_time = 0, uid = 0, gid = 0;
+        bool dropped;
+        unsigned n;
+        Job *j;
+        int r;
+
+        if (journal_get_string(o, "id", &id) < 0 || journal_get_string(o, "workdir", &workdir) < 0 ||
+            journal_get_u64(o, "nreduce", &nreduce) < 0 || journal_get_u64(o, "timeout", &timeout) < 0 ||
+            nreduce == 0 || nreduce > UINT32_MAX)
+                return -EBADMSG;
+        r = files_from_json(o, &files, &n, &dropped);
+        if (r < 0)
+                return r;
+        /* Optional members. */
+        (void) journal_get_string(o, "app", &app);
+        (void) journal_get_u64(o, "max_failures", &max_failures);
+        (void) journal_get_u64(o, "submit_time", &submit_time);
+        /* Without an owner (a journal older than owners), root's, as job_new() makes it. */
+        (void) journal_get_u64(o, "owner_uid", &uid);
+        (void) journal_get_u64(o, "owner_gid", &gid);
+        if (uid >= UINT32_MAX || gid >= UINT32_MAX)
+                return -EBADMSG;
+
+        r = job_new(id, app, workdir, files, n, (unsigned) nreduce, timeout, &j);
+        if (r < 0)
+                return r;
+        if (max_failures > 0 && max_failures <= UINT32_MAX)
+                j->max_failures = (unsigned) max_failures;
+        j->submit_time = submit_time;
+        j->owner_uid = (uid_t) uid;
+        j->owner_gid = (gid_t) gid;
+        *ret = j;
+        *ret_files_dropped = dropped;
+        return 0;
+}
+
+unsigned journal_task_n_files(const Job *j, const Task *t) {
+        return t->kind == TASK_MAP ? j->nreduce : 1;
+}
+
+void journal_task_file_name(const Job *j, const Task *t, unsigned n, char buf[static 256]) {
+        if (t->kind == TASK_MAP)
+                mr_intermediate_name(buf, t->index, n);
+        else
+                mr_output_name(buf, t->index);
+}
+
+static json_object *file_stat_to_json(const struct stat *st) {
+        _cleanup_json_ json_object *a = json_object_new_array_ext(3);
+
+        if (!a || json_array_append(a, json_object_new_uint64((uint64_t) st->st_size)) < 0 ||
+            json_array_append(a, json_object_new_uint64((uint64_t) st->st_mtim.tv_sec * 1000000000ULL +
+                                                        (uint64_t) st->st_mtim.tv_nsec)) < 0 ||
+            json_array_append(a, json_object_new_uint64((uint64_t) st->st_ino)) < 0)
+                return NULL;
+        return TAKE_PTR(a);
+}
+
+static bool file_stat_matches(const struct stat *st, json_object *a) {
+        json_object *size, *mtime, *ino;
+
+        if (!json_object_is_type(a, json_type_array) || json_object_array_length(a) != 3)
+                return false;
+        size = json_object_array_get_idx(a, 0);
+        mtime = json_object_array_get_idx(a, 1);
+        ino = json_object_array_get_idx(a, 2);
+        return json_object_get_uint64(size) == (uint64_t) st->st_size &&
+               json_object_get_uint64(mtime) ==
+                       (uint64_t) st->st_mtim.tv_sec * 1000000000ULL + (uint64_t) st->st_mtim.tv_nsec &&
+               json_object_get_uint64(ino) == (uint64_t) st->st_ino;
+}
+
+int journal_commit_to_json(const Job *j, const Task *t, unsigned attempt, json_object **ret) {
+        _cleanup_json_ json_object *o = NULL, *files = NULL;
+        _cleanup_close_ int dfd = open(j->workdir, O_DIRECTORY | O_CLOEXEC);
+        unsigned n = journal_task_n_files(j, t);
+
+        files = json_object_new_array_ext((int) n);
+        if (!files)
+                return -ENOMEM;
+        for (unsigned i = 0; i < n; i++) {
+                char name[MR_NAME_MAX];
+                struct stat st;
+
+                /* A file the coordinator cannot see (a directory private to the job's owner)
+                 * is recorded as unknown: the task runs again after a restart. */
+                journal_task_file_name(j, t, i, name);
+                if (dfd < 0 || fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                        if (json_object_array_add(files, NULL) < 0)
+                                return -ENOMEM;
+                        continue;
+                }
+                if (json_array_append(files, file_stat_to_json(&st)) < 0)
+                        return -ENOMEM;
+        }
+        if (json_build_object(&o,
+                              "job", json_object_new_string(j->id),
+                              "kind", json_object_new_string(task_kind_to_string(t->kind)),
+                              "task", json_object_new_uint64(t->index),
+                              "attempt", json_object_new_uint64(attempt),
+                              "files", TAKE_PTR(files),
+                              NULL) < 0)
+                return -ENOMEM;
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+int journal_commit_verify(const Job *j, const Task *t, json_object *commit, char **ret_file) {
+        _cleanup_close_ int dfd = open(j->workdir, O_DIRECTORY | O_CLOEXEC);
+        unsigned n = journal_task_n_files(j, t);
+        json_object *files;
+
+        if (!json_object_object_get_ex(commit, "files", &files) || !json_object_is_type(files, json_type_array) ||
+            json_object_array_length(files) != n)
+                return -EBADMSG;
+        for (unsigned i = 0; i < n; i++) {
+                char name[MR_NAME_MAX];
+                struct stat st;
+
+                journal_task_file_name(j, t, i, name);
+                if (dfd < 0 || fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                    !file_stat_matches(&st, json_object_array_get_idx(files, i))) {
+                        *ret_file = strdup(name);
+                        return -ESTALE;
+                }
+        }
+        return 0;
+}
+
+json_object *journal_end_to_json(const Job *j) {
+        _cleanup_json_ json_object *o = NULL;
+
+        if (json_build_object(&o,
+                              "job", json_object_new_string(j->id),
+                              "state", json_object_new_string(job_state_to_string(j->state)),
+                              "time", json_object_new_uint64(j->finish_time),
+                              "map_done", json_object_new_uint64(j->done[TASK_MAP]),
+                              "reduce_done", json_object_new_uint64(j->done[TASK_REDUCE]),
+                              NULL) < 0)
+                return NULL;
+        if (j->error && json_object_add(o, "error", json_object_new_string(j->error)) < 0)
+                return NULL;
+        return TAKE_PTR(o);
+}
+
+static int job_state_from_string(const char *s) {
+        for (JobState st = JOB_MAPPING; st <= JOB_CANCELLED; st++)
+                if (streq(s, job_state_to_string(st)))
+                        return st;
+        return -EBADMSG;
+}
+
+int journal_end_apply(Job *j, json_object *o) {
+        const char *state, *error = NULL;
+        uint64_t time = 0, map_done = 0, reduce_done = 0;
+        int s;
+
+        if (journal_get_string(o, "state", &state) < 0)
+                return -EBADMSG;
+        s = job_state_from_string(state);
+        if (s < JOB_DONE)
+                return -EBADMSG;
+        (void) journal_get_u64(o, "time", &time);
+        (void) journal_get_u64(o, "map_done", &map_done);
+        (void) journal_get_u64(o, "reduce_done", &reduce_done);
+        (void) journal_get_string(o, "error", &error);
+
+        j->state = s;
+        j->finish_time = time;
+        j->done[TASK_MAP] = (unsigned) MIN(map_done, (uint64_t) j->nmap);
+        j->done[TASK_REDUCE] = (unsigned) MIN(reduce_done, (uint64_t) j->nreduce);
+        free(j->error);
+        j->error = error ? strdup(error) : NULL;
+        if (error && !j->error)
+                return -ENOMEM;
+        return 0;
+}

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <json-c/json.h>
+
+#include "job.h"
+
+/* The records of the job journal (journal.c), each a JSON object in the framing of
+ * lib/state (record.h: length, CRC-32, type). A reader ignores members it does not know
+ * and takes a default for those that are missing, so a field added to Job is one line in
+ * journal_job_to_json() and one in journal_job_from_json(), and an older coordinator
+ * still reads a newer journal.
+ *
+ *   META    {generation, last_job_id}: written at every start, synced before READY=1
+ *   JOB     a submitted job, all that is needed to run it: {id, owner_uid, owner_gid,
+ *           app?, workdir, nmap,
+ *           files (absent once an ended job's list was dropped), nreduce, timeout,
+ *           max_failures, submit_time}
+ *   START   {job, time}: the first task was handed out
+ *   COMMIT  {job, kind, task, attempt, files: [[size, mtime_ns, inode] or null, ...]}: a
+ *           task's output is in place; the committed files as they were then, in the
+ *           order of journal_task_file_name(); null for one the coordinator could not
+ *           stat (a directory private to the job's owner), which fails the check
+ *   END     {job, state, time, error?, map_done, reduce_done}
+ *
+ * A committed file is checked at restart by its size, modification time (ns) and inode
+ * number: a rename keeps all three, a rewrite or a truncation changes them, and reading
+ * them is a stat(), not a read of the data. */
+
+enum {
+        JOURNAL_RECORD_META = 1,
+        JOURNAL_RECORD_JOB,
+        JOURNAL_RECORD_START,
+        JOURNAL_RECORD_COMMIT,
+        JOURNAL_RECORD_END,
+};
+
+/* Members of a record: a missing or mistyped member gives -EBADMSG. */
+int journal_get_string(json_object *o, const char *key, const char **ret);
+int journal_get_u64(json_object *o, const char *key, uint64_t *ret);
+
+json_object *journal_job_to_json(const Job *j);
+/* *ret_files_dropped: the record has no file names (an ended job's list was dropped): the
+ * job has nmap empty ones, for job_drop_files() once its END record is applied. */
+int journal_job_from_json(json_object *o, Job **ret, bool *ret_files_dropped);
+
+/* The n-th file a task commits: mr-<map>-<n> for a map task, mr-out-<task> (n = 0) for a
+ * reduce task. How many: journal_task_n_files(). */
+unsigned journal_task_n_files(const Job *j, const Task *t);
+void journal_task_file_name(const Job *j, const Task *t, unsigned n, char buf[static 256]);
+
+/* The COMMIT record of an attempt whose files were just renamed into place. */
+int journal_commit_to_json(const Job *j, const Task *t, unsigned attempt, json_object **ret);
+/* Whether the files a COMMIT record lists are still there as committed: 0, or -ESTALE with
+ * the first that is not in *ret_file (malloc'd). */
+int journal_commit_verify(const Job *j, const Task *t, json_object *commit, char **ret_file);
+
+/* END: the job's end as it is in j. */
+json_object *journal_end_to_json(const Job *j);
+/* Applies an END record to a job loaded from the journal. */
+int journal_end_apply(Job *j, json_object *o);

@@ -1,0 +1,427 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The job journal (journal.c) on a real directory and event loop: what a restart brings
+ * back (queued, running and ended jobs, committed tasks whose files are unchanged, a
+ * new generation of attempts), retention and compaction, a torn tail at every offset
+ * of the last record, and damage in the middle (refused, reported, repaired). */
+#include <check.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "journal.h"
+#include "log.h"
+#include "macro.h"
+#include "mr-files.h"
+#include "state-dir.h"
+#include "strv.h"
+#include "test-state-util.h"
+
+typedef struct Env {
+        sd_event *event;
+        Scheduler *scheduler;
+        JobSubmitter submitter;
+        JobJournal *journal;
+        char *journal_dir;
+} Env;
+
+static void on_assign(Worker *w, Job *j, Task *t, void *userdata) {
+}
+
+static const SchedulerCallbacks callbacks = { .assign = on_assign };
+
+static char *input; /* an input file of every job */
+
+/* A coordinator's model and journal on state directory state: returns job_journal_open()'s result. */
+static int env_open(Env *e, const char *state, size_t keep_jobs, uint64_t compact_size) {
+        *e = (Env) {};
+        ck_assert_int_ge(sd_event_new(&e->event), 0);
+        ck_assert_int_ge(scheduler_new(&callbacks, NULL, &e->scheduler), 0);
+        scheduler_set_max_ended_jobs(e->scheduler, keep_jobs);
+        e->submitter = (JobSubmitter) {
+                .scheduler = e->scheduler,
+                .state_dir = strdup(state),
+                .default_nreduce = 2,
+                .default_task_timeout = 10000000,
+                .max_files = JOB_SUBMITTER_MAX_FILES_DEFAULT,
+        };
+        ck_assert_int_ge(asprintf(&e->journal_dir, "%s/journal", state), 0);
+        (void) mkdir(state, 0755);
+        return job_journal_open(e->event, e->scheduler, &e->submitter,
+                                &(const JobJournalOptions) {
+                                        .directory = e->journal_dir,
+                                        .keep_jobs = keep_jobs,
+                                        .compact_size = compact_size,
+                                },
+                                &e->journal);
+}
+
+static void env_close(Env *e) {
+        e->journal = job_journal_free(e->journal);
+        e->scheduler = scheduler_free(e->scheduler);
+        job_submitter_done(&e->submitter);
+        e->event = sd_event_unref(e->event);
+        free(e->journal_dir);
+}
+
+static void on_durable(void *owner, void *userdata, int error) {
+        *(int *) userdata = error < 0 ? error : 1;
+}
+
+/* Runs the loop until what was appended so far is durable. */
+static void env_sync(Env *e) {
+        int done = 0;
+
+        ck_assert_int_ge(job_journal_wait(e->journal, NULL, on_durable, &done), 0);
+        for (int i = 0; i < 5000 && done == 0; i++)
+                ck_assert_int_ge(sd_event_run(e->event, 1000), 0);
+        ck_assert_int_eq(done, 1);
+}
+
+static Job *env_submit_as(Env *e, const JobOwner *owner, const char *workdir) {
+        char *reason = NULL;
+        Job *j;
+
+        ck_assert_int_ge(job_submit(&e->submitter, owner, "wc", (char *[]) { input, input, NULL }, 2, 2, workdir,
+                                    10000000, &j, &reason), 0);
+        ck_assert_ptr_null(reason);
+        return j;
+}
+
+static Job *env_submit(Env *e) {
+        return env_submit_as(e, &(JobOwner) { .uid = geteuid(), .gid = getegid() }, NULL);
+}
+
+static void write_file(const char *dir, const char *name, const char *content) {
+        _cleanup_free_ char *path = NULL;
+        FILE *f;
+
+        ck_assert_int_ge(asprintf(&path, "%s/%s", dir, name), 0);
+        f = fopen(path, "we");
+        ck_assert_ptr_nonnull(f);
+        fputs(content, f);
+        ck_assert_int_eq(fclose(f), 0);
+}
+
+/* Map task m of j runs and commits as a worker's would, through the journal. */
+static void env_commit_map(Env *e, Job *j, unsigned m) {
+        char name[MR_NAME_MAX];
+        Task *t;
+
+        ck_assert_int_eq(job_assign(j, e, 0, &t), 1);
+        ck_assert_uint_eq(t->index, m);
+        for (unsigned r = 0; r < j->nreduce; r++) {
+                mr_intermediate_name(name, m, r);
+                write_file(j->workdir, name, "word 1\n");
+        }
+        ck_assert_int_ge(job_journal_commit_task(e->journal, j, t, t->attempt), 0);
+        ck_assert_int_eq(t->state, TASK_COMMITTING);
+        /* No other attempt may complete it meanwhile. */
+        ck_assert(!job_may_complete(j, t, t->attempt));
+        env_sync(e);
+        ck_assert_int_eq(scheduler_finish_task(e->scheduler, j, t, t->attempt, true, NULL), 1);
+}
+
+static char *state_new(void) {
+        _cleanup_free_ char *base = test_dir_new();
+        char *state;
+
+        ck_assert_int_ge(asprintf(&state, "%s/state", base), 0);
+        return state;
+}
+
+START_TEST(test_restart) {
+        _cleanup_free_ char *state = state_new(), *workdir = test_dir_new();
+        /* A job of another user, in a directory of theirs (as root; else one's own). */
+        JobOwner other = { .uid = geteuid() == 0 ? 4242 : geteuid(), .gid = geteuid() == 0 ? 4243 : getegid() };
+        unsigned old_attempt;
+        Env e;
+        Job *a, *b, *c;
+
+        ck_assert_int_eq(chown(workdir, other.uid, other.gid), 0);
+        ck_assert_int_eq(env_open(&e, state, 100, 0), 0);
+        ck_assert_uint_eq(job_journal_generation(e.journal), 1);
+        a = env_submit(&e);
+        b = env_submit(&e);
+        c = env_submit_as(&e, &other, workdir);
+        env_commit_map(&e, a, 0);
+        /* Map 1 of a is in flight when the coordinator stops. */
+        ck_assert_int_eq(job_assign(a, &e, 0, &(Task *) { NULL }), 1);
+        old_attempt = job_find_task(a, TASK_MAP, 1)->attempt;
+        ck_assert_int_ge(scheduler_cancel_job(e.scheduler, b), 0);
+        env_sync(&e);
+        (void) c;
+        env_close(&e);
+
+        ck_assert_int_eq(env_open(&e, state, 100, 0), 0);
+        ck_assert_uint_eq(job_journal_generation(e.journal), 2);
+        ck_assert_uint_eq(e.scheduler->n_jobs, 3);
+        a = scheduler_find_job(e.scheduler, "1");
+        b = scheduler_find_job(e.scheduler, "2");
+        c = scheduler_find_job(e.scheduler, "3");
+        ck_assert_ptr_nonnull(a);
+        ck_assert_ptr_nonnull(b);
+        ck_assert_ptr_nonnull(c);
+        ck_assert_int_eq(a->state, JOB_MAPPING);
+        ck_assert_uint_eq(a->done[TASK_MAP], 1);
+        ck_assert_int_eq(job_find_task(a, TASK_MAP, 0)->state, TASK_DONE);
+        ck_assert_int_eq(job_find_task(a, TASK_MAP, 1)->state, TASK_IDLE);
+        ck_assert_int_eq(b->state, JOB_CANCELLED);
+        ck_assert_uint_ne(b->finish_time, 0);
+        ck_assert_str_eq(job_display_state(c), "queued");
+        ck_assert_uint_ne(c->submit_time, 0);
+        ck_assert_uint_eq(c->owner_uid, other.uid);
+        ck_assert_uint_eq(c->owner_gid, other.gid);
+        ck_assert_str_eq(c->workdir, workdir);
+        /* The attempt handed out before the restart is stale; this run's are numbered above. */
+        ck_assert_uint_eq(a->attempt_base, 2U << JOB_JOURNAL_ATTEMPT_SHIFT);
+        ck_assert(!job_may_complete(a, job_find_task(a, TASK_MAP, 1), old_attempt));
+        ck_assert_int_eq(job_assign(a, &e, 0, &(Task *) { NULL }), 1);
+        ck_assert_uint_eq(job_find_task(a, TASK_MAP, 1)->attempt, (2U << JOB_JOURNAL_ATTEMPT_SHIFT) + 1);
+        /* Ids go on. */
+        ck_assert_str_eq(env_submit(&e)->id, "4");
+        env_close(&e);
+}
+END_TEST
+
+START_TEST(test_changed_file_runs_again) {
+        _cleanup_free_ char *state = state_new(), *path = NULL;
+        Env e;
+        Job *a;
+
+        ck_assert_int_eq(env_open(&e, state, 100, 0), 0);
+        a = env_submit(&e);
+        env_commit_map(&e, a, 0);
+        env_commit_map(&e, a, 1);
+        ck_assert_int_eq(a->state, JOB_REDUCING);
+        ck_assert_int_ge(asprintf(&path, "%s/mr-1-1", a->workdir), 0);
+        env_close(&e);
+
+        /* mr-1-1 is rewritten: map 1 runs again, map 0 does not. */
+        ck_assert_int_eq(truncate(path, 3), 0);
+        ck_assert_int_eq(env_open(&e, state, 100, 0), 0);
+        a = scheduler_find_job(e.scheduler, "1");
+        ck_assert_int_eq(a->state, JOB_MAPPING);
+        ck_assert_int_eq(job_find_task(a, TASK_MAP, 0)->state, TASK_DONE);
+        ck_assert_int_eq(job_find_task(a, TASK_MAP, 1)->state, TASK_IDLE);
+        env_close(&e);
+
+        /* Removed: the same. */
+        ck_assert_int_eq(unlink(path), 0);
+        ck_assert_int_eq(env_open(&e, state, 100, 0), 0);
+        ck_assert_uint_eq(scheduler_find_job(e.scheduler, "1")->done[TASK_MAP], 1);
+        env_close(&e);
+}
+END_TEST
+
+/* Runs the loop until the journal has written a snapshot. */
+static void env_wait_snapshot(Env *e) {
+        _cleanup_close_ int fd = -EBADF;
+
+        env_sync(e);
+        fd = test_dir_open(e->journal_dir);
+        for (int i = 0; i < 5000 && test_count_files(fd, "snap-", ".snap") == 0; i++)
+                ck_assert_int_ge(sd_event_run(e->event, 1000), 0);
+        ck_assert_uint_ge(test_count_files(fd, "snap-", ".snap"), 1);
+}
+
+START_TEST(test_retention_and_compaction) {
+        _cleanup_free_ char *state = state_new();
+        Env e;
+
+        /* Every append outgrows the log's limit: snapshots follow one another. */
+        ck_assert_int_eq(env_open(&e, state, 2, 1), 0);
+        for (int i = 0; i < 5; i++)
+                ck_assert_int_ge(scheduler_cancel_job(e.scheduler, env_submit(&e)), 0);
+        env_submit(&e);
+        env_wait_snapshot(&e);
+        ck_assert_uint_eq(e.scheduler->n_jobs, 3);
+        env_close(&e);
+
+        ck_assert_int_eq(env_open(&e, state, 2, 0), 0);
+        ck_assert_uint_eq(e.scheduler->n_jobs, 3);
+        ck_assert_ptr_null(scheduler_find_job(e.scheduler, "3"));
+        ck_assert_int_eq(scheduler_find_job(e.scheduler, "5")->state, JOB_CANCELLED);
+        ck_assert_str_eq(job_display_state(scheduler_find_job(e.scheduler, "6")), "queued");
+        env_close(&e);
+
+        /* Fewer kept at the next start. */
+        ck_assert_int_eq(env_open(&e, state, 0, 0), 0);
+        ck_assert_uint_eq(e.scheduler->n_jobs, 1);
+        ck_assert_str_eq(e.scheduler->jobs[0]->id, "6");
+        env_close(&e);
+}
+END_TEST
+
+START_TEST(test_dropped_file_list) {
+        _cleanup_free_ char *state = state_new();
+        Env e;
+        Job *a;
+
+        /* An ended job's file list dropped for the memory budget: its record in a snapshot
+         * has none, and it comes back ended and without one. */
+        ck_assert_int_eq(env_open(&e, state, 100, 1), 0);
+        e.scheduler->max_ended_files_size = 1;
+        a = env_submit(&e);
+        ck_assert_int_ge(scheduler_cancel_job(e.scheduler, a), 0);
+        ck_assert_ptr_null(a->files);
+        env_submit(&e);
+        env_wait_snapshot(&e);
+        env_close(&e);
+
+        ck_assert_int_eq(env_open(&e, state, 100, 0), 0);
+        a = scheduler_find_job(e.scheduler, "1");
+        ck_assert_int_eq(a->state, JOB_CANCELLED);
+        ck_assert_ptr_null(a->files);
+        ck_assert_uint_eq(a->nmap, 2);
+        ck_assert_str_eq(scheduler_find_job(e.scheduler, "2")->files[1], input);
+        env_close(&e);
+}
+END_TEST
+
+/* The journal's one log segment. */
+static char *segment_name(int fd) {
+        _cleanup_strv_free_ char **names = NULL;
+        char *name;
+
+        ck_assert_int_ge(state_dir_list(fd, "log-", ".wal", &names), 0);
+        ck_assert_ptr_nonnull(names);
+        ck_assert_ptr_nonnull(names[0]);
+        ck_assert_ptr_null(names[1]);
+        name = strdup(names[0]);
+        ck_assert_ptr_nonnull(name);
+        return name;
+}
+
+/* Where the records of a log segment end (the always mode writes zeros ahead of them). */
+static uint64_t records_end(int fd, const char *segment) {
+        _cleanup_free_ uint8_t *data = NULL;
+        size_t size;
+
+        test_file_read(fd, segment, &data, &size);
+        return test_records_end(data, size);
+}
+
+/* A journal holding jobs 1 and 2; [*ret_before, *ret_after): job 2's record in the log. */
+static void journal_two_jobs(const char *state, char **ret_segment, uint64_t *ret_before, uint64_t *ret_after) {
+        _cleanup_close_ int fd = -EBADF;
+        Env e;
+
+        ck_assert_int_eq(env_open(&e, state, 100, 0), 0);
+        env_submit(&e);
+        env_sync(&e);
+        fd = test_dir_open(e.journal_dir);
+        *ret_segment = segment_name(fd);
+        *ret_before = records_end(fd, *ret_segment);
+        env_submit(&e);
+        env_sync(&e);
+        *ret_after = records_end(fd, *ret_segment);
+        env_close(&e);
+}
+
+/* A copy of the journal in state whose segment is data, cut at cut or zeroed from it. */
+static void open_torn_copy(int from, const char *segment, const uint8_t *data, size_t size, uint64_t cut,
+                           bool zeroed) {
+        _cleanup_free_ char *copy = state_new(), *copy_journal = NULL;
+        _cleanup_free_ uint8_t *torn = malloc(size);
+        _cleanup_close_ int to = -EBADF;
+        Env e;
+
+        ck_assert_int_ge(asprintf(&copy_journal, "%s/journal", copy), 0);
+        ck_assert_int_eq(mkdir(copy, 0755), 0);
+        ck_assert_int_eq(mkdir(copy_journal, 0700), 0);
+        to = test_dir_open(copy_journal);
+        test_dir_copy(from, to);
+        memcpy(torn, data, size);
+        if (zeroed)
+                memset(torn + cut, 0, size - cut);
+        test_file_write(to, segment, torn, zeroed ? size : cut);
+
+        /* The torn record is cut away; what came before it is all there. */
+        ck_assert_int_eq(env_open(&e, copy, 100, 0), 0);
+        ck_assert_uint_eq(e.scheduler->n_jobs, 1);
+        ck_assert_ptr_nonnull(scheduler_find_job(e.scheduler, "1"));
+        env_close(&e);
+}
+
+START_TEST(test_torn_tail_every_offset) {
+        _cleanup_free_ char *state = state_new(), *segment = NULL, *journal = NULL;
+        _cleanup_free_ uint8_t *data = NULL;
+        _cleanup_close_ int from = -EBADF;
+        uint64_t before, after;
+        size_t size;
+
+        journal_two_jobs(state, &segment, &before, &after);
+        ck_assert_uint_gt(after, before);
+        ck_assert_int_ge(asprintf(&journal, "%s/journal", state), 0);
+        from = test_dir_open(journal);
+        test_file_read(from, segment, &data, &size);
+        /* A few zeroed KiB after the records stand for the zero-filled MiB. */
+        size = MIN(size, (size_t) after + 4096);
+
+        /* Job 2's record written up to every byte: the file ends there, or zeros follow. */
+        for (uint64_t cut = before; cut < after; cut++) {
+                open_torn_copy(from, segment, data, size, cut, false);
+                open_torn_copy(from, segment, data, size, cut, true);
+        }
+}
+END_TEST
+
+START_TEST(test_damage_in_the_middle) {
+        _cleanup_free_ char *state = state_new(), *segment = NULL, *journal = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ uint8_t *data = NULL;
+        uint64_t before, after;
+        size_t size;
+        Env e;
+
+        journal_two_jobs(state, &segment, &before, &after);
+        ck_assert_int_ge(asprintf(&journal, "%s/journal", state), 0);
+        fd = test_dir_open(journal);
+
+        /* A byte of job 1's record, which job 2's follows. */
+        test_file_read(fd, segment, &data, &size);
+        data[before - 10] ^= 0x20;
+        test_file_write(fd, segment, data, size);
+
+        ck_assert_int_eq(env_open(&e, state, 100, 0), -EBADMSG);
+        env_close(&e);
+        ck_assert_int_eq(job_journal_check(journal, false), -EBADMSG);
+        ck_assert_int_eq(job_journal_check(journal, true), 0);
+        ck_assert_int_eq(job_journal_check(journal, false), 0);
+
+        /* Cut at the damage: job 1's record and everything after it are gone, the rest loads. */
+        ck_assert_int_eq(env_open(&e, state, 100, 0), 0);
+        ck_assert_uint_eq(e.scheduler->n_jobs, 0);
+        env_close(&e);
+}
+END_TEST
+
+static void setup(void) {
+        _cleanup_free_ char *dir = test_dir_new();
+
+        free(input);
+        ck_assert_int_ge(asprintf(&input, "%s/input.txt", dir), 0);
+        write_file(dir, "input.txt", "some words\n");
+}
+
+static Suite *journal_suite(void) {
+        Suite *s = suite_create("journal");
+        TCase *tc = tcase_create("journal");
+
+        tcase_add_checked_fixture(tc, setup, NULL);
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, test_restart);
+        tcase_add_test(tc, test_changed_file_runs_again);
+        tcase_add_test(tc, test_retention_and_compaction);
+        tcase_add_test(tc, test_dropped_file_list);
+        tcase_add_test(tc, test_torn_tail_every_offset);
+        tcase_add_test(tc, test_damage_in_the_middle);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void) {
+        log_set_max_level(LOG_CRIT);
+        return test_run(journal_suite());
+}
