@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -1031,28 +1032,51 @@ static int on_resume(sd_event_source *source, uint64_t usec, void *userdata) {
         return 0;
 }
 
-/* At the connection limit (or out of descriptors) with a client waiting: closes the
- * connection idle longest, as nginx reuses keep-alive connections. false if none is idle. */
-static bool server_evict_idle(VarlinkServer *s) {
+/* Whether the peer has sent bytes the loop has not read yet: it has spoken, it is only
+ * not read yet (a busy loop, or one still accepting its batch). */
+static bool conn_has_unread(VarlinkConn *c) {
+        int n = 0;
+
+        return ioctl(c->fd, FIONREAD, &n) == 0 && n > 0;
+}
+
+/* The connection idle longest, or NULL. */
+static VarlinkConn *server_find_idlest(VarlinkServer *s, uint64_t now) {
         VarlinkConn *oldest = NULL;
-        uint64_t now = server_now(s);
-        char more[48];
 
         /* Not one accepted in this very iteration: it has not had the time to say anything. */
         LIST_FOREACH(connections, c, s->connections)
                 if (conn_is_idle(c) && varlink_buffer_size(&c->out) == 0 && c->active < now &&
                     (!oldest || c->active < oldest->active))
                         oldest = c;
-        if (!oldest)
-                return false;
+        return oldest;
+}
 
-        if (server_log_allowed(s, &s->log_evict, more))
-                log_notice("At the limit of %u connections: closing %s, idle for %llu ms, to make room for a "
-                           "new one%s.",
-                           s->n_connections, oldest->description,
-                           (unsigned long long) ((now - MIN(now, oldest->active)) / USEC_PER_MSEC), more);
-        conn_disconnect(oldest);
-        return true;
+/* At the connection limit (or out of descriptors) with a client waiting: closes the
+ * connection idle longest, as nginx reuses keep-alive connections. false if none is idle. */
+static bool server_evict_idle(VarlinkServer *s) {
+        uint64_t now = server_now(s);
+        char more[48];
+
+        /* A few tries: one whose call waits unread in the socket is active, not idle. */
+        for (unsigned i = 0; i < 8; i++) {
+                VarlinkConn *oldest = server_find_idlest(s, now);
+
+                if (!oldest)
+                        return false;
+                if (conn_has_unread(oldest)) {
+                        oldest->active = now;
+                        continue;
+                }
+                if (server_log_allowed(s, &s->log_evict, more))
+                        log_notice("At the limit of %u connections: closing %s, idle for %llu ms, to make room "
+                                   "for a new one%s.",
+                                   s->n_connections, oldest->description,
+                                   (unsigned long long) ((now - MIN(now, oldest->active)) / USEC_PER_MSEC), more);
+                conn_disconnect(oldest);
+                return true;
+        }
+        return false;
 }
 
 static int on_listen_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
