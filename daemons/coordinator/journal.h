@@ -19,9 +19,10 @@
  * Durability. The log syncs on a thread of its own (group commit); the event loop never
  * waits for it. What a reply depends on is answered once its record is durable, through
  * job_journal_wait(): SubmitJob's reply (the job will run even if the coordinator dies
- * the next instant), CancelJob's, and FinishTask's (a committed task is not run again).
- * A committed task counts as done in the model only once its record is durable
- * (TASK_COMMITTING until then): nobody sees progress that a crash could take back.
+ * the next instant) and CancelJob's. A committed task counts as done in the model only
+ * once its record is durable (TASK_COMMITTING until then): nobody sees progress that a
+ * crash could take back, and a task done is not run again. FinishTask's answer promises
+ * the worker nothing, and is given at once, so that the worker does not wait for the sync.
  *
  * Attempts. Every start is a new generation, written and synced before the first task is
  * handed out; attempts of generation G are numbered from G × 65536 + 1. A FinishTask of

@@ -150,7 +150,7 @@ typedef struct DurableCommit {
         unsigned task, attempt;
 } DurableCommit;
 
-/* The task is done once its record is durable, and only then is the worker answered. */
+/* The task is done once its record is durable. */
 static void on_commit_durable(void *owner, void *userdata, int error) {
         DurableCommit *d = userdata;
         Job *job = error < 0 ? NULL : scheduler_find_job(d->api->scheduler, d->job);
@@ -158,10 +158,6 @@ static void on_commit_durable(void *owner, void *userdata, int error) {
 
         if (t)
                 (void) scheduler_finish_task(d->api->scheduler, job, t, d->attempt, true, NULL);
-        if (owner && error < 0)
-                varlink_conn_close(owner);
-        else if (owner)
-                (void) varlink_conn_reply(owner, NULL);
         free(d->job);
         free(d);
 }
@@ -183,13 +179,17 @@ static int finish_journaled(MapReduceApi *a, VarlinkConn *conn, Job *job, Task *
                 return log_error_errno(r, "Failed to journal %s task %u of job %s: %m", task_kind_to_string(t->kind),
                                        t->index, job->id);
         }
-        r = job_journal_wait(a->journal, conn, on_commit_durable, d);
+        /* The worker is answered now, and goes on with its next task while the record is
+         * synced: the answer promises it nothing. What counts on the commit (the job's
+         * progress, its reduce tasks, its end) waits for the record (TASK_COMMITTING); if
+         * the coordinator dies first, the task runs again. */
+        r = job_journal_wait(a->journal, NULL, on_commit_durable, d);
         if (r < 0) {
                 free(d->job);
                 return r;
         }
         TAKE_PTR(d);
-        return 0;
+        return varlink_conn_reply(conn, NULL);
 }
 
 static int method_finish_task(VarlinkConn *conn, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
