@@ -39,20 +39,13 @@ USER_PYTHON=/usr/bin/python3
 VARLINK_CALL=$(cd "$(dirname "$0")/../../system" && pwd)/varlink-call.py
 [ -x $USER_PYTHON ] || { echo "$USER_PYTHON is not installed; skipping"; exit 77; }
 
+. "$(dirname "$0")/../jobs/lib.sh"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mrkv-identity.XXXXXX")
 chmod 755 "$tmp"
 pids=()
 users=()
 cleanup() {
-    local status=$?
-    # Only the processes this script started, by their ids.
-    [ ${#pids[@]} -gt 0 ] && kill -9 "${pids[@]}" 2>/dev/null
-    wait 2>/dev/null
-    if [ $status -ne 0 ]; then
-        for log in "$tmp"/*.log; do
-            [ -s "$log" ] && { echo "--- $log:"; tail -n 30 "$log"; } >&2
-        done
-    fi
+    stop_and_show_logs $?
     for u in "${users[@]}"; do
         userdel "$u" || echo "test-identity.sh: cannot remove user $u" >&2
     done
@@ -65,7 +58,6 @@ fail() {
     exit 1
 }
 
-. "$(dirname "$0")/../jobs/lib.sh"
 
 # Users with names of this run: S, the service; A and B, two members of its group.
 add_user() { # VAR SUFFIX

@@ -16,18 +16,11 @@ case_name=${1:?usage: test-jobs.sh CASE}
 : "${MRKV_COORDINATOR:?}" "${MRKV_WORKER:?}" "${MRKV_MRKVCTL:?}" "${MRKV_SEQUENTIAL:?}" "${MRKV_APP_PATH:?}"
 export MRKV_APP_PATH
 
+. "$(dirname "$0")/lib.sh"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mrkv-jobs.XXXXXX")
 pids=()
 cleanup() {
-    local status=$?
-    # Only the processes this script started, by their ids.
-    [ ${#pids[@]} -gt 0 ] && kill -9 "${pids[@]}" 2>/dev/null
-    wait 2>/dev/null
-    if [ $status -ne 0 ]; then
-        for log in "$tmp"/*.log; do
-            [ -s "$log" ] && { echo "--- $log:"; tail -n 30 "$log"; } >&2
-        done
-    fi
+    stop_and_show_logs $?
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -37,7 +30,6 @@ fail() {
     exit 1
 }
 
-. "$(dirname "$0")/lib.sh"
 
 SOCK=$tmp/coordinator.sock
 # The job verbs find the coordinator through the environment; one check uses --connect.
