@@ -10,6 +10,7 @@
 #include "list.h"
 #include "log.h"
 #include "snapshot.h"
+#include "state-check.h"
 #include "state-dir.h"
 #include "time-util.h"
 
@@ -775,56 +776,13 @@ JobJournal *job_journal_free(JobJournal *jj) {
 
 /* --check-journal and --repair-journal */
 
-static void check_print_log(const char *path, const WalCheckReport *report, bool repair) {
-        if (!report->file) {
-                printf("%s: the log is clean: %" PRIu64 " records after the snapshot, the last is record %" PRIu64
-                       ".\n",
-                       path, report->records, report->last_seqnum);
-                return;
-        }
-        printf("%s/%s: %s at byte offset %" PRIu64 "; %" PRIu64 " valid records before it, the last is record %" PRIu64
-               ".\n",
-               path, report->file, report->torn ? "torn tail" : "damaged", report->offset, report->records,
-               report->last_seqnum);
-        if (repair)
-                printf("%s/%s: cut at byte offset %" PRIu64 "; the cut bytes are in %s/%s.\n", path, report->file,
-                       report->offset, path, report->cut_file ?: "?");
-        else if (report->torn)
-                printf("A torn tail is what a crash during a write leaves: the next start truncates it.\n");
-        else
-                printf("The coordinator refuses to start; --repair-journal cuts the log at the damage and keeps "
-                       "the cut bytes.\n");
-}
-
 int job_journal_check(const char *directory, bool repair) {
-        _cleanup_(state_dir_freep) StateDir *dir = NULL;
-        _cleanup_(wal_check_report_done) WalCheckReport report = {};
+        static const StateCheckWords words = {
+                .daemon = "coordinator",
+                .items = "jobs",
+                .repair_option = "--repair-journal",
+        };
         Loader loader = {};
-        uint64_t after = 0;
-        int r;
 
-        r = state_dir_open(directory, &dir, NULL);
-        if (r == -EBUSY)
-                return log_error_errno(r, "Stop the coordinator that uses %s first.", directory);
-        if (r < 0)
-                return log_error_errno(r, "Cannot open %s: %m", directory);
-
-        r = snapshot_load(state_dir_fd(dir), directory, load_record, &loader, &after);
-        if (r < 0) {
-                printf("%s: no complete snapshot can be loaded (%s).\n", directory, strerror(-r));
-                return r;
-        }
-        if (after > 0)
-                printf("%s/snap-%016" PRIx64 ".snap: %" PRIu64 " jobs, covers the log up to record %" PRIu64 ".\n",
-                       directory, after, loader.jobs, after);
-        else
-                printf("%s: no snapshot.\n", directory);
-
-        r = (repair ? wal_repair : wal_check)(state_dir_fd(dir), directory, after, &report);
-        if (r < 0 && r != -EBADMSG)
-                return log_error_errno(r, "Failed to read the log in %s: %m", directory);
-        check_print_log(directory, &report, repair);
-        if (r < 0)
-                return r;
-        return report.file && !report.torn && !repair ? -EBADMSG : 0;
+        return state_check(directory, repair, load_record, &loader, &loader.jobs, &words);
 }

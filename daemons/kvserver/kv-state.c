@@ -16,6 +16,7 @@
 #include "kv-state.h"
 #include "log.h"
 #include "snapshot.h"
+#include "state-check.h"
 #include "state-dir.h"
 #include "time-util.h"
 
@@ -860,55 +861,12 @@ uint64_t kv_state_sync_latency_p99(KVState *k) {
 /* --check and --repair */
 
 int kv_state_check(const char *path, bool repair) {
-        _cleanup_(state_dir_freep) StateDir *dir = NULL;
-        _cleanup_(wal_check_report_done) WalCheckReport report = {};
+        static const StateCheckWords words = {
+                .daemon = "server",
+                .items = "keys",
+                .repair_option = "--repair",
+        };
         Loader loader = {};
-        uint64_t after = 0;
-        int r;
 
-        r = state_dir_open(path, &dir, NULL);
-        if (r == -EBUSY)
-                return log_error_errno(r, "Stop the server that uses %s first.", path);
-        if (r < 0)
-                return r;
-
-        r = snapshot_load(state_dir_fd(dir), path, load_record, &loader, &after);
-        if (r < 0) {
-                printf("%s: no complete snapshot can be loaded (%s).\n", path, strerror(-r));
-                return r;
-        }
-        if (after > 0)
-                printf("%s/snap-%016" PRIx64 ".snap: %" PRIu64 " keys, covers the log up to record %" PRIu64 ".\n",
-                       path, after, loader.records, after);
-        else
-                printf("%s: no snapshot.\n", path);
-
-        r = (repair ? wal_repair : wal_check)(state_dir_fd(dir), path, after, &report);
-        if (r < 0 && r != -EBADMSG)
-                return r;
-
-        if (!report.file) {
-                printf("%s: the log is clean: %" PRIu64 " records after the snapshot, the last is record %" PRIu64
-                       ".\n",
-                       path, report.records, report.last_seqnum);
-                return 0;
-        }
-
-        printf("%s/%s: %s at byte offset %" PRIu64 "; %" PRIu64 " valid records before it, the last is record %" PRIu64
-               ".\n",
-               path, report.file, report.torn ? "torn tail" : "damaged", report.offset, report.records,
-               report.last_seqnum);
-        if (repair) {
-                if (r < 0)
-                        return r;
-                printf("%s/%s: cut at byte offset %" PRIu64 ", %" PRIu64 " records kept; the cut bytes are in %s/%s.\n",
-                       path, report.file, report.offset, report.records, path, report.cut_file ?: "?");
-                return 0;
-        }
-        if (report.torn) {
-                printf("A torn tail is what a crash during a write leaves: the next start truncates it.\n");
-                return 0;
-        }
-        printf("The server refuses to start; --repair cuts the log at the damage and keeps the cut bytes.\n");
-        return -EBADMSG;
+        return state_check(path, repair, load_record, &loader, &loader.records, &words);
 }
