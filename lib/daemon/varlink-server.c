@@ -619,8 +619,8 @@ static VarlinkMethod server_find_method(VarlinkServer *s, const char *name) {
 
 static VarlinkPlainMethod server_find_plain(VarlinkServer *s, const char *name, size_t size) {
         for (size_t i = 0; i < s->n_methods; i++)
-                if (s->methods[i].plain && strlen(s->methods[i].name) == size &&
-                    memcmp(s->methods[i].name, name, size) == 0)
+                if (s->methods[i].plain && strncmp(s->methods[i].name, name, size) == 0 &&
+                    s->methods[i].name[size] == '\0')
                         return s->methods[i].plain;
         return NULL;
 }
