@@ -34,6 +34,7 @@ typedef struct Stream {
         bool more;
         bool starting;          /* the Watch call is still being set up */
         Watcher *watcher;       /* a Watch */
+        uint64_t sent_version;  /* the last version sent (prefix: the highest), or the start */
         uint64_t lease;         /* a KeepAlive */
         uint64_t interval;      /* µs between renewals */
         uint32_t uid;
@@ -469,6 +470,7 @@ static void watch_flush(Stream *st) {
                 int r;
 
                 r = watch_notify(st, e);
+                st->sent_version = w->key ? e->version : MAX(st->sent_version, e->version);
                 watch_event_unref(e);
                 if (r < 0)
                         return; /* closed: the disconnect handler freed st */
@@ -478,7 +480,7 @@ static void watch_flush(Stream *st) {
                 }
         }
         if (w->overflowed && w->n_queued == 0) {
-                uint64_t version = w->version;
+                uint64_t version = st->sent_version;
 
                 /* Ends the call; errors are counted as such. */
                 st->service->stats.errors++;
@@ -585,6 +587,7 @@ static int method_watch(VarlinkConn *c, json_object *parameters, VarlinkCallFlag
                 .conn = c,
                 .more = flags & VARLINK_CALL_MORE,
                 .starting = true,
+                .sent_version = p.version,
         };
         r = watcher_new(k->watchers, key, strlen(key), !!p.prefix, p.version, st, &st->watcher);
         if (r == -EUSERS) {
