@@ -255,6 +255,97 @@ START_TEST(test_owner) {
 }
 END_TEST
 
+START_TEST(test_delete_and_floor) {
+        uint64_t deleted = 0, lease = 9;
+
+        ck_assert_int_eq(store_delete(store, "k", 1, 0, NULL), -ENOENT);
+        put_ok("k", "v1", 0, 1);
+        put_ok("k", "v2", 1, 2);
+        put_ok("other", "o", 0, 1);
+        ck_assert_int_eq(store_delete(store, "k", 1, 1, NULL), -ESTALE);
+        ck_assert_int_eq(store_delete(store, "k", 1, 3, NULL), -ESTALE);
+        ck_assert_int_eq(store_delete(store, "k", 1, 2, &deleted), 0);
+        ck_assert_uint_eq(deleted, 3);
+        ck_assert_uint_eq(store_floor(store), 3);
+        ck_assert_int_eq(store_get(store, "k", 1, NULL, NULL, NULL), -ENOENT);
+        ck_assert_uint_eq(store_n_keys(store), 1);
+        ck_assert_uint_eq(store_data_bytes(store), 6);
+        /* Created again above the floor: above every version it had. */
+        put_ok("k", "v4", 0, 4);
+        put_ok("new", "n", 0, 4);
+        ck_assert_int_eq(store_remove(store, "new", 3, 10), 0);
+        ck_assert_uint_eq(store_floor(store), 10);
+        store_raise_floor(store, 5);
+        ck_assert_uint_eq(store_floor(store), 10);
+        ck_assert_int_eq(store_remove(store, "new", 3, 11), -ENOENT);
+
+        ck_assert_int_eq(store_get_lease(store, "k", 1, &lease), 0);
+        ck_assert_uint_eq(lease, 0);
+        ck_assert_int_eq(store_set_lease(store, "k", 1, 42), 0);
+        /* A value of another size moves the entry: the lease goes with it. */
+        put_ok("k", "a longer value than before", 4, 5);
+        ck_assert_int_eq(store_get_lease(store, "k", 1, &lease), 0);
+        ck_assert_uint_eq(lease, 42);
+        ck_assert_int_eq(store_set_lease(store, "nope", 4, 1), -ENOENT);
+}
+END_TEST
+
+static int cmp_keys(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+START_TEST(test_list_pages) {
+        enum { N = 3000 };
+        char *keys[N], after[32] = "";
+        StoreItem *items;
+        size_t n, seen = 0;
+        bool more = true;
+
+        for (int i = 0; i < N; i++) {
+                char k[32];
+
+                snprintf(k, sizeof(k), "p/%d", (i * 7) % N);
+                keys[i] = strdup(k);
+                put_ok(k, k, 0, 1);
+        }
+        put_ok("q", "x", 0, 1);
+        put_ok("o", "x", 0, 1);
+        qsort(keys, N, sizeof(char *), cmp_keys);
+        while (more) {
+                ck_assert_int_eq(store_list(store, "p/", 2, seen > 0 ? after : NULL, strlen(after), 128, &items, &n,
+                                            &more),
+                                 0);
+                ck_assert_uint_le(n, 128);
+                for (size_t i = 0; i < n; i++) {
+                        ck_assert_uint_lt(seen, N);
+                        ck_assert_uint_eq(items[i].key_size, strlen(keys[seen]));
+                        ck_assert_mem_eq(items[i].key, keys[seen], items[i].key_size);
+                        ck_assert_mem_eq(items[i].value, keys[seen], items[i].value_size);
+                        ck_assert_uint_eq(items[i].version, 1);
+                        seen++;
+                }
+                if (n > 0)
+                        snprintf(after, sizeof(after), "%.*s", (int) items[n - 1].key_size, items[n - 1].key);
+                free(items);
+        }
+        ck_assert_uint_eq(seen, N);
+
+        /* Bytewise order: a key with a NUL sorts before its extensions, after its prefix. */
+        put_ok("z", "", 0, 1);
+        ck_assert_int_eq(store_put(store, "z\0", 2, "", 0, 0, NULL), 0);
+        ck_assert_int_eq(store_put(store, "z\xff", 2, "", 0, 0, NULL), 0);
+        ck_assert_int_eq(store_list(store, "z", 1, NULL, 0, 10, &items, &n, &more), 0);
+        ck_assert_uint_eq(n, 3);
+        ck_assert(!more);
+        ck_assert_uint_eq(items[0].key_size, 1);
+        ck_assert_int_eq(items[1].key[1], '\0');
+        ck_assert_int_eq((unsigned char) items[2].key[1], 0xff);
+        free(items);
+        for (int i = 0; i < N; i++)
+                free(keys[i]);
+}
+END_TEST
+
 static Suite *store_suite(void) {
         Suite *s = suite_create("store");
         TCase *tc = tcase_create("core");
@@ -272,6 +363,8 @@ static Suite *store_suite(void) {
         tcase_add_test(tc, test_free_with_data);
         tcase_add_test(tc, test_siphash_vectors);
         tcase_add_test(tc, test_owner);
+        tcase_add_test(tc, test_delete_and_floor);
+        tcase_add_test(tc, test_list_pages);
         suite_add_tcase(s, tc);
         return s;
 }
