@@ -432,8 +432,9 @@ static Stream *stream_free(Stream *st) {
         return mfree(st);
 }
 
-/* Ends the stream's call: the connection reads calls again. */
+/* Ends the stream's call: the connection reads calls again, and may be idle again. */
 static void stream_end(Stream *st) {
+        varlink_conn_set_long_lived(st->conn, false);
         conn_set_stream(st->conn, NULL);
         stream_free(st);
 }
