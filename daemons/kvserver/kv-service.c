@@ -471,10 +471,12 @@ static void watch_flush(Stream *st) {
                 int r;
 
                 r = watch_notify(st, e);
+                if (r < 0) {
+                        watch_event_unref(e);
+                        return; /* closed: the disconnect handler freed st */
+                }
                 st->sent_version = w->key ? e->version : MAX(st->sent_version, e->version);
                 watch_event_unref(e);
-                if (r < 0)
-                        return; /* closed: the disconnect handler freed st */
                 if (last) {
                         stream_end(st);
                         return;

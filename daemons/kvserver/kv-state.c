@@ -163,6 +163,9 @@ typedef struct Loader {
 } Loader;
 
 static int load_change(Loader *l, uint64_t seqnum, uint32_t type, const void *payload, size_t size);
+static int apply_set(KVState *k, const void *key, size_t key_size, const void *value, size_t value_size,
+                     uint64_t version, uint32_t owner, uint64_t lease);
+static size_t state_n_leases(const KVState *k);
 
 static int load_record(uint64_t seqnum, uint32_t type, const void *payload, size_t size, void *userdata) {
         Loader *l = userdata;
@@ -179,7 +182,11 @@ static int load_record(uint64_t seqnum, uint32_t type, const void *payload, size
         l->bytes += RECORD_HEADER_SIZE + size;
         if (!l->store)
                 return 0;
-        r = store_set(l->store, rec.key, rec.key_size, rec.value, rec.value_size, rec.version, rec.owner);
+        /* A Put without a lease detaches its key from the one it had. */
+        if (state_n_leases(l->state) > 0)
+                r = apply_set(l->state, rec.key, rec.key_size, rec.value, rec.value_size, rec.version, rec.owner, 0);
+        else
+                r = store_set(l->store, rec.key, rec.key_size, rec.value, rec.value_size, rec.version, rec.owner);
         if (r < 0)
                 return log_error_errno(r, "Failed to load record %" PRIu64 ": %m", seqnum);
         return 0;
@@ -962,7 +969,9 @@ static int apply_set(KVState *k, const void *key, size_t key_size, const void *v
         Lease *l;
         int r;
 
-        (void) store_get_lease(k->store, key, key_size, &old);
+        /* Without leases no key has one: a Put costs no lookup more. */
+        if (leases_size(k->leases) > 0)
+                (void) store_get_lease(k->store, key, key_size, &old);
         r = store_set(k->store, key, key_size, value, value_size, version, owner);
         if (r < 0)
                 return r;
@@ -980,13 +989,8 @@ static int apply_set(KVState *k, const void *key, size_t key_size, const void *v
                 }
                 (void) store_set_lease(k->store, key, key_size, lease);
         }
-        if (k->watch) {
-                const char *v;
-
-                /* The store's copy: value may have been moved by the write. */
-                (void) store_get(k->store, key, key_size, &v, NULL, NULL);
-                tell_watchers(k, key, key_size, v, value_size, version, false, lease);
-        }
+        /* value is the caller's (a request, a waiting Put, a record), never the store's. */
+        tell_watchers(k, key, key_size, value, value_size, version, false, lease);
         return 0;
 }
 
@@ -1506,6 +1510,10 @@ bool kv_state_lease_exists(KVState *k, uint64_t id) {
 
 size_t kv_state_n_leases(const KVState *k) {
         return leases_size(k->leases);
+}
+
+static size_t state_n_leases(const KVState *k) {
+        return k ? leases_size(k->leases) : 0;
 }
 
 uint64_t kv_state_floor(const KVState *k) {

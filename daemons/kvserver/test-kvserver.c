@@ -1718,6 +1718,9 @@ static void restart_checks(const char *const *args) {
         l2 = grant(c, 3600);
         ck_assert_ptr_null(put_leased(c, "short", "x", 0, l1));
         ck_assert_ptr_null(put_leased(c, "long", "y", 0, l2));
+        /* Attached, then detached by a Put without the lease: it outlives the lease. */
+        ck_assert_ptr_null(put_leased(c, "detached", "d", 0, l1));
+        ck_assert_ptr_null(put(c, "detached", "d2", get_version(c, "detached")));
         put_ok(c, "revoked", "r", 0);
         l3 = grant(c, 3600);
         ck_assert_ptr_null(put_leased(c, "revoked", "r2", get_version(c, "revoked"), l3));
@@ -1745,6 +1748,7 @@ static void restart_checks(const char *const *args) {
                           l2);
         ck_assert(test_wait_until(10 * USEC_PER_SEC, key_gone_short, c));
         ck_assert_uint_eq(get_version(c, "long"), v);
+        ck_assert_uint_gt(get_version(c, "detached"), 0);
         varlink_client_free(c);
         stop();
 }
