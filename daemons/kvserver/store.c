@@ -7,6 +7,7 @@
 #include <sys/random.h>
 
 #include "macro.h"
+#include "order.h"
 #include "siphash.h"
 #include "store.h"
 
@@ -30,6 +31,7 @@ struct Store {
         size_t n_keys;
         uint64_t data_bytes;
         uint64_t floor; /* the highest deletion version */
+        KeyOrder *order; /* built by the first List, kept from then on; NULL before */
         uint8_t hash_key[16];
 };
 
@@ -77,6 +79,7 @@ Store *store_free(Store *s) {
                         free(e);
                 }
         free(s->buckets);
+        key_order_free(s->order);
         free(s);
         return NULL;
 }
@@ -196,6 +199,9 @@ static int store_insert(Store *s, Entry **link, uint32_t hash, const void *key, 
         s->data_bytes += key_size + value_size;
         if (ret)
                 *ret = e;
+        /* Out of memory for the order: the next List builds it again. */
+        if (s->order && key_order_insert(s->order, key, key_size, hash) < 0)
+                s->order = key_order_free(s->order);
 
         if (s->n_keys > s->n_buckets)
                 (void) store_grow(s);
@@ -334,6 +340,8 @@ int store_remove(Store *s, const void *key, size_t key_size, uint64_t deletion_v
         *link = e->next;
         s->n_keys--;
         s->data_bytes -= e->key_size + e->value_size;
+        if (s->order)
+                key_order_remove(s->order, e->data, e->key_size);
         free(e);
         store_raise_floor(s, deletion_version);
         return 0;
@@ -433,6 +441,66 @@ static int entry_qsort_compare(const void *a, const void *b) {
         return entry_compare(*(Entry *const *) a, *(Entry *const *) b);
 }
 
+static StoreItem store_item(const Entry *e) {
+        return (StoreItem) {
+                .key = e->data,
+                .key_size = e->key_size,
+                .value = e->data + e->key_size,
+                .value_size = e->value_size,
+                .version = e->version,
+                .lease = e->lease,
+        };
+}
+
+static int entry_qsort_compare(const void *a, const void *b);
+
+/* Sorts the keys once and builds the order from them: O(n log n) of memcmp(), without
+ * an insertion per key. */
+static void store_build_order(Store *s) {
+        _cleanup_(key_order_freep) KeyOrder *o = key_order_new();
+        _cleanup_free_ KeyOrderItem *items = NULL;
+        _cleanup_free_ Entry **entries = NULL;
+        size_t n = 0;
+
+        entries = calloc(MAX(s->n_keys, (size_t) 1), sizeof(Entry *));
+        items = calloc(MAX(s->n_keys, (size_t) 1), sizeof(KeyOrderItem));
+        if (!o || !entries || !items)
+                return;
+        for (size_t i = 0; i < s->n_buckets; i++)
+                for (Entry *e = s->buckets[i]; e; e = e->next)
+                        entries[n++] = e;
+        qsort(entries, n, sizeof(Entry *), entry_qsort_compare);
+        for (size_t i = 0; i < n; i++)
+                items[i] = (KeyOrderItem) {
+                        .key = entries[i]->data,
+                        .key_size = entries[i]->key_size,
+                        .priority = entries[i]->hash,
+                };
+        if (key_order_build(o, items, n) < 0)
+                return;
+        s->order = TAKE_PTR(o);
+}
+
+typedef struct ListPage {
+        Store *store;
+        StoreItem *items;
+        size_t n, limit;
+        bool more;
+} ListPage;
+
+static int list_page_add(const void *key, size_t key_size, void *userdata) {
+        ListPage *p = userdata;
+        Entry *e = store_lookup(p->store, key, key_size);
+
+        assert(e);
+        if (p->n == p->limit) {
+                p->more = true;
+                return 1;
+        }
+        p->items[p->n++] = store_item(e);
+        return 0;
+}
+
 int store_list(Store *s, const void *prefix, size_t prefix_size, const void *after, size_t after_size,
                size_t limit, StoreItem **ret_items, size_t *ret_n, bool *ret_more) {
         _cleanup_free_ Entry **heap = NULL;
@@ -445,7 +513,24 @@ int store_list(Store *s, const void *prefix, size_t prefix_size, const void *aft
         assert(ret_items);
         assert(ret_n);
 
-        /* limit + 1: the extra one says whether more follow. */
+        if (!s->order)
+                store_build_order(s);
+        if (s->order) {
+                ListPage p = { .store = s, .limit = limit };
+
+                p.items = calloc(MIN(limit, s->n_keys) + 1, sizeof(StoreItem));
+                if (!p.items)
+                        return -ENOMEM;
+                (void) key_order_walk(s->order, prefix, prefix_size, after, after_size, list_page_add, &p);
+                *ret_items = p.items;
+                *ret_n = p.n;
+                if (ret_more)
+                        *ret_more = p.more;
+                return 0;
+        }
+
+        /* Without the order (out of memory for it): one walk of the table, the first
+         * limit + 1 keys kept in a heap; the extra one says whether more follow. */
         heap = calloc(MIN(limit, s->n_keys) + 1, sizeof(Entry *));
         if (!heap)
                 return -ENOMEM;
@@ -474,14 +559,7 @@ int store_list(Store *s, const void *prefix, size_t prefix_size, const void *aft
         if (!items)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++)
-                items[i] = (StoreItem) {
-                        .key = heap[i]->data,
-                        .key_size = heap[i]->key_size,
-                        .value = heap[i]->data + heap[i]->key_size,
-                        .value_size = heap[i]->value_size,
-                        .version = heap[i]->version,
-                        .lease = heap[i]->lease,
-                };
+                items[i] = store_item(heap[i]);
         *ret_items = items;
         *ret_n = n;
         if (ret_more)

@@ -78,7 +78,9 @@ typedef struct StoreItem {
 
 /* The first limit (> 0) keys that start with prefix and sort after after (bytewise; NULL:
  * from the first), in order, in an array to free(); *ret_more says whether more follow.
- * Walks the whole table: O(keys) per call. */
+ * The first call builds an ordered index of the keys (order.h), O(n log n), which new
+ * and removed keys keep up to date from then on (O(log n) each); a page is then
+ * O(log n + limit). Out of memory for the index, a call walks the whole table. */
 int store_list(Store *s, const void *prefix, size_t prefix_size, const void *after, size_t after_size,
                size_t limit, StoreItem **ret_items, size_t *ret_n, bool *ret_more);
 
