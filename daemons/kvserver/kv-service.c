@@ -39,6 +39,7 @@ typedef struct Stream {
         uint64_t interval;      /* µs between renewals */
         uint32_t uid;
         sd_event_source *timer;
+        sd_event_source *defer; /* a Watch: flushes again after a batch of calls */
 } Stream;
 
 static void conn_set_stream(VarlinkConn *c, Stream *st) {
@@ -429,6 +430,7 @@ static Stream *stream_free(Stream *st) {
         else
                 st->service->n_keepalives--;
         sd_event_source_disable_unref(st->timer);
+        sd_event_source_disable_unref(st->defer);
         return mfree(st);
 }
 
@@ -460,8 +462,13 @@ static int watch_notify(Stream *st, const WatchEvent *e) {
         return st->more ? varlink_conn_notify(st->conn, p) : varlink_conn_reply(st->conn, p);
 }
 
-/* Sends what the watcher has queued while the connection takes it. */
-static void watch_flush(Stream *st) {
+static int on_watch_defer(sd_event_source *s, void *userdata);
+
+/* Sends what the watcher has queued while the connection takes it. With rearm, a flush
+ * that stopped while the connection's output waits for the end of a batch of calls
+ * (which writes it without a drained event when the socket takes it all) is tried again
+ * once that batch is over; a socket that is really full ends in the drained handler. */
+static void watch_flush_internal(Stream *st, bool rearm) {
         VarlinkConn *c = st->conn;
         Watcher *w = st->watcher;
         WatchEvent *e;
@@ -482,6 +489,13 @@ static void watch_flush(Stream *st) {
                         return;
                 }
         }
+        if (rearm && w->n_queued > 0) {
+                int r = st->defer ? sd_event_source_set_enabled(st->defer, SD_EVENT_ONESHOT)
+                                  : sd_event_add_defer(st->service->event, &st->defer, on_watch_defer, st);
+
+                if (r < 0)
+                        log_warning_errno(r, "Failed to defer the changes of %s: %m", varlink_conn_describe(c));
+        }
         if (w->overflowed && w->n_queued == 0) {
                 uint64_t version = st->sent_version;
 
@@ -491,6 +505,15 @@ static void watch_flush(Stream *st) {
                 (void) varlink_conn_errorb(c, KV_ERROR_WATCH_OVERFLOW, "version", json_object_new_uint64(version),
                                            NULL);
         }
+}
+
+static void watch_flush(Stream *st) {
+        watch_flush_internal(st, true);
+}
+
+static int on_watch_defer(sd_event_source *s, void *userdata) {
+        watch_flush_internal(userdata, false);
+        return 0;
 }
 
 static void watcher_ready(Watcher *w, void *userdata) {

@@ -1190,6 +1190,23 @@ START_TEST(test_watch_basic) {
         ck_assert(watch_quiet(later));
         varlink_client_free(later);
 
+        /* A prefix watch from an old version gets every key past it at once, in order. */
+        for (int i = 0; i < 50; i++) {
+                char key[16];
+
+                snprintf(key, sizeof(key), "many/%02d", i);
+                put_ok(c, key, "m", 0);
+        }
+        later = watch(NULL, "many/", 1);
+        for (int i = 0; i < 50; i++) {
+                char key[16];
+
+                snprintf(key, sizeof(key), "many/%02d", i);
+                watch_expect(later, key, "m", 4);
+        }
+        ck_assert(watch_quiet(later));
+        varlink_client_free(later);
+
         /* Without more: the first change, and the connection reads calls again. */
         once = client_new();
         ck_assert_int_eq(varlink_client_send(once, "org.mrkv.KV.Watch", NULL, 0, CALL_TIMEOUT), 0);
