@@ -46,7 +46,7 @@ static Task *assign_expect(void *owner, uint64_t now, TaskKind kind, unsigned in
                       task_kind_to_string(t->kind), t->index, task_kind_to_string(kind), index);
         ck_assert_uint_eq(t->attempt, attempt);
         ck_assert_int_eq(t->state, TASK_RUNNING);
-        ck_assert_ptr_eq(t->owner, owner);
+        ck_assert_ptr_eq(t->runs[0].owner, owner);
         return t;
 }
 
@@ -146,7 +146,7 @@ START_TEST(test_attempts_increase) {
         t = assign_expect(A, 0, TASK_MAP, 0, 1);
         ck_assert_uint_eq(job_expire(job, TIMEOUT), 1);
         ck_assert_int_eq(t->state, TASK_IDLE);
-        ck_assert_ptr_null(t->owner);
+        ck_assert_ptr_null(t->runs[0].owner);
         assign_expect(B, TIMEOUT, TASK_MAP, 0, 2);
         ck_assert_uint_eq(job_release_owner(job, B), 1);
         assign_expect(C, TIMEOUT, TASK_MAP, 0, 3);
@@ -161,7 +161,7 @@ START_TEST(test_timeout) {
 
         job = make_job(3, 1, TIMEOUT);
         t0 = assign_expect(A, 100, TASK_MAP, 0, 1);
-        ck_assert_uint_eq(t0->deadline, 100 + TIMEOUT);
+        ck_assert_uint_eq(t0->runs[0].deadline, 100 + TIMEOUT);
         ck_assert_uint_eq(job_next_deadline(job), 100 + TIMEOUT);
         t1 = assign_expect(B, 105, TASK_MAP, 1, 1);
         ck_assert_uint_eq(job_next_deadline(job), 100 + TIMEOUT);
@@ -189,12 +189,12 @@ START_TEST(test_timeout_saturates) {
         /* No time-out at all, and a clock near its end: deadlines must not wrap around. */
         job = make_job(2, 1, UINT64_MAX);
         t = assign_expect(A, 5, TASK_MAP, 0, 1);
-        ck_assert_uint_eq(t->deadline, UINT64_MAX);
+        ck_assert_uint_eq(t->runs[0].deadline, UINT64_MAX);
         job = job_free(job);
 
         job = make_job(2, 1, TIMEOUT);
         t = assign_expect(A, UINT64_MAX - 3, TASK_MAP, 0, 1);
-        ck_assert_uint_eq(t->deadline, UINT64_MAX);
+        ck_assert_uint_eq(t->runs[0].deadline, UINT64_MAX);
         ck_assert_uint_eq(job_expire(job, UINT64_MAX - 1), 0);
 }
 END_TEST
@@ -212,7 +212,7 @@ START_TEST(test_release_owner) {
         ck_assert_uint_eq(job_release_owner(job, A), 2);
         ck_assert_uint_eq(job_release_owner(job, A), 0);
         ck_assert_int_eq(t->state, TASK_RUNNING);
-        ck_assert_ptr_eq(t->owner, B);
+        ck_assert_ptr_eq(t->runs[0].owner, B);
         assign_expect(C, 1, TASK_MAP, 0, 2);
         assign_expect(C, 1, TASK_MAP, 2, 2);
         assign_none(C, 1);
@@ -236,7 +236,7 @@ START_TEST(test_superseded_attempt_finishes_first) {
         ck_assert(job_may_complete(job, t, 1));
         ck_assert_int_eq(job_finish(job, t, 1, true, NULL), 1);
         ck_assert_int_eq(t->state, TASK_DONE);
-        ck_assert_ptr_null(t->owner);
+        ck_assert_ptr_null(t->runs[0].owner);
         ck_assert_uint_eq(job->done[TASK_MAP], 1);
         ck_assert_int_eq(job->state, JOB_REDUCING);
 
@@ -285,7 +285,7 @@ START_TEST(test_failure_reruns) {
         t = assign_expect(A, 0, TASK_MAP, 0, 1);
         ck_assert_int_eq(job_finish(job, t, 1, false, "disk full"), 0);
         ck_assert_int_eq(t->state, TASK_IDLE);
-        ck_assert_ptr_null(t->owner);
+        ck_assert_ptr_null(t->runs[0].owner);
         ck_assert_uint_eq(t->failures, 1);
         ck_assert_int_eq(job->state, JOB_MAPPING);
         ck_assert_uint_eq(job_next_deadline(job), UINT64_MAX);
@@ -296,7 +296,7 @@ START_TEST(test_failure_reruns) {
         /* An old attempt's failure does not count: attempt 2 still runs. */
         ck_assert_int_eq(job_finish(job, t, 1, false, "old"), 0);
         ck_assert_int_eq(t->state, TASK_RUNNING);
-        ck_assert_ptr_eq(t->owner, B);
+        ck_assert_ptr_eq(t->runs[0].owner, B);
         ck_assert_uint_eq(t->failures, 1);
 
         /* The latest attempt fails after it was taken back: nothing runs to fail. */

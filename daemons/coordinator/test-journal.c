@@ -44,6 +44,8 @@ static int env_open(Env *e, const char *state, size_t keep_jobs, uint64_t compac
                 .default_nreduce = 2,
                 .default_task_timeout = 10000000,
                 .max_files = JOB_SUBMITTER_MAX_FILES_DEFAULT,
+                .max_map_tasks = JOB_SUBMITTER_MAX_MAP_TASKS_DEFAULT,
+                .backup_tasks = true,
         };
         ck_assert_int_ge(asprintf(&e->journal_dir, "%s/journal", state), 0);
         (void) mkdir(state, 0755);
@@ -78,14 +80,24 @@ static void env_sync(Env *e) {
         ck_assert_int_eq(done, 1);
 }
 
-static Job *env_submit_as(Env *e, const JobOwner *owner, const char *workdir) {
+static Job *env_submit_request(Env *e, const JobOwner *owner, const JobRequest *req) {
         char *reason = NULL;
         Job *j;
 
-        ck_assert_int_ge(job_submit(&e->submitter, owner, "wc", (char *[]) { input, input, NULL }, 2, 2, workdir,
-                                    10000000, &j, &reason), 0);
+        ck_assert_int_ge(job_submit(&e->submitter, owner, req, &j, &reason), 0);
         ck_assert_ptr_null(reason);
         return j;
+}
+
+static Job *env_submit_as(Env *e, const JobOwner *owner, const char *workdir) {
+        return env_submit_request(e, owner, &(const JobRequest) {
+                                                    .app = "wc",
+                                                    .files = (char *[]) { input, input, NULL },
+                                                    .n_files = 2,
+                                                    .nreduce = 2,
+                                                    .workdir = workdir,
+                                                    .timeout = 10000000,
+                                            });
 }
 
 static Job *env_submit(Env *e) {
@@ -103,8 +115,9 @@ static void write_file(const char *dir, const char *name, const char *content) {
         ck_assert_int_eq(fclose(f), 0);
 }
 
-/* Map task m of j runs and commits as a worker's would, through the journal. */
-static void env_commit_map(Env *e, Job *j, unsigned m) {
+/* Map task m of j runs and commits as a worker's would, through the journal, with these
+ * counters (NULL: none). */
+static void env_commit_map_counted(Env *e, Job *j, unsigned m, const JobCounters *counters) {
         char name[MR_NAME_MAX];
         Task *t;
 
@@ -114,12 +127,16 @@ static void env_commit_map(Env *e, Job *j, unsigned m) {
                 mr_intermediate_name(name, m, r);
                 write_file(j->workdir, name, "word 1\n");
         }
-        ck_assert_int_ge(job_journal_commit_task(e->journal, j, t, t->attempt), 0);
+        ck_assert_int_ge(job_journal_commit_task(e->journal, j, t, t->attempt, counters), 0);
         ck_assert_int_eq(t->state, TASK_COMMITTING);
         /* No other attempt may complete it meanwhile. */
         ck_assert(!job_may_complete(j, t, t->attempt));
         env_sync(e);
-        ck_assert_int_eq(scheduler_finish_task(e->scheduler, j, t, t->attempt, true, NULL), 1);
+        ck_assert_int_eq(scheduler_finish_task(e->scheduler, j, t, t->attempt, true, NULL, counters), 1);
+}
+
+static void env_commit_map(Env *e, Job *j, unsigned m) {
+        env_commit_map_counted(e, j, m, NULL);
 }
 
 static char *state_new(void) {

@@ -142,7 +142,7 @@ static void finish(Job *j, TaskKind kind, unsigned index, unsigned attempt, bool
         Task *t = job_find_task(j, kind, index);
 
         ck_assert_ptr_nonnull(t);
-        ck_assert_int_eq(scheduler_finish_task(sched, j, t, attempt, ok, ok ? NULL : "failed"), expected);
+        ck_assert_int_eq(scheduler_finish_task(sched, j, t, attempt, ok, ok ? NULL : "failed", NULL), expected);
 }
 
 START_TEST(test_tasks_in_order) {
@@ -262,20 +262,20 @@ START_TEST(test_timeout_reassigns) {
         fake.now = t0 + TIMEOUT - 1;
         scheduler_expire(sched);
         expect_nothing();
-        ck_assert_uint_eq(j->counters.timeouts, 0);
+        ck_assert_uint_eq(j->counters.v[COUNTER_TASK_ATTEMPTS_TIMED_OUT], 0);
 
         /* At the deadline, map 0 goes to the waiting worker as a new attempt. */
         fake.now = t0 + TIMEOUT;
         scheduler_expire(sched);
         expect_task(b, j, TASK_MAP, 0, 2);
-        ck_assert_uint_eq(j->counters.timeouts, 1);
+        ck_assert_uint_eq(j->counters.v[COUNTER_TASK_ATTEMPTS_TIMED_OUT], 1);
         ck_assert_uint_eq(fake.wake_at, t0 + 2 * SEC + TIMEOUT);
 
         /* No worker waits: map 1's time-out leaves it for the next request. */
         fake.now = t0 + 2 * SEC + TIMEOUT;
         scheduler_expire(sched);
         expect_nothing();
-        ck_assert_uint_eq(j->counters.timeouts, 2);
+        ck_assert_uint_eq(j->counters.v[COUNTER_TASK_ATTEMPTS_TIMED_OUT], 2);
         ck_assert_uint_eq(fake.wake_at, t0 + TIMEOUT + TIMEOUT);
         scheduler_request_task(sched, a);
         expect_task(a, j, TASK_MAP, 1, 2);
@@ -321,7 +321,7 @@ START_TEST(test_failed_attempt_runs_again) {
         expect_nothing();
         finish(j, TASK_MAP, 0, 1, false, 0);
         expect_task(b, j, TASK_MAP, 0, 2);
-        ck_assert_uint_eq(j->counters.failures, 1);
+        ck_assert_uint_eq(j->counters.v[COUNTER_TASK_ATTEMPTS_FAILED], 1);
 }
 END_TEST
 
@@ -348,7 +348,7 @@ START_TEST(test_disconnect_hands_out_at_once) {
         expect_task(c, j, TASK_MAP, 0, 2);
         scheduler_remove_worker(sched, b);
         expect_task(e, j, TASK_MAP, 1, 2);
-        ck_assert_uint_eq(j->counters.worker_losses, 2);
+        ck_assert_uint_eq(j->counters.v[COUNTER_TASK_ATTEMPTS_LOST], 2);
         ck_assert_uint_eq(scheduler_n_workers(sched), 2);
         ck_assert_uint_eq(fake.events[EVENT_WORKERS_CHANGED], 5 + 3);
         ck_assert_uint_eq(fake.wake_at, deadline);
@@ -369,7 +369,7 @@ START_TEST(test_assign_drops_worker) {
         j = add_job("1", 1, 1);
         expect_task(b, j, TASK_MAP, 0, 2);
         ck_assert_uint_eq(scheduler_n_workers(sched), 1);
-        ck_assert_uint_eq(j->counters.worker_losses, 1);
+        ck_assert_uint_eq(j->counters.v[COUNTER_TASK_ATTEMPTS_LOST], 1);
         expect_nothing();
 }
 END_TEST
