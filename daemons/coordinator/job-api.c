@@ -65,7 +65,7 @@ static int job_add_lists(json_object *o, Job *j, JobDetail detail, bool allowed)
         if (detail == JOB_SUMMARY)
                 return json_object_object_add(o, "files", NULL) < 0 ||
                        json_object_object_add(o, "outputs", NULL) < 0 ? -ENOMEM : 0;
-        if (j->files ? json_object_add(o, "files", json_string_array_new(j->files, allowed ? j->nmap : 0)) < 0
+        if (j->files ? json_object_add(o, "files", json_string_array_new(j->files, allowed ? j->nfiles : 0)) < 0
                      : json_object_object_add(o, "files", NULL) < 0)
                 return -ENOMEM;
         return json_object_add(o, "outputs", job_outputs_to_json(j, allowed));
