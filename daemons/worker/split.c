@@ -61,7 +61,9 @@ int split_read(int fd, uint64_t offset, uint64_t length, uint64_t max_size, char
 
         /* The first line that starts in the range: the one after the first newline at or
          * after offset - 1. */
-        if (offset > 0) {
+        if (length == 0)
+                done = true;
+        else if (offset > 0) {
                 r = find_newline(fd, offset - 1, &start);
                 if (r < 0)
                         return r;
