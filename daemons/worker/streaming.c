@@ -213,6 +213,7 @@ typedef struct MapStream {
         MapOutput *out;
         char *line; /* a line not yet complete */
         size_t line_size, line_allocated;
+        size_t line_max;
         uint64_t line_number;
         char **error;
 } MapStream;
@@ -260,6 +261,12 @@ static int map_consume(void *userdata, const char *data, size_t size) {
 
                 if (!nl || s->line_size > 0) {
                         /* Keep a part of a line, or complete one kept. */
+                        if (n > s->line_max - s->line_size) {
+                                free(*s->error);
+                                asprintf_or_null(s->error, "mapper output line %" PRIu64 " is longer than %zu bytes",
+                                                 s->line_number + 1, s->line_max);
+                                return -EFBIG;
+                        }
                         if (s->line_size + n > s->line_allocated) {
                                 size_t a = MAX(s->line_allocated * 2, s->line_size + n);
                                 char *p = realloc(s->line, a);
@@ -283,8 +290,9 @@ static int map_consume(void *userdata, const char *data, size_t size) {
         return 0;
 }
 
-int streaming_map(const char *command, const char *text, size_t size, MapOutput *out, char **ret_error) {
-        MapStream s = { .text = text, .size = size, .out = out, .error = ret_error };
+int streaming_map(const char *command, const char *text, size_t size, size_t line_max, MapOutput *out,
+                  char **ret_error) {
+        MapStream s = { .text = text, .size = size, .line_max = line_max, .out = out, .error = ret_error };
         int r;
 
         r = streaming_run("mapper", command, map_produce, map_consume, &s, ret_error);
