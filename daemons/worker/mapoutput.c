@@ -187,7 +187,7 @@ static int write_partitions(MapOutput *m, char *const *names) {
         _cleanup_free_ OutputFile *files = NULL;
         const Groups *g = m->groups;
         unsigned opened = 0;
-        uint64_t written;
+        uint64_t written = 0;
         int r;
 
         r = groups_sorted(g, &sorted);
@@ -250,7 +250,7 @@ static int spill(MapOutput *m) {
         _cleanup_free_ size_t *starts = NULL;
         Groups *g = m->groups;
         OutputFile f;
-        uint64_t written;
+        uint64_t written = 0;
         int r, fd;
 
         r = groups_sorted(g, &sorted);
@@ -348,7 +348,7 @@ static int merge_runs(MapOutput *m, int *fds, unsigned n, char *const *names, in
         GroupMerge merge = {};
         OutputFile out = { .fd = -EBADF };
         unsigned partition = 0;
-        uint64_t written;
+        uint64_t written = 0;
         int r = 0;
 
         merge.readers = calloc(n, sizeof(GroupReader));
