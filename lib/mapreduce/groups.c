@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -43,8 +44,10 @@ static size_t initial_slots(const Groups *g) {
         return n;
 }
 
-void groups_set_budget(Groups *g, size_t budget) {
+void groups_set_budget(Groups *g, size_t budget, int (*full)(void *userdata), void *userdata) {
         g->budget = budget;
+        g->full = full;
+        g->userdata = userdata;
         /* Key chunks small enough that a small budget is not one chunk already. */
         g->keys.chunk_size = budget == 0 ? 0 : MIN(MAX(budget / 16, (size_t) 4096), (size_t) 1024 * 1024);
 }
@@ -88,11 +91,13 @@ static int groups_find_or_add(Groups *g, const char *key, size_t key_len, Group 
         /* Keep the table at most half full, so probes stay short. */
         grow_slots = !g->slots || (g->n_groups + 1) * 2 > g->mask + 1;
         grow_groups = g->n_groups >= g->n_allocated;
-        growth = arena_growth(&g->keys, key_len) +
-                 (grow_slots ? (g->slots ? (g->mask + 1) * 2 : initial_slots(g)) * sizeof(uint32_t) : 0) +
-                 (grow_groups ? (g->n_allocated > 0 ? g->n_allocated : initial_groups(g)) * sizeof(Group) : 0);
-        if (!groups_may_grow(g, growth))
-                return -ENOBUFS;
+        if (g->budget > 0) {
+                growth = arena_growth(&g->keys, key_len) +
+                         (grow_slots ? (g->slots ? (g->mask + 1) * 2 : initial_slots(g)) * sizeof(uint32_t) : 0) +
+                         (grow_groups ? (g->n_allocated > 0 ? g->n_allocated : initial_groups(g)) * sizeof(Group) : 0);
+                if (growth > 0 && !groups_may_grow(g, growth))
+                        return -ENOBUFS;
+        }
 
         if (grow_slots) {
                 if (groups_resize(g, g->slots ? (g->mask + 1) * 2 : initial_slots(g)) < 0)
@@ -136,7 +141,7 @@ static int groups_find_or_add(Groups *g, const char *key, size_t key_len, Group 
 
 /* Appends value to group; -ENOBUFS (nothing changed) if growing its buffer would take g
  * over its budget. g may be NULL: no budget. */
-static int group_add_value(Groups *g, Group *group, const char *value, size_t value_len) {
+static _always_inline_ int group_add_value(Groups *g, Group *group, const char *value, size_t value_len) {
         size_t need;
         uint8_t *p;
 
@@ -205,19 +210,29 @@ int groups_add(Groups *g, const char *key, size_t key_len, const char *value, si
         int r;
 
         r = groups_find_or_add(g, key, key_len, &group);
-        if (r < 0)
-                return r;
-        r = group_add_value(g, group, value, value_len);
-        if (r == -ENOBUFS && group->n_values == 0) {
-                /* A new key without its value: take it out again, so a spill does not write a
-                 * group of no values. It is the last group, in the last slot taken. */
-                uint64_t h = group->hash;
-                size_t i;
+        if (_likely_(r >= 0)) {
+                r = group_add_value(g, group, value, value_len);
+                if (_likely_(r >= 0))
+                        return r;
+                if (r == -ENOBUFS && group->n_values == 0) {
+                        /* A new key without its value: take it out again, so a spill does not
+                         * write a group of no values. It is the last group, in the last slot
+                         * taken. */
+                        size_t i;
 
-                for (i = h & g->mask; g->slots[i] != (uint32_t) g->n_groups; i = (i + 1) & g->mask)
-                        ;
-                g->slots[i] = 0;
-                g->n_groups--;
+                        for (i = group->hash & g->mask; g->slots[i] != (uint32_t) g->n_groups; i = (i + 1) & g->mask)
+                                ;
+                        g->slots[i] = 0;
+                        g->n_groups--;
+                }
+        }
+        if (r == -ENOBUFS && g->full) {
+                /* Written out and emptied: the add fits now. */
+                r = g->full(g->userdata);
+                if (r < 0)
+                        return r;
+                assert(g->n_groups == 0);
+                return groups_add(g, key, key_len, value, value_len);
         }
         return r;
 }
@@ -289,7 +304,7 @@ void groups_reset(Groups *g) {
 }
 
 void groups_done(Groups *g) {
-        size_t budget = g->budget;
+        Groups keep = { .budget = g->budget, .full = g->full, .userdata = g->userdata };
 
         for (size_t i = 0; i < g->n_initialized; i++)
                 free(g->groups[i].values);
@@ -297,5 +312,5 @@ void groups_done(Groups *g) {
         free(g->slots);
         arena_done(&g->keys);
         *g = (Groups) {};
-        groups_set_budget(g, budget);
+        groups_set_budget(g, keep.budget, keep.full, keep.userdata);
 }
