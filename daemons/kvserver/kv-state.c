@@ -73,9 +73,6 @@ struct KVState {
         LatencySample samples[LATENCY_SAMPLES];
         size_t samples_next, n_samples;
 
-        uint8_t *buf;
-        size_t buf_allocated;
-
         kv_state_put_done_t put_done;
         void *put_done_userdata;
         kv_state_changed_t changed;
@@ -84,14 +81,27 @@ struct KVState {
 
 /* Records */
 
-static int record_encode(uint8_t **buf, size_t *allocated, const void *key, size_t key_size, const void *value,
-                         size_t value_size, uint64_t version, uint32_t owner, size_t *ret_size) {
-        size_t size;
+/* The header of a KV_RECORD_SET_OWNED payload; the key and the value follow it. */
+static void record_encode_header(uint8_t h[KV_RECORD_OWNED_HEADER], size_t key_size, uint64_t version,
+                                 uint32_t owner) {
         uint64_t v = htole64(version);
         uint32_t ks = htole32((uint32_t) key_size), o = htole32(owner);
 
-        if (key_size > UINT32_MAX || value_size > RECORD_PAYLOAD_MAX ||
-            key_size > RECORD_PAYLOAD_MAX - KV_RECORD_OWNED_HEADER - value_size)
+        memcpy(h, &v, 8);
+        memcpy(h + 8, &ks, 4);
+        memcpy(h + 12, &o, 4);
+}
+
+static bool record_too_big(size_t key_size, size_t value_size) {
+        return key_size > UINT32_MAX || value_size > RECORD_PAYLOAD_MAX ||
+                key_size > RECORD_PAYLOAD_MAX - KV_RECORD_OWNED_HEADER - value_size;
+}
+
+static int record_encode(uint8_t **buf, size_t *allocated, const void *key, size_t key_size, const void *value,
+                         size_t value_size, uint64_t version, uint32_t owner, size_t *ret_size) {
+        size_t size;
+
+        if (record_too_big(key_size, value_size))
                 return -E2BIG;
         size = KV_RECORD_OWNED_HEADER + key_size + value_size;
         if (size > *allocated) {
@@ -102,9 +112,7 @@ static int record_encode(uint8_t **buf, size_t *allocated, const void *key, size
                 *buf = p;
                 *allocated = a;
         }
-        memcpy(*buf, &v, 8);
-        memcpy(*buf + 8, &ks, 4);
-        memcpy(*buf + 12, &o, 4);
+        record_encode_header(*buf, key_size, version, owner);
         if (key_size > 0)
                 memcpy(*buf + KV_RECORD_OWNED_HEADER, key, key_size);
         if (value_size > 0)
@@ -577,9 +585,9 @@ int kv_state_put(KVState *k, const void *key, size_t key_size, const void *value
                  uint64_t version, uint32_t uid, void *waiter, PendingPut **ret_pending) {
         QuotaMove move = { .uid = uid, .bytes = key_size + value_size };
         uint64_t current = 0, new_version = 0, seqnum;
+        uint8_t header[KV_RECORD_OWNED_HEADER];
         PendingPut *newest;
         bool exists;
-        size_t size;
         int r;
 
         assert(k);
@@ -611,13 +619,19 @@ int kv_state_put(KVState *k, const void *key, size_t key_size, const void *value
                 return k->degraded;
 
         r = quota_prepare_move(k->quota, &move);
-        if (r >= 0)
-                r = record_encode(&k->buf, &k->buf_allocated, key, key_size, value, value_size, new_version, uid,
-                                  &size);
         if (r < 0)
                 return r;
+        if (record_too_big(key_size, value_size))
+                return -E2BIG;
 
-        r = wal_append(k->wal, KV_RECORD_SET_OWNED, k->buf, size, &seqnum);
+        /* Encoded straight into the log's buffer, without a copy of the record first. */
+        record_encode_header(header, key_size, new_version, uid);
+        r = wal_appendv(k->wal, KV_RECORD_SET_OWNED,
+                        (const struct iovec[]) {
+                                { .iov_base = header, .iov_len = sizeof(header) },
+                                { .iov_base = (void *) key, .iov_len = key_size },
+                                { .iov_base = (void *) value, .iov_len = value_size },
+                        }, 3, &seqnum);
         if (r == -ENOMEM)
                 return r;
         if (r == -EMSGSIZE)
@@ -783,7 +797,6 @@ KVState *kv_state_free(KVState *k) {
         state_dir_free(k->dir);
         sd_event_unref(k->event);
         free(k->sync_mode_string);
-        free(k->buf);
         return mfree(k);
 }
 
