@@ -527,9 +527,10 @@ static int check_version(bool exists, uint64_t current, uint64_t version, uint64
 }
 
 /* The newest version of key a Put is checked against (the overlay's, else the store's),
- * and the move between quota accounts the Put makes. Whether the key exists. */
+ * and the move between quota accounts the Put makes; where the store has the key, for
+ * the write. Whether the key exists. */
 static bool put_lookup(KVState *k, const void *key, size_t key_size, PendingPut **ret_newest,
-                       uint64_t *ret_current, QuotaMove *move) {
+                       uint64_t *ret_current, QuotaMove *move, StoreFound *ret_found) {
         PendingPut *newest = NULL;
         size_t old_size = 0;
 
@@ -540,10 +541,8 @@ static bool put_lookup(KVState *k, const void *key, size_t key_size, PendingPut 
                 move->old_uid = newest->quota.uid;
                 old_size = newest->value_size;
                 *ret_current = newest->version;
-        } else if (store_get(k->store, key, key_size, NULL, &old_size, ret_current) >= 0) {
+        } else if (store_find(k->store, key, key_size, ret_found, &old_size, ret_current, &move->old_uid) >= 0)
                 move->existed = true;
-                (void) store_get_owner(k->store, key, key_size, &move->old_uid);
-        }
         move->old_bytes = move->existed ? key_size + old_size : 0;
         *ret_newest = newest;
         return move->existed;
@@ -551,8 +550,8 @@ static bool put_lookup(KVState *k, const void *key, size_t key_size, PendingPut 
 
 /* A logged Put: waits for its sync in the overlay, or is applied at once. */
 static int put_logged(KVState *k, const void *key, size_t key_size, const void *value, size_t value_size,
-                      uint64_t version, uint64_t seqnum, const QuotaMove *move, void *waiter,
-                      PendingPut **ret_pending) {
+                      uint64_t version, uint64_t seqnum, const QuotaMove *move, const StoreFound *found,
+                      void *waiter, PendingPut **ret_pending) {
         int r;
 
         if (k->sync_mode == WAL_SYNC_ALWAYS) {
@@ -570,7 +569,7 @@ static int put_logged(KVState *k, const void *key, size_t key_size, const void *
                 return 1;
         }
 
-        r = store_set(k->store, key, key_size, value, value_size, version, move->uid);
+        r = store_set_found(k->store, found, key, key_size, value, value_size, version, move->uid);
         if (r < 0) {
                 /* Logged but not in memory: a restart, which replays it, makes them agree. */
                 log_error_errno(r, "Failed to apply a logged Put: %m. Exiting.");
@@ -586,6 +585,7 @@ int kv_state_put(KVState *k, const void *key, size_t key_size, const void *value
         QuotaMove move = { .uid = uid, .bytes = key_size + value_size };
         uint64_t current = 0, new_version = 0, seqnum;
         uint8_t header[KV_RECORD_OWNED_HEADER];
+        StoreFound found = {};
         PendingPut *newest;
         bool exists;
         int r;
@@ -596,7 +596,7 @@ int kv_state_put(KVState *k, const void *key, size_t key_size, const void *value
         if (key_size > STORE_SIZE_MAX || value_size > STORE_SIZE_MAX)
                 return -E2BIG;
 
-        exists = put_lookup(k, key, key_size, &newest, &current, &move);
+        exists = put_lookup(k, key, key_size, &newest, &current, &move, &found);
 
         /* A check that fails writes nothing, and needs no log: answered also when degraded. */
         r = check_version(exists, current, version, &new_version);
@@ -640,7 +640,8 @@ int kv_state_put(KVState *k, const void *key, size_t key_size, const void *value
                 state_process(k);
                 return r;
         }
-        return put_logged(k, key, key_size, value, value_size, new_version, seqnum, &move, waiter, ret_pending);
+        return put_logged(k, key, key_size, value, value_size, new_version, seqnum, &move, &found, waiter,
+                          ret_pending);
 }
 
 void kv_state_forget(KVState *k, PendingPut *pp) {
