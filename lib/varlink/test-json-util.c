@@ -138,6 +138,30 @@ START_TEST(test_escape) {
 }
 END_TEST
 
+/* Every byte value at every offset of strings up to 40 bytes long, at every alignment:
+ * the prefix ends at the first byte that needs a look, whichever of the 16-, 8- and
+ * 1-byte steps reaches it. */
+START_TEST(test_plain_prefix) {
+        char buf[64];
+
+        for (size_t align = 0; align < 8; align += 3)
+                for (size_t n = 0; n <= 40; n++)
+                        for (size_t at = 0; at <= n; at++)
+                                for (unsigned c = 0; c < 256; c++) {
+                                        char *s = buf + align;
+                                        bool look = c < 0x20 || c == '"' || c == '\\';
+
+                                        memset(s, 'a', n);
+                                        if (at < n)
+                                                s[at] = (char) c;
+                                        ck_assert_uint_eq(json_plain_prefix(s, n, false),
+                                                          at < n && look ? at : n);
+                                        ck_assert_uint_eq(json_plain_prefix(s, n, true),
+                                                          at < n && (look || c >= 0x80) ? at : n);
+                                }
+}
+END_TEST
+
 START_TEST(test_string_array_new) {
         char *v[] = { "a", "b/c", NULL };
         _cleanup_json_ json_object *a = json_string_array_new(v, 2), *e = json_string_array_new(v, 0);
@@ -157,6 +181,7 @@ static Suite *regular_suite(void) {
         tcase_add_test(tc, test_object_add);
         tcase_add_test(tc, test_array_append);
         tcase_add_test(tc, test_escape);
+        tcase_add_test(tc, test_plain_prefix);
         tcase_add_test(tc, test_string_array_new);
         suite_add_tcase(s, tc);
         return s;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <string.h>
 
+#include "json-util.h"
 #include "macro.h"
 #include "varlink-view.h"
 
@@ -31,8 +32,9 @@ static bool read_string(Reader *r, const char **ret, size_t *ret_size) {
         if (!take(r, '"'))
                 return false;
         b = r->p;
-        e = memchr(b, '"', (size_t) (r->end - b));
-        if (!e || memchr(b, '\\', (size_t) (e - b)))
+        /* Checked strings hold no control characters: a quote or a backslash stops it. */
+        e = b + json_plain_prefix(b, (size_t) (r->end - b), false);
+        if (e >= r->end || *e != '"')
                 return false;
         *ret = b;
         *ret_size = (size_t) (e - b);
