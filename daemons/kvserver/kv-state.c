@@ -156,12 +156,25 @@ static int record_decode(uint32_t type, const uint8_t *p, size_t size, KeyRecord
 
 typedef struct Loader {
         Store *store;
+        Quota *quota;           /* charged as keys load, not in a walk of the store after */
         uint64_t records, bytes;
 } Loader;
 
+/* The snapshot's keys are distinct: the table gets its size once, before them. */
+static void load_count(uint64_t records, void *userdata) {
+        Loader *l = userdata;
+
+        if (l->store)
+                store_reserve(l->store, (size_t) MIN(records, (uint64_t) SIZE_MAX));
+}
+
 static int load_record(uint64_t seqnum, uint32_t type, const void *payload, size_t size, void *userdata) {
         Loader *l = userdata;
+        StoreFound found;
         KeyRecord rec;
+        size_t old_size;
+        uint32_t old_owner;
+        bool existed;
         int r;
 
         if (record_decode(type, payload, size, &rec) < 0)
@@ -172,7 +185,17 @@ static int load_record(uint64_t seqnum, uint32_t type, const void *payload, size
         l->bytes += RECORD_HEADER_SIZE + size;
         if (!l->store)
                 return 0;
-        r = store_set(l->store, rec.key, rec.key_size, rec.value, rec.value_size, rec.version, rec.owner);
+        r = store_find(l->store, rec.key, rec.key_size, &found, &old_size, NULL, &old_owner);
+        existed = r >= 0;
+        if (r >= 0 || r == -ENOENT)
+                r = store_set_found(l->store, &found, rec.key, rec.key_size, rec.value, rec.value_size, rec.version,
+                                    rec.owner);
+        if (r >= 0 && l->quota) {
+                if (existed)
+                        r = quota_charge(l->quota, old_owner, -1, -(int64_t) (rec.key_size + old_size));
+                if (r >= 0)
+                        r = quota_charge(l->quota, rec.owner, 1, (int64_t) (rec.key_size + rec.value_size));
+        }
         if (r < 0)
                 return log_error_errno(r, "Failed to load record %" PRIu64 ": %m", seqnum);
         return 0;
@@ -670,7 +693,7 @@ void kv_state_flush(KVState *k) {
 /* Locks the directory, loads the newest snapshot into the store and replays the log
  * after it. */
 static int kv_state_load(KVState *k, const KVStateOptions *opts, uint64_t *ret_after) {
-        Loader loader = { .store = k->store };
+        Loader loader = { .store = k->store, .quota = k->quota };
         uint64_t after = 0;
         pid_t holder;
         int r;
@@ -684,7 +707,8 @@ static int kv_state_load(KVState *k, const KVStateOptions *opts, uint64_t *ret_a
                 return r;
         (void) state_dir_remove_tmp(state_dir_fd(k->dir));
 
-        r = snapshot_load(state_dir_fd(k->dir), state_dir_path(k->dir), load_record, &loader, &after);
+        r = snapshot_load_counted(state_dir_fd(k->dir), state_dir_path(k->dir), load_count, load_record, &loader,
+                                  &after);
         if (r < 0)
                 return log_error_errno(r, "Failed to load the snapshot in %s: %m", state_dir_path(k->dir));
         k->snapshot_durable = after;
@@ -707,11 +731,6 @@ static int kv_state_load(KVState *k, const KVStateOptions *opts, uint64_t *ret_a
         k->log_bytes_loaded = loader.bytes;
         *ret_after = after;
         return 0;
-}
-
-static int charge_entry(const void *key, size_t key_size, const void *value, size_t value_size, uint64_t version,
-                        uint32_t owner, void *userdata) {
-        return quota_charge(userdata, owner, 1, (int64_t) (key_size + value_size));
 }
 
 static int block_sigchld(void) {
@@ -762,9 +781,6 @@ int kv_state_open(sd_event *event, Store *store, const KVStateOptions *opts, KVS
         r = kv_state_load(k, opts, &after);
         if (r < 0)
                 return r;
-        r = store_foreach(store, charge_entry, k->quota);
-        if (r < 0)
-                return log_error_errno(r, "Failed to count the keys of each uid: %m");
         k->committed = wal_last_seqnum(k->wal);
 
         r = sd_event_add_io(event, &k->wal_source, wal_get_event_fd(k->wal), EPOLLIN, on_wal_event, k);
