@@ -138,16 +138,19 @@ START_TEST(test_escape) {
 }
 END_TEST
 
-/* Every byte value at every offset of strings up to 40 bytes long, at every alignment:
+/* The bytes on both sides of each class (control characters, quote, backslash, DEL, the
+ * bytes from 0x80) at every offset of strings up to 40 bytes long, at three alignments:
  * the prefix ends at the first byte that needs a look, whichever of the 16-, 8- and
  * 1-byte steps reaches it. */
 START_TEST(test_plain_prefix) {
+        static const unsigned char bytes[] = { 0x00, 0x1f, 0x20, '!', '"', '#', '[', '\\', ']', 0x7f, 0x80, 0xff };
         char buf[64];
 
         for (size_t align = 0; align < 8; align += 3)
                 for (size_t n = 0; n <= 40; n++)
                         for (size_t at = 0; at <= n; at++)
-                                for (unsigned c = 0; c < 256; c++) {
+                                for (size_t b = 0; b < ELEMENTSOF(bytes); b++) {
+                                        unsigned char c = bytes[b];
                                         char *s = buf + align;
                                         bool look = c < 0x20 || c == '"' || c == '\\';
 
