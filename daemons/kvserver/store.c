@@ -28,7 +28,9 @@ struct Store {
         size_t n_buckets; /* a power of two */
         size_t n_keys;
         uint64_t data_bytes;
-        uint64_t generation;    /* counts the changes of links: inserts, moved entries, resizes */
+        uint64_t generation;    /* counts the changes of links (inserts, moved entries, resizes;
+                                 * anything that unlinks an entry too): a StoreFound of an
+                                 * older one looks again */
         uint8_t hash_key[16];
 };
 
