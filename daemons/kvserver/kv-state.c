@@ -81,9 +81,6 @@ struct KVState {
         LatencySample samples[LATENCY_SAMPLES];
         size_t samples_next, n_samples;
 
-        uint8_t *buf;
-        size_t buf_allocated;
-
         kv_state_put_done_t put_done;
         void *put_done_userdata;
         kv_state_changed_t changed;
@@ -94,14 +91,27 @@ struct KVState {
 
 /* Records */
 
-static int record_encode(uint8_t **buf, size_t *allocated, const void *key, size_t key_size, const void *value,
-                         size_t value_size, uint64_t version, uint32_t owner, size_t *ret_size) {
-        size_t size;
+/* The header of a KV_RECORD_SET_OWNED payload; the key and the value follow it. */
+static void record_encode_header(uint8_t h[KV_RECORD_OWNED_HEADER], size_t key_size, uint64_t version,
+                                 uint32_t owner) {
         uint64_t v = htole64(version);
         uint32_t ks = htole32((uint32_t) key_size), o = htole32(owner);
 
-        if (key_size > UINT32_MAX || value_size > RECORD_PAYLOAD_MAX ||
-            key_size > RECORD_PAYLOAD_MAX - KV_RECORD_OWNED_HEADER - value_size)
+        memcpy(h, &v, 8);
+        memcpy(h + 8, &ks, 4);
+        memcpy(h + 12, &o, 4);
+}
+
+static bool record_too_big(size_t key_size, size_t value_size) {
+        return key_size > UINT32_MAX || value_size > RECORD_PAYLOAD_MAX ||
+                key_size > RECORD_PAYLOAD_MAX - KV_RECORD_OWNED_HEADER - value_size;
+}
+
+static int record_encode(uint8_t **buf, size_t *allocated, const void *key, size_t key_size, const void *value,
+                         size_t value_size, uint64_t version, uint32_t owner, size_t *ret_size) {
+        size_t size;
+
+        if (record_too_big(key_size, value_size))
                 return -E2BIG;
         size = KV_RECORD_OWNED_HEADER + key_size + value_size;
         if (size > *allocated) {
@@ -112,9 +122,7 @@ static int record_encode(uint8_t **buf, size_t *allocated, const void *key, size
                 *buf = p;
                 *allocated = a;
         }
-        memcpy(*buf, &v, 8);
-        memcpy(*buf + 8, &ks, 4);
-        memcpy(*buf + 12, &o, 4);
+        record_encode_header(*buf, key_size, version, owner);
         if (key_size > 0)
                 memcpy(*buf + KV_RECORD_OWNED_HEADER, key, key_size);
         if (value_size > 0)
@@ -159,17 +167,41 @@ static int record_decode(uint32_t type, const uint8_t *p, size_t size, KeyRecord
 typedef struct Loader {
         Store *store;
         KVState *state;
+        Quota *quota;           /* charged as keys load, not in a walk of the store after */
         uint64_t records, bytes;
 } Loader;
 
+/* The snapshot's keys are distinct: the table gets its size once, before them. */
+static void load_count(uint64_t records, void *userdata) {
+        Loader *l = userdata;
+
+        if (l->store)
+                store_reserve(l->store, (size_t) MIN(records, (uint64_t) SIZE_MAX));
+}
+
 static int load_change(Loader *l, uint64_t seqnum, uint32_t type, const void *payload, size_t size);
-static int apply_set(KVState *k, const void *key, size_t key_size, const void *value, size_t value_size,
-                     uint64_t version, uint32_t owner, uint64_t lease);
+static int apply_set(KVState *k, const StoreFound *found, const void *key, size_t key_size, const void *value,
+                     size_t value_size, uint64_t version, uint32_t owner, uint64_t lease);
 static size_t state_n_leases(const KVState *k);
+
+/* Moves a loaded Put's key and bytes from its old owner's account to its writer's. */
+static int load_charge(Loader *l, bool existed, uint32_t old_owner, size_t old_size, const KeyRecord *rec) {
+        int r = 0;
+
+        if (existed)
+                r = quota_charge(l->quota, old_owner, -1, -(int64_t) (rec->key_size + old_size));
+        if (r >= 0)
+                r = quota_charge(l->quota, rec->owner, 1, (int64_t) (rec->key_size + rec->value_size));
+        return r;
+}
 
 static int load_record(uint64_t seqnum, uint32_t type, const void *payload, size_t size, void *userdata) {
         Loader *l = userdata;
+        StoreFound found;
         KeyRecord rec;
+        size_t old_size;
+        uint32_t old_owner;
+        bool existed;
         int r;
 
         if (type > KV_RECORD_SET_OWNED && type < RECORD_TYPE_RESERVED)
@@ -182,11 +214,17 @@ static int load_record(uint64_t seqnum, uint32_t type, const void *payload, size
         l->bytes += RECORD_HEADER_SIZE + size;
         if (!l->store)
                 return 0;
+        r = store_find(l->store, rec.key, rec.key_size, &found, &old_size, NULL, &old_owner);
+        existed = r >= 0;
         /* A Put without a lease detaches its key from the one it had. */
-        if (state_n_leases(l->state) > 0)
-                r = apply_set(l->state, rec.key, rec.key_size, rec.value, rec.value_size, rec.version, rec.owner, 0);
-        else
-                r = store_set(l->store, rec.key, rec.key_size, rec.value, rec.value_size, rec.version, rec.owner);
+        if ((r >= 0 || r == -ENOENT) && state_n_leases(l->state) > 0)
+                r = apply_set(l->state, &found, rec.key, rec.key_size, rec.value, rec.value_size, rec.version,
+                              rec.owner, 0);
+        else if (r >= 0 || r == -ENOENT)
+                r = store_set_found(l->store, &found, rec.key, rec.key_size, rec.value, rec.value_size, rec.version,
+                                    rec.owner);
+        if (r >= 0 && l->quota)
+                r = load_charge(l, existed, old_owner, old_size, &rec);
         if (r < 0)
                 return log_error_errno(r, "Failed to load record %" PRIu64 ": %m", seqnum);
         return 0;
@@ -577,9 +615,10 @@ static int check_version(bool exists, uint64_t current, uint64_t version, uint64
 }
 
 /* The newest version of key a Put is checked against (the overlay's, else the store's),
- * and the move between quota accounts the Put makes. Whether the key exists. */
+ * and the move between quota accounts the Put makes; where the store has the key, for
+ * the write. Whether the key exists. */
 static bool put_lookup(KVState *k, const void *key, size_t key_size, PendingPut **ret_newest,
-                       uint64_t *ret_current, QuotaMove *move) {
+                       uint64_t *ret_current, QuotaMove *move, StoreFound *ret_found) {
         PendingPut *newest = NULL;
         size_t old_size = 0;
 
@@ -595,22 +634,17 @@ static bool put_lookup(KVState *k, const void *key, size_t key_size, PendingPut 
                 move->old_uid = newest->quota.uid;
                 old_size = newest->value_size;
                 *ret_current = newest->version;
-        } else if (store_get(k->store, key, key_size, NULL, &old_size, ret_current) >= 0) {
+        } else if (store_find(k->store, key, key_size, ret_found, &old_size, ret_current, &move->old_uid) >= 0)
                 move->existed = true;
-                (void) store_get_owner(k->store, key, key_size, &move->old_uid);
-        }
         move->old_bytes = move->existed ? key_size + old_size : 0;
         *ret_newest = newest;
         return move->existed;
 }
 
 /* A logged Put: waits for its sync in the overlay, or is applied at once. */
-static int apply_set(KVState *k, const void *key, size_t key_size, const void *value, size_t value_size,
-                     uint64_t version, uint32_t owner, uint64_t lease);
-
 static int put_logged(KVState *k, const void *key, size_t key_size, const void *value, size_t value_size,
-                      uint64_t version, uint64_t lease, uint64_t seqnum, const QuotaMove *move, void *waiter,
-                      PendingPut **ret_pending) {
+                      uint64_t version, uint64_t lease, uint64_t seqnum, const QuotaMove *move,
+                      const StoreFound *found, void *waiter, PendingPut **ret_pending) {
         int r;
 
         if (k->sync_mode == WAL_SYNC_ALWAYS) {
@@ -629,7 +663,7 @@ static int put_logged(KVState *k, const void *key, size_t key_size, const void *
                 return 1;
         }
 
-        r = apply_set(k, key, key_size, value, value_size, version, move->uid, lease);
+        r = apply_set(k, found, key, key_size, value, value_size, version, move->uid, lease);
         if (r < 0) {
                 /* Logged but not in memory: a restart, which replays it, makes them agree. */
                 log_error_errno(r, "Failed to apply a logged Put: %m. Exiting.");
@@ -640,20 +674,19 @@ static int put_logged(KVState *k, const void *key, size_t key_size, const void *
         return 0;
 }
 
-static int apply_set(KVState *k, const void *key, size_t key_size, const void *value, size_t value_size,
-                     uint64_t version, uint32_t owner, uint64_t lease);
 static bool key_view(KVState *k, const void *key, size_t key_size, PendingPut **ret_newest, uint64_t *ret_current,
-                     QuotaMove *move, uint64_t *ret_floor, bool *ret_depends);
+                     QuotaMove *move, StoreFound *ret_found, uint64_t *ret_floor, bool *ret_depends);
 static int record_add_lease(uint8_t **buf, size_t *allocated, uint64_t lease, size_t *size);
 
 int kv_state_put(KVState *k, const void *key, size_t key_size, const void *value, size_t value_size,
                  uint64_t version, uint64_t lease, uint32_t uid, void *waiter, PendingPut **ret_pending) {
         QuotaMove move = { .uid = uid, .bytes = key_size + value_size };
-        uint64_t current = 0, new_version = 0, seqnum, floor;
+        uint64_t current = 0, new_version = 0, seqnum, floor, lease_le = htole64(lease);
+        uint8_t header[KV_RECORD_OWNED_HEADER];
+        StoreFound found = {};
         PendingPut *newest;
         Lease *l = NULL;
         bool exists, depends;
-        size_t size;
         int r;
 
         assert(k);
@@ -667,7 +700,7 @@ int kv_state_put(KVState *k, const void *key, size_t key_size, const void *value
                         return -ENXIO;
         }
 
-        exists = key_view(k, key, key_size, &newest, &current, &move, &floor, &depends);
+        exists = key_view(k, key, key_size, &newest, &current, &move, &found, &floor, &depends);
 
         /* A check that fails writes nothing, and needs no log: answered also when degraded. */
         r = check_version(exists, current, version, floor, &new_version);
@@ -693,15 +726,21 @@ int kv_state_put(KVState *k, const void *key, size_t key_size, const void *value
                 return k->degraded;
 
         r = quota_prepare_move(k->quota, &move);
-        if (r >= 0)
-                r = record_encode(&k->buf, &k->buf_allocated, key, key_size, value, value_size, new_version, uid,
-                                  &size);
-        if (r >= 0 && lease != 0)
-                r = record_add_lease(&k->buf, &k->buf_allocated, lease, &size);
         if (r < 0)
                 return r;
+        if (record_too_big(key_size, value_size))
+                return -E2BIG;
 
-        r = wal_append(k->wal, lease != 0 ? KV_RECORD_SET_LEASED : KV_RECORD_SET_OWNED, k->buf, size, &seqnum);
+        /* Encoded straight into the log's buffer, without a copy of the record first; a
+         * Put with a lease has it after the value (KV_RECORD_SET_LEASED). */
+        record_encode_header(header, key_size, new_version, uid);
+        r = wal_appendv(k->wal, lease != 0 ? KV_RECORD_SET_LEASED : KV_RECORD_SET_OWNED,
+                        (const struct iovec[]) {
+                                { .iov_base = header, .iov_len = sizeof(header) },
+                                { .iov_base = (void *) key, .iov_len = key_size },
+                                { .iov_base = (void *) value, .iov_len = value_size },
+                                { .iov_base = &lease_le, .iov_len = sizeof(lease_le) },
+                        }, lease != 0 ? 4 : 3, &seqnum);
         if (r == -ENOMEM)
                 return r;
         if (r == -EMSGSIZE)
@@ -710,7 +749,7 @@ int kv_state_put(KVState *k, const void *key, size_t key_size, const void *value
                 state_process(k);
                 return r;
         }
-        return put_logged(k, key, key_size, value, value_size, new_version, lease, seqnum, &move, waiter,
+        return put_logged(k, key, key_size, value, value_size, new_version, lease, seqnum, &move, &found, waiter,
                           ret_pending);
 }
 
@@ -740,7 +779,7 @@ void kv_state_flush(KVState *k) {
 /* Locks the directory, loads the newest snapshot into the store and replays the log
  * after it. */
 static int kv_state_load(KVState *k, const KVStateOptions *opts, uint64_t *ret_after) {
-        Loader loader = { .store = k->store, .state = k };
+        Loader loader = { .store = k->store, .state = k, .quota = k->quota };
         uint64_t after = 0;
         pid_t holder;
         int r;
@@ -754,7 +793,8 @@ static int kv_state_load(KVState *k, const KVStateOptions *opts, uint64_t *ret_a
                 return r;
         (void) state_dir_remove_tmp(state_dir_fd(k->dir));
 
-        r = snapshot_load(state_dir_fd(k->dir), state_dir_path(k->dir), load_record, &loader, &after);
+        r = snapshot_load_counted(state_dir_fd(k->dir), state_dir_path(k->dir), load_count, load_record, &loader,
+                                  &after);
         if (r < 0)
                 return log_error_errno(r, "Failed to load the snapshot in %s: %m", state_dir_path(k->dir));
         k->snapshot_durable = after;
@@ -777,11 +817,6 @@ static int kv_state_load(KVState *k, const KVStateOptions *opts, uint64_t *ret_a
         k->log_bytes_loaded = loader.bytes;
         *ret_after = after;
         return 0;
-}
-
-static int charge_entry(const void *key, size_t key_size, const void *value, size_t value_size, uint64_t version,
-                        uint32_t owner, void *userdata) {
-        return quota_charge(userdata, owner, 1, (int64_t) (key_size + value_size));
 }
 
 static int block_sigchld(void) {
@@ -838,9 +873,6 @@ int kv_state_open(sd_event *event, Store *store, const KVStateOptions *opts, KVS
         r = kv_state_load(k, opts, &after);
         if (r < 0)
                 return r;
-        r = store_foreach(store, charge_entry, k->quota);
-        if (r < 0)
-                return log_error_errno(r, "Failed to count the keys of each uid: %m");
         k->committed = wal_last_seqnum(k->wal);
         k->floor_appended = store_floor(store);
         lease_timer_update(k);
@@ -878,7 +910,6 @@ KVState *kv_state_free(KVState *k) {
         state_dir_free(k->dir);
         sd_event_unref(k->event);
         free(k->sync_mode_string);
-        free(k->buf);
         return mfree(k);
 }
 
@@ -963,8 +994,9 @@ static void tell_watchers(KVState *k, const void *key, size_t key_size, const vo
                 k->watch(key, key_size, value, value_size, version, deleted, lease, k->watch_userdata);
 }
 
-static int apply_set(KVState *k, const void *key, size_t key_size, const void *value, size_t value_size,
-                     uint64_t version, uint32_t owner, uint64_t lease) {
+/* found: where store_find() found the key, or NULL. */
+static int apply_set(KVState *k, const StoreFound *found, const void *key, size_t key_size, const void *value,
+                     size_t value_size, uint64_t version, uint32_t owner, uint64_t lease) {
         uint64_t old = 0;
         Lease *l;
         int r;
@@ -972,7 +1004,10 @@ static int apply_set(KVState *k, const void *key, size_t key_size, const void *v
         /* Without leases no key has one: a Put costs no lookup more. */
         if (leases_size(k->leases) > 0)
                 (void) store_get_lease(k->store, key, key_size, &old);
-        r = store_set(k->store, key, key_size, value, value_size, version, owner);
+        if (found)
+                r = store_set_found(k->store, found, key, key_size, value, value_size, version, owner);
+        else
+                r = store_set(k->store, key, key_size, value, value_size, version, owner);
         if (r < 0)
                 return r;
         if (old != lease) {
@@ -1038,7 +1073,7 @@ static void apply_revoke(KVState *k, uint64_t id, bool charge) {
 static int apply_pending(KVState *k, const PendingPut *pp) {
         switch (pp->kind) {
         case PENDING_PUT:
-                return apply_set(k, pending_key(pp), pp->key_size, pending_value(pp), pp->value_size, pp->version,
+                return apply_set(k, NULL, pending_key(pp), pp->key_size, pending_value(pp), pp->value_size, pp->version,
                                  pp->quota.uid, pp->lease);
         case PENDING_DELETE:
                 apply_delete(k, pending_key(pp), pp->key_size, pp->version, false);
@@ -1105,8 +1140,8 @@ static uint64_t key_lease(KVState *k, const PendingPut *pp, const void *key, siz
  * not applied yet counts as deleted by it. *ret_floor is what a new key is created above,
  * *ret_depends whether the answer depends on a change not durable yet. */
 static bool key_view(KVState *k, const void *key, size_t key_size, PendingPut **ret_newest, uint64_t *ret_current,
-                     QuotaMove *move, uint64_t *ret_floor, bool *ret_depends) {
-        bool exists = put_lookup(k, key, key_size, ret_newest, ret_current, move);
+                     QuotaMove *move, StoreFound *ret_found, uint64_t *ret_floor, bool *ret_depends) {
+        bool exists = put_lookup(k, key, key_size, ret_newest, ret_current, move, ret_found);
 
         *ret_floor = MAX(k->floor_appended, store_floor(k->store));
         *ret_depends = *ret_newest != NULL;
@@ -1232,16 +1267,25 @@ static int load_change(Loader *l, uint64_t seqnum, uint32_t type, const void *pa
                         goto bad;
                 if (l->store) {
                         uint64_t lease = record_u64(p + size - 8, 0);
+                        size_t old_size = 0;
+                        uint32_t old_owner = 0;
+                        StoreFound found;
+                        bool existed;
 
-                        r = apply_set(k, rec.key, rec.key_size, rec.value, rec.value_size, rec.version, rec.owner,
-                                      lease);
+                        r = store_find(l->store, rec.key, rec.key_size, &found, &old_size, NULL, &old_owner);
+                        existed = r >= 0;
+                        r = apply_set(k, r >= 0 || r == -ENOENT ? &found : NULL, rec.key, rec.key_size, rec.value,
+                                      rec.value_size, rec.version, rec.owner, lease);
+                        if (r >= 0 && l->quota)
+                                r = load_charge(l, existed, old_owner, old_size, &rec);
                 }
                 break;
         case KV_RECORD_DELETE:
                 if (size < 8 || record_u64(p, 0) == 0)
                         goto bad;
+                /* Loaded keys are charged as they load: a deleted one is taken back. */
                 if (l->store)
-                        apply_delete(k, p + 8, size - 8, record_u64(p, 0), false);
+                        apply_delete(k, p + 8, size - 8, record_u64(p, 0), l->quota);
                 break;
         case KV_RECORD_LEASE_GRANT:
                 if (size != 24 || record_u64(p, 0) == 0 || record_u64(p, 1) == 0 || record_u64(p, 1) > LEASE_TTL_MAX ||
@@ -1258,7 +1302,7 @@ static int load_change(Loader *l, uint64_t seqnum, uint32_t type, const void *pa
                 if (size != 8)
                         goto bad;
                 if (l->store)
-                        apply_revoke(k, record_u64(p, 0), false);
+                        apply_revoke(k, record_u64(p, 0), l->quota);
                 break;
         case KV_RECORD_FLOOR:
                 if (size != 16)
@@ -1285,15 +1329,22 @@ bad:
 /* Appends a record of the small kinds; on a failed log processes the failure. */
 static int append_small(KVState *k, uint32_t type, const uint64_t *v, size_t n, const void *tail, size_t tail_size,
                         uint64_t *ret_seqnum) {
-        size_t size;
+        uint64_t le[3];
         int r;
 
+        assert(n <= ELEMENTSOF(le));
         if (k->degraded < 0)
                 return k->degraded;
-        r = record_encode_u64s(&k->buf, &k->buf_allocated, v, n, tail, tail_size, &size);
-        if (r < 0)
-                return r;
-        r = wal_append(k->wal, type, k->buf, size, ret_seqnum);
+        if (tail_size > RECORD_PAYLOAD_MAX - n * 8)
+                return -E2BIG;
+        for (size_t i = 0; i < n; i++)
+                le[i] = htole64(v[i]);
+        /* Encoded straight into the log's buffer, as a Put is. */
+        r = wal_appendv(k->wal, type,
+                        (const struct iovec[]) {
+                                { .iov_base = le, .iov_len = n * 8 },
+                                { .iov_base = (void *) tail, .iov_len = tail_size },
+                        }, tail_size > 0 ? 2 : 1, ret_seqnum);
         if (r == -EMSGSIZE)
                 return -E2BIG;
         if (r < 0 && r != -ENOMEM)
@@ -1317,6 +1368,7 @@ static int wait_logged(KVState *k, PendingKind kind, uint64_t seqnum, void *wait
 
 int kv_state_delete(KVState *k, const void *key, size_t key_size, uint64_t version, void *waiter,
                     PendingPut **ret_pending) {
+        StoreFound found = {};
         QuotaMove move = {};
         uint64_t current = 0, floor, seqnum;
         PendingPut *newest;
@@ -1328,7 +1380,7 @@ int kv_state_delete(KVState *k, const void *key, size_t key_size, uint64_t versi
 
         if (key_size > STORE_SIZE_MAX)
                 return -ENOENT;
-        exists = key_view(k, key, key_size, &newest, &current, &move, &floor, &depends);
+        exists = key_view(k, key, key_size, &newest, &current, &move, &found, &floor, &depends);
         if (!exists)
                 r = -ENOENT;
         else if (current != version)
