@@ -15,6 +15,7 @@
 #include <zlib.h>
 
 #include "macro.h"
+#include "tests.h"
 #include "test-state-util.h"
 #include "wal.h"
 
@@ -883,17 +884,6 @@ START_TEST(test_failed_cut) {
 }
 END_TEST
 
-static unsigned count_fds(void) {
-        DIR *d = opendir("/proc/self/fd");
-        unsigned n = 0;
-
-        ck_assert_ptr_nonnull(d);
-        while (readdir(d))
-                n++;
-        closedir(d);
-        return n;
-}
-
 /* The "none" mode closes the segments it finishes, though it never syncs them. */
 START_TEST(test_none_closes_segments) {
         _cleanup_free_ char *path = test_dir_new();
@@ -905,7 +895,7 @@ START_TEST(test_none_closes_segments) {
         int dfd = test_dir_open(path);
 
         w = open_model(dfd, &opts, &m);
-        before = count_fds();
+        before = tests_count_fds();
         for (unsigned i = 0; i < 400; i++) {
                 model_append(w, &m, 1);
                 ck_assert_int_eq(wal_commit(w), 0);
@@ -913,7 +903,7 @@ START_TEST(test_none_closes_segments) {
         wal_get_stats(w, &st);
         ck_assert_uint_ge(st.segments, 100);
         /* The thread closes them: a few may still be open for a moment. */
-        for (int i = 0; i < 3000 && (n = count_fds()) > before; i++)
+        for (int i = 0; i < 3000 && (n = tests_count_fds()) > before; i++)
                 ck_assert_int_ge(poll(NULL, 0, 10), 0);
         ck_assert_uint_le(n, before);
         wal_free(w);
