@@ -24,7 +24,13 @@ static int property_get_counter(sd_bus *bus, const char *path, const char *inter
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         KVBusContext *ctx = userdata;
         const KVStats *st = kv_service_stats(ctx->service);
-        uint64_t v = streq(property, "Gets") ? st->gets : streq(property, "Puts") ? st->puts : st->errors;
+        uint64_t v = streq(property, "Gets")      ? st->gets
+                   : streq(property, "Puts")    ? st->puts
+                   : streq(property, "Deletes") ? st->deletes
+                   : streq(property, "Lists")   ? st->lists
+                   : streq(property, "Watchers") ? (uint64_t) kv_service_n_watchers(ctx->service)
+                   : streq(property, "Leases")  ? (uint64_t) kv_state_n_leases(ctx->state)
+                                                : st->errors;
 
         return sd_bus_message_append(reply, "t", v);
 }
@@ -89,6 +95,10 @@ static const sd_bus_vtable keyvalue_vtable[] = {
         SD_BUS_PROPERTY("Gets", "t", property_get_counter, 0, 0),
         SD_BUS_PROPERTY("Puts", "t", property_get_counter, 0, 0),
         SD_BUS_PROPERTY("Errors", "t", property_get_counter, 0, 0),
+        SD_BUS_PROPERTY("Deletes", "t", property_get_counter, 0, 0),
+        SD_BUS_PROPERTY("Lists", "t", property_get_counter, 0, 0),
+        SD_BUS_PROPERTY("Watchers", "t", property_get_counter, 0, 0),
+        SD_BUS_PROPERTY("Leases", "t", property_get_counter, 0, 0),
         SD_BUS_PROPERTY("SyncMode", "s", property_get_sync_mode, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("LogBytes", "t", property_get_state, 0, 0),
         SD_BUS_PROPERTY("SnapshotBytes", "t", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),

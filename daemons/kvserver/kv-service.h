@@ -17,11 +17,21 @@
 
 #define KV_DEFAULT_MAX_KEY_SIZE (64U * 1024U)
 #define KV_DEFAULT_MAX_VALUE_SIZE (1024U * 1024U)
+#define KV_DEFAULT_MAX_WATCHERS 4096U
+#define KV_DEFAULT_MAX_WATCH_QUEUE (4U * 1024U * 1024U)
+#define KV_LIST_DEFAULT_LIMIT 1000U
+#define KV_LIST_MAX_LIMIT 10000U
+/* A List reply stops adding entries past about this many bytes. */
+#define KV_LIST_MAX_REPLY (4U * 1024U * 1024U)
 
 typedef struct KVLimits {
         size_t max_key_size;
         size_t max_value_size;
         size_t max_message_size; /* 0: large enough for the largest key and value */
+        size_t max_watchers;     /* 0: no bound */
+        size_t max_watch_queue;  /* bytes a watcher may have queued; 0: no bound */
+        uint64_t max_leases;     /* for the errors; kv-state.h enforces them */
+        uint64_t max_lease_keys;
         VarlinkServerLimits server; /* connections, input, time-outs */
 } KVLimits;
 
@@ -30,6 +40,7 @@ typedef struct KVService KVService;
 /* Counters for status reports. */
 typedef struct KVStats {
         uint64_t gets, puts, errors;
+        uint64_t deletes, lists, watches, leases; /* leases: Grant, KeepAlive, Revoke calls */
         uint64_t storage_errors;        /* Puts refused because the log failed */
 } KVStats;
 
@@ -43,6 +54,8 @@ int kv_service_listen_fd(KVService *k, int fd);
 void kv_service_shutdown(KVService *k, uint64_t timeout_usec);
 
 unsigned kv_service_n_connections(KVService *k);
+/* Watch calls and KeepAlive calls with more that are open. */
+size_t kv_service_n_watchers(KVService *k);
 const KVStats *kv_service_stats(KVService *k);
 
 /* The message size limit that fits a call with the largest key and value even if

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "kv-state.h"
+#include "lease.h"
 #include "log.h"
 #include "snapshot.h"
 #include "state-check.h"
@@ -31,6 +32,9 @@
 #define LATENCY_WINDOW_USEC (60 * USEC_PER_SEC)
 #define LATENCY_SAMPLES 4096U
 #define SYNCS_IN_FLIGHT 256U
+/* An expiry that could not be written (the log failed) is tried again after this. */
+#define LEASE_RETRY_USEC (1 * USEC_PER_SEC)
+#define LEASE_TIMER_ACCURACY_USEC (10 * USEC_PER_MSEC)
 
 typedef struct LatencySample {
         uint64_t when, usec;
@@ -47,6 +51,10 @@ struct KVState {
         Wal *wal;
         Pending *pending;
         Quota *quota;
+        Leases *leases;
+        sd_event_source *lease_timer;
+        uint64_t max_leases, max_lease_keys;
+        uint64_t floor_appended;        /* the deletion floor with the Deletes not durable yet */
         WalSyncMode sync_mode;
         char *sync_mode_string;
         uint64_t snapshot_log_size;
@@ -77,6 +85,8 @@ struct KVState {
         void *put_done_userdata;
         kv_state_changed_t changed;
         void *changed_userdata;
+        kv_state_watch_t watch;
+        void *watch_userdata;
 };
 
 /* Records */
@@ -156,6 +166,7 @@ static int record_decode(uint32_t type, const uint8_t *p, size_t size, KeyRecord
 
 typedef struct Loader {
         Store *store;
+        KVState *state;
         Quota *quota;           /* charged as keys load, not in a walk of the store after */
         uint64_t records, bytes;
 } Loader;
@@ -168,6 +179,22 @@ static void load_count(uint64_t records, void *userdata) {
                 store_reserve(l->store, (size_t) MIN(records, (uint64_t) SIZE_MAX));
 }
 
+static int load_change(Loader *l, uint64_t seqnum, uint32_t type, const void *payload, size_t size);
+static int apply_set(KVState *k, const StoreFound *found, const void *key, size_t key_size, const void *value,
+                     size_t value_size, uint64_t version, uint32_t owner, uint64_t lease);
+static size_t state_n_leases(const KVState *k);
+
+/* Moves a loaded Put's key and bytes from its old owner's account to its writer's. */
+static int load_charge(Loader *l, bool existed, uint32_t old_owner, size_t old_size, const KeyRecord *rec) {
+        int r = 0;
+
+        if (existed)
+                r = quota_charge(l->quota, old_owner, -1, -(int64_t) (rec->key_size + old_size));
+        if (r >= 0)
+                r = quota_charge(l->quota, rec->owner, 1, (int64_t) (rec->key_size + rec->value_size));
+        return r;
+}
+
 static int load_record(uint64_t seqnum, uint32_t type, const void *payload, size_t size, void *userdata) {
         Loader *l = userdata;
         StoreFound found;
@@ -177,6 +204,8 @@ static int load_record(uint64_t seqnum, uint32_t type, const void *payload, size
         bool existed;
         int r;
 
+        if (type > KV_RECORD_SET_OWNED && type < RECORD_TYPE_RESERVED)
+                return load_change(l, seqnum, type, payload, size);
         if (record_decode(type, payload, size, &rec) < 0)
                 return log_error_errno(EBADMSG, "Record %" PRIu64 ": unknown type %" PRIu32 ", or bad size %zu, "
                                        "key size or version.", seqnum, type, size);
@@ -187,15 +216,15 @@ static int load_record(uint64_t seqnum, uint32_t type, const void *payload, size
                 return 0;
         r = store_find(l->store, rec.key, rec.key_size, &found, &old_size, NULL, &old_owner);
         existed = r >= 0;
-        if (r >= 0 || r == -ENOENT)
+        /* A Put without a lease detaches its key from the one it had. */
+        if ((r >= 0 || r == -ENOENT) && state_n_leases(l->state) > 0)
+                r = apply_set(l->state, &found, rec.key, rec.key_size, rec.value, rec.value_size, rec.version,
+                              rec.owner, 0);
+        else if (r >= 0 || r == -ENOENT)
                 r = store_set_found(l->store, &found, rec.key, rec.key_size, rec.value, rec.value_size, rec.version,
                                     rec.owner);
-        if (r >= 0 && l->quota) {
-                if (existed)
-                        r = quota_charge(l->quota, old_owner, -1, -(int64_t) (rec.key_size + old_size));
-                if (r >= 0)
-                        r = quota_charge(l->quota, rec.owner, 1, (int64_t) (rec.key_size + rec.value_size));
-        }
+        if (r >= 0 && l->quota)
+                r = load_charge(l, existed, old_owner, old_size, &rec);
         if (r < 0)
                 return log_error_errno(r, "Failed to load record %" PRIu64 ": %m", seqnum);
         return 0;
@@ -209,7 +238,15 @@ typedef struct SnapshotContext {
         SnapshotWriter *sw;
         uint8_t *buf;
         size_t allocated;
+        uint64_t floor;
 } SnapshotContext;
+
+static uint64_t key_lease(KVState *k, const PendingPut *pp, const void *key, size_t key_size);
+static bool lease_is_ending(KVState *k, uint64_t lease);
+static int snapshot_add_leased(SnapshotContext *c, const void *key, size_t key_size, const void *value,
+                               size_t value_size, uint64_t version, uint32_t owner, uint64_t lease);
+static int snapshot_write_leases(SnapshotContext *c);
+static int snapshot_write_floor(SnapshotContext *c);
 
 static int snapshot_add(SnapshotContext *c, const void *key, size_t key_size, const void *value, size_t value_size,
                         uint64_t version, uint32_t owner) {
@@ -223,6 +260,16 @@ static int snapshot_add(SnapshotContext *c, const void *key, size_t key_size, co
 }
 
 static int snapshot_pending_add(SnapshotContext *c, const PendingPut *pp) {
+        /* A Delete, or a key whose lease ends with a Revoke written: not in the snapshot. */
+        if (pp->kind == PENDING_DELETE)
+                return 0;
+        if (lease_is_ending(c->k, pp->lease)) {
+                c->floor = MAX(c->floor, pp->version + 1);
+                return 0;
+        }
+        if (pp->lease != 0)
+                return snapshot_add_leased(c, pending_key(pp), pp->key_size, pending_value(pp), pp->value_size,
+                                           pp->version, pp->quota.uid, pp->lease);
         return snapshot_add(c, pending_key(pp), pp->key_size, pending_value(pp), pp->value_size, pp->version,
                             pp->quota.uid);
 }
@@ -231,10 +278,18 @@ static int snapshot_store_entry(const void *key, size_t key_size, const void *va
                                 uint64_t version, uint32_t owner, void *userdata) {
         SnapshotContext *c = userdata;
         const PendingPut *pp = pending_find(c->k->pending, key, key_size);
+        uint64_t lease;
 
         if (pp)
                 return snapshot_pending_add(c, pp);
-        return snapshot_add(c, key, key_size, value, value_size, version, owner);
+        lease = key_lease(c->k, NULL, key, key_size);
+        if (lease == 0)
+                return snapshot_add(c, key, key_size, value, value_size, version, owner);
+        if (lease_is_ending(c->k, lease)) {
+                c->floor = MAX(c->floor, version + 1);
+                return 0;
+        }
+        return snapshot_add_leased(c, key, key_size, value, value_size, version, owner, lease);
 }
 
 static int snapshot_pending_entry(const PendingPut *pp, void *userdata) {
@@ -250,9 +305,14 @@ static int snapshot_write_state(SnapshotWriter *sw, void *userdata) {
         SnapshotContext c = { .k = userdata, .sw = sw };
         int r;
 
-        r = store_foreach(c.k->store, snapshot_store_entry, &c);
+        /* Leases first: the keys that name them follow. */
+        r = snapshot_write_leases(&c);
+        if (r >= 0)
+                r = store_foreach(c.k->store, snapshot_store_entry, &c);
         if (r >= 0)
                 r = pending_foreach_newest(c.k->pending, snapshot_pending_entry, &c);
+        if (r >= 0)
+                r = snapshot_write_floor(&c);
         free(c.buf);
         return r;
 }
@@ -266,9 +326,11 @@ static void notify_changed(KVState *k) {
 
 static void answer(KVState *k, PendingPut *pp, int result) {
         if (pp->waiter && k->put_done)
-                k->put_done(pp->waiter, result, k->put_done_userdata);
+                k->put_done(pp->waiter, result, pp, k->put_done_userdata);
         free(pp);
 }
+
+static int apply_pending(KVState *k, const PendingPut *pp);
 
 /* Applies and answers the waiting Puts whose records are durable. */
 static void answer_durable(KVState *k, uint64_t durable) {
@@ -277,9 +339,8 @@ static void answer_durable(KVState *k, uint64_t durable) {
         while ((pp = pending_pop(k->pending, durable))) {
                 int r = pp->result;
 
-                if (pp->version > 0) {
-                        r = store_set(k->store, pending_key(pp), pp->key_size, pending_value(pp), pp->value_size,
-                                      pp->version, pp->quota.uid);
+                if (pp->kind != PENDING_ANSWER && pp->kind != PENDING_GRANT) {
+                        r = apply_pending(k, pp);
                         if (r < 0) {
                                 /* Durable but not in memory: only a restart, which replays it, makes
                                  * the two agree again. The Put is answered by a closed connection. */
@@ -291,6 +352,8 @@ static void answer_durable(KVState *k, uint64_t durable) {
         }
 }
 
+static void undo_pending(KVState *k, const PendingPut *pp);
+
 /* The log failed: the Puts still waiting were not made durable. Once the log has cut
  * their records from its files, so that no replay can bring them back, they are answered
  * with the error and dropped from the overlay, so nothing of them stays visible. Until
@@ -301,10 +364,10 @@ static void fail_pending(KVState *k, int error) {
         if (k->sync_mode == WAL_SYNC_ALWAYS && !wal_undurable_cut(k->wal))
                 return;
         while ((pp = pending_pop_any(k->pending))) {
-                if (pp->version > 0)
-                        quota_move(k->quota, &pp->quota, true);
+                undo_pending(k, pp);
                 answer(k, pp, error);
         }
+        k->floor_appended = store_floor(k->store);
 }
 
 static void record_sync_latency(KVState *k, uint64_t durable) {
@@ -534,11 +597,13 @@ static int on_commit(sd_event_source *s, void *userdata) {
 
 /* Puts */
 
-static int check_version(bool exists, uint64_t current, uint64_t version, uint64_t *ret_new) {
+static int check_version(bool exists, uint64_t current, uint64_t version, uint64_t floor, uint64_t *ret_new) {
         if (!exists) {
                 if (version != 0)
                         return -ENOENT;
-                *ret_new = 1;
+                if (floor == UINT64_MAX)
+                        return -EOVERFLOW;
+                *ret_new = floor + 1;
                 return 0;
         }
         if (current != version)
@@ -559,6 +624,11 @@ static bool put_lookup(KVState *k, const void *key, size_t key_size, PendingPut 
 
         if (k->sync_mode == WAL_SYNC_ALWAYS)
                 newest = pending_find(k->pending, key, key_size);
+        if (newest && newest->kind == PENDING_DELETE) {
+                *ret_newest = newest;
+                move->old_bytes = 0;
+                return false;
+        }
         if (newest) {
                 move->existed = true;
                 move->old_uid = newest->quota.uid;
@@ -573,8 +643,8 @@ static bool put_lookup(KVState *k, const void *key, size_t key_size, PendingPut 
 
 /* A logged Put: waits for its sync in the overlay, or is applied at once. */
 static int put_logged(KVState *k, const void *key, size_t key_size, const void *value, size_t value_size,
-                      uint64_t version, uint64_t seqnum, const QuotaMove *move, const StoreFound *found,
-                      void *waiter, PendingPut **ret_pending) {
+                      uint64_t version, uint64_t lease, uint64_t seqnum, const QuotaMove *move,
+                      const StoreFound *found, void *waiter, PendingPut **ret_pending) {
         int r;
 
         if (k->sync_mode == WAL_SYNC_ALWAYS) {
@@ -588,11 +658,12 @@ static int put_logged(KVState *k, const void *key, size_t key_size, const void *
                         return r;
                 }
                 (*ret_pending)->quota = *move;
+                (*ret_pending)->lease = lease;
                 quota_move(k->quota, move, false);
                 return 1;
         }
 
-        r = store_set_found(k->store, found, key, key_size, value, value_size, version, move->uid);
+        r = apply_set(k, found, key, key_size, value, value_size, version, move->uid, lease);
         if (r < 0) {
                 /* Logged but not in memory: a restart, which replays it, makes them agree. */
                 log_error_errno(r, "Failed to apply a logged Put: %m. Exiting.");
@@ -603,14 +674,19 @@ static int put_logged(KVState *k, const void *key, size_t key_size, const void *
         return 0;
 }
 
+static bool key_view(KVState *k, const void *key, size_t key_size, PendingPut **ret_newest, uint64_t *ret_current,
+                     QuotaMove *move, StoreFound *ret_found, uint64_t *ret_floor, bool *ret_depends);
+static int record_add_lease(uint8_t **buf, size_t *allocated, uint64_t lease, size_t *size);
+
 int kv_state_put(KVState *k, const void *key, size_t key_size, const void *value, size_t value_size,
-                 uint64_t version, uint32_t uid, void *waiter, PendingPut **ret_pending) {
+                 uint64_t version, uint64_t lease, uint32_t uid, void *waiter, PendingPut **ret_pending) {
         QuotaMove move = { .uid = uid, .bytes = key_size + value_size };
-        uint64_t current = 0, new_version = 0, seqnum;
+        uint64_t current = 0, new_version = 0, seqnum, floor, lease_le = htole64(lease);
         uint8_t header[KV_RECORD_OWNED_HEADER];
         StoreFound found = {};
         PendingPut *newest;
-        bool exists;
+        Lease *l = NULL;
+        bool exists, depends;
         int r;
 
         assert(k);
@@ -618,13 +694,21 @@ int kv_state_put(KVState *k, const void *key, size_t key_size, const void *value
 
         if (key_size > STORE_SIZE_MAX || value_size > STORE_SIZE_MAX)
                 return -E2BIG;
+        if (lease != 0) {
+                l = leases_get(k->leases, lease);
+                if (!l || l->ending || (uid != 0 && l->uid != uid))
+                        return -ENXIO;
+        }
 
-        exists = put_lookup(k, key, key_size, &newest, &current, &move, &found);
+        exists = key_view(k, key, key_size, &newest, &current, &move, &found, &floor, &depends);
 
         /* A check that fails writes nothing, and needs no log: answered also when degraded. */
-        r = check_version(exists, current, version, &new_version);
+        r = check_version(exists, current, version, floor, &new_version);
+        if (r >= 0 && l && k->max_lease_keys > 0 && l->n_keys >= k->max_lease_keys &&
+            !lease_has_key(l, key, key_size))
+                return -EXFULL;
         if (r < 0) {
-                if (!newest || r == -EOVERFLOW)
+                if (!depends || r == -EOVERFLOW)
                         return r;
                 /* It saw a Put that a crash may still take back: answered once that is durable. */
                 r = pending_add_answer(k->pending, r, wal_last_seqnum(k->wal), waiter, ret_pending);
@@ -647,14 +731,16 @@ int kv_state_put(KVState *k, const void *key, size_t key_size, const void *value
         if (record_too_big(key_size, value_size))
                 return -E2BIG;
 
-        /* Encoded straight into the log's buffer, without a copy of the record first. */
+        /* Encoded straight into the log's buffer, without a copy of the record first; a
+         * Put with a lease has it after the value (KV_RECORD_SET_LEASED). */
         record_encode_header(header, key_size, new_version, uid);
-        r = wal_appendv(k->wal, KV_RECORD_SET_OWNED,
+        r = wal_appendv(k->wal, lease != 0 ? KV_RECORD_SET_LEASED : KV_RECORD_SET_OWNED,
                         (const struct iovec[]) {
                                 { .iov_base = header, .iov_len = sizeof(header) },
                                 { .iov_base = (void *) key, .iov_len = key_size },
                                 { .iov_base = (void *) value, .iov_len = value_size },
-                        }, 3, &seqnum);
+                                { .iov_base = &lease_le, .iov_len = sizeof(lease_le) },
+                        }, lease != 0 ? 4 : 3, &seqnum);
         if (r == -ENOMEM)
                 return r;
         if (r == -EMSGSIZE)
@@ -663,7 +749,7 @@ int kv_state_put(KVState *k, const void *key, size_t key_size, const void *value
                 state_process(k);
                 return r;
         }
-        return put_logged(k, key, key_size, value, value_size, new_version, seqnum, &move, &found, waiter,
+        return put_logged(k, key, key_size, value, value_size, new_version, lease, seqnum, &move, &found, waiter,
                           ret_pending);
 }
 
@@ -693,7 +779,7 @@ void kv_state_flush(KVState *k) {
 /* Locks the directory, loads the newest snapshot into the store and replays the log
  * after it. */
 static int kv_state_load(KVState *k, const KVStateOptions *opts, uint64_t *ret_after) {
-        Loader loader = { .store = k->store, .quota = k->quota };
+        Loader loader = { .store = k->store, .state = k, .quota = k->quota };
         uint64_t after = 0;
         pid_t holder;
         int r;
@@ -741,6 +827,8 @@ static int block_sigchld(void) {
         return -pthread_sigmask(SIG_BLOCK, &mask, NULL);
 }
 
+static void lease_timer_update(KVState *k);
+
 int kv_state_open(sd_event *event, Store *store, const KVStateOptions *opts, KVState **ret) {
         _cleanup_(kv_state_freep) KVState *k = NULL;
         uint64_t after = 0, started = now_usec();
@@ -772,9 +860,13 @@ int kv_state_open(sd_event *event, Store *store, const KVStateOptions *opts, KVS
         if (r < 0)
                 return log_oom();
 
+        k->max_leases = opts->max_leases;
+        k->max_lease_keys = opts->max_lease_keys;
         r = pending_new(&k->pending);
         if (r >= 0)
                 r = quota_new(&opts->quota, &k->quota);
+        if (r >= 0)
+                r = leases_new(&k->leases);
         if (r < 0)
                 return log_error_errno(r, "Failed to allocate: %m");
 
@@ -782,6 +874,8 @@ int kv_state_open(sd_event *event, Store *store, const KVStateOptions *opts, KVS
         if (r < 0)
                 return r;
         k->committed = wal_last_seqnum(k->wal);
+        k->floor_appended = store_floor(store);
+        lease_timer_update(k);
 
         r = sd_event_add_io(event, &k->wal_source, wal_get_event_fd(k->wal), EPOLLIN, on_wal_event, k);
         if (r < 0)
@@ -792,9 +886,9 @@ int kv_state_open(sd_event *event, Store *store, const KVStateOptions *opts, KVS
         if (r < 0)
                 return log_error_errno(r, "Failed to add the commit source: %m");
 
-        log_info("Loaded %zu keys from %s (snapshot of record %" PRIu64 ", %" PRIu64 " log records) in %" PRIu64
+        log_info("Loaded %zu keys and %zu leases from %s (snapshot of record %" PRIu64 ", %" PRIu64 " log records) in %" PRIu64
                  " ms; sync mode %s.",
-                 store_n_keys(store), state_dir_path(k->dir), after, wal_last_seqnum(k->wal) - after,
+                 store_n_keys(store), leases_size(k->leases), state_dir_path(k->dir), after, wal_last_seqnum(k->wal) - after,
                  (now_usec() - started) / USEC_PER_MSEC, k->sync_mode_string);
 
         *ret = TAKE_PTR(k);
@@ -808,8 +902,10 @@ KVState *kv_state_free(KVState *k) {
         sd_event_source_disable_unref(k->repair_source);
         sd_event_source_disable_unref(k->wal_source);
         sd_event_source_disable_unref(k->commit_source);
+        sd_event_source_disable_unref(k->lease_timer);
         wal_free(k->wal);
         pending_free(k->pending);
+        leases_free(k->leases);
         quota_free(k->quota);
         state_dir_free(k->dir);
         sd_event_unref(k->event);
@@ -886,6 +982,600 @@ uint64_t kv_state_sync_latency_p99(KVState *k) {
                 return 0;
         qsort(v, n, sizeof(uint64_t), cmp_u64);
         return v[(n * 99 + 99) / 100 - 1];
+}
+
+/* Deletes, leases and the changes watchers see. Every change of the store goes through
+ * apply_set(), apply_delete() and apply_revoke(), which keep the leases' key lists and
+ * tell the watch handler; the records they come from are encoded and loaded here too. */
+
+static void tell_watchers(KVState *k, const void *key, size_t key_size, const void *value, size_t value_size,
+                          uint64_t version, bool deleted, uint64_t lease) {
+        if (k->watch)
+                k->watch(key, key_size, value, value_size, version, deleted, lease, k->watch_userdata);
+}
+
+/* found: where store_find() found the key, or NULL. */
+static int apply_set(KVState *k, const StoreFound *found, const void *key, size_t key_size, const void *value,
+                     size_t value_size, uint64_t version, uint32_t owner, uint64_t lease) {
+        uint64_t old = 0;
+        Lease *l;
+        int r;
+
+        /* Without leases no key has one: a Put costs no lookup more. */
+        if (leases_size(k->leases) > 0)
+                (void) store_get_lease(k->store, key, key_size, &old);
+        if (found)
+                r = store_set_found(k->store, found, key, key_size, value, value_size, version, owner);
+        else
+                r = store_set(k->store, key, key_size, value, value_size, version, owner);
+        if (r < 0)
+                return r;
+        if (old != lease) {
+                if (old != 0 && (l = leases_get(k->leases, old)))
+                        lease_detach(l, key, key_size);
+                /* A lease a replayed record names is there: its Grant came first. */
+                l = lease != 0 ? leases_get(k->leases, lease) : NULL;
+                if (!l)
+                        lease = 0;
+                else {
+                        r = lease_attach(l, key, key_size);
+                        if (r < 0)
+                                return r;
+                }
+                (void) store_set_lease(k->store, key, key_size, lease);
+        }
+        /* value is the caller's (a request, a waiting Put, a record), never the store's. */
+        tell_watchers(k, key, key_size, value, value_size, version, false, lease);
+        return 0;
+}
+
+/* Removes key, deleted at deletion_version; with charge, also from its writer's quota
+ * (a Delete was charged when written, a lease's keys only now). */
+static void apply_delete(KVState *k, const void *key, size_t key_size, uint64_t deletion_version, bool charge) {
+        const char *value;
+        size_t value_size;
+        uint64_t lease = 0;
+        uint32_t owner = 0;
+        Lease *l;
+
+        if (store_get(k->store, key, key_size, &value, &value_size, NULL) < 0) {
+                store_raise_floor(k->store, deletion_version);
+                return;
+        }
+        (void) store_get_lease(k->store, key, key_size, &lease);
+        (void) store_get_owner(k->store, key, key_size, &owner);
+        if (lease != 0 && (l = leases_get(k->leases, lease)))
+                lease_detach(l, key, key_size);
+        if (charge)
+                (void) quota_charge(k->quota, owner, -1, -(int64_t) (key_size + value_size));
+        (void) store_remove(k->store, key, key_size, deletion_version);
+        k->floor_appended = MAX(k->floor_appended, deletion_version);
+        tell_watchers(k, key, key_size, NULL, 0, deletion_version, true, lease);
+}
+
+/* Ends a lease: each of its keys is deleted at its version + 1. */
+static void apply_revoke(KVState *k, uint64_t id, bool charge) {
+        Lease *l = leases_get(k->leases, id);
+
+        if (!l)
+                return;
+        while (l->n_keys > 0) {
+                LeaseKey key = l->keys[--l->n_keys];
+                uint64_t version;
+
+                if (store_get(k->store, key.data, key.size, NULL, NULL, &version) >= 0 && version < UINT64_MAX)
+                        apply_delete(k, key.data, key.size, version + 1, charge);
+                free(key.data);
+        }
+        leases_remove(k->leases, l);
+}
+
+static int apply_pending(KVState *k, const PendingPut *pp) {
+        switch (pp->kind) {
+        case PENDING_PUT:
+                return apply_set(k, NULL, pending_key(pp), pp->key_size, pending_value(pp), pp->value_size, pp->version,
+                                 pp->quota.uid, pp->lease);
+        case PENDING_DELETE:
+                apply_delete(k, pending_key(pp), pp->key_size, pp->version, false);
+                return 0;
+        case PENDING_REVOKE:
+                apply_revoke(k, pp->lease, true);
+                lease_timer_update(k);
+                return 0;
+        default:
+                return 0;
+        }
+}
+
+/* The log failed and pp will never be durable: what it changed in memory goes back. */
+static void undo_pending(KVState *k, const PendingPut *pp) {
+        Lease *l;
+
+        switch (pp->kind) {
+        case PENDING_PUT:
+                quota_move(k->quota, &pp->quota, true);
+                break;
+        case PENDING_DELETE:
+                (void) quota_charge(k->quota, pp->quota.old_uid, 1, (int64_t) pp->quota.old_bytes);
+                break;
+        case PENDING_GRANT:
+                l = leases_get(k->leases, pp->lease);
+                if (l)
+                        leases_remove(k->leases, l);
+                lease_timer_update(k);
+                break;
+        case PENDING_REVOKE:
+                l = leases_get(k->leases, pp->lease);
+                if (l)
+                        leases_set_ending(k->leases, l, false, now_usec());
+                lease_timer_update(k);
+                break;
+        default:
+                break;
+        }
+}
+
+static bool lease_is_ending(KVState *k, uint64_t lease) {
+        Lease *l;
+
+        if (lease == 0)
+                return false;
+        l = leases_get(k->leases, lease);
+        return l && l->ending;
+}
+
+/* The lease a key has once everything written is applied: its newest waiting Put's, or the
+ * store's. */
+static uint64_t key_lease(KVState *k, const PendingPut *pp, const void *key, size_t key_size) {
+        uint64_t lease = 0;
+
+        if (pp)
+                return pp->kind == PENDING_PUT ? pp->lease : 0;
+        if (leases_size(k->leases) > 0)
+                (void) store_get_lease(k->store, key, key_size, &lease);
+        return lease;
+}
+
+/* A key as the next write sees it: put_lookup(), and a key whose lease ends with a Revoke
+ * not applied yet counts as deleted by it. *ret_floor is what a new key is created above,
+ * *ret_depends whether the answer depends on a change not durable yet. */
+static bool key_view(KVState *k, const void *key, size_t key_size, PendingPut **ret_newest, uint64_t *ret_current,
+                     QuotaMove *move, StoreFound *ret_found, uint64_t *ret_floor, bool *ret_depends) {
+        bool exists = put_lookup(k, key, key_size, ret_newest, ret_current, move, ret_found);
+
+        *ret_floor = MAX(k->floor_appended, store_floor(k->store));
+        *ret_depends = *ret_newest != NULL;
+        if (exists && lease_is_ending(k, key_lease(k, *ret_newest, key, key_size))) {
+                *ret_floor = MAX(*ret_floor, *ret_current + 1);
+                *ret_depends = true;
+                move->existed = false;
+                move->old_bytes = 0;
+                return false;
+        }
+        return exists;
+}
+
+/* KV_RECORD_SET_LEASED: a KV_RECORD_SET_OWNED payload, then the le64 lease. */
+static int record_add_lease(uint8_t **buf, size_t *allocated, uint64_t lease, size_t *size) {
+        uint64_t le = htole64(lease);
+
+        if (*size + 8 > RECORD_PAYLOAD_MAX)
+                return -E2BIG;
+        if (*size + 8 > *allocated) {
+                uint8_t *p = realloc(*buf, *size + 8);
+
+                if (!p)
+                        return -ENOMEM;
+                *buf = p;
+                *allocated = *size + 8;
+        }
+        memcpy(*buf + *size, &le, 8);
+        *size += 8;
+        return 0;
+}
+
+/* The small records: a Delete (le64 deletion version, the key), a Grant (le64 lease, le64
+ * ttl, le32 uid), a Revoke (le64 lease), a snapshot's floor (le64 floor, le64 next lease). */
+static int record_encode_u64s(uint8_t **buf, size_t *allocated, const uint64_t *v, size_t n, const void *tail,
+                              size_t tail_size, size_t *ret_size) {
+        size_t size = n * 8 + tail_size;
+
+        if (tail_size > RECORD_PAYLOAD_MAX - n * 8)
+                return -E2BIG;
+        if (size > *allocated) {
+                size_t a = MAX(size, (size_t) 4096);
+                uint8_t *p = realloc(*buf, a);
+
+                if (!p)
+                        return -ENOMEM;
+                *buf = p;
+                *allocated = a;
+        }
+        for (size_t i = 0; i < n; i++) {
+                uint64_t le = htole64(v[i]);
+
+                memcpy(*buf + i * 8, &le, 8);
+        }
+        if (tail_size > 0)
+                memcpy(*buf + n * 8, tail, tail_size);
+        *ret_size = size;
+        return 0;
+}
+
+static uint64_t record_u64(const uint8_t *p, size_t i) {
+        uint64_t le;
+
+        memcpy(&le, p + i * 8, 8);
+        return le64toh(le);
+}
+
+static int snapshot_add_leased(SnapshotContext *c, const void *key, size_t key_size, const void *value,
+                               size_t value_size, uint64_t version, uint32_t owner, uint64_t lease) {
+        size_t size;
+        int r;
+
+        r = record_encode(&c->buf, &c->allocated, key, key_size, value, value_size, version, owner, &size);
+        if (r >= 0)
+                r = record_add_lease(&c->buf, &c->allocated, lease, &size);
+        if (r < 0)
+                return r;
+        return snapshot_writer_add(c->sw, KV_RECORD_SET_LEASED, c->buf, size);
+}
+
+static int snapshot_lease(Lease *l, void *userdata) {
+        SnapshotContext *c = userdata;
+        size_t size;
+        int r;
+
+        if (l->ending)
+                return 0;
+        /* The uid rides in a u64 of its own: the record stays three aligned words. */
+        r = record_encode_u64s(&c->buf, &c->allocated, (const uint64_t[]) { l->id, l->ttl, l->uid }, 3, NULL, 0,
+                               &size);
+        if (r < 0)
+                return r;
+        return snapshot_writer_add(c->sw, KV_RECORD_LEASE_GRANT, c->buf, size);
+}
+
+static int snapshot_write_leases(SnapshotContext *c) {
+        return leases_foreach(c->k->leases, snapshot_lease, c);
+}
+
+static int snapshot_write_floor(SnapshotContext *c) {
+        size_t size;
+        int r;
+
+        c->floor = MAX(c->floor, MAX(c->k->floor_appended, store_floor(c->k->store)));
+        if (c->floor == 0 && leases_next_id(c->k->leases) == 1)
+                return 0; /* nothing was ever deleted or granted: as older snapshots */
+        r = record_encode_u64s(&c->buf, &c->allocated,
+                               (const uint64_t[]) { c->floor, leases_next_id(c->k->leases) }, 2, NULL, 0, &size);
+        if (r < 0)
+                return r;
+        return snapshot_writer_add(c->sw, KV_RECORD_FLOOR, c->buf, size);
+}
+
+static int load_change(Loader *l, uint64_t seqnum, uint32_t type, const void *payload, size_t size) {
+        const uint8_t *p = payload;
+        KVState *k = l->state;
+        KeyRecord rec;
+        int r = 0;
+
+        switch (type) {
+        case KV_RECORD_SET_LEASED:
+                if (size < 8 || record_decode(KV_RECORD_SET_OWNED, p, size - 8, &rec) < 0)
+                        goto bad;
+                if (l->store) {
+                        uint64_t lease = record_u64(p + size - 8, 0);
+                        size_t old_size = 0;
+                        uint32_t old_owner = 0;
+                        StoreFound found;
+                        bool existed;
+
+                        r = store_find(l->store, rec.key, rec.key_size, &found, &old_size, NULL, &old_owner);
+                        existed = r >= 0;
+                        r = apply_set(k, r >= 0 || r == -ENOENT ? &found : NULL, rec.key, rec.key_size, rec.value,
+                                      rec.value_size, rec.version, rec.owner, lease);
+                        if (r >= 0 && l->quota)
+                                r = load_charge(l, existed, old_owner, old_size, &rec);
+                }
+                break;
+        case KV_RECORD_DELETE:
+                if (size < 8 || record_u64(p, 0) == 0)
+                        goto bad;
+                /* Loaded keys are charged as they load: a deleted one is taken back. */
+                if (l->store)
+                        apply_delete(k, p + 8, size - 8, record_u64(p, 0), l->quota);
+                break;
+        case KV_RECORD_LEASE_GRANT:
+                if (size != 24 || record_u64(p, 0) == 0 || record_u64(p, 1) == 0 || record_u64(p, 1) > LEASE_TTL_MAX ||
+                    record_u64(p, 2) > UINT32_MAX)
+                        goto bad;
+                /* Every lease gets its full ttl from the start, as after a renewal. */
+                if (l->store)
+                        r = leases_add(k->leases, record_u64(p, 0), (uint32_t) record_u64(p, 2), record_u64(p, 1),
+                                       now_usec(), NULL);
+                if (r == -EEXIST)
+                        goto bad;
+                break;
+        case KV_RECORD_LEASE_REVOKE:
+                if (size != 8)
+                        goto bad;
+                if (l->store)
+                        apply_revoke(k, record_u64(p, 0), l->quota);
+                break;
+        case KV_RECORD_FLOOR:
+                if (size != 16)
+                        goto bad;
+                if (l->store) {
+                        store_raise_floor(l->store, record_u64(p, 0));
+                        leases_saw_id(k->leases, record_u64(p, 1) - 1);
+                }
+                break;
+        default:
+                goto bad;
+        }
+        if (r < 0)
+                return log_error_errno(r, "Failed to load record %" PRIu64 ": %m", seqnum);
+        l->records++;
+        l->bytes += RECORD_HEADER_SIZE + size;
+        return 0;
+
+bad:
+        return log_error_errno(EBADMSG, "Record %" PRIu64 ": bad record of type %" PRIu32 ", size %zu.", seqnum,
+                               type, size);
+}
+
+/* Appends a record of the small kinds; on a failed log processes the failure. */
+static int append_small(KVState *k, uint32_t type, const uint64_t *v, size_t n, const void *tail, size_t tail_size,
+                        uint64_t *ret_seqnum) {
+        uint64_t le[3];
+        int r;
+
+        assert(n <= ELEMENTSOF(le));
+        if (k->degraded < 0)
+                return k->degraded;
+        if (tail_size > RECORD_PAYLOAD_MAX - n * 8)
+                return -E2BIG;
+        for (size_t i = 0; i < n; i++)
+                le[i] = htole64(v[i]);
+        /* Encoded straight into the log's buffer, as a Put is. */
+        r = wal_appendv(k->wal, type,
+                        (const struct iovec[]) {
+                                { .iov_base = le, .iov_len = n * 8 },
+                                { .iov_base = (void *) tail, .iov_len = tail_size },
+                        }, tail_size > 0 ? 2 : 1, ret_seqnum);
+        if (r == -EMSGSIZE)
+                return -E2BIG;
+        if (r < 0 && r != -ENOMEM)
+                state_process(k);
+        return r;
+}
+
+/* Queues the answer to a logged change; failing that, exits, as put_logged() does. */
+static int wait_logged(KVState *k, PendingKind kind, uint64_t seqnum, void *waiter, PendingPut **ret_pending) {
+        int r;
+
+        r = pending_add_answer(k->pending, 0, seqnum, waiter, ret_pending);
+        if (r < 0) {
+                log_error_errno(r, "Failed to queue a logged change: %m. Exiting.");
+                (void) sd_event_exit(k->event, r);
+                return r;
+        }
+        (*ret_pending)->kind = kind;
+        return 1;
+}
+
+int kv_state_delete(KVState *k, const void *key, size_t key_size, uint64_t version, void *waiter,
+                    PendingPut **ret_pending) {
+        StoreFound found = {};
+        QuotaMove move = {};
+        uint64_t current = 0, floor, seqnum;
+        PendingPut *newest;
+        bool exists, depends;
+        int r = 0;
+
+        assert(k);
+        assert(ret_pending);
+
+        if (key_size > STORE_SIZE_MAX)
+                return -ENOENT;
+        exists = key_view(k, key, key_size, &newest, &current, &move, &found, &floor, &depends);
+        if (!exists)
+                r = -ENOENT;
+        else if (current != version)
+                r = -ESTALE;
+        else if (version == UINT64_MAX)
+                r = -EOVERFLOW;
+        if (r < 0) {
+                if (!depends || r == -EOVERFLOW)
+                        return r;
+                r = pending_add_answer(k->pending, r, wal_last_seqnum(k->wal), waiter, ret_pending);
+                return r < 0 ? r : 1;
+        }
+
+        r = append_small(k, KV_RECORD_DELETE, (const uint64_t[]) { version + 1 }, 1, key, key_size, &seqnum);
+        if (r < 0)
+                return r;
+        k->floor_appended = MAX(k->floor_appended, version + 1);
+        (void) quota_charge(k->quota, move.old_uid, -1, -(int64_t) move.old_bytes);
+
+        if (k->sync_mode != WAL_SYNC_ALWAYS) {
+                apply_delete(k, key, key_size, version + 1, false);
+                return 0;
+        }
+        r = pending_add_put(k->pending, key, key_size, NULL, 0, version + 1, seqnum, waiter, ret_pending);
+        if (r < 0) {
+                log_error_errno(r, "Failed to queue a logged Delete: %m. Exiting.");
+                (void) sd_event_exit(k->event, r);
+                return r;
+        }
+        (*ret_pending)->kind = PENDING_DELETE;
+        (*ret_pending)->quota = move;
+        return 1;
+}
+
+/* Leases */
+
+static int on_lease_timer(sd_event_source *s, uint64_t usec, void *userdata);
+
+static void lease_timer_update(KVState *k) {
+        Lease *l = leases_earliest(k->leases);
+        int r;
+
+        if (!l || l->deadline == UINT64_MAX) {
+                if (k->lease_timer)
+                        (void) sd_event_source_set_enabled(k->lease_timer, SD_EVENT_OFF);
+                return;
+        }
+        if (!k->lease_timer) {
+                r = sd_event_add_time(k->event, &k->lease_timer, CLOCK_MONOTONIC, l->deadline,
+                                      LEASE_TIMER_ACCURACY_USEC, on_lease_timer, k);
+                if (r < 0)
+                        log_error_errno(r, "Failed to add the lease timer, leases do not expire: %m");
+                return;
+        }
+        r = sd_event_source_set_time(k->lease_timer, l->deadline);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(k->lease_timer, SD_EVENT_ONESHOT);
+        if (r < 0)
+                log_error_errno(r, "Failed to set the lease timer, leases do not expire: %m");
+}
+
+/* Writes the end of a lease; its keys go once that is durable. */
+static int lease_end(KVState *k, Lease *l, void *waiter, PendingPut **ret_pending) {
+        uint64_t seqnum, id = l->id;
+        int r;
+
+        r = append_small(k, KV_RECORD_LEASE_REVOKE, &id, 1, NULL, 0, &seqnum);
+        if (r < 0)
+                return r;
+        if (k->sync_mode != WAL_SYNC_ALWAYS) {
+                apply_revoke(k, id, true);
+                lease_timer_update(k);
+                return 0;
+        }
+        leases_set_ending(k->leases, l, true, 0);
+        lease_timer_update(k);
+        r = wait_logged(k, PENDING_REVOKE, seqnum, waiter, ret_pending);
+        if (r > 0)
+                (*ret_pending)->lease = id;
+        return r;
+}
+
+static int on_lease_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        KVState *k = userdata;
+        uint64_t now = now_usec();
+        Lease *l;
+        int r;
+
+        while ((l = leases_earliest(k->leases)) && l->deadline <= now) {
+                PendingPut *pp;
+
+                log_debug("Lease %" PRIu64 " of uid %" PRIu32 " expired.", l->id, l->uid);
+                r = lease_end(k, l, NULL, &pp);
+                if (r < 0) {
+                        log_warning_errno(r, "Failed to write the end of expired lease %" PRIu64 ", trying again: %m",
+                                          l->id);
+                        leases_set_deadline(k->leases, l, now + LEASE_RETRY_USEC);
+                        break;
+                }
+        }
+        lease_timer_update(k);
+        return 0;
+}
+
+int kv_state_grant(KVState *k, uint64_t ttl, uint32_t uid, void *waiter, PendingPut **ret_pending,
+                   uint64_t *ret_lease) {
+        uint64_t id, seqnum;
+        int r;
+
+        assert(k);
+        assert(ret_pending);
+        assert(ret_lease);
+
+        if (ttl == 0 || ttl > LEASE_TTL_MAX)
+                return -EINVAL;
+        if (k->max_leases > 0 && leases_size(k->leases) >= k->max_leases)
+                return -EUSERS;
+        id = leases_next_id(k->leases);
+        if (id == UINT64_MAX)
+                return -EUSERS;
+
+        r = append_small(k, KV_RECORD_LEASE_GRANT, (const uint64_t[]) { id, ttl, uid }, 3, NULL, 0, &seqnum);
+        if (r < 0)
+                return r;
+        r = leases_add(k->leases, id, uid, ttl, now_usec(), NULL);
+        if (r < 0) {
+                log_error_errno(r, "Failed to add a logged lease: %m. Exiting.");
+                (void) sd_event_exit(k->event, r);
+                return r;
+        }
+        lease_timer_update(k);
+        *ret_lease = id;
+        if (k->sync_mode != WAL_SYNC_ALWAYS)
+                return 0;
+        r = wait_logged(k, PENDING_GRANT, seqnum, waiter, ret_pending);
+        if (r > 0) {
+                (*ret_pending)->lease = id;
+                (*ret_pending)->version = ttl;
+        }
+        return r;
+}
+
+static Lease *lease_of(KVState *k, uint64_t id, uint32_t uid) {
+        Lease *l = leases_get(k->leases, id);
+
+        if (!l || l->ending || (uid != 0 && l->uid != uid))
+                return NULL;
+        return l;
+}
+
+int kv_state_keepalive(KVState *k, uint64_t id, uint32_t uid, uint64_t *ret_ttl) {
+        Lease *l;
+
+        assert(k);
+        l = lease_of(k, id, uid);
+        if (!l)
+                return -ENXIO;
+        leases_renew(k->leases, l, now_usec());
+        lease_timer_update(k);
+        if (ret_ttl)
+                *ret_ttl = l->ttl;
+        return 0;
+}
+
+int kv_state_revoke(KVState *k, uint64_t id, uint32_t uid, void *waiter, PendingPut **ret_pending) {
+        Lease *l;
+
+        assert(k);
+        assert(ret_pending);
+        l = lease_of(k, id, uid);
+        if (!l)
+                return -ENXIO;
+        return lease_end(k, l, waiter, ret_pending);
+}
+
+bool kv_state_lease_exists(KVState *k, uint64_t id) {
+        return lease_of(k, id, 0);
+}
+
+size_t kv_state_n_leases(const KVState *k) {
+        return leases_size(k->leases);
+}
+
+static size_t state_n_leases(const KVState *k) {
+        return k ? leases_size(k->leases) : 0;
+}
+
+uint64_t kv_state_floor(const KVState *k) {
+        return store_floor(k->store);
+}
+
+void kv_state_set_watch_handler(KVState *k, kv_state_watch_t cb, void *userdata) {
+        assert(k);
+        k->watch = cb;
+        k->watch_userdata = userdata;
 }
 
 /* --check and --repair */

@@ -36,13 +36,23 @@ typedef struct KVStateOptions {
         uint64_t sync_interval_usec;    /* WAL_SYNC_INTERVAL */
         uint64_t snapshot_log_size;     /* a snapshot starts when the log holds this many bytes */
         QuotaLimits quota;              /* per uid */
+        uint64_t max_leases;            /* 0: no bound */
+        uint64_t max_lease_keys;        /* per lease; 0: no bound */
 } KVStateOptions;
 
 #define KV_STATE_DEFAULT_SNAPSHOT_LOG_SIZE (64U << 20)
+#define KV_STATE_DEFAULT_MAX_LEASES 65536U
+#define KV_STATE_DEFAULT_MAX_LEASE_KEYS 1024U
 
-/* A deferred Put is answered: result 0 (applied), -ESTALE, -ENOENT, or a storage error
- * (-EIO, -ENOSPC, ...: not applied). */
-typedef void (*kv_state_put_done_t)(void *waiter, int result, void *userdata);
+/* A deferred Put, Delete, Grant or Revoke is answered: result 0 (applied), -ESTALE, -ENOENT,
+ * or a storage error (-EIO, -ENOSPC, ...: not applied). pp->kind says which (a deferred
+ * check of a Put or Delete is PENDING_ANSWER); a Grant's lease is pp->lease, its ttl
+ * pp->version. */
+typedef void (*kv_state_put_done_t)(void *waiter, int result, const PendingPut *pp, void *userdata);
+/* A change of a key was applied (durable, in the store): its new value and version, or its
+ * deletion at version; lease 0: none. value is valid during the call only. */
+typedef void (*kv_state_watch_t)(const void *key, size_t key_size, const void *value, size_t value_size,
+                                 uint64_t version, bool deleted, uint64_t lease, void *userdata);
 /* Degraded, snapshot times or sizes changed. */
 typedef void (*kv_state_changed_t)(KVState *k, void *userdata);
 
@@ -55,14 +65,36 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(KVState *, kv_state_free);
 
 void kv_state_set_put_done(KVState *k, kv_state_put_done_t cb, void *userdata);
 void kv_state_set_change_handler(KVState *k, kv_state_changed_t cb, void *userdata);
+void kv_state_set_watch_handler(KVState *k, kv_state_watch_t cb, void *userdata);
 
 /* The conditional write of store_put(), made durable, by uid (charged for the key, see
- * quota.h). Returns 0 when applied (answer now), 1 when the answer is deferred
- * (*ret_pending is then the entry: pass it to kv_state_forget() if the waiter goes away
- * first), -ESTALE, -ENOENT, -EOVERFLOW, -E2BIG, -EDQUOT (over uid's quota: nothing was
- * written), -ENOMEM, or a storage error (degraded: nothing was written). */
+ * quota.h), attaching the key to lease (0: none; a Put without one detaches it). Returns 0
+ * when applied (answer now), 1 when the answer is deferred (*ret_pending is then the entry:
+ * pass it to kv_state_forget() if the waiter goes away first), -ESTALE, -ENOENT, -EOVERFLOW,
+ * -E2BIG, -EDQUOT (over uid's quota: nothing was written), -ENXIO (no such lease of uid's,
+ * or it is ending), -EXFULL (the lease has max_lease_keys), -ENOMEM, or a storage error
+ * (degraded: nothing was written). */
 int kv_state_put(KVState *k, const void *key, size_t key_size, const void *value, size_t value_size,
-                 uint64_t version, uint32_t uid, void *waiter, PendingPut **ret_pending);
+                 uint64_t version, uint64_t lease, uint32_t uid, void *waiter, PendingPut **ret_pending);
+/* The conditional delete of store_delete(), made durable; returns as kv_state_put(). Any uid
+ * may delete a key, as any may write it. */
+int kv_state_delete(KVState *k, const void *key, size_t key_size, uint64_t version, void *waiter,
+                    PendingPut **ret_pending);
+
+/* Leases (lease.h), of uid: only uid or root may renew or revoke one. Grant returns 0 or 1
+ * (deferred) as kv_state_put() with the lease's id in *ret_lease, -EINVAL for a ttl (s)
+ * outside 1..LEASE_TTL_MAX, -EUSERS at max_leases, or a storage error. KeepAlive renews
+ * the lease for its ttl (*ret_ttl) and needs no log: after a restart every lease has its
+ * full ttl anyway. Revoke ends the lease and deletes its keys, 0 or 1 as Put. Both: -ENXIO
+ * for no such lease of uid's. An expired lease ends as if revoked. */
+int kv_state_grant(KVState *k, uint64_t ttl, uint32_t uid, void *waiter, PendingPut **ret_pending,
+                   uint64_t *ret_lease);
+int kv_state_keepalive(KVState *k, uint64_t lease, uint32_t uid, uint64_t *ret_ttl);
+int kv_state_revoke(KVState *k, uint64_t lease, uint32_t uid, void *waiter, PendingPut **ret_pending);
+bool kv_state_lease_exists(KVState *k, uint64_t lease);
+size_t kv_state_n_leases(const KVState *k);
+/* The highest version at which a key was deleted (applied), 0 if none ever was. */
+uint64_t kv_state_floor(const KVState *k);
 void kv_state_forget(KVState *k, PendingPut *pp);
 
 /* Starts a snapshot unless one is running. 0, or a negative errno. */
@@ -94,3 +126,13 @@ int kv_state_check(const char *path, bool repair);
  * root's. */
 #define KV_RECORD_SET 1U
 #define KV_RECORD_SET_OWNED 2U
+/* Format version 3 adds: a Put with a lease (the KV_RECORD_SET_OWNED payload, then le64
+ * lease), a Delete (le64 deletion version, the key), a Grant (le64 lease, le64 ttl in
+ * seconds, le64 uid), a Revoke or expiry, which deletes the lease's keys (le64 lease), and
+ * in snapshots, after the keys, the deletion floor (le64 floor, le64 next lease id). A
+ * snapshot has a Grant for every lease before the keys. */
+#define KV_RECORD_SET_LEASED 3U
+#define KV_RECORD_DELETE 4U
+#define KV_RECORD_LEASE_GRANT 5U
+#define KV_RECORD_LEASE_REVOKE 6U
+#define KV_RECORD_FLOOR 7U

@@ -30,6 +30,8 @@ static KVStateOptions arg_state = {
         .sync_mode = WAL_SYNC_ALWAYS,
         .snapshot_log_size = KV_STATE_DEFAULT_SNAPSHOT_LOG_SIZE,
         .quota = { .keys = QUOTA_DEFAULT_KEYS, .bytes = QUOTA_DEFAULT_BYTES },
+        .max_leases = KV_STATE_DEFAULT_MAX_LEASES,
+        .max_lease_keys = KV_STATE_DEFAULT_MAX_LEASE_KEYS,
 };
 static enum {
         ACTION_SERVE,
@@ -40,6 +42,8 @@ static KVLimits arg_limits = {
         .max_key_size = KV_DEFAULT_MAX_KEY_SIZE,
         .max_value_size = KV_DEFAULT_MAX_VALUE_SIZE,
         .max_message_size = 0,
+        .max_watchers = KV_DEFAULT_MAX_WATCHERS,
+        .max_watch_queue = KV_DEFAULT_MAX_WATCH_QUEUE,
         .server = VARLINK_SERVER_LIMITS_DEFAULT,
 };
 
@@ -83,6 +87,11 @@ static void help(void) {
                "                             each last (default %u; 0: no bound; root is exempt)\n"
                "     --quota-bytes=BYTES     Most bytes of keys and values a uid may hold (default\n"
                "                             %lluM; 0: no bound)\n"
+               "     --max-watchers=N        Most Watch calls open at once (default %u; 0: no bound)\n"
+               "     --max-watch-queue=BYTES Most bytes of changes queued for a watcher that does\n"
+               "                             not read them before it gets WatchOverflow (default %uM)\n"
+               "     --max-leases=N          Most leases at once (default %u; 0: no bound)\n"
+               "     --max-lease-keys=N      Most keys attached to one lease (default %u; 0: no bound)\n"
                "     --check                 Report damage in the state directory and exit: 0 if\n"
                "                             the server can start from it, 1 if not\n"
                "     --repair                Cut the log at its first damage, keeping the cut bytes\n"
@@ -95,7 +104,9 @@ static void help(void) {
                 KV_DEFAULT_MAX_VALUE_SIZE, VARLINK_DEFAULT_MAX_MESSAGE, VARLINK_DEFAULT_MAX_CONNECTIONS,
                 NOFILE_RESERVE, VARLINK_DEFAULT_MAX_INPUT >> 20, (unsigned long long) (VARLINK_DEFAULT_IDLE_TIMEOUT / USEC_PER_SEC),
                 (unsigned long long) (VARLINK_DEFAULT_MESSAGE_TIMEOUT / USEC_PER_SEC),
-                KV_STATE_DEFAULT_SNAPSHOT_LOG_SIZE >> 20, QUOTA_DEFAULT_KEYS, QUOTA_DEFAULT_BYTES >> 20);
+                KV_STATE_DEFAULT_SNAPSHOT_LOG_SIZE >> 20, QUOTA_DEFAULT_KEYS, QUOTA_DEFAULT_BYTES >> 20,
+                KV_DEFAULT_MAX_WATCHERS, KV_DEFAULT_MAX_WATCH_QUEUE >> 20, KV_STATE_DEFAULT_MAX_LEASES,
+                KV_STATE_DEFAULT_MAX_LEASE_KEYS);
 }
 
 /* $STATE_DIRECTORY (the first of its paths), else $XDG_STATE_HOME/mrkv/kv, else
@@ -141,6 +152,10 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_SNAPSHOT_LOG_SIZE,
                 ARG_QUOTA_KEYS,
                 ARG_QUOTA_BYTES,
+                ARG_MAX_WATCHERS,
+                ARG_MAX_WATCH_QUEUE,
+                ARG_MAX_LEASES,
+                ARG_MAX_LEASE_KEYS,
                 ARG_CHECK,
                 ARG_REPAIR,
         };
@@ -159,6 +174,10 @@ static int parse_argv(int argc, char *argv[]) {
                 { "snapshot-log-size", required_argument, NULL, ARG_SNAPSHOT_LOG_SIZE },
                 { "quota-keys", required_argument, NULL, ARG_QUOTA_KEYS },
                 { "quota-bytes", required_argument, NULL, ARG_QUOTA_BYTES },
+                { "max-watchers", required_argument, NULL, ARG_MAX_WATCHERS },
+                { "max-watch-queue", required_argument, NULL, ARG_MAX_WATCH_QUEUE },
+                { "max-leases", required_argument, NULL, ARG_MAX_LEASES },
+                { "max-lease-keys", required_argument, NULL, ARG_MAX_LEASE_KEYS },
                 { "check", no_argument, NULL, ARG_CHECK },
                 { "repair", no_argument, NULL, ARG_REPAIR },
                 {},
@@ -231,6 +250,29 @@ static int parse_argv(int argc, char *argv[]) {
                                 return -EINVAL;
                         }
                         break;
+                case ARG_MAX_WATCHERS:
+                case ARG_MAX_WATCH_QUEUE:
+                        r = parse_size(optarg, SIZE_OPTION_MAX, &v);
+                        if (r < 0) {
+                                log_error("Invalid value for --%s: %s",
+                                          c == ARG_MAX_WATCHERS ? "max-watchers" : "max-watch-queue", optarg);
+                                return -EINVAL;
+                        }
+                        if (c == ARG_MAX_WATCHERS)
+                                arg_limits.max_watchers = v;
+                        else
+                                arg_limits.max_watch_queue = v;
+                        break;
+                case ARG_MAX_LEASES:
+                case ARG_MAX_LEASE_KEYS:
+                        r = parse_size(optarg, UINT64_MAX,
+                                       c == ARG_MAX_LEASES ? &arg_state.max_leases : &arg_state.max_lease_keys);
+                        if (r < 0) {
+                                log_error("Invalid value for --%s: %s",
+                                          c == ARG_MAX_LEASES ? "max-leases" : "max-lease-keys", optarg);
+                                return -EINVAL;
+                        }
+                        break;
                 case ARG_CHECK:
                         arg_action = ACTION_CHECK;
                         break;
@@ -258,6 +300,8 @@ static int parse_argv(int argc, char *argv[]) {
                         return log_error_errno(r, "Failed to determine the state directory: %m");
         }
         arg_state.directory = arg_state_directory;
+        arg_limits.max_leases = arg_state.max_leases;
+        arg_limits.max_lease_keys = arg_state.max_lease_keys;
 
         if (!address) {
                 r = address_default(MRKV_KV_ADDRESS_ENV, MRKV_KV_SOCKET, &default_address);

@@ -177,6 +177,7 @@ int pending_add_answer(Pending *p, int result, uint64_t seqnum, void *waiter, Pe
                 .waiter = waiter,
                 .seqnum = seqnum,
                 .result = result,
+                .kind = PENDING_ANSWER,
         };
         queue_append(p, pp);
         if (ret)

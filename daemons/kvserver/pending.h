@@ -14,6 +14,16 @@
  * may also be a deferred answer that writes nothing: a version check that depended on a
  * Put still waiting, answered only once what it saw is durable. */
 
+/* What an entry does once durable. A Delete is in the index as the newest state of its
+ * key (deleted); Grant and Revoke are answers that wait for their record. */
+typedef enum PendingKind {
+        PENDING_PUT,            /* store the value */
+        PENDING_ANSWER,         /* answer result, nothing to apply */
+        PENDING_DELETE,         /* remove the key, deleted at version */
+        PENDING_GRANT,          /* answer a Grant of lease (ttl in version) */
+        PENDING_REVOKE,         /* end lease, deleting its keys */
+} PendingKind;
+
 typedef struct PendingPut {
         struct PendingPut *queue_next;
         struct PendingPut *index_next;
@@ -22,6 +32,8 @@ typedef struct PendingPut {
         uint64_t version;       /* the version the Put creates; 0 for a deferred answer */
         int result;             /* a deferred answer: -ESTALE or -ENOENT */
         QuotaMove quota;        /* of the Put; quota.uid is its writer */
+        uint64_t lease;         /* the lease a Put attaches, or the lease of Grant and Revoke */
+        PendingKind kind;
         bool indexed;
         uint32_t hash;
         uint32_t key_size;

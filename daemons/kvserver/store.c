@@ -7,6 +7,7 @@
 #include <sys/random.h>
 
 #include "macro.h"
+#include "order.h"
 #include "siphash.h"
 #include "store.h"
 
@@ -20,6 +21,7 @@ typedef struct Entry {
         uint32_t key_size;
         uint32_t value_size;
         uint32_t owner; /* the uid that wrote it last, for quotas */
+        uint64_t lease; /* 0: none */
         char data[];
 } Entry;
 
@@ -31,6 +33,8 @@ struct Store {
         uint64_t generation;    /* counts the changes of links (inserts, moved entries, resizes;
                                  * anything that unlinks an entry too): a StoreFound of an
                                  * older one looks again */
+        uint64_t floor; /* the highest deletion version */
+        KeyOrder *order; /* built by the first List, kept from then on; NULL before */
         uint8_t hash_key[16];
 };
 
@@ -78,6 +82,7 @@ Store *store_free(Store *s) {
                         free(e);
                 }
         free(s->buckets);
+        key_order_free(s->order);
         free(s);
         return NULL;
 }
@@ -121,8 +126,7 @@ static int store_resize(Store *s, size_t n) {
         return 0;
 }
 
-/* Doubles the table once there is more than one key per bucket; keys are never
- * removed, so it never shrinks. */
+/* Doubles the table once there is more than one key per bucket; it never shrinks. */
 static int store_grow(Store *s) {
         return store_resize(s, s->n_buckets * 2);
 }
@@ -187,6 +191,7 @@ static int store_insert(Store *s, Entry **link, uint32_t hash, const void *key, 
         e->key_size = (uint32_t) key_size;
         e->value_size = (uint32_t) value_size;
         e->owner = 0;
+        e->lease = 0;
         if (key_size > 0)
                 memcpy(e->data, key, key_size);
         if (value_size > 0)
@@ -199,6 +204,9 @@ static int store_insert(Store *s, Entry **link, uint32_t hash, const void *key, 
         s->data_bytes += key_size + value_size;
         if (ret)
                 *ret = e;
+        /* Out of memory for the order: the next List builds it again. */
+        if (s->order && key_order_insert(s->order, key, key_size, hash) < 0)
+                s->order = key_order_free(s->order);
 
         if (s->n_keys > s->n_buckets)
                 (void) store_grow(s);
@@ -271,13 +279,18 @@ int store_put(Store *s, const void *key, size_t key_size, const void *value, siz
                 return r;
 
         if (!*link) {
+                Entry *e;
+
                 if (version != 0)
                         return -ENOENT;
-                r = store_insert(s, link, hash, key, key_size, value, value_size, NULL);
+                if (s->floor == UINT64_MAX)
+                        return -EOVERFLOW;
+                r = store_insert(s, link, hash, key, key_size, value, value_size, &e);
                 if (r < 0)
                         return r;
+                e->version = s->floor + 1;
                 if (ret_version)
-                        *ret_version = 1;
+                        *ret_version = e->version;
                 return 0;
         }
 
@@ -363,6 +376,264 @@ int store_set_found(Store *s, const StoreFound *found, const void *key, size_t k
         if (value_size > STORE_SIZE_MAX || key_size + value_size > SIZE_MAX - offsetof(Entry, data) - 1)
                 return -E2BIG;
         return store_set_at(s, found->link, found->hash, key, key_size, value, value_size, version, owner);
+}
+
+int store_remove(Store *s, const void *key, size_t key_size, uint64_t deletion_version) {
+        Entry **link, *e;
+
+        assert(s);
+        if (key_size > STORE_SIZE_MAX)
+                return -ENOENT;
+        link = store_find_link(s, key, key_size, store_hash(s, key, key_size));
+        e = *link;
+        if (!e)
+                return -ENOENT;
+        *link = e->next;
+        s->generation++;
+        s->n_keys--;
+        s->data_bytes -= e->key_size + e->value_size;
+        if (s->order)
+                key_order_remove(s->order, e->data, e->key_size);
+        free(e);
+        store_raise_floor(s, deletion_version);
+        return 0;
+}
+
+int store_delete(Store *s, const void *key, size_t key_size, uint64_t version, uint64_t *ret_deletion_version) {
+        Entry *e = store_lookup(s, key, key_size);
+
+        if (!e)
+                return -ENOENT;
+        if (e->version != version)
+                return -ESTALE;
+        if (version == UINT64_MAX)
+                return -EOVERFLOW;
+        if (ret_deletion_version)
+                *ret_deletion_version = version + 1;
+        return store_remove(s, key, key_size, version + 1);
+}
+
+uint64_t store_floor(const Store *s) {
+        assert(s);
+        return s->floor;
+}
+
+void store_raise_floor(Store *s, uint64_t floor) {
+        assert(s);
+        s->floor = MAX(s->floor, floor);
+}
+
+int store_get_lease(Store *s, const void *key, size_t key_size, uint64_t *ret_lease) {
+        Entry *e = store_lookup(s, key, key_size);
+
+        if (!e)
+                return -ENOENT;
+        *ret_lease = e->lease;
+        return 0;
+}
+
+int store_set_lease(Store *s, const void *key, size_t key_size, uint64_t lease) {
+        Entry *e = store_lookup(s, key, key_size);
+
+        if (!e)
+                return -ENOENT;
+        e->lease = lease;
+        return 0;
+}
+
+/* List: the entries after a key, the largest of them kept in a max-heap of limit
+ * entries while the table is walked once, then sorted. */
+
+static int entry_compare(const Entry *a, const Entry *b) {
+        int c = memcmp(a->data, b->data, MIN(a->key_size, b->key_size));
+
+        if (c != 0)
+                return c;
+        return a->key_size < b->key_size ? -1 : a->key_size > b->key_size;
+}
+
+static int key_compare(const Entry *e, const void *key, size_t key_size) {
+        int c = memcmp(e->data, key, MIN((size_t) e->key_size, key_size));
+
+        if (c != 0)
+                return c;
+        return e->key_size < key_size ? -1 : e->key_size > key_size;
+}
+
+static void heap_swap(Entry **heap, size_t a, size_t b) {
+        Entry *t = heap[a];
+
+        heap[a] = heap[b];
+        heap[b] = t;
+}
+
+static void heap_sift_down(Entry **heap, size_t n, size_t i) {
+        for (;;) {
+                size_t l = 2 * i + 1, r = l + 1, m = i;
+
+                if (l < n && entry_compare(heap[l], heap[m]) > 0)
+                        m = l;
+                if (r < n && entry_compare(heap[r], heap[m]) > 0)
+                        m = r;
+                if (m == i)
+                        return;
+                heap_swap(heap, i, m);
+                i = m;
+        }
+}
+
+static void heap_sift_up(Entry **heap, size_t i) {
+        while (i > 0 && entry_compare(heap[(i - 1) / 2], heap[i]) < 0) {
+                heap_swap(heap, (i - 1) / 2, i);
+                i = (i - 1) / 2;
+        }
+}
+
+static int entry_qsort_compare(const void *a, const void *b) {
+        return entry_compare(*(Entry *const *) a, *(Entry *const *) b);
+}
+
+static StoreItem store_item(const Entry *e) {
+        return (StoreItem) {
+                .key = e->data,
+                .key_size = e->key_size,
+                .value = e->data + e->key_size,
+                .value_size = e->value_size,
+                .version = e->version,
+                .lease = e->lease,
+        };
+}
+
+static int entry_qsort_compare(const void *a, const void *b);
+
+/* Sorts the keys once and builds the order from them: O(n log n) of memcmp(), without
+ * an insertion per key. */
+static void store_build_order(Store *s) {
+        _cleanup_(key_order_freep) KeyOrder *o = key_order_new();
+        _cleanup_free_ KeyOrderItem *items = NULL;
+        _cleanup_free_ Entry **entries = NULL;
+        size_t n = 0;
+
+        entries = calloc(MAX(s->n_keys, (size_t) 1), sizeof(Entry *));
+        items = calloc(MAX(s->n_keys, (size_t) 1), sizeof(KeyOrderItem));
+        if (!o || !entries || !items)
+                return;
+        for (size_t i = 0; i < s->n_buckets; i++)
+                for (Entry *e = s->buckets[i]; e; e = e->next)
+                        entries[n++] = e;
+        qsort(entries, n, sizeof(Entry *), entry_qsort_compare);
+        for (size_t i = 0; i < n; i++)
+                items[i] = (KeyOrderItem) {
+                        .key = entries[i]->data,
+                        .key_size = entries[i]->key_size,
+                        .priority = entries[i]->hash,
+                };
+        if (key_order_build(o, items, n) < 0)
+                return;
+        s->order = TAKE_PTR(o);
+}
+
+typedef struct ListPage {
+        Store *store;
+        StoreItem *items;
+        size_t n, limit;
+        bool more;
+} ListPage;
+
+static int list_page_add(const void *key, size_t key_size, void *userdata) {
+        ListPage *p = userdata;
+        Entry *e = store_lookup(p->store, key, key_size);
+
+        assert(e);
+        if (p->n == p->limit) {
+                p->more = true;
+                return 1;
+        }
+        p->items[p->n++] = store_item(e);
+        return 0;
+}
+
+int store_list(Store *s, const void *prefix, size_t prefix_size, const void *after, size_t after_size,
+               size_t limit, StoreItem **ret_items, size_t *ret_n, bool *ret_more) {
+        _cleanup_free_ Entry **heap = NULL;
+        StoreItem *items;
+        size_t n = 0;
+        bool more = false;
+
+        assert(s);
+        assert(limit > 0);
+        assert(ret_items);
+        assert(ret_n);
+
+        if (!s->order)
+                store_build_order(s);
+        if (s->order) {
+                ListPage p = { .store = s, .limit = limit };
+
+                p.items = calloc(MIN(limit, s->n_keys) + 1, sizeof(StoreItem));
+                if (!p.items)
+                        return -ENOMEM;
+                (void) key_order_walk(s->order, prefix, prefix_size, after, after_size, list_page_add, &p);
+                *ret_items = p.items;
+                *ret_n = p.n;
+                if (ret_more)
+                        *ret_more = p.more;
+                return 0;
+        }
+
+        /* Without the order (out of memory for it): one walk of the table, the first
+         * limit + 1 keys kept in a heap; the extra one says whether more follow. */
+        heap = calloc(MIN(limit, s->n_keys) + 1, sizeof(Entry *));
+        if (!heap)
+                return -ENOMEM;
+
+        for (size_t i = 0; i < s->n_buckets; i++)
+                for (Entry *e = s->buckets[i]; e; e = e->next) {
+                        if (e->key_size < prefix_size || (prefix_size > 0 && memcmp(e->data, prefix, prefix_size) != 0))
+                                continue;
+                        if (after && key_compare(e, after, after_size) <= 0)
+                                continue;
+                        if (n < limit + 1) {
+                                heap[n] = e;
+                                heap_sift_up(heap, n++);
+                        } else if (entry_compare(e, heap[0]) < 0) {
+                                heap[0] = e;
+                                heap_sift_down(heap, n, 0);
+                        }
+                }
+
+        qsort(heap, n, sizeof(Entry *), entry_qsort_compare);
+        if (n > limit) {
+                n = limit;
+                more = true;
+        }
+        items = calloc(MAX(n, (size_t) 1), sizeof(StoreItem));
+        if (!items)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                items[i] = store_item(heap[i]);
+        *ret_items = items;
+        *ret_n = n;
+        if (ret_more)
+                *ret_more = more;
+        return 0;
+}
+
+int store_foreach_leased(Store *s, store_foreach_leased_cb cb, void *userdata) {
+        int r;
+
+        assert(s);
+        assert(cb);
+
+        for (size_t i = 0; i < s->n_buckets; i++)
+                for (Entry *e = s->buckets[i]; e; e = e->next) {
+                        if (e->lease == 0)
+                                continue;
+                        r = cb(e->data, e->key_size, e->lease, userdata);
+                        if (r < 0)
+                                return r;
+                }
+        return 0;
 }
 
 int store_foreach(Store *s, store_foreach_cb cb, void *userdata) {

@@ -5,6 +5,7 @@
 #include <check.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -381,7 +382,7 @@ START_TEST(test_interface_description) {
         ck_assert(json_object_object_get_ex(reply, "description", &v));
         ck_assert_str_eq(json_object_get_string(v), expected);
         ck_assert_ptr_nonnull(strstr(
-                json_object_get_string(v), "method Put(key: string, value: string, version: int) -> ()"));
+                json_object_get_string(v), "method Put(key: string, value: string, version: int, lease: ?int) -> ()"));
 
         json_object_put(reply);
         reply = NULL;
@@ -404,10 +405,10 @@ START_TEST(test_method_not_found) {
 
         start(NULL);
         c = client_new();
-        ck_assert_str_eq(call(c, "org.mrkv.KV.Delete", "{\"key\":\"k\"}", &reply),
+        ck_assert_str_eq(call(c, "org.mrkv.KV.Scan", "{\"key\":\"k\"}", &reply),
                 "org.varlink.service.MethodNotFound");
         ck_assert(json_object_object_get_ex(reply, "method", &v));
-        ck_assert_str_eq(json_object_get_string(v), "org.mrkv.KV.Delete");
+        ck_assert_str_eq(json_object_get_string(v), "org.mrkv.KV.Scan");
         ck_assert_str_eq(call(c, "org.example.Other.Get", "{}", NULL), "org.varlink.service.MethodNotFound");
         /* The connection is still good. */
         put_ok(c, "k", "v", 0);
@@ -866,6 +867,922 @@ START_TEST(test_options) {
 }
 END_TEST
 
+/* Deletes, lists, watches and leases. */
+
+static const char *delete_key(VarlinkClient *c, const char *key, uint64_t version) {
+        _cleanup_free_ char *params = NULL;
+        _cleanup_json_ json_object *p = NULL;
+
+        ck_assert_int_eq(json_build_object(&p, "key", json_object_new_string(key),
+                                           "version", json_object_new_uint64(version), NULL),
+                         0);
+        return call(c, "org.mrkv.KV.Delete", json_object_to_json_string(p), NULL);
+}
+
+static uint64_t get_version(VarlinkClient *c, const char *key) {
+        _cleanup_json_ json_object *p = get_parameters(key), *reply = NULL;
+        const char *error = NULL;
+        json_object *v;
+
+        ck_assert_int_eq(varlink_client_call(c, "org.mrkv.KV.Get", p, CALL_TIMEOUT, &reply, &error), 0);
+        if (error)
+                return 0;
+        ck_assert(json_object_object_get_ex(reply, "version", &v));
+        return json_object_get_uint64(v);
+}
+
+static uint64_t reply_uint(json_object *reply, const char *name) {
+        json_object *v;
+
+        ck_assert_msg(json_object_object_get_ex(reply, name, &v), "no %s in %s", name,
+                      json_object_to_json_string(reply));
+        return json_object_get_uint64(v);
+}
+
+static uint64_t grant(VarlinkClient *c, uint64_t ttl) {
+        _cleanup_json_ json_object *reply = NULL;
+        char params[64];
+
+        snprintf(params, sizeof(params), "{\"ttl\":%" PRIu64 "}", ttl);
+        ck_assert_ptr_null(call(c, "org.mrkv.KV.Grant", params, &reply));
+        ck_assert_uint_eq(reply_uint(reply, "ttl"), ttl);
+        return reply_uint(reply, "lease");
+}
+
+static const char *lease_call(VarlinkClient *c, const char *method, uint64_t lease) {
+        char params[64];
+
+        snprintf(params, sizeof(params), "{\"lease\":%" PRIu64 "}", lease);
+        return call(c, method, params, NULL);
+}
+
+static const char *put_leased(VarlinkClient *c, const char *key, const char *value, uint64_t version, uint64_t lease) {
+        _cleanup_json_ json_object *p = put_parameters(key, value, version);
+
+        ck_assert_int_eq(json_object_object_add(p, "lease", json_object_new_uint64(lease)), 0);
+        return call(c, "org.mrkv.KV.Put", json_object_to_json_string(p), NULL);
+}
+
+/* Starts a Watch of key (or of a prefix) after version, with more. */
+static VarlinkClient *watch(const char *key, const char *prefix, uint64_t version) {
+        _cleanup_json_ json_object *p = NULL;
+        VarlinkClient *c = client_new();
+
+        ck_assert_int_eq(json_build_object(&p, "version", json_object_new_uint64(version), NULL), 0);
+        if (key)
+                ck_assert_int_eq(json_object_object_add(p, "key", json_object_new_string(key)), 0);
+        if (prefix)
+                ck_assert_int_eq(json_object_object_add(p, "prefix", json_object_new_string(prefix)), 0);
+        ck_assert_int_eq(varlink_client_send(c, "org.mrkv.KV.Watch", p, VARLINK_CLIENT_MORE, CALL_TIMEOUT), 0);
+        return c;
+}
+
+typedef struct WatchReply {
+        char error[128];        /* empty for a change */
+        char key[64];
+        char value[64];         /* its start */
+        size_t value_size;
+        uint64_t version;
+        bool deleted;
+        uint64_t lease;
+} WatchReply;
+
+/* Reads a reply within timeout: false if none came. */
+static bool watch_read_within(VarlinkClient *c, WatchReply *ret, uint64_t timeout) {
+        _cleanup_json_ json_object *p = NULL;
+        const char *error = NULL;
+        bool continues = false;
+        json_object *v;
+        int r;
+
+        *ret = (WatchReply) {};
+        r = varlink_client_read(c, timeout, &p, &error, &continues);
+        if (r == -ETIMEDOUT)
+                return false;
+        ck_assert_int_eq(r, 0);
+        if (error) {
+                snprintf(ret->error, sizeof(ret->error), "%s", error);
+                if (json_object_object_get_ex(p, "version", &v))
+                        ret->version = json_object_get_uint64(v);
+                return true;
+        }
+        ck_assert(continues);
+        snprintf(ret->key, sizeof(ret->key), "%s", json_object_get_string(json_object_object_get(p, "key")));
+        ret->version = reply_uint(p, "version");
+        ret->deleted = json_object_get_boolean(json_object_object_get(p, "deleted"));
+        if (json_object_object_get_ex(p, "value", &v)) {
+                snprintf(ret->value, sizeof(ret->value), "%s", json_object_get_string(v));
+                ret->value_size = strlen(json_object_get_string(v));
+        }
+        else
+                ck_assert(ret->deleted);
+        if (json_object_object_get_ex(p, "lease", &v))
+                ret->lease = json_object_get_uint64(v);
+        return true;
+}
+
+static void watch_read(VarlinkClient *c, WatchReply *ret) {
+        ck_assert_msg(watch_read_within(c, ret, CALL_TIMEOUT), "no reply from the watch");
+}
+
+#define QUIET_USEC (100 * USEC_PER_MSEC)
+
+static void watch_expect(VarlinkClient *c, const char *key, const char *value, uint64_t version) {
+        WatchReply w;
+
+        watch_read(c, &w);
+        ck_assert_msg(!w.error[0], "watch of %s: %s", key, w.error);
+        ck_assert_str_eq(w.key, key);
+        ck_assert_uint_eq(w.version, version);
+        ck_assert_int_eq(w.deleted, !value);
+        if (value) {
+                ck_assert_uint_eq(w.value_size, strlen(value));
+                ck_assert(strncmp(w.value, value, sizeof(w.value) - 1) == 0);
+        }
+}
+
+/* Whether the server answers nothing on c right now: a watcher that got every change.
+ * A reply that comes is read and lost. */
+static bool watch_quiet(VarlinkClient *c) {
+        WatchReply r;
+
+        return !watch_read_within(c, &r, QUIET_USEC);
+}
+
+/* Waits until watcher w (of a prefix of key) is registered: puts key until w sees it. */
+static void watch_sync(VarlinkClient *c, VarlinkClient *w, const char *key) {
+        uint64_t deadline = usec_add(now_usec(), CALL_TIMEOUT);
+
+        for (;;) {
+                WatchReply r;
+
+                ck_assert_ptr_null(put(c, key, "sync", get_version(c, key)));
+                if (!watch_read_within(w, &r, QUIET_USEC)) {
+                        ck_assert_msg(now_usec() < deadline, "the watcher never saw %s", key);
+                        continue;
+                }
+                while (watch_read_within(w, &r, QUIET_USEC))
+                        ck_assert_msg(!r.error[0], "%s", r.error);
+                return;
+        }
+}
+
+START_TEST(test_delete) {
+        VarlinkClient *c;
+
+        start(NULL);
+        c = client_new();
+        ck_assert_str_eq(delete_key(c, "k", 0), "org.mrkv.KV.NoKey");
+        ck_assert_str_eq(delete_key(c, "k", 1), "org.mrkv.KV.NoKey");
+        put_ok(c, "k", "v1", 0);
+        put_ok(c, "k", "v2", 1);
+        ck_assert_str_eq(delete_key(c, "k", 1), "org.mrkv.KV.VersionMismatch");
+        ck_assert_str_eq(delete_key(c, "k", 3), "org.mrkv.KV.VersionMismatch");
+        get_expect(c, "k", "v2", 2);
+        ck_assert_ptr_null(delete_key(c, "k", 2));
+        ck_assert_str_eq(get_error(c, "k"), "org.mrkv.KV.NoKey");
+        ck_assert_str_eq(delete_key(c, "k", 2), "org.mrkv.KV.NoKey");
+        ck_assert_str_eq(put(c, "k", "x", 2), "org.mrkv.KV.NoKey");
+
+        /* Created again above every version it had (deleted at 3): a fencing token. */
+        put_ok(c, "k", "v4", 0);
+        get_expect(c, "k", "v4", 4);
+        /* Other keys too start above the floor. */
+        put_ok(c, "other", "o", 0);
+        get_expect(c, "other", "o", 4);
+        ck_assert_str_eq(call(c, "org.mrkv.KV.Delete", "{\"key\":\"k\"}", NULL),
+                         "org.varlink.service.InvalidParameter");
+        varlink_client_free(c);
+        stop();
+}
+END_TEST
+
+static int compare_str(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+START_TEST(test_list) {
+        enum { N = 2500 };
+        const char *args[] = { "--sync", "none", NULL };
+        _cleanup_free_ char *big = NULL;
+        char *keys[N], after[64] = "";
+        size_t seen = 0, pages = 0;
+        VarlinkClient *c;
+
+        start(args);
+        c = client_new();
+        for (int i = 0; i < N; i++) {
+                char k[32];
+
+                snprintf(k, sizeof(k), "key/%d", (i * 7919) % N);
+                keys[i] = strdup(k);
+                ck_assert_ptr_nonnull(keys[i]);
+                put_ok(c, k, k, 0);
+        }
+        put_ok(c, "other", "x", 0);
+        qsort(keys, N, sizeof(char *), compare_str);
+
+        /* Pages of the default size, in order, each key once, more on all but the last. */
+        for (bool more = true; more; pages++) {
+                _cleanup_json_ json_object *reply = NULL, *p = NULL;
+                json_object *entries;
+
+                ck_assert_int_eq(json_build_object(&p, "prefix", json_object_new_string("key/"), NULL), 0);
+                if (after[0])
+                        ck_assert_int_eq(json_object_object_add(p, "startAfter", json_object_new_string(after)), 0);
+                ck_assert_ptr_null(call(c, "org.mrkv.KV.List", json_object_to_json_string(p), &reply));
+                more = json_object_get_boolean(json_object_object_get(reply, "more"));
+                entries = json_object_object_get(reply, "entries");
+                ck_assert_uint_le(json_object_array_length(entries), 1000);
+                for (size_t i = 0; i < json_object_array_length(entries); i++) {
+                        json_object *e = json_object_array_get_idx(entries, i);
+                        const char *k = json_object_get_string(json_object_object_get(e, "key"));
+
+                        ck_assert_uint_lt(seen, N);
+                        ck_assert_str_eq(k, keys[seen]);
+                        ck_assert_uint_eq(reply_uint(e, "version"), 1);
+                        ck_assert(!json_object_object_get_ex(e, "value", NULL));
+                        seen++;
+                        snprintf(after, sizeof(after), "%s", k);
+                }
+        }
+        ck_assert_uint_eq(seen, N);
+        ck_assert_uint_eq(pages, 3);
+
+        /* Values when asked; a limit; the whole store. */
+        _cleanup_json_ json_object *reply = NULL;
+        ck_assert_ptr_null(call(c, "org.mrkv.KV.List", "{\"startAfter\":\"key/999\",\"limit\":2,\"values\":true}",
+                                &reply));
+        json_object *entries = json_object_object_get(reply, "entries");
+        ck_assert_uint_eq(json_object_array_length(entries), 1);
+        ck_assert_str_eq(json_object_get_string(json_object_object_get(json_object_array_get_idx(entries, 0), "value")),
+                         "x");
+        ck_assert(!json_object_get_boolean(json_object_object_get(reply, "more")));
+        json_object_put(reply);
+        reply = NULL;
+        ck_assert_ptr_null(call(c, "org.mrkv.KV.List", "{\"limit\":100000}", &reply));
+        ck_assert_uint_eq(json_object_array_length(json_object_object_get(reply, "entries")), N + 1);
+        json_object_put(reply);
+        reply = NULL;
+        ck_assert_ptr_null(call(c, "org.mrkv.KV.List", "{\"prefix\":\"nope\"}", &reply));
+        ck_assert_uint_eq(json_object_array_length(json_object_object_get(reply, "entries")), 0);
+        json_object_put(reply);
+        reply = NULL;
+
+        /* A reply of large values stops short of its limit: about 4 MiB. */
+        big = malloc(512 * 1024 + 1);
+        ck_assert_ptr_nonnull(big);
+        memset(big, 'b', 512 * 1024);
+        big[512 * 1024] = '\0';
+        for (int i = 0; i < 12; i++) {
+                char k[32];
+
+                snprintf(k, sizeof(k), "big/%02d", i);
+                put_ok(c, k, big, 0);
+        }
+        ck_assert_ptr_null(call(c, "org.mrkv.KV.List", "{\"prefix\":\"big/\",\"values\":true}", &reply));
+        ck_assert_uint_lt(json_object_array_length(json_object_object_get(reply, "entries")), 12);
+        ck_assert_uint_gt(json_object_array_length(json_object_object_get(reply, "entries")), 0);
+        ck_assert(json_object_get_boolean(json_object_object_get(reply, "more")));
+
+        for (int i = 0; i < N; i++)
+                free(keys[i]);
+        varlink_client_free(c);
+        stop();
+}
+END_TEST
+
+START_TEST(test_watch_basic) {
+        VarlinkClient *c, *w, *later, *prefix, *once;
+        WatchReply r;
+
+        start(NULL);
+        c = client_new();
+        put_ok(c, "k", "v1", 0);
+        w = watch("k", NULL, 0);
+        watch_expect(w, "k", "v1", 1);
+        prefix = watch(NULL, "k", 0);
+        watch_sync(c, prefix, "k-sync");
+        put_ok(c, "kk", "x", 0);
+        watch_expect(prefix, "kk", "x", 1);
+        put_ok(c, "other", "x", 0);
+        put_ok(c, "k", "v2", 1);
+        watch_expect(w, "k", "v2", 2);
+        watch_expect(prefix, "k", "v2", 2);
+        ck_assert_ptr_null(delete_key(c, "k", 2));
+        watch_expect(w, "k", NULL, 3);
+        watch_expect(prefix, "k", NULL, 3);
+        ck_assert(watch_quiet(w));
+
+        /* A watch from an old version gets the current state at once: the deletion at the
+         * floor while the key is missing, the value once it is back. */
+        later = watch("k", NULL, 1);
+        watch_expect(later, "k", NULL, 3);
+        varlink_client_free(later);
+        later = watch("k", NULL, 3);
+        ck_assert(watch_quiet(later));
+        put_ok(c, "k", "v4", 0);
+        watch_expect(later, "k", "v4", 4);
+        watch_expect(w, "k", "v4", 4);
+        varlink_client_free(later);
+        later = watch(NULL, "k", 1);
+        watch_expect(later, "k", "v4", 4);
+        ck_assert(watch_quiet(later));
+        varlink_client_free(later);
+
+        /* A prefix watch from an old version gets every key past it at once, in order. */
+        for (int i = 0; i < 50; i++) {
+                char key[16];
+
+                snprintf(key, sizeof(key), "many/%02d", i);
+                put_ok(c, key, "m", 0);
+        }
+        later = watch(NULL, "many/", 1);
+        for (int i = 0; i < 50; i++) {
+                char key[16];
+
+                snprintf(key, sizeof(key), "many/%02d", i);
+                watch_expect(later, key, "m", 4);
+        }
+        ck_assert(watch_quiet(later));
+        varlink_client_free(later);
+
+        /* Without more: the first change, and the connection reads calls again. */
+        once = client_new();
+        ck_assert_int_eq(varlink_client_send(once, "org.mrkv.KV.Watch", NULL, 0, CALL_TIMEOUT), 0);
+        watch_read(once, &r);
+        ck_assert_str_eq(r.error, "org.varlink.service.InvalidParameter");
+        ck_assert_str_eq(call(once, "org.mrkv.KV.Watch", "{\"key\":\"k\",\"prefix\":\"k\"}", NULL),
+                         "org.varlink.service.InvalidParameter");
+        _cleanup_json_ json_object *reply = NULL;
+        ck_assert_ptr_null(call(once, "org.mrkv.KV.Watch", "{\"key\":\"k\",\"version\":2}", &reply));
+        ck_assert_uint_eq(reply_uint(reply, "version"), 4);
+        get_expect(once, "k", "v4", 4);
+
+        varlink_client_free(once);
+        varlink_client_free(prefix);
+        varlink_client_free(w);
+        varlink_client_free(c);
+        stop();
+}
+END_TEST
+
+static void raise_nofile(void) {
+        struct rlimit rl;
+
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+        rl.rlim_cur = rl.rlim_max;
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+}
+
+START_TEST(test_watch_thousand) {
+        enum { WATCHERS = 1000, CHANGES = 20 };
+        VarlinkClient *w[WATCHERS], *c;
+        uint64_t rss_idle, rss_watched;
+
+        raise_nofile();
+        start(NULL);
+        c = client_new();
+        put_ok(c, "k", "v", 0);
+        rss_idle = test_rss(server.pid);
+        /* From version 0: each gets the current state at once, which says it is there. */
+        for (int i = 0; i < WATCHERS; i++)
+                w[i] = watch("k", NULL, 0);
+        for (int i = 0; i < WATCHERS; i++)
+                watch_expect(w[i], "k", "v", 1);
+        rss_watched = test_rss(server.pid);
+        /* Cheap: no thread, nothing of its own per watcher beyond a few hundred bytes and
+         * its connection. */
+        ck_assert_msg(rss_watched < rss_idle + WATCHERS * 16384, "1000 watchers cost %" PRIu64 " KiB",
+                      (rss_watched - rss_idle) / 1024);
+
+        for (int n = 1; n <= CHANGES; n++) {
+                char v[16];
+
+                snprintf(v, sizeof(v), "v%d", n);
+                if (n == CHANGES / 2)
+                        ck_assert_ptr_null(delete_key(c, "k", (uint64_t) n));
+                else
+                        put_ok(c, "k", v, n == CHANGES / 2 + 1 ? 0 : (uint64_t) n);
+        }
+        /* The last change tells that nothing came between. */
+        put_ok(c, "k", "last", CHANGES + 1);
+        for (int i = 0; i < WATCHERS; i++) {
+                for (int n = 1; n <= CHANGES; n++) {
+                        char v[16];
+
+                        snprintf(v, sizeof(v), "v%d", n);
+                        watch_expect(w[i], "k", n == CHANGES / 2 ? NULL : v, (uint64_t) n + 1);
+                }
+                watch_expect(w[i], "k", "last", CHANGES + 2);
+                varlink_client_free(w[i]);
+        }
+        varlink_client_free(c);
+        stop();
+}
+END_TEST
+
+/* A change of a key as the client that made it knows it. */
+typedef struct Change {
+        uint64_t version;
+        bool deleted;
+        char value[16];
+} Change;
+
+typedef struct KeyHistory {
+        char key[16];
+        Change changes[400];
+        size_t n;
+        uint64_t version; /* current; 0: missing */
+} KeyHistory;
+
+/* Reads the changes of h from index *next on from w: every change once, in order (one
+ * that comes twice or out of order shows in place of the next one). */
+static void watch_check(VarlinkClient *w, const KeyHistory *h, size_t *next) {
+        WatchReply r;
+
+        while (*next < h->n) {
+                watch_read(w, &r);
+                ck_assert_msg(!r.error[0], "%s", r.error);
+                ck_assert_str_eq(r.key, h->key);
+                ck_assert_uint_lt(*next, h->n);
+                ck_assert_uint_eq(r.version, h->changes[*next].version);
+                ck_assert_int_eq(r.deleted, h->changes[*next].deleted);
+                if (!r.deleted)
+                        ck_assert_str_eq(r.value, h->changes[*next].value);
+                (*next)++;
+        }
+}
+
+START_TEST(test_watch_random) {
+        enum { KEYS = 4, PER_KEY = 3, ROUNDS = 6, STEPS = 40 };
+        KeyHistory h[KEYS] = {};
+        VarlinkClient *w[KEYS][PER_KEY], *c;
+        size_t next[KEYS][PER_KEY] = {};
+        unsigned seed = (unsigned) now_usec();
+
+        fprintf(stderr, "seed %u\n", seed);
+        srand(seed);
+        start(NULL);
+        c = client_new();
+        for (int k = 0; k < KEYS; k++) {
+                snprintf(h[k].key, sizeof(h[k].key), "key%d", k);
+                put_ok(c, h[k].key, "init", 0);
+                h[k].version = get_version(c, h[k].key);
+                h[k].changes[h[k].n++] = (Change) { .version = h[k].version, .value = "init" };
+                for (int i = 0; i < PER_KEY; i++) {
+                        w[k][i] = watch(h[k].key, NULL, 0);
+                        watch_check(w[k][i], &h[k], &next[k][i]);
+                        ck_assert_uint_eq(next[k][i], 1);
+                }
+        }
+
+        for (int round = 0; round < ROUNDS; round++) {
+                for (int step = 0; step < STEPS; step++) {
+                        KeyHistory *kh = &h[rand() % KEYS];
+                        Change ch = {};
+
+                        if (kh->version > 0 && rand() % 4 == 0) {
+                                ck_assert_ptr_null(delete_key(c, kh->key, kh->version));
+                                ch = (Change) { .version = kh->version + 1, .deleted = true };
+                                kh->version = 0;
+                        } else {
+                                snprintf(ch.value, sizeof(ch.value), "v%d.%d", round, step);
+                                ck_assert_ptr_null(put(c, kh->key, ch.value, kh->version));
+                                kh->version = ch.version = get_version(c, kh->key);
+                                ck_assert_uint_gt(ch.version, kh->n > 0 ? kh->changes[kh->n - 1].version : 0);
+                        }
+                        ck_assert_uint_lt(kh->n, ELEMENTSOF(kh->changes));
+                        kh->changes[kh->n++] = ch;
+                }
+                for (int k = 0; k < KEYS; k++)
+                        for (int i = 0; i < PER_KEY; i++) {
+                                watch_check(w[k][i], &h[k], &next[k][i]);
+                                ck_assert_uint_eq(next[k][i], h[k].n);
+                        }
+
+                /* One watcher of each key goes away and resumes from the last version it
+                 * saw after a few more changes: it gets the newest state, then the rest. */
+                for (int k = 0; k < KEYS; k++) {
+                        uint64_t last = h[k].changes[next[k][0] - 1].version;
+
+                        varlink_client_free(w[k][0]);
+                        w[k][0] = NULL;
+                        if (h[k].version > 0) {
+                                ck_assert_ptr_null(put(c, h[k].key, "gap", h[k].version));
+                                h[k].version = get_version(c, h[k].key);
+                                h[k].changes[h[k].n++] = (Change) { .version = h[k].version, .value = "gap" };
+                        }
+                        w[k][0] = watch(h[k].key, NULL, last);
+                        next[k][0] = h[k].n - (h[k].version > 0);
+                        WatchReply r;
+                        if (h[k].version == 0 && watch_read_within(w[k][0], &r, QUIET_USEC)) {
+                                /* Deleted since: told again, at the floor, or not at all. */
+                                ck_assert(r.deleted);
+                                ck_assert_uint_ge(r.version, last);
+                                next[k][0] = h[k].n;
+                        }
+                        watch_check(w[k][0], &h[k], &next[k][0]);
+                        ck_assert_uint_eq(next[k][0], h[k].n);
+                        for (int i = 1; i < PER_KEY; i++)
+                                watch_check(w[k][i], &h[k], &next[k][i]);
+                }
+        }
+        for (int k = 0; k < KEYS; k++)
+                for (int i = 0; i < PER_KEY; i++) {
+                        ck_assert(watch_quiet(w[k][i]));
+                        varlink_client_free(w[k][i]);
+                }
+        varlink_client_free(c);
+        stop();
+}
+END_TEST
+
+START_TEST(test_watch_overflow) {
+        const char *args[] = { "--max-watch-queue", "64K", "--max-watchers", "3", "--sync", "none", NULL };
+        char value[4097];
+        VarlinkClient *c, *slow, *w2, *w3, *extra;
+        uint64_t before, last = 0, version;
+        WatchReply r;
+
+        memset(value, 'x', sizeof(value) - 1);
+        value[sizeof(value) - 1] = '\0';
+        start(args);
+        c = client_new();
+        put_ok(c, "k", value, 0);
+        slow = watch("k", NULL, 0);
+        watch_expect(slow, "k", value, 1);
+        w2 = watch("k", NULL, 0);
+        watch_expect(w2, "k", value, 1);
+        w3 = watch("k", NULL, 0);
+        watch_expect(w3, "k", value, 1);
+        extra = watch("k", NULL, 0);
+        watch_read(extra, &r);
+        ck_assert_str_eq(r.error, "org.mrkv.KV.TooManyWatchers");
+        varlink_client_free(extra);
+        varlink_client_free(w3);
+        varlink_client_free(w2);
+
+        /* 12 MiB of changes to a watcher that reads nothing: the server holds at most its
+         * socket's buffer and the queue's 64 KiB, then ends the call. */
+        before = test_rss(server.pid);
+        version = 1;
+        for (int i = 0; i < 3000; i++) {
+                ck_assert_ptr_null(put(c, "k", value, version));
+                version++;
+        }
+        ck_assert_msg(test_rss(server.pid) < before + 16 * 1024 * 1024, "RSS grew by %" PRIu64 " KiB",
+                      (test_rss(server.pid) - before) / 1024);
+
+        for (;;) {
+                watch_read(slow, &r);
+                if (r.error[0])
+                        break;
+                ck_assert_uint_eq(r.version, last ? last + 1 : 2);
+                last = r.version;
+        }
+        ck_assert_str_eq(r.error, "org.mrkv.KV.WatchOverflow");
+        ck_assert_uint_eq(r.version, last);
+        ck_assert_uint_lt(last, version);
+        /* The connection is good again, and the watch resumes from there. */
+        get_expect(slow, "k", value, version);
+        varlink_client_free(slow);
+        slow = watch("k", NULL, last);
+        watch_expect(slow, "k", value, version);
+        varlink_client_free(slow);
+        varlink_client_free(c);
+        stop();
+}
+END_TEST
+
+static bool key_gone(void *userdata) {
+        VarlinkClient *c = userdata;
+
+        return get_version(c, "leased") == 0;
+}
+
+START_TEST(test_lease_expiry_revoke) {
+        VarlinkClient *c, *w;
+        uint64_t l1, l2, v;
+        WatchReply r;
+
+        start(NULL);
+        c = client_new();
+        l1 = grant(c, 1);
+        ck_assert_uint_gt(l1, 0);
+        ck_assert_ptr_null(put_leased(c, "leased", "x", 0, l1));
+        put_ok(c, "plain", "p", 0);
+        v = get_version(c, "leased");
+        w = watch("leased", NULL, 0);
+        watch_expect(w, "leased", "x", v);
+
+        /* Expiry deletes the key (and only it); the watcher sees the deletion. */
+        ck_assert(test_wait_until(10 * USEC_PER_SEC, key_gone, c));
+        watch_read(w, &r);
+        ck_assert(r.deleted);
+        ck_assert_uint_eq(r.version, v + 1);
+        ck_assert_uint_eq(r.lease, l1);
+        get_expect(c, "plain", "p", 1);
+        ck_assert_str_eq(lease_call(c, "org.mrkv.KV.KeepAlive", l1), "org.mrkv.KV.NoLease");
+        ck_assert_str_eq(lease_call(c, "org.mrkv.KV.Revoke", l1), "org.mrkv.KV.NoLease");
+        ck_assert_str_eq(put_leased(c, "leased", "x", 0, l1), "org.mrkv.KV.NoLease");
+
+        /* Revoke deletes at once; ids are not reused; a Put without the lease detaches. */
+        l2 = grant(c, 60);
+        ck_assert_uint_gt(l2, l1);
+        ck_assert_ptr_null(put_leased(c, "leased", "y", 0, l2));
+        ck_assert_ptr_null(put_leased(c, "kept", "y", 0, l2));
+        ck_assert_ptr_null(put(c, "kept", "z", get_version(c, "kept")));
+        watch_read(w, &r);
+        ck_assert_str_eq(r.value, "y");
+        ck_assert_uint_eq(r.lease, l2);
+        ck_assert_ptr_null(lease_call(c, "org.mrkv.KV.Revoke", l2));
+        ck_assert_str_eq(get_error(c, "leased"), "org.mrkv.KV.NoKey");
+        ck_assert_uint_gt(get_version(c, "kept"), 0);
+        watch_read(w, &r);
+        ck_assert(r.deleted);
+        ck_assert_str_eq(lease_call(c, "org.mrkv.KV.Revoke", l2), "org.mrkv.KV.NoLease");
+        ck_assert_str_eq(lease_call(c, "org.mrkv.KV.Revoke", 12345), "org.mrkv.KV.NoLease");
+        ck_assert_str_eq(put_leased(c, "other", "x", 0, 12345), "org.mrkv.KV.NoLease");
+
+        varlink_client_free(w);
+        varlink_client_free(c);
+        stop();
+}
+END_TEST
+
+START_TEST(test_lease_keepalive) {
+        VarlinkClient *c, *k;
+        uint64_t l, start_usec;
+        bool continues;
+
+        start(NULL);
+        c = client_new();
+
+        /* Single-shot renewals keep a lease of 2 s for 3 s. */
+        l = grant(c, 2);
+        ck_assert_ptr_null(put_leased(c, "leased", "x", 0, l));
+        start_usec = now_usec();
+        while (now_usec() < start_usec + 3 * USEC_PER_SEC) {
+                _cleanup_json_ json_object *reply = NULL;
+                char params[64];
+
+                snprintf(params, sizeof(params), "{\"lease\":%" PRIu64 "}", l);
+                ck_assert_ptr_null(call(c, "org.mrkv.KV.KeepAlive", params, &reply));
+                ck_assert_uint_eq(reply_uint(reply, "ttl"), 2);
+                ck_assert_uint_gt(get_version(c, "leased"), 0);
+                usleep(300 * 1000);
+        }
+
+        /* With more the server renews it while the client reads: for 3 s, then the client
+         * stops reading and the lease ends. */
+        k = client_new();
+        {
+                _cleanup_json_ json_object *p = NULL;
+
+                ck_assert_int_eq(json_build_object(&p, "lease", json_object_new_uint64(l), NULL), 0);
+                ck_assert_int_eq(varlink_client_send(k, "org.mrkv.KV.KeepAlive", p, VARLINK_CLIENT_MORE, CALL_TIMEOUT),
+                                 0);
+        }
+        start_usec = now_usec();
+        while (now_usec() < start_usec + 3 * USEC_PER_SEC) {
+                _cleanup_json_ json_object *reply = NULL;
+                const char *error = NULL;
+
+                ck_assert_int_eq(varlink_client_read(k, CALL_TIMEOUT, &reply, &error, &continues), 0);
+                ck_assert_ptr_null(error);
+                ck_assert(continues);
+                ck_assert_uint_eq(reply_uint(reply, "ttl"), 2);
+                ck_assert_uint_gt(get_version(c, "leased"), 0);
+        }
+        ck_assert(test_wait_until(10 * USEC_PER_SEC, key_gone, c));
+        varlink_client_free(k);
+
+        /* A stream ends with NoLease when its lease does. */
+        l = grant(c, 1);
+        k = client_new();
+        {
+                _cleanup_json_ json_object *p = NULL, *reply = NULL;
+                const char *error = NULL;
+
+                ck_assert_int_eq(json_build_object(&p, "lease", json_object_new_uint64(l), NULL), 0);
+                ck_assert_int_eq(varlink_client_send(k, "org.mrkv.KV.KeepAlive", p, VARLINK_CLIENT_MORE, CALL_TIMEOUT),
+                                 0);
+                ck_assert_int_eq(varlink_client_read(k, CALL_TIMEOUT, &reply, &error, &continues), 0);
+                ck_assert_ptr_null(error);
+                ck_assert_ptr_null(lease_call(c, "org.mrkv.KV.Revoke", l));
+                do {
+                        json_object_put(reply);
+                        reply = NULL;
+                        ck_assert_int_eq(varlink_client_read(k, CALL_TIMEOUT, &reply, &error, &continues), 0);
+                } while (!error);
+                ck_assert_str_eq(error, "org.mrkv.KV.NoLease");
+        }
+        varlink_client_free(k);
+        varlink_client_free(c);
+        stop();
+}
+END_TEST
+
+START_TEST(test_lease_limits) {
+        const char *args[] = { "--max-leases", "2", "--max-lease-keys", "2", NULL };
+        _cleanup_json_ json_object *reply = NULL;
+        VarlinkClient *c;
+        uint64_t l;
+
+        start(args);
+        c = client_new();
+        ck_assert_str_eq(call(c, "org.mrkv.KV.Grant", "{\"ttl\":0}", NULL), "org.varlink.service.InvalidParameter");
+        ck_assert_str_eq(call(c, "org.mrkv.KV.Grant", "{\"ttl\":31536001}", NULL),
+                         "org.varlink.service.InvalidParameter");
+        ck_assert_str_eq(call(c, "org.mrkv.KV.Grant", "{}", NULL), "org.varlink.service.InvalidParameter");
+        l = grant(c, 60);
+        (void) grant(c, 31536000);
+        ck_assert_str_eq(call(c, "org.mrkv.KV.Grant", "{\"ttl\":60}", &reply), "org.mrkv.KV.TooManyLeases");
+        ck_assert_uint_eq(reply_uint(reply, "max"), 2);
+        json_object_put(reply);
+        reply = NULL;
+
+        ck_assert_ptr_null(put_leased(c, "a", "x", 0, l));
+        ck_assert_ptr_null(put_leased(c, "b", "x", 0, l));
+        ck_assert_ptr_null(put_leased(c, "b", "y", get_version(c, "b"), l));
+        _cleanup_json_ json_object *p = put_parameters("c", "x", 0);
+        ck_assert_int_eq(json_object_object_add(p, "lease", json_object_new_uint64(l)), 0);
+        ck_assert_str_eq(call(c, "org.mrkv.KV.Put", json_object_to_json_string(p), &reply), "org.mrkv.KV.LeaseFull");
+        ck_assert_uint_eq(reply_uint(reply, "max"), 2);
+        ck_assert_str_eq(get_error(c, "c"), "org.mrkv.KV.NoKey");
+        /* Room again once a key leaves. */
+        ck_assert_ptr_null(delete_key(c, "a", get_version(c, "a")));
+        ck_assert_ptr_null(put_leased(c, "c", "x", 0, l));
+        ck_assert_ptr_null(lease_call(c, "org.mrkv.KV.Revoke", l));
+        (void) grant(c, 1);
+        varlink_client_free(c);
+        stop();
+}
+END_TEST
+
+/* Runs in a child as another uid: a lease of root's is none of its business. */
+static int lease_other_uid(const char *address, uint64_t root_lease, uint64_t *ret_own) {
+        VarlinkClient *c = NULL;
+        int fds[2];
+        pid_t pid;
+        int status;
+
+        ck_assert_int_eq(pipe(fds), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                _cleanup_json_ json_object *reply = NULL;
+                const char *error = NULL;
+                char params[64];
+                uint64_t own;
+
+                if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
+                        _exit(10);
+                if (varlink_client_connect(address, &c) < 0)
+                        _exit(11);
+                snprintf(params, sizeof(params), "{\"lease\":%" PRIu64 "}", root_lease);
+                json_object *p = json_tokener_parse(params);
+                if (varlink_client_call(c, "org.mrkv.KV.KeepAlive", p, CALL_TIMEOUT, &reply, &error) < 0 || !error ||
+                    strcmp(error, "org.mrkv.KV.NoLease") != 0)
+                        _exit(12);
+                json_object_put(reply);
+                if (varlink_client_call(c, "org.mrkv.KV.Revoke", p, CALL_TIMEOUT, &reply, &error) < 0 || !error ||
+                    strcmp(error, "org.mrkv.KV.NoLease") != 0)
+                        _exit(13);
+                json_object_put(reply);
+                json_object_put(p);
+                p = json_tokener_parse("{\"key\":\"theirs\",\"value\":\"x\",\"version\":0}");
+                json_object_object_add(p, "lease", json_object_new_uint64(root_lease));
+                if (varlink_client_call(c, "org.mrkv.KV.Put", p, CALL_TIMEOUT, &reply, &error) < 0 || !error ||
+                    strcmp(error, "org.mrkv.KV.NoLease") != 0)
+                        _exit(14);
+                json_object_put(reply);
+                json_object_put(p);
+                p = json_tokener_parse("{\"ttl\":60}");
+                if (varlink_client_call(c, "org.mrkv.KV.Grant", p, CALL_TIMEOUT, &reply, &error) < 0 || error)
+                        _exit(15);
+                own = json_object_get_uint64(json_object_object_get(reply, "lease"));
+                json_object_put(reply);
+                json_object_put(p);
+                p = json_tokener_parse("{\"key\":\"theirs\",\"value\":\"x\",\"version\":0}");
+                json_object_object_add(p, "lease", json_object_new_uint64(own));
+                if (varlink_client_call(c, "org.mrkv.KV.Put", p, CALL_TIMEOUT, &reply, &error) < 0 || error)
+                        _exit(16);
+                if (write(fds[1], &own, sizeof(own)) != sizeof(own))
+                        _exit(17);
+                _exit(0);
+        }
+        close(fds[1]);
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        if (status == 0)
+                ck_assert_int_eq(read(fds[0], ret_own, sizeof(*ret_own)), (ssize_t) sizeof(*ret_own));
+        close(fds[0]);
+        return status;
+}
+
+START_TEST(test_lease_uid) {
+        VarlinkClient *c;
+        uint64_t mine, theirs = 0;
+        int status;
+
+        if (geteuid() != 0) {
+                fprintf(stderr, "Not root: the lease ownership test needs another uid.\n");
+                return;
+        }
+        /* Let the other uid reach the socket. */
+        ck_assert_int_eq(chmod(test_dir, 0711), 0);
+        *strrchr(test_dir, '/') = '\0';
+        ck_assert_int_eq(chmod(test_dir, 0711), 0);
+        test_dir[strlen(test_dir)] = '/';
+        start(NULL);
+        ck_assert_int_eq(chmod(server.socket_path, 0777), 0);
+        c = client_new();
+        mine = grant(c, 60);
+        status = lease_other_uid(server.address, mine, &theirs);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the other uid's checks: status %d", status);
+        /* Root may use every lease. */
+        ck_assert_uint_gt(theirs, mine);
+        ck_assert_ptr_null(lease_call(c, "org.mrkv.KV.KeepAlive", theirs));
+        ck_assert_ptr_null(lease_call(c, "org.mrkv.KV.Revoke", theirs));
+        ck_assert_str_eq(get_error(c, "theirs"), "org.mrkv.KV.NoKey");
+        ck_assert_ptr_null(lease_call(c, "org.mrkv.KV.Revoke", mine));
+        varlink_client_free(c);
+        stop();
+}
+END_TEST
+
+/* SIGKILL: nothing is flushed on the way out. */
+static void kill_server(void) {
+        ck_assert_int_eq(kill(server.pid, SIGKILL), 0);
+        (void) test_daemon_stop(&server);
+        server.pid = 0;
+}
+
+static bool key_gone_short(void *userdata) {
+        return get_version(userdata, "short") == 0;
+}
+
+static void restart_checks(const char *const *args) {
+        VarlinkClient *c;
+        uint64_t l1, l2, l3, v;
+
+        start(args);
+        c = client_new();
+        put_ok(c, "gone", "x", 0);
+        ck_assert_ptr_null(delete_key(c, "gone", 1));  /* deleted at 2 */
+        l1 = grant(c, 2);
+        l2 = grant(c, 3600);
+        ck_assert_ptr_null(put_leased(c, "short", "x", 0, l1));
+        ck_assert_ptr_null(put_leased(c, "long", "y", 0, l2));
+        /* Attached, then detached by a Put without the lease: it outlives the lease. */
+        ck_assert_ptr_null(put_leased(c, "detached", "d", 0, l1));
+        ck_assert_ptr_null(put(c, "detached", "d2", get_version(c, "detached")));
+        put_ok(c, "revoked", "r", 0);
+        l3 = grant(c, 3600);
+        ck_assert_ptr_null(put_leased(c, "revoked", "r2", get_version(c, "revoked"), l3));
+        ck_assert_ptr_null(lease_call(c, "org.mrkv.KV.Revoke", l3));
+        v = get_version(c, "long");
+        varlink_client_free(c);
+
+        kill_server();
+        start(args);
+        c = client_new();
+        ck_assert_str_eq(get_error(c, "gone"), "org.mrkv.KV.NoKey");
+        ck_assert_str_eq(get_error(c, "revoked"), "org.mrkv.KV.NoKey");
+        ck_assert_uint_eq(get_version(c, "long"), v);
+        /* The floor survived: a new key starts above every deletion. */
+        put_ok(c, "new", "n", 0);
+        ck_assert_uint_gt(get_version(c, "new"), v + 1);
+        /* Leases: the short one has its full 2 s again, the revoked one is gone, ids go on. */
+        ck_assert_uint_gt(get_version(c, "short"), 0);
+        ck_assert_ptr_null(lease_call(c, "org.mrkv.KV.KeepAlive", l2));
+        ck_assert_str_eq(lease_call(c, "org.mrkv.KV.KeepAlive", l3), "org.mrkv.KV.NoLease");
+        ck_assert_uint_gt(grant(c, 60), l3);
+        _cleanup_json_ json_object *reply = NULL;
+        ck_assert_ptr_null(call(c, "org.mrkv.KV.List", "{\"prefix\":\"long\"}", &reply));
+        ck_assert_uint_eq(reply_uint(json_object_array_get_idx(json_object_object_get(reply, "entries"), 0), "lease"),
+                          l2);
+        ck_assert(test_wait_until(10 * USEC_PER_SEC, key_gone_short, c));
+        ck_assert_uint_eq(get_version(c, "long"), v);
+        ck_assert_uint_gt(get_version(c, "detached"), 0);
+        varlink_client_free(c);
+        stop();
+}
+
+START_TEST(test_restart) {
+        restart_checks(NULL);
+}
+END_TEST
+
+START_TEST(test_restart_snapshot) {
+        /* Every commit starts a snapshot: the state comes back from snapshots too. */
+        const char *args[] = { "--snapshot-log-size", "1", NULL };
+
+        restart_checks(args);
+}
+END_TEST
+
 static Suite *kvserver_suite(void) {
         Suite *s = suite_create("kvserver");
         TCase *tc = tcase_create("integration");
@@ -888,6 +1805,24 @@ static Suite *kvserver_suite(void) {
         tcase_add_test(tc, test_default_address);
         tcase_add_test(tc, test_socket_activation);
         tcase_add_test(tc, test_options);
+        suite_add_tcase(s, tc);
+
+        /* Delete, List, Watch, leases. */
+        tc = tcase_create("coordination");
+        tcase_set_timeout(tc, 120);
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_add_test(tc, test_delete);
+        tcase_add_test(tc, test_list);
+        tcase_add_test(tc, test_watch_basic);
+        tcase_add_test(tc, test_watch_thousand);
+        tcase_add_test(tc, test_watch_random);
+        tcase_add_test(tc, test_watch_overflow);
+        tcase_add_test(tc, test_lease_expiry_revoke);
+        tcase_add_test(tc, test_lease_keepalive);
+        tcase_add_test(tc, test_lease_limits);
+        tcase_add_test(tc, test_lease_uid);
+        tcase_add_test(tc, test_restart);
+        tcase_add_test(tc, test_restart_snapshot);
         suite_add_tcase(s, tc);
         return s;
 }

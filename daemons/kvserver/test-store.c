@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "order.h"
 #include "siphash.h"
 #include "store.h"
 
@@ -295,6 +296,197 @@ START_TEST(test_owner) {
 }
 END_TEST
 
+START_TEST(test_delete_and_floor) {
+        uint64_t deleted = 0, lease = 9;
+
+        ck_assert_int_eq(store_delete(store, "k", 1, 0, NULL), -ENOENT);
+        put_ok("k", "v1", 0, 1);
+        put_ok("k", "v2", 1, 2);
+        put_ok("other", "o", 0, 1);
+        ck_assert_int_eq(store_delete(store, "k", 1, 1, NULL), -ESTALE);
+        ck_assert_int_eq(store_delete(store, "k", 1, 3, NULL), -ESTALE);
+        ck_assert_int_eq(store_delete(store, "k", 1, 2, &deleted), 0);
+        ck_assert_uint_eq(deleted, 3);
+        ck_assert_uint_eq(store_floor(store), 3);
+        ck_assert_int_eq(store_get(store, "k", 1, NULL, NULL, NULL), -ENOENT);
+        ck_assert_uint_eq(store_n_keys(store), 1);
+        ck_assert_uint_eq(store_data_bytes(store), 6);
+        /* Created again above the floor: above every version it had. */
+        put_ok("k", "v4", 0, 4);
+        put_ok("new", "n", 0, 4);
+        ck_assert_int_eq(store_remove(store, "new", 3, 10), 0);
+        ck_assert_uint_eq(store_floor(store), 10);
+        store_raise_floor(store, 5);
+        ck_assert_uint_eq(store_floor(store), 10);
+        ck_assert_int_eq(store_remove(store, "new", 3, 11), -ENOENT);
+
+        ck_assert_int_eq(store_get_lease(store, "k", 1, &lease), 0);
+        ck_assert_uint_eq(lease, 0);
+        ck_assert_int_eq(store_set_lease(store, "k", 1, 42), 0);
+        /* A value of another size moves the entry: the lease goes with it. */
+        put_ok("k", "a longer value than before", 4, 5);
+        ck_assert_int_eq(store_get_lease(store, "k", 1, &lease), 0);
+        ck_assert_uint_eq(lease, 42);
+        ck_assert_int_eq(store_set_lease(store, "nope", 4, 1), -ENOENT);
+}
+END_TEST
+
+static int cmp_keys(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+START_TEST(test_list_pages) {
+        enum { N = 3000 };
+        char *keys[N], after[32] = "";
+        StoreItem *items;
+        size_t n, seen = 0;
+        bool more = true;
+
+        for (int i = 0; i < N; i++) {
+                char k[32];
+
+                snprintf(k, sizeof(k), "p/%d", (i * 7) % N);
+                keys[i] = strdup(k);
+                put_ok(k, k, 0, 1);
+        }
+        put_ok("q", "x", 0, 1);
+        put_ok("o", "x", 0, 1);
+        qsort(keys, N, sizeof(char *), cmp_keys);
+        while (more) {
+                ck_assert_int_eq(store_list(store, "p/", 2, seen > 0 ? after : NULL, strlen(after), 128, &items, &n,
+                                            &more),
+                                 0);
+                ck_assert_uint_le(n, 128);
+                for (size_t i = 0; i < n; i++) {
+                        ck_assert_uint_lt(seen, N);
+                        ck_assert_uint_eq(items[i].key_size, strlen(keys[seen]));
+                        ck_assert_mem_eq(items[i].key, keys[seen], items[i].key_size);
+                        ck_assert_mem_eq(items[i].value, keys[seen], items[i].value_size);
+                        ck_assert_uint_eq(items[i].version, 1);
+                        seen++;
+                }
+                if (n > 0)
+                        snprintf(after, sizeof(after), "%.*s", (int) items[n - 1].key_size, items[n - 1].key);
+                free(items);
+        }
+        ck_assert_uint_eq(seen, N);
+
+        /* Bytewise order: a key with a NUL sorts before its extensions, after its prefix. */
+        put_ok("z", "", 0, 1);
+        ck_assert_int_eq(store_put(store, "z\0", 2, "", 0, 0, NULL), 0);
+        ck_assert_int_eq(store_put(store, "z\xff", 2, "", 0, 0, NULL), 0);
+        ck_assert_int_eq(store_list(store, "z", 1, NULL, 0, 10, &items, &n, &more), 0);
+        ck_assert_uint_eq(n, 3);
+        ck_assert(!more);
+        ck_assert_uint_eq(items[0].key_size, 1);
+        ck_assert_int_eq(items[1].key[1], '\0');
+        ck_assert_int_eq((unsigned char) items[2].key[1], 0xff);
+        free(items);
+
+        /* The order follows removed and new keys once it exists. */
+        ck_assert_int_eq(store_remove(store, "p/10", 4, 2), 0);
+        ck_assert_int_eq(store_remove(store, "z", 1, 2), 0);
+        put_ok("p/10a", "x", 0, 3);
+        ck_assert_int_eq(store_list(store, "p/1", 3, "p/0", 3, 5, &items, &n, &more), 0);
+        ck_assert_uint_eq(n, 5);
+        ck_assert(more);
+        ck_assert_mem_eq(items[0].key, "p/1", 3);
+        ck_assert_uint_eq(items[0].key_size, 3);
+        ck_assert_mem_eq(items[1].key, "p/100", 5);
+        free(items);
+        ck_assert_int_eq(store_list(store, "p/10", 4, NULL, 0, 1000, &items, &n, &more), 0);
+        /* p/100..p/109, p/1000..p/1099, and p/10a. */
+        ck_assert_uint_eq(n, 10 + 100 + 1);
+        ck_assert_mem_eq(items[0].key, "p/100", 5);
+        ck_assert_mem_eq(items[n - 1].key, "p/10a", 5);
+        ck_assert(!more);
+        free(items);
+        ck_assert_int_eq(store_list(store, "", 0, "z", 1, 1000, &items, &n, &more), 0);
+        ck_assert_uint_eq(n, 2);
+        free(items);
+        for (int i = 0; i < N; i++)
+                free(keys[i]);
+}
+END_TEST
+
+typedef struct Collect {
+        char keys[64][8];
+        size_t n;
+} Collect;
+
+static int collect(const void *key, size_t key_size, void *userdata) {
+        Collect *c = userdata;
+
+        ck_assert_uint_lt(key_size, 8);
+        memcpy(c->keys[c->n], key, key_size);
+        c->keys[c->n][key_size] = '\0';
+        return ++c->n == 64;
+}
+
+START_TEST(test_key_order) {
+        _cleanup_(key_order_freep) KeyOrder *o = key_order_new();
+        bool present[1000] = {};
+        unsigned seed = 7;
+
+        /* Random inserts and removes of 3-digit keys against a table of which are in. */
+        ck_assert_ptr_nonnull(o);
+        for (int i = 0; i < 20000; i++) {
+                unsigned k = (unsigned) rand_r(&seed) % 1000;
+                char key[8];
+
+                snprintf(key, sizeof(key), "%03u", k);
+                if (rand_r(&seed) % 3 == 0) {
+                        key_order_remove(o, key, 3);
+                        present[k] = false;
+                } else {
+                        ck_assert_int_eq(key_order_insert(o, key, 3, (uint32_t) rand_r(&seed)), 0);
+                        present[k] = true;
+                }
+        }
+        for (unsigned start = 0; start < 1000; start += 37) {
+                Collect c = {};
+                char after[8];
+                size_t want = 0;
+
+                snprintf(after, sizeof(after), "%03u", start);
+                /* The callback stops it after 64 keys; fewer are left near the end. */
+                int r = key_order_walk(o, "", 0, after, 3, collect, &c);
+                ck_assert_int_eq(r, c.n == 64);
+                for (unsigned k = start + 1; k < 1000 && want < 64; k++)
+                        if (present[k]) {
+                                char key[8];
+
+                                snprintf(key, sizeof(key), "%03u", k);
+                                ck_assert_uint_lt(want, c.n);
+                                ck_assert_str_eq(c.keys[want], key);
+                                want++;
+                        }
+                ck_assert_uint_eq(c.n, want);
+        }
+        /* A prefix ends the walk at its last key. */
+        Collect c = {};
+        ck_assert_int_eq(key_order_walk(o, "12", 2, NULL, 0, collect, &c), 0);
+        size_t want = 0;
+        for (unsigned k = 120; k < 130; k++)
+                want += present[k];
+        ck_assert_uint_eq(c.n, want);
+
+        /* Built from sorted keys: the same walk as inserted one by one. */
+        _cleanup_(key_order_freep) KeyOrder *b = key_order_new();
+        KeyOrderItem items[3] = {
+                { "a", 1, 5 }, { "b", 1, 9 }, { "c", 1, 1 },
+        };
+        ck_assert_int_eq(key_order_build(b, items, 3), 0);
+        ck_assert_uint_eq(key_order_size(b), 3);
+        Collect d = {};
+        ck_assert_int_eq(key_order_walk(b, NULL, 0, "a", 1, collect, &d), 0);
+        ck_assert_uint_eq(d.n, 2);
+        ck_assert_str_eq(d.keys[0], "b");
+        key_order_remove(b, "b", 1);
+        ck_assert_uint_eq(key_order_size(b), 2);
+}
+END_TEST
+
 static Suite *store_suite(void) {
         Suite *s = suite_create("store");
         TCase *tc = tcase_create("core");
@@ -313,6 +505,9 @@ static Suite *store_suite(void) {
         tcase_add_test(tc, test_free_with_data);
         tcase_add_test(tc, test_siphash_vectors);
         tcase_add_test(tc, test_owner);
+        tcase_add_test(tc, test_delete_and_floor);
+        tcase_add_test(tc, test_list_pages);
+        tcase_add_test(tc, test_key_order);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -458,6 +459,14 @@ int varlink_conn_errorb(VarlinkConn *c, const char *error, ...) {
 
 size_t varlink_conn_output_size(VarlinkConn *c) {
         return varlink_buffer_size(&c->out);
+}
+
+size_t varlink_conn_unread_size(VarlinkConn *c) {
+        int n = 0;
+
+        if (c->disconnected || ioctl(c->fd, SIOCOUTQ, &n) < 0 || n < 0)
+                n = 0;
+        return varlink_buffer_size(&c->out) + (size_t) n;
 }
 
 bool varlink_conn_has_pending_call(VarlinkConn *c) {

@@ -163,6 +163,9 @@ void varlink_conn_close(VarlinkConn *c);
 bool varlink_conn_has_pending_call(VarlinkConn *c);
 /* The bytes queued for the peer that it has not read yet. */
 size_t varlink_conn_output_size(VarlinkConn *c);
+/* The same plus what the socket holds that the peer has not read (SIOCOUTQ: on a Unix
+ * socket, what waits in the peer's receive queue): 0 once the peer read everything. */
+size_t varlink_conn_unread_size(VarlinkConn *c);
 /* A long-lived connection (a registered worker, idle between tasks) is never idle: neither
  * the idle time-out nor the connection limit closes it. */
 void varlink_conn_set_long_lived(VarlinkConn *c, bool b);

@@ -29,7 +29,8 @@
 /* Version 2 has the framing of version 1. It was bumped because a writer's records
  * changed (the key/value server's carry the uid of their writer): a reader older than
  * a file's version refuses it with a clear message, while this one reads both. */
-#define RECORD_FORMAT_VERSION 2U
+/* Version 3 likewise: the key/value server's Deletes and leases. */
+#define RECORD_FORMAT_VERSION 3U
 #define RECORD_FORMAT_VERSION_MIN 1U
 /* No record is larger: a larger length is damage, not a record. */
 #define RECORD_PAYLOAD_MAX (64U << 20)

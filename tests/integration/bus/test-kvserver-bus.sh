@@ -27,6 +27,37 @@ poll 10 busctl --address="$BUS" status org.mrkv.KeyValue1 >/dev/null 2>&1 || fai
 [ "$(prop Errors)" = "t 1" ] || fail "Errors (the missing key): $(prop Errors)"
 [ "$(prop Connections)" = "u 0" ] || fail "Connections: $(prop Connections)"
 
+# Deletes, Leases and Watchers, over raw Varlink: a Delete, a Grant and a Watch that
+# stays open while the properties are read.
+python3 - "$tmp/kv.sock" "$BUS" <<'PY' || fail "Deletes, Leases or Watchers"
+import json, socket, subprocess, sys
+def connect():
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sys.argv[1])
+    return s
+def call(s, method, params, more=False):
+    m = {"method": "org.mrkv.KV." + method, "parameters": params}
+    if more:
+        m["more"] = True
+    s.sendall(json.dumps(m).encode() + b"\0")
+    buf = b""
+    while not buf.endswith(b"\0"):
+        buf += s.recv(65536)
+    return json.loads(buf[:-1])
+def prop(name):
+    return subprocess.run(["busctl", "--address=" + sys.argv[2], "get-property", "org.mrkv.KeyValue1",
+                           "/org/mrkv/KeyValue1", "org.mrkv.KeyValue1", name],
+                          capture_output=True, text=True, check=True).stdout.strip()
+c = connect()
+assert "error" not in call(c, "Delete", {"key": "beta", "version": 1})
+assert "error" not in call(c, "Grant", {"ttl": 60})
+w = connect()
+assert call(w, "Watch", {"key": "alpha", "version": 0}, more=True)["parameters"]["version"] == 2
+for name, want in (("Deletes", "t 1"), ("Leases", "t 1"), ("Watchers", "t 1"), ("Keys", "t 1")):
+    assert prop(name) == want, "%s: %s" % (name, prop(name))
+w.close()
+PY
+
 busctl --address="$BUS" set-property org.mrkv.KeyValue1 /org/freedesktop/LogControl1 org.freedesktop.LogControl1 \
     LogLevel s debug || fail "LogLevel"
 [ "$(busctl --address="$BUS" get-property org.mrkv.KeyValue1 /org/freedesktop/LogControl1 \

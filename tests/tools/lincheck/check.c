@@ -20,10 +20,17 @@
 /* How many search steps between two looks at the clock. */
 #define CLOCK_EVERY 1024
 
+/* A key's state. A key created after deletes (anywhere in the history) has a version
+ * not known until an operation shows it: not pinned, only above lo. */
 typedef struct State {
-        uint64_t version;
+        uint64_t version; /* existing and pinned: its version; else 0 */
+        uint64_t lo;      /* the key's last deletion: every version it had is at most this */
         uint32_t value;
+        bool exists, pinned;
 } State;
+
+/* A list entry without its value matches any. */
+#define ANY_VALUE (UINT32_MAX - 1)
 
 /* An operation reduced to integers, for a cheap model step. */
 typedef struct ModelOp {
@@ -46,6 +53,7 @@ typedef struct Entry {
 
 typedef struct Frame {
         uint32_t entry; /* the call linearized */
+        unsigned variant; /* of model_step() */
         State state;    /* the state before it */
 } Frame;
 
@@ -59,6 +67,7 @@ typedef enum SearchResult {
 typedef struct Search {
         const ModelOp *ops;
         size_t n;
+        bool deletes;        /* the history has deletes: created versions are not known */
         int64_t deadline_ns; /* 0: none */
         uint64_t max_memory;
 
@@ -68,31 +77,85 @@ typedef struct Search {
         uint64_t memo_entries;
 } Search;
 
-static bool model_step(State s, const ModelOp *op, State *ret) {
+/* The state after op, if op is legal in s. A put or delete that names a version of a key
+ * whose version is not pinned has two variants: 0 (it matches) and 1 (it does not). */
+static bool model_step(State s, const ModelOp *op, unsigned variant, bool deletes, State *ret) {
+        bool match;
+
         *ret = s;
 
-        if (op->kind == LIN_GET) {
+        if (op->kind == LIN_GET || op->kind == LIN_LIST) {
+                if (variant > 0)
+                        return false;
                 if (op->outcome == LIN_OUT_NOKEY)
-                        return s.version == 0;
+                        return !s.exists;
                 /* ok; gets without a reply are dropped before the search */
-                return op->version > 0 && op->version == s.version && op->value == s.value;
+                if (!s.exists || op->version == 0 || (op->value != ANY_VALUE && op->value != s.value))
+                        return false;
+                if (s.pinned)
+                        return op->version == s.version;
+                if (op->version <= s.lo)
+                        return false;
+                ret->pinned = true;
+                ret->version = op->version;
+                return true;
         }
 
-        if (s.version == op->version) {
+        if (s.exists && !s.pinned && op->version > 0) {
+                /* Matches if the unknown version is op's, which must then be above lo. */
+                if (variant > 1 || (variant == 0 && op->version <= s.lo))
+                        return false;
+                match = variant == 0;
+        } else {
+                if (variant > 0)
+                        return false;
+                match = s.exists ? s.pinned && op->version == s.version
+                                 : op->kind == LIN_PUT && op->version == 0;
+        }
+
+        if (match) {
                 if (op->outcome != LIN_OUT_OK && op->outcome != LIN_OUT_MAYBE)
                         return false;
-                *ret = (State) { .version = op->version + 1, .value = op->value };
+                if (op->kind == LIN_DELETE)
+                        *ret = (State) { .lo = op->version + 1, .value = NO_VALUE };
+                else if (!s.exists)
+                        /* Without deletes in the history, nothing raised the floor: 1. */
+                        *ret = (State) {
+                                .exists = true,
+                                .pinned = !deletes,
+                                .version = deletes ? 0 : s.lo + 1,
+                                .lo = s.lo,
+                                .value = op->value,
+                        };
+                else
+                        *ret = (State) {
+                                .exists = true,
+                                .pinned = true,
+                                .version = op->version + 1,
+                                .lo = s.lo,
+                                .value = op->value,
+                        };
                 return true;
         }
         switch (op->outcome) {
         case LIN_OUT_VERSION:
+                return s.exists || op->kind == LIN_PUT;
         case LIN_OUT_MAYBE:
                 return true;
         case LIN_OUT_NOKEY:
-                return s.version == 0 && op->version > 0;
+                return !s.exists && (op->kind == LIN_DELETE || op->version > 0);
         default:
                 return false;
         }
+}
+
+/* The state as the memo keeps it: one word for what is known of the version. */
+static uint64_t state_word(State s) {
+        if (!s.exists)
+                return s.lo | UINT64_C(1) << 62;
+        if (!s.pinned)
+                return s.lo | UINT64_C(1) << 63;
+        return s.version;
 }
 
 static uint64_t mix64(uint64_t x) {
@@ -112,7 +175,7 @@ static uint64_t op_key(uint32_t op) {
 }
 
 static uint64_t config_hash(uint64_t set_hash, State s) {
-        return mix64(set_hash ^ mix64(s.version * UINT64_C(0x9e3779b97f4a7c15) + s.value));
+        return mix64(set_hash ^ mix64(state_word(s) * UINT64_C(0x9e3779b97f4a7c15) + s.value));
 }
 
 static int64_t now_ns(void) {
@@ -120,7 +183,7 @@ static int64_t now_ns(void) {
 }
 
 static int memo_add(Memo *memo, const OpSet *set, uint64_t set_hash, State s) {
-        return memo_insert(memo, config_hash(set_hash, s), s.version, s.value, set);
+        return memo_insert(memo, config_hash(set_hash, s), state_word(s), s.value, set);
 }
 
 typedef struct Event {
@@ -210,8 +273,9 @@ static int search(const LinHistory *h, Search *s, SearchResult *ret) {
         _cleanup_free_ Entry *entries = NULL;
         _cleanup_free_ Frame *stack = NULL;
         _cleanup_(opset_done) OpSet set = {};
-        State state = { .version = 0, .value = NO_VALUE };
+        State state = { .value = NO_VALUE };
         uint64_t set_hash = 0, steps = 0;
+        unsigned variant = 0;
         uint32_t head = 0, tail, cur;
         size_t depth = 0, blocking_depth = SIZE_MAX;
         Memo memo;
@@ -247,11 +311,12 @@ static int search(const LinHistory *h, Search *s, SearchResult *ret) {
                 }
 
                 if (e->match != NONE) {
+                        uint64_t next_hash = set_hash ^ op_key(e->op);
                         State next;
 
-                        if (model_step(state, &s->ops[e->op], &next)) {
-                                uint64_t next_hash = set_hash ^ op_key(e->op);
-
+                        for (; variant < 2; variant++) {
+                                if (!model_step(state, &s->ops[e->op], variant, s->deletes, &next))
+                                        continue;
                                 opset_add(&set, e->op);
                                 r = memo_add(&memo, &set, next_hash, next);
                                 if (r == -ENOSPC) {
@@ -261,18 +326,22 @@ static int search(const LinHistory *h, Search *s, SearchResult *ret) {
                                 }
                                 if (r < 0)
                                         goto finish;
-                                if (r > 0) {
-                                        stack[depth++] = (Frame) { .entry = cur, .state = state };
-                                        state = next;
-                                        set_hash = next_hash;
-                                        lift(entries, cur);
-                                        cur = entries[head].next;
-                                        if (depth > s->longest)
-                                                s->longest = depth;
-                                        continue;
-                                }
+                                if (r > 0)
+                                        break;
                                 opset_remove(&set, e->op);
                         }
+                        if (variant < 2) {
+                                stack[depth++] = (Frame) { .entry = cur, .variant = variant, .state = state };
+                                state = next;
+                                set_hash = next_hash;
+                                lift(entries, cur);
+                                cur = entries[head].next;
+                                variant = 0;
+                                if (depth > s->longest)
+                                        s->longest = depth;
+                                continue;
+                        }
+                        variant = 0;
                         cur = e->next;
                         continue;
                 }
@@ -293,7 +362,8 @@ static int search(const LinHistory *h, Search *s, SearchResult *ret) {
                 opset_remove(&set, entries[cur].op);
                 set_hash ^= op_key(entries[cur].op);
                 unlift(entries, cur);
-                cur = entries[cur].next;
+                /* Its other variant, if any, before the operations after it. */
+                variant = stack[depth].variant + 1;
         }
         *ret = SEARCH_OK;
         r = 0;
@@ -351,12 +421,17 @@ static void describe_op(FILE *f, const LinOp *op) {
                 fputs("put(", f);
                 quote(f, op->value);
                 fprintf(f, ", %" PRIu64 ")", op->version);
-        } else
-                fputs("get", f);
+        } else if (op->kind == LIN_DELETE)
+                fprintf(f, "delete(%" PRIu64 ")", op->version);
+        else
+                fputs(op->kind == LIN_LIST ? "list" : "get", f);
         fprintf(f, " -> %s", lin_outcome_to_string(op->outcome));
-        if (op->kind == LIN_GET && op->outcome == LIN_OUT_OK) {
+        if ((op->kind == LIN_GET || op->kind == LIN_LIST) && op->outcome == LIN_OUT_OK) {
                 fputc('(', f);
-                quote(f, op->out_value);
+                if (op->out_value)
+                        quote(f, op->out_value);
+                else
+                        fputs("any", f);
                 fprintf(f, ", %" PRIu64 ")", op->out_version);
         }
         fprintf(f, " [call %" PRIi64 ", return ", op->call);
@@ -439,6 +514,7 @@ int lin_check(const LinHistory *h, const LinOptions *options, LinReport *ret) {
         LinReport rep = { .verdict = LIN_LINEARIZABLE, .blocking_op = (size_t) -1 };
         int64_t start = now_ns();
         size_t n = 0, n_parts = 0;
+        bool deletes = false;
         int r;
 
         assert(h);
@@ -509,6 +585,13 @@ int lin_check(const LinHistory *h, const LinOptions *options, LinReport *ret) {
                 if (op->kind == LIN_PUT) {
                         m->version = op->version;
                         r = interner_intern(&values, op->value, &m->value);
+                } else if (op->kind == LIN_DELETE) {
+                        m->version = op->version;
+                        r = 0;
+                } else if (op->kind == LIN_LIST && !op->out_value) {
+                        m->version = op->out_version;
+                        m->value = ANY_VALUE;
+                        r = 0;
                 } else if (op->outcome == LIN_OUT_OK) {
                         m->version = op->out_version;
                         r = interner_intern(&values, op->out_value, &m->value);
@@ -522,6 +605,9 @@ int lin_check(const LinHistory *h, const LinOptions *options, LinReport *ret) {
                 qsort(ops + parts[k].start, parts[k].n, sizeof(ModelOp), model_op_compare);
         qsort(parts, n_parts, sizeof(Partition), partition_compare);
 
+        for (size_t i = 0; i < h->n_ops; i++)
+                if (h->ops[i].kind == LIN_DELETE)
+                        deletes = true;
         rep.n_ops = n;
         rep.n_partitions = n_parts;
         r = 0;
@@ -530,6 +616,7 @@ int lin_check(const LinHistory *h, const LinOptions *options, LinReport *ret) {
                 Search s = {
                         .ops = ops + parts[k].start,
                         .n = parts[k].n,
+                        .deletes = deletes,
                         .max_memory = o->max_memory,
                         .deadline_ns = o->timeout_usec > 0 ? start + (int64_t) o->timeout_usec * 1000 : 0,
                 };

@@ -72,8 +72,10 @@ LinHistory *lin_history_free(LinHistory *h) {
 static const char *op_invalid(const LinOp *op) {
         if (!op->key)
                 return "no key";
-        if (op->kind != LIN_GET && op->kind != LIN_PUT)
+        if (op->kind != LIN_GET && op->kind != LIN_PUT && op->kind != LIN_DELETE && op->kind != LIN_LIST)
                 return "unknown operation kind";
+        if (op->kind == LIN_LIST && (op->ret == LIN_NEVER || op->outcome != LIN_OUT_OK))
+                return "a list entry must have a return and result \"ok\"";
         if ((unsigned) op->outcome >= _LIN_OUT_MAX)
                 return "unknown result";
         if (op->ret < op->call)
@@ -146,6 +148,37 @@ int lin_history_add_get(LinHistory *h, int64_t client, const char *key, int64_t 
                 .kind = LIN_GET,
                 .key = (char *) key,
                 .outcome = outcome,
+                .out_value = (char *) out_value,
+                .out_version = out_version,
+                .call = call,
+                .ret = ret,
+        };
+
+        return lin_history_add(h, &op);
+}
+
+int lin_history_add_delete(LinHistory *h, int64_t client, const char *key, uint64_t version, int64_t call,
+                           int64_t ret, LinOutcome outcome) {
+        LinOp op = {
+                .client = client,
+                .kind = LIN_DELETE,
+                .key = (char *) key,
+                .version = version,
+                .outcome = outcome,
+                .call = call,
+                .ret = ret,
+        };
+
+        return lin_history_add(h, &op);
+}
+
+int lin_history_add_list(LinHistory *h, int64_t client, const char *key, int64_t call, int64_t ret,
+                         const char *out_value, uint64_t out_version) {
+        LinOp op = {
+                .client = client,
+                .kind = LIN_LIST,
+                .key = (char *) key,
+                .outcome = LIN_OUT_OK,
                 .out_value = (char *) out_value,
                 .out_version = out_version,
                 .call = call,
@@ -246,8 +279,13 @@ static int parse_op(json_object *o, unsigned line, LinOp *op, char **ret_error) 
                 op->kind = LIN_GET;
         else if (streq(kind, "put"))
                 op->kind = LIN_PUT;
+        else if (streq(kind, "delete"))
+                op->kind = LIN_DELETE;
+        else if (streq(kind, "list"))
+                op->kind = LIN_LIST;
         else
-                return parse_error(ret_error, line, "\"op\" must be \"get\" or \"put\", not \"%s\"", kind);
+                return parse_error(ret_error, line,
+                                   "\"op\" must be \"get\", \"put\", \"delete\" or \"list\", not \"%s\"", kind);
 
         r = get_string(o, "key", &key, line, ret_error);
         if (r < 0)
@@ -293,17 +331,23 @@ static int parse_op(json_object *o, unsigned line, LinOp *op, char **ret_error) 
                         return r;
                 if (r == 0)
                         return parse_error(ret_error, line, "a put needs \"version\"");
+        } else if (op->kind == LIN_DELETE) {
+                r = get_int(o, "version", false, 0, &version, line, ret_error);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        return parse_error(ret_error, line, "a delete needs \"version\"");
         } else if (op->outcome == LIN_OUT_OK) {
                 r = get_string(o, "out_value", &out_value, line, ret_error);
                 if (r < 0)
                         return r;
-                if (r == 0)
+                if (r == 0 && op->kind == LIN_GET)
                         return parse_error(ret_error, line, "a get with result \"ok\" needs \"out_value\"");
                 r = get_int(o, "out_version", false, 0, &out_version, line, ret_error);
                 if (r < 0)
                         return r;
                 if (r == 0)
-                        return parse_error(ret_error, line, "a get with result \"ok\" needs \"out_version\"");
+                        return parse_error(ret_error, line, "a %s with result \"ok\" needs \"out_version\"", kind);
         }
 
         op->client = client;
@@ -411,29 +455,40 @@ int lin_history_load(const char *path, LinHistory **ret, char **ret_error) {
         return 0;
 }
 
+static const char *lin_kind_to_string(LinKind k) {
+        static const char *const names[] = {
+                [LIN_GET] = "get",
+                [LIN_PUT] = "put",
+                [LIN_DELETE] = "delete",
+                [LIN_LIST] = "list",
+        };
+
+        return names[k];
+}
+
 static int op_to_json(const LinOp *op, json_object **ret) {
         _cleanup_json_ json_object *o = NULL;
         int r;
 
         r = json_build_object(&o,
                               "client", json_object_new_int64(op->client),
-                              "op", json_object_new_string(op->kind == LIN_GET ? "get" : "put"),
+                              "op", json_object_new_string(lin_kind_to_string(op->kind)),
                               "key", json_object_new_string(op->key),
                               NULL);
-        if (r >= 0 && op->kind == LIN_PUT) {
+        if (r >= 0 && op->kind == LIN_PUT)
                 r = json_object_add(o, "value", json_object_new_string(op->value));
-                if (r >= 0)
-                        r = json_object_add(o, "version", json_object_new_uint64(op->version));
-        }
+        if (r >= 0 && (op->kind == LIN_PUT || op->kind == LIN_DELETE))
+                r = json_object_add(o, "version", json_object_new_uint64(op->version));
         if (r >= 0)
                 r = json_object_add(o, "call", json_object_new_int64(op->call));
         if (r >= 0 && op->ret != LIN_NEVER)
                 r = json_object_add(o, "return", json_object_new_int64(op->ret));
         if (r >= 0)
                 r = json_object_add(o, "result", json_object_new_string(lin_outcome_to_string(op->outcome)));
-        if (r >= 0 && op->kind == LIN_GET && op->outcome == LIN_OUT_OK && op->out_value) {
-                r = json_object_add(o, "out_value", json_object_new_string(op->out_value));
-                if (r >= 0)
+        if (r >= 0 && (op->kind == LIN_GET || op->kind == LIN_LIST) && op->outcome == LIN_OUT_OK) {
+                if (op->out_value)
+                        r = json_object_add(o, "out_value", json_object_new_string(op->out_value));
+                if (r >= 0 && (op->out_value || op->kind == LIN_LIST))
                         r = json_object_add(o, "out_version", json_object_new_uint64(op->out_version));
         }
         if (r < 0)

@@ -13,7 +13,19 @@
  *                               (value, version + 1).
  *   put(value, version), otherwise: version or maybe, or nokey when the state's version
  *                               is 0 and version > 0; state unchanged.
- * So "maybe" is decided by the state at the point where the put is linearized. */
+ *   delete(version), when the key exists at version: ok or maybe; the key is missing,
+ *                               deleted at version + 1.
+ *   delete(version), otherwise: nokey (missing key) or version, or maybe; unchanged.
+ *   list -> ok(version[, value]): an entry of a List page, a get of that key that
+ *                               returned its version (and value, when asked for).
+ * So "maybe" is decided by the state at the point where the put is linearized.
+ *
+ * Versions never go back: a key created again starts above the version it was deleted
+ * at, but where exactly depends on the deletions of all keys (mrkv's deletion floor).
+ * So in a history with deletes a created key's version is unknown, above its last
+ * deletion, until an operation shows it (a get that returns it, a put or delete that
+ * names it and succeeds); a put or delete that names a version not yet known is tried
+ * both as matching and as not. Without deletes a key is created at version 1. */
 
 #include <pthread.h>
 #include <stdint.h>
@@ -26,6 +38,8 @@
 typedef enum LinKind {
         LIN_GET,
         LIN_PUT,
+        LIN_DELETE,
+        LIN_LIST,
 } LinKind;
 
 typedef enum LinOutcome {
@@ -41,10 +55,10 @@ typedef struct LinOp {
         LinKind kind;
         char *key;
         char *value;      /* put: the value written */
-        uint64_t version; /* put: the version it is conditional on */
+        uint64_t version; /* put, delete: the version it is conditional on */
         LinOutcome outcome;
-        char *out_value;      /* get that returned ok */
-        uint64_t out_version; /* get that returned ok */
+        char *out_value;      /* get that returned ok; list: NULL unless values were asked for */
+        uint64_t out_version; /* get that returned ok, list */
         int64_t call, ret;    /* nanoseconds on one clock; ret may be LIN_NEVER */
         unsigned line;        /* line in the file it was parsed from, 0 if none */
 } LinOp;
@@ -71,12 +85,17 @@ int lin_history_add_get(LinHistory *h, int64_t client, const char *key, int64_t 
                 LinOutcome outcome, const char *out_value, uint64_t out_version);
 int lin_history_add_put(LinHistory *h, int64_t client, const char *key, const char *value, uint64_t version,
                 int64_t call, int64_t ret, LinOutcome outcome);
+int lin_history_add_delete(LinHistory *h, int64_t client, const char *key, uint64_t version, int64_t call,
+                           int64_t ret, LinOutcome outcome);
+/* One entry of a List page: key at out_version (with out_value, or NULL). */
+int lin_history_add_list(LinHistory *h, int64_t client, const char *key, int64_t call, int64_t ret,
+                         const char *out_value, uint64_t out_version);
 
 /* JSON Lines, one operation per line:
- *   {"client":1,"op":"get"|"put","key":"k","value":"v","version":3,"call":123,"return":456,
- *    "result":"ok"|"nokey"|"version"|"maybe","out_value":"v","out_version":3}
- * "value"/"version" are required for put, "out_value"/"out_version" for a get that
- * returned ok. A missing or null "return" means no reply was seen; such a put must
+ *   {"client":1,"op":"get"|"put"|"delete"|"list","key":"k","value":"v","version":3,"call":123,
+ *    "return":456,"result":"ok"|"nokey"|"version"|"maybe","out_value":"v","out_version":3}
+ * "value"/"version" are required for put, "version" for delete, "out_value"/"out_version"
+ * for a get that returned ok, "out_version" for a list entry (result ok, a return). A missing or null "return" means no reply was seen; such a put must
  * have result "maybe" (or none). Blank lines are skipped, unknown fields ignored.
  * On a bad line returns -EBADMSG and, if ret_error, a message naming the line. */
 int lin_history_parse(LinHistory *h, FILE *f, char **ret_error);

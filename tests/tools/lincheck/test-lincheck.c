@@ -737,6 +737,103 @@ START_TEST(test_hard_history_small_is_illegal) {
 }
 END_TEST
 
+/* Deletes and lists. */
+
+static void del(LinHistory *h, const char *key, int64_t client, int64_t call, int64_t ret, uint64_t version,
+                LinOutcome outcome) {
+        ck_assert_int_eq(lin_history_add_delete(h, client, key, version, call, ret, outcome), 0);
+}
+
+START_TEST(test_delete_sequential) {
+        _cleanup_(lin_history_freep) LinHistory *h = new_history();
+
+        put(h, 1, 0, 1, "a", 0, LIN_OUT_OK);
+        del(h, "k", 1, 2, 3, 2, LIN_OUT_VERSION);
+        /* A created key's version is not known once the history deletes: a get shows it. */
+        get_ok(h, 1, 4, 5, "a", 1);
+        del(h, "k", 1, 6, 7, 1, LIN_OUT_OK);
+        get_nokey(h, 1, 8, 9);
+        del(h, "k", 1, 10, 11, 1, LIN_OUT_NOKEY);
+        put(h, 1, 12, 13, "b", 1, LIN_OUT_NOKEY);
+        put(h, 1, 14, 15, "b", 0, LIN_OUT_OK);
+        /* Deleted at 2: created again above it, here at 5 (other keys raised the floor). */
+        get_ok(h, 1, 16, 17, "b", 5);
+        put(h, 1, 18, 19, "c", 5, LIN_OUT_OK);
+        get_ok(h, 1, 20, 21, "c", 6);
+        ck_assert_int_eq(check_history(h), LIN_LINEARIZABLE);
+}
+END_TEST
+
+START_TEST(test_delete_version_goes_back) {
+        _cleanup_(lin_history_freep) LinHistory *h = new_history();
+
+        put(h, 1, 0, 1, "a", 0, LIN_OUT_OK);
+        get_ok(h, 1, 2, 3, "a", 1);
+        put(h, 1, 4, 5, "b", 1, LIN_OUT_OK);
+        del(h, "k", 1, 6, 7, 2, LIN_OUT_OK);
+        put(h, 1, 8, 9, "c", 0, LIN_OUT_OK);
+        /* Deleted at 3: version 3 again would let an old fencing token pass. */
+        get_ok(h, 1, 10, 11, "c", 3);
+        ck_assert_int_eq(check_history(h), LIN_ILLEGAL);
+}
+END_TEST
+
+START_TEST(test_delete_stale_read) {
+        _cleanup_(lin_history_freep) LinHistory *h = new_history();
+
+        put(h, 1, 0, 1, "a", 0, LIN_OUT_OK);
+        get_ok(h, 1, 2, 3, "a", 1);
+        del(h, "k", 1, 4, 5, 1, LIN_OUT_OK);
+        get_ok(h, 2, 6, 7, "a", 1);
+        ck_assert_int_eq(check_history(h), LIN_ILLEGAL);
+}
+END_TEST
+
+START_TEST(test_delete_unknown_version) {
+        _cleanup_(lin_history_freep) LinHistory *h = new_history();
+
+        /* After a delete elsewhere the created version is unknown: a delete naming 7 may
+         * match it (then the key is gone), or not (VersionMismatch): both are legal, and a
+         * maybe is either, decided by what follows. */
+        del(h, "other", 9, 0, 1, 1, LIN_OUT_NOKEY);
+        put(h, 1, 2, 3, "a", 0, LIN_OUT_OK);
+        del(h, "k", 1, 4, 5, 7, LIN_OUT_MAYBE);
+        get_nokey(h, 1, 6, 7);
+        ck_assert_int_eq(check_history(h), LIN_LINEARIZABLE);
+
+        _cleanup_(lin_history_freep) LinHistory *g = new_history();
+        del(g, "other", 9, 0, 1, 1, LIN_OUT_NOKEY);
+        put(g, 1, 2, 3, "a", 0, LIN_OUT_OK);
+        del(g, "k", 1, 4, 5, 7, LIN_OUT_MAYBE);
+        get_ok(g, 1, 6, 7, "a", 3);
+        ck_assert_int_eq(check_history(g), LIN_LINEARIZABLE);
+
+        /* A mismatch at 7 followed by a get that says 7 was the version: illegal. */
+        _cleanup_(lin_history_freep) LinHistory *f = new_history();
+        del(f, "other", 9, 0, 1, 1, LIN_OUT_NOKEY);
+        put(f, 1, 2, 3, "a", 0, LIN_OUT_OK);
+        get_ok(f, 1, 4, 5, "a", 7);
+        del(f, "k", 1, 6, 7, 7, LIN_OUT_VERSION);
+        ck_assert_int_eq(check_history(f), LIN_ILLEGAL);
+}
+END_TEST
+
+START_TEST(test_list_entries) {
+        _cleanup_(lin_history_freep) LinHistory *h = new_history();
+
+        put(h, 1, 0, 1, "a", 0, LIN_OUT_OK);
+        /* A list concurrent with an update may show either version; without values any
+         * value matches. */
+        put(h, 1, 2, 6, "b", 1, LIN_OUT_OK);
+        ck_assert_int_eq(lin_history_add_list(h, 2, "k", 3, 4, NULL, 1), 0);
+        ck_assert_int_eq(lin_history_add_list(h, 3, "k", 3, 5, "b", 2), 0);
+        ck_assert_int_eq(check_history(h), LIN_LINEARIZABLE);
+        /* After the update returned, version 1 is stale. */
+        ck_assert_int_eq(lin_history_add_list(h, 2, "k", 7, 8, NULL, 1), 0);
+        ck_assert_int_eq(check_history(h), LIN_ILLEGAL);
+}
+END_TEST
+
 static Suite *lincheck_suite(void) {
         Suite *s = suite_create("lincheck");
         TCase *tc;
@@ -769,6 +866,11 @@ static Suite *lincheck_suite(void) {
         tcase_add_test(tc, test_get_version_zero);
         tcase_add_test(tc, test_keys_independent);
         tcase_add_test(tc, test_add_rejects_inconsistent);
+        tcase_add_test(tc, test_delete_sequential);
+        tcase_add_test(tc, test_delete_version_goes_back);
+        tcase_add_test(tc, test_delete_stale_read);
+        tcase_add_test(tc, test_delete_unknown_version);
+        tcase_add_test(tc, test_list_entries);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("random");
