@@ -18,7 +18,14 @@
 static const Verb verbs[] = {
         { "get", "KEY", "Print the value of KEY (--json: value and version)", verb_get },
         { "put", "KEY VALUE [--version N]", "Set KEY to VALUE if its version is N (default 0: create)", verb_put },
-        { "lock", "[--wait SEC] NAME [--] COMMAND [ARG...]",
+        { "del", "KEY [--version N]", "Delete KEY if its version is N (default: the version it has now)", verb_del },
+        { "ls", "[PREFIX] [--values] [--page-size N]", "List the keys under PREFIX (default: all), in order",
+          verb_ls },
+        { "watch", "KEY|--prefix PREFIX [--version N] [--count N]",
+          "Print a line per change of KEY, or of the keys under PREFIX, after version N", verb_watch },
+        { "lease", "grant TTL | keepalive ID [--once] | revoke ID",
+          "Grant a lease of TTL seconds (print its id), keep one alive, or end one", verb_lease },
+        { "lock", "[--wait SEC] [--ttl SEC] NAME [--] COMMAND [ARG...]",
           "Run COMMAND while holding the lock NAME, then release it", verb_lock },
         { "submit", "APP FILE... [--nreduce N] [--workdir DIR] [--task-timeout SEC] [--wait]",
           "Run the MapReduce app APP over FILEs; print the job's id", verb_submit },
@@ -221,9 +228,18 @@ int exit_code_of_result(const mrkv_clerk *c, int r, const char *what, const char
         case MRKV_ERR_QUOTA:
                 log_error("%s %s: not applied, over the keys or bytes the server allows your user", what, subject);
                 return EXIT_QUOTA;
+        case MRKV_ERR_NO_LEASE:
+                log_error("%s %s: no such lease (expired, revoked, or not yours)", what, subject);
+                return EXIT_NO_LEASE;
+        case MRKV_ERR_LEASE_FULL:
+                log_error("%s %s: not applied, the lease has as many keys as the server allows", what, subject);
+                return EXIT_FAIL;
+        case MRKV_ERR_LIMIT:
+                log_error("%s %s: the server holds as many leases or watchers as it allows", what, subject);
+                return EXIT_FAIL;
         case -ETIMEDOUT:
                 log_error("%s %s: no reply from %s before the timeout%s", what, subject, mrkv_clerk_get_address(c),
-                          streq(what, "put") ? "; the put may have been applied" : "");
+                          streq(what, "put") || streq(what, "del") ? "; it may have been applied" : "");
                 return EXIT_FAIL;
         default:
                 log_error_errno(r, "%s %s: %m", what, subject);
