@@ -21,6 +21,10 @@
  * the way (a dropped message, a stuck connection) delays it by this much at most. */
 #define RECHECK_USEC (1 * USEC_PER_SEC)
 
+/* A server from before leases and watches: the waiter polls the key as it used to. */
+#define BACKOFF_MIN_USEC (1 * USEC_PER_MSEC)
+#define BACKOFF_MAX_USEC (100 * USEC_PER_MSEC)
+
 #define LOCK_ID_BYTES 8
 
 struct mrkv_lock {
@@ -38,6 +42,7 @@ struct mrkv_lock {
 
         uint64_t lease;    /* 0: none yet, or it ended */
         uint64_t lease_ttl; /* seconds, as granted */
+        bool old_server;    /* it knows no Grant or Watch: no lease, and waiters poll */
 
         /* While held: a thread keeps the lease alive and watches the key. */
         mrkv_keepalive *keepalive;
@@ -242,7 +247,7 @@ fail:
 static int lock_lease(mrkv_lock *l) {
         int r;
 
-        if (l->lease > 0)
+        if (l->lease > 0 || l->old_server)
                 return 0;
         r = mrkv_clerk_lease_grant(l->clerk, (l->ttl_usec + USEC_PER_SEC - 1) / USEC_PER_SEC, &l->lease,
                                    &l->lease_ttl);
@@ -273,7 +278,9 @@ static int lock_put(mrkv_lock *l, uint64_t version) {
         int r;
 
         r = lock_lease(l);
-        if (r < 0)
+        if (r == -EOPNOTSUPP)
+                l->old_server = true;
+        else if (r < 0)
                 return r;
 
         r = mrkv_clerk_put_with_lease(l->clerk, l->name, l->id, version, l->lease);
@@ -306,7 +313,7 @@ static int lock_put(mrkv_lock *l, uint64_t version) {
 }
 
 _public_ int mrkv_lock_acquire(mrkv_lock *l) {
-        uint64_t deadline;
+        uint64_t backoff = BACKOFF_MIN_USEC, deadline;
         int r;
 
         if (!l)
@@ -340,9 +347,11 @@ _public_ int mrkv_lock_acquire(mrkv_lock *l) {
                         }
                         l->version = version;
                         l->watch = mrkv_watch_free(l->watch);
-                        r = lock_guard_start(l);
-                        if (r < 0)
-                                break;
+                        if (!l->old_server) {
+                                r = lock_guard_start(l);
+                                if (r < 0)
+                                        break;
+                        }
                         l->held = true;
                         return 0;
                 }
@@ -364,6 +373,12 @@ _public_ int mrkv_lock_acquire(mrkv_lock *l) {
                         break;
                 }
 
+                if (l->old_server) {
+                        pause_until(jitter(&l->random_state, backoff), deadline);
+                        backoff = MIN(backoff * 2, BACKOFF_MAX_USEC);
+                        continue;
+                }
+
                 /* Wait for a change of the key: its deletion (a release, or the
                  * holder's lease ended) or "" (a release). */
                 if (!l->watch) {
@@ -377,6 +392,11 @@ _public_ int mrkv_lock_acquire(mrkv_lock *l) {
                         r = mrkv_watch_next(l->watch, MIN(RECHECK_USEC, deadline - MIN(deadline, n)), &e);
                         if (r <= 0 || e->deleted || streq(e->value, ""))
                                 break;
+                }
+                if (r == -EOPNOTSUPP) {
+                        l->old_server = true;
+                        l->watch = mrkv_watch_free(l->watch);
+                        continue;
                 }
                 if (r < 0)
                         break;
@@ -413,7 +433,7 @@ _public_ int mrkv_lock_release(mrkv_lock *l) {
         if (r < 0 || r == MRKV_ERR_STORAGE || r == MRKV_ERR_QUOTA) {
                 /* Not applied, or not known to be: still held, and release may be called
                  * again. Meanwhile the lease is kept alive. */
-                int k = lock_guard_start(l);
+                int k = l->old_server ? 0 : lock_guard_start(l);
                 if (k < 0)
                         return k;
                 return r < 0 ? r : r == MRKV_ERR_STORAGE ? -EIO : -EDQUOT;
