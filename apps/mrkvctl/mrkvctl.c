@@ -17,7 +17,8 @@
 
 static const Verb verbs[] = {
         { "get", "KEY", "Print the value of KEY (--json: value and version)", verb_get },
-        { "put", "KEY VALUE [--version N]", "Set KEY to VALUE if its version is N (default 0: create)", verb_put },
+        { "put", "KEY VALUE [--version N] [--lease ID]",
+          "Set KEY to VALUE if its version is N (default 0: create); attached to lease ID", verb_put },
         { "del", "KEY [--version N]", "Delete KEY if its version is N (default: the version it has now)", verb_del },
         { "ls", "[PREFIX] [--values] [--page-size N]", "List the keys under PREFIX (default: all), in order",
           verb_ls },
