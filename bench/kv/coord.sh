@@ -118,7 +118,7 @@ cli_handovers() { # NAME TOOL...
                 n=$HANDOVERS
                 [ $how = crash ] && n=$(( (HANDOVERS + 1) / 2 ))
                 [ $how = crash ] && [ "$name" = etcdctl ] && [ $quick = 1 ] && continue
-                echo "$name $how: p50 $(for _ in $(seq $n); do handover "$*" $how; done | median)"
+                echo "$name $how: p50 $(for _ in $(seq $n); do handover "$*" $how 2>/dev/null; done | median)"
         done
 }
 cli_handovers mrkvctl "$mrkvctl" --connect "$kv" lock --ttl "$LOCK_TTL"
