@@ -61,7 +61,10 @@ int mrkv_clerk_get(mrkv_clerk *c, const char *key, char **ret_value, uint64_t *r
  * keeps answering Gets, and accepts Puts again once it has written a snapshot.
  * MRKV_ERR_QUOTA (the server's QuotaExceeded) means, for the same reason, that the Put
  * was not applied: the keys or bytes charged to the caller's uid would pass the server's
- * bound (--quota-keys, --quota-bytes). */
+ * bound (--quota-keys, --quota-bytes).
+ * MRKV_ERR_NO_KEY means the Put was not applied, as before keys could be deleted; where
+ * they are (mrkv_clerk_delete(), leases), a resent Put answered NoKey may have been
+ * applied and the key deleted since: read it back if that matters. */
 int mrkv_clerk_put(mrkv_clerk *c, const char *key, const char *value, uint64_t version);
 
 /* How long one attempt waits for its reply before it is resent (default 1 s). > 0. */

@@ -326,6 +326,34 @@ _public_ int mrkv_clerk_get(mrkv_clerk *c, const char *key, char **ret_value, ui
         return MRKV_OK;
 }
 
+/* The result of a Put or Delete that got a reply; unanswered: an earlier attempt may
+ * have been applied. */
+static int write_result(const char *error, bool unanswered, bool delete) {
+        if (!error)
+                return MRKV_OK;
+        if (streq(error, KV_ERROR_VERSION_MISMATCH))
+                /* An attempt whose reply we lost may have been applied and moved the
+                 * version on; then this mismatch is our own doing, and we cannot tell. */
+                return unanswered ? MRKV_ERR_MAYBE : MRKV_ERR_VERSION;
+        /* A Delete's earlier attempt may have deleted the key. For a Put, NoKey says
+         * no attempt was applied, as it always has (kv.h says when deletes blur that). */
+        if (streq(error, KV_ERROR_NO_KEY))
+                return delete && unanswered ? MRKV_ERR_MAYBE : MRKV_ERR_NO_KEY;
+        /* Not applied, whatever earlier attempts did: the server answers it only to a
+         * write whose version still matches, which an applied earlier attempt would
+         * have moved. */
+        if (streq(error, KV_ERROR_STORAGE_ERROR))
+                return MRKV_ERR_STORAGE;
+        if (streq(error, KV_ERROR_QUOTA_EXCEEDED))
+                return MRKV_ERR_QUOTA;
+        /* The lease may have ended, or filled up, after an earlier attempt was applied. */
+        if (streq(error, KV_ERROR_NO_LEASE))
+                return unanswered ? MRKV_ERR_MAYBE : MRKV_ERR_NO_LEASE;
+        if (streq(error, KV_ERROR_LEASE_FULL))
+                return unanswered ? MRKV_ERR_MAYBE : MRKV_ERR_LEASE_FULL;
+        return generic_error_to_errno(error);
+}
+
 static int clerk_put(mrkv_clerk *c, const char *key, const char *value, uint64_t version, uint64_t lease) {
         _cleanup_json_ json_object *parameters = NULL, *reply = NULL;
         _cleanup_free_ char *error = NULL;
@@ -349,28 +377,7 @@ static int clerk_put(mrkv_clerk *c, const char *key, const char *value, uint64_t
         r = clerk_call(c, KV_METHOD_PUT, parameters, &reply, &error, &unanswered);
         if (r < 0)
                 return r;
-
-        if (!error)
-                return MRKV_OK;
-        if (streq(error, KV_ERROR_VERSION_MISMATCH))
-                /* An attempt whose reply we lost may have been applied and moved the
-                 * version on; then this mismatch is our own doing, and we cannot tell. */
-                return unanswered ? MRKV_ERR_MAYBE : MRKV_ERR_VERSION;
-        /* Keys are never deleted, so NoKey means no attempt was applied. */
-        if (streq(error, KV_ERROR_NO_KEY))
-                return MRKV_ERR_NO_KEY;
-        /* Not applied, whatever earlier attempts did: the server answers it only to a Put
-         * whose version still matches, which an applied earlier attempt would have moved. */
-        if (streq(error, KV_ERROR_STORAGE_ERROR))
-                return MRKV_ERR_STORAGE;
-        if (streq(error, KV_ERROR_QUOTA_EXCEEDED))
-                return MRKV_ERR_QUOTA;
-        /* The lease may have ended, or filled up, after an earlier attempt was applied. */
-        if (streq(error, KV_ERROR_NO_LEASE))
-                return unanswered ? MRKV_ERR_MAYBE : MRKV_ERR_NO_LEASE;
-        if (streq(error, KV_ERROR_LEASE_FULL))
-                return unanswered ? MRKV_ERR_MAYBE : MRKV_ERR_LEASE_FULL;
-        return generic_error_to_errno(error);
+        return write_result(error, unanswered, false);
 }
 
 _public_ int mrkv_clerk_put(mrkv_clerk *c, const char *key, const char *value, uint64_t version) {
@@ -401,18 +408,7 @@ _public_ int mrkv_clerk_delete(mrkv_clerk *c, const char *key, uint64_t version)
         r = clerk_call(c, KV_METHOD_DELETE, parameters, &reply, &error, &unanswered);
         if (r < 0)
                 return r;
-
-        if (!error)
-                return MRKV_OK;
-        /* An attempt whose reply we lost may have deleted the key (NoKey now) or, after
-         * that, someone created it again (VersionMismatch): we cannot tell. */
-        if (streq(error, KV_ERROR_VERSION_MISMATCH))
-                return unanswered ? MRKV_ERR_MAYBE : MRKV_ERR_VERSION;
-        if (streq(error, KV_ERROR_NO_KEY))
-                return unanswered ? MRKV_ERR_MAYBE : MRKV_ERR_NO_KEY;
-        if (streq(error, KV_ERROR_STORAGE_ERROR))
-                return MRKV_ERR_STORAGE;
-        return generic_error_to_errno(error);
+        return write_result(error, unanswered, true);
 }
 
 /* A lease call whose reply has at most one number, name (NULL: none). */
