@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -514,6 +516,83 @@ START_TEST(test_watch_sees_every_change) {
 }
 END_TEST
 
+#define MANY_WATCHERS 1000
+#define MANY_CHANGES 5
+
+/* 1,000 watchers of one key, each with its own connection, all see every change. */
+START_TEST(test_many_watchers) {
+        char *dir = test_dir_new();
+        static mrkv_watch *watches[MANY_WATCHERS];
+        static unsigned seen[MANY_WATCHERS];
+        struct rlimit rl;
+        mrkv_clerk *c;
+        TestDaemon s;
+        uint64_t version = 0, deadline;
+        unsigned done = 0;
+        int ep;
+
+        /* A watch holds three descriptors: its socket, an epoll set and a timer. */
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+        if (rl.rlim_max < 4 * MANY_WATCHERS) {
+                fprintf(stderr, "RLIMIT_NOFILE hard limit %llu: fewer watchers would not test this; skipped\n",
+                        (unsigned long long) rl.rlim_max);
+                free(dir);
+                return;
+        }
+        rl.rlim_cur = rl.rlim_max;
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+
+        test_kvserver_start(dir, &s);
+        c = test_clerk_new(s.address, false);
+        ck_assert_int_eq(mrkv_clerk_put(c, "many", "0", 0), MRKV_OK);
+        ck_assert_int_eq(mrkv_clerk_get(c, "many", NULL, &version), MRKV_OK);
+
+        ep = epoll_create1(EPOLL_CLOEXEC);
+        ck_assert_int_ge(ep, 0);
+        for (unsigned i = 0; i < MANY_WATCHERS; i++) {
+                const mrkv_entry *e;
+
+                ck_assert_int_eq(mrkv_watch_new(c, "many", version, &watches[i]), 0);
+                ck_assert_int_eq(epoll_ctl(ep, EPOLL_CTL_ADD, mrkv_watch_get_fd(watches[i]),
+                                           &(struct epoll_event) { .events = EPOLLIN, .data.u32 = i }),
+                                 0);
+                ck_assert_int_eq(mrkv_watch_process(watches[i], &e), 0);
+        }
+        for (unsigned k = 1; k <= MANY_CHANGES; k++)
+                ck_assert_int_eq(mrkv_clerk_put(c, "many", "v", version + k - 1), MRKV_OK);
+
+        deadline = now_usec() + 60 * USEC_PER_SEC;
+        while (done < MANY_WATCHERS) {
+                struct epoll_event ev[128];
+                int n;
+
+                ck_assert_msg(now_usec() < deadline, "%u of %u watchers saw every change in time", done,
+                              MANY_WATCHERS);
+                n = epoll_wait(ep, ev, 128, 1000);
+                ck_assert_int_ge(n, 0);
+                for (int j = 0; j < n; j++) {
+                        unsigned i = ev[j].data.u32;
+                        const mrkv_entry *e;
+                        int r;
+
+                        while ((r = mrkv_watch_process(watches[i], &e)) > 0) {
+                                ck_assert_uint_lt(seen[i], MANY_CHANGES);
+                                ck_assert_uint_eq(e->version, version + ++seen[i]);
+                                if (seen[i] == MANY_CHANGES)
+                                        done++;
+                        }
+                        ck_assert_int_eq(r, 0);
+                }
+        }
+        for (unsigned i = 0; i < MANY_WATCHERS; i++)
+                mrkv_watch_free(watches[i]);
+        close(ep);
+        mrkv_clerk_free(c);
+        test_kvserver_stop(&s);
+        free(dir);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("lease");
         TCase *tc = tcase_create("lease");
@@ -522,6 +601,7 @@ int main(void) {
         tcase_add_test(tc, test_delete_and_list);
         tcase_add_test(tc, test_leases);
         tcase_add_test(tc, test_watch_sees_every_change);
+        tcase_add_test(tc, test_many_watchers);
         tcase_add_test(tc, test_holder_killed);
         tcase_add_test(tc, test_holder_stopped);
         tcase_add_test(tc, test_holder_cut_off);
