@@ -136,8 +136,10 @@ int mrkv_list_set_page_size(mrkv_list *l, unsigned n);
 int mrkv_list_next(mrkv_list *l, const mrkv_entry **ret);
 mrkv_list *mrkv_list_free(mrkv_list *l);
 
-/* Watches a key, or every key under a prefix, for changes after version (0: from the
- * start: a key watch then gets the key's current state at once, if it has one).
+/* Watches a key, or every key under a prefix, for changes after version. A key watch
+ * whose key is already past version gets its current state at once (from 0: any key that
+ * exists); a prefix watch with version above 0 gets at once every key under the prefix
+ * whose version is above it, with 0 only the changes from then on.
  * Changes come in version order per key, each once; the watch reconnects and resumes by
  * itself after a lost connection or an overflow, so it may skip states in between (it
  * gets the latest state of a key, never an older one after a newer). A prefix watch
@@ -157,7 +159,7 @@ int mrkv_watch_get_fd(mrkv_watch *w);
  * negative errno: -EINVAL (the server refused the key or prefix) and the like. */
 int mrkv_watch_process(mrkv_watch *w, const mrkv_entry **ret);
 /* Waits up to timeout_usec (UINT64_MAX: forever) for the next change: as process, but 0
- * only when the time has passed. */
+ * only when the time has passed, and MRKV_ERR_LIMIT never (it waits on). */
 int mrkv_watch_next(mrkv_watch *w, uint64_t timeout_usec, const mrkv_entry **ret);
 /* The highest version it has returned (or was started after). */
 uint64_t mrkv_watch_get_version(const mrkv_watch *w);
