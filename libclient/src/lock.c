@@ -312,6 +312,18 @@ static int lock_put(mrkv_lock *l, uint64_t version) {
         }
 }
 
+/* The key is ours at l->version, on our lease: guard it. */
+static int lock_hold(mrkv_lock *l) {
+        l->watch = mrkv_watch_free(l->watch);
+        if (!l->old_server) {
+                int r = lock_guard_start(l);
+                if (r < 0)
+                        return r;
+        }
+        l->held = true;
+        return 0;
+}
+
 _public_ int mrkv_lock_acquire(mrkv_lock *l) {
         uint64_t backoff = BACKOFF_MIN_USEC, deadline;
         int r;
@@ -346,13 +358,9 @@ _public_ int mrkv_lock_acquire(mrkv_lock *l) {
                                 continue;
                         }
                         l->version = version;
-                        l->watch = mrkv_watch_free(l->watch);
-                        if (!l->old_server) {
-                                r = lock_guard_start(l);
-                                if (r < 0)
-                                        break;
-                        }
-                        l->held = true;
+                        r = lock_hold(l);
+                        if (r < 0)
+                                break;
                         return 0;
                 }
 
@@ -361,7 +369,14 @@ _public_ int mrkv_lock_acquire(mrkv_lock *l) {
                         r = lock_put(l, r == MRKV_ERR_NO_KEY ? 0 : version);
                         if (r < 0)
                                 break;
-                        /* Taken or not, the Get at the top confirms it. */
+                        /* Taken at a version we know: ours. Otherwise (taken by
+                         * creating the key, or not) the Get at the top tells. */
+                        if (r > 0 && l->version > 0) {
+                                r = lock_hold(l);
+                                if (r < 0)
+                                        break;
+                                return 0;
+                        }
                         continue;
                 }
 
