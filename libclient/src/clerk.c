@@ -411,33 +411,41 @@ _public_ int mrkv_clerk_delete(mrkv_clerk *c, const char *key, uint64_t version)
         return write_result(error, unanswered, true);
 }
 
-/* A lease call whose reply has at most one number, name (NULL: none). */
-static int lease_call(mrkv_clerk *c, const char *method, json_object *parameters, const char *name, uint64_t *ret,
-                      bool *ret_unanswered) {
-        _cleanup_json_ json_object *reply = NULL;
+/* The errors of the lease calls. */
+static int lease_error(const char *error) {
+        if (streq(error, KV_ERROR_NO_LEASE))
+                return MRKV_ERR_NO_LEASE;
+        if (streq(error, KV_ERROR_TOO_MANY_LEASES))
+                return MRKV_ERR_LIMIT;
+        if (streq(error, KV_ERROR_STORAGE_ERROR))
+                return MRKV_ERR_STORAGE;
+        return generic_error_to_errno(error);
+}
+
+/* KeepAlive or Revoke of lease; the reply's ttl (KeepAlive) in *ret if not NULL. */
+static int lease_call(mrkv_clerk *c, const char *method, uint64_t lease, uint64_t *ret, bool *ret_unanswered) {
+        _cleanup_json_ json_object *parameters = NULL, *reply = NULL;
         _cleanup_free_ char *error = NULL;
         json_object *v;
         int r;
 
+        if (!c || lease == 0)
+                return -EINVAL;
+
+        r = json_build_object(&parameters, "lease", json_object_new_uint64(lease), NULL);
+        if (r < 0)
+                return r;
         r = clerk_call(c, method, parameters, &reply, &error, ret_unanswered);
         if (r < 0)
                 return r;
-        if (error) {
-                if (streq(error, KV_ERROR_NO_LEASE))
-                        return MRKV_ERR_NO_LEASE;
-                if (streq(error, KV_ERROR_TOO_MANY_LEASES))
-                        return MRKV_ERR_LIMIT;
-                if (streq(error, KV_ERROR_STORAGE_ERROR))
-                        return MRKV_ERR_STORAGE;
-                return generic_error_to_errno(error);
-        }
-        if (!name)
+        if (error)
+                return lease_error(error);
+        if (!ret)
                 return MRKV_OK;
-        if (!json_object_object_get_ex(reply, name, &v) || !json_object_is_type(v, json_type_int) ||
+        if (!json_object_object_get_ex(reply, "ttl", &v) || !json_object_is_type(v, json_type_int) ||
             json_object_get_int64(v) < 0)
                 return -EBADMSG;
-        if (ret)
-                *ret = json_object_get_uint64(v);
+        *ret = json_object_get_uint64(v);
         return MRKV_OK;
 }
 
@@ -466,13 +474,8 @@ _public_ int mrkv_clerk_lease_grant(mrkv_clerk *c, uint64_t ttl_sec, uint64_t *r
         r = clerk_call(c, KV_METHOD_GRANT, parameters, &reply, &error, &unanswered);
         if (r < 0)
                 return r;
-        if (error) {
-                if (streq(error, KV_ERROR_TOO_MANY_LEASES))
-                        return MRKV_ERR_LIMIT;
-                if (streq(error, KV_ERROR_STORAGE_ERROR))
-                        return MRKV_ERR_STORAGE;
-                return generic_error_to_errno(error);
-        }
+        if (error)
+                return lease_error(error);
         if (varlink_dispatch(reply, fields, &p, &bad_field) < 0 || p.lease == 0)
                 return -EBADMSG;
 
@@ -483,32 +486,22 @@ _public_ int mrkv_clerk_lease_grant(mrkv_clerk *c, uint64_t ttl_sec, uint64_t *r
 }
 
 _public_ int mrkv_clerk_lease_keepalive(mrkv_clerk *c, uint64_t lease, uint64_t *ret_ttl_sec) {
-        _cleanup_json_ json_object *parameters = NULL;
+        uint64_t ttl = 0;
         bool unanswered;
         int r;
 
-        if (!c || lease == 0)
-                return -EINVAL;
-
-        r = json_build_object(&parameters, "lease", json_object_new_uint64(lease), NULL);
-        if (r < 0)
-                return r;
         /* A renewal is the same whether it is the first or a resent one. */
-        return lease_call(c, KV_METHOD_KEEP_ALIVE, parameters, "ttl", ret_ttl_sec, &unanswered);
+        r = lease_call(c, KV_METHOD_KEEP_ALIVE, lease, &ttl, &unanswered);
+        if (r == MRKV_OK && ret_ttl_sec)
+                *ret_ttl_sec = ttl;
+        return r;
 }
 
 _public_ int mrkv_clerk_lease_revoke(mrkv_clerk *c, uint64_t lease) {
-        _cleanup_json_ json_object *parameters = NULL;
-        bool unanswered;
+        bool unanswered = false;
         int r;
 
-        if (!c || lease == 0)
-                return -EINVAL;
-
-        r = json_build_object(&parameters, "lease", json_object_new_uint64(lease), NULL);
-        if (r < 0)
-                return r;
-        r = lease_call(c, KV_METHOD_REVOKE, parameters, NULL, NULL, &unanswered);
+        r = lease_call(c, KV_METHOD_REVOKE, lease, NULL, &unanswered);
         /* NoLease after a lost reply: our earlier attempt may have revoked it; gone either way. */
         if (r == MRKV_ERR_NO_LEASE && unanswered)
                 return MRKV_OK;
