@@ -31,5 +31,9 @@ const Address *clerk_get_address(const mrkv_clerk *c);
 uint64_t clerk_get_attempt_timeout(const mrkv_clerk *c);
 uint64_t clerk_get_retry_pause(const mrkv_clerk *c);
 
+/* Lowers what a keepalive takes for its lease's expiry (CLOCK_MONOTONIC usec), for a
+ * caller that knows when the lease was granted or last renewed. */
+void keepalive_set_expiry(mrkv_keepalive *k, uint64_t usec);
+
 /* A new connection to address by deadline (CLOCK_MONOTONIC usec), as a VarlinkClient. */
 int clerk_connect(const Address *address, uint64_t deadline, VarlinkClient **ret);

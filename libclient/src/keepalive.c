@@ -85,6 +85,11 @@ _public_ int mrkv_keepalive_new(mrkv_clerk *c, uint64_t lease, uint64_t ttl_sec,
         return 0;
 }
 
+void keepalive_set_expiry(mrkv_keepalive *k, uint64_t usec) {
+        if (usec < mrkv_keepalive_get_expiry(k))
+                __atomic_store_n(&k->expiry, usec, __ATOMIC_RELEASE);
+}
+
 _public_ mrkv_keepalive *mrkv_keepalive_free(mrkv_keepalive *k) {
         if (!k)
                 return NULL;

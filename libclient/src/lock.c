@@ -11,6 +11,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "clerk-internal.h"
 #include "macro.h"
 #include "mrkv/kv.h"
 #include "mrkv/lock.h"
@@ -42,6 +43,7 @@ struct mrkv_lock {
 
         uint64_t lease;    /* 0: none yet, or it ended */
         uint64_t lease_ttl; /* seconds, as granted */
+        uint64_t lease_since; /* when its grant or last renewal was sent: it lives ttl from then */
         bool old_server;    /* it knows no Grant or Watch: no lease, and waiters poll */
 
         /* While held: a thread keeps the lease alive and watches the key. */
@@ -224,6 +226,8 @@ static int lock_guard_start(mrkv_lock *l) {
 
         r = mrkv_keepalive_new(l->clerk, l->lease, l->lease_ttl, &l->keepalive);
         if (r >= 0)
+                keepalive_set_expiry(l->keepalive, usec_add(l->lease_since, l->lease_ttl * USEC_PER_SEC));
+        if (r >= 0)
                 r = mrkv_watch_new(l->clerk, l->name, l->version, &l->watch);
         if (r < 0)
                 goto fail;
@@ -245,10 +249,25 @@ fail:
 
 /* A lease for the next acquiring Put. */
 static int lock_lease(mrkv_lock *l) {
+        uint64_t now = now_usec();
         int r;
 
-        if (l->lease > 0 || l->old_server)
+        if (l->old_server)
                 return 0;
+        /* A lease taken for an earlier try, and unused since the wait that followed: renew
+         * it, so that the lock is not taken with a lease about to end. */
+        if (l->lease > 0 && now - l->lease_since >= l->lease_ttl * USEC_PER_SEC / 3) {
+                r = mrkv_clerk_lease_keepalive(l->clerk, l->lease, &l->lease_ttl);
+                if (r < 0)
+                        return r;
+                if (r == MRKV_OK)
+                        l->lease_since = now;
+                else
+                        l->lease = 0;
+        }
+        if (l->lease > 0)
+                return 0;
+        l->lease_since = now;
         r = mrkv_clerk_lease_grant(l->clerk, (l->ttl_usec + USEC_PER_SEC - 1) / USEC_PER_SEC, &l->lease,
                                    &l->lease_ttl);
         if (r < 0)
