@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* An inverted index, as the lab's mrapps/indexer.go: map emits (word, document) once per
  * distinct word of a document; reduce emits "<count> <doc>,<doc>,..." with the documents
- * sorted. */
+ * sorted. A document cut into splits is mapped by several tasks, each naming it: reduce
+ * counts and lists each document once, and combine drops a task's repeats early. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -94,8 +95,13 @@ static int indexer_map(const mrkv_host *host, mrkv_emitter *out, const char *fil
 
 static int indexer_reduce(const mrkv_host *host, mrkv_emitter *out, const char *key, size_t key_len,
                           mrkv_values *values) {
-        return emit_sorted_values(host, out, key, key_len, values, true, ",");
+        return emit_sorted_distinct_values(host, out, key, key_len, values, true, ",");
 }
 
-MRKV_APP_DEFINE("indexer", "inverted index: for every word, the documents containing it", indexer_map,
-                indexer_reduce)
+static int indexer_combine(const mrkv_host *host, mrkv_emitter *out, const char *key, size_t key_len,
+                           mrkv_values *values) {
+        return emit_distinct_values(host, out, key, key_len, values);
+}
+
+MRKV_APP_DEFINE_COMBINE("indexer", "inverted index: for every word, the documents containing it", indexer_map,
+                        indexer_reduce, indexer_combine)

@@ -70,6 +70,17 @@ void value_set_sort(ValueSet *s) {
                 qsort(s->items, s->n, sizeof(Value), value_compare);
 }
 
+/* Drops repeated values of a sorted set. */
+static void value_set_unique(ValueSet *s) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < s->n; i++)
+                if (n == 0 || bytes_compare(s->items[n - 1].data, s->items[n - 1].len, s->items[i].data,
+                                            s->items[i].len) != 0)
+                        s->items[n++] = s->items[i];
+        s->n = n;
+}
+
 int value_set_join(const ValueSet *s, const char *prefix, const char *sep, char **ret, size_t *ret_len) {
         size_t prefix_len = strlen(prefix), sep_len = strlen(sep);
         size_t total = prefix_len + s->size + (s->n > 0 ? (s->n - 1) * sep_len : 0);
@@ -98,8 +109,8 @@ void value_set_done(ValueSet *s) {
         *s = (ValueSet) {};
 }
 
-int emit_sorted_values(const mrkv_host *host, mrkv_emitter *out, const char *key, size_t key_len,
-                       mrkv_values *values, bool with_count, const char *sep) {
+static int emit_sorted(const mrkv_host *host, mrkv_emitter *out, const char *key, size_t key_len,
+                       mrkv_values *values, bool distinct, bool with_count, const char *sep) {
         ValueSet s = {};
         char prefix[24] = "", *line = NULL;
         size_t line_len;
@@ -108,6 +119,8 @@ int emit_sorted_values(const mrkv_host *host, mrkv_emitter *out, const char *key
         r = value_set_collect(&s, host, values);
         if (r >= 0) {
                 value_set_sort(&s);
+                if (distinct)
+                        value_set_unique(&s);
                 if (with_count)
                         snprintf(prefix, sizeof(prefix), "%zu ", s.n);
                 r = value_set_join(&s, prefix, sep, &line, &line_len);
@@ -118,6 +131,63 @@ int emit_sorted_values(const mrkv_host *host, mrkv_emitter *out, const char *key
         free(line);
         value_set_done(&s);
         return r;
+}
+
+int emit_sorted_values(const mrkv_host *host, mrkv_emitter *out, const char *key, size_t key_len,
+                       mrkv_values *values, bool with_count, const char *sep) {
+        return emit_sorted(host, out, key, key_len, values, false, with_count, sep);
+}
+
+int emit_sorted_distinct_values(const mrkv_host *host, mrkv_emitter *out, const char *key, size_t key_len,
+                                mrkv_values *values, bool with_count, const char *sep) {
+        return emit_sorted(host, out, key, key_len, values, true, with_count, sep);
+}
+
+int emit_distinct_values(const mrkv_host *host, mrkv_emitter *out, const char *key, size_t key_len,
+                         mrkv_values *values) {
+        ValueSet s = {};
+        int r;
+
+        r = value_set_collect(&s, host, values);
+        if (r >= 0) {
+                value_set_sort(&s);
+                value_set_unique(&s);
+                for (size_t i = 0; i < s.n && r >= 0; i++)
+                        r = host->emit(out, key, key_len, s.items[i].data, s.items[i].len);
+        }
+        value_set_done(&s);
+        return r;
+}
+
+int emit_value_sum(const mrkv_host *host, mrkv_emitter *out, const char *key, size_t key_len,
+                   mrkv_values *values) {
+        const char *v;
+        size_t l;
+        uint64_t sum = 0;
+        int r;
+
+        while ((r = host->next_value(values, &v, &l)) > 0) {
+                uint64_t n = 0;
+
+                /* Map's "1"s are nearly all of them. */
+                if (l == 1 && v[0] == '1') {
+                        sum++;
+                        continue;
+                }
+                if (l == 0 || l > 19)
+                        return -EBADMSG;
+                for (size_t i = 0; i < l; i++) {
+                        if (v[i] < '0' || v[i] > '9')
+                                return -EBADMSG;
+                        n = n * 10 + (uint64_t) (v[i] - '0');
+                }
+                if (n > INT64_MAX - sum)
+                        return -EOVERFLOW;
+                sum += n;
+        }
+        if (r < 0)
+                return r;
+        return emit_number(host, out, key, key_len, (int64_t) sum);
 }
 
 int emit_value_count(const mrkv_host *host, mrkv_emitter *out, const char *key, size_t key_len,

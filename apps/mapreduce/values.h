@@ -39,10 +39,27 @@ void value_set_done(ValueSet *s);
 int emit_sorted_values(const mrkv_host *host, mrkv_emitter *out, const char *key, size_t key_len,
                        mrkv_values *values, bool with_count, const char *sep);
 
+/* The same over the distinct values only (indexer: a document split into several map
+ * tasks is named by each of them). */
+int emit_sorted_distinct_values(const mrkv_host *host, mrkv_emitter *out, const char *key, size_t key_len,
+                                mrkv_values *values, bool with_count, const char *sep);
+
 /* The reduce of word count: emits how many values key has, without keeping them. Returns
  * 0 or a negative errno. */
 int emit_value_count(const mrkv_host *host, mrkv_emitter *out, const char *key, size_t key_len,
                      mrkv_values *values);
+
+/* The reduce and combine of word count: emits the sum of key's values, each a decimal
+ * count ("1" from map, a partial sum from a combine), so it gives the same whether or not
+ * some values were combined. Returns 0, -EBADMSG for a value that is not a count, or a
+ * negative errno. */
+int emit_value_sum(const mrkv_host *host, mrkv_emitter *out, const char *key, size_t key_len,
+                   mrkv_values *values);
+
+/* The combine of indexer: emits each distinct value of key once, sorted. Returns 0 or a
+ * negative errno. */
+int emit_distinct_values(const mrkv_host *host, mrkv_emitter *out, const char *key, size_t key_len,
+                         mrkv_values *values);
 
 /* Compares two byte strings as Go compares strings. */
 int bytes_compare(const char *a, size_t a_len, const char *b, size_t b_len);

@@ -59,6 +59,22 @@ static int get_string_array(json_object *o, const char *key, json_object **ret) 
         return 0;
 }
 
+/* The counters, an object of non-negative integers the coordinator may leave out. */
+static int get_counters(json_object *o, json_object **ret) {
+        json_object *v;
+
+        *ret = NULL;
+        if (!json_object_object_get_ex(o, "counters", &v) || !v)
+                return 0;
+        if (!json_object_is_type(v, json_type_object))
+                return -EBADMSG;
+        json_object_object_foreach(v, name, c)
+                if (!json_object_is_type(c, json_type_int) || json_object_get_int64(c) < 0 || name[0] == '\0')
+                        return -EBADMSG;
+        *ret = v;
+        return 0;
+}
+
 int job_info_parse(json_object *o, JobInfo *ret) {
         JobInfo j = {};
         json_object *v;
@@ -84,6 +100,19 @@ int job_info_parse(json_object *o, JobInfo *ret) {
             (r = get_uint(o, "start_time", false, &j.start_time)) < 0 ||
             (r = get_uint(o, "finish_time", false, &j.finish_time)) < 0)
                 return r;
+        if ((r = get_string(o, "mapper", false, &j.mapper)) < 0 ||
+            (r = get_string(o, "reducer", false, &j.reducer)) < 0 ||
+            (r = get_counters(o, &j.counters)) < 0)
+                return r;
+        j.has_split_size = json_object_object_get_ex(o, "split_size", &v) && v;
+        if (j.has_split_size && (r = get_uint(o, "split_size", true, &j.split_size)) < 0)
+                return r;
+        j.backup_tasks = -1;
+        if (json_object_object_get_ex(o, "backup_tasks", &v) && v) {
+                if (!json_object_is_type(v, json_type_boolean))
+                        return -EBADMSG;
+                j.backup_tasks = json_object_get_boolean(v);
+        }
         j.has_owner = json_object_object_get_ex(o, "owner_uid", NULL);
         if (j.has_owner && (r = get_uint(o, "owner_uid", true, &j.owner_uid)) < 0)
                 return r;
@@ -246,6 +275,33 @@ static void print_list(FILE *f, const char *label, json_object *a) {
                 fprintf(f, "%10s %s\n", i == 0 ? label : "", array_string(a, i));
 }
 
+char *format_bytes(uint64_t bytes, char *buf, size_t size) {
+        static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+        unsigned u = 0;
+
+        while (u + 1 < ELEMENTSOF(units) && bytes >= 1024 && bytes % 1024 == 0) {
+                bytes /= 1024;
+                u++;
+        }
+        snprintf(buf, size, "%" PRIu64 " %s", bytes, units[u]);
+        return buf;
+}
+
+/* "Counters:" and one "name value" line each, in the coordinator's order, names aligned. */
+static void print_counters(FILE *f, json_object *counters) {
+        size_t width = 0, i = 0;
+
+        if (!counters || json_object_object_length(counters) == 0)
+                return;
+        json_object_object_foreach(counters, k, v0) {
+                (void) v0;
+                width = MAX(width, strlen(k));
+        }
+        json_object_object_foreach(counters, name, v)
+                fprintf(f, "%10s %-*s %" PRIu64 "\n", i++ == 0 ? "Counters:" : "", (int) width, name,
+                        json_object_get_uint64(v));
+}
+
 void job_print_status(FILE *f, const JobInfo *j, uint64_t now_usec) {
         char t[64], d[32];
 
@@ -277,8 +333,21 @@ void job_print_status(FILE *f, const JobInfo *j, uint64_t now_usec) {
                         format_duration(job_run_time(j), d, sizeof(d)));
         fprintf(f, "%10s %s\n", "Workdir:", j->workdir[0] ? j->workdir : "-");
         print_list(f, "Input:", j->files);
+        if (j->mapper)
+                fprintf(f, "%10s %s\n", "Mapper:", j->mapper);
+        if (j->reducer)
+                fprintf(f, "%10s %s\n", "Reducer:", j->reducer);
+        if (j->has_split_size) {
+                if (j->split_size > 0)
+                        fprintf(f, "%10s %s\n", "Splits:", format_bytes(j->split_size, d, sizeof(d)));
+                else
+                        fprintf(f, "%10s one map task per file\n", "Splits:");
+        }
+        if (j->backup_tasks >= 0)
+                fprintf(f, "%10s %s\n", "Backups:", j->backup_tasks ? "yes" : "no");
         fprintf(f, "%10s %" PRIu64 "\n", "Reduces:", j->nreduce);
         print_list(f, "Output:", j->outputs);
+        print_counters(f, j->counters);
 }
 
 enum { COL_ID, COL_STATE, COL_APP, COL_PROGRESS, COL_MAPS, COL_REDUCES, COL_SUBMITTED, _COL_MAX };

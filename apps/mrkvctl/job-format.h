@@ -27,6 +27,11 @@ typedef struct JobInfo {
         uint64_t nreduce, map_done, map_total, reduce_done, reduce_total;
         double progress; /* 0..1 */
         uint64_t submit_time, start_time, finish_time;
+        bool has_split_size;         /* older coordinators send none */
+        uint64_t split_size;         /* 0: one map task per file */
+        int backup_tasks;            /* -1: not said */
+        const char *mapper, *reducer; /* a streaming job's commands, NULL else */
+        json_object *counters;       /* name -> integer; NULL where left out */
 } JobInfo;
 
 /* Fills ret from a Job object. Unknown fields are ignored (a newer coordinator may add
@@ -40,6 +45,8 @@ bool job_state_is_final(const char *state);
 char *format_duration(uint64_t usec, char *buf, size_t size);
 /* "0:07", "12:34", "1:02:03": elapsed time on a progress line. */
 char *format_elapsed(uint64_t usec, char *buf, size_t size);
+/* "64 MiB", "1000 B": a byte count in the largest unit that divides it. */
+char *format_bytes(uint64_t bytes, char *buf, size_t size);
 /* Local time, "2024-05-01 12:00:00" ("-" for 0). */
 char *format_timestamp(uint64_t usec, char *buf, size_t size);
 

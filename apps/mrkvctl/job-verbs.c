@@ -506,8 +506,9 @@ static int wait_for_job(VarlinkClient **c, const Context *ctx, const char *job, 
         return follow_end(ctx, o, &j, what, job);
 }
 
-/* Resolves FILE against the current directory, as the workers will not share it. */
-static int resolve_input(const char *file, char **ret) {
+/* Resolves FILE against the current directory, as the workers will not share it; its
+ * size, which the coordinator cuts the file's splits by. */
+static int resolve_input(const char *file, char **ret, uint64_t *ret_size) {
         _cleanup_free_ char *path = NULL;
         struct stat st;
 
@@ -519,19 +520,44 @@ static int resolve_input(const char *file, char **ret) {
         if (!S_ISREG(st.st_mode))
                 return log_error_errno(EINVAL, "Input file %s is not a regular file.", file);
         *ret = TAKE_PTR(path);
+        *ret_size = (uint64_t) st.st_size;
         return 0;
 }
 
-static json_object *submit_parameters(const char *app, char **files, size_t n_files, unsigned nreduce,
-                                      const char *workdir, uint64_t task_timeout) {
-        _cleanup_json_ json_object *p = NULL, *a = json_object_new_array();
+/* What submit sends beyond the app and the files; unset options are left out. */
+typedef struct SubmitOptions {
+        unsigned nreduce;
+        const char *workdir;
+        uint64_t task_timeout;
+        bool has_split_size;
+        uint64_t split_size;
+        const char *mapper, *reducer;
+        bool no_backup_tasks;
+} SubmitOptions;
 
-        if (!a)
+static json_object *submit_parameters(const char *app, char **files, const uint64_t *sizes, size_t n_files,
+                                      const SubmitOptions *o) {
+        _cleanup_json_ json_object *p = NULL, *a = json_object_new_array(), *s = json_object_new_array();
+        const char *workdir = o->workdir;
+        uint64_t task_timeout = o->task_timeout;
+        unsigned nreduce = o->nreduce;
+
+        if (!a || !s)
                 return NULL;
         for (size_t i = 0; i < n_files; i++)
-                if (json_array_append(a, json_object_new_string(files[i])) < 0)
+                if (json_array_append(a, json_object_new_string(files[i])) < 0 ||
+                    json_array_append(s, json_object_new_int64((int64_t) MIN(sizes[i], (uint64_t) INT64_MAX))) < 0)
                         return NULL;
-        if (json_build_object(&p, "app", json_object_new_string(app), "files", TAKE_PTR(a), NULL) < 0)
+        if (json_build_object(&p, "app", json_object_new_string(app), "files", TAKE_PTR(a), "sizes", TAKE_PTR(s),
+                              NULL) < 0)
+                return NULL;
+        if (o->has_split_size &&
+            json_object_add(p, "split_size", json_object_new_int64((int64_t) MIN(o->split_size, (uint64_t) INT64_MAX))) < 0)
+                return NULL;
+        if (o->mapper && (json_object_add(p, "mapper", json_object_new_string(o->mapper)) < 0 ||
+                          json_object_add(p, "reducer", json_object_new_string(o->reducer)) < 0))
+                return NULL;
+        if (o->no_backup_tasks && json_object_add(p, "backup_tasks", json_object_new_boolean(false)) < 0)
                 return NULL;
         /* Unset options are left out: the coordinator's defaults apply. */
         if (nreduce > 0 && json_object_add(p, "nreduce", json_object_new_int64(nreduce)) < 0)
@@ -545,22 +571,34 @@ static json_object *submit_parameters(const char *app, char **files, size_t n_fi
 }
 
 int verb_submit(Context *ctx, int argc, char *argv[]) {
-        enum { ARG_WORKDIR = ARG_VERB_FIRST, ARG_TASK_TIMEOUT, ARG_WAIT };
+        enum {
+                ARG_WORKDIR = ARG_VERB_FIRST,
+                ARG_TASK_TIMEOUT,
+                ARG_WAIT,
+                ARG_SPLIT_SIZE,
+                ARG_MAPPER,
+                ARG_REDUCER,
+                ARG_NO_BACKUP_TASKS,
+        };
         static const struct option options[] = {
                 COMMON_OPTIONS,
                 { "nreduce", required_argument, NULL, 'n' },
                 { "workdir", required_argument, NULL, ARG_WORKDIR },
                 { "task-timeout", required_argument, NULL, ARG_TASK_TIMEOUT },
                 { "wait", no_argument, NULL, ARG_WAIT },
+                { "split-size", required_argument, NULL, ARG_SPLIT_SIZE },
+                { "mapper", required_argument, NULL, ARG_MAPPER },
+                { "reducer", required_argument, NULL, ARG_REDUCER },
+                { "no-backup-tasks", no_argument, NULL, ARG_NO_BACKUP_TASKS },
                 {},
         };
         _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
         _cleanup_json_ json_object *p = NULL, *reply = NULL;
         _cleanup_strv_free_ char **files = NULL;
         _cleanup_free_ char *workdir = NULL, *job = NULL;
+        _cleanup_free_ uint64_t *sizes = NULL;
         const char *app, *arg_workdir = NULL;
-        uint64_t task_timeout = 0;
-        unsigned nreduce = 0;
+        SubmitOptions o = {};
         bool wait = false;
         size_t n_files;
         json_object *v;
@@ -569,7 +607,7 @@ int verb_submit(Context *ctx, int argc, char *argv[]) {
         while ((ch = getopt_long(argc, argv, COMMON_SHORT_OPTIONS "n:", options, NULL)) >= 0)
                 switch (ch) {
                 case 'n':
-                        if (parse_unsigned(optarg, 1, 100000, &nreduce) < 0) {
+                        if (parse_unsigned(optarg, 1, 100000, &o.nreduce) < 0) {
                                 log_error("Invalid --nreduce: %s (1...100000)", optarg);
                                 return EXIT_USAGE;
                         }
@@ -578,7 +616,7 @@ int verb_submit(Context *ctx, int argc, char *argv[]) {
                         arg_workdir = optarg;
                         break;
                 case ARG_TASK_TIMEOUT:
-                        if (parse_seconds(optarg, &task_timeout) < 0 || task_timeout == 0) {
+                        if (parse_seconds(optarg, &o.task_timeout) < 0 || o.task_timeout == 0) {
                                 log_error("Invalid --task-timeout: %s (a positive number of seconds)",
                                           optarg);
                                 return EXIT_USAGE;
@@ -587,24 +625,48 @@ int verb_submit(Context *ctx, int argc, char *argv[]) {
                 case ARG_WAIT:
                         wait = true;
                         break;
+                case ARG_SPLIT_SIZE:
+                        if (parse_size(optarg, INT64_MAX, &o.split_size) < 0) {
+                                log_error("Invalid --split-size: %s (bytes, with an optional K, M or G; 0 for "
+                                          "one map task per file)", optarg);
+                                return EXIT_USAGE;
+                        }
+                        o.has_split_size = true;
+                        break;
+                case ARG_MAPPER:
+                        o.mapper = optarg;
+                        break;
+                case ARG_REDUCER:
+                        o.reducer = optarg;
+                        break;
+                case ARG_NO_BACKUP_TASKS:
+                        o.no_backup_tasks = true;
+                        break;
                 default:
                         if (context_parse_common_option(ctx, ch, optarg) <= 0)
                                 return EXIT_USAGE;
                 }
-        if (argc - optind < 2) {
-                log_error("submit needs an APP and at least one FILE. See --help.");
+        if (!o.mapper != !o.reducer) {
+                log_error("--mapper and --reducer go together. See --help.");
                 return EXIT_USAGE;
         }
-        app = argv[optind];
-        n_files = (size_t) (argc - optind - 1);
+        /* A streaming job's commands take the place of the APP. */
+        if (argc - optind < (o.mapper ? 1 : 2)) {
+                log_error(o.mapper ? "submit --mapper/--reducer needs at least one FILE. See --help."
+                                   : "submit needs an APP and at least one FILE. See --help.");
+                return EXIT_USAGE;
+        }
+        app = o.mapper ? "streaming" : argv[optind++];
+        n_files = (size_t) (argc - optind);
 
         /* Every file is checked before anything is sent: a typo fails here, with its name,
          * rather than as a failed task on some worker later. */
         files = calloc(n_files + 1, sizeof(char *));
-        if (!files)
+        sizes = calloc(n_files, sizeof(uint64_t));
+        if (!files || !sizes)
                 return log_oom(), EXIT_FAIL;
         for (size_t i = 0; i < n_files; i++)
-                if (resolve_input(argv[optind + 1 + i], &files[i]) < 0)
+                if (resolve_input(argv[optind + i], &files[i], &sizes[i]) < 0)
                         return EXIT_FAIL;
         if (arg_workdir) {
                 struct stat st;
@@ -620,7 +682,8 @@ int verb_submit(Context *ctx, int argc, char *argv[]) {
                 }
         }
 
-        p = submit_parameters(app, files, n_files, nreduce, workdir, task_timeout);
+        o.workdir = workdir;
+        p = submit_parameters(app, files, sizes, n_files, &o);
         if (!p)
                 return log_oom(), EXIT_FAIL;
 

@@ -20,8 +20,10 @@ static const Verb verbs[] = {
         { "put", "KEY VALUE [--version N]", "Set KEY to VALUE if its version is N (default 0: create)", verb_put },
         { "lock", "[--wait SEC] NAME [--] COMMAND [ARG...]",
           "Run COMMAND while holding the lock NAME, then release it", verb_lock },
-        { "submit", "APP FILE... [--nreduce N] [--workdir DIR] [--task-timeout SEC] [--wait]",
-          "Run the MapReduce app APP over FILEs; print the job's id", verb_submit },
+        { "submit", "APP|--mapper CMD --reducer CMD FILE... [--nreduce N] [--workdir DIR]\n"
+          "         [--task-timeout SEC] [--split-size BYTES] [--no-backup-tasks] [--wait]",
+          "Run the MapReduce app APP, or a streaming job's commands, over FILEs; print the\n"
+          "      job's id", verb_submit },
         { "jobs", "", "List the coordinator's jobs", verb_jobs },
         { "status", "JOB [--wait]", "Show a job's state, progress, times and files", verb_status },
         { "cancel", "JOB", "Stop a job that has not ended", verb_cancel },
@@ -64,6 +66,16 @@ void help(void) {
                "                        coordinator's state directory)\n"
                "     --task-timeout=SEC Give a task to another worker if it is not done within\n"
                "                        SEC seconds (default 10)\n"
+               "     --split-size=BYTES Cut each FILE into map tasks of about BYTES (K, M, G\n"
+               "                        suffixes; default 64M; 0: one map task per file), at\n"
+               "                        line boundaries, by its size now\n"
+               "     --mapper=CMD, --reducer=CMD\n"
+               "                        A streaming job instead of an APP: shell commands run\n"
+               "                        by the workers in the job's directory. The mapper reads\n"
+               "                        its split's lines on stdin and writes key<TAB>value\n"
+               "                        lines; the reducer reads them sorted by key and writes\n"
+               "                        the output lines\n"
+               "     --no-backup-tasks  No second attempts of slow tasks on idle workers\n"
                "     --wait             Follow the job until it ends: a progress bar on a\n"
                "                        terminal, else a line whenever the progress changes;\n"
                "                        then the final state and the output files. When the\n"
@@ -94,6 +106,8 @@ void help(void) {
                "  mrkvctl put greeting hi --version 1   # update (version 1 -> 2)\n"
                "  mrkvctl lock backup -- rsync -a /src /dst\n"
                "  mrkvctl submit wc pg-*.txt --wait     # word count; prints the output files\n"
+               "  mrkvctl submit wc big.log --split-size 16M\n"
+               "  mrkvctl submit --mapper ./map.py --reducer ./reduce.py pg-*.txt\n"
                "  mrkvctl jobs\n"
                "  mrkvctl status 3 --json\n",
                MRKV_KV_ADDRESS_ENV, MRKV_KV_SOCKET, MRKV_COORDINATOR_ADDRESS_ENV, MRKV_COORDINATOR_SOCKET);

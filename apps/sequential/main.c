@@ -18,6 +18,9 @@ static void help(void) {
                "result to mr-out-0 in the current directory, as \"key value\" lines.\n\n"
                "APP is a plugin path (./wc.so) or a name (wc) looked up in $MRKV_APP_PATH\n"
                "and then %s.\n\n"
+               "  -c --combine  run the app's combine function over each input's pairs\n"
+               "                before they are reduced, as a worker does; the output is\n"
+               "                the same for an app whose combine is right\n"
                "  -h --help     show this help\n"
                "     --version  show the version\n",
                program_invocation_short_name, MRKV_APPDIR);
@@ -26,6 +29,7 @@ static void help(void) {
 int main(int argc, char *argv[]) {
         enum { ARG_VERSION = 0x100 };
         static const struct option options[] = {
+                { "combine", no_argument, NULL, 'c' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
@@ -33,12 +37,16 @@ int main(int argc, char *argv[]) {
         /* In this order, so that s goes before the app whose code it ran. */
         _cleanup_(app_freep) App *app = NULL;
         _cleanup_(sequential_freep) Sequential *s = NULL;
+        bool combine = false;
         int c, r;
 
         log_set_ident("mrkv-sequential");
 
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "ch", options, NULL)) >= 0)
                 switch (c) {
+                case 'c':
+                        combine = true;
+                        break;
                 case 'h':
                         help();
                         return EXIT_SUCCESS;
@@ -63,6 +71,8 @@ int main(int argc, char *argv[]) {
                 log_oom();
                 return EXIT_FAILURE;
         }
+        if (sequential_set_combine(s, combine) < 0)
+                return EXIT_FAILURE;
 
         for (int i = optind + 1; i < argc; i++) {
                 r = sequential_map_file(s, argv[i]);

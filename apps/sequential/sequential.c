@@ -17,9 +17,11 @@ typedef struct Pair {
 } Pair;
 
 struct mrkv_emitter {
-        Sequential *seq; /* map: where pairs go */
+        Sequential *seq; /* map, combine: where pairs go */
         FILE *file;      /* reduce: where lines go */
         int error;       /* reduce: the first write error, to report it rather than the app's */
+        const char *key; /* combine: the key being combined, the only one it may emit */
+        size_t key_len;
 };
 
 /* The values of one key: a run of sorted pairs. */
@@ -36,6 +38,8 @@ struct Sequential {
         size_t n_pairs, pairs_allocated;
         char *buf; /* the input being mapped, reused from file to file */
         size_t buf_allocated;
+        bool combine; /* run the app's combine over each input's pairs */
+        Sequential *combined; /* combine's output for one input, reused */
 };
 
 /* Returns array p with room for need elements of size bytes (p itself if it has it), or
@@ -86,6 +90,13 @@ static int map_emit(mrkv_emitter *out, const char *key, size_t key_len, const ch
         return 0;
 }
 
+static int combine_emit(mrkv_emitter *out, const char *key, size_t key_len, const char *value,
+                        size_t value_len) {
+        if (key_len != out->key_len || (key_len > 0 && memcmp(key, out->key, key_len) != 0))
+                return -EINVAL;
+        return map_emit(out, key, key_len, value, value_len);
+}
+
 static int reduce_emit(mrkv_emitter *out, const char *key, size_t key_len, const char *value,
                        size_t value_len) {
         if ((key_len > 0 && fwrite(key, 1, key_len, out->file) != key_len) || putc(' ', out->file) == EOF ||
@@ -122,6 +133,13 @@ static const mrkv_host reduce_host = {
         .next_value = next_value,
 };
 
+static const mrkv_host combine_host = {
+        .abi_version = MRKV_APP_ABI_VERSION,
+        .struct_size = sizeof(mrkv_host),
+        .emit = combine_emit,
+        .next_value = next_value,
+};
+
 static const char *app_name(const Sequential *s) {
         return s->app->name ?: "(unnamed)";
 }
@@ -144,17 +162,74 @@ Sequential *sequential_free(Sequential *s) {
         free(s->data);
         free(s->pairs);
         free(s->buf);
+        sequential_free(s->combined);
         free(s);
         return NULL;
 }
 
+int sequential_set_combine(Sequential *s, bool combine) {
+        if (combine && !mrkv_app_combine(s->app))
+                return log_error_errno(EOPNOTSUPP, "App %s has no combine function.", app_name(s));
+        s->combine = combine;
+        return 0;
+}
+
+static int pair_compare(const void *a, const void *b, void *data);
+static int key_compare(const char *data, const Pair *x, const Pair *y);
+
+/* Replaces the pairs from first on (one input's) by what combine makes of each key's:
+ * reduce then sees, per input, the combined values in place of the emitted ones, as a
+ * worker's reduce does. */
+static int sequential_combine(Sequential *s, size_t first, size_t data_first, const char *filename) {
+        Sequential *c;
+        int r;
+
+        if (!s->combined) {
+                s->combined = sequential_new(s->app);
+                if (!s->combined)
+                        return log_oom();
+        }
+        c = s->combined;
+        c->n_pairs = c->data_size = 0;
+
+        qsort_r(s->pairs + first, s->n_pairs - first, sizeof(Pair), pair_compare, s->data);
+        for (size_t i = first, j; i < s->n_pairs; i = j) {
+                const Pair *p = &s->pairs[i];
+                mrkv_emitter out = { .seq = c, .key = s->data + p->offset, .key_len = p->key_len };
+                mrkv_values values;
+
+                for (j = i + 1; j < s->n_pairs && key_compare(s->data, p, &s->pairs[j]) == 0; j++)
+                        ;
+                values = (mrkv_values) { .data = s->data, .next = p, .end = &s->pairs[j] };
+                r = mrkv_app_combine(s->app)(&combine_host, &out, out.key, out.key_len, &values);
+                if (r < 0)
+                        return log_error_errno(r, "App %s failed to combine the pairs of %s: %m", app_name(s),
+                                               filename);
+        }
+
+        /* c's pairs are in key order, each key's values in the order combine emitted them. */
+        s->n_pairs = first;
+        s->data_size = data_first;
+        for (size_t i = 0; i < c->n_pairs; i++) {
+                const Pair *p = &c->pairs[i];
+                r = map_emit(&(mrkv_emitter) { .seq = s }, c->data + p->offset, p->key_len,
+                             c->data + p->offset + p->key_len, p->value_len);
+                if (r < 0)
+                        return log_oom();
+        }
+        return 0;
+}
+
 int sequential_map(Sequential *s, const char *filename, const char *contents, size_t size) {
         mrkv_emitter out = { .seq = s };
+        size_t first = s->n_pairs, data_first = s->data_size;
         int r;
 
         r = s->app->map(&map_host, &out, filename, contents, size);
         if (r < 0)
                 return log_error_errno(r, "App %s failed to map %s: %m", app_name(s), filename);
+        if (s->combine)
+                return sequential_combine(s, first, data_first, filename);
         return 0;
 }
 

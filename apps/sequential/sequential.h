@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "macro.h"
@@ -18,6 +19,12 @@ typedef struct Sequential Sequential;
 Sequential *sequential_new(const mrkv_app *app);
 Sequential *sequential_free(Sequential *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Sequential *, sequential_free);
+
+/* With combine, the app's combine function runs over the pairs of each input once it is
+ * mapped, as a worker's map task runs it, and its output replaces them (-EOPNOTSUPP if
+ * the app has none). The output is the same either way for an app whose combine is
+ * right; a test compares the two. Off by default: the reference is the plain run. */
+int sequential_set_combine(Sequential *s, bool combine);
 
 /* Maps contents (NUL-terminated at contents[size]) as the input named filename. */
 int sequential_map(Sequential *s, const char *filename, const char *contents, size_t size);

@@ -114,6 +114,29 @@ static char *reduce_line(const char *app, const char *key, const char *const *va
         return line;
 }
 
+/* Runs combine over a NULL-terminated value list; returns its values, joined by '|'. */
+static char *combine_values(const char *app, const char *key, const char *const *values) {
+        mrkv_emitter out = {};
+        mrkv_values it = { .values = values };
+        App *a = load(app);
+        char *joined = NULL;
+        size_t size = 0;
+        FILE *f;
+
+        ck_assert_ptr_nonnull(mrkv_app_combine(a->app));
+        ck_assert_int_eq(mrkv_app_combine(a->app)(&test_host, &out, key, strlen(key), &it), 0);
+        f = open_memstream(&joined, &size);
+        ck_assert_ptr_nonnull(f);
+        for (size_t i = 0; i < out.n; i++) {
+                ck_assert_str_eq(out.pairs[i].key, key);
+                fprintf(f, "%s%s", i > 0 ? "|" : "", out.pairs[i].value);
+        }
+        fclose(f);
+        emitter_done(&out);
+        app_free(a);
+        return joined;
+}
+
 static int pair_compare(const void *a, const void *b) {
         return strcmp(((const Pair *) a)->key, ((const Pair *) b)->key);
 }
@@ -226,7 +249,52 @@ START_TEST(test_wc_reduce) {
 }
 END_TEST
 
+/* reduce sums counts, so combined values count as many as the "1"s they replace. */
+START_TEST(test_wc_combine) {
+        static const char *const ones[] = { "1", "1", "1", "1", NULL }, *const mixed[] = { "1", "12", "1", "100", NULL },
+                                 *const partial[] = { "3", "1", NULL };
+        char *v;
+        mrkv_emitter out = {};
+        App *a;
+
+        v = combine_values("wc", "word", ones);
+        ck_assert_str_eq(v, "4");
+        free(v);
+        v = combine_values("wc", "word", mixed);
+        ck_assert_str_eq(v, "114");
+        free(v);
+        v = reduce_line("wc", "word", partial);
+        ck_assert_str_eq(v, "4");
+        free(v);
+
+        /* A value that is no count is an error, not a wrong sum. */
+        a = load("wc");
+        ck_assert_int_eq(a->app->reduce(&test_host, &out, "w", 1, &(mrkv_values) { .values = (const char *const[]) { "1", "x", NULL } }),
+                         -EBADMSG);
+        ck_assert_int_eq(mrkv_app_combine(a->app)(&test_host, &out, "w", 1,
+                                                  &(mrkv_values) { .values = (const char *const[]) { "", NULL } }),
+                         -EBADMSG);
+        ck_assert_uint_eq(out.n, 0);
+        app_free(a);
+}
+END_TEST
+
 /* indexer */
+
+/* A document cut into splits is named by each: combine keeps one of each, reduce counts
+ * each once. */
+START_TEST(test_indexer_combine) {
+        static const char *const docs[] = { "b.txt", "a.txt", "b.txt", "a.txt", "c.txt", NULL };
+        char *v;
+
+        v = combine_values("indexer", "word", docs);
+        ck_assert_str_eq(v, "a.txt|b.txt|c.txt");
+        free(v);
+        v = reduce_line("indexer", "word", docs);
+        ck_assert_str_eq(v, "3 a.txt,b.txt,c.txt");
+        free(v);
+}
+END_TEST
 
 START_TEST(test_indexer_distinct) {
         mrkv_emitter out = {};
@@ -461,6 +529,40 @@ START_TEST(test_load_not_found) {
         check_refused("nosuchapp", -ENOENT,
                       (const char *const[]) { "nosuchapp", "/nonexistent-a", "/nonexistent-b", MRKV_APPDIR, NULL });
         check_refused("", -EINVAL, (const char *const[]) { "empty", NULL });
+}
+END_TEST
+
+/* A plugin built for ABI 1.0, before combine, loads and runs; its combine is not read. */
+START_TEST(test_load_abi_1_0) {
+        _cleanup_(sequential_freep) Sequential *s = NULL;
+        char *text = NULL;
+        size_t size = 0;
+        App *a = NULL;
+        FILE *f;
+
+        ck_assert_int_eq(app_load(MR_BROKEN_APP_DIR "/abi-1-0.so", &a), 0);
+        ck_assert_str_eq(a->app->name, "abi-1-0");
+        ck_assert_uint_lt(a->app->struct_size, sizeof(mrkv_app));
+        ck_assert_ptr_null(mrkv_app_combine(a->app));
+
+        s = sequential_new(a->app);
+        ck_assert_ptr_nonnull(s);
+        ck_assert_int_eq(sequential_set_combine(s, true), -EOPNOTSUPP);
+        ck_assert_int_eq(sequential_map(s, "x", "", 0), 0);
+        ck_assert_int_eq(sequential_map(s, "y", "", 0), 0);
+        f = open_memstream(&text, &size);
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_eq(sequential_reduce(s, f), 0);
+        fclose(f);
+        ck_assert_str_eq(text, "files 2\n");
+        free(text);
+        s = sequential_free(s);
+        app_free(a);
+
+        /* Today's apps have it. */
+        a = load("wc");
+        ck_assert_ptr_nonnull(mrkv_app_combine(a->app));
+        app_free(a);
 }
 END_TEST
 
@@ -725,6 +827,19 @@ START_TEST(test_sequential_wc_generated) {
         text = read_text("mr-out-0");
         ck_assert_str_eq(text, expected);
         free(text);
+
+        /* With combine: each input's counts summed before reduce, the same output. */
+        s = sequential_free(s);
+        s = sequential_new(wc->app);
+        ck_assert_ptr_nonnull(s);
+        ck_assert_int_eq(sequential_set_combine(s, true), 0);
+        ck_assert_int_eq(sequential_map_file(s, "in-0.txt"), 0);
+        ck_assert_int_eq(sequential_map_file(s, "in-1.txt"), 0);
+        ck_assert_int_eq(sequential_map_file(s, "in-2.txt"), 0);
+        ck_assert_int_eq(sequential_write_output(s, "mr-out-0"), 0);
+        text = read_text("mr-out-0");
+        ck_assert_str_eq(text, expected);
+        free(text);
         free(expected);
         for (size_t i = 0; i < n_words; i++)
                 free(words[i]);
@@ -779,6 +894,17 @@ START_TEST(test_sequential_program) {
         ck_assert_str_eq(text, "Apple 1 b.txt\nB 1 a.txt\na 1 a.txt\nb 1 a.txt\nc 2 a.txt,b.txt\nzebra 1 b.txt\n");
         free(text);
 
+        /* --combine: the same output, and refused for an app without combine. */
+        ck_assert_int_eq(run_sequential((const char *const[]) { "--combine", MR_APP_DIR "/indexer.so", "a.txt", "b.txt", NULL }), 0);
+        text = read_text("mr-out-0");
+        ck_assert_str_eq(text, "Apple 1 b.txt\nB 1 a.txt\na 1 a.txt\nb 1 a.txt\nc 2 a.txt,b.txt\nzebra 1 b.txt\n");
+        free(text);
+        ck_assert_int_eq(run_sequential((const char *const[]) { "-c", "wc", "a.txt", "b.txt", NULL }), 0);
+        text = read_text("mr-out-0");
+        ck_assert_str_eq(text, "Apple 1\nB 1\na 2\nb 1\nc 3\nzebra 1\n");
+        free(text);
+        ck_assert_int_eq(run_sequential((const char *const[]) { "--combine", "nocrash", "a.txt", NULL }), 1);
+
         /* Failures write no output at all. */
         ck_assert_int_eq(unlink("mr-out-0"), 0);
         ck_assert_int_eq(run_sequential((const char *const[]) { "wc", "a.txt", "missing.txt", NULL }), 1);
@@ -810,12 +936,14 @@ static Suite *apps_suite(void) {
         tcase_add_test(tc, test_wc_words);
         tcase_add_test(tc, test_wc_no_words);
         tcase_add_test(tc, test_wc_reduce);
+        tcase_add_test(tc, test_wc_combine);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("indexer");
         tcase_add_test(tc, test_indexer_distinct);
         tcase_add_test(tc, test_indexer_many_words);
         tcase_add_test(tc, test_indexer_reduce_sorted);
+        tcase_add_test(tc, test_indexer_combine);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("lab-apps");
@@ -833,6 +961,7 @@ static Suite *apps_suite(void) {
         tcase_add_test(tc, test_load_no_reduce);
         tcase_add_test(tc, test_load_not_elf);
         tcase_add_test(tc, test_load_not_found);
+        tcase_add_test(tc, test_load_abi_1_0);
         tcase_add_test(tc, test_load_by_name);
         suite_add_tcase(s, tc);
 

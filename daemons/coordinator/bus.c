@@ -146,9 +146,14 @@ static int method_submit_job(sd_bus_message *m, void *userdata, sd_bus_error *er
         r = sender_owner(m, &owner);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "Cannot tell who submits the job: %m");
-        r = job_submit(&c->submitter, &owner, app, files, (unsigned) strv_length(files),
-                       nreduce ?: c->submitter.default_nreduce, workdir[0] ? workdir : NULL,
-                       c->submitter.default_task_timeout, &job, &reason);
+        JobRequest req = job_request_default(&c->submitter);
+        req.app = app;
+        req.files = files;
+        req.n_files = (unsigned) strv_length(files);
+        req.nreduce = nreduce ?: req.nreduce;
+        req.workdir = workdir[0] ? workdir : NULL;
+        /* No sizes: each file is one map task (the bus call carries none). */
+        r = job_submit(&c->submitter, &owner, &req, &job, &reason);
         if (r == -EINVAL)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid job: %s", reason ?: "?");
         if (r < 0)
@@ -298,10 +303,24 @@ static int property_get_outputs(sd_bus *bus, const char *path, const char *inter
 static int property_get_counters(sd_bus *bus, const char *path, const char *interface, const char *property,
                                  sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Job *j = userdata;
-        return sd_bus_message_append(reply, "a{st}", 4, "attempts", (uint64_t) j->counters.attempts, "timeouts",
-                                     (uint64_t) j->counters.timeouts, "worker_losses",
-                                     (uint64_t) j->counters.worker_losses, "failures",
-                                     (uint64_t) j->counters.failures);
+        uint64_t other = j->counters.v[COUNTER_TASK_ATTEMPTS_TIMED_OUT] + j->counters.v[COUNTER_TASK_ATTEMPTS_LOST];
+        int r;
+
+        /* The names of before the job counters first, as they were; "failures" are the
+         * attempts that reported an error. */
+        r = sd_bus_message_open_container(reply, 'a', "{st}");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(reply, "{st}{st}{st}{st}", "attempts", j->counters.v[COUNTER_TASK_ATTEMPTS],
+                                  "timeouts", j->counters.v[COUNTER_TASK_ATTEMPTS_TIMED_OUT], "worker_losses",
+                                  j->counters.v[COUNTER_TASK_ATTEMPTS_LOST], "failures",
+                                  j->counters.v[COUNTER_TASK_ATTEMPTS_FAILED] - MIN(other,
+                                                                                   j->counters.v[COUNTER_TASK_ATTEMPTS_FAILED]));
+        for (JobCounter i = 0; r >= 0 && i < _COUNTER_MAX; i++)
+                r = sd_bus_message_append(reply, "{st}", job_counter_to_string(i), j->counters.v[i]);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
 }
 
 static int method_job_cancel(sd_bus_message *m, void *userdata, sd_bus_error *error) {

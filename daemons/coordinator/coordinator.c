@@ -122,6 +122,8 @@ int coordinator_new(sd_event *event, Coordinator **ret) {
                 .scheduler = c->scheduler,
                 .default_nreduce = 10,
                 .max_files = JOB_SUBMITTER_MAX_FILES_DEFAULT,
+                .max_map_tasks = JOB_SUBMITTER_MAX_MAP_TASKS_DEFAULT,
+                .backup_tasks = true,
                 .default_task_timeout = 10 * USEC_PER_SEC,
         };
         c->api = (MapReduceApi) {

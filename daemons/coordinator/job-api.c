@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "access.h"
 #include "job-api.h"
+#include "job-counters-json.h"
 #include "json-util.h"
 #include "log.h"
 #include "macro.h"
@@ -64,14 +65,31 @@ static int job_add_lists(json_object *o, Job *j, JobDetail detail, bool allowed)
         if (detail == JOB_SUMMARY)
                 return json_object_object_add(o, "files", NULL) < 0 ||
                        json_object_object_add(o, "outputs", NULL) < 0 ? -ENOMEM : 0;
-        if (j->files ? json_object_add(o, "files", json_string_array_new(j->files, allowed ? j->nmap : 0)) < 0
+        if (j->files ? json_object_add(o, "files", json_string_array_new(j->files, allowed ? j->nfiles : 0)) < 0
                      : json_object_object_add(o, "files", NULL) < 0)
                 return -ENOMEM;
         return json_object_add(o, "outputs", job_outputs_to_json(j, allowed));
 }
 
+/* How the job runs: splits, backups, a streaming job's commands (for those who may see
+ * them), and with the lists its counters. */
+static int job_add_settings(json_object *o, Job *j, JobDetail detail, bool allowed) {
+        int r;
+
+        r = json_object_add(o, "split_size", json_object_new_int64((int64_t) MIN(j->split_size, (uint64_t) INT64_MAX)));
+        if (r >= 0)
+                r = json_object_add(o, "backup_tasks", json_object_new_boolean(j->backup_tasks));
+        if (r >= 0 && j->mapper && allowed)
+                r = json_object_add(o, "mapper", json_object_new_string(j->mapper));
+        if (r >= 0 && j->reducer && allowed)
+                r = json_object_add(o, "reducer", json_object_new_string(j->reducer));
+        if (r >= 0 && detail == JOB_FULL)
+                r = json_object_add(o, "counters", job_counters_to_json(&j->counters, 0, _COUNTER_MAX));
+        return r;
+}
+
 /* A Job of the interface, or NULL when memory ran out: a value for json_build_object().
- * Unless allowed, its files, directory and outputs are left empty. */
+ * Unless allowed, its files, directory, outputs and commands are left empty. */
 static json_object *job_to_json(Scheduler *s, Job *j, JobDetail detail, bool allowed) {
         _cleanup_json_ json_object *o = NULL;
 
@@ -89,7 +107,8 @@ static json_object *job_to_json(Scheduler *s, Job *j, JobDetail detail, bool all
                               "submit_time", json_object_new_int64((int64_t) j->submit_time),
                               NULL) < 0)
                 return NULL;
-        if (job_add_lists(o, j, detail, allowed) < 0 || job_add_optional(o, s, j) < 0)
+        if (job_add_lists(o, j, detail, allowed) < 0 || job_add_optional(o, s, j) < 0 ||
+            job_add_settings(o, j, detail, allowed) < 0)
                 return NULL;
         /* A job given on the coordinator's command line runs the workers' own app: null. */
         if (j->app ? json_object_add(o, "app", json_object_new_string(j->app)) < 0
@@ -146,6 +165,25 @@ static int files_from_json(json_object *array, char ***ret, size_t *ret_n) {
         return 0;
 }
 
+/* SubmitJob's "sizes": one non-negative integer per file, or -EINVAL. */
+static int sizes_from_json(json_object *array, size_t n, uint64_t **ret) {
+        _cleanup_free_ uint64_t *sizes = NULL;
+
+        if (json_object_array_length(array) != n)
+                return -EINVAL;
+        sizes = calloc(MAX(n, (size_t) 1), sizeof(uint64_t));
+        if (!sizes)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                json_object *v = json_object_array_get_idx(array, i);
+                if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0)
+                        return -EINVAL;
+                sizes[i] = json_object_get_uint64(v);
+        }
+        *ret = TAKE_PTR(sizes);
+        return 0;
+}
+
 /* The reply once the journal holds what it reports: {job} for a submission, {} else. */
 static void on_durable(void *owner, void *userdata, int error) {
         _cleanup_free_ char *id = userdata;
@@ -177,13 +215,21 @@ static int job_api_reply_when_durable(MapReduceApi *a, VarlinkConn *conn, const 
 
 static int method_submit_job(VarlinkConn *conn, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
         MapReduceApi *a = userdata;
+        JobRequest req = job_request_default(a->submitter);
         struct {
-                const char *app, *workdir;
-                json_object *files;
+                const char *app, *workdir, *mapper, *reducer;
+                json_object *files, *sizes;
                 uint32_t nreduce;
-                uint64_t timeout_usec;
-        } p = { .nreduce = a->submitter->default_nreduce, .timeout_usec = a->submitter->default_task_timeout };
+                uint64_t timeout_usec, split_size;
+                bool backup_tasks;
+        } p = {
+                .nreduce = req.nreduce,
+                .timeout_usec = req.timeout,
+                .split_size = req.split_size,
+                .backup_tasks = req.backup_tasks,
+        };
         _cleanup_free_ char **files = NULL;
+        _cleanup_free_ uint64_t *sizes = NULL;
         _cleanup_free_ char *reason = NULL;
         JobOwner owner;
         size_t n;
@@ -198,6 +244,11 @@ static int method_submit_job(VarlinkConn *conn, json_object *parameters, Varlink
                                           { "workdir", VARLINK_STRING, offsetof(typeof(p), workdir), false },
                                           { "task_timeout_usec", VARLINK_UINT64,
                                             offsetof(typeof(p), timeout_usec), false },
+                                          { "split_size", VARLINK_UINT64, offsetof(typeof(p), split_size), false },
+                                          { "sizes", VARLINK_ARRAY, offsetof(typeof(p), sizes), false },
+                                          { "mapper", VARLINK_STRING, offsetof(typeof(p), mapper), false },
+                                          { "reducer", VARLINK_STRING, offsetof(typeof(p), reducer), false },
+                                          { "backup_tasks", VARLINK_BOOL, offsetof(typeof(p), backup_tasks), false },
                                           {},
                                   },
                                   &p);
@@ -211,13 +262,30 @@ static int method_submit_job(VarlinkConn *conn, json_object *parameters, Varlink
                 return varlink_conn_error_invalid_parameter(conn, "files");
         if (r < 0)
                 return r;
+        if (p.sizes) {
+                r = sizes_from_json(p.sizes, n, &sizes);
+                if (r == -EINVAL)
+                        return varlink_conn_error_invalid_parameter(conn, "sizes");
+                if (r < 0)
+                        return r;
+        }
 
         /* The job runs with its submitter's rights: without an identity, no job. */
         if (varlink_conn_get_peer_credentials(conn, &owner.uid, &owner.gid) < 0)
                 return error_permission_denied(conn, "jobs are submitted over a Unix socket only");
 
-        r = job_submit(a->submitter, &owner, p.app, files, (unsigned) MIN(n, (size_t) UINT32_MAX), p.nreduce,
-                       p.workdir, p.timeout_usec, &job, &reason);
+        req.app = p.app;
+        req.files = files;
+        req.n_files = (unsigned) MIN(n, (size_t) UINT32_MAX);
+        req.sizes = sizes;
+        req.split_size = p.split_size;
+        req.nreduce = p.nreduce;
+        req.workdir = p.workdir;
+        req.timeout = p.timeout_usec;
+        req.mapper = p.mapper;
+        req.reducer = p.reducer;
+        req.backup_tasks = p.backup_tasks;
+        r = job_submit(a->submitter, &owner, &req, &job, &reason);
         if (r == -EINVAL)
                 return varlink_conn_errorb(conn, MAPREDUCE_ERROR_INVALID_JOB,
                                            "reason", json_object_new_string(reason ?: "invalid job"),

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <sys/stat.h>
 
 #include "access.h"
@@ -18,11 +19,50 @@ static bool app_name_valid(const char *app) {
                strspn(app, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == strlen(app);
 }
 
+JobRequest job_request_default(const JobSubmitter *s) {
+        return (JobRequest) {
+                .split_size = JOB_SPLIT_SIZE_DEFAULT,
+                .nreduce = s->default_nreduce,
+                .timeout = s->default_task_timeout,
+                .backup_tasks = s->backup_tasks,
+        };
+}
+
+static bool command_valid(const char *cmd) {
+        return cmd[0] != '\0' && strlen(cmd) <= JOB_COMMAND_MAX;
+}
+
+/* A streaming job names its commands, a plugin job none. */
+static int validate_app(const JobRequest *req, char **ret_reason) {
+        bool streaming = req->mapper || req->reducer;
+
+        if (!streaming) {
+                if (!app_name_valid(req->app))
+                        return asprintf(ret_reason, "invalid app name '%s'", req->app) < 0 ? -ENOMEM : -EINVAL;
+                return 0;
+        }
+        if (!streq(req->app, "") && !streq(req->app, "streaming"))
+                return asprintf(ret_reason, "a job with mapper and reducer commands has app \"\" or \"streaming\", "
+                                "not '%s'", req->app) < 0 ? -ENOMEM : -EINVAL;
+        if (!req->mapper || !req->reducer)
+                return asprintf(ret_reason, "a streaming job needs both a mapper and a reducer command") < 0
+                               ? -ENOMEM : -EINVAL;
+        if (!command_valid(req->mapper) || !command_valid(req->reducer))
+                return asprintf(ret_reason, "mapper and reducer must be commands of 1…%u bytes", JOB_COMMAND_MAX) < 0
+                               ? -ENOMEM : -EINVAL;
+        return 0;
+}
+
 /* Checks what a client asked for: 0, or -EINVAL and why in *ret_reason. */
-static int validate_request(JobSubmitter *s, const char *app, char *const *files, unsigned n_files,
-                            unsigned nreduce, char **ret_reason) {
-        if (!app_name_valid(app))
-                return asprintf(ret_reason, "invalid app name '%s'", app) < 0 ? -ENOMEM : -EINVAL;
+static int validate_request(JobSubmitter *s, const JobRequest *req, char **ret_reason) {
+        char *const *files = req->files;
+        unsigned n_files = req->n_files, nreduce = req->nreduce;
+        uint64_t nmap;
+        int r;
+
+        r = validate_app(req, ret_reason);
+        if (r < 0)
+                return r;
         if (n_files == 0)
                 return asprintf(ret_reason, "no input files") < 0 ? -ENOMEM : -EINVAL;
         if (n_files > s->max_files)
@@ -38,6 +78,14 @@ static int validate_request(JobSubmitter *s, const char *app, char *const *files
                 if (files[i][0] != '/')
                         return asprintf(ret_reason, "input file '%s' is not an absolute path", files[i]) < 0
                                        ? -ENOMEM : -EINVAL;
+        /* For the same reason the files' sizes, which the splits are cut by, come from the
+         * client: a stat() by the service would tell the submitter the size of a file only
+         * the service may see. A client that lies about them only cuts its own job wrong. */
+        nmap = job_count_splits(req->sizes, n_files, req->split_size);
+        if (nmap > s->max_map_tasks)
+                return asprintf(ret_reason, "too many map tasks: %" PRIu64 " splits of %" PRIu64 " bytes, at most %u "
+                                "per job (a larger split_size makes fewer)", nmap, req->split_size,
+                                s->max_map_tasks) < 0 ? -ENOMEM : -EINVAL;
         return 0;
 }
 
@@ -121,29 +169,35 @@ static int job_dir(JobSubmitter *s, const JobOwner *owner, const char *workdir, 
         return 0;
 }
 
-int job_submit(JobSubmitter *s, const JobOwner *owner, const char *app, char *const *files, unsigned n_files,
-               unsigned nreduce, const char *workdir, uint64_t timeout, Job **ret, char **ret_reason) {
+int job_submit(JobSubmitter *s, const JobOwner *owner, const JobRequest *req, Job **ret, char **ret_reason) {
         _cleanup_free_ char *dir = NULL, *id = NULL;
+        bool streaming = req->mapper;
         unsigned id_number = 0;
         Job *job;
         int r;
 
         *ret_reason = NULL;
-        r = validate_request(s, app, files, n_files, nreduce, ret_reason);
+        r = validate_request(s, req, ret_reason);
         if (r < 0)
                 return r;
-        r = job_dir(s, owner, workdir, &id_number, &dir, ret_reason);
+        r = job_dir(s, owner, req->workdir, &id_number, &dir, ret_reason);
         if (r < 0)
                 return r;
         if (asprintf(&id, "%u", id_number) < 0)
                 return -ENOMEM;
 
-        r = job_new(id, app, dir, files, n_files, nreduce, timeout, &job);
+        r = job_new(id, streaming ? "streaming" : req->app, dir, req->files, req->n_files, req->nreduce, req->timeout,
+                    &job);
         if (r < 0)
                 return r;
         job->owner_uid = owner->uid;
         job->owner_gid = owner->gid;
-        r = scheduler_add_job(s->scheduler, job);
+        job->backup_tasks = req->backup_tasks && s->backup_tasks;
+        r = job_split(job, req->sizes, req->sizes ? req->split_size : 0, s->max_map_tasks);
+        if (r >= 0 && streaming)
+                r = job_set_commands(job, req->mapper, req->reducer);
+        if (r >= 0)
+                r = scheduler_add_job(s->scheduler, job);
         if (r < 0) {
                 job_free(job);
                 return r;

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdlib.h>
+
 #include "job.h"
 #include "macro.h"
 #include "mr-files.h"
@@ -52,6 +54,7 @@ int job_new(const char *id, const char *app, const char *workdir, char *const *f
         if (!j)
                 return -ENOMEM;
         j->nmap = nfiles;
+        j->nfiles = nfiles;
         j->nreduce = nreduce;
         j->timeout = timeout;
         j->max_failures = DEFAULT_MAX_FAILURES;
@@ -76,15 +79,86 @@ int job_new(const char *id, const char *app, const char *workdir, char *const *f
                         .kind = i < nfiles ? TASK_MAP : TASK_REDUCE,
                         .index = i < nfiles ? i : i - nfiles,
                         .state = TASK_IDLE,
+                        .file = i < nfiles ? i : 0,
+                        .length = TASK_WHOLE_FILE,
                 };
 
         *ret = j;
         return 0;
 }
 
+uint64_t job_count_splits(const uint64_t *sizes, unsigned nfiles, uint64_t split_size) {
+        uint64_t n = 0;
+
+        for (unsigned i = 0; i < nfiles; i++) {
+                uint64_t k = !sizes || split_size == 0 || sizes[i] == 0
+                                     ? 1 : sizes[i] / split_size + (sizes[i] % split_size != 0);
+                if (n > UINT64_MAX - k)
+                        return UINT64_MAX;
+                n += k;
+        }
+        return n;
+}
+
+int job_split(Job *j, const uint64_t *sizes, uint64_t split_size, unsigned max_maps) {
+        uint64_t nmap = job_count_splits(sizes, j->nfiles, split_size);
+        _cleanup_free_ uint64_t *copy = NULL;
+        Task *tasks;
+        unsigned m = 0;
+
+        assert(j->start_time == 0);
+
+        if (nmap > max_maps)
+                return -E2BIG;
+        if (sizes) {
+                copy = calloc(MAX(j->nfiles, 1U), sizeof(uint64_t));
+                if (!copy)
+                        return -ENOMEM;
+                memcpy(copy, sizes, j->nfiles * sizeof(uint64_t));
+        }
+        tasks = calloc(nmap + j->nreduce, sizeof(Task));
+        if (!tasks)
+                return -ENOMEM;
+        for (unsigned f = 0; f < j->nfiles; f++) {
+                uint64_t k = job_count_splits(sizes ? &sizes[f] : NULL, 1, split_size);
+
+                for (uint64_t s = 0; s < k; s++, m++)
+                        tasks[m] = (Task) {
+                                .kind = TASK_MAP,
+                                .index = m,
+                                .state = TASK_IDLE,
+                                .file = f,
+                                .offset = k == 1 ? 0 : s * split_size,
+                                /* The last split ends where the file did. */
+                                .length = k == 1 ? TASK_WHOLE_FILE : MIN(split_size, sizes[f] - s * split_size),
+                        };
+        }
+        for (unsigned r = 0; r < j->nreduce; r++)
+                tasks[nmap + r] = (Task) { .kind = TASK_REDUCE, .index = r, .state = TASK_IDLE };
+
+        free(j->tasks);
+        j->tasks = tasks;
+        j->nmap = (unsigned) nmap;
+        free(j->sizes);
+        j->sizes = TAKE_PTR(copy);
+        j->split_size = split_size;
+        if (j->sizes)
+                j->files_size += j->nfiles * sizeof(uint64_t);
+        return 0;
+}
+
+int job_set_commands(Job *j, const char *mapper, const char *reducer) {
+        assert(!mapper == !reducer);
+
+        j->mapper = mapper ? strdup(mapper) : NULL;
+        j->reducer = reducer ? strdup(reducer) : NULL;
+        return (mapper && !j->mapper) || (reducer && !j->reducer) ? -ENOMEM : 0;
+}
+
 void job_drop_files(Job *j) {
         assert(job_ended(j));
         j->files = strv_free(j->files);
+        j->sizes = mfree(j->sizes);
         j->files_size = 0;
 }
 
@@ -92,6 +166,9 @@ Job *job_free(Job *j) {
         if (!j)
                 return NULL;
         strv_free(j->files);
+        free(j->sizes);
+        free(j->mapper);
+        free(j->reducer);
         free(j->tasks);
         free(j->id);
         free(j->app);
@@ -109,35 +186,156 @@ Task *job_find_task(Job *j, TaskKind kind, unsigned index) {
         return NULL;
 }
 
+/* Slots of running attempts. */
+
+TaskRun *task_find_run(Task *t, unsigned attempt) {
+        for (unsigned i = 0; i < ELEMENTSOF(t->runs); i++)
+                if (t->runs[i].owner && t->runs[i].attempt == attempt)
+                        return &t->runs[i];
+        return NULL;
+}
+
+bool task_runs_on(const Task *t, const void *owner) {
+        return t->state == TASK_RUNNING && (t->runs[0].owner == owner || t->runs[1].owner == owner);
+}
+
+/* Ends one running attempt; with none left the task is runnable again. */
+static void task_drop_run(Task *t, TaskRun *run) {
+        if (run == &t->runs[0])
+                t->runs[0] = t->runs[1];
+        t->runs[1] = (TaskRun) {};
+        if (!t->runs[0].owner)
+                t->state = TASK_IDLE;
+}
+
+static void task_clear_runs(Task *t) {
+        t->runs[0] = t->runs[1] = (TaskRun) {};
+}
+
+static TaskRun *task_start_run(Job *j, Task *t, TaskRun *run, void *owner, uint64_t now) {
+        t->state = TASK_RUNNING;
+        t->attempt++;
+        j->counters.v[COUNTER_TASK_ATTEMPTS]++;
+        *run = (TaskRun) {
+                .owner = owner,
+                .attempt = t->attempt,
+                .start = now,
+                .deadline = j->timeout == UINT64_MAX || now > UINT64_MAX - j->timeout ? UINT64_MAX
+                                                                                      : now + j->timeout,
+        };
+        return run;
+}
+
+/* The tasks of the job's phase: reduce tasks become runnable only once every map task is
+ * done. */
+static void job_phase(const Job *j, unsigned *ret_first, unsigned *ret_n) {
+        *ret_first = j->state == JOB_MAPPING ? 0 : j->nmap;
+        *ret_n = j->state == JOB_MAPPING ? j->nmap : j->nreduce;
+}
+
 int job_assign(Job *j, void *owner, uint64_t now, Task **ret) {
         unsigned first, n;
 
         if (job_ended(j))
                 return -ESHUTDOWN;
 
-        /* Reduce tasks become runnable only once every map task is done. */
-        if (j->state == JOB_MAPPING) {
-                first = 0;
-                n = j->nmap;
-        } else {
-                first = j->nmap;
-                n = j->nreduce;
-        }
-
+        job_phase(j, &first, &n);
         for (unsigned i = first; i < first + n; i++) {
                 Task *t = &j->tasks[i];
                 if (t->state != TASK_IDLE)
                         continue;
-                t->state = TASK_RUNNING;
-                t->attempt++;
-                j->counters.attempts++;
-                t->owner = owner;
-                t->deadline = j->timeout == UINT64_MAX || now > UINT64_MAX - j->timeout ? UINT64_MAX
-                                                                                        : now + j->timeout;
+                task_start_run(j, t, &t->runs[0], owner, now);
                 *ret = t;
                 return 1;
         }
         return 0;
+}
+
+static int compare_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+uint64_t job_median_duration(Job *j, TaskKind kind) {
+        _cleanup_free_ uint64_t *d = NULL;
+        unsigned n = 0, first = kind == TASK_MAP ? 0 : j->nmap, total = kind == TASK_MAP ? j->nmap : j->nreduce;
+
+        for (unsigned i = first; i < first + total; i++)
+                n += j->tasks[i].state == TASK_DONE && j->tasks[i].duration > 0;
+        /* Computed again only when a task finished since. */
+        if (n == j->median_n[kind])
+                return j->median[kind];
+        d = calloc(n, sizeof(uint64_t));
+        if (!d)
+                return j->median[kind];
+        n = 0;
+        for (unsigned i = first; i < first + total; i++)
+                if (j->tasks[i].state == TASK_DONE && j->tasks[i].duration > 0)
+                        d[n++] = j->tasks[i].duration;
+        qsort(d, n, sizeof(uint64_t), compare_u64);
+        j->median[kind] = n % 2 ? d[n / 2] : d[n / 2 - 1] / 2 + d[n / 2] / 2;
+        j->median_n[kind] = n;
+        return j->median[kind];
+}
+
+uint64_t job_backup_after(Job *j) {
+        uint64_t median;
+
+        if (!j->backup_tasks || job_ended(j))
+                return UINT64_MAX;
+        median = job_median_duration(j, j->state == JOB_MAPPING ? TASK_MAP : TASK_REDUCE);
+        if (median == 0)
+                return UINT64_MAX;
+        return MAX(median > UINT64_MAX / 2 ? UINT64_MAX : 2 * median, JOB_BACKUP_MIN_USEC);
+}
+
+/* The running task of the phase that could get a backup and started first, if no task of
+ * the phase waits to be handed out. */
+static Task *job_backup_candidate(Job *j, void *owner) {
+        unsigned first, n;
+        Task *best = NULL;
+
+        job_phase(j, &first, &n);
+        for (unsigned i = first; i < first + n; i++) {
+                Task *t = &j->tasks[i];
+
+                if (t->state == TASK_IDLE)
+                        return NULL;
+                if (t->state != TASK_RUNNING || t->backup_attempt > 0 || t->runs[1].owner ||
+                    (owner && t->runs[0].owner == owner))
+                        continue;
+                if (!best || t->runs[0].start < best->runs[0].start)
+                        best = t;
+        }
+        return best;
+}
+
+int job_assign_backup(Job *j, void *owner, uint64_t now, Task **ret) {
+        uint64_t after = job_backup_after(j);
+        Task *t;
+
+        if (after == UINT64_MAX)
+                return 0;
+        t = job_backup_candidate(j, owner);
+        if (!t || now - t->runs[0].start <= after || now < t->runs[0].start)
+                return 0;
+        task_start_run(j, t, &t->runs[1], owner, now);
+        t->backup_attempt = t->attempt;
+        j->counters.v[COUNTER_BACKUP_ATTEMPTS_STARTED]++;
+        *ret = t;
+        return 1;
+}
+
+uint64_t job_next_backup(Job *j) {
+        uint64_t after = job_backup_after(j);
+        Task *t;
+
+        if (after == UINT64_MAX)
+                return UINT64_MAX;
+        t = job_backup_candidate(j, NULL);
+        if (!t || t->runs[0].start > UINT64_MAX - after - 1)
+                return UINT64_MAX;
+        return t->runs[0].start + after + 1;
 }
 
 bool job_may_complete(const Job *j, const Task *t, unsigned attempt) {
@@ -145,9 +343,20 @@ bool job_may_complete(const Job *j, const Task *t, unsigned attempt) {
                attempt <= t->attempt;
 }
 
-void job_begin_commit(Job *j, Task *t) {
+/* The attempt completes the task: its start, for the job's median, and whether it was a
+ * backup. */
+static void task_won(Job *j, Task *t, unsigned attempt) {
+        TaskRun *run = task_find_run(t, attempt);
+
+        t->won_start = run ? run->start : 0;
+        if (attempt == t->backup_attempt)
+                j->counters.v[COUNTER_BACKUP_ATTEMPTS_WON]++;
+}
+
+void job_begin_commit(Job *j, Task *t, unsigned attempt) {
+        task_won(j, t, attempt);
         t->state = TASK_COMMITTING;
-        t->owner = NULL;
+        task_clear_runs(t);
 }
 
 void job_set_attempt_base(Job *j, unsigned base) {
@@ -158,7 +367,7 @@ void job_set_attempt_base(Job *j, unsigned base) {
 
 void job_mark_done(Job *j, Task *t) {
         t->state = TASK_DONE;
-        t->owner = NULL;
+        task_clear_runs(t);
         j->done[t->kind]++;
         if (j->state == JOB_MAPPING && j->done[TASK_MAP] == j->nmap)
                 j->state = JOB_REDUCING;
@@ -167,6 +376,8 @@ void job_mark_done(Job *j, Task *t) {
 }
 
 int job_finish(Job *j, Task *t, unsigned attempt, bool ok, const char *error) {
+        TaskRun *run;
+
         if (t->state == TASK_COMMITTING) {
                 if (!ok || job_ended(j))
                         return 0;
@@ -174,12 +385,13 @@ int job_finish(Job *j, Task *t, unsigned attempt, bool ok, const char *error) {
                 return 0;
 
         if (!ok) {
-                /* Only the latest attempt's failure counts: an older one was already replaced. */
-                if (attempt != t->attempt || t->state != TASK_RUNNING)
+                /* Only a running attempt's failure counts: an older one was already replaced.
+                 * While another attempt of the task runs, the task goes on with it. */
+                run = t->state == TASK_RUNNING ? task_find_run(t, attempt) : NULL;
+                if (!run)
                         return 0;
-                t->state = TASK_IDLE;
-                t->owner = NULL;
-                j->counters.failures++;
+                task_drop_run(t, run);
+                j->counters.v[COUNTER_TASK_ATTEMPTS_FAILED]++;
                 if (++t->failures >= j->max_failures) {
                         j->state = JOB_FAILED;
                         free(j->error);
@@ -194,37 +406,50 @@ int job_finish(Job *j, Task *t, unsigned attempt, bool ok, const char *error) {
 
         /* The first successful attempt wins, even a superseded one that finishes before its
          * replacement: its output is complete, and committing it is what makes it visible. */
+        if (t->state != TASK_COMMITTING)
+                task_won(j, t, attempt);
         job_mark_done(j, t);
         return 1;
 }
 
-unsigned job_release_owner(Job *j, void *owner) {
+/* Ends the running attempts for which drop() holds; returns how many. */
+static unsigned job_drop_runs(Job *j, bool (*drop)(const TaskRun *run, const void *arg), const void *arg) {
         unsigned n = 0;
 
         for (unsigned i = 0; i < j->nmap + j->nreduce; i++) {
                 Task *t = &j->tasks[i];
-                if (t->state == TASK_RUNNING && t->owner == owner) {
-                        t->state = TASK_IDLE;
-                        t->owner = NULL;
-                        n++;
-                }
+
+                if (t->state != TASK_RUNNING)
+                        continue;
+                for (unsigned k = ELEMENTSOF(t->runs); k > 0; k--)
+                        if (t->runs[k - 1].owner && drop(&t->runs[k - 1], arg)) {
+                                task_drop_run(t, &t->runs[k - 1]);
+                                n++;
+                        }
         }
-        j->counters.worker_losses += n;
+        j->counters.v[COUNTER_TASK_ATTEMPTS_FAILED] += n;
+        return n;
+}
+
+static bool run_of_owner(const TaskRun *run, const void *owner) {
+        return run->owner == owner;
+}
+
+static bool run_expired(const TaskRun *run, const void *now) {
+        return run->deadline <= *(const uint64_t *) now;
+}
+
+unsigned job_release_owner(Job *j, void *owner) {
+        unsigned n = job_drop_runs(j, run_of_owner, owner);
+
+        j->counters.v[COUNTER_TASK_ATTEMPTS_LOST] += n;
         return n;
 }
 
 unsigned job_expire(Job *j, uint64_t now) {
-        unsigned n = 0;
+        unsigned n = job_drop_runs(j, run_expired, &now);
 
-        for (unsigned i = 0; i < j->nmap + j->nreduce; i++) {
-                Task *t = &j->tasks[i];
-                if (t->state == TASK_RUNNING && t->deadline <= now) {
-                        t->state = TASK_IDLE;
-                        t->owner = NULL;
-                        n++;
-                }
-        }
-        j->counters.timeouts += n;
+        j->counters.v[COUNTER_TASK_ATTEMPTS_TIMED_OUT] += n;
         return n;
 }
 
@@ -234,7 +459,7 @@ int job_cancel(Job *j) {
         for (unsigned i = 0; i < j->nmap + j->nreduce; i++)
                 if (j->tasks[i].state == TASK_RUNNING) {
                         j->tasks[i].state = TASK_IDLE;
-                        j->tasks[i].owner = NULL;
+                        task_clear_runs(&j->tasks[i]);
                 }
         j->state = JOB_CANCELLED;
         return 0;
@@ -255,7 +480,8 @@ uint64_t job_next_deadline(Job *j) {
         uint64_t d = UINT64_MAX;
 
         for (unsigned i = 0; i < j->nmap + j->nreduce; i++)
-                if (j->tasks[i].state == TASK_RUNNING)
-                        d = MIN(d, j->tasks[i].deadline);
+                for (unsigned k = 0; j->tasks[i].state == TASK_RUNNING && k < ELEMENTSOF(j->tasks[i].runs); k++)
+                        if (j->tasks[i].runs[k].owner)
+                                d = MIN(d, j->tasks[i].runs[k].deadline);
         return d;
 }

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/stat.h>
 
+#include "job-counters-json.h"
 #include "journal-record.h"
 #include "json-util.h"
 #include "macro.h"
@@ -25,6 +27,72 @@ int journal_get_u64(json_object *o, const char *key, uint64_t *ret) {
         return 0;
 }
 
+static json_object *sizes_to_json(const uint64_t *sizes, unsigned n) {
+        _cleanup_json_ json_object *a = json_object_new_array_ext((int) n);
+
+        for (unsigned i = 0; a && i < n; i++)
+                if (json_array_append(a, json_object_new_uint64(sizes[i])) < 0)
+                        return NULL;
+        return TAKE_PTR(a);
+}
+
+/* "sizes", one per file, or NULL without them. */
+static int sizes_from_json(json_object *o, unsigned n, uint64_t **ret) {
+        _cleanup_free_ uint64_t *sizes = NULL;
+        json_object *a;
+
+        *ret = NULL;
+        if (!json_object_object_get_ex(o, "sizes", &a))
+                return 0;
+        if (!json_object_is_type(a, json_type_array) || json_object_array_length(a) != n)
+                return -EBADMSG;
+        sizes = calloc(MAX(n, 1U), sizeof(uint64_t));
+        if (!sizes)
+                return -ENOMEM;
+        for (unsigned i = 0; i < n; i++) {
+                json_object *v = json_object_array_get_idx(a, i);
+                if (!json_object_is_type(v, json_type_int))
+                        return -EBADMSG;
+                sizes[i] = json_object_get_uint64(v);
+        }
+        *ret = TAKE_PTR(sizes);
+        return 0;
+}
+
+/* What a JOB record adds to what job_new() makes: splits, commands, backups. */
+static int job_extras_from_json(json_object *o, Job *j, bool dropped) {
+        _cleanup_free_ uint64_t *sizes = NULL;
+        const char *mapper = NULL, *reducer = NULL;
+        uint64_t split_size = 0, nmap = 0;
+        json_object *v;
+        int r;
+
+        if (json_object_object_get_ex(o, "backup_tasks", &v))
+                j->backup_tasks = json_object_get_boolean(v);
+        (void) journal_get_string(o, "mapper", &mapper);
+        (void) journal_get_string(o, "reducer", &reducer);
+        if (!mapper != !reducer)
+                return -EBADMSG;
+        r = job_set_commands(j, mapper, reducer);
+        if (r < 0)
+                return r;
+        if (dropped)
+                return 0;
+        r = sizes_from_json(o, j->nfiles, &sizes);
+        if (r < 0)
+                return r;
+        (void) journal_get_u64(o, "split_size", &split_size);
+        if (sizes) {
+                r = job_split(j, sizes, split_size, UINT_MAX);
+                if (r < 0)
+                        return r == -E2BIG ? -EBADMSG : r;
+        }
+        /* The tasks cut again are those the job had. */
+        if (journal_get_u64(o, "nmap", &nmap) >= 0 && nmap != j->nmap)
+                return -EBADMSG;
+        return 0;
+}
+
 json_object *journal_job_to_json(const Job *j) {
         _cleanup_json_ json_object *o = NULL;
 
@@ -43,9 +111,21 @@ json_object *journal_job_to_json(const Job *j) {
         if (j->app && json_object_add(o, "app", json_object_new_string(j->app)) < 0)
                 return NULL;
         /* An ended job's list may have been dropped (job_drop_files()): nmap says how many. */
-        if (j->files && json_object_add(o, "files", json_string_array_new(j->files, j->nmap)) < 0)
+        if (j->files && json_object_add(o, "files", json_string_array_new(j->files, j->nfiles)) < 0)
+                return NULL;
+        if (json_object_add(o, "backup_tasks", json_object_new_boolean(j->backup_tasks)) < 0)
+                return NULL;
+        if (j->files && j->sizes && (json_object_add(o, "split_size", json_object_new_uint64(j->split_size)) < 0 ||
+                                     json_object_add(o, "sizes", sizes_to_json(j->sizes, j->nfiles)) < 0))
+                return NULL;
+        if (j->mapper && (json_object_add(o, "mapper", json_object_new_string(j->mapper)) < 0 ||
+                          json_object_add(o, "reducer", json_object_new_string(j->reducer)) < 0))
                 return NULL;
         return TAKE_PTR(o);
+}
+
+uint32_t journal_job_record_type(const Job *j) {
+        return j->nmap != j->nfiles || j->mapper ? JOURNAL_RECORD_JOB_V2 : JOURNAL_RECORD_JOB;
 }
 
 /* The "files" of a JOB record, or without them (an ended job's dropped list) nmap empty
@@ -107,6 +187,11 @@ int journal_job_from_json(json_object *o, Job **ret, bool *ret_files_dropped) {
         r = job_new(id, app, workdir, files, n, (unsigned) nreduce, timeout, &j);
         if (r < 0)
                 return r;
+        r = job_extras_from_json(o, j, dropped);
+        if (r < 0) {
+                job_free(j);
+                return r;
+        }
         if (max_failures > 0 && max_failures <= UINT32_MAX)
                 j->max_failures = (unsigned) max_failures;
         j->submit_time = submit_time;
@@ -153,8 +238,10 @@ static bool file_stat_matches(const struct stat *st, json_object *a) {
                json_object_get_uint64(ino) == (uint64_t) st->st_ino;
 }
 
-int journal_commit_to_json(const Job *j, const Task *t, unsigned attempt, json_object **ret) {
+int journal_commit_to_json(const Job *j, const Task *t, unsigned attempt, const JobCounters *counters,
+                           json_object **ret) {
         _cleanup_json_ json_object *o = NULL, *files = NULL;
+        JobCounters own = j->counters;
         _cleanup_close_ int dfd = open(j->workdir, O_DIRECTORY | O_CLOEXEC);
         unsigned n = journal_task_n_files(j, t);
 
@@ -184,7 +271,32 @@ int journal_commit_to_json(const Job *j, const Task *t, unsigned attempt, json_o
                               "files", TAKE_PTR(files),
                               NULL) < 0)
                 return -ENOMEM;
+        /* The job's own counters as they are once this attempt is committed. */
+        own.v[COUNTER_BACKUP_ATTEMPTS_WON] += attempt == t->backup_attempt;
+        if (json_object_add(o, "job_counters", job_counters_to_json(&own, _COUNTER_WORKER_MAX, _COUNTER_MAX)) < 0)
+                return -ENOMEM;
+        if (counters && json_object_add(o, "counters", job_counters_to_json(counters, 0, _COUNTER_WORKER_MAX)) < 0)
+                return -ENOMEM;
         *ret = TAKE_PTR(o);
+        return 0;
+}
+
+int journal_commit_apply_counters(Job *j, json_object *commit, bool verified) {
+        JobCounters c = {};
+        json_object *o;
+
+        if (verified && json_object_object_get_ex(commit, "counters", &o)) {
+                if (job_counters_from_json(o, 0, _COUNTER_WORKER_MAX, &c) < 0)
+                        return -EBADMSG;
+                job_counters_add_worker(&j->counters, &c);
+        }
+        if (json_object_object_get_ex(commit, "job_counters", &o)) {
+                c = (JobCounters) {};
+                if (job_counters_from_json(o, _COUNTER_WORKER_MAX, _COUNTER_MAX, &c) < 0)
+                        return -EBADMSG;
+                for (JobCounter i = _COUNTER_WORKER_MAX; i < _COUNTER_MAX; i++)
+                        j->counters.v[i] = MAX(j->counters.v[i], c.v[i]);
+        }
         return 0;
 }
 
@@ -223,6 +335,8 @@ json_object *journal_end_to_json(const Job *j) {
                 return NULL;
         if (j->error && json_object_add(o, "error", json_object_new_string(j->error)) < 0)
                 return NULL;
+        if (json_object_add(o, "counters", job_counters_to_json(&j->counters, 0, _COUNTER_MAX)) < 0)
+                return NULL;
         return TAKE_PTR(o);
 }
 
@@ -236,6 +350,7 @@ static int job_state_from_string(const char *s) {
 int journal_end_apply(Job *j, json_object *o) {
         const char *state, *error = NULL;
         uint64_t time = 0, map_done = 0, reduce_done = 0;
+        json_object *v;
         int s;
 
         if (journal_get_string(o, "state", &state) < 0)
@@ -247,6 +362,9 @@ int journal_end_apply(Job *j, json_object *o) {
         (void) journal_get_u64(o, "map_done", &map_done);
         (void) journal_get_u64(o, "reduce_done", &reduce_done);
         (void) journal_get_string(o, "error", &error);
+        /* Without them (a journal older than counters) the job's stay as they are. */
+        if (json_object_object_get_ex(o, "counters", &v) && job_counters_from_json(v, 0, _COUNTER_MAX, &j->counters) < 0)
+                return -EBADMSG;
 
         j->state = s;
         j->finish_time = time;

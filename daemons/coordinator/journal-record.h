@@ -15,13 +15,20 @@
  *   JOB     a submitted job, all that is needed to run it: {id, owner_uid, owner_gid,
  *           app?, workdir, nmap,
  *           files (absent once an ended job's list was dropped), nreduce, timeout,
- *           max_failures, submit_time}
+ *           max_failures, submit_time, backup_tasks?, split_size?, sizes? (with the
+ *           files: the map tasks are cut from them again), mapper?, reducer?}
+ *   JOB_V2  the same, for a job an older coordinator would run wrong: its map tasks are
+ *           splits (nmap is not the number of files), or it is a streaming job. A
+ *           coordinator that does not know the type skips the job and its records.
  *   START   {job, time}: the first task was handed out
- *   COMMIT  {job, kind, task, attempt, files: [[size, mtime_ns, inode] or null, ...]}: a
- *           task's output is in place; the committed files as they were then, in the
- *           order of journal_task_file_name(); null for one the coordinator could not
- *           stat (a directory private to the job's owner), which fails the check
- *   END     {job, state, time, error?, map_done, reduce_done}
+ *   COMMIT  {job, kind, task, attempt, files: [[size, mtime_ns, inode] or null, ...],
+ *           counters?, job_counters?}: a task's output is in place; the committed files
+ *           as they were then, in the order of journal_task_file_name(); null for one the
+ *           coordinator could not stat (a directory private to the job's owner), which
+ *           fails the check. counters: the attempt's, which the job adds up for the
+ *           commits that hold at a restart; job_counters: the coordinator's own counters
+ *           of the job then (job-counters.h)
+ *   END     {job, state, time, error?, map_done, reduce_done, counters?}
  *
  * A committed file is checked at restart by its size, modification time (ns) and inode
  * number: a rename keeps all three, a rewrite or a truncation changes them, and reading
@@ -33,7 +40,11 @@ enum {
         JOURNAL_RECORD_START,
         JOURNAL_RECORD_COMMIT,
         JOURNAL_RECORD_END,
+        JOURNAL_RECORD_JOB_V2,
 };
+
+/* JOB, or JOB_V2 for a job older coordinators must not read as a JOB. */
+uint32_t journal_job_record_type(const Job *j);
 
 /* Members of a record: a missing or mistyped member gives -EBADMSG. */
 int journal_get_string(json_object *o, const char *key, const char **ret);
@@ -49,8 +60,13 @@ int journal_job_from_json(json_object *o, Job **ret, bool *ret_files_dropped);
 unsigned journal_task_n_files(const Job *j, const Task *t);
 void journal_task_file_name(const Job *j, const Task *t, unsigned n, char buf[static 256]);
 
-/* The COMMIT record of an attempt whose files were just renamed into place. */
-int journal_commit_to_json(const Job *j, const Task *t, unsigned attempt, json_object **ret);
+/* The COMMIT record of an attempt whose files were just renamed into place, with its
+ * counters (NULL: none). */
+int journal_commit_to_json(const Job *j, const Task *t, unsigned attempt, const JobCounters *counters,
+                           json_object **ret);
+/* Adds a verified COMMIT record's counters to the job's, and keeps the highest of the
+ * coordinator's own counters it records. */
+int journal_commit_apply_counters(Job *j, json_object *commit, bool verified);
 /* Whether the files a COMMIT record lists are still there as committed: 0, or -ESTALE with
  * the first that is not in *ret_file (malloc'd). */
 int journal_commit_verify(const Job *j, const Task *t, json_object *commit, char **ret_file);

@@ -187,7 +187,7 @@ static void on_scheduler_event(ObserverEvent event, Job *j, void *userdata) {
                         return (void) log_oom();
                 if (!jj->loading) {
                         o = journal_job_to_json(j);
-                        (void) append_json(jj, JOURNAL_RECORD_JOB, o);
+                        (void) append_json(jj, journal_job_record_type(j), o);
                 }
                 return;
         }
@@ -205,7 +205,7 @@ static void on_scheduler_event(ObserverEvent event, Job *j, void *userdata) {
         }
 }
 
-int job_journal_commit_task(JobJournal *jj, Job *j, Task *t, unsigned attempt) {
+int job_journal_commit_task(JobJournal *jj, Job *j, Task *t, unsigned attempt, const JobCounters *counters) {
         _cleanup_json_ json_object *o = NULL;
         JournalJob *e;
         int r;
@@ -215,7 +215,7 @@ int job_journal_commit_task(JobJournal *jj, Job *j, Task *t, unsigned attempt) {
         e = find_by_job(jj, j);
         if (!e)
                 return -ENOENT;
-        r = journal_commit_to_json(j, t, attempt, &o);
+        r = journal_commit_to_json(j, t, attempt, counters, &o);
         if (r < 0)
                 return r;
         r = journal_job_set_commit(e, t, o);
@@ -224,7 +224,7 @@ int job_journal_commit_task(JobJournal *jj, Job *j, Task *t, unsigned attempt) {
         r = append_json(jj, JOURNAL_RECORD_COMMIT, o);
         if (r < 0)
                 return r;
-        job_begin_commit(j, t);
+        job_begin_commit(j, t, attempt);
         return 0;
 }
 
@@ -323,7 +323,7 @@ static int snapshot_add_job(SnapshotWriter *sw, const JournalJob *e) {
         const Job *j = e->job;
         int r;
 
-        r = snapshot_add_json(sw, JOURNAL_RECORD_JOB, job);
+        r = snapshot_add_json(sw, journal_job_record_type(j), job);
         if (r >= 0 && j->start_time > 0) {
                 if (json_build_object(&start, "job", json_object_new_string(j->id),
                                       "time", json_object_new_uint64(j->start_time), NULL) < 0)
@@ -517,6 +517,7 @@ static int load_json(Loader *l, uint32_t type, json_object *o) {
                         l->last_job_id = MAX(l->last_job_id, v);
                 return 0;
         case JOURNAL_RECORD_JOB:
+        case JOURNAL_RECORD_JOB_V2:
                 l->jobs++;
                 return load_job(l, o);
         case JOURNAL_RECORD_START:
@@ -568,7 +569,12 @@ static void verify_commits(JournalJob *e) {
 
                 if (!e->commits[i])
                         continue;
-                if (journal_commit_verify(j, t, e->commits[i], &file) < 0) {
+                bool verified = journal_commit_verify(j, t, e->commits[i], &file) >= 0;
+                /* The counters of a task that runs again are counted when it commits again. */
+                if (journal_commit_apply_counters(j, e->commits[i], verified) < 0)
+                        log_notice("Job %s: the counters of %s task %u are not valid; left out.", j->id,
+                                   task_kind_to_string(t->kind), t->index);
+                if (!verified) {
                         log_notice("Job %s: %s is missing or changed since %s task %u was committed; running "
                                    "the task again.",
                                    j->id, file ?: "a file", task_kind_to_string(t->kind), t->index);

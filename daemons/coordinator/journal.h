@@ -70,9 +70,10 @@ void job_journal_flush(JobJournal *jj);
 /* owner went away (a closed connection): its waiters are called with owner NULL. */
 void job_journal_forget(JobJournal *jj, void *owner);
 
-/* Appends the COMMIT record of an attempt whose files were just renamed into place and
- * marks the task TASK_COMMITTING; job_finish() completes it once the record is durable. */
-int job_journal_commit_task(JobJournal *jj, Job *j, Task *t, unsigned attempt);
+/* Appends the COMMIT record of an attempt whose files were just renamed into place, with
+ * its counters, and marks the task TASK_COMMITTING; job_finish() completes it once the
+ * record is durable. */
+int job_journal_commit_task(JobJournal *jj, Job *j, Task *t, unsigned attempt, const JobCounters *counters);
 
 unsigned job_journal_generation(const JobJournal *jj);
 

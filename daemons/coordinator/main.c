@@ -21,6 +21,8 @@
 
 static unsigned arg_nreduce = 10;
 static unsigned arg_max_job_files = JOB_SUBMITTER_MAX_FILES_DEFAULT;
+static unsigned arg_max_map_tasks = JOB_SUBMITTER_MAX_MAP_TASKS_DEFAULT;
+static bool arg_backup_tasks = true;
 static uint64_t arg_task_timeout = 10 * USEC_PER_SEC;
 static Address arg_address = {};
 static const char *arg_state_directory = NULL;
@@ -71,6 +73,10 @@ static void help(void) {
                "                           cut bytes beside it, and exit\n"
                "      --max-job-files=N    refuse submitted jobs of more than N input files\n"
                "                           (default %u, at most %u)\n"
+               "      --max-map-tasks=N    refuse submitted jobs whose inputs make more than N\n"
+               "                           splits (map tasks) (default %u, at most %u)\n"
+               "      --no-backup-tasks    a job server gives idle workers no backup attempts of\n"
+               "                           long-running tasks (lab mode never does)\n"
                "      --bus-address=ADDRESS\n"
                "                           serve " MAPREDUCE_BUS_NAME " on this D-Bus (default: $MRKV_BUS,\n"
                "                           \"system\", \"user\", \"none\" or an address; under systemd the\n"
@@ -93,6 +99,7 @@ static void help(void) {
                "Exit status: 0 job done, 1 job failed or runtime error, 2 usage error.\n",
                MRKV_COORDINATOR_ADDRESS_ENV, MRKV_COORDINATOR_SOCKET, MRKV_COORDINATOR_SOCKET,
                MRKV_COORDINATOR_SOCKET, SCHEDULER_MAX_ENDED_JOBS, JOB_SUBMITTER_MAX_FILES_DEFAULT, JOB_SUBMITTER_MAX_FILES_MAX,
+               JOB_SUBMITTER_MAX_MAP_TASKS_DEFAULT, JOB_SUBMITTER_MAX_MAP_TASKS_MAX,
                VARLINK_DEFAULT_MAX_CONNECTIONS, NOFILE_RESERVE, VARLINK_DEFAULT_MAX_INPUT >> 20,
                (unsigned long long) (VARLINK_DEFAULT_IDLE_TIMEOUT / USEC_PER_SEC),
                (unsigned long long) (VARLINK_DEFAULT_MESSAGE_TIMEOUT / USEC_PER_SEC));
@@ -122,6 +129,8 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_CHECK_JOURNAL,
                 ARG_REPAIR_JOURNAL,
                 ARG_MAX_JOB_FILES,
+                ARG_MAX_MAP_TASKS,
+                ARG_NO_BACKUP_TASKS,
         };
         static const struct option options[] = {
                 { "nreduce", required_argument, NULL, 'n' },
@@ -131,6 +140,8 @@ static int parse_argv(int argc, char *argv[]) {
                 { "state-directory", required_argument, NULL, ARG_STATE_DIRECTORY },
                 { "bus-address", required_argument, NULL, ARG_BUS_ADDRESS },
                 { "max-job-files", required_argument, NULL, ARG_MAX_JOB_FILES },
+                { "max-map-tasks", required_argument, NULL, ARG_MAX_MAP_TASKS },
+                { "no-backup-tasks", no_argument, NULL, ARG_NO_BACKUP_TASKS },
                 DAEMON_LIMIT_OPTIONS,
                 { "keep-jobs", required_argument, NULL, ARG_KEEP_JOBS },
                 { "no-journal", no_argument, NULL, ARG_NO_JOURNAL },
@@ -164,6 +175,15 @@ static int parse_argv(int argc, char *argv[]) {
                         if (r < 0)
                                 return log_error_errno(r, "Invalid --max-job-files '%s': expected 1…%u.", optarg,
                                                        JOB_SUBMITTER_MAX_FILES_MAX);
+                        break;
+                case ARG_MAX_MAP_TASKS:
+                        r = parse_unsigned(optarg, 1, JOB_SUBMITTER_MAX_MAP_TASKS_MAX, &arg_max_map_tasks);
+                        if (r < 0)
+                                return log_error_errno(r, "Invalid --max-map-tasks '%s': expected 1…%u.", optarg,
+                                                       JOB_SUBMITTER_MAX_MAP_TASKS_MAX);
+                        break;
+                case ARG_NO_BACKUP_TASKS:
+                        arg_backup_tasks = false;
                         break;
                 case ARG_BUS_ADDRESS:
                         arg_bus_address = optarg;
@@ -238,6 +258,8 @@ static char *default_state_directory(void) {
 static int apply_options(Coordinator *c) {
         c->submitter.default_nreduce = arg_nreduce;
         c->submitter.max_files = arg_max_job_files;
+        c->submitter.max_map_tasks = arg_max_map_tasks;
+        c->submitter.backup_tasks = arg_backup_tasks;
         c->submitter.default_task_timeout = arg_task_timeout;
         c->submitter.state_dir = default_state_directory();
         if (!c->submitter.state_dir)

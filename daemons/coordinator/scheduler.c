@@ -178,8 +178,8 @@ int scheduler_add_job(Scheduler *s, Job *job) {
         if (job->submit_time == 0)
                 job->submit_time = scheduler_now(s, CLOCK_REALTIME);
         observer_notify(s->observers, EVENT_JOB_ADDED, job);
-        log_info("Job %s: %u input file(s), %u reduce task(s), app %s, in %s.", job->id, job->nmap, job->nreduce,
-                 job->app ?: "(the workers')", job->workdir);
+        log_info("Job %s: %u input file(s) in %u map task(s), %u reduce task(s), app %s, in %s.", job->id,
+                 job->nfiles, job->nmap, job->nreduce, job->app ?: "(the workers')", job->workdir);
         scheduler_prune(s);
         scheduler_job_changed(s, job);
         scheduler_dispatch(s);
@@ -266,12 +266,13 @@ static void worker_set_assigned(Worker *w, const Job *j, const Task *t) {
 /* Tasks. */
 
 /* The oldest job with a task for this worker: 1 and the task, 0 if none now, -ESHUTDOWN
- * if every job has ended. */
+ * if every job has ended. A task no worker runs yet goes before a backup of any job's. */
 static int scheduler_pick(Scheduler *s, Worker *w, uint64_t now, Job **ret_job, Task **ret_task) {
         bool any = false;
 
-        for (size_t i = 0; i < s->n_jobs; i++) {
-                Job *j = s->jobs[i];
+        for (size_t i = 0; i < 2 * s->n_jobs; i++) {
+                bool backup = i >= s->n_jobs;
+                Job *j = s->jobs[i % s->n_jobs];
                 int r;
 
                 if (job_ended(j))
@@ -279,7 +280,11 @@ static int scheduler_pick(Scheduler *s, Worker *w, uint64_t now, Job **ret_job, 
                 any = true;
                 if (!access_worker_may_run(w->uid, j, s->service_uid))
                         continue;
-                r = job_assign(j, w, now, ret_task);
+                r = backup ? job_assign_backup(j, w, now, ret_task) : job_assign(j, w, now, ret_task);
+                if (r > 0 && backup)
+                        log_info("Job %s: a backup of %s task %u (attempt %u) to %s, the first ran %.1f s.", j->id,
+                                 task_kind_to_string((*ret_task)->kind), (*ret_task)->index, (*ret_task)->attempt,
+                                 w->description, (double) (now - (*ret_task)->runs[0].start) / USEC_PER_SEC);
                 if (r > 0) {
                         *ret_job = j;
                         if (j->start_time == 0) {
@@ -298,6 +303,17 @@ uint64_t scheduler_next_deadline(Scheduler *s) {
         for (size_t i = 0; i < s->n_jobs; i++)
                 if (!job_ended(s->jobs[i]))
                         d = MIN(d, job_next_deadline(s->jobs[i]));
+        return d;
+}
+
+/* When scheduler_expire() has something to do: a deadline, or while a worker waits, a
+ * task that becomes old enough for a backup. */
+static uint64_t scheduler_next_wake(Scheduler *s) {
+        uint64_t d = scheduler_next_deadline(s);
+
+        for (size_t i = 0; s->waiting && i < s->n_jobs; i++)
+                if (!job_ended(s->jobs[i]))
+                        d = MIN(d, job_next_backup(s->jobs[i]));
         return d;
 }
 
@@ -337,7 +353,7 @@ void scheduler_dispatch(Scheduler *s) {
                 s->callbacks->assign(w, j, t, s->userdata);
         }
         if (s->callbacks->wake_at)
-                s->callbacks->wake_at(scheduler_next_deadline(s), s->userdata);
+                s->callbacks->wake_at(scheduler_next_wake(s), s->userdata);
 }
 
 void scheduler_request_task(Scheduler *s, Worker *w) {
@@ -345,13 +361,23 @@ void scheduler_request_task(Scheduler *s, Worker *w) {
         scheduler_dispatch(s);
 }
 
-int scheduler_finish_task(Scheduler *s, Job *j, Task *t, unsigned attempt, bool ok, const char *error) {
+int scheduler_finish_task(Scheduler *s, Job *j, Task *t, unsigned attempt, bool ok, const char *error,
+                          const JobCounters *counters) {
         JobState before = j->state;
         unsigned done_before = j->done[TASK_MAP] + j->done[TASK_REDUCE];
+        uint64_t failed_before = j->counters.v[COUNTER_TASK_ATTEMPTS_FAILED];
         int r;
 
         r = job_finish(j, t, attempt, ok, error);
-        if (j->state != before || j->done[TASK_MAP] + j->done[TASK_REDUCE] != done_before)
+        if (r > 0) {
+                /* Only the committed attempt's counters count, and its time makes the median. */
+                uint64_t now = scheduler_now(s, CLOCK_MONOTONIC);
+                if (counters)
+                        job_counters_add_worker(&j->counters, counters);
+                t->duration = t->won_start > 0 && now > t->won_start ? now - t->won_start : 0;
+        }
+        if (j->state != before || j->done[TASK_MAP] + j->done[TASK_REDUCE] != done_before ||
+            j->counters.v[COUNTER_TASK_ATTEMPTS_FAILED] != failed_before)
                 scheduler_job_changed(s, j);
         scheduler_dispatch(s);
         return r;

@@ -44,8 +44,9 @@ typedef struct SchedulerCallbacks {
          * job_release_owner() and may close the worker's connection, which ends in
          * scheduler_remove_worker(): the scheduler does not touch w afterwards. */
         void (*assign)(Worker *w, Job *j, Task *t, void *userdata);
-        /* The earliest deadline of a running task (on CLOCK_MONOTONIC), or UINT64_MAX for
-         * none: call scheduler_expire() then. */
+        /* The earliest deadline of a running task (on CLOCK_MONOTONIC), or while a worker
+         * waits the time a task becomes old enough for a backup, or UINT64_MAX for none:
+         * call scheduler_expire() then. */
         void (*wake_at)(uint64_t usec, void *userdata);
         /* Lab mode: every job has ended; status 0 if the last one to end is done, else 1. */
         void (*finished)(int status, void *userdata);
@@ -112,8 +113,10 @@ bool scheduler_worker_holds(const Worker *w, const Job *j, const Task *t, unsign
  * or once there is a task for it. */
 void scheduler_request_task(Scheduler *s, Worker *w);
 /* A worker's report on an attempt: ok means its output was committed (only an attempt
- * for which job_may_complete() holds may be). Returns what job_finish() returns. */
-int scheduler_finish_task(Scheduler *s, Job *j, Task *t, unsigned attempt, bool ok, const char *error);
+ * for which job_may_complete() holds may be). Returns what job_finish() returns; when the
+ * attempt completes the task, its counters (NULL: none) join the job's. */
+int scheduler_finish_task(Scheduler *s, Job *j, Task *t, unsigned attempt, bool ok, const char *error,
+                          const JobCounters *counters);
 /* Takes back the running tasks past their deadline and hands them out again. */
 void scheduler_expire(Scheduler *s);
 /* The earliest deadline of a running task, or UINT64_MAX. */

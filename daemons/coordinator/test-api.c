@@ -66,6 +66,7 @@ static void setup(void) {
         srv.coordinator->submitter.state_dir = strdup(state);
         ck_assert_ptr_nonnull(srv.coordinator->submitter.state_dir);
         srv.coordinator->submitter.max_files = 3; /* test_submit_refused() goes over it */
+        srv.coordinator->submitter.max_map_tasks = 5; /* and test_splits() this */
 
         ck_assert_int_eq(address_parse(srv.address, &a), 0);
         fd = address_listen(&a);
@@ -350,6 +351,107 @@ START_TEST(test_worker_calls) {
 }
 END_TEST
 
+static json_object *counter(json_object *job, const char *name) {
+        return member(member(job, "counters"), name);
+}
+
+START_TEST(test_splits) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new(), *w = client_new();
+        _cleanup_json_ json_object *reply = NULL, *e = NULL, *got = NULL, *t0 = NULL, *t1 = NULL, *t2 = NULL,
+                                   *t3 = NULL, *done = NULL, *s = NULL;
+        char params[2 * PARAMS_MAX];
+        json_object *job;
+
+        /* 25 bytes in splits of 10, and an empty file: 3 + 1 map tasks. */
+        snprintf(params, sizeof(params),
+                 "{\"app\":\"wc\",\"files\":[\"%s\",\"%s\"],\"sizes\":[25,0],\"split_size\":10,\"nreduce\":1}",
+                 srv.input, srv.input);
+        reply = call_ok(c, MAPREDUCE_METHOD_SUBMIT_JOB, params);
+        got = call_ok(c, MAPREDUCE_METHOD_GET_JOB, "{\"job\":\"1\"}");
+        job = member(got, "job");
+        ck_assert_int_eq(get_int(job, "map_total"), 4);
+        ck_assert_int_eq(get_int(job, "split_size"), 10);
+        ck_assert(json_object_get_boolean(member(job, "backup_tasks")));
+        ck_assert_int_eq(json_object_get_int64(counter(job, "map_input_records")), 0);
+        ck_assert_uint_eq(json_object_array_length(member(job, "files")), 2);
+
+        /* Each map task gets its split; a file of one split is read whole. */
+        t0 = call_ok(w, MAPREDUCE_METHOD_REQUEST_TASK, NULL);
+        ck_assert_int_eq(get_int(t0, "offset"), 0);
+        ck_assert_int_eq(get_int(t0, "length"), 10);
+        ck_assert(!json_object_object_get_ex(t0, "mapper", NULL));
+
+        /* Counters: not an object of non-negative integers, InvalidParameter; the
+         * coordinator's own and unknown names are ignored. */
+        finish_params(params, "1", "map", 0, 1, ",\"ok\":true,\"counters\":{\"map_input_records\":-1}");
+        expect_invalid_parameter(w, MAPREDUCE_METHOD_FINISH_TASK, params, "counters");
+        finish_params(params, "1", "map", 0, 1, ",\"ok\":true,\"counters\":{\"map_input_records\":\"3\"}");
+        expect_invalid_parameter(w, MAPREDUCE_METHOD_FINISH_TASK, params, "counters");
+        finish_params(params, "1", "map", 0, 1, ",\"ok\":true,\"counters\":[1]");
+        expect_invalid_parameter(w, MAPREDUCE_METHOD_FINISH_TASK, params, "counters");
+        finish_params(params, "1", "map", 0, 1,
+                      ",\"ok\":true,\"counters\":{\"map_input_records\":3,\"backup_attempts_won\":9,\"later\":1}");
+        done = call_ok(w, MAPREDUCE_METHOD_FINISH_TASK, params);
+
+        t1 = call_ok(w, MAPREDUCE_METHOD_REQUEST_TASK, NULL);
+        ck_assert_int_eq(get_int(t1, "task"), 1);
+        ck_assert_int_eq(get_int(t1, "offset"), 10);
+        json_object_put(call_ok(w, MAPREDUCE_METHOD_FINISH_TASK, (finish_params(params, "1", "map", 1, 1, ",\"ok\":true"), params)));
+        t2 = call_ok(w, MAPREDUCE_METHOD_REQUEST_TASK, NULL);
+        ck_assert_int_eq(get_int(t2, "offset"), 20);
+        ck_assert_int_eq(get_int(t2, "length"), 5);
+        json_object_put(call_ok(w, MAPREDUCE_METHOD_FINISH_TASK, (finish_params(params, "1", "map", 2, 1, ",\"ok\":true"), params)));
+        t3 = call_ok(w, MAPREDUCE_METHOD_REQUEST_TASK, NULL);
+        ck_assert_int_eq(get_int(t3, "task"), 3);
+        ck_assert(!json_object_object_get_ex(t3, "offset", NULL));
+        ck_assert(!json_object_object_get_ex(t3, "length", NULL));
+
+        json_object_put(TAKE_PTR(got));
+        got = call_ok(c, MAPREDUCE_METHOD_GET_JOB, "{\"job\":\"1\"}");
+        job = member(got, "job");
+        ck_assert_int_eq(json_object_get_int64(counter(job, "map_input_records")), 3);
+        ck_assert_int_eq(json_object_get_int64(counter(job, "backup_attempts_won")), 0);
+        ck_assert_int_eq(json_object_get_int64(counter(job, "task_attempts")), 4);
+
+        /* Too many splits for the bound: refused, with the numbers. */
+        snprintf(params, sizeof(params), "{\"app\":\"wc\",\"files\":[\"%s\"],\"sizes\":[60],\"split_size\":10}",
+                 srv.input);
+        e = call_error(c, MAPREDUCE_METHOD_SUBMIT_JOB, params, MAPREDUCE_ERROR_INVALID_JOB);
+        ck_assert_str_eq(get_string(e, "reason"),
+                         "too many map tasks: 6 splits of 10 bytes, at most 5 per job (a larger split_size makes fewer)");
+        snprintf(params, sizeof(params), "{\"app\":\"wc\",\"files\":[\"%s\"],\"sizes\":[1,2]}", srv.input);
+        expect_invalid_parameter(c, MAPREDUCE_METHOD_SUBMIT_JOB, params, "sizes");
+        snprintf(params, sizeof(params), "{\"app\":\"wc\",\"files\":[\"%s\"],\"sizes\":[-1]}", srv.input);
+        expect_invalid_parameter(c, MAPREDUCE_METHOD_SUBMIT_JOB, params, "sizes");
+        snprintf(params, sizeof(params), "{\"app\":\"wc\",\"files\":[\"%s\"],\"split_size\":-1}", srv.input);
+        expect_invalid_parameter(c, MAPREDUCE_METHOD_SUBMIT_JOB, params, "split_size");
+
+        /* Streaming jobs: both commands, and no plugin. */
+        snprintf(params, sizeof(params), "{\"app\":\"\",\"files\":[\"%s\"],\"mapper\":\"cat\"}", srv.input);
+        json_object_put(call_error(c, MAPREDUCE_METHOD_SUBMIT_JOB, params, MAPREDUCE_ERROR_INVALID_JOB));
+        snprintf(params, sizeof(params), "{\"app\":\"wc\",\"files\":[\"%s\"],\"mapper\":\"cat\",\"reducer\":\"cat\"}",
+                 srv.input);
+        json_object_put(call_error(c, MAPREDUCE_METHOD_SUBMIT_JOB, params, MAPREDUCE_ERROR_INVALID_JOB));
+        snprintf(params, sizeof(params), "{\"app\":\"\",\"files\":[\"%s\"],\"mapper\":\"\",\"reducer\":\"cat\"}",
+                 srv.input);
+        json_object_put(call_error(c, MAPREDUCE_METHOD_SUBMIT_JOB, params, MAPREDUCE_ERROR_INVALID_JOB));
+        snprintf(params, sizeof(params),
+                 "{\"app\":\"streaming\",\"files\":[\"%s\"],\"mapper\":\"tr a b\",\"reducer\":\"uniq -c\","
+                 "\"backup_tasks\":false,\"split_size\":0,\"sizes\":[6]}",
+                 srv.input);
+        s = call_ok(c, MAPREDUCE_METHOD_SUBMIT_JOB, params);
+        json_object_put(TAKE_PTR(got));
+        got = call_ok(c, MAPREDUCE_METHOD_GET_JOB, "{\"job\":\"2\"}");
+        job = member(got, "job");
+        ck_assert_str_eq(get_string(job, "app"), "streaming");
+        ck_assert_str_eq(get_string(job, "mapper"), "tr a b");
+        ck_assert_str_eq(get_string(job, "reducer"), "uniq -c");
+        ck_assert(!json_object_get_boolean(member(job, "backup_tasks")));
+        ck_assert_int_eq(get_int(job, "split_size"), 0);
+        ck_assert_int_eq(get_int(job, "map_total"), 1);
+}
+END_TEST
+
 /* Reads one reply of a GetJob stream: the job's state, and whether more follow. The
  * stream's first and last replies have the job's lists, the updates between not. */
 static void read_job_reply(VarlinkClient *c, bool first, char state[static 16], bool *ret_continues) {
@@ -410,6 +512,7 @@ static Suite *api_suite(void) {
         tcase_add_test(tc, test_submit_refused);
         tcase_add_test(tc, test_worker_calls);
         tcase_add_test(tc, test_get_job_stream);
+        tcase_add_test(tc, test_splits);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -46,7 +46,7 @@ static Task *assign_expect(void *owner, uint64_t now, TaskKind kind, unsigned in
                       task_kind_to_string(t->kind), t->index, task_kind_to_string(kind), index);
         ck_assert_uint_eq(t->attempt, attempt);
         ck_assert_int_eq(t->state, TASK_RUNNING);
-        ck_assert_ptr_eq(t->owner, owner);
+        ck_assert_ptr_eq(t->runs[0].owner, owner);
         return t;
 }
 
@@ -146,7 +146,7 @@ START_TEST(test_attempts_increase) {
         t = assign_expect(A, 0, TASK_MAP, 0, 1);
         ck_assert_uint_eq(job_expire(job, TIMEOUT), 1);
         ck_assert_int_eq(t->state, TASK_IDLE);
-        ck_assert_ptr_null(t->owner);
+        ck_assert_ptr_null(t->runs[0].owner);
         assign_expect(B, TIMEOUT, TASK_MAP, 0, 2);
         ck_assert_uint_eq(job_release_owner(job, B), 1);
         assign_expect(C, TIMEOUT, TASK_MAP, 0, 3);
@@ -161,7 +161,7 @@ START_TEST(test_timeout) {
 
         job = make_job(3, 1, TIMEOUT);
         t0 = assign_expect(A, 100, TASK_MAP, 0, 1);
-        ck_assert_uint_eq(t0->deadline, 100 + TIMEOUT);
+        ck_assert_uint_eq(t0->runs[0].deadline, 100 + TIMEOUT);
         ck_assert_uint_eq(job_next_deadline(job), 100 + TIMEOUT);
         t1 = assign_expect(B, 105, TASK_MAP, 1, 1);
         ck_assert_uint_eq(job_next_deadline(job), 100 + TIMEOUT);
@@ -189,12 +189,12 @@ START_TEST(test_timeout_saturates) {
         /* No time-out at all, and a clock near its end: deadlines must not wrap around. */
         job = make_job(2, 1, UINT64_MAX);
         t = assign_expect(A, 5, TASK_MAP, 0, 1);
-        ck_assert_uint_eq(t->deadline, UINT64_MAX);
+        ck_assert_uint_eq(t->runs[0].deadline, UINT64_MAX);
         job = job_free(job);
 
         job = make_job(2, 1, TIMEOUT);
         t = assign_expect(A, UINT64_MAX - 3, TASK_MAP, 0, 1);
-        ck_assert_uint_eq(t->deadline, UINT64_MAX);
+        ck_assert_uint_eq(t->runs[0].deadline, UINT64_MAX);
         ck_assert_uint_eq(job_expire(job, UINT64_MAX - 1), 0);
 }
 END_TEST
@@ -212,7 +212,7 @@ START_TEST(test_release_owner) {
         ck_assert_uint_eq(job_release_owner(job, A), 2);
         ck_assert_uint_eq(job_release_owner(job, A), 0);
         ck_assert_int_eq(t->state, TASK_RUNNING);
-        ck_assert_ptr_eq(t->owner, B);
+        ck_assert_ptr_eq(t->runs[0].owner, B);
         assign_expect(C, 1, TASK_MAP, 0, 2);
         assign_expect(C, 1, TASK_MAP, 2, 2);
         assign_none(C, 1);
@@ -236,7 +236,7 @@ START_TEST(test_superseded_attempt_finishes_first) {
         ck_assert(job_may_complete(job, t, 1));
         ck_assert_int_eq(job_finish(job, t, 1, true, NULL), 1);
         ck_assert_int_eq(t->state, TASK_DONE);
-        ck_assert_ptr_null(t->owner);
+        ck_assert_ptr_null(t->runs[0].owner);
         ck_assert_uint_eq(job->done[TASK_MAP], 1);
         ck_assert_int_eq(job->state, JOB_REDUCING);
 
@@ -285,7 +285,7 @@ START_TEST(test_failure_reruns) {
         t = assign_expect(A, 0, TASK_MAP, 0, 1);
         ck_assert_int_eq(job_finish(job, t, 1, false, "disk full"), 0);
         ck_assert_int_eq(t->state, TASK_IDLE);
-        ck_assert_ptr_null(t->owner);
+        ck_assert_ptr_null(t->runs[0].owner);
         ck_assert_uint_eq(t->failures, 1);
         ck_assert_int_eq(job->state, JOB_MAPPING);
         ck_assert_uint_eq(job_next_deadline(job), UINT64_MAX);
@@ -296,7 +296,7 @@ START_TEST(test_failure_reruns) {
         /* An old attempt's failure does not count: attempt 2 still runs. */
         ck_assert_int_eq(job_finish(job, t, 1, false, "old"), 0);
         ck_assert_int_eq(t->state, TASK_RUNNING);
-        ck_assert_ptr_eq(t->owner, B);
+        ck_assert_ptr_eq(t->runs[0].owner, B);
         ck_assert_uint_eq(t->failures, 1);
 
         /* The latest attempt fails after it was taken back: nothing runs to fail. */
@@ -443,6 +443,116 @@ START_TEST(test_chaos_run) {
 }
 END_TEST
 
+/* Every file's splits are its bytes exactly, in order, one after the other. */
+static void check_splits_cover(const Job *j, const uint64_t *sizes, uint64_t split_size) {
+        unsigned m = 0;
+
+        for (unsigned f = 0; f < j->nfiles; f++) {
+                uint64_t next = 0;
+                unsigned first = m;
+
+                for (; m < j->nmap && j->tasks[m].file == f; m++) {
+                        const Task *t = &j->tasks[m];
+
+                        ck_assert_int_eq(t->kind, TASK_MAP);
+                        ck_assert_uint_eq(t->index, m);
+                        if (t->length == TASK_WHOLE_FILE) {
+                                /* Only a file that is one split is read whole. */
+                                ck_assert_uint_eq(t->offset, 0);
+                                next = sizes[f];
+                                continue;
+                        }
+                        ck_assert_uint_eq(t->offset, next);
+                        ck_assert_uint_gt(t->length, 0);
+                        ck_assert_uint_le(t->length, split_size);
+                        next += t->length;
+                }
+                ck_assert_msg(m > first, "file %u has no map task", f);
+                ck_assert_uint_eq(next, sizes[f]);
+                if (m - first > 1)
+                        ck_assert_uint_eq(m - first, sizes[f] / split_size + (sizes[f] % split_size != 0));
+        }
+        ck_assert_uint_eq(m, j->nmap);
+        for (unsigned r = 0; r < j->nreduce; r++) {
+                ck_assert_int_eq(j->tasks[j->nmap + r].kind, TASK_REDUCE);
+                ck_assert_uint_eq(j->tasks[j->nmap + r].index, r);
+        }
+}
+
+START_TEST(test_split) {
+        uint64_t sizes[] = { 100, 0, 64, 65, 1, 1000 };
+
+        job = make_job(ELEMENTSOF(sizes), 2, TIMEOUT);
+        ck_assert_uint_eq(job_count_splits(sizes, ELEMENTSOF(sizes), 64), 2 + 1 + 1 + 2 + 1 + 16);
+        ck_assert_int_eq(job_split(job, sizes, 64, 1000), 0);
+        ck_assert_uint_eq(job->nmap, 23);
+        ck_assert_uint_eq(job->nfiles, ELEMENTSOF(sizes));
+        ck_assert_uint_eq(job->split_size, 64);
+        check_splits_cover(job, sizes, 64);
+        /* The empty file and the files of one split are read whole. */
+        ck_assert_uint_eq(job->tasks[2].file, 1);
+        ck_assert_uint_eq(job->tasks[2].length, TASK_WHOLE_FILE);
+        ck_assert_uint_eq(job->tasks[3].length, TASK_WHOLE_FILE);
+        /* The last split of a file ends where the file does. */
+        ck_assert_uint_eq(job->tasks[1].offset, 64);
+        ck_assert_uint_eq(job->tasks[1].length, 36);
+        ck_assert_uint_eq(job->tasks[5].length, 1);
+        ck_assert_uint_eq(job->tasks[22].offset, 960);
+        ck_assert_uint_eq(job->tasks[22].length, 40);
+
+        /* Maps then reduces, as with one task per file. */
+        for (unsigned m = 0; m < job->nmap; m++)
+                assign_expect(A, 0, TASK_MAP, m, 1);
+        assign_none(B, 0);
+        for (unsigned m = 0; m < job->nmap; m++)
+                ck_assert_int_eq(job_finish(job, job_find_task(job, TASK_MAP, m), 1, true, NULL), 1);
+        ck_assert_int_eq(job->state, JOB_REDUCING);
+        assign_expect(B, 0, TASK_REDUCE, 0, 1);
+}
+END_TEST
+
+START_TEST(test_split_whole_files) {
+        uint64_t sizes[] = { 100, 0, 1ULL << 40 };
+
+        /* split_size 0, and no sizes: one task per file, each read whole. */
+        ck_assert_uint_eq(job_count_splits(sizes, 3, 0), 3);
+        ck_assert_uint_eq(job_count_splits(NULL, 3, 64), 3);
+        job = make_job(3, 1, TIMEOUT);
+        ck_assert_int_eq(job_split(job, sizes, 0, 3), 0);
+        ck_assert_uint_eq(job->nmap, 3);
+        check_splits_cover(job, sizes, 0);
+        for (unsigned m = 0; m < 3; m++) {
+                ck_assert_uint_eq(job->tasks[m].file, m);
+                ck_assert_uint_eq(job->tasks[m].length, TASK_WHOLE_FILE);
+        }
+        ck_assert_int_eq(job_split(job, NULL, 64, 3), 0);
+        ck_assert_uint_eq(job->nmap, 3);
+        ck_assert_ptr_null(job->sizes);
+}
+END_TEST
+
+START_TEST(test_split_many) {
+        uint64_t sizes[] = { 200ULL << 20, (8ULL << 20) + 1, 8ULL << 20 };
+        uint64_t split = 8ULL << 20;
+
+        job = make_job(3, 4, TIMEOUT);
+        ck_assert_int_eq(job_split(job, sizes, split, 100000), 0);
+        ck_assert_uint_eq(job->nmap, 25 + 2 + 1);
+        check_splits_cover(job, sizes, split);
+        ck_assert_uint_eq(job->tasks[26].length, 1);
+
+        /* One byte per split of 200 MiB: far more tasks than a job may make. */
+        ck_assert_uint_eq(job_count_splits(sizes, 3, 1), (216ULL << 20) + 1);
+        ck_assert_int_eq(job_split(job, sizes, 1, 100000), -E2BIG);
+        /* Refused, the job is as it was. */
+        ck_assert_uint_eq(job->nmap, 28);
+        /* The count saturates instead of wrapping. */
+        uint64_t huge[] = { UINT64_MAX, UINT64_MAX };
+        ck_assert_uint_eq(job_count_splits(huge, 2, 1), UINT64_MAX);
+        ck_assert_int_eq(job_split(job, huge, 1, UINT32_MAX), -E2BIG);
+}
+END_TEST
+
 static Suite *regular_suite(void) {
         Suite *s = suite_create("job");
         TCase *tc = tcase_create("job");
@@ -464,6 +574,9 @@ static Suite *regular_suite(void) {
         tcase_add_test(tc, test_long_error_bounded);
         tcase_add_test(tc, test_invalid_attempts_ignored);
         tcase_add_test(tc, test_chaos_run);
+        tcase_add_test(tc, test_split);
+        tcase_add_test(tc, test_split_whole_files);
+        tcase_add_test(tc, test_split_many);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "journal-record.h"
 #include "journal.h"
 #include "log.h"
 #include "macro.h"
@@ -44,6 +45,8 @@ static int env_open(Env *e, const char *state, size_t keep_jobs, uint64_t compac
                 .default_nreduce = 2,
                 .default_task_timeout = 10000000,
                 .max_files = JOB_SUBMITTER_MAX_FILES_DEFAULT,
+                .max_map_tasks = JOB_SUBMITTER_MAX_MAP_TASKS_DEFAULT,
+                .backup_tasks = true,
         };
         ck_assert_int_ge(asprintf(&e->journal_dir, "%s/journal", state), 0);
         (void) mkdir(state, 0755);
@@ -78,14 +81,24 @@ static void env_sync(Env *e) {
         ck_assert_int_eq(done, 1);
 }
 
-static Job *env_submit_as(Env *e, const JobOwner *owner, const char *workdir) {
+static Job *env_submit_request(Env *e, const JobOwner *owner, const JobRequest *req) {
         char *reason = NULL;
         Job *j;
 
-        ck_assert_int_ge(job_submit(&e->submitter, owner, "wc", (char *[]) { input, input, NULL }, 2, 2, workdir,
-                                    10000000, &j, &reason), 0);
+        ck_assert_int_ge(job_submit(&e->submitter, owner, req, &j, &reason), 0);
         ck_assert_ptr_null(reason);
         return j;
+}
+
+static Job *env_submit_as(Env *e, const JobOwner *owner, const char *workdir) {
+        return env_submit_request(e, owner, &(const JobRequest) {
+                                                    .app = "wc",
+                                                    .files = (char *[]) { input, input, NULL },
+                                                    .n_files = 2,
+                                                    .nreduce = 2,
+                                                    .workdir = workdir,
+                                                    .timeout = 10000000,
+                                            });
 }
 
 static Job *env_submit(Env *e) {
@@ -103,8 +116,9 @@ static void write_file(const char *dir, const char *name, const char *content) {
         ck_assert_int_eq(fclose(f), 0);
 }
 
-/* Map task m of j runs and commits as a worker's would, through the journal. */
-static void env_commit_map(Env *e, Job *j, unsigned m) {
+/* Map task m of j runs and commits as a worker's would, through the journal, with these
+ * counters (NULL: none). */
+static void env_commit_map_counted(Env *e, Job *j, unsigned m, const JobCounters *counters) {
         char name[MR_NAME_MAX];
         Task *t;
 
@@ -114,12 +128,16 @@ static void env_commit_map(Env *e, Job *j, unsigned m) {
                 mr_intermediate_name(name, m, r);
                 write_file(j->workdir, name, "word 1\n");
         }
-        ck_assert_int_ge(job_journal_commit_task(e->journal, j, t, t->attempt), 0);
+        ck_assert_int_ge(job_journal_commit_task(e->journal, j, t, t->attempt, counters), 0);
         ck_assert_int_eq(t->state, TASK_COMMITTING);
         /* No other attempt may complete it meanwhile. */
         ck_assert(!job_may_complete(j, t, t->attempt));
         env_sync(e);
-        ck_assert_int_eq(scheduler_finish_task(e->scheduler, j, t, t->attempt, true, NULL), 1);
+        ck_assert_int_eq(scheduler_finish_task(e->scheduler, j, t, t->attempt, true, NULL, counters), 1);
+}
+
+static void env_commit_map(Env *e, Job *j, unsigned m) {
+        env_commit_map_counted(e, j, m, NULL);
 }
 
 static char *state_new(void) {
@@ -405,6 +423,145 @@ static void setup(void) {
         write_file(dir, "input.txt", "some words\n");
 }
 
+static void check_split_job(Job *a) {
+        ck_assert_uint_eq(a->nfiles, 2);
+        ck_assert_uint_eq(a->nmap, 4);
+        ck_assert_uint_eq(a->split_size, 100);
+        ck_assert_uint_eq(job_find_task(a, TASK_MAP, 1)->file, 0);
+        ck_assert_uint_eq(job_find_task(a, TASK_MAP, 1)->offset, 100);
+        ck_assert_uint_eq(job_find_task(a, TASK_MAP, 1)->length, 100);
+        ck_assert_uint_eq(job_find_task(a, TASK_MAP, 2)->length, 50);
+        ck_assert_uint_eq(job_find_task(a, TASK_MAP, 3)->file, 1);
+        ck_assert_uint_eq(job_find_task(a, TASK_MAP, 3)->length, TASK_WHOLE_FILE);
+        ck_assert_str_eq(a->app, "streaming");
+        ck_assert_str_eq(a->mapper, "./map.py");
+        ck_assert_str_eq(a->reducer, "./reduce.py 'a b'");
+        ck_assert(a->backup_tasks);
+}
+
+static JobCounters records(uint64_t n) {
+        JobCounters c = {};
+
+        c.v[COUNTER_MAP_INPUT_RECORDS] = n;
+        c.v[COUNTER_SHUFFLE_BYTES] = 2 * n;
+        return c;
+}
+
+START_TEST(test_splits_and_counters_restart) {
+        _cleanup_free_ char *state = state_new();
+        JobCounters c5 = records(5), c7 = records(7), c11 = records(11), c13 = records(13);
+        Task *t;
+        Env e;
+        Job *a;
+
+        ck_assert_int_eq(env_open(&e, state, 100, 0), 0);
+        a = env_submit_request(&e, &(JobOwner) { .uid = geteuid(), .gid = getegid() },
+                               &(const JobRequest) {
+                                       .app = "",
+                                       .files = (char *[]) { input, input, NULL },
+                                       .n_files = 2,
+                                       .sizes = (const uint64_t[]) { 250, 0 },
+                                       .split_size = 100,
+                                       .nreduce = 1,
+                                       .timeout = 10000000,
+                                       .mapper = "./map.py",
+                                       .reducer = "./reduce.py 'a b'",
+                                       .backup_tasks = true,
+                               });
+        check_split_job(a);
+        env_commit_map_counted(&e, a, 0, &c5);
+        /* A failed attempt: the coordinator's own counter, in the next COMMIT record. */
+        ck_assert_int_eq(job_assign(a, &e, 0, &t), 1);
+        ck_assert_int_eq(scheduler_finish_task(e.scheduler, a, t, t->attempt, false, "boom", &c13), 0);
+        env_commit_map_counted(&e, a, 1, &c7);
+        /* Map 2 is in flight when the coordinator stops: its counters never count. */
+        ck_assert_int_eq(job_assign(a, &e, 0, &t), 1);
+        env_sync(&e);
+        env_close(&e);
+
+        ck_assert_int_eq(env_open(&e, state, 100, 0), 0);
+        a = scheduler_find_job(e.scheduler, "1");
+        ck_assert_ptr_nonnull(a);
+        check_split_job(a);
+        ck_assert_uint_eq(a->done[TASK_MAP], 2);
+        ck_assert_uint_eq(a->counters.v[COUNTER_MAP_INPUT_RECORDS], 12);
+        ck_assert_uint_eq(a->counters.v[COUNTER_SHUFFLE_BYTES], 24);
+        ck_assert_uint_eq(a->counters.v[COUNTER_TASK_ATTEMPTS_FAILED], 1);
+        ck_assert_uint_eq(a->counters.v[COUNTER_TASK_ATTEMPTS], 3);
+
+        /* The rest of the job, then a snapshot: the END record has the counters. */
+        env_commit_map_counted(&e, a, 2, &c11);
+        env_commit_map_counted(&e, a, 3, &c13);
+        ck_assert_int_eq(a->state, JOB_REDUCING);
+        ck_assert_uint_eq(a->counters.v[COUNTER_MAP_INPUT_RECORDS], 36);
+        ck_assert_int_eq(job_assign(a, &e, 0, &t), 1);
+        ck_assert_int_ge(job_journal_commit_task(e.journal, a, t, t->attempt, &c5), 0);
+        env_sync(&e);
+        ck_assert_int_eq(scheduler_finish_task(e.scheduler, a, t, t->attempt, true, NULL, &c5), 1);
+        ck_assert_int_eq(a->state, JOB_DONE);
+        env_sync(&e);
+        env_close(&e);
+
+        ck_assert_int_eq(env_open(&e, state, 100, 1), 0);
+        a = scheduler_find_job(e.scheduler, "1");
+        ck_assert_int_eq(a->state, JOB_DONE);
+        ck_assert_uint_eq(a->counters.v[COUNTER_MAP_INPUT_RECORDS], 41);
+        ck_assert_uint_eq(a->counters.v[COUNTER_TASK_ATTEMPTS_FAILED], 1);
+        ck_assert_uint_eq(a->counters.v[COUNTER_TASK_ATTEMPTS], 3 + 3);
+        env_submit(&e);
+        env_wait_snapshot(&e);
+        env_close(&e);
+
+        ck_assert_int_eq(env_open(&e, state, 100, 0), 0);
+        a = scheduler_find_job(e.scheduler, "1");
+        ck_assert_int_eq(a->state, JOB_DONE);
+        check_split_job(a);
+        ck_assert_uint_eq(a->counters.v[COUNTER_MAP_INPUT_RECORDS], 41);
+        ck_assert_uint_eq(a->counters.v[COUNTER_SHUFFLE_BYTES], 82);
+        env_close(&e);
+}
+END_TEST
+
+/* A journal of a coordinator from before splits and counters: JOB, START, COMMIT and END
+ * records without their members. */
+START_TEST(test_old_records_load) {
+        _cleanup_free_ char *state = state_new(), *journal = NULL, *job = NULL, *workdir = test_dir_new();
+        _cleanup_close_ int fd = -EBADF;
+        Wal *w = NULL;
+        Env e;
+        Job *a;
+
+        ck_assert_int_ge(asprintf(&journal, "%s/journal", state), 0);
+        ck_assert_int_eq(mkdir(state, 0755), 0);
+        ck_assert_int_eq(mkdir(journal, 0700), 0);
+        fd = test_dir_open(journal);
+        ck_assert_int_ge(asprintf(&job, "{\"id\":\"7\",\"workdir\":\"%s\",\"owner_uid\":%u,\"owner_gid\":%u,\"nmap\":2,"
+                                        "\"nreduce\":1,\"timeout\":10000000,\"max_failures\":3,\"submit_time\":5,"
+                                        "\"app\":\"wc\",\"files\":[\"%s\",\"%s\"]}",
+                                  workdir, (unsigned) geteuid(), (unsigned) getegid(), input, input), 0);
+        ck_assert_int_eq(wal_open(fd, journal, 0, &(const WalOptions) { .sync_mode = WAL_SYNC_ALWAYS }, NULL, NULL, &w),
+                         0);
+        ck_assert_int_ge(wal_append(w, JOURNAL_RECORD_META, "{\"generation\":3,\"last_job_id\":7}", 33, NULL), 0);
+        ck_assert_int_ge(wal_append(w, JOURNAL_RECORD_JOB, job, strlen(job), NULL), 0);
+        ck_assert_int_ge(wal_sync(w), 0);
+        w = wal_free(w);
+
+        ck_assert_int_eq(env_open(&e, state, 100, 0), 0);
+        a = scheduler_find_job(e.scheduler, "7");
+        ck_assert_ptr_nonnull(a);
+        ck_assert_uint_eq(a->nmap, 2);
+        ck_assert_uint_eq(a->nfiles, 2);
+        ck_assert_uint_eq(a->split_size, 0);
+        ck_assert_ptr_null(a->sizes);
+        ck_assert_ptr_null(a->mapper);
+        ck_assert(!a->backup_tasks);
+        ck_assert_uint_eq(job_find_task(a, TASK_MAP, 1)->length, TASK_WHOLE_FILE);
+        env_commit_map(&e, a, 0);
+        ck_assert_uint_eq(a->counters.v[COUNTER_MAP_INPUT_RECORDS], 0);
+        env_close(&e);
+}
+END_TEST
+
 static Suite *journal_suite(void) {
         Suite *s = suite_create("journal");
         TCase *tc = tcase_create("journal");
@@ -417,6 +574,8 @@ static Suite *journal_suite(void) {
         tcase_add_test(tc, test_dropped_file_list);
         tcase_add_test(tc, test_torn_tail_every_offset);
         tcase_add_test(tc, test_damage_in_the_middle);
+        tcase_add_test(tc, test_splits_and_counters_restart);
+        tcase_add_test(tc, test_old_records_load);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -142,7 +142,7 @@ static void finish(Job *j, TaskKind kind, unsigned index, unsigned attempt, bool
         Task *t = job_find_task(j, kind, index);
 
         ck_assert_ptr_nonnull(t);
-        ck_assert_int_eq(scheduler_finish_task(sched, j, t, attempt, ok, ok ? NULL : "failed"), expected);
+        ck_assert_int_eq(scheduler_finish_task(sched, j, t, attempt, ok, ok ? NULL : "failed", NULL), expected);
 }
 
 START_TEST(test_tasks_in_order) {
@@ -262,20 +262,20 @@ START_TEST(test_timeout_reassigns) {
         fake.now = t0 + TIMEOUT - 1;
         scheduler_expire(sched);
         expect_nothing();
-        ck_assert_uint_eq(j->counters.timeouts, 0);
+        ck_assert_uint_eq(j->counters.v[COUNTER_TASK_ATTEMPTS_TIMED_OUT], 0);
 
         /* At the deadline, map 0 goes to the waiting worker as a new attempt. */
         fake.now = t0 + TIMEOUT;
         scheduler_expire(sched);
         expect_task(b, j, TASK_MAP, 0, 2);
-        ck_assert_uint_eq(j->counters.timeouts, 1);
+        ck_assert_uint_eq(j->counters.v[COUNTER_TASK_ATTEMPTS_TIMED_OUT], 1);
         ck_assert_uint_eq(fake.wake_at, t0 + 2 * SEC + TIMEOUT);
 
         /* No worker waits: map 1's time-out leaves it for the next request. */
         fake.now = t0 + 2 * SEC + TIMEOUT;
         scheduler_expire(sched);
         expect_nothing();
-        ck_assert_uint_eq(j->counters.timeouts, 2);
+        ck_assert_uint_eq(j->counters.v[COUNTER_TASK_ATTEMPTS_TIMED_OUT], 2);
         ck_assert_uint_eq(fake.wake_at, t0 + TIMEOUT + TIMEOUT);
         scheduler_request_task(sched, a);
         expect_task(a, j, TASK_MAP, 1, 2);
@@ -321,7 +321,7 @@ START_TEST(test_failed_attempt_runs_again) {
         expect_nothing();
         finish(j, TASK_MAP, 0, 1, false, 0);
         expect_task(b, j, TASK_MAP, 0, 2);
-        ck_assert_uint_eq(j->counters.failures, 1);
+        ck_assert_uint_eq(j->counters.v[COUNTER_TASK_ATTEMPTS_FAILED], 1);
 }
 END_TEST
 
@@ -348,7 +348,7 @@ START_TEST(test_disconnect_hands_out_at_once) {
         expect_task(c, j, TASK_MAP, 0, 2);
         scheduler_remove_worker(sched, b);
         expect_task(e, j, TASK_MAP, 1, 2);
-        ck_assert_uint_eq(j->counters.worker_losses, 2);
+        ck_assert_uint_eq(j->counters.v[COUNTER_TASK_ATTEMPTS_LOST], 2);
         ck_assert_uint_eq(scheduler_n_workers(sched), 2);
         ck_assert_uint_eq(fake.events[EVENT_WORKERS_CHANGED], 5 + 3);
         ck_assert_uint_eq(fake.wake_at, deadline);
@@ -369,7 +369,7 @@ START_TEST(test_assign_drops_worker) {
         j = add_job("1", 1, 1);
         expect_task(b, j, TASK_MAP, 0, 2);
         ck_assert_uint_eq(scheduler_n_workers(sched), 1);
-        ck_assert_uint_eq(j->counters.worker_losses, 1);
+        ck_assert_uint_eq(j->counters.v[COUNTER_TASK_ATTEMPTS_LOST], 1);
         expect_nothing();
 }
 END_TEST
@@ -543,6 +543,234 @@ START_TEST(test_ended_files_dropped) {
 }
 END_TEST
 
+static void finish_counted(Job *j, TaskKind kind, unsigned index, unsigned attempt, bool ok, int expected,
+                           uint64_t records) {
+        JobCounters c = {};
+        Task *t = job_find_task(j, kind, index);
+
+        c.v[COUNTER_MAP_INPUT_RECORDS] = records;
+        /* A worker cannot set the coordinator's own counters. */
+        c.v[COUNTER_BACKUP_ATTEMPTS_WON] = 1000;
+        ck_assert_ptr_nonnull(t);
+        ck_assert_int_eq(scheduler_finish_task(sched, j, t, attempt, ok, ok ? NULL : "failed", &c), expected);
+}
+
+/* Three maps on three workers; two finish after 2 s, so the third may get a backup once it
+ * has run 2 × 2 s. */
+static Job *backup_setup(Worker *a, Worker *b, Worker *c, bool backups, uint64_t *ret_start) {
+        Job *j = add_job("1", 3, 1);
+
+        j->backup_tasks = backups;
+        scheduler_request_task(sched, a);
+        scheduler_request_task(sched, b);
+        scheduler_request_task(sched, c);
+        expect_task(a, j, TASK_MAP, 0, 1);
+        expect_task(b, j, TASK_MAP, 1, 1);
+        expect_task(c, j, TASK_MAP, 2, 1);
+        *ret_start = fake.now;
+        fake.now += 2 * SEC;
+        finish_counted(j, TASK_MAP, 0, 1, true, 1, 10);
+        finish_counted(j, TASK_MAP, 1, 1, true, 1, 20);
+        ck_assert_uint_eq(job_median_duration(j, TASK_MAP), 2 * SEC);
+        ck_assert_uint_eq(job_backup_after(j), backups ? 4 * SEC : UINT64_MAX);
+        return j;
+}
+
+START_TEST(test_backup_after_median) {
+        Worker *a = add_worker("a"), *b = add_worker("b"), *c = add_worker("c");
+        uint64_t start;
+        Job *j = backup_setup(a, b, c, true, &start);
+        Task *t = job_find_task(j, TASK_MAP, 2);
+
+        /* Nothing left to hand out, and map 2 has not run long enough: a waits, and the
+         * scheduler wakes when it has. */
+        scheduler_request_task(sched, a);
+        expect_nothing();
+        ck_assert_uint_eq(fake.wake_at, start + 4 * SEC + 1);
+        fake.now = start + 4 * SEC;
+        scheduler_expire(sched);
+        expect_nothing();
+
+        fake.now = start + 4 * SEC + 1;
+        scheduler_expire(sched);
+        expect_task(a, j, TASK_MAP, 2, 2);
+        ck_assert_uint_eq(j->counters.v[COUNTER_BACKUP_ATTEMPTS_STARTED], 1);
+        ck_assert_uint_eq(t->backup_attempt, 2);
+        ck_assert_int_eq(t->state, TASK_RUNNING);
+
+        /* At most one backup per task. */
+        scheduler_request_task(sched, b);
+        fake.now = start + 4 * SEC + SEC / 2;
+        scheduler_expire(sched);
+        ck_assert_uint_eq(j->counters.v[COUNTER_BACKUP_ATTEMPTS_STARTED], 1);
+
+        /* The backup finishes first and is committed; its counters count, the
+         * original's report later is stale and counts for nothing. */
+        fake.now = start + 5 * SEC;
+        ck_assert_ptr_eq(task_find_run(t, 1)->owner, c);
+        ck_assert_ptr_eq(task_find_run(t, 2)->owner, a);
+        finish_counted(j, TASK_MAP, 2, 2, true, 1, 30);
+        ck_assert_int_eq(j->state, JOB_REDUCING);
+        expect_task(b, j, TASK_REDUCE, 0, 1);
+        ck_assert_uint_eq(j->counters.v[COUNTER_BACKUP_ATTEMPTS_WON], 1);
+        ck_assert_uint_eq(t->duration, SEC - 1);
+        finish_counted(j, TASK_MAP, 2, 1, true, 0, 40);
+        ck_assert_uint_eq(j->counters.v[COUNTER_MAP_INPUT_RECORDS], 60);
+        ck_assert_uint_eq(j->counters.v[COUNTER_BACKUP_ATTEMPTS_WON], 1);
+        ck_assert_uint_eq(j->counters.v[COUNTER_TASK_ATTEMPTS_FAILED], 0);
+        ck_assert_uint_eq(j->counters.v[COUNTER_TASK_ATTEMPTS], 5);
+}
+END_TEST
+
+START_TEST(test_backup_original_wins) {
+        Worker *a = add_worker("a"), *b = add_worker("b"), *c = add_worker("c");
+        uint64_t start;
+        Job *j = backup_setup(a, b, c, true, &start);
+
+        fake.now = start + 5 * SEC;
+        scheduler_request_task(sched, a);
+        expect_task(a, j, TASK_MAP, 2, 2);
+
+        /* The original finishes first: it is committed, the backup is discarded. */
+        finish_counted(j, TASK_MAP, 2, 1, true, 1, 30);
+        finish_counted(j, TASK_MAP, 2, 2, true, 0, 40);
+        ck_assert_uint_eq(j->counters.v[COUNTER_BACKUP_ATTEMPTS_STARTED], 1);
+        ck_assert_uint_eq(j->counters.v[COUNTER_BACKUP_ATTEMPTS_WON], 0);
+        ck_assert_uint_eq(j->counters.v[COUNTER_MAP_INPUT_RECORDS], 60);
+        ck_assert_uint_eq(job_find_task(j, TASK_MAP, 2)->duration, 5 * SEC);
+}
+END_TEST
+
+START_TEST(test_backup_attempt_lost) {
+        Worker *a = add_worker("a"), *b = add_worker("b"), *c = add_worker("c");
+        uint64_t start;
+        Job *j = backup_setup(a, b, c, true, &start);
+        Task *t = job_find_task(j, TASK_MAP, 2);
+
+        fake.now = start + 5 * SEC;
+        scheduler_request_task(sched, a);
+        expect_task(a, j, TASK_MAP, 2, 2);
+
+        /* The backup fails: the original goes on, and no second backup is made. */
+        finish_counted(j, TASK_MAP, 2, 2, false, 0, 0);
+        ck_assert_int_eq(t->state, TASK_RUNNING);
+        ck_assert_ptr_eq(t->runs[0].owner, c);
+        ck_assert_ptr_null(t->runs[1].owner);
+        ck_assert_uint_eq(j->counters.v[COUNTER_TASK_ATTEMPTS_FAILED], 1);
+        scheduler_request_task(sched, a);
+        fake.now += 3 * SEC;
+        scheduler_expire(sched);
+        expect_nothing();
+
+        /* The original's worker goes away: nothing runs the task any more, and it is
+         * handed out again at once. */
+        scheduler_remove_worker(sched, c);
+        expect_task(a, j, TASK_MAP, 2, 3);
+        ck_assert_uint_eq(j->counters.v[COUNTER_TASK_ATTEMPTS_LOST], 1);
+        ck_assert_uint_eq(j->counters.v[COUNTER_TASK_ATTEMPTS_FAILED], 2);
+}
+END_TEST
+
+START_TEST(test_backup_original_lost) {
+        Worker *a = add_worker("a"), *b = add_worker("b"), *c = add_worker("c");
+        uint64_t start;
+        Job *j = backup_setup(a, b, c, true, &start);
+        Task *t = job_find_task(j, TASK_MAP, 2);
+
+        fake.now = start + 5 * SEC;
+        scheduler_request_task(sched, a);
+        expect_task(a, j, TASK_MAP, 2, 2);
+
+        /* The original's worker goes away while the backup runs: the backup goes on. */
+        scheduler_request_task(sched, b);
+        scheduler_remove_worker(sched, c);
+        expect_nothing();
+        ck_assert_int_eq(t->state, TASK_RUNNING);
+        ck_assert_ptr_eq(t->runs[0].owner, a);
+        ck_assert_uint_eq(t->runs[0].attempt, 2);
+        finish_counted(j, TASK_MAP, 2, 2, true, 1, 30);
+        ck_assert_uint_eq(j->counters.v[COUNTER_BACKUP_ATTEMPTS_WON], 1);
+        expect_task(b, j, TASK_REDUCE, 0, 1);
+}
+END_TEST
+
+START_TEST(test_no_backup_when_disabled) {
+        Worker *a = add_worker("a"), *b = add_worker("b"), *c = add_worker("c");
+        uint64_t start;
+        /* Jobs of the command line (lab mode) are made by job_new(), without backups. */
+        Job *j = backup_setup(a, b, c, false, &start);
+
+        scheduler_request_task(sched, a);
+        ck_assert_uint_eq(fake.wake_at, start + TIMEOUT);
+        fake.now = start + TIMEOUT - 1;
+        scheduler_expire(sched);
+        expect_nothing();
+        ck_assert_uint_eq(j->counters.v[COUNTER_BACKUP_ATTEMPTS_STARTED], 0);
+        /* The slow task is handed out again only at its deadline. */
+        fake.now = start + TIMEOUT;
+        scheduler_expire(sched);
+        expect_task(a, j, TASK_MAP, 2, 2);
+        ck_assert_uint_eq(job_find_task(j, TASK_MAP, 2)->backup_attempt, 0);
+}
+END_TEST
+
+START_TEST(test_backup_floor_and_idle_first) {
+        Worker *a = add_worker("a"), *b = add_worker("b");
+        Job *j1 = add_job("1", 2, 1), *j2;
+
+        j1->backup_tasks = true;
+        scheduler_request_task(sched, a);
+        scheduler_request_task(sched, b);
+        expect_task(a, j1, TASK_MAP, 0, 1);
+        expect_task(b, j1, TASK_MAP, 1, 1);
+        /* Tasks of 1 ms: the floor of a second holds. */
+        fake.now += 1000;
+        finish(j1, TASK_MAP, 0, 1, true, 1);
+        ck_assert_uint_eq(job_backup_after(j1), JOB_BACKUP_MIN_USEC);
+
+        /* A newer job's task goes before a backup of an older job's. */
+        j2 = add_job("2", 1, 1);
+        fake.now += 2 * SEC;
+        scheduler_request_task(sched, a);
+        expect_task(a, j2, TASK_MAP, 0, 1);
+        finish(j2, TASK_MAP, 0, 1, true, 1);
+        scheduler_request_task(sched, a);
+        expect_task(a, j2, TASK_REDUCE, 0, 1);
+        /* Never a backup on the worker that runs the task. */
+        scheduler_request_task(sched, b);
+        expect_nothing();
+        finish(j2, TASK_REDUCE, 0, 1, true, 1);
+        scheduler_request_task(sched, a);
+        expect_task(a, j1, TASK_MAP, 1, 2);
+}
+END_TEST
+
+START_TEST(test_counters_of_committed_attempt) {
+        Worker *a = add_worker("a"), *b = add_worker("b");
+        Job *j = add_job("1", 1, 1);
+
+        scheduler_request_task(sched, a);
+        expect_task(a, j, TASK_MAP, 0, 1);
+        /* A failed attempt's counters do not count. */
+        finish_counted(j, TASK_MAP, 0, 1, false, 0, 5);
+        ck_assert_uint_eq(j->counters.v[COUNTER_MAP_INPUT_RECORDS], 0);
+        scheduler_request_task(sched, a);
+        expect_task(a, j, TASK_MAP, 0, 2);
+        scheduler_request_task(sched, b);
+        fake.now += TIMEOUT;
+        scheduler_expire(sched);
+        expect_task(b, j, TASK_MAP, 0, 3);
+        /* The task ran three times; the attempt committed counts, once. */
+        finish_counted(j, TASK_MAP, 0, 3, true, 1, 7);
+        finish_counted(j, TASK_MAP, 0, 2, true, 0, 7);
+        ck_assert_uint_eq(j->counters.v[COUNTER_MAP_INPUT_RECORDS], 7);
+        ck_assert_uint_eq(j->counters.v[COUNTER_BACKUP_ATTEMPTS_WON], 0);
+        ck_assert_uint_eq(j->counters.v[COUNTER_TASK_ATTEMPTS_FAILED], 2);
+        ck_assert_uint_eq(j->counters.v[COUNTER_TASK_ATTEMPTS_TIMED_OUT], 1);
+        ck_assert_uint_eq(j->counters.v[COUNTER_TASK_ATTEMPTS], 3);
+}
+END_TEST
+
 START_TEST(test_observers) {
         Worker *a;
         Job *j;
@@ -587,6 +815,13 @@ static Suite *regular_suite(void) {
         tcase_add_test(tc, test_ended_jobs_forgotten);
         tcase_add_test(tc, test_ended_files_dropped);
         tcase_add_test(tc, test_observers);
+        tcase_add_test(tc, test_backup_after_median);
+        tcase_add_test(tc, test_backup_original_wins);
+        tcase_add_test(tc, test_backup_attempt_lost);
+        tcase_add_test(tc, test_backup_original_lost);
+        tcase_add_test(tc, test_no_backup_when_disabled);
+        tcase_add_test(tc, test_backup_floor_and_idle_first);
+        tcase_add_test(tc, test_counters_of_committed_attempt);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "job-counters-json.h"
 #include "json-util.h"
 #include "log.h"
 #include "macro.h"
@@ -11,9 +12,25 @@ static json_object *task_files_to_json(Job *j, Task *t) {
 
         if (!files)
                 return NULL;
-        if (t->kind == TASK_MAP && json_array_append(files, json_object_new_string(j->files[t->index])) < 0)
+        if (t->kind == TASK_MAP && json_array_append(files, json_object_new_string(j->files[t->file])) < 0)
                 return NULL;
         return TAKE_PTR(files);
+}
+
+/* A map task's split, unless it reads its whole file; a streaming job's commands. */
+static int task_add_optional(json_object *p, Job *j, Task *t) {
+        int r = 0;
+
+        if (t->kind == TASK_MAP && t->length != TASK_WHOLE_FILE) {
+                r = json_object_add(p, "offset", json_object_new_int64((int64_t) t->offset));
+                if (r >= 0)
+                        r = json_object_add(p, "length", json_object_new_int64((int64_t) t->length));
+        }
+        if (r >= 0 && j->mapper)
+                r = json_object_add(p, "mapper", json_object_new_string(j->mapper));
+        if (r >= 0 && j->reducer)
+                r = json_object_add(p, "reducer", json_object_new_string(j->reducer));
+        return r;
 }
 
 static int task_to_json(Job *j, Task *t, json_object **ret) {
@@ -39,6 +56,9 @@ static int task_to_json(Job *j, Task *t, json_object **ret) {
                         return r;
         }
         r = json_object_add(p, "workdir", json_object_new_string(j->workdir));
+        if (r < 0)
+                return r;
+        r = task_add_optional(p, j, t);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(p);
@@ -112,6 +132,7 @@ typedef struct FinishTaskParameters {
         const char *job, *kind, *error;
         uint32_t task, attempt;
         bool ok;
+        json_object *counters;
 } FinishTaskParameters;
 
 /* The job and task a FinishTask call names: 0, or a negative errno once the call was
@@ -148,6 +169,7 @@ typedef struct DurableCommit {
         char *job;
         TaskKind kind;
         unsigned task, attempt;
+        JobCounters counters;
 } DurableCommit;
 
 /* The task is done once its record is durable. */
@@ -157,23 +179,24 @@ static void on_commit_durable(void *owner, void *userdata, int error) {
         Task *t = job ? job_find_task(job, d->kind, d->task) : NULL;
 
         if (t)
-                (void) scheduler_finish_task(d->api->scheduler, job, t, d->attempt, true, NULL);
+                (void) scheduler_finish_task(d->api->scheduler, job, t, d->attempt, true, NULL, &d->counters);
         free(d->job);
         free(d);
 }
 
-static int finish_journaled(MapReduceApi *a, VarlinkConn *conn, Job *job, Task *t, unsigned attempt) {
+static int finish_journaled(MapReduceApi *a, VarlinkConn *conn, Job *job, Task *t, unsigned attempt,
+                            const JobCounters *counters) {
         _cleanup_free_ DurableCommit *d = NULL;
         int r;
 
         d = calloc(1, sizeof(DurableCommit));
         if (!d)
                 return -ENOMEM;
-        *d = (DurableCommit) { .api = a, .kind = t->kind, .task = t->index, .attempt = attempt };
+        *d = (DurableCommit) { .api = a, .kind = t->kind, .task = t->index, .attempt = attempt, .counters = *counters };
         d->job = strdup(job->id);
         if (!d->job)
                 return -ENOMEM;
-        r = job_journal_commit_task(a->journal, job, t, attempt);
+        r = job_journal_commit_task(a->journal, job, t, attempt, counters);
         if (r < 0) {
                 free(d->job);
                 return log_error_errno(r, "Failed to journal %s task %u of job %s: %m", task_kind_to_string(t->kind),
@@ -195,6 +218,7 @@ static int finish_journaled(MapReduceApi *a, VarlinkConn *conn, Job *job, Task *
 static int method_finish_task(VarlinkConn *conn, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
         MapReduceApi *a = userdata;
         FinishTaskParameters p = {};
+        JobCounters counters = {};
         Job *job = NULL;
         Task *t = NULL;
         int r;
@@ -207,11 +231,15 @@ static int method_finish_task(VarlinkConn *conn, json_object *parameters, Varlin
                                           { "attempt", VARLINK_UINT32, offsetof(typeof(p), attempt), true },
                                           { "ok", VARLINK_BOOL, offsetof(typeof(p), ok), true },
                                           { "error", VARLINK_STRING, offsetof(typeof(p), error), false },
+                                          { "counters", VARLINK_OBJECT, offsetof(typeof(p), counters), false },
                                           {},
                                   },
                                   &p);
         if (r < 0)
                 return r;
+        /* Only the workers' own counters: the coordinator keeps the others itself. */
+        if (p.counters && job_counters_from_json(p.counters, 0, _COUNTER_WORKER_MAX, &counters) < 0)
+                return varlink_conn_error_invalid_parameter(conn, "counters");
         r = finish_find_task(a, conn, &p, &job, &t);
         if (r < 0)
                 return r;
@@ -238,8 +266,8 @@ static int method_finish_task(VarlinkConn *conn, json_object *parameters, Varlin
                           varlink_conn_describe(conn), accept ? "" : " (not committed)");
 
         if (accept && a->journal)
-                return finish_journaled(a, conn, job, t, p.attempt);
-        (void) scheduler_finish_task(a->scheduler, job, t, p.attempt, accept, error);
+                return finish_journaled(a, conn, job, t, p.attempt, &counters);
+        (void) scheduler_finish_task(a->scheduler, job, t, p.attempt, accept, error, &counters);
         return varlink_conn_reply(conn, NULL);
 }
 

@@ -34,10 +34,22 @@ int varint_decode(const uint8_t *p, const uint8_t *end, uint64_t *ret) {
 }
 
 int group_reader_open(GroupReader *r, int dir_fd, const char *path, size_t buffer_size) {
-        *r = (GroupReader) { .fd = -EBADF };
-        r->fd = openat(dir_fd, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-        if (r->fd < 0)
+        int fd = openat(dir_fd, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+        if (fd < 0) {
+                *r = (GroupReader) { .fd = -EBADF };
                 return -errno;
+        }
+        return group_reader_open_fd(r, fd, buffer_size);
+}
+
+int group_reader_open_fd(GroupReader *r, int fd, size_t buffer_size) {
+        *r = (GroupReader) { .fd = fd };
+        if (lseek(fd, 0, SEEK_SET) < 0) {
+                int e = -errno;
+                group_reader_close(r);
+                return e;
+        }
         struct stat st;
         int e = fstat(r->fd, &st) < 0 ? -errno : !S_ISREG(st.st_mode) ? -EINVAL : 0;
         if (e < 0) {
@@ -139,6 +151,27 @@ int group_reader_next_run(GroupReader *r, const char **ret_value, size_t *ret_le
         r->values_left--;
         *ret_value = r->run_value;
         *ret_len = r->run_len;
+        return 1;
+}
+
+int group_reader_take_run(GroupReader *r, uint64_t *ret_repeat, const char **ret_value, size_t *ret_len) {
+        int k;
+
+        if (r->run_left > 0) {
+                /* The rest of a run a caller began reading value by value. */
+                *ret_repeat = r->run_left;
+                r->values_left -= r->run_left;
+                r->run_left = 0;
+                *ret_value = r->run_value;
+                *ret_len = r->run_len;
+                return 1;
+        }
+        k = group_reader_next_run(r, ret_value, ret_len);
+        if (k <= 0)
+                return k;
+        *ret_repeat = r->run_left + 1;
+        r->values_left -= r->run_left;
+        r->run_left = 0;
         return 1;
 }
 

@@ -51,12 +51,17 @@ typedef struct GroupReader {
 } GroupReader;
 
 int group_reader_open(GroupReader *r, int dir_fd, const char *path, size_t buffer_size);
+/* The same over an open file (a spilled run), read from its start; takes fd. */
+int group_reader_open_fd(GroupReader *r, int fd, size_t buffer_size);
 void group_reader_close(GroupReader *r);
 /* Moves to the next group, skipping values not read: 1 and key set, 0 at the end of the
  * file, -EBADMSG for a corrupt or truncated file, -errno on read errors. */
 int group_reader_next_key(GroupReader *r);
 /* Reads the next run of the current group and returns its first value. */
 int group_reader_next_run(GroupReader *r, const char **ret_value, size_t *ret_len);
+/* Reads the next whole run of the current group: 1 with its repeat count and value, 0 when
+ * the group has no more, or an error. For copying runs as they are. */
+int group_reader_take_run(GroupReader *r, uint64_t *ret_repeat, const char **ret_value, size_t *ret_len);
 
 /* The next value of the current group: 1 and the value (valid until the next call), 0
  * when the group has no more, or an error as above. Inline: a reduce over a word count

@@ -20,6 +20,7 @@ static Address arg_address = {};
 static const char *arg_app = NULL;
 static bool arg_serve = false;
 static uint64_t arg_max_input = WORKER_MAX_INPUT_DEFAULT;
+static uint64_t arg_map_memory = WORKER_MAP_MEMORY_DEFAULT;
 
 STATIC_DESTRUCTOR_REGISTER(arg_address, address_done);
 
@@ -42,6 +43,8 @@ static void help(void) {
                "      --max-input-size=BYTES\n"
                "                           fail a map task whose input file is larger (K, M, G\n"
                "                           suffixes; default 256M): the input is read whole\n"
+               "      --map-memory=BYTES   the memory a map task's pairs may take before they are\n"
+               "                           spilled to disk as sorted runs (default 64M)\n"
                "      --log-level=LEVEL    debug, info, notice, warning, err (default info)\n"
                "  -h, --help               show this help\n"
                "      --version            show the version\n"
@@ -52,12 +55,13 @@ static void help(void) {
 }
 
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_LOG_LEVEL, ARG_MAX_INPUT_SIZE };
+        enum { ARG_VERSION = 0x100, ARG_LOG_LEVEL, ARG_MAX_INPUT_SIZE, ARG_MAP_MEMORY };
         static const struct option options[] = {
                 { "connect", required_argument, NULL, 'c' },
                 { "serve", no_argument, NULL, 's' },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "max-input-size", required_argument, NULL, ARG_MAX_INPUT_SIZE },
+                { "map-memory", required_argument, NULL, ARG_MAP_MEMORY },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
@@ -78,6 +82,11 @@ static int parse_argv(int argc, char *argv[]) {
                         if (r < 0 || arg_max_input == 0)
                                 return log_error_errno(EINVAL, "Invalid --max-input-size '%s': expected bytes > 0.",
                                                        optarg);
+                        break;
+                case ARG_MAP_MEMORY:
+                        r = parse_size(optarg, SIZE_MAX, &arg_map_memory);
+                        if (r < 0 || arg_map_memory == 0)
+                                return log_error_errno(EINVAL, "Invalid --map-memory '%s': expected bytes > 0.", optarg);
                         break;
                 case ARG_LOG_LEVEL:
                         r = log_set_max_level_from_option(optarg);
@@ -127,7 +136,7 @@ static int run(int argc, char *argv[]) {
         /* A coordinator that goes away mid-write must not kill us with SIGPIPE. */
         (void) signal(SIGPIPE, SIG_IGN);
 
-        r = worker_run(arg_address.string, app, arg_serve, arg_max_input);
+        r = worker_run(arg_address.string, app, arg_serve, arg_max_input, arg_map_memory);
         return r < 0 ? r : EXIT_SUCCESS;
 }
 

@@ -3,23 +3,23 @@
 #include <inttypes.h>
 #include <sys/stat.h>
 
-#include "groups.h"
-#include "intermediate.h"
 #include "macro.h"
+#include "mapoutput.h"
 #include "maptask.h"
-#include "output.h"
+#include "split.h"
+#include "streaming.h"
 
-/* The pairs of a task are grouped by key as the app emits them, in one table: a key's
- * partition is computed once per distinct key, when the groups are written, and a
+/* The pairs of a task are grouped by key as the app emits them (see mapoutput.h): a
+ * key's partition is computed once per distinct key, when the groups are written, and a
  * word count sorts and writes each distinct word once, not once per occurrence. */
 struct mrkv_emitter {
-        Groups *groups;
+        MapOutput *out;
 };
 
 static int map_emit(mrkv_emitter *e, const char *key, size_t key_len, const char *value, size_t value_len) {
         if ((!key && key_len > 0) || (!value && value_len > 0))
                 return -EINVAL;
-        return groups_add(e->groups, key_len > 0 ? key : "", key_len, value_len > 0 ? value : "", value_len);
+        return map_output_add(e->out, key_len > 0 ? key : "", key_len, value_len > 0 ? value : "", value_len);
 }
 
 static int map_next_value(mrkv_values *v, const char **value, size_t *value_len) {
@@ -33,127 +33,32 @@ static const mrkv_host map_host = {
         .next_value = map_next_value,
 };
 
-static void write_group(OutputFile *f, const Group *group) {
-        uint8_t hdr[VARINT_MAX];
-        const char *value;
-        size_t pos = 0, len;
-        uint32_t repeat;
-
-        (void) output_file_write(f, hdr, varint_encode(hdr, group->key_len));
-        (void) output_file_write(f, group->key, group->key_len);
-        (void) output_file_write(f, hdr, varint_encode(hdr, group->n_values));
-        while (group_next_run(group, &pos, &repeat, &value, &len) > 0) {
-                (void) output_file_write(f, hdr, varint_encode(hdr, repeat));
-                (void) output_file_write(f, hdr, varint_encode(hdr, len));
-                (void) output_file_write(f, value, len);
-        }
-}
-
-/* Writes every partition file at once: the groups in key order, each to its partition,
- * so each file comes out sorted. */
-static int write_partitions(const Groups *g, int dir_fd, unsigned nreduce, char *const *names,
-                            char **ret_error) {
-        _cleanup_free_ const Group **sorted = NULL;
-        _cleanup_free_ OutputFile *files = NULL;
-        unsigned opened = 0;
-        int r;
-
-        r = groups_sorted(g, &sorted);
-        if (r < 0)
-                return r;
-        files = calloc(nreduce, sizeof(OutputFile));
-        if (!files)
-                return -ENOMEM;
-
-        for (; opened < nreduce; opened++) {
-                r = output_file_open(&files[opened], dir_fd, names[opened]);
-                if (r < 0) {
-                        errno = -r;
-                        asprintf_or_null(ret_error, "cannot create %s: %m", names[opened]);
-                        goto finish;
-                }
-        }
-
-        for (size_t i = 0; i < g->n_groups; i++) {
-                const Group *group = sorted[i];
-                write_group(&files[(fnv1a32(group->key, group->key_len) & 0x7fffffff) % nreduce], group);
-        }
-
-finish:
-        for (unsigned i = 0; i < opened; i++) {
-                int k = output_file_close(&files[i]);
-                if (k < 0 && r >= 0) {
-                        r = k;
-                        errno = -k;
-                        asprintf_or_null(ret_error, "cannot write %s: %m", names[i]);
-                }
-        }
-        return r;
-}
-
-/* Inputs are read in chunks of at most this size, and a file that grows while it is
- * read grows the buffer by as much, so that it costs at most max_input and a chunk. */
-#define INPUT_CHUNK (1024U * 1024U)
-
 /* Opens an input without following a symbolic link and without blocking (a FIFO swapped
  * in after the job was submitted must not hang the worker), and only if it is a regular
  * file (-EBADFD otherwise). */
-static int open_input(int dir_fd, const char *path, struct stat *ret_st) {
+static int open_input(int dir_fd, const char *path) {
         _cleanup_close_ int fd = -EBADF;
+        struct stat st;
 
         fd = openat(dir_fd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
         if (fd < 0)
                 return -errno;
-        if (fstat(fd, ret_st) < 0)
+        if (fstat(fd, &st) < 0)
                 return -errno;
-        if (!S_ISREG(ret_st->st_mode))
+        if (!S_ISREG(st.st_mode))
                 return -EBADFD;
         return TAKE_FD(fd);
 }
 
-/* Reads the whole input, as the app's map() takes it (NUL-terminated), in chunks: -EFBIG
- * if it has more than max_input bytes, before reading it when its size says so. */
-static int read_input(int dir_fd, const char *path, uint64_t max_input, char **ret, size_t *ret_size) {
-        _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ char *buf = NULL;
-        struct stat st;
-        size_t size = 0, allocated;
+/* Lines, as map input records: each '\n', and a last line without one. */
+static uint64_t count_lines(const char *text, size_t size) {
+        uint64_t n = 0;
 
-        fd = open_input(dir_fd, path, &st);
-        if (fd < 0)
-                return fd;
-        if ((uint64_t) st.st_size > max_input)
-                return -EFBIG;
-
-        allocated = (size_t) st.st_size + 1;
-        buf = malloc(allocated);
-        if (!buf)
-                return -ENOMEM;
-        for (;;) {
-                if (size + 1 == allocated) {
-                        /* The file grew while we read it: a chunk more, up to the bound. */
-                        char *p = realloc(buf, allocated + INPUT_CHUNK);
-                        if (!p)
-                                return -ENOMEM;
-                        buf = p;
-                        allocated += INPUT_CHUNK;
-                }
-                ssize_t k = read(fd, buf + size, MIN((size_t) INPUT_CHUNK, allocated - 1 - size));
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        break;
-                size += (size_t) k;
-                if (size > max_input)
-                        return -EFBIG;
+        for (const char *p = text, *end = text + size; p < end; n++) {
+                const char *nl = memchr(p, '\n', (size_t) (end - p));
+                p = nl ? nl + 1 : end;
         }
-        buf[size] = '\0';
-        *ret = TAKE_PTR(buf);
-        *ret_size = size;
-        return 0;
+        return n;
 }
 
 /* Why an input cannot be mapped, for the coordinator. */
@@ -171,32 +76,51 @@ static void input_error(const char *input, uint64_t max_input, int r, char **ret
         }
 }
 
-int map_task_run(const mrkv_app *app, Groups *groups, int dir_fd, const char *input, uint64_t max_input,
-                 unsigned nreduce, char *const *temp_names, char **ret_error) {
+int map_task_run(const MapTask *t, char **ret_error) {
         _cleanup_free_ char *contents = NULL;
-        mrkv_emitter e = { .groups = groups };
+        _cleanup_close_ int fd = -EBADF;
+        MapOutput out = {
+                .groups = t->groups,
+                .combine = t->app ? mrkv_app_combine(t->app) : NULL,
+                .dir_fd = t->dir_fd,
+                .nreduce = t->nreduce,
+                .run_name = t->run_name,
+                .counters = t->counters,
+        };
         size_t size = 0;
         int r;
 
         *ret_error = NULL;
 
-        groups_reset(groups);
-        r = read_input(dir_fd, input, max_input, &contents, &size);
+        groups_reset(t->groups);
+        fd = open_input(t->dir_fd, t->input);
+        r = fd < 0 ? fd : split_read(fd, t->offset, t->length, t->max_input, &contents, &size);
         if (r < 0) {
-                input_error(input, max_input, r, ret_error);
+                input_error(t->input, t->max_input, r, ret_error);
                 return r;
         }
+        closep(&fd);
+        fd = -EBADF;
+        t->counters->map_input_bytes += size;
+        t->counters->map_input_records += count_lines(contents, size);
 
-        r = app->map(&map_host, &e, input, contents, size);
-        if (r < 0) {
-                errno = -r;
-                asprintf_or_null(ret_error, "map of %s failed: %m", input);
-        } else {
+        if (t->app) {
+                r = t->app->map(&map_host, &(mrkv_emitter) { .out = &out }, t->input, contents, size);
+                if (r < 0 && !out.error) {
+                        errno = -r;
+                        asprintf_or_null(&out.error, "map of %s failed: %m", t->input);
+                }
+        } else
+                r = streaming_map(t->mapper, contents, size, &out, &out.error);
+        if (r >= 0) {
                 /* The input is no longer needed; give its memory back before writing. */
                 contents = mfree(contents);
-                r = write_partitions(groups, dir_fd, nreduce, temp_names, ret_error);
+                r = map_output_write(&out, t->names);
         }
 
-        groups_reset(groups);
+        if (r < 0)
+                *ret_error = TAKE_PTR(out.error);
+        map_output_done(&out);
+        groups_reset(t->groups);
         return r;
 }

@@ -1,14 +1,27 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include "counters.h"
 #include "groups.h"
 #include "mrkv/app.h"
 
-/* Runs one map task: reads the input file (relative to dir_fd; a regular file of at most
- * max_input bytes, not a symbolic link), calls the app's map, partitions the emitted
- * pairs by FNV-1a of the key, sorts each partition by key and writes it to
- * temp_names[r] in dir_fd. Returns 0 or -errno; *ret_error describes an
- * app or input failure (malloc'd). groups is scratch space, emptied before use and kept
- * allocated afterwards so the next task reuses its memory. */
-int map_task_run(const mrkv_app *app, Groups *groups, int dir_fd, const char *input, uint64_t max_input,
-                 unsigned nreduce, char *const *temp_names, char **ret_error);
+typedef struct MapTask {
+        const mrkv_app *app;  /* the app, or NULL for a streaming job's mapper */
+        const char *mapper;   /* a streaming job's mapper command */
+        Groups *groups;       /* scratch space with the budget of --map-memory, kept for the next task */
+        int dir_fd;           /* the job's directory */
+        const char *input;    /* relative to dir_fd: a regular file, not a symbolic link */
+        uint64_t offset, length; /* the split; 0 and UINT64_MAX for the whole file */
+        uint64_t max_input;   /* bytes of the split's text at most */
+        unsigned nreduce;
+        char *const *names;   /* the partition files to write, in dir_fd */
+        const char *run_name; /* a temporary name for spilled runs */
+        TaskCounters *counters;
+} MapTask;
+
+/* Runs one map task: reads the split of the input (see split.h), hands its text to the
+ * app's map (or, streaming, to the mapper on its stdin), and writes the emitted pairs,
+ * partitioned by FNV-1a of the key, each partition sorted by key, to names[r] (see
+ * mapoutput.h: runs spilled beyond the budget, the app's combiner). Returns 0 or -errno;
+ * *ret_error describes an app or input failure (malloc'd). */
+int map_task_run(const MapTask *t, char **ret_error);

@@ -93,3 +93,15 @@ int output_file_close(OutputFile *f) {
         f->buf = NULL;
         return f->error < 0 ? f->error : r;
 }
+
+int output_file_detach(OutputFile *f) {
+        int r = output_file_flush(f), fd = f->fd;
+
+        f->fd = -EBADF;
+        f->buf = mfree(f->buf);
+        if (r < 0 || f->error < 0) {
+                closep(&fd);
+                return r < 0 ? r : f->error;
+        }
+        return fd;
+}

@@ -16,3 +16,6 @@ int output_file_open(OutputFile *f, int dir_fd, const char *name);
 int output_file_write(OutputFile *f, const void *data, size_t n);
 /* Flushes and closes; returns the first error seen, if any. */
 int output_file_close(OutputFile *f);
+/* Flushes and hands over the file descriptor (f is then closed): the fd, or the first
+ * error seen (the fd then closed). */
+int output_file_detach(OutputFile *f);

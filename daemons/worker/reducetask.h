@@ -1,11 +1,23 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include "counters.h"
 #include "mrkv/app.h"
 
-/* Runs one reduce task: merges the sorted intermediate files inputs[0..n) (relative to
- * dir_fd) as streams, calls the app's reduce once per distinct key with an iterator over
- * its values, and writes "key value\n" lines to output in dir_fd. Memory stays bounded by
- * a buffer per input and the largest single record, whatever the files' sizes. */
-int reduce_task_run(const mrkv_app *app, int dir_fd, char *const *inputs, unsigned n, const char *output,
-                    char **ret_error);
+typedef struct ReduceTask {
+        const mrkv_app *app;  /* the app, or NULL for a streaming job's reducer */
+        const char *reducer;  /* a streaming job's reducer command */
+        int dir_fd;           /* the job's directory */
+        char *const *inputs;  /* the intermediate files of the partition, in map order */
+        unsigned n_inputs;
+        const char *output;   /* the file to write, in dir_fd */
+        TaskCounters *counters;
+} ReduceTask;
+
+/* Runs one reduce task: merges the sorted intermediate files (relative to dir_fd) as
+ * streams, calls the app's reduce once per distinct key with an iterator over its values
+ * and writes "key value\n" lines to output in dir_fd; or, streaming, feeds the reducer
+ * "key<TAB>value\n" lines in key order and writes the lines it prints to output. Memory
+ * stays bounded by a buffer per input and the largest single record, whatever the files'
+ * sizes. Returns 0 or -errno, *ret_error saying why (malloc'd). */
+int reduce_task_run(const ReduceTask *t, char **ret_error);

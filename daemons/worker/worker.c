@@ -9,6 +9,7 @@
 #include "log.h"
 #include "macro.h"
 #include "maptask.h"
+#include "counters.h"
 #include "mr-files.h"
 #include "org.mrkv.MapReduce.varlink.h"
 #include "reducetask.h"
@@ -18,10 +19,17 @@
 
 typedef struct Assignment {
         const char *kind, *job, *app, *workdir;
+        const char *mapper, *reducer; /* a streaming job's commands */
         uint32_t task, attempt, nmap, nreduce;
         uint32_t owner_uid; /* UINT32_MAX when the coordinator did not say */
+        uint64_t offset, length; /* a map task's split: 0 and UINT64_MAX for the whole file */
         json_object *files;
 } Assignment;
+
+/* A streaming job runs commands, not a plugin. */
+static bool assignment_streaming(const Assignment *a) {
+        return a->mapper || a->reducer || (a->app && streq(a->app, "streaming"));
+}
 
 /* n buffers of MR_NAME_MAX bytes, as a NULL-terminated vector. */
 static char **names_new(unsigned n) {
@@ -37,31 +45,64 @@ static char **names_new(unsigned n) {
 }
 
 static int run_task(const Assignment *a, App *app, Groups *groups, int dir_fd, uint64_t max_input,
-                    char **ret_error) {
+                    TaskCounters *counters, char **ret_error) {
         _cleanup_strv_free_ char **names = NULL, **inputs = NULL;
+        bool streaming = assignment_streaming(a);
 
         if (streq(a->kind, "map")) {
+                char run_name[MR_NAME_MAX];
+
                 if (json_object_array_length(a->files) != 1 ||
                     !json_object_is_type(json_object_array_get_idx(a->files, 0), json_type_string))
                         return -EBADMSG;
+                if (streaming && !a->mapper) {
+                        *ret_error = strdup("the streaming job has no mapper command");
+                        return -EINVAL;
+                }
                 names = names_new(a->nreduce);
                 if (!names)
                         return -ENOMEM;
                 for (unsigned i = 0; i < a->nreduce; i++)
                         mr_map_temp_name(names[i], a->job, a->task, a->attempt, i);
-                return map_task_run(app->app, groups, dir_fd,
-                                    json_object_get_string(json_object_array_get_idx(a->files, 0)), max_input,
-                                    a->nreduce, names, ret_error);
+                mr_map_run_name(run_name, a->job, a->task, a->attempt);
+                return map_task_run(&(MapTask) {
+                                            .app = streaming ? NULL : app->app,
+                                            .mapper = a->mapper,
+                                            .groups = groups,
+                                            .dir_fd = dir_fd,
+                                            .input = json_object_get_string(json_object_array_get_idx(a->files, 0)),
+                                            .offset = a->offset,
+                                            .length = a->length,
+                                            .max_input = max_input,
+                                            .nreduce = a->nreduce,
+                                            .names = names,
+                                            .run_name = run_name,
+                                            .counters = counters,
+                                    },
+                                    ret_error);
         }
 
         char output[MR_NAME_MAX];
+        if (streaming && !a->reducer) {
+                *ret_error = strdup("the streaming job has no reducer command");
+                return -EINVAL;
+        }
         inputs = names_new(a->nmap);
         if (!inputs)
                 return -ENOMEM;
         for (unsigned i = 0; i < a->nmap; i++)
                 mr_intermediate_name(inputs[i], i, a->task);
         mr_reduce_temp_name(output, a->job, a->task, a->attempt);
-        return reduce_task_run(app->app, dir_fd, inputs, a->nmap, output, ret_error);
+        return reduce_task_run(&(ReduceTask) {
+                                       .app = streaming ? NULL : app->app,
+                                       .reducer = a->reducer,
+                                       .dir_fd = dir_fd,
+                                       .inputs = inputs,
+                                       .n_inputs = a->nmap,
+                                       .output = output,
+                                       .counters = counters,
+                               },
+                               ret_error);
 }
 
 /* The i-th file of an attempt's output: its temporary and its final name. A map attempt
@@ -95,7 +136,23 @@ static int attempt_commit(const Assignment *a, int dir_fd, bool ok) {
         return 0;
 }
 
-static int finish_task(VarlinkClient *client, const Assignment *a, bool ok, const char *error) {
+static json_object *counters_to_json(const TaskCounters *c) {
+        _cleanup_json_ json_object *o = NULL;
+        int r;
+
+        r = json_build_object(&o,
+#define TASK_COUNTER_JSON(name) #name, json_object_new_int64((int64_t) MIN(c->name, (uint64_t) INT64_MAX)),
+                              TASK_COUNTERS(TASK_COUNTER_JSON)
+#undef TASK_COUNTER_JSON
+                              NULL);
+        return r < 0 ? NULL : TAKE_PTR(o);
+}
+
+/* Reports an attempt. Its counters go along unless the coordinator is one that does not
+ * take them yet (InvalidParameter): then *send_counters is cleared and the report sent
+ * again without, as to such coordinators from now on. */
+static int finish_task(VarlinkClient *client, const Assignment *a, bool ok, const char *error,
+                       const TaskCounters *counters, bool *send_counters) {
         _cleanup_json_ json_object *p = NULL, *reply = NULL;
         const char *err = NULL;
         int r;
@@ -109,12 +166,25 @@ static int finish_task(VarlinkClient *client, const Assignment *a, bool ok, cons
                               NULL);
         if (r >= 0 && error)
                 r = json_object_add(p, "error", json_object_new_string(error));
+        if (r >= 0 && *send_counters)
+                r = json_object_add(p, "counters", counters_to_json(counters));
         if (r < 0)
                 return r;
 
         r = varlink_client_call(client, MAPREDUCE_METHOD_FINISH_TASK, p, UINT64_MAX, &reply, &err);
         if (r < 0)
                 return r;
+        if (err && *send_counters && streq(err, VARLINK_ERROR_INVALID_PARAMETER)) {
+                log_debug("The coordinator takes no counters; reporting without them.");
+                *send_counters = false;
+                json_object_object_del(p, "counters");
+                json_object_put(reply);
+                reply = NULL;
+                err = NULL;
+                r = varlink_client_call(client, MAPREDUCE_METHOD_FINISH_TASK, p, UINT64_MAX, &reply, &err);
+                if (r < 0)
+                        return r;
+        }
         if (err)
                 log_warning("Coordinator refused the finish of %s task %u: %s", a->kind, a->task, err);
         return 0;
@@ -124,8 +194,9 @@ typedef struct WorkerState {
         App *fixed;   /* the APP of the command line, or NULL: each job names its app */
         App **apps;   /* apps loaded for jobs */
         size_t n_apps;
-        Groups groups; /* map scratch space, reused from task to task */
+        Groups groups; /* map scratch space, reused from task to task, within map_memory */
         uint64_t max_input; /* bytes of a map task's input */
+        bool send_counters; /* the coordinator takes FinishTask's counters */
         int dir_fd;    /* the current task's job directory, also the cwd */
         unsigned served;
 } WorkerState;
@@ -189,6 +260,10 @@ static const VarlinkField assignment_fields[] = {
         { "app", VARLINK_STRING, offsetof(Assignment, app), false },
         { "workdir", VARLINK_STRING, offsetof(Assignment, workdir), false },
         { "owner_uid", VARLINK_UINT32, offsetof(Assignment, owner_uid), false },
+        { "offset", VARLINK_UINT64, offsetof(Assignment, offset), false },
+        { "length", VARLINK_UINT64, offsetof(Assignment, length), false },
+        { "mapper", VARLINK_STRING, offsetof(Assignment, mapper), false },
+        { "reducer", VARLINK_STRING, offsetof(Assignment, reducer), false },
         {},
 };
 
@@ -213,7 +288,7 @@ static int request_task(VarlinkClient *client, const char *address, json_object 
                         Assignment *ret) {
         _cleanup_json_ json_object *reply = NULL;
         const char *err = NULL, *bad = NULL;
-        Assignment a = { .owner_uid = UINT32_MAX };
+        Assignment a = { .owner_uid = UINT32_MAX, .length = UINT64_MAX };
         int r;
 
         r = varlink_client_call(client, MAPREDUCE_METHOD_REQUEST_TASK, NULL, UINT64_MAX, &reply, &err);
@@ -257,17 +332,31 @@ static int worker_enter_workdir(WorkerState *w, const Assignment *a, char **ret_
 }
 
 /* Runs a task: 0, or a negative errno and in *ret_error why, for the coordinator. */
-static int worker_execute(WorkerState *w, const Assignment *a, char **ret_error) {
+static int worker_execute(WorkerState *w, const Assignment *a, TaskCounters *counters, char **ret_error) {
         _cleanup_free_ char *error = NULL;
         App *app;
         int r;
 
-        app = worker_app(w, a, &error);
-        r = app ? worker_enter_workdir(w, a, &error) : -ENOENT;
+        if (assignment_streaming(a)) {
+                /* Commands run with this worker's rights, as a plugin path does: only for a
+                 * job of its own uid. */
+                app = NULL;
+                r = 0;
+                if (a->owner_uid != (uint32_t) geteuid()) {
+                        asprintf_or_null(&error, "a streaming job's commands run only on a worker of the job's owner, "
+                                                 "not on one of uid %u", (unsigned) geteuid());
+                        r = -EPERM;
+                }
+        } else {
+                app = worker_app(w, a, &error);
+                r = app ? 0 : -ENOENT;
+        }
+        if (r >= 0)
+                r = worker_enter_workdir(w, a, &error);
 
         log_debug("Running %s task %u attempt %u of job %s.", a->kind, a->task, a->attempt, a->job);
         if (r >= 0) {
-                r = run_task(a, app, &w->groups, w->dir_fd, w->max_input, &error);
+                r = run_task(a, app, &w->groups, w->dir_fd, w->max_input, counters, &error);
                 int k = attempt_commit(a, w->dir_fd, r >= 0);
                 if (r >= 0 && k < 0) {
                         r = k;
@@ -291,7 +380,8 @@ static int worker_session(WorkerState *w, VarlinkClient *client, const char *add
         for (;;) {
                 _cleanup_json_ json_object *reply = NULL;
                 _cleanup_free_ char *error = NULL;
-                Assignment a = {};
+                TaskCounters counters = {};
+                Assignment a = { .owner_uid = UINT32_MAX };
                 int r;
 
                 (void) sd_notify(false, "STATUS=Waiting for a task");
@@ -304,20 +394,27 @@ static int worker_session(WorkerState *w, VarlinkClient *client, const char *add
                 }
 
                 (void) sd_notifyf(false, "STATUS=Running %s task %u of job %s", a.kind, a.task, a.job);
-                r = worker_execute(w, &a, &error);
+                r = worker_execute(w, &a, &counters, &error);
 
-                r = finish_task(client, &a, r >= 0, r < 0 ? error : NULL);
+                r = finish_task(client, &a, r >= 0, r < 0 ? error : NULL, &counters, &w->send_counters);
                 if (r < 0)
                         return r == -ECONNRESET ? r : log_error_errno(r, "Failed to report the task to %s: %m", address);
                 w->served++;
         }
 }
 
-int worker_run(const char *address, App *app, bool serve, uint64_t max_input) {
-        _cleanup_(worker_state_done) WorkerState w = { .fixed = app, .max_input = max_input, .dir_fd = -EBADF };
+int worker_run(const char *address, App *app, bool serve, uint64_t max_input, uint64_t map_memory) {
+        _cleanup_(worker_state_done) WorkerState w = {
+                .fixed = app,
+                .max_input = max_input,
+                .dir_fd = -EBADF,
+                .send_counters = true,
+        };
         uint64_t pause = 100 * USEC_PER_MSEC;
         bool ready = false;
         int r;
+
+        groups_set_budget(&w.groups, (size_t) MIN(map_memory, (uint64_t) SIZE_MAX));
 
         for (;;) {
                 _cleanup_(varlink_client_freep) VarlinkClient *client = NULL;

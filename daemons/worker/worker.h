@@ -13,4 +13,7 @@
  * coordinator, and reconnects whenever the connection is lost. A map task whose input
  * has more than max_input bytes fails. */
 #define WORKER_MAX_INPUT_DEFAULT (256U * 1024U * 1024U)
-int worker_run(const char *address, App *app, bool serve, uint64_t max_input);
+/* A map task keeps its pairs in about map_memory bytes, spilling sorted runs to disk
+ * beyond it. */
+#define WORKER_MAP_MEMORY_DEFAULT (64U * 1024U * 1024U)
+int worker_run(const char *address, App *app, bool serve, uint64_t max_input, uint64_t map_memory);

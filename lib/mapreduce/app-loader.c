@@ -104,17 +104,19 @@ static int app_resolve(const char *spec, char **ret) {
 }
 
 /* abi_version and struct_size lead every version of the struct; they are checked
- * before any other field is touched. */
+ * before any other field is touched. A plugin of ABI 1.0 (without combine) is as good
+ * as one of this header: mrkv_app_combine() reads combine only where it exists. */
 static int app_validate(const char *path, const mrkv_app *app) {
         if (!app)
                 return log_error_errno(EPROTO, "Cannot load app %s: %s() returned no app.", path, MRKV_APP_ENTRY);
         if (app->abi_version != MRKV_APP_ABI_VERSION)
                 return log_error_errno(EPROTO, "Cannot load app %s: built for app ABI %u, this host speaks %u.",
                                        path, app->abi_version, (unsigned) MRKV_APP_ABI_VERSION);
-        if (app->struct_size < sizeof(mrkv_app))
+        if (app->struct_size < MRKV_APP_STRUCT_SIZE_1_0)
                 return log_error_errno(EPROTO,
                                        "Cannot load app %s: its app description has %u bytes, ABI %u needs %zu.",
-                                       path, app->struct_size, (unsigned) MRKV_APP_ABI_VERSION, sizeof(mrkv_app));
+                                       path, app->struct_size, (unsigned) MRKV_APP_ABI_VERSION,
+                                       (size_t) MRKV_APP_STRUCT_SIZE_1_0);
         if (!app->map || !app->reduce)
                 return log_error_errno(EINVAL, "Cannot load app %s: the app has no %s function.", path,
                                        app->map ? "reduce" : "map");

@@ -9,22 +9,35 @@
 
 struct ArenaChunk {
         LIST_FIELDS(ArenaChunk, chunks);
+        size_t size;
         char data[];
 };
+
+static size_t chunk_size(const Arena *a) {
+        return a->chunk_size > 0 ? a->chunk_size : ARENA_CHUNK_SIZE;
+}
+
+size_t arena_growth(const Arena *a, size_t size) {
+        if (a->chunks && (size_t) (a->end - a->next) >= size)
+                return 0;
+        return sizeof(ArenaChunk) + (size > chunk_size(a) ? size : chunk_size(a));
+}
 
 char *arena_dup(Arena *a, const char *p, size_t size) {
         char *r;
 
         if (!a->chunks || (size_t) (a->end - a->next) < size) {
                 /* A string larger than a chunk gets a chunk of its own. */
-                size_t n = size > ARENA_CHUNK_SIZE ? size : ARENA_CHUNK_SIZE;
+                size_t n = size > chunk_size(a) ? size : chunk_size(a);
                 ArenaChunk *c = malloc(sizeof(ArenaChunk) + n);
 
                 if (!c)
                         return NULL;
+                c->size = n;
                 LIST_PREPEND(chunks, a->chunks, c);
                 a->next = c->data;
                 a->end = c->data + n;
+                a->allocated += sizeof(ArenaChunk) + n;
         }
 
         r = a->next;
@@ -42,11 +55,14 @@ void arena_reset(Arena *a) {
         arena_done(a);
         LIST_PREPEND(chunks, a->chunks, keep);
         a->next = keep->data;
-        a->end = keep->data + ARENA_CHUNK_SIZE; /* every chunk holds at least that */
+        a->end = keep->data + keep->size;
+        a->allocated = sizeof(ArenaChunk) + keep->size;
 }
 
 void arena_done(Arena *a) {
+        size_t size = a->chunk_size;
+
         for (ArenaChunk *c; (c = LIST_POP(chunks, a->chunks));)
                 free(c);
-        *a = (Arena) {};
+        *a = (Arena) { .chunk_size = size };
 }

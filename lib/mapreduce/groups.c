@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "groups.h"
+#include "macro.h"
 
 static uint64_t key_hash(const char *s, size_t n) {
         uint64_t h = UINT64_C(14695981039346656037); /* FNV-1a ... */
@@ -19,11 +21,27 @@ static uint64_t key_hash(const char *s, size_t n) {
         return h;
 }
 
+/* What malloc() keeps beside a block, roughly; it counts for many small value buffers. */
+#define MALLOC_OVERHEAD 16
+
+/* Whether growing by size bytes keeps g within its budget. An empty g may always grow: a
+ * first key and value must fit somewhere. */
+static bool groups_may_grow(const Groups *g, size_t size) {
+        return g->budget == 0 || g->n_groups == 0 || g->memory + size <= g->budget;
+}
+
+void groups_set_budget(Groups *g, size_t budget) {
+        g->budget = budget;
+        /* Key chunks small enough that a small budget is not one chunk already. */
+        g->keys.chunk_size = budget == 0 ? 0 : MIN(MAX(budget / 16, (size_t) 4096), (size_t) 1024 * 1024);
+}
+
 static int groups_resize(Groups *g, size_t n_slots) {
         uint32_t *slots = calloc(n_slots, sizeof(uint32_t));
 
         if (!slots)
                 return -ENOMEM;
+        g->memory += (n_slots - (g->slots ? g->mask + 1 : 0)) * sizeof(uint32_t);
         for (size_t i = 0; i < g->n_groups; i++) {
                 size_t j = g->groups[i].hash & (n_slots - 1);
 
@@ -37,32 +55,44 @@ static int groups_resize(Groups *g, size_t n_slots) {
         return 0;
 }
 
-static Group *groups_find_or_add(Groups *g, const char *key, size_t key_len) {
+/* Finds key's group, or adds one: 0 and *ret, -ENOMEM, or -ENOBUFS (over the budget). */
+static int groups_find_or_add(Groups *g, const char *key, size_t key_len, Group **ret) {
         uint64_t h = key_hash(key, key_len);
-        size_t i;
+        bool grow_slots, grow_groups;
+        size_t i, growth;
         Group *group;
 
         for (i = g->slots ? h & g->mask : 0; g->slots && g->slots[i] != 0; i = (i + 1) & g->mask) {
                 group = &g->groups[g->slots[i] - 1];
-                if (group->hash == h && group->key_len == key_len && memcmp(group->key, key, key_len) == 0)
-                        return group;
+                if (group->hash == h && group->key_len == key_len && memcmp(group->key, key, key_len) == 0) {
+                        *ret = group;
+                        return 0;
+                }
         }
 
         if (g->n_groups >= UINT32_MAX - 1)
-                return NULL;
+                return -ENOMEM;
         /* Keep the table at most half full, so probes stay short. */
-        if (!g->slots || (g->n_groups + 1) * 2 > g->mask + 1) {
+        grow_slots = !g->slots || (g->n_groups + 1) * 2 > g->mask + 1;
+        grow_groups = g->n_groups >= g->n_allocated;
+        growth = arena_growth(&g->keys, key_len) + (grow_slots ? (g->slots ? g->mask + 1 : 4096) * 2 * sizeof(uint32_t) : 0) +
+                 (grow_groups ? (g->n_allocated > 0 ? g->n_allocated : 1024) * sizeof(Group) : 0);
+        if (!groups_may_grow(g, growth))
+                return -ENOBUFS;
+
+        if (grow_slots) {
                 if (groups_resize(g, g->slots ? (g->mask + 1) * 2 : 4096) < 0)
-                        return NULL;
+                        return -ENOMEM;
                 for (i = h & g->mask; g->slots[i] != 0; i = (i + 1) & g->mask)
                         ;
         }
-        if (g->n_groups >= g->n_allocated) {
+        if (grow_groups) {
                 size_t n = g->n_allocated > 0 ? g->n_allocated * 2 : 1024;
                 Group *p = realloc(g->groups, n * sizeof(Group));
 
                 if (!p)
-                        return NULL;
+                        return -ENOMEM;
+                g->memory += (n - g->n_allocated) * sizeof(Group);
                 g->groups = p;
                 g->n_allocated = n;
         }
@@ -80,21 +110,21 @@ static Group *groups_find_or_add(Groups *g, const char *key, size_t key_len) {
                 *group = (Group) { .key_len = key_len, .hash = h };
                 g->n_initialized = g->n_groups + 1;
         }
+        g->memory -= g->keys.allocated;
         group->key = arena_dup(&g->keys, key, key_len);
+        g->memory += g->keys.allocated;
         if (!group->key)
-                return NULL;
+                return -ENOMEM;
         g->slots[i] = (uint32_t) ++g->n_groups;
-        return group;
+        *ret = group;
+        return 0;
 }
 
-int groups_add(Groups *g, const char *key, size_t key_len, const char *value, size_t value_len) {
+/* Appends value to group; -ENOBUFS (nothing changed) if growing its buffer would take g
+ * over its budget. g may be NULL: no budget. */
+static int group_add_value(Groups *g, Group *group, const char *value, size_t value_len) {
         size_t need;
         uint8_t *p;
-        Group *group;
-
-        group = groups_find_or_add(g, key, key_len);
-        if (!group)
-                return -ENOMEM;
 
         /* The same value again extends the last run. */
         if (group->last_run > 0 && group->last_len == value_len &&
@@ -119,9 +149,13 @@ int groups_add(Groups *g, const char *key, size_t key_len, const char *value, si
 
                 while (n < need)
                         n *= 2;
+                if (g && !groups_may_grow(g, n - group->values_allocated + (group->values ? 0 : MALLOC_OVERHEAD)))
+                        return -ENOBUFS;
                 p = realloc(group->values, n);
                 if (!p)
                         return -ENOMEM;
+                if (g)
+                        g->memory += n - group->values_allocated + (group->values ? 0 : MALLOC_OVERHEAD);
                 group->values = p;
                 group->values_allocated = n;
         }
@@ -144,6 +178,32 @@ int groups_add(Groups *g, const char *key, size_t key_len, const char *value, si
         group->values_size = group->last_value + value_len;
         group->n_values++;
         return 0;
+}
+
+int group_append(Group *group, const char *value, size_t value_len) {
+        return group_add_value(NULL, group, value, value_len);
+}
+
+int groups_add(Groups *g, const char *key, size_t key_len, const char *value, size_t value_len) {
+        Group *group;
+        int r;
+
+        r = groups_find_or_add(g, key, key_len, &group);
+        if (r < 0)
+                return r;
+        r = group_add_value(g, group, value, value_len);
+        if (r == -ENOBUFS && group->n_values == 0) {
+                /* A new key without its value: take it out again, so a spill does not write a
+                 * group of no values. It is the last group, in the last slot taken. */
+                uint64_t h = group->hash;
+                size_t i;
+
+                for (i = h & g->mask; g->slots[i] != (uint32_t) g->n_groups; i = (i + 1) & g->mask)
+                        ;
+                g->slots[i] = 0;
+                g->n_groups--;
+        }
+        return r;
 }
 
 int group_next_run(const Group *group, size_t *pos, uint32_t *repeat, const char **value, size_t *value_len) {
@@ -207,14 +267,19 @@ void groups_reset(Groups *g) {
         g->n_groups = 0;
         if (g->slots)
                 memset(g->slots, 0, (g->mask + 1) * sizeof(uint32_t));
+        g->memory -= g->keys.allocated;
         arena_reset(&g->keys);
+        g->memory += g->keys.allocated;
 }
 
 void groups_done(Groups *g) {
+        size_t budget = g->budget;
+
         for (size_t i = 0; i < g->n_initialized; i++)
                 free(g->groups[i].values);
         free(g->groups);
         free(g->slots);
         arena_done(&g->keys);
         *g = (Groups) {};
+        groups_set_budget(g, budget);
 }

@@ -44,10 +44,22 @@ typedef struct Groups {
         uint32_t *slots; /* index + 1 into groups, 0 = empty; open addressing */
         size_t mask;
         size_t n_initialized; /* groups[] entries whose values buffer may be reused */
+        size_t budget;        /* bytes the groups may hold; 0: no bound */
+        size_t memory;        /* bytes held: table, groups, keys, value buffers */
 } Groups;
 
-/* Appends value to key's values. Returns 0 or -ENOMEM. */
+/* Bounds the memory g holds to about budget bytes (0: no bound); set on an empty g. */
+void groups_set_budget(Groups *g, size_t budget);
+
+/* Appends value to key's values. Returns 0, -ENOMEM, or -ENOBUFS when that would take g
+ * over its budget while it holds groups (never when it is empty): the caller then writes
+ * the groups out, resets g and adds again. Memory kept by a reset counts against the
+ * budget and is reused first. */
 int groups_add(Groups *g, const char *key, size_t key_len, const char *value, size_t value_len);
+
+/* Appends a value to one group, unbounded (a combiner's output, outside any Groups).
+ * Returns 0 or -ENOMEM. */
+int group_append(Group *group, const char *value, size_t value_len);
 
 /* Returns an array of all groups ordered by key (bytewise, as Go orders strings); the
  * caller frees the array, not the groups. Returns 0 or -ENOMEM. */

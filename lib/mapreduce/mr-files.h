@@ -24,6 +24,11 @@ static inline void mr_map_temp_name(char buf[static MR_NAME_MAX], const char *jo
         snprintf(buf, MR_NAME_MAX, ".mrkv-tmp-%s-m%u.%u-%u", job, map, attempt, reduce);
 }
 
+/* A map attempt's spilled runs are created under this name and unlinked at once. */
+static inline void mr_map_run_name(char buf[static MR_NAME_MAX], const char *job, unsigned map, unsigned attempt) {
+        snprintf(buf, MR_NAME_MAX, ".mrkv-tmp-%s-m%u.%u-run", job, map, attempt);
+}
+
 static inline void mr_reduce_temp_name(char buf[static MR_NAME_MAX], const char *job, unsigned reduce,
                                        unsigned attempt) {
         snprintf(buf, MR_NAME_MAX, ".mrkv-tmp-%s-r%u.%u", job, reduce, attempt);

@@ -1,0 +1,487 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
+
+#include "intermediate.h"
+#include "macro.h"
+#include "mapoutput.h"
+#include "merge.h"
+#include "output.h"
+
+/* Read buffers of a merge share the budget, within these bounds each. */
+#define RUN_BUFFER_MIN (4U * 1024U)
+#define RUN_BUFFER_MAX (64U * 1024U)
+
+/* The values a combiner gets: one group in memory, or the groups of one key in the runs
+ * being merged. */
+struct mrkv_values {
+        const Group *group;
+        GroupIter it;
+        GroupMerge *merge;
+        const unsigned *members;
+        unsigned n_members, current;
+        uint64_t n; /* values handed out */
+        int error;
+};
+
+struct mrkv_emitter {
+        const char *key;
+        size_t key_len;
+        Group *out;
+};
+
+static int combine_next_value(mrkv_values *v, const char **value, size_t *value_len) {
+        if (v->group) {
+                if (group_next_value(v->group, &v->it, value, value_len) == 0)
+                        return 0;
+                v->n++;
+                return 1;
+        }
+        while (v->current < v->n_members) {
+                int r = group_reader_next_value(&v->merge->readers[v->members[v->current]], value, value_len);
+                if (r > 0) {
+                        v->n++;
+                        return 1;
+                }
+                if (r < 0) {
+                        v->error = r;
+                        v->n_members = 0;
+                        return r;
+                }
+                v->current++;
+        }
+        return v->error;
+}
+
+static int combine_emit(mrkv_emitter *e, const char *key, size_t key_len, const char *value, size_t value_len) {
+        if ((!key && key_len > 0) || (!value && value_len > 0))
+                return -EINVAL;
+        /* A combiner combines values of its key; another key would break the order. */
+        if (key_len != e->key_len || (key_len > 0 && memcmp(key, e->key, key_len) != 0))
+                return -EINVAL;
+        return group_append(e->out, value_len > 0 ? value : "", value_len);
+}
+
+static const mrkv_host combine_host = {
+        .abi_version = MRKV_APP_ABI_VERSION,
+        .struct_size = sizeof(mrkv_host),
+        .emit = combine_emit,
+        .next_value = combine_next_value,
+};
+
+static int fail(MapOutput *m, int r, const char *what) {
+        free(m->error);
+        errno = -r;
+        asprintf_or_null(&m->error, "%s: %m", what);
+        return r;
+}
+
+/* Runs the combiner over v, into m->combined. */
+static int combine(MapOutput *m, const char *key, size_t key_len, mrkv_values *v) {
+        mrkv_emitter e = { .key = key, .key_len = key_len, .out = &m->combined };
+        int r;
+
+        m->combined.values_size = m->combined.n_values = m->combined.last_run = 0;
+        r = m->combine(&combine_host, &e, key, key_len, v);
+        if (r >= 0)
+                r = v->error;
+        if (r < 0) {
+                free(m->error);
+                errno = -r;
+                asprintf_or_null(&m->error, "combine failed: %m");
+                return r;
+        }
+        m->counters->combine_input_records += v->n;
+        m->counters->combine_output_records += m->combined.n_values;
+        return 0;
+}
+
+static void write_group(OutputFile *f, const char *key, size_t key_len, const Group *values) {
+        uint8_t hdr[VARINT_MAX];
+        const char *value;
+        size_t pos = 0, len;
+        uint32_t repeat;
+
+        (void) output_file_write(f, hdr, varint_encode(hdr, key_len));
+        (void) output_file_write(f, key, key_len);
+        (void) output_file_write(f, hdr, varint_encode(hdr, values->n_values));
+        while (group_next_run(values, &pos, &repeat, &value, &len) > 0) {
+                (void) output_file_write(f, hdr, varint_encode(hdr, repeat));
+                (void) output_file_write(f, hdr, varint_encode(hdr, len));
+                (void) output_file_write(f, value, len);
+        }
+}
+
+/* Writes a group from memory, combined when there is a combiner; returns the values written. */
+static int write_memory_group(MapOutput *m, OutputFile *f, const Group *group, uint64_t *ret_written) {
+        const Group *values = group;
+        int r;
+
+        if (m->combine) {
+                r = combine(m, group->key, group->key_len, &(mrkv_values) { .group = group });
+                if (r < 0)
+                        return r;
+                values = &m->combined;
+        }
+        write_group(f, group->key, group->key_len, values);
+        *ret_written = values->n_values;
+        return 0;
+}
+
+static uint32_t partition_of(const MapOutput *m, const char *key, size_t key_len) {
+        return (fnv1a32(key, key_len) & 0x7fffffff) % m->nreduce;
+}
+
+static int partition_file_open(MapOutput *m, OutputFile *f, char *const *names, unsigned i) {
+        int r = output_file_open(f, m->dir_fd, names[i]);
+
+        if (r < 0) {
+                free(m->error);
+                errno = -r;
+                asprintf_or_null(&m->error, "cannot create %s: %m", names[i]);
+        }
+        return r;
+}
+
+static int partition_file_close(MapOutput *m, OutputFile *f, const char *name, int r) {
+        int k = output_file_close(f);
+
+        if (k < 0 && r >= 0) {
+                free(m->error);
+                errno = -k;
+                asprintf_or_null(&m->error, "cannot write %s: %m", name);
+                return k;
+        }
+        return r;
+}
+
+/* Without runs: every partition file at once, the groups in key order, each to its
+ * partition, so each file comes out sorted. */
+static int write_partitions(MapOutput *m, char *const *names) {
+        _cleanup_free_ const Group **sorted = NULL;
+        _cleanup_free_ OutputFile *files = NULL;
+        const Groups *g = m->groups;
+        unsigned opened = 0;
+        uint64_t written;
+        int r;
+
+        r = groups_sorted(g, &sorted);
+        if (r < 0)
+                return fail(m, r, "cannot sort the map output");
+        files = calloc(m->nreduce, sizeof(OutputFile));
+        if (!files)
+                return fail(m, -ENOMEM, "cannot write the map output");
+
+        for (; opened < m->nreduce; opened++) {
+                r = partition_file_open(m, &files[opened], names, opened);
+                if (r < 0)
+                        goto finish;
+        }
+        for (size_t i = 0; i < g->n_groups; i++) {
+                const Group *group = sorted[i];
+                r = write_memory_group(m, &files[partition_of(m, group->key, group->key_len)], group, &written);
+                if (r < 0)
+                        goto finish;
+        }
+
+finish:
+        for (unsigned i = 0; i < opened; i++)
+                r = partition_file_close(m, &files[i], names[i], r);
+        return r;
+}
+
+/* A new file for a run, unlinked at once: it lives as long as its fd. */
+static int run_create(MapOutput *m, OutputFile *f) {
+        int r = output_file_open(f, m->dir_fd, m->run_name);
+
+        if (r < 0)
+                return fail(m, r, "cannot create a spill file in the job's directory");
+        if (unlinkat(m->dir_fd, m->run_name, 0) < 0) {
+                r = -errno;
+                (void) output_file_close(f);
+                return fail(m, r, "cannot unlink a spill file");
+        }
+        return 0;
+}
+
+static int run_finish(MapOutput *m, OutputFile *f, int r, int *ret_fd) {
+        if (r < 0) {
+                (void) output_file_close(f);
+                return r;
+        }
+        r = output_file_detach(f);
+        if (r < 0)
+                return fail(m, r, "cannot write a spill file in the job's directory");
+        *ret_fd = r;
+        return 0;
+}
+
+static int runs_add(MapOutput *m, int fd) {
+        int *runs = reallocarray(m->runs, m->n_runs + 1, sizeof(int));
+
+        if (!runs) {
+                closep(&fd);
+                return fail(m, -ENOMEM, "cannot keep a spill file");
+        }
+        m->runs = runs;
+        m->runs[m->n_runs++] = fd;
+        return 0;
+}
+
+/* Writes the groups in memory as a run, ordered by (partition, key), and empties them. */
+static int spill(MapOutput *m) {
+        _cleanup_free_ const Group **sorted = NULL, **ordered = NULL;
+        _cleanup_free_ uint32_t *parts = NULL;
+        _cleanup_free_ size_t *starts = NULL;
+        Groups *g = m->groups;
+        OutputFile f;
+        uint64_t written;
+        int r, fd;
+
+        r = groups_sorted(g, &sorted);
+        if (r < 0)
+                return fail(m, r, "cannot sort the map output");
+        ordered = malloc(MAX(g->n_groups, (size_t) 1) * sizeof(Group *));
+        parts = malloc(MAX(g->n_groups, (size_t) 1) * sizeof(uint32_t));
+        starts = calloc(m->nreduce + 1, sizeof(size_t));
+        if (!ordered || !parts || !starts)
+                return fail(m, -ENOMEM, "cannot spill the map output");
+
+        /* A counting sort by partition keeps the key order within each. */
+        for (size_t i = 0; i < g->n_groups; i++) {
+                parts[i] = partition_of(m, sorted[i]->key, sorted[i]->key_len);
+                starts[parts[i] + 1]++;
+        }
+        for (unsigned p = 0; p < m->nreduce; p++)
+                starts[p + 1] += starts[p];
+        for (size_t i = 0; i < g->n_groups; i++)
+                ordered[starts[parts[i]]++] = sorted[i];
+
+        r = run_create(m, &f);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < g->n_groups && r >= 0; i++) {
+                r = write_memory_group(m, &f, ordered[i], &written);
+                m->counters->spilled_records += written;
+        }
+        r = run_finish(m, &f, r, &fd);
+        if (r < 0)
+                return r;
+        groups_reset(g);
+        return runs_add(m, fd);
+}
+
+int map_output_add(MapOutput *m, const char *key, size_t key_len, const char *value, size_t value_len) {
+        int r;
+
+        m->counters->map_output_records++;
+        m->counters->map_output_bytes += key_len + value_len;
+
+        r = groups_add(m->groups, key, key_len, value, value_len);
+        if (r != -ENOBUFS)
+                return r < 0 ? fail(m, r, "cannot keep the map output") : 0;
+        r = spill(m);
+        if (r < 0)
+                return r;
+        r = groups_add(m->groups, key, key_len, value, value_len);
+        return r < 0 ? fail(m, r, "cannot keep the map output") : 0;
+}
+
+/* Writes the groups of one key, from the members of the merge positioned at it, to f. */
+static int merge_group(MapOutput *m, GroupMerge *merge, const unsigned *members, unsigned n_members,
+                       const char *key, size_t key_len, OutputFile *f, uint64_t *ret_written) {
+        uint8_t hdr[VARINT_MAX];
+        uint64_t total = 0;
+        int r;
+
+        if (m->combine) {
+                mrkv_values v = { .merge = merge, .members = members, .n_members = n_members };
+
+                r = combine(m, key, key_len, &v);
+                if (r < 0)
+                        return r;
+                write_group(f, key, key_len, &m->combined);
+                *ret_written = m->combined.n_values;
+                return 0;
+        }
+
+        /* Without a combiner the runs are copied as they are, in run order. */
+        for (unsigned i = 0; i < n_members; i++)
+                total += merge->readers[members[i]].values_left;
+        (void) output_file_write(f, hdr, varint_encode(hdr, key_len));
+        (void) output_file_write(f, key, key_len);
+        (void) output_file_write(f, hdr, varint_encode(hdr, total));
+        for (unsigned i = 0; i < n_members; i++) {
+                GroupReader *reader = &merge->readers[members[i]];
+                const char *value;
+                uint64_t repeat;
+                size_t len;
+
+                while ((r = group_reader_take_run(reader, &repeat, &value, &len)) > 0) {
+                        (void) output_file_write(f, hdr, varint_encode(hdr, repeat));
+                        (void) output_file_write(f, hdr, varint_encode(hdr, len));
+                        (void) output_file_write(f, value, len);
+                }
+                if (r < 0)
+                        return fail(m, r, "cannot read a spill file");
+        }
+        *ret_written = total;
+        return 0;
+}
+
+/* Merges the runs fds[0..n) (taking them) into one new run (names NULL; *ret_fd), or into
+ * the partition files names[0..nreduce). */
+static int merge_runs(MapOutput *m, int *fds, unsigned n, char *const *names, int *ret_fd) {
+        _cleanup_free_ unsigned *members = NULL;
+        _cleanup_free_ char *key = NULL;
+        size_t key_allocated = 0, buffer_size;
+        GroupMerge merge = {};
+        OutputFile out = { .fd = -EBADF };
+        unsigned partition = 0;
+        uint64_t written;
+        int r = 0;
+
+        merge.readers = calloc(n, sizeof(GroupReader));
+        merge.partitions = calloc(n, sizeof(uint32_t));
+        merge.heap = calloc(n, sizeof(unsigned));
+        members = calloc(n, sizeof(unsigned));
+        if (!merge.readers || !merge.partitions || !merge.heap || !members) {
+                r = fail(m, -ENOMEM, "cannot merge the spill files");
+                goto finish;
+        }
+        for (unsigned i = 0; i < n; i++)
+                merge.readers[i].fd = -EBADF;
+
+        buffer_size = m->groups->budget > 0 ? MIN(MAX(m->groups->budget / 2 / n, RUN_BUFFER_MIN), RUN_BUFFER_MAX)
+                                            : RUN_BUFFER_MAX;
+        for (unsigned i = 0; i < n; i++) {
+                r = group_reader_open_fd(&merge.readers[i], TAKE_FD(fds[i]), buffer_size);
+                if (r >= 0)
+                        r = group_reader_next_key(&merge.readers[i]);
+                if (r < 0) {
+                        fail(m, r, "cannot read a spill file");
+                        goto finish;
+                }
+                if (r > 0) {
+                        merge.partitions[i] = partition_of(m, merge.readers[i].key, merge.readers[i].key_len);
+                        group_merge_push(&merge, i);
+                }
+        }
+
+        r = names ? partition_file_open(m, &out, names, 0) : run_create(m, &out);
+        if (r < 0)
+                goto finish;
+
+        while (merge.n_heap > 0) {
+                unsigned top = merge.heap[0], n_members = 0;
+                size_t key_len = merge.readers[top].key_len;
+
+                /* The partition files in order: those without a key are left empty. */
+                while (names && merge.partitions[top] > partition) {
+                        r = partition_file_close(m, &out, names[partition], 0);
+                        if (r >= 0)
+                                r = partition_file_open(m, &out, names, ++partition);
+                        if (r < 0)
+                                goto finish;
+                }
+
+                /* Reading values moves the readers' buffers: keep the key apart. */
+                if (key_len + 1 > key_allocated) {
+                        char *k = realloc(key, key_len + 1);
+                        if (!k) {
+                                r = fail(m, -ENOMEM, "cannot merge the spill files");
+                                goto finish;
+                        }
+                        key = k;
+                        key_allocated = key_len + 1;
+                }
+                memcpy(key, merge.readers[top].key, key_len);
+
+                while (merge.n_heap > 0 && group_merge_same_key(&merge, merge.heap[0], key, key_len))
+                        members[n_members++] = group_merge_pop(&merge);
+
+                r = merge_group(m, &merge, members, n_members, key, key_len, &out, &written);
+                if (r < 0)
+                        goto finish;
+                if (!names)
+                        m->counters->spilled_records += written;
+
+                for (unsigned i = 0; i < n_members; i++) {
+                        GroupReader *reader = &merge.readers[members[i]];
+
+                        r = group_reader_next_key(reader);
+                        if (r < 0) {
+                                fail(m, r, "cannot read a spill file");
+                                goto finish;
+                        }
+                        if (r > 0) {
+                                merge.partitions[members[i]] = partition_of(m, reader->key, reader->key_len);
+                                group_merge_push(&merge, members[i]);
+                        }
+                }
+        }
+
+        if (names) {
+                r = partition_file_close(m, &out, names[partition], 0);
+                while (r >= 0 && ++partition < m->nreduce) {
+                        r = partition_file_open(m, &out, names, partition);
+                        if (r >= 0)
+                                r = partition_file_close(m, &out, names[partition], 0);
+                }
+        } else
+                r = run_finish(m, &out, 0, ret_fd);
+
+finish:
+        if (out.fd >= 0)
+                (void) output_file_close(&out);
+        for (unsigned i = 0; i < n; i++) {
+                closep(&fds[i]);
+                fds[i] = -EBADF;
+                if (merge.readers)
+                        group_reader_close(&merge.readers[i]);
+        }
+        free(merge.readers);
+        free(merge.partitions);
+        free(merge.heap);
+        return r;
+}
+
+int map_output_write(MapOutput *m, char *const *names) {
+        int r;
+
+        if (m->n_runs == 0)
+                return write_partitions(m, names);
+
+        if (m->groups->n_groups > 0) {
+                r = spill(m);
+                if (r < 0)
+                        return r;
+        }
+        /* The memory of the groups goes back before the merge takes its buffers. */
+        groups_done(m->groups);
+
+        /* Oldest runs first, the merged run in their place: a key's values stay in the
+         * order they were emitted. */
+        while (m->n_runs > MAP_MERGE_FAN_IN) {
+                int fd;
+
+                r = merge_runs(m, m->runs, MAP_MERGE_FAN_IN, NULL, &fd);
+                if (r < 0)
+                        return r;
+                m->runs[0] = fd;
+                memmove(m->runs + 1, m->runs + MAP_MERGE_FAN_IN, (m->n_runs - MAP_MERGE_FAN_IN) * sizeof(int));
+                m->n_runs -= MAP_MERGE_FAN_IN - 1;
+        }
+        r = merge_runs(m, m->runs, (unsigned) m->n_runs, names, NULL);
+        m->n_runs = 0;
+        return r;
+}
+
+void map_output_done(MapOutput *m) {
+        for (size_t i = 0; i < m->n_runs; i++)
+                closep(&m->runs[i]);
+        m->runs = mfree(m->runs);
+        m->n_runs = 0;
+        m->error = mfree(m->error);
+        m->combined.values = mfree(m->combined.values);
+        m->combined = (Group) {};
+}

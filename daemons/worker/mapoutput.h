@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include "counters.h"
+#include "groups.h"
+#include "mrkv/app.h"
+
+/* The output of one map task on its way to the partition files: pairs grouped by key in
+ * memory (Groups) while they fit its budget; beyond it, the groups are written out as a
+ * sorted run (by partition, then key) to an unnamed file in the job's directory and the
+ * memory reused. At the end, without runs, the groups go straight to the partition files;
+ * with runs, the rest becomes one more run and the runs are merged into them, at most
+ * MAP_MERGE_FAN_IN at a time. A combiner, when the app has one, runs over each key's
+ * values whenever they are written: into a run, a merged run, or a partition file.
+ *
+ * Runs are unlinked as soon as they are created, so nothing is left behind by a task
+ * that fails or a worker that dies. */
+
+#define MAP_MERGE_FAN_IN 64U
+
+typedef struct MapOutput {
+        Groups *groups;            /* with the task's budget (groups_set_budget()) */
+        mrkv_combine_func combine; /* or NULL */
+        int dir_fd;
+        unsigned nreduce;
+        const char *run_name;      /* a temporary name for runs, while they are created */
+        TaskCounters *counters;
+        int *runs;                 /* fds of the spilled runs, oldest first */
+        size_t n_runs;
+        char *error;               /* why the last call failed, when it was not the app */
+        Group combined;            /* a combiner's output for one key */
+} MapOutput;
+
+/* Adds one pair, spilling a run first when the groups are full. 0 or -errno. */
+int map_output_add(MapOutput *m, const char *key, size_t key_len, const char *value, size_t value_len);
+
+/* Writes the partition files names[0..nreduce) in dir_fd, each sorted by key. 0 or
+ * -errno, m->error says why. */
+int map_output_write(MapOutput *m, char *const *names);
+
+/* Closes the runs; the groups are left to their owner. */
+void map_output_done(MapOutput *m);
