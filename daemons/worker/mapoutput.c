@@ -191,7 +191,7 @@ finish:
 
 /* A new file for a run, unlinked at once: it lives as long as its fd. */
 static int run_create(MapOutput *m, OutputFile *f) {
-        int r = output_file_open(f, m->dir_fd, m->run_name);
+        int r = output_file_open_readable(f, m->dir_fd, m->run_name);
 
         if (r < 0)
                 return fail(m, r, "cannot create a spill file in the job's directory");
@@ -215,17 +215,7 @@ static int run_finish(MapOutput *m, OutputFile *f, int r, int *ret_fd) {
         return 0;
 }
 
-static int runs_add(MapOutput *m, int fd) {
-        int *runs = reallocarray(m->runs, m->n_runs + 1, sizeof(int));
-
-        if (!runs) {
-                closep(&fd);
-                return fail(m, -ENOMEM, "cannot keep a spill file");
-        }
-        m->runs = runs;
-        m->runs[m->n_runs++] = fd;
-        return 0;
-}
+static int runs_add(MapOutput *m, int fd);
 
 /* Writes the groups in memory as a run, ordered by (partition, key), and empties them. */
 static int spill(MapOutput *m) {
@@ -266,7 +256,9 @@ static int spill(MapOutput *m) {
         r = run_finish(m, &f, r, &fd);
         if (r < 0)
                 return r;
-        groups_reset(g);
+        /* Its memory goes back, not only its groups: what a reset keeps would count
+         * against the budget and make the next runs small. */
+        groups_done(g);
         return runs_add(m, fd);
 }
 
@@ -445,6 +437,38 @@ finish:
         return r;
 }
 
+/* Merges the MAP_MERGE_FAN_IN runs from first on into one in their place: a key's values
+ * keep the order they were emitted in. */
+static int merge_runs_at(MapOutput *m, size_t first) {
+        int fd, r;
+
+        r = merge_runs(m, m->runs + first, MAP_MERGE_FAN_IN, NULL, &fd);
+        if (r < 0)
+                return r;
+        m->runs[first] = fd;
+        memmove(m->runs + first + 1, m->runs + first + MAP_MERGE_FAN_IN,
+                (m->n_runs - first - MAP_MERGE_FAN_IN) * sizeof(int));
+        m->n_runs -= MAP_MERGE_FAN_IN - 1;
+        return 0;
+}
+
+/* Keeps a new run. Beyond MAP_MERGE_FAN_IN runs, the newest are merged into one, so a
+ * task holds that many files at most, and each byte is merged again only about once per
+ * MAP_MERGE_FAN_IN-fold growth of the output. */
+static int runs_add(MapOutput *m, int fd) {
+        int *runs = reallocarray(m->runs, m->n_runs + 1, sizeof(int));
+
+        if (!runs) {
+                closep(&fd);
+                return fail(m, -ENOMEM, "cannot keep a spill file");
+        }
+        m->runs = runs;
+        m->runs[m->n_runs++] = fd;
+        if (m->n_runs > MAP_MERGE_FAN_IN)
+                return merge_runs_at(m, m->n_runs - MAP_MERGE_FAN_IN);
+        return 0;
+}
+
 int map_output_write(MapOutput *m, char *const *names) {
         int r;
 
@@ -459,18 +483,6 @@ int map_output_write(MapOutput *m, char *const *names) {
         /* The memory of the groups goes back before the merge takes its buffers. */
         groups_done(m->groups);
 
-        /* Oldest runs first, the merged run in their place: a key's values stay in the
-         * order they were emitted. */
-        while (m->n_runs > MAP_MERGE_FAN_IN) {
-                int fd;
-
-                r = merge_runs(m, m->runs, MAP_MERGE_FAN_IN, NULL, &fd);
-                if (r < 0)
-                        return r;
-                m->runs[0] = fd;
-                memmove(m->runs + 1, m->runs + MAP_MERGE_FAN_IN, (m->n_runs - MAP_MERGE_FAN_IN) * sizeof(int));
-                m->n_runs -= MAP_MERGE_FAN_IN - 1;
-        }
         r = merge_runs(m, m->runs, (unsigned) m->n_runs, names, NULL);
         m->n_runs = 0;
         return r;

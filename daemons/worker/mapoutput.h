@@ -8,9 +8,10 @@
 /* The output of one map task on its way to the partition files: pairs grouped by key in
  * memory (Groups) while they fit its budget; beyond it, the groups are written out as a
  * sorted run (by partition, then key) to an unnamed file in the job's directory and the
- * memory reused. At the end, without runs, the groups go straight to the partition files;
- * with runs, the rest becomes one more run and the runs are merged into them, at most
- * MAP_MERGE_FAN_IN at a time. A combiner, when the app has one, runs over each key's
+ * memory freed. Beyond MAP_MERGE_FAN_IN runs, the newest are merged into one, so a task
+ * holds that many files at most. At the end, without runs, the groups go straight to the
+ * partition files; with runs, the rest becomes one more run and the runs are merged into
+ * them. A combiner, when the app has one, runs over each key's
  * values whenever they are written: into a run, a merged run, or a partition file.
  *
  * Runs are unlinked as soon as they are created, so nothing is left behind by a task

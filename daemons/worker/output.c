@@ -10,20 +10,20 @@
 /* A new file: never one that exists, never through a symbolic link. Whatever has the
  * name (a leftover of a crashed attempt, or a link someone planted) is removed first:
  * unlinkat() removes the name, not what a link points to. */
-static int create_new(int dir_fd, const char *name) {
-        int fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+static int create_new(int dir_fd, const char *name, int mode) {
+        int fd = openat(dir_fd, name, mode | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 
         if (fd >= 0 || errno != EEXIST)
                 return fd < 0 ? -errno : fd;
         if (unlinkat(dir_fd, name, 0) < 0)
                 return -errno;
-        fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        fd = openat(dir_fd, name, mode | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
         return fd < 0 ? -errno : fd;
 }
 
-int output_file_open(OutputFile *f, int dir_fd, const char *name) {
+static int output_file_create(OutputFile *f, int dir_fd, const char *name, int mode) {
         *f = (OutputFile) { .fd = -EBADF };
-        f->fd = create_new(dir_fd, name);
+        f->fd = create_new(dir_fd, name, mode);
         if (f->fd < 0)
                 return f->fd;
         f->buf = malloc(OUTPUT_BUFFER);
@@ -33,6 +33,14 @@ int output_file_open(OutputFile *f, int dir_fd, const char *name) {
         }
         f->allocated = OUTPUT_BUFFER;
         return 0;
+}
+
+int output_file_open(OutputFile *f, int dir_fd, const char *name) {
+        return output_file_create(f, dir_fd, name, O_WRONLY);
+}
+
+int output_file_open_readable(OutputFile *f, int dir_fd, const char *name) {
+        return output_file_create(f, dir_fd, name, O_RDWR);
 }
 
 static int write_all(int fd, const char *p, size_t n) {

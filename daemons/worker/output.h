@@ -13,6 +13,8 @@ typedef struct OutputFile {
 
 /* Creates name in dir_fd afresh (O_EXCL, O_NOFOLLOW), replacing whatever had the name. */
 int output_file_open(OutputFile *f, int dir_fd, const char *name);
+/* The same, opened for reading too: a file read back once written (output_file_detach()). */
+int output_file_open_readable(OutputFile *f, int dir_fd, const char *name);
 int output_file_write(OutputFile *f, const void *data, size_t n);
 /* Flushes and closes; returns the first error seen, if any. */
 int output_file_close(OutputFile *f);

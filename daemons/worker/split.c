@@ -12,6 +12,7 @@
 /* Reads in chunks of at most this size, so a file that grows while it is read costs at
  * most the bound and a chunk. */
 #define SPLIT_CHUNK (1024U * 1024U)
+#define SPLIT_LINE_CHUNK (16U * 1024U)
 
 static ssize_t pread_retry(int fd, void *buf, size_t n, uint64_t offset) {
         for (;;) {
@@ -61,7 +62,9 @@ int split_read(int fd, uint64_t offset, uint64_t length, uint64_t max_size, char
 
         /* The first line that starts in the range: the one after the first newline at or
          * after offset - 1. */
-        if (offset > 0) {
+        if (length == 0)
+                done = true;
+        else if (offset > 0) {
                 r = find_newline(fd, offset - 1, &start);
                 if (r < 0)
                         return r;
@@ -81,14 +84,17 @@ int split_read(int fd, uint64_t offset, uint64_t length, uint64_t max_size, char
         while (!done) {
                 ssize_t k;
 
+                /* Past the range, only its last line is left: lines are short, mostly. */
+                size_t chunk = size >= want ? SPLIT_LINE_CHUNK : SPLIT_CHUNK;
+
                 if (size + 1 == allocated) {
-                        char *p = realloc(buf, allocated + SPLIT_CHUNK);
+                        char *p = realloc(buf, allocated + chunk);
                         if (!p)
                                 return -ENOMEM;
                         buf = p;
-                        allocated += SPLIT_CHUNK;
+                        allocated += chunk;
                 }
-                k = pread_retry(fd, buf + size, MIN(allocated - 1 - size, (size_t) SPLIT_CHUNK), start + size);
+                k = pread_retry(fd, buf + size, MIN(allocated - 1 - size, chunk), start + size);
                 if (k < 0)
                         return (int) k;
                 if (k == 0)

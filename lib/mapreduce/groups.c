@@ -88,6 +88,19 @@ static bool groups_may_grow(const Groups *g, size_t size) {
         return g->budget == 0 || g->n_groups == 0 || g->memory + size <= g->budget;
 }
 
+/* The first table and group array: small enough for a small budget to hold many groups. */
+static size_t initial_groups(const Groups *g) {
+        return g->budget == 0 ? 1024 : MIN((size_t) 1024, MAX((size_t) 64, g->budget / 8 / sizeof(Group)));
+}
+
+static size_t initial_slots(const Groups *g) {
+        size_t n = 128;
+
+        while (n < 4 * initial_groups(g))
+                n *= 2;
+        return n;
+}
+
 void groups_set_budget(Groups *g, size_t budget) {
         g->budget = budget;
         /* Key chunks small enough that a small budget is not one chunk already. */
@@ -140,19 +153,20 @@ static _noinline_ int groups_insert(Groups *g, const char *key, size_t key_len, 
         /* Keep the table at most half full, so probes stay short. */
         grow_slots = !g->slots || (g->n_groups + 1) * 2 > g->mask + 1;
         grow_groups = g->n_groups >= g->n_allocated;
-        growth = arena_growth(&g->keys, key_len) + (grow_slots ? (g->slots ? g->mask + 1 : 4096) * 2 * sizeof(uint32_t) : 0) +
-                 (grow_groups ? (g->n_allocated > 0 ? g->n_allocated : 1024) * sizeof(Group) : 0);
+        growth = arena_growth(&g->keys, key_len) +
+                 (grow_slots ? (g->slots ? (g->mask + 1) * 2 : initial_slots(g)) * sizeof(uint32_t) : 0) +
+                 (grow_groups ? (g->n_allocated > 0 ? g->n_allocated : initial_groups(g)) * sizeof(Group) : 0);
         if (!groups_may_grow(g, growth))
                 return -ENOBUFS;
 
         if (grow_slots) {
-                if (groups_resize(g, g->slots ? (g->mask + 1) * 2 : 4096) < 0)
+                if (groups_resize(g, g->slots ? (g->mask + 1) * 2 : initial_slots(g)) < 0)
                         return -ENOMEM;
                 for (i = h & g->mask; g->slots[i] != 0; i = (i + 1) & g->mask)
                         ;
         }
         if (grow_groups) {
-                size_t n = g->n_allocated > 0 ? g->n_allocated * 2 : 1024;
+                size_t n = g->n_allocated > 0 ? g->n_allocated * 2 : initial_groups(g);
                 Group *p = realloc(g->groups, n * sizeof(Group));
 
                 if (!p)
@@ -219,7 +233,9 @@ static _noinline_ int group_add_value(Groups *g, Group *group, const char *value
 
                 while (n < need)
                         n *= 2;
-                if (g && !groups_may_grow(g, n - group->values_allocated + (group->values ? 0 : MALLOC_OVERHEAD)))
+                /* The only group may always grow: it holds the value being added. */
+                if (g && g->n_groups > 1 &&
+                    !groups_may_grow(g, n - group->values_allocated + (group->values ? 0 : MALLOC_OVERHEAD)))
                         return -ENOBUFS;
                 p = realloc(group->values, n);
                 if (!p)

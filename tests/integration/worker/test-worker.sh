@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# The worker's map side at real sizes and its streaming apps, against a real job-server
+# mrkv-coordinator and "mrkv-worker --serve" workers on a Unix socket in a temporary
+# directory (removed, and every process started here killed, also when a check fails).
+#
+# Usage: test-worker.sh CASE    CASE: spill streaming streaming-retry streaming-errors
+#   spill             a 1 MiB --map-memory and ~50 MB of distinct keys in one file cut into
+#                     4 MiB splits: output identical to mrkv-sequential's, spilled records
+#                     counted, the worker's peak RSS (VmHWM) under the budget, the split
+#                     and a few MiB (printed; skipped in sanitized builds)
+#   streaming         the Python word count of examples/streaming equals the wc plugin's
+#                     output, whole files and in splits
+#   streaming-retry   a mapper that exits non-zero once: the task is run again, the job
+#                     done, the failed attempt counted
+#   streaming-errors  lines the format cannot carry, a non-zero exit and a signal fail the
+#                     job with errors that say so
+# Environment (set by meson): MRKV_COORDINATOR, MRKV_WORKER, MRKV_MRKVCTL, MRKV_SEQUENTIAL,
+# MRKV_APP_PATH, MRKV_EXAMPLES (examples/streaming), MRKV_TEST_DATA (a directory of
+# pg-*.txt; generated with MRKV_GENCORPUS when absent), MRKV_TEST_SANITIZED.
+set -u
+
+case_name=${1:?usage: test-worker.sh CASE}
+: "${MRKV_COORDINATOR:?}" "${MRKV_WORKER:?}" "${MRKV_MRKVCTL:?}" "${MRKV_SEQUENTIAL:?}" "${MRKV_APP_PATH:?}"
+: "${MRKV_EXAMPLES:?}"
+export MRKV_APP_PATH
+
+. "$(dirname "$0")/../jobs/lib.sh"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/mrkv-worker.XXXXXX")
+pids=()
+cleanup() {
+    stop_and_show_logs $?
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "--- $case_name: FAIL: $*" >&2
+    exit 1
+}
+
+SOCK=$tmp/coordinator.sock
+export MRKV_COORDINATOR_ADDRESS=unix:$SOCK
+MRKVCTL=(timeout -k 2s 250s "$MRKV_MRKVCTL")
+mkdir -p "$tmp/in" "$tmp/state" "$tmp/seq" "$tmp/work"
+
+lab_inputs() {
+    if [ -n "${MRKV_TEST_DATA:-}" ] && ls "$MRKV_TEST_DATA"/pg-*.txt >/dev/null 2>&1; then
+        INPUTS=("$MRKV_TEST_DATA"/pg-*.txt)
+    else
+        : "${MRKV_GENCORPUS:?no MRKV_TEST_DATA and no MRKV_GENCORPUS}"
+        "$MRKV_GENCORPUS" --files 8 --size 200000 --prefix pg-gen- "$tmp/in" || fail "cannot generate input"
+        INPUTS=("$tmp"/in/pg-*.txt)
+    fi
+}
+
+start_coordinator() {
+    "$MRKV_COORDINATOR" --listen "unix:$SOCK" --state-directory "$tmp/state" >>"$tmp/coordinator.log" 2>&1 &
+    pids+=($!)
+    wait_until 10 "the coordinator listens on $SOCK" test -S "$SOCK"
+}
+
+WORKER_PIDS=()
+start_workers() { # N [OPTION...]
+    local n=$1
+    shift
+    for i in $(seq "$n"); do
+        "$MRKV_WORKER" --serve --connect "unix:$SOCK" "$@" >"$tmp/worker$i.log" 2>&1 &
+        pids+=($!)
+        WORKER_PIDS+=($!)
+    done
+}
+
+# The sorted output of mrkv-sequential APP over FILEs.
+sequential() { # APP OUTFILE FILE...
+    local app=$1 out=$2
+    shift 2
+    (cd "$tmp/seq" && "$MRKV_SEQUENTIAL" "$app" "$@" && sort mr-out-0 >"$out" && rm -f mr-out-0) ||
+        fail "mrkv-sequential $app failed"
+}
+
+# Submits a job and waits for it: its id in $id, its status in $tmp/status-$id.json.
+submit() { # ARG...
+    "${MRKVCTL[@]}" submit "$@" --workdir "$tmp/work" --wait >"$tmp/submit.out" 2>>"$tmp/submit.log"
+    id=$(head -n 1 "$tmp/submit.out")
+    [[ $id =~ ^[0-9A-Za-z_-]+$ ]] || fail "submit printed no job id: $(cat "$tmp/submit.out" "$tmp/submit.log")"
+    "${MRKVCTL[@]}" status --json "$id" >"$tmp/status-$id.json" || fail "status $id failed"
+}
+
+state() { json_field "$tmp/status-$id.json" 'j["state"]'; }
+counter() { json_field "$tmp/status-$id.json" "(j.get('counters') or {}).get('$1', 0)"; }
+
+# The job's outputs, sorted, are EXPECTED; then they are removed for the next job.
+check_outputs() { # EXPECTED
+    [ "$(state)" = done ] || fail "job $id is $(state): $(json_field "$tmp/status-$id.json" 'j.get("error")')"
+    sort "$tmp"/work/mr-out-* | grep . >"$tmp/job-$id.sorted" || fail "job $id's outputs cannot be read"
+    cmp -s "$tmp/job-$id.sorted" "$1" || fail "job $id's output differs from $1: $(diff "$tmp/job-$id.sorted" "$1" | head -5)"
+    rm -f "$tmp"/work/mr-*
+}
+
+MAPPER="python3 $MRKV_EXAMPLES/wc-mapper.py"
+REDUCER="python3 $MRKV_EXAMPLES/wc-reducer.py"
+
+case $case_name in
+spill)
+    [ -n "${MRKV_TEST_SANITIZED:-}" ] && { echo "a sanitized build pads every block; skipping"; exit 77; }
+    # ~50 MB of distinct words (a base-26 count), ten to a line: every map task holds far
+    # more distinct keys than its budget.
+    python3 - "$tmp/in/keys.txt" <<'PY' || fail "cannot write the input"
+import sys
+letters = "abcdefghijklmnopqrstuvwxyz"
+def word(i):
+    s = ""
+    for _ in range(7):
+        s += letters[i % 26]
+        i //= 26
+    return s
+with open(sys.argv[1], "w") as f:
+    for line in range(660000):
+        f.write(" ".join(word(line * 10 + k) for k in range(10)) + "\n")
+PY
+    size=$(stat -c %s "$tmp/in/keys.txt")
+    [ "$size" -gt 40000000 ] || fail "the input has only $size bytes"
+    sequential wc "$tmp/correct" "$tmp/in/keys.txt"
+    budget=$((1024 * 1024)) split=$((4 * 1024 * 1024))
+    start_coordinator
+    start_workers 1 --map-memory=$budget
+    submit wc "$tmp/in/keys.txt" --nreduce 4 --split-size $split
+    check_outputs "$tmp/correct"
+    [ "$(counter map_output_records)" -ge 5600000 ] || fail "map output records: $(counter map_output_records)"
+    [ "$(counter spilled_records)" -ge 5600000 ] || fail "spilled records: $(counter spilled_records)"
+    # The worker is still up (--serve): its peak is the job's.
+    hwm=$(awk '/^VmHWM:/ { print $2 * 1024 }' "/proc/${WORKER_PIDS[0]}/status")
+    # The budget, one split's text (with its last line), and 8 MiB for the program, its
+    # libraries and the read and write buffers.
+    bound=$((budget + split + 8 * 1024 * 1024))
+    echo "worker peak RSS $((hwm / 1024)) KiB with --map-memory=$((budget / 1024))K, $((split / 1048576)) MiB splits" \
+        "of $((size / 1048576)) MiB, $(counter spilled_records) records spilled (bound $((bound / 1024)) KiB)"
+    [ "$hwm" -le "$bound" ] || fail "worker peak RSS $hwm bytes over $bound"
+    # No run is left in the job's directory, named or not.
+    [ -z "$(ls -A "$tmp/work")" ] || fail "files left in the job's directory: $(ls -A "$tmp/work")"
+    ;;
+streaming)
+    lab_inputs
+    sequential wc "$tmp/correct" "${INPUTS[@]}"
+    start_coordinator
+    start_workers 2
+    submit --mapper "$MAPPER" --reducer "$REDUCER" --nreduce 3 "${INPUTS[@]}"
+    check_outputs "$tmp/correct"
+    [ "$(counter map_input_records)" -gt 0 ] || fail "no map input records counted"
+    [ "$(counter reduce_output_records)" = "$(wc -l <"$tmp/correct")" ] ||
+        fail "reduce output records $(counter reduce_output_records), expected $(wc -l <"$tmp/correct")"
+    # In splits of 64 KiB: the lines of each file read once.
+    submit --mapper "$MAPPER" --reducer "$REDUCER" --nreduce 2 --split-size 65536 "${INPUTS[@]}"
+    check_outputs "$tmp/correct"
+    [ "$(json_field "$tmp/status-$id.json" 'j["map_total"]')" -gt "${#INPUTS[@]}" ] || fail "the files were not split"
+    ;;
+streaming-retry)
+    lab_inputs
+    sequential wc "$tmp/correct" "${INPUTS[0]}"
+    start_coordinator
+    start_workers 1
+    # Fails its first run (leaving a mark in the job's directory), then counts words.
+    submit --mapper "if [ -e failed-once ]; then exec $MAPPER; fi; touch failed-once; exit 3" \
+        --reducer "$REDUCER" --nreduce 1 "${INPUTS[0]}"
+    [ -e "$tmp/work/failed-once" ] || fail "the mapper did not run in the job's directory"
+    rm -f "$tmp/work/failed-once"
+    check_outputs "$tmp/correct"
+    [ "$(counter task_attempts_failed)" = 1 ] || fail "failed attempts: $(counter task_attempts_failed)"
+    grep -q "mapper .* exited with status 3" "$tmp/worker1.log" || fail "the worker did not log the exit status"
+    ;;
+streaming-errors)
+    lab_inputs
+    start_coordinator
+    start_workers 1
+    check_error() { # WHAT EXPECTED-PATTERN
+        [ "$(state)" = failed ] || fail "$1: job $id is $(state), not failed"
+        json_field "$tmp/status-$id.json" 'j["error"]' | grep -q -- "$2" ||
+            fail "$1: error '$(json_field "$tmp/status-$id.json" 'j["error"]')' does not match '$2'"
+        rm -f "$tmp"/work/mr-*
+    }
+    submit --mapper "printf 'a\tb\tc\n'" --reducer cat --nreduce 1 "${INPUTS[0]}"
+    check_error "a TAB in a value" "mapper output line 1 has more than one TAB"
+    submit --mapper "printf 'k\0ey\t1\n'" --reducer cat --nreduce 1 "${INPUTS[0]}"
+    check_error "a NUL" "mapper output line 1 holds a NUL byte"
+    submit --mapper "echo no-tab" --reducer cat --nreduce 1 "${INPUTS[0]}"
+    check_error "no TAB" "has no TAB between key and value"
+    submit --mapper "cat >/dev/null; exit 7" --reducer cat --nreduce 1 "${INPUTS[0]}"
+    check_error "an exit status" "mapper 'cat >/dev/null; exit 7' exited with status 7"
+    submit --mapper "$MAPPER" --reducer 'kill -9 $$' --nreduce 1 "${INPUTS[0]}"
+    check_error "a signal" "reducer 'kill -9 \$\$' was killed by signal 9"
+    # A mapper that reads nothing of a large input and writes its pairs is fine.
+    submit --mapper "printf 'a\t1\n'" --reducer "cat" --nreduce 1 "${INPUTS[@]}"
+    [ "$(state)" = done ] || fail "a mapper that ignores its input: job $id is $(state)"
+    [ "$(cat "$tmp"/work/mr-out-0)" = "$(printf 'a\t1\n%.0s' "${INPUTS[@]}")" ] ||
+        fail "unexpected output: $(head -3 "$tmp"/work/mr-out-0)"
+    ;;
+*)
+    fail "unknown case"
+    ;;
+esac
+exit 0
