@@ -29,14 +29,9 @@ struct mrkv_emitter {
         size_t key_len;
 };
 
-/* A group's values, one run at a time: a word count's "1"s are one run per key, so nearly
- * every call only counts down. */
 struct mrkv_values {
         const Group *group;
-        size_t pos;
-        uint32_t left; /* repeats of value still to hand out */
-        const char *value;
-        size_t value_len;
+        GroupIter it;
 };
 
 static int map_emit(mrkv_emitter *out, const char *key, size_t key_len, const char *value, size_t value_len) {
@@ -68,18 +63,12 @@ static int reduce_emit(mrkv_emitter *out, const char *key, size_t key_len, const
 }
 
 static int next_value(mrkv_values *v, const char **value, size_t *value_len) {
-        if (_likely_(v->left > 0)) {
-                v->left--;
-                *value = v->value;
-                *value_len = v->value_len;
-                return 1;
-        }
-        if (group_next_run(v->group, &v->pos, &v->left, &v->value, &v->value_len) == 0)
-                return 0;
-        v->left--;
-        *value = v->value;
-        *value_len = v->value_len;
-        return 1;
+        return group_next_value(v->group, &v->it, value, value_len);
+}
+
+/* A word count's "1"s of a key are one run: one call for all of them. */
+static int next_run(mrkv_values *v, const char **value, size_t *value_len, uint64_t *repeat) {
+        return group_next_repeat(v->group, &v->it, value, value_len, repeat);
 }
 
 static int map_next_value(mrkv_values *v, const char **value, size_t *value_len) {
@@ -98,6 +87,7 @@ static const mrkv_host combine_host = {
         .struct_size = sizeof(mrkv_host),
         .emit = combine_emit,
         .next_value = next_value,
+        .next_run = next_run,
 };
 
 static const mrkv_host reduce_host = {
@@ -105,6 +95,7 @@ static const mrkv_host reduce_host = {
         .struct_size = sizeof(mrkv_host),
         .emit = reduce_emit,
         .next_value = next_value,
+        .next_run = next_run,
 };
 
 static const char *app_name(const Grouped *g) {

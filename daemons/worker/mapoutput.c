@@ -52,6 +52,30 @@ static int combine_next_value(mrkv_values *v, const char **value, size_t *value_
         return v->error;
 }
 
+/* A word count's "1"s of a key are one run in memory and in a spilled run: one call for all. */
+static int combine_next_run(mrkv_values *v, const char **value, size_t *value_len, uint64_t *repeat) {
+        if (v->group) {
+                if (group_next_repeat(v->group, &v->it, value, value_len, repeat) == 0)
+                        return 0;
+                v->n += *repeat;
+                return 1;
+        }
+        while (v->current < v->n_members) {
+                int r = group_reader_take_run(&v->merge->readers[v->members[v->current]], repeat, value, value_len);
+                if (r > 0) {
+                        v->n += *repeat;
+                        return 1;
+                }
+                if (r < 0) {
+                        v->error = r;
+                        v->n_members = 0;
+                        return r;
+                }
+                v->current++;
+        }
+        return v->error;
+}
+
 static int combine_emit(mrkv_emitter *e, const char *key, size_t key_len, const char *value, size_t value_len) {
         if ((!key && key_len > 0) || (!value && value_len > 0))
                 return -EINVAL;
@@ -66,6 +90,7 @@ static const mrkv_host combine_host = {
         .struct_size = sizeof(mrkv_host),
         .emit = combine_emit,
         .next_value = combine_next_value,
+        .next_run = combine_next_run,
 };
 
 static int fail(MapOutput *m, int r, const char *what) {

@@ -270,18 +270,11 @@ int group_append(Group *group, const char *value, size_t value_len) {
         return group_add_value(NULL, group, value, value_len);
 }
 
-int groups_add(Groups *g, const char *key, size_t key_len, const char *value, size_t value_len) {
-        uint64_t h = key_hash(key, key_len);
+/* A new key and its value. */
+static _noinline_ int groups_add_new(Groups *g, const char *key, size_t key_len, uint64_t h, const char *value,
+                                     size_t value_len) {
         Group *group;
         int r;
-
-        group = groups_find(g, key, key_len, h);
-        if (_likely_(group)) {
-                /* A word count's (word, "1") again, nearly every pair of it. */
-                if (_likely_(group_repeat(group, value, value_len)))
-                        return 0;
-                return group_add_value(g, group, value, value_len);
-        }
 
         r = groups_insert(g, key, key_len, h, &group);
         if (r < 0)
@@ -298,6 +291,20 @@ int groups_add(Groups *g, const char *key, size_t key_len, const char *value, si
                 g->n_groups--;
         }
         return r;
+}
+
+int groups_add(Groups *g, const char *key, size_t key_len, const char *value, size_t value_len) {
+        uint64_t h = key_hash(key, key_len);
+        Group *group;
+
+        /* Every other path is a tail call, so this one needs no stack frame. */
+        group = groups_find(g, key, key_len, h);
+        if (_unlikely_(!group))
+                return groups_add_new(g, key, key_len, h, value, value_len);
+        /* A word count's (word, "1") again, nearly every pair of it. */
+        if (_likely_(group_repeat(group, value, value_len)))
+                return 0;
+        return group_add_value(g, group, value, value_len);
 }
 
 int group_next_run(const Group *group, size_t *pos, uint32_t *repeat, const char **value, size_t *value_len) {
@@ -330,6 +337,16 @@ int group_next_value(const Group *group, GroupIter *it, const char **value, size
                 it->left = repeat;
         }
         it->left--;
+        *value = it->value;
+        *value_len = it->value_len;
+        return 1;
+}
+
+int group_next_repeat(const Group *group, GroupIter *it, const char **value, size_t *value_len, uint64_t *repeat) {
+        if (it->left == 0 && group_next_run(group, &it->pos, &it->left, &it->value, &it->value_len) == 0)
+                return 0;
+        *repeat = it->left;
+        it->left = 0;
         *value = it->value;
         *value_len = it->value_len;
         return 1;

@@ -76,7 +76,7 @@ start_workers() { # N [OPTION...]
 sequential() { # APP OUTFILE FILE...
     local app=$1 out=$2
     shift 2
-    (cd "$tmp/seq" && "$MRKV_SEQUENTIAL" "$app" "$@" && sort mr-out-0 >"$out" && rm -f mr-out-0) ||
+    (cd "$tmp/seq" && "$MRKV_SEQUENTIAL" --plain "$app" "$@" && sort mr-out-0 >"$out" && rm -f mr-out-0) ||
         fail "mrkv-sequential $app failed"
 }
 
