@@ -352,23 +352,49 @@ int group_next_repeat(const Group *group, GroupIter *it, const char **value, siz
         return 1;
 }
 
-static int group_compare(const void *a, const void *b) {
-        const Group *x = *(const Group *const *) a, *y = *(const Group *const *) b;
-        int c = memcmp(x->key, y->key, x->key_len < y->key_len ? x->key_len : y->key_len);
+/* A group and the first 8 bytes of its key as a big-endian number (zero-padded): most
+ * comparisons of a sort are settled by that number, without a call or the key's memory. */
+typedef struct SortEntry {
+        uint64_t prefix;
+        const Group *group;
+} SortEntry;
 
+static uint64_t key_prefix(const char *key, size_t key_len) {
+        uint8_t b[8] = {};
+
+        memcpy(b, key, MIN(key_len, sizeof(b)));
+        return (uint64_t) b[0] << 56 | (uint64_t) b[1] << 48 | (uint64_t) b[2] << 40 | (uint64_t) b[3] << 32 |
+               (uint64_t) b[4] << 24 | (uint64_t) b[5] << 16 | (uint64_t) b[6] << 8 | b[7];
+}
+
+static int sort_entry_compare(const void *a, const void *b) {
+        const SortEntry *x = a, *y = b;
+        int c;
+
+        if (x->prefix != y->prefix)
+                return x->prefix < y->prefix ? -1 : 1;
+        c = memcmp(x->group->key, y->group->key, MIN(x->group->key_len, y->group->key_len));
         if (c != 0)
                 return c;
-        return x->key_len < y->key_len ? -1 : x->key_len > y->key_len;
+        return x->group->key_len < y->group->key_len ? -1 : x->group->key_len > y->group->key_len;
 }
 
 int groups_sorted(const Groups *g, const Group ***ret) {
+        _cleanup_free_ SortEntry *entries = malloc((g->n_groups > 0 ? g->n_groups : 1) * sizeof(SortEntry));
         const Group **index = malloc((g->n_groups > 0 ? g->n_groups : 1) * sizeof(Group *));
 
-        if (!index)
+        if (!entries || !index) {
+                free(index);
                 return -ENOMEM;
+        }
         for (size_t i = 0; i < g->n_groups; i++)
-                index[i] = &g->groups[i];
-        qsort(index, g->n_groups, sizeof(Group *), group_compare);
+                entries[i] = (SortEntry) {
+                        .prefix = key_prefix(g->groups[i].key, g->groups[i].key_len),
+                        .group = &g->groups[i],
+                };
+        qsort(entries, g->n_groups, sizeof(SortEntry), sort_entry_compare);
+        for (size_t i = 0; i < g->n_groups; i++)
+                index[i] = entries[i].group;
 
         *ret = index;
         return 0;
