@@ -252,6 +252,52 @@ START_TEST(test_status) {
 }
 END_TEST
 
+/* A streaming job in splits, with backups and counters. */
+START_TEST(test_status_splits_counters) {
+        _cleanup_json_ json_object *o = parse_or_die(job_done_json);
+        _cleanup_free_ char *s = NULL;
+        JobInfo j;
+
+        json_object_object_add(o, "app", json_object_new_string("streaming"));
+        json_object_object_add(o, "mapper", json_object_new_string("./map.py"));
+        json_object_object_add(o, "reducer", json_object_new_string("./reduce.py"));
+        json_object_object_add(o, "split_size", json_object_new_int64(64 << 20));
+        json_object_object_add(o, "backup_tasks", json_object_new_boolean(true));
+        json_object_object_add(o, "counters",
+                               parse_or_die("{\"map_input_records\":12,\"backup_attempts_won\":1}"));
+        ck_assert_int_eq(job_info_parse(o, &j), 0);
+        s = capture(print_status, &j, 1, T0 + 65 * USEC_PER_SEC);
+        ck_assert_ptr_nonnull(strstr(s, "    Input: /in/a.txt\n"
+                                        "           /in/b.txt\n"
+                                        "   Mapper: ./map.py\n"
+                                        "  Reducer: ./reduce.py\n"
+                                        "   Splits: 64 MiB\n"
+                                        "  Backups: yes\n"
+                                        "  Reduces: 2\n"));
+        ck_assert_ptr_nonnull(strstr(s, "/w/jobs/3/mr-out-1\n"
+                                        " Counters: map_input_records   12\n"
+                                        "           backup_attempts_won 1\n"));
+
+        /* One map task per file; sizes that are not a power of 1024 stay bytes. */
+        json_object_object_add(o, "split_size", json_object_new_int64(0));
+        ck_assert_int_eq(job_info_parse(o, &j), 0);
+        s = mfree(s);
+        s = capture(print_status, &j, 1, T0);
+        ck_assert_ptr_nonnull(strstr(s, "   Splits: one map task per file\n"));
+        char b[32];
+        ck_assert_str_eq(format_bytes(1000, b, sizeof(b)), "1000 B");
+        ck_assert_str_eq(format_bytes(3 << 10, b, sizeof(b)), "3 KiB");
+
+        /* Counters that are not non-negative integers, a wrong type: refused. */
+        ck_assert_int_eq(parse_with("counters", "{\"x\":-1}"), -EBADMSG);
+        ck_assert_int_eq(parse_with("counters", "{\"x\":\"1\"}"), -EBADMSG);
+        ck_assert_int_eq(parse_with("counters", "[1]"), -EBADMSG);
+        ck_assert_int_eq(parse_with("backup_tasks", "1"), -EBADMSG);
+        ck_assert_int_eq(parse_with("split_size", "-1"), -EBADMSG);
+        ck_assert_int_eq(parse_with("counters", "{}"), 0);
+}
+END_TEST
+
 /* A queued job of another user: its owner, whom it waits for, no files. */
 START_TEST(test_status_waiting) {
         _cleanup_json_ json_object *o = parse_or_die(
@@ -306,6 +352,7 @@ static Suite *job_format_suite(void) {
         tcase_add_test(tc, test_summary);
         tcase_add_test(tc, test_status);
         tcase_add_test(tc, test_status_waiting);
+        tcase_add_test(tc, test_status_splits_counters);
         tcase_add_test(tc, test_table);
         suite_add_tcase(s, tc);
         return s;

@@ -72,8 +72,8 @@ static int job_add_lists(json_object *o, Job *j, JobDetail detail, bool allowed)
 }
 
 /* How the job runs: splits, backups, a streaming job's commands (for those who may see
- * them), and with the lists its counters. */
-static int job_add_settings(json_object *o, Job *j, JobDetail detail, bool allowed) {
+ * them), and its counters (a few hundred bytes, in every reply). */
+static int job_add_settings(json_object *o, Job *j, bool allowed) {
         int r;
 
         r = json_object_add(o, "split_size", json_object_new_int64((int64_t) MIN(j->split_size, (uint64_t) INT64_MAX)));
@@ -83,7 +83,7 @@ static int job_add_settings(json_object *o, Job *j, JobDetail detail, bool allow
                 r = json_object_add(o, "mapper", json_object_new_string(j->mapper));
         if (r >= 0 && j->reducer && allowed)
                 r = json_object_add(o, "reducer", json_object_new_string(j->reducer));
-        if (r >= 0 && detail == JOB_FULL)
+        if (r >= 0)
                 r = json_object_add(o, "counters", job_counters_to_json(&j->counters, 0, _COUNTER_MAX));
         return r;
 }
@@ -108,7 +108,7 @@ static json_object *job_to_json(Scheduler *s, Job *j, JobDetail detail, bool all
                               NULL) < 0)
                 return NULL;
         if (job_add_lists(o, j, detail, allowed) < 0 || job_add_optional(o, s, j) < 0 ||
-            job_add_settings(o, j, detail, allowed) < 0)
+            job_add_settings(o, j, allowed) < 0)
                 return NULL;
         /* A job given on the coordinator's command line runs the workers' own app: null. */
         if (j->app ? json_object_add(o, "app", json_object_new_string(j->app)) < 0

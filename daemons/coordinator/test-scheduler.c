@@ -576,6 +576,17 @@ static Job *backup_setup(Worker *a, Worker *b, Worker *c, bool backups, uint64_t
         return j;
 }
 
+/* The same, 5 s after the start: a runs the backup of map 2, c the original. */
+static Job *backup_running(Worker *a, Worker *b, Worker *c) {
+        uint64_t start;
+        Job *j = backup_setup(a, b, c, true, &start);
+
+        fake.now = start + 5 * SEC;
+        scheduler_request_task(sched, a);
+        expect_task(a, j, TASK_MAP, 2, 2);
+        return j;
+}
+
 START_TEST(test_backup_after_median) {
         Worker *a = add_worker("a"), *b = add_worker("b"), *c = add_worker("c");
         uint64_t start;
@@ -624,12 +635,7 @@ END_TEST
 
 START_TEST(test_backup_original_wins) {
         Worker *a = add_worker("a"), *b = add_worker("b"), *c = add_worker("c");
-        uint64_t start;
-        Job *j = backup_setup(a, b, c, true, &start);
-
-        fake.now = start + 5 * SEC;
-        scheduler_request_task(sched, a);
-        expect_task(a, j, TASK_MAP, 2, 2);
+        Job *j = backup_running(a, b, c);
 
         /* The original finishes first: it is committed, the backup is discarded. */
         finish_counted(j, TASK_MAP, 2, 1, true, 1, 30);
@@ -643,13 +649,8 @@ END_TEST
 
 START_TEST(test_backup_attempt_lost) {
         Worker *a = add_worker("a"), *b = add_worker("b"), *c = add_worker("c");
-        uint64_t start;
-        Job *j = backup_setup(a, b, c, true, &start);
+        Job *j = backup_running(a, b, c);
         Task *t = job_find_task(j, TASK_MAP, 2);
-
-        fake.now = start + 5 * SEC;
-        scheduler_request_task(sched, a);
-        expect_task(a, j, TASK_MAP, 2, 2);
 
         /* The backup fails: the original goes on, and no second backup is made. */
         finish_counted(j, TASK_MAP, 2, 2, false, 0, 0);
@@ -673,13 +674,8 @@ END_TEST
 
 START_TEST(test_backup_original_lost) {
         Worker *a = add_worker("a"), *b = add_worker("b"), *c = add_worker("c");
-        uint64_t start;
-        Job *j = backup_setup(a, b, c, true, &start);
+        Job *j = backup_running(a, b, c);
         Task *t = job_find_task(j, TASK_MAP, 2);
-
-        fake.now = start + 5 * SEC;
-        scheduler_request_task(sched, a);
-        expect_task(a, j, TASK_MAP, 2, 2);
 
         /* The original's worker goes away while the backup runs: the backup goes on. */
         scheduler_request_task(sched, b);

@@ -120,11 +120,25 @@ static int combine(MapOutput *m, const char *key, size_t key_len, mrkv_values *v
         return 0;
 }
 
-static void write_group(OutputFile *f, const char *key, size_t key_len, const Group *values) {
+/* Bytes of the values of a group, as emitted. */
+static uint64_t group_value_bytes(const Group *group) {
+        const char *value;
+        size_t pos = 0, len;
+        uint32_t repeat;
+        uint64_t n = 0;
+
+        while (group_next_run(group, &pos, &repeat, &value, &len) > 0)
+                n += (uint64_t) repeat * len;
+        return n;
+}
+
+/* Writes a group; returns the bytes of its values, as emitted. */
+static uint64_t write_group(OutputFile *f, const char *key, size_t key_len, const Group *values) {
         uint8_t hdr[VARINT_MAX];
         const char *value;
         size_t pos = 0, len;
         uint32_t repeat;
+        uint64_t n = 0;
 
         (void) output_file_write(f, hdr, varint_encode(hdr, key_len));
         (void) output_file_write(f, key, key_len);
@@ -133,22 +147,34 @@ static void write_group(OutputFile *f, const char *key, size_t key_len, const Gr
                 (void) output_file_write(f, hdr, varint_encode(hdr, repeat));
                 (void) output_file_write(f, hdr, varint_encode(hdr, len));
                 (void) output_file_write(f, value, len);
+                n += (uint64_t) repeat * len;
         }
+        return n;
 }
 
-/* Writes a group from memory, combined when there is a combiner; returns the values written. */
+/* Writes a group from memory, combined when there is a combiner; returns the values written.
+ * Each group of the map's output passes here once: it is counted here. */
 static int write_memory_group(MapOutput *m, OutputFile *f, const Group *group, uint64_t *ret_written) {
-        const Group *values = group;
+        uint64_t bytes;
         int r;
 
-        if (m->combine) {
+        m->counters->map_output_records += group->n_values;
+        m->counters->map_output_bytes += (uint64_t) group->key_len * group->n_values;
+
+        /* One value repeated is as small as a combiner could make it in this format (a run):
+         * a word count's "1"s are left as they are. */
+        if (m->combine && group->last_run > 1) {
                 r = combine(m, group->key, group->key_len, &(mrkv_values) { .group = group });
                 if (r < 0)
                         return r;
-                values = &m->combined;
+                m->counters->map_output_bytes += group_value_bytes(group);
+                (void) write_group(f, group->key, group->key_len, &m->combined);
+                *ret_written = m->combined.n_values;
+                return 0;
         }
-        write_group(f, group->key, group->key_len, values);
-        *ret_written = values->n_values;
+        bytes = write_group(f, group->key, group->key_len, group);
+        m->counters->map_output_bytes += bytes;
+        *ret_written = group->n_values;
         return 0;
 }
 
@@ -186,7 +212,7 @@ static int write_partitions(MapOutput *m, char *const *names) {
         _cleanup_free_ OutputFile *files = NULL;
         const Groups *g = m->groups;
         unsigned opened = 0;
-        uint64_t written;
+        uint64_t written = 0;
         int r;
 
         r = groups_sorted(g, &sorted);
@@ -249,7 +275,7 @@ static int spill(MapOutput *m) {
         _cleanup_free_ size_t *starts = NULL;
         Groups *g = m->groups;
         OutputFile f;
-        uint64_t written;
+        uint64_t written = 0;
         int r, fd;
 
         r = groups_sorted(g, &sorted);
@@ -287,20 +313,12 @@ static int spill(MapOutput *m) {
         return runs_add(m, fd);
 }
 
-int map_output_add(MapOutput *m, const char *key, size_t key_len, const char *value, size_t value_len) {
-        int r;
+static int map_output_full(void *userdata) {
+        return spill(userdata);
+}
 
-        m->counters->map_output_records++;
-        m->counters->map_output_bytes += key_len + value_len;
-
-        r = groups_add(m->groups, key, key_len, value, value_len);
-        if (r != -ENOBUFS)
-                return r < 0 ? fail(m, r, "cannot keep the map output") : 0;
-        r = spill(m);
-        if (r < 0)
-                return r;
-        r = groups_add(m->groups, key, key_len, value, value_len);
-        return r < 0 ? fail(m, r, "cannot keep the map output") : 0;
+void map_output_init(MapOutput *m, size_t budget) {
+        groups_set_budget(m->groups, budget, map_output_full, m);
 }
 
 /* Writes the groups of one key, from the members of the merge positioned at it, to f. */
@@ -310,13 +328,14 @@ static int merge_group(MapOutput *m, GroupMerge *merge, const unsigned *members,
         uint64_t total = 0;
         int r;
 
-        if (m->combine) {
+        /* A key of one run only was combined, if at all, when that run was written. */
+        if (m->combine && n_members > 1) {
                 mrkv_values v = { .merge = merge, .members = members, .n_members = n_members };
 
                 r = combine(m, key, key_len, &v);
                 if (r < 0)
                         return r;
-                write_group(f, key, key_len, &m->combined);
+                (void) write_group(f, key, key_len, &m->combined);
                 *ret_written = m->combined.n_values;
                 return 0;
         }
@@ -354,7 +373,7 @@ static int merge_runs(MapOutput *m, int *fds, unsigned n, char *const *names, in
         GroupMerge merge = {};
         OutputFile out = { .fd = -EBADF };
         unsigned partition = 0;
-        uint64_t written;
+        uint64_t written = 0;
         int r = 0;
 
         merge.readers = calloc(n, sizeof(GroupReader));
@@ -514,6 +533,8 @@ int map_output_write(MapOutput *m, char *const *names) {
 }
 
 void map_output_done(MapOutput *m) {
+        /* The groups outlive m: they must not call back into it. */
+        groups_set_budget(m->groups, m->groups->budget, NULL, NULL);
         for (size_t i = 0; i < m->n_runs; i++)
                 closep(&m->runs[i]);
         m->runs = mfree(m->runs);

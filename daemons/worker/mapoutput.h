@@ -3,6 +3,7 @@
 
 #include "counters.h"
 #include "groups.h"
+#include "macro.h"
 #include "mrkv/app.h"
 
 /* The output of one map task on its way to the partition files: pairs grouped by key in
@@ -11,8 +12,10 @@
  * memory freed. Beyond MAP_MERGE_FAN_IN runs, the newest are merged into one, so a task
  * holds that many files at most. At the end, without runs, the groups go straight to the
  * partition files; with runs, the rest becomes one more run and the runs are merged into
- * them. A combiner, when the app has one, runs over each key's
- * values whenever they are written: into a run, a merged run, or a partition file.
+ * them. A combiner, when the app has one, runs over a key's values whenever they are
+ * written (into a run, a merged run, or a partition file) and could shrink them: not over
+ * one value repeated, which the format keeps as one run, nor over a key of one run in a
+ * merge, combined when that run was written.
  *
  * Runs are unlinked as soon as they are created, so nothing is left behind by a task
  * that fails or a worker that dies. */
@@ -20,7 +23,7 @@
 #define MAP_MERGE_FAN_IN 64U
 
 typedef struct MapOutput {
-        Groups *groups;            /* with the task's budget (groups_set_budget()) */
+        Groups *groups;            /* the task's scratch space (see map_output_init()) */
         mrkv_combine_func combine; /* or NULL */
         int dir_fd;
         unsigned nreduce;
@@ -32,8 +35,17 @@ typedef struct MapOutput {
         Group combined;            /* a combiner's output for one key */
 } MapOutput;
 
-/* Adds one pair, spilling a run first when the groups are full. 0 or -errno. */
-int map_output_add(MapOutput *m, const char *key, size_t key_len, const char *value, size_t value_len);
+/* Sets up m over its groups (m->groups, with the task's budget): a full budget spills a
+ * run. */
+void map_output_init(MapOutput *m, size_t budget);
+
+/* Adds one pair, spilling a run first when the groups are full. 0 or -errno, m->error
+ * saying why. Inline and a tail call: a word count calls it once per word of its input
+ * (so the map output is counted as it is written, a group at a time). */
+static inline int map_output_add(MapOutput *m, const char *key, size_t key_len, const char *value,
+                                 size_t value_len) {
+        return groups_add(m->groups, key, key_len, value, value_len);
+}
 
 /* Writes the partition files names[0..nreduce) in dir_fd, each sorted by key. 0 or
  * -errno, m->error says why. */

@@ -50,15 +50,30 @@ static int open_input(int dir_fd, const char *path) {
         return TAKE_FD(fd);
 }
 
-/* Lines, as map input records: each '\n', and a last line without one. */
+/* Lines, as map input records: each '\n', and a last line without one. Eight bytes at a
+ * time: memchr() per line costs more on short lines, and a byte loop more still. */
 static uint64_t count_lines(const char *text, size_t size) {
+        const uint64_t ones = UINT64_C(0x0101010101010101), low7 = UINT64_C(0x7f7f7f7f7f7f7f7f);
         uint64_t n = 0;
+        size_t i = 0;
 
-        for (const char *p = text, *end = text + size; p < end; n++) {
-                const char *nl = memchr(p, '\n', (size_t) (end - p));
-                p = nl ? nl + 1 : end;
+        while (size - i >= 8) {
+                /* Per byte lane, 1 where the byte is '\n'; a lane holds at most 255 of them. */
+                uint64_t lanes = 0;
+
+                for (size_t end = i + 8 * MIN((size - i) / 8, (size_t) 255); i < end; i += 8) {
+                        uint64_t w, x;
+
+                        memcpy(&w, text + i, 8);
+                        x = w ^ (ones * '\n');
+                        lanes += (~(((x & low7) + low7) | x | low7)) >> 7;
+                }
+                for (unsigned b = 0; b < 8; b++)
+                        n += (lanes >> (8 * b)) & 0xff;
         }
-        return n;
+        for (; i < size; i++)
+                n += text[i] == '\n';
+        return n + (size > 0 && text[size - 1] != '\n');
 }
 
 /* Why an input cannot be mapped, for the coordinator. */
@@ -93,6 +108,7 @@ int map_task_run(const MapTask *t, char **ret_error) {
         *ret_error = NULL;
 
         groups_reset(t->groups);
+        map_output_init(&out, (size_t) MIN(t->map_memory, (uint64_t) SIZE_MAX));
         fd = open_input(t->dir_fd, t->input);
         r = fd < 0 ? fd : split_read(fd, t->offset, t->length, t->max_input, &contents, &size);
         if (r < 0) {
@@ -111,7 +127,9 @@ int map_task_run(const MapTask *t, char **ret_error) {
                         asprintf_or_null(&out.error, "map of %s failed: %m", t->input);
                 }
         } else
-                r = streaming_map(t->mapper, contents, size, &out, &out.error);
+                /* A line is a record: no larger than an input may be. */
+                r = streaming_map(t->mapper, contents, size, (size_t) MIN(t->max_input, (uint64_t) SIZE_MAX), &out,
+                                  &out.error);
         if (r >= 0) {
                 /* The input is no longer needed; give its memory back before writing. */
                 contents = mfree(contents);

@@ -8,7 +8,8 @@
 typedef struct MapTask {
         const mrkv_app *app;  /* the app, or NULL for a streaming job's mapper */
         const char *mapper;   /* a streaming job's mapper command */
-        Groups *groups;       /* scratch space with the budget of --map-memory, kept for the next task */
+        Groups *groups;       /* scratch space, kept for the next task */
+        uint64_t map_memory;  /* the bytes groups may take before a run is spilled (0: no bound) */
         int dir_fd;           /* the job's directory */
         const char *input;    /* relative to dir_fd: a regular file, not a symbolic link */
         uint64_t offset, length; /* the split; 0 and UINT64_MAX for the whole file */

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <sys/wait.h>
 
 #include "macro.h"
@@ -13,14 +14,41 @@
 
 extern char **environ;
 
+/* The worker's environment without what systemd gave the worker itself: a command must
+ * not speak for the service (readiness, status, watchdog). */
+static char **command_environ(void) {
+        static const char *const drop[] = { "NOTIFY_SOCKET=", "WATCHDOG_PID=", "WATCHDOG_USEC=", "LISTEN_FDS=",
+                                            "LISTEN_PID=", "LISTEN_FDNAMES=" };
+        size_t n = 0, k = 0;
+        char **env;
+
+        while (environ[n])
+                n++;
+        env = calloc(n + 1, sizeof(char *));
+        if (!env)
+                return NULL;
+        for (size_t i = 0; i < n; i++) {
+                bool keep = true;
+
+                for (size_t j = 0; j < ELEMENTSOF(drop) && keep; j++)
+                        keep = strncmp(environ[i], drop[j], strlen(drop[j])) != 0;
+                if (keep)
+                        env[k++] = environ[i];
+        }
+        return env;
+}
+
 /* Starts /bin/sh -c command with pipes on its stdin and stdout (ours non-blocking). */
 static int spawn_command(const char *command, pid_t *ret_pid, int *ret_stdin, int *ret_stdout) {
+        _cleanup_free_ char **env = command_environ();
         _cleanup_close_ int in_r = -EBADF, in_w = -EBADF, out_r = -EBADF, out_w = -EBADF;
         int in[2], out[2], r;
         posix_spawn_file_actions_t actions;
         posix_spawnattr_t attr;
         sigset_t none, pipe;
 
+        if (!env)
+                return -ENOMEM;
         if (pipe2(in, O_CLOEXEC) < 0)
                 return -errno;
         in_r = in[0], in_w = in[1];
@@ -53,7 +81,7 @@ static int spawn_command(const char *command, pid_t *ret_pid, int *ret_stdin, in
                 r = posix_spawnattr_setsigmask(&attr, &none);
         if (r == 0)
                 r = posix_spawn(ret_pid, "/bin/sh", &actions, &attr,
-                                (char *const[]) { (char *) "sh", (char *) "-c", (char *) command, NULL }, environ);
+                                (char *const[]) { (char *) "sh", (char *) "-c", (char *) command, NULL }, env);
         posix_spawn_file_actions_destroy(&actions);
         posix_spawnattr_destroy(&attr);
         if (r != 0)
@@ -185,6 +213,7 @@ typedef struct MapStream {
         MapOutput *out;
         char *line; /* a line not yet complete */
         size_t line_size, line_allocated;
+        size_t line_max;
         uint64_t line_number;
         char **error;
 } MapStream;
@@ -232,6 +261,12 @@ static int map_consume(void *userdata, const char *data, size_t size) {
 
                 if (!nl || s->line_size > 0) {
                         /* Keep a part of a line, or complete one kept. */
+                        if (n > s->line_max - s->line_size) {
+                                free(*s->error);
+                                asprintf_or_null(s->error, "mapper output line %" PRIu64 " is longer than %zu bytes",
+                                                 s->line_number + 1, s->line_max);
+                                return -EFBIG;
+                        }
                         if (s->line_size + n > s->line_allocated) {
                                 size_t a = MAX(s->line_allocated * 2, s->line_size + n);
                                 char *p = realloc(s->line, a);
@@ -255,8 +290,9 @@ static int map_consume(void *userdata, const char *data, size_t size) {
         return 0;
 }
 
-int streaming_map(const char *command, const char *text, size_t size, MapOutput *out, char **ret_error) {
-        MapStream s = { .text = text, .size = size, .out = out, .error = ret_error };
+int streaming_map(const char *command, const char *text, size_t size, size_t line_max, MapOutput *out,
+                  char **ret_error) {
+        MapStream s = { .text = text, .size = size, .line_max = line_max, .out = out, .error = ret_error };
         int r;
 
         r = streaming_run("mapper", command, map_produce, map_consume, &s, ret_error);

@@ -31,6 +31,8 @@ typedef int (*StreamConsume)(void *userdata, const char *data, size_t size);
 int streaming_run(const char *what, const char *command, StreamProduce produce, StreamConsume consume,
                   void *userdata, char **ret_error);
 
-/* The mapper over text; its pairs go to out. ret_error as streaming_run()'s (it may be
- * &out->error, where out's own failures are described). */
-int streaming_map(const char *command, const char *text, size_t size, MapOutput *out, char **ret_error);
+/* The mapper over text; its pairs go to out. A line it prints may have line_max bytes at
+ * most (-EFBIG). ret_error as streaming_run()'s (it may be &out->error, where out's own
+ * failures are described). */
+int streaming_map(const char *command, const char *text, size_t size, size_t line_max, MapOutput *out,
+                  char **ret_error);

@@ -44,8 +44,19 @@ static char **names_new(unsigned n) {
         return TAKE_PTR(v);
 }
 
-static int run_task(const Assignment *a, App *app, Groups *groups, int dir_fd, uint64_t max_input,
-                    TaskCounters *counters, char **ret_error) {
+typedef struct WorkerState {
+        App *fixed;   /* the APP of the command line, or NULL: each job names its app */
+        App **apps;   /* apps loaded for jobs */
+        size_t n_apps;
+        Groups groups; /* map scratch space, reused from task to task, within map_memory */
+        uint64_t max_input; /* bytes of a map task's input */
+        uint64_t map_memory; /* bytes of a map task's groups */
+        bool send_counters; /* the coordinator takes FinishTask's counters */
+        int dir_fd;    /* the current task's job directory, also the cwd */
+        unsigned served;
+} WorkerState;
+
+static int run_task(const Assignment *a, App *app, WorkerState *w, TaskCounters *counters, char **ret_error) {
         _cleanup_strv_free_ char **names = NULL, **inputs = NULL;
         bool streaming = assignment_streaming(a);
 
@@ -68,12 +79,13 @@ static int run_task(const Assignment *a, App *app, Groups *groups, int dir_fd, u
                 return map_task_run(&(MapTask) {
                                             .app = streaming ? NULL : app->app,
                                             .mapper = a->mapper,
-                                            .groups = groups,
-                                            .dir_fd = dir_fd,
+                                            .groups = &w->groups,
+                                            .map_memory = w->map_memory,
+                                            .dir_fd = w->dir_fd,
                                             .input = json_object_get_string(json_object_array_get_idx(a->files, 0)),
                                             .offset = a->offset,
                                             .length = a->length,
-                                            .max_input = max_input,
+                                            .max_input = w->max_input,
                                             .nreduce = a->nreduce,
                                             .names = names,
                                             .run_name = run_name,
@@ -96,7 +108,7 @@ static int run_task(const Assignment *a, App *app, Groups *groups, int dir_fd, u
         return reduce_task_run(&(ReduceTask) {
                                        .app = streaming ? NULL : app->app,
                                        .reducer = a->reducer,
-                                       .dir_fd = dir_fd,
+                                       .dir_fd = w->dir_fd,
                                        .inputs = inputs,
                                        .n_inputs = a->nmap,
                                        .output = output,
@@ -190,16 +202,6 @@ static int finish_task(VarlinkClient *client, const Assignment *a, bool ok, cons
         return 0;
 }
 
-typedef struct WorkerState {
-        App *fixed;   /* the APP of the command line, or NULL: each job names its app */
-        App **apps;   /* apps loaded for jobs */
-        size_t n_apps;
-        Groups groups; /* map scratch space, reused from task to task, within map_memory */
-        uint64_t max_input; /* bytes of a map task's input */
-        bool send_counters; /* the coordinator takes FinishTask's counters */
-        int dir_fd;    /* the current task's job directory, also the cwd */
-        unsigned served;
-} WorkerState;
 
 static void worker_state_done(WorkerState *w) {
         for (size_t i = 0; i < w->n_apps; i++)
@@ -356,7 +358,7 @@ static int worker_execute(WorkerState *w, const Assignment *a, TaskCounters *cou
 
         log_debug("Running %s task %u attempt %u of job %s.", a->kind, a->task, a->attempt, a->job);
         if (r >= 0) {
-                r = run_task(a, app, &w->groups, w->dir_fd, w->max_input, counters, &error);
+                r = run_task(a, app, w, counters, &error);
                 int k = attempt_commit(a, w->dir_fd, r >= 0);
                 if (r >= 0 && k < 0) {
                         r = k;
@@ -409,12 +411,11 @@ int worker_run(const char *address, App *app, bool serve, uint64_t max_input, ui
                 .max_input = max_input,
                 .dir_fd = -EBADF,
                 .send_counters = true,
+                .map_memory = map_memory,
         };
         uint64_t pause = 100 * USEC_PER_MSEC;
         bool ready = false;
         int r;
-
-        groups_set_budget(&w.groups, (size_t) MIN(map_memory, (uint64_t) SIZE_MAX));
 
         for (;;) {
                 _cleanup_(varlink_client_freep) VarlinkClient *client = NULL;

@@ -115,18 +115,8 @@ typedef const mrkv_app *(*mrkv_app_get_func)(void);
 /* Every plugin defines this; MRKV_APP_DEFINE() below does it for you. */
 const mrkv_app *mrkv_app_get(void);
 
-#define MRKV_APP_DEFINE(app_name, app_description, map_func, reduce_func)       \
-        __attribute__((visibility("default"))) const mrkv_app *mrkv_app_get(void) { \
-                static const mrkv_app app = {                                    \
-                        .abi_version = MRKV_APP_ABI_VERSION,                     \
-                        .struct_size = sizeof(mrkv_app),                         \
-                        .name = (app_name),                                      \
-                        .description = (app_description),                        \
-                        .map = (map_func),                                       \
-                        .reduce = (reduce_func),                                 \
-                };                                                               \
-                return &app;                                                     \
-        }
+#define MRKV_APP_DEFINE(app_name, app_description, map_func, reduce_func) \
+        MRKV_APP_DEFINE_COMBINE(app_name, app_description, map_func, reduce_func, NULL)
 
 /* The same, for an app with a combine function (ABI 1.1). */
 #define MRKV_APP_DEFINE_COMBINE(app_name, app_description, map_func, reduce_func, combine_func) \

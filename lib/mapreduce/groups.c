@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -101,8 +102,10 @@ static size_t initial_slots(const Groups *g) {
         return n;
 }
 
-void groups_set_budget(Groups *g, size_t budget) {
+void groups_set_budget(Groups *g, size_t budget, int (*full)(void *userdata), void *userdata) {
         g->budget = budget;
+        g->full = full;
+        g->userdata = userdata;
         /* Key chunks small enough that a small budget is not one chunk already. */
         g->keys.chunk_size = budget == 0 ? 0 : MIN(MAX(budget / 16, (size_t) 4096), (size_t) 1024 * 1024);
 }
@@ -153,11 +156,13 @@ static _noinline_ int groups_insert(Groups *g, const char *key, size_t key_len, 
         /* Keep the table at most half full, so probes stay short. */
         grow_slots = !g->slots || (g->n_groups + 1) * 2 > g->mask + 1;
         grow_groups = g->n_groups >= g->n_allocated;
-        growth = arena_growth(&g->keys, key_len) +
-                 (grow_slots ? (g->slots ? (g->mask + 1) * 2 : initial_slots(g)) * sizeof(uint32_t) : 0) +
-                 (grow_groups ? (g->n_allocated > 0 ? g->n_allocated : initial_groups(g)) * sizeof(Group) : 0);
-        if (!groups_may_grow(g, growth))
-                return -ENOBUFS;
+        if (g->budget > 0) {
+                growth = arena_growth(&g->keys, key_len) +
+                         (grow_slots ? (g->slots ? (g->mask + 1) * 2 : initial_slots(g)) * sizeof(uint32_t) : 0) +
+                         (grow_groups ? (g->n_allocated > 0 ? g->n_allocated : initial_groups(g)) * sizeof(Group) : 0);
+                if (growth > 0 && !groups_may_grow(g, growth))
+                        return -ENOBUFS;
+        }
 
         if (grow_slots) {
                 if (groups_resize(g, g->slots ? (g->mask + 1) * 2 : initial_slots(g)) < 0)
@@ -217,7 +222,7 @@ static inline bool group_repeat(Group *group, const char *value, size_t value_le
 
 /* Appends value to group; -ENOBUFS (nothing changed) if growing its buffer would take g
  * over its budget. g may be NULL: no budget. */
-static _noinline_ int group_add_value(Groups *g, Group *group, const char *value, size_t value_len) {
+static int group_add_value(Groups *g, Group *group, const char *value, size_t value_len) {
         size_t need;
         uint8_t *p;
 
@@ -270,25 +275,39 @@ int group_append(Group *group, const char *value, size_t value_len) {
         return group_add_value(NULL, group, value, value_len);
 }
 
-/* A new key and its value. */
-static _noinline_ int groups_add_new(Groups *g, const char *key, size_t key_len, uint64_t h, const char *value,
-                                     size_t value_len) {
-        Group *group;
+/* A pair that is not a repeat of its key's last value: a new key, a new value, or one
+ * that takes g over its budget. Out of line, so that the path of a repeat stays short. */
+static _noinline_ int groups_add_slow(Groups *g, const char *key, size_t key_len, const char *value,
+                                      size_t value_len, uint64_t h) {
+        Group *group = groups_find(g, key, key_len, h);
         int r;
 
-        r = groups_insert(g, key, key_len, h, &group);
-        if (r < 0)
-                return r;
-        r = group_add_value(g, group, value, value_len);
-        if (r == -ENOBUFS && group->n_values == 0) {
-                /* A new key without its value: take it out again, so a spill does not write a
-                 * group of no values. It is the last group, in the last slot taken. */
-                size_t i;
+        if (group)
+                r = group_add_value(g, group, value, value_len);
+        else {
+                r = groups_insert(g, key, key_len, h, &group);
+                if (r < 0)
+                        return r;
+                r = group_add_value(g, group, value, value_len);
+                if (r == -ENOBUFS && group->n_values == 0) {
+                        /* A new key without its value: take it out again, so a spill does not
+                         * write a group of no values. It is the last group, in the last slot
+                         * taken. */
+                        size_t i;
 
-                for (i = h & g->mask; g->slots[i] != (uint32_t) g->n_groups; i = (i + 1) & g->mask)
-                        ;
-                g->slots[i] = 0;
-                g->n_groups--;
+                        for (i = h & g->mask; g->slots[i] != (uint32_t) g->n_groups; i = (i + 1) & g->mask)
+                                ;
+                        g->slots[i] = 0;
+                        g->n_groups--;
+                }
+        }
+        if (r == -ENOBUFS && g->full) {
+                /* Written out and emptied: the add fits now. */
+                r = g->full(g->userdata);
+                if (r < 0)
+                        return r;
+                assert(g->n_groups == 0);
+                return groups_add(g, key, key_len, value, value_len);
         }
         return r;
 }
@@ -297,14 +316,12 @@ int groups_add(Groups *g, const char *key, size_t key_len, const char *value, si
         uint64_t h = key_hash(key, key_len);
         Group *group;
 
-        /* Every other path is a tail call, so this one needs no stack frame. */
+        /* A word count's (word, "1") again, nearly every pair of it; every other path is a
+         * tail call, so this one needs no stack frame. */
         group = groups_find(g, key, key_len, h);
-        if (_unlikely_(!group))
-                return groups_add_new(g, key, key_len, h, value, value_len);
-        /* A word count's (word, "1") again, nearly every pair of it. */
-        if (_likely_(group_repeat(group, value, value_len)))
+        if (_likely_(group && group_repeat(group, value, value_len)))
                 return 0;
-        return group_add_value(g, group, value, value_len);
+        return groups_add_slow(g, key, key_len, value, value_len, h);
 }
 
 int group_next_run(const Group *group, size_t *pos, uint32_t *repeat, const char **value, size_t *value_len) {
@@ -410,7 +427,7 @@ void groups_reset(Groups *g) {
 }
 
 void groups_done(Groups *g) {
-        size_t budget = g->budget;
+        Groups keep = { .budget = g->budget, .full = g->full, .userdata = g->userdata };
 
         for (size_t i = 0; i < g->n_initialized; i++)
                 free(g->groups[i].values);
@@ -418,5 +435,5 @@ void groups_done(Groups *g) {
         free(g->slots);
         arena_done(&g->keys);
         *g = (Groups) {};
-        groups_set_budget(g, budget);
+        groups_set_budget(g, keep.budget, keep.full, keep.userdata);
 }

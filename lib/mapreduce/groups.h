@@ -46,15 +46,18 @@ typedef struct Groups {
         size_t n_initialized; /* groups[] entries whose values buffer may be reused */
         size_t budget;        /* bytes the groups may hold; 0: no bound */
         size_t memory;        /* bytes held: table, groups, keys, value buffers */
+        int (*full)(void *userdata); /* called when an add would go over the budget */
+        void *userdata;
 } Groups;
 
-/* Bounds the memory g holds to about budget bytes (0: no bound); set on an empty g. */
-void groups_set_budget(Groups *g, size_t budget);
+/* Bounds the memory g holds to about budget bytes (0: no bound); set on an empty g. When
+ * an add would take g over it while g holds groups (never when it is empty), full() is
+ * called, which writes the groups out and empties g (groups_done()), and the add is
+ * made again; without full(), the add fails with -ENOBUFS. Memory kept by a reset
+ * counts against the budget and is reused first. */
+void groups_set_budget(Groups *g, size_t budget, int (*full)(void *userdata), void *userdata);
 
-/* Appends value to key's values. Returns 0, -ENOMEM, or -ENOBUFS when that would take g
- * over its budget while it holds groups (never when it is empty): the caller then writes
- * the groups out, resets g and adds again. Memory kept by a reset counts against the
- * budget and is reused first. */
+/* Appends value to key's values. Returns 0, -ENOMEM, -ENOBUFS, or full()'s error. */
 int groups_add(Groups *g, const char *key, size_t key_len, const char *value, size_t value_len);
 
 /* Appends a value to one group, unbounded (a combiner's output, outside any Groups).

@@ -68,6 +68,12 @@ grep -q 'PropertiesChanged' "$tmp/monitor.log" || fail "no PropertiesChanged see
 workdir=$(bctl get-property org.mrkv.MapReduce1 "$path" org.mrkv.MapReduce1.Job Workdir | sed 's/^s "\(.*\)"$/\1/')
 (cd "$tmp" && "$MRKV_SEQUENTIAL" --plain wc "${files[@]}" && sort mr-out-0 > correct.txt) || fail "mrkv-sequential"
 sort "$workdir"/mr-out-* | grep . | cmp -s - "$tmp/correct.txt" || fail "job output differs from mrkv-sequential"
+# The job's counters: the names of before, then the job counters, of the committed attempts.
+counters=$(bctl get-property org.mrkv.MapReduce1 "$path" org.mrkv.MapReduce1.Job Counters) || fail "Counters"
+[[ $counters == 'a{st} '*' "attempts" '* ]] || fail "Counters without attempts: $counters"
+[[ $counters == *" \"reduce_output_records\" $(grep -c . "$tmp/correct.txt") "* ]] ||
+    fail "Counters: reduce_output_records is not the number of output lines: $counters"
+[[ $counters == *' "backup_attempts_won" 0 '* ]] || fail "Counters without backup_attempts_won: $counters"
 
 # Cancel through the job object: jobcount's maps sleep 2-5 s, so it is still running.
 out=$(bctl call org.mrkv.MapReduce1 /org/mrkv/MapReduce1 org.mrkv.MapReduce1 SubmitJob sasus \

@@ -175,6 +175,19 @@ static json_object *read_update(VarlinkClient *watcher, bool *ret_continues) {
         return json_object_get(member(reply, "job"));
 }
 
+typedef struct MapsCounted {
+        VarlinkClient *c;
+        const char *id;
+} MapsCounted;
+
+/* Whether the job counts N_UPDATES maps done. */
+static bool all_maps_counted(void *userdata) {
+        MapsCounted *m = userdata;
+        _cleanup_json_ json_object *job = get_job(m->c, m->id);
+
+        return json_object_get_int(member(job, "map_done")) >= (int) N_UPDATES;
+}
+
 /* A watcher that reads nothing while its job changes N_UPDATES times: the coordinator does
  * not queue the states it missed. Once it reads, it gets the first reply and then the
  * newest state, and the last reply when the job ends. */
@@ -212,6 +225,10 @@ START_TEST(test_unread_watcher) {
         if (!sanitized)
                 ck_assert_msg(rss_max <= COORDINATOR_RSS_MAX, "coordinator RSS %" PRIu64 " KiB over %llu KiB",
                               rss_max / 1024, COORDINATOR_RSS_MAX / 1024);
+
+        /* A task counts once its record is durable, after FinishTask's answer: the
+         * watcher reads once every change was made, or it would see the late ones too. */
+        ck_assert(test_wait_until(TEST_TIMEOUT_USEC, all_maps_counted, &(MapsCounted) { c, id }));
 
         /* It reads now: the first reply with the files, then the newest state. */
         do {

@@ -6,7 +6,7 @@
 # removed, and every process started here killed, also when a check fails.
 #
 # Usage: test-jobs.sh CASE    CASE: wc progress-lines progress-tty json errors cancel kill-worker
-#                                  kill-coordinator stale-attempt
+#                                  kill-coordinator stale-attempt splits split-edges backup
 # Environment (set by meson): MRKV_COORDINATOR, MRKV_WORKER, MRKV_MRKVCTL, MRKV_SEQUENTIAL,
 # MRKV_APP_PATH, MRKV_TEST_DATA (a directory of pg-*.txt; generated with MRKV_GENCORPUS
 # when absent).
@@ -49,9 +49,9 @@ else
 fi
 
 COORDINATOR_PID=
-start_coordinator() {
+start_coordinator() { # [OPTION...]
     rm -f "$SOCK"
-    "$MRKV_COORDINATOR" --listen "unix:$SOCK" --state-directory "$tmp/state" >>"$tmp/coordinator.log" 2>&1 &
+    "$MRKV_COORDINATOR" --listen "unix:$SOCK" --state-directory "$tmp/state" "$@" >>"$tmp/coordinator.log" 2>&1 &
     COORDINATOR_PID=$!
     pids+=($!)
     wait_until 10 "the coordinator listens on $SOCK" test -S "$SOCK"
@@ -397,6 +397,123 @@ stale-attempt)
     call org.mrkv.MapReduce.RequestTask >"$tmp/task2.json" || fail "RequestTask after the restart"
     [ "$(json_field "$tmp/task2.json" 'j["parameters"]["task"], j["parameters"]["attempt"]')" = "(0, $((2 << 16 | 1)))" ] ||
         fail "map 0 is not handed out again as the new run's attempt: $(cat "$tmp/task2.json")"
+    ;;
+splits)
+    # One input of more than 200 MiB cut into splits of 8 MiB (at least 25 map tasks):
+    # the output is mrkv-sequential's, and the map tasks read every byte once.
+    big=$tmp/in/big.txt
+    while [ "$(stat -c %s "$big" 2>/dev/null || echo 0)" -le $((25 * 8 << 20)) ]; do
+        cat "${INPUTS[@]}" >>"$big" || fail "cannot write $big"
+    done
+    sequential wc "$tmp/correct-big" "$big"
+    start_coordinator
+    start_workers 2
+    id=$("${MRKVCTL[@]}" submit wc "$big" --split-size 8M --nreduce 4) || fail "submit failed"
+    "${MRKVCTL[@]}" --timeout 240 status --wait "$id" >"$tmp/wait.out" 2>&1 || fail "the job did not finish: $(cat "$tmp/wait.out")"
+    check_outputs "$id" "$tmp/correct-big"
+    s=$tmp/status-$id.json
+    [ "$(json_field "$s" 'j["map_total"] >= 25 and j["split_size"] == 8 << 20')" = True ] ||
+        fail "not 25 splits of 8 MiB: $(cat "$s")"
+    [ "$(json_field "$s" 'j["counters"]["map_input_bytes"]')" = "$(stat -c %s "$big")" ] ||
+        fail "the map tasks did not read the file's bytes once: $(cat "$s")"
+    [ "$(json_field "$s" 'j["counters"]["reduce_output_records"]')" = "$(wc -l <"$tmp/correct-big")" ] ||
+        fail "reduce_output_records is not the number of output lines: $(cat "$s")"
+    "${MRKVCTL[@]}" status "$id" >"$tmp/status.txt" || fail "status failed"
+    grep -q '^ *Splits: 8 MiB$' "$tmp/status.txt" || fail "status shows no split size: $(cat "$tmp/status.txt")"
+    grep -q '^ *Counters: map_input_records  *[1-9][0-9]*$' "$tmp/status.txt" ||
+        fail "status shows no counters: $(cat "$tmp/status.txt")"
+    echo "splits: $(json_field "$s" 'j["map_total"]') map tasks over $(stat -c %s "$big") bytes"
+    ;;
+split-edges)
+    # Splits of 100 bytes over lines longer than a split, a file without a trailing
+    # newline, an empty file, lines that end exactly at a split's end, and a file of one
+    # split: wc's and indexer's output are mrkv-sequential's.
+    e=$tmp/edges
+    mkdir "$e"
+    { for i in $(seq 300); do printf 'long%d ' $((i % 7)); done; echo; echo "short line after"; } >"$e/long.txt"
+    printf 'alpha beta\ngamma delta\nlast line without newline' >"$e/nonl.txt"
+    : >"$e/empty.txt"
+    # Lines of 10 and 100 bytes: some end exactly where a split does.
+    for i in $(seq 40); do printf 'word%04d\n' "$i"; printf '%099d\n' "$i" | tr 0 x; done >"$e/exact.txt"
+    printf 'tiny file\n' >"$e/tiny.txt"
+    edges=("$e/long.txt" "$e/nonl.txt" "$e/empty.txt" "$e/exact.txt" "$e/tiny.txt")
+    # A split per 100 bytes begun, and one for the empty file.
+    nsplits=$(python3 -c 'import os, sys; print(sum(max(1, -(-os.path.getsize(f) // 100)) for f in sys.argv[1:]))' \
+        "${edges[@]}")
+    sequential wc "$tmp/correct-wc" "${edges[@]}"
+    sequential indexer "$tmp/correct-indexer" "${edges[@]}"
+    start_coordinator
+    start_workers 2
+    for app in wc indexer; do
+        "${MRKVCTL[@]}" submit "$app" "${edges[@]}" --split-size 100 --nreduce 3 --wait >"$tmp/$app.out" ||
+            fail "submit $app --wait failed"
+        id=$(head -n 1 "$tmp/$app.out")
+        check_outputs "$id" "$tmp/correct-$app"
+        [ "$(json_field "$tmp/status-$id.json" 'j["map_total"]')" = "$nsplits" ] ||
+            fail "$app: not $nsplits map tasks: $(cat "$tmp/status-$id.json")"
+        [ "$(json_field "$tmp/status-$id.json" 'j["counters"]["map_input_bytes"]')" = \
+          "$(cat "${edges[@]}" | wc -c)" ] || fail "$app: the splits did not read each byte once"
+    done
+    # One map task per file with split size 0, and the bound on map tasks.
+    "${MRKVCTL[@]}" submit wc "${edges[@]}" --split-size 0 --wait >"$tmp/whole.out" || fail "submit --split-size 0 failed"
+    id=$(head -n 1 "$tmp/whole.out")
+    check_outputs "$id" "$tmp/correct-wc"
+    [ "$(json_field "$tmp/status-$id.json" 'j["map_total"]')" = 5 ] || fail "--split-size 0 is not a task per file"
+    # A coordinator that allows fewer map tasks than these splits refuses the job.
+    kill -9 "$COORDINATOR_PID"
+    wait "$COORDINATOR_PID" 2>/dev/null
+    start_coordinator --max-map-tasks 50
+    "${MRKVCTL[@]}" submit wc "${edges[@]}" --split-size 100 >"$tmp/bound.out" 2>&1 &&
+        fail "$nsplits splits accepted over 50"
+    grep -q "too many map tasks: $nsplits splits of 100 bytes, at most 50 per job" "$tmp/bound.out" ||
+        fail "no clear error for too many splits: $(cat "$tmp/bound.out")"
+    ;;
+backup)
+    # Three workers, one stopped (SIGSTOP) in the middle of its first map task: once the
+    # other maps are done, an idle worker runs a backup of it, which wins, and the job
+    # ends with the right output long before the task time-out. Without backups the job
+    # waits for the time-out. Both times are printed, not checked. The maps are a
+    # streaming job's commands that take a second each, so the stop comes mid-task.
+    files=("${INPUTS[@]:0:8}")
+    cat "${files[@]}" | tr -cs 'A-Za-z' '\n' | grep . | sort | uniq -c | awk '{ print $2, $1 }' | sort \
+        >"$tmp/correct-backup"
+    mapper="sleep 1; tr -cs 'A-Za-z' '\\n' | awk 'NF { print \$0 \"\\t1\" }'"
+    reducer="awk -F '\\t' '{ n[\$1] += \$2 } END { for (k in n) print k, n[k] }'"
+    start_coordinator
+    run_with_stopped_worker() { # LABEL SUBMIT-OPTION...
+        local label=$1 stopped start end others=()
+        shift
+        # The worker to stop connects alone, so that it gets the first map task.
+        "$MRKV_WORKER" --serve --connect "unix:$SOCK" --log-level=debug >"$tmp/stopped-$label.log" 2>&1 &
+        stopped=$!
+        pids+=($stopped)
+        start=$(date +%s.%N)
+        id=$("${MRKVCTL[@]}" submit --mapper "$mapper" --reducer "$reducer" "${files[@]}" --nreduce 2 \
+                 --task-timeout 15 "$@") || fail "$label: submit failed"
+        wait_until 20 "the first worker runs a map task" grep -q "Running map task" "$tmp/stopped-$label.log"
+        kill -STOP "$stopped"
+        for i in 1 2; do
+            "$MRKV_WORKER" --serve --connect "unix:$SOCK" >"$tmp/worker-$label-$i.log" 2>&1 &
+            pids+=($!)
+            others+=($!)
+        done
+        "${MRKVCTL[@]}" --timeout 60 status --wait "$id" >"$tmp/wait-$label.out" 2>&1 ||
+            fail "$label: the job did not finish: $(cat "$tmp/wait-$label.out")"
+        end=$(date +%s.%N)
+        check_outputs "$id" "$tmp/correct-backup"
+        kill -9 "$stopped" "${others[@]}" 2>/dev/null
+        echo "backup: $label: job $id done in $(python3 -c "print(f'{$end - $start:.1f}')") s (task time-out 15 s)"
+    }
+    run_with_stopped_worker with-backups
+    s=$tmp/status-$id.json
+    [ "$(json_field "$s" 'j["counters"]["backup_attempts_won"] >= 1')" = True ] ||
+        fail "with backups: no backup won: $(cat "$s")"
+    run_with_stopped_worker without-backups --no-backup-tasks
+    s=$tmp/status-$id.json
+    [ "$(json_field "$s" 'j["backup_tasks"], j["counters"]["backup_attempts_started"]')" = "(False, 0)" ] ||
+        fail "without backups: a backup started: $(cat "$s")"
+    [ "$(json_field "$s" 'j["counters"]["task_attempts_timed_out"] >= 1')" = True ] ||
+        fail "without backups: no time-out: $(cat "$s")"
     ;;
 *)
     fail "unknown case"

@@ -15,7 +15,8 @@
 #   streaming-retry   a mapper that exits non-zero once: the task is run again, the job
 #                     done, the failed attempt counted
 #   streaming-errors  lines the format cannot carry, a non-zero exit and a signal fail the
-#                     job with errors that say so
+#                     job with errors that say so, as does a line over --max-input-size;
+#                     commands do not get NOTIFY_SOCKET
 # Environment (set by meson): MRKV_COORDINATOR, MRKV_WORKER, MRKV_MRKVCTL, MRKV_SEQUENTIAL,
 # MRKV_APP_PATH, MRKV_EXAMPLES (examples/streaming), MRKV_TEST_DATA (a directory of
 # pg-*.txt; generated with MRKV_GENCORPUS when absent), MRKV_TEST_SANITIZED.
@@ -173,7 +174,8 @@ streaming-retry)
 streaming-errors)
     lab_inputs
     start_coordinator
-    start_workers 1
+    # A worker of systemd's: its commands do not get the notification socket.
+    NOTIFY_SOCKET=$tmp/notify.sock start_workers 1 --max-input-size=4M
     check_error() { # WHAT EXPECTED-PATTERN
         [ "$(state)" = failed ] || fail "$1: job $id is $(state), not failed"
         json_field "$tmp/status-$id.json" 'j["error"]' | grep -q -- "$2" ||
@@ -190,6 +192,13 @@ streaming-errors)
     check_error "an exit status" "mapper 'cat >/dev/null; exit 7' exited with status 7"
     submit --mapper "$MAPPER" --reducer 'kill -9 $$' --nreduce 1 "${INPUTS[0]}"
     check_error "a signal" "reducer 'kill -9 \$\$' was killed by signal 9"
+    # A line is a record, bounded as an input is.
+    submit --mapper "head -c 5000000 /dev/zero | tr '\\0' a" --reducer cat --nreduce 1 "${INPUTS[0]}"
+    check_error "a line too long" "mapper output line 1 is longer than 4194304 bytes"
+    submit --mapper 'cat >/dev/null; printf "notify\t%s\n" "${NOTIFY_SOCKET:-unset}"' --reducer cat --nreduce 1 "${INPUTS[0]}"
+    [ "$(cat "$tmp"/work/mr-out-0)" = "$(printf 'notify\tunset')" ] ||
+        fail "the mapper saw NOTIFY_SOCKET: $(cat "$tmp"/work/mr-out-0)"
+    rm -f "$tmp"/work/mr-*
     # A mapper that reads nothing of a large input and writes its pairs is fine.
     submit --mapper "printf 'a\t1\n'" --reducer "cat" --nreduce 1 "${INPUTS[@]}"
     [ "$(state)" = done ] || fail "a mapper that ignores its input: job $id is $(state)"
