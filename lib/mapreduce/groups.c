@@ -286,19 +286,19 @@ static _noinline_ int groups_add_slow(Groups *g, const char *key, size_t key_len
                 r = group_add_value(g, group, value, value_len);
         else {
                 r = groups_insert(g, key, key_len, h, &group);
-                if (r < 0)
-                        return r;
-                r = group_add_value(g, group, value, value_len);
-                if (r == -ENOBUFS && group->n_values == 0) {
-                        /* A new key without its value: take it out again, so a spill does not
-                         * write a group of no values. It is the last group, in the last slot
-                         * taken. */
-                        size_t i;
+                if (r >= 0) {
+                        r = group_add_value(g, group, value, value_len);
+                        if (r == -ENOBUFS && group->n_values == 0) {
+                                /* A new key without its value: take it out again, so a spill
+                                 * does not write a group of no values. It is the last group, in
+                                 * the last slot taken. */
+                                size_t i;
 
-                        for (i = h & g->mask; g->slots[i] != (uint32_t) g->n_groups; i = (i + 1) & g->mask)
-                                ;
-                        g->slots[i] = 0;
-                        g->n_groups--;
+                                for (i = h & g->mask; g->slots[i] != (uint32_t) g->n_groups; i = (i + 1) & g->mask)
+                                        ;
+                                g->slots[i] = 0;
+                                g->n_groups--;
+                        }
                 }
         }
         if (r == -ENOBUFS && g->full) {
