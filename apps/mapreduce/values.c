@@ -83,8 +83,12 @@ static void value_set_unique(ValueSet *s) {
 
 int value_set_join(const ValueSet *s, const char *prefix, const char *sep, char **ret, size_t *ret_len) {
         size_t prefix_len = strlen(prefix), sep_len = strlen(sep);
-        size_t total = prefix_len + s->size + (s->n > 0 ? (s->n - 1) * sep_len : 0);
+        size_t total = prefix_len + (s->n > 0 ? (s->n - 1) * sep_len : 0);
         char *buf, *p;
+
+        /* The items, not s->size: value_set_unique() may have dropped some. */
+        for (size_t i = 0; i < s->n; i++)
+                total += s->items[i].len;
 
         buf = malloc(total + 1);
         if (!buf)

@@ -142,6 +142,8 @@ static char *reduce_line(const char *app, const char *key, const char *const *va
         ck_assert_int_eq(a->app->reduce(&test_host, &out, key, strlen(key), &it), 0);
         ck_assert_uint_eq(out.n, 1);
         ck_assert_str_eq(out.pairs[0].key, key);
+        /* The length emitted is the line's: no byte beyond it, no NUL in it. */
+        ck_assert_uint_eq(out.pairs[0].value_len, strlen(out.pairs[0].value));
         ck_assert_int_ne(asprintf(&line, "%s", out.pairs[0].value), -1);
         emitter_done(&out);
         app_free(a);
