@@ -74,6 +74,13 @@ void input_buffer_done(InputBuffer *b) {
         *b = (InputBuffer) {};
 }
 
+int output_line(FILE *f, const char *key, size_t key_len, const char *value, size_t value_len) {
+        if ((key_len > 0 && fwrite(key, 1, key_len, f) != key_len) || putc(' ', f) == EOF ||
+            (value_len > 0 && fwrite(value, 1, value_len, f) != value_len) || putc('\n', f) == EOF)
+                return errno > 0 ? -errno : -EIO;
+        return 0;
+}
+
 static int open_temporary(const char *output, char **ret_path, FILE **ret_file) {
         _cleanup_free_ char *path = NULL;
         const char *slash = strrchr(output, '/');

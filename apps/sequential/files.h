@@ -21,6 +21,9 @@ typedef struct InputBuffer {
 int input_buffer_read(InputBuffer *b, const char *filename, size_t *ret_size);
 void input_buffer_done(InputBuffer *b);
 
+/* Writes the output line "key value\n" to f: 0 or a negative errno. */
+int output_line(FILE *f, const char *key, size_t key_len, const char *value, size_t value_len);
+
 /* Calls write(userdata, f) with f a new temporary file beside output, then renames it to
  * output, so output exists only when complete. write logs its own errors; returns 0 or a
  * negative errno (logged). */

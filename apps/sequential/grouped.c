@@ -53,13 +53,11 @@ static int reduce_emit(mrkv_emitter *out, const char *key, size_t key_len, const
                        size_t value_len) {
         if ((!key && key_len > 0) || (!value && value_len > 0))
                 return -EINVAL;
-        if ((key_len > 0 && fwrite(key, 1, key_len, out->file) != key_len) || putc(' ', out->file) == EOF ||
-            (value_len > 0 && fwrite(value, 1, value_len, out->file) != value_len) || putc('\n', out->file) == EOF) {
-                if (out->error == 0)
-                        out->error = errno > 0 ? -errno : -EIO;
-                return out->error;
-        }
-        return 0;
+        int r = output_line(out->file, key, key_len, value, value_len);
+
+        if (r < 0 && out->error == 0)
+                out->error = r;
+        return r < 0 ? out->error : 0;
 }
 
 static int next_value(mrkv_values *v, const char **value, size_t *value_len) {

@@ -54,26 +54,19 @@ static int combine_next_value(mrkv_values *v, const char **value, size_t *value_
 
 /* A word count's "1"s of a key are one run in memory and in a spilled run: one call for all. */
 static int combine_next_run(mrkv_values *v, const char **value, size_t *value_len, uint64_t *repeat) {
-        if (v->group) {
-                if (group_next_repeat(v->group, &v->it, value, value_len, repeat) == 0)
-                        return 0;
-                v->n += *repeat;
-                return 1;
+        int r = v->group ? group_next_repeat(v->group, &v->it, value, value_len, repeat)
+                         : group_merge_take_run(v->merge, v->members, v->n_members, &v->current, repeat, value,
+                                                value_len);
+
+        if (r < 0) {
+                v->error = r;
+                v->n_members = 0;
+                return r;
         }
-        while (v->current < v->n_members) {
-                int r = group_reader_take_run(&v->merge->readers[v->members[v->current]], repeat, value, value_len);
-                if (r > 0) {
-                        v->n += *repeat;
-                        return 1;
-                }
-                if (r < 0) {
-                        v->error = r;
-                        v->n_members = 0;
-                        return r;
-                }
-                v->current++;
-        }
-        return v->error;
+        if (r == 0)
+                return v->error;
+        v->n += *repeat;
+        return 1;
 }
 
 static int combine_emit(mrkv_emitter *e, const char *key, size_t key_len, const char *value, size_t value_len) {

@@ -40,18 +40,13 @@ static int reduce_next_value(mrkv_values *v, const char **value, size_t *value_l
 }
 
 static int reduce_next_run(mrkv_values *v, const char **value, size_t *value_len, uint64_t *repeat) {
-        while (v->current < v->n_members) {
-                int r = group_reader_take_run(&v->merge->readers[v->members[v->current]], repeat, value, value_len);
-                if (_likely_(r > 0))
-                        return 1;
-                if (r < 0) {
-                        v->error = r;
-                        v->n_members = 0;
-                        return r;
-                }
-                v->current++;
+        int r = group_merge_take_run(v->merge, v->members, v->n_members, &v->current, repeat, value, value_len);
+
+        if (r < 0) {
+                v->error = r;
+                v->n_members = 0; /* nothing more to hand out */
         }
-        return v->error < 0 ? v->error : 0;
+        return r != 0 ? r : v->error;
 }
 
 static int reduce_emit(mrkv_emitter *e, const char *key, size_t key_len, const char *value, size_t value_len) {
