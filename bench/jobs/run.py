@@ -6,15 +6,18 @@
 
 1. SubmitJob latency, p50 and p99, from one client (one call at a time) and from 16
    (concurrent calls share a sync), with the journal and with --no-journal.
-2. The wc job end to end with one worker: the lab's mode (FILE arguments, no journal:
-   what the coordinator did before it had one), and a job server with and without its
-   journal (SubmitJob to the last GetJob reply).
+2. The wc job end to end: the lab's mode (FILE arguments, one worker, no journal: what
+   the coordinator did before it had one), a job server without its journal (one
+   worker) and with it (1, 2 and 3 workers), SubmitJob to the last GetJob reply, with
+   the CPU seconds per job of the coordinator and the workers.
 3. Restart: a journal of 10,000 ended and 100 queued jobs; time from exec to READY=1,
    listing the default 100 ended jobs and all 10,000.
 4. Splits: wc over one 2 GB file (--quick: 200 MB) cut into 64 MiB splits, with 1 and 2
    workers, and over an eighth of it, each with fresh workers: the time (SubmitJob to the
    last GetJob reply), the speedup of 2 workers, and each worker's peak RSS (VmHWM), which
-   should not grow with the file. Every output must equal mrkv-refwc's on the same file
+   should not grow with the file; and as a control, two mrkv-refwc over the file at once
+   against one: the speedup the machine's two cores gave any two processes at that
+   moment. Every output must equal mrkv-refwc's on the same file
    (a word count that shares no code with mrkv; mrkv-sequential --plain would need tens
    of GB here). The files are written by mrkv-gencorpus into MRKV_BENCH_TMP and kept.
 
@@ -176,14 +179,24 @@ def wc_job_server(build, work, journal, files, runs, nworkers=1):
     # has run a task before the timing starts.
     for _ in range(3):
         job_server_run(c, files)
+    procs = [c.proc.pid] + [w.pid for w in ws]
+    cpu0 = sum(cpu_seconds(p) for p in procs)
     times = [job_server_run(c, files)[0] for _ in range(runs)]
+    cpu = (sum(cpu_seconds(p) for p in procs) - cpu0) / runs
     for w in ws:
         w.terminate()  # a --serve worker waits for its coordinator forever
     for w in ws:
         w.wait(30)
     c.stop()
     shutil.rmtree(state)
-    return statistics.median(times)
+    return statistics.median(times), cpu
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds of a running process, from /proc."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wc_lab(build, work, files, runs):
@@ -261,6 +274,21 @@ def wc_splits(build, work, path, nworkers, split_size, expected):
 def refwc_lines(build, path):
     p = subprocess.run([os.path.join(build, "bench/mapreduce/mrkv-refwc"), path], check=True, capture_output=True)
     return sorted(p.stdout.splitlines())
+
+
+def parallel_control(build, path):
+    """What two cores give at the moment: mrkv-refwc over path alone, then two at once.
+    Returns 2 x the time of one / the time of the pair, the speedup any two-process job
+    could reach then (2.0 on an otherwise idle machine)."""
+    cmd = [os.path.join(build, "bench/mapreduce/mrkv-refwc"), path]
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    one = time.perf_counter() - t
+    t = time.perf_counter()
+    pair = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL) for _ in range(2)]
+    if any(p.wait() != 0 for p in pair):
+        raise RuntimeError("mrkv-refwc failed")
+    return 2 * one / (time.perf_counter() - t)
 
 
 def build_journal(build, work, ended, queued, input_file):
@@ -345,12 +373,12 @@ def main(argv):
                                                                  n // clients * clients, p50, p99, rate))
 
         runs = 3 if quick else 7
-        print("\n| wc job | workers | runs | median wall (s) |")
-        print("| --- | ---: | ---: | ---: |")
-        print("| lab mode (FILE arguments, no journal) | 1 | %d | %.3f |" % (runs, wc_lab(build, work, files, runs)))
-        print("| job server, --no-journal | 1 | %d | %.3f |" % (runs, wc_job_server(build, work, False, files, runs)))
+        print("\n| wc job | workers | runs | median wall (s) | CPU per job (s) |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        print("| lab mode (FILE arguments, no journal) | 1 | %d | %.3f | |" % (runs, wc_lab(build, work, files, runs)))
+        print("| job server, --no-journal | 1 | %d | %.3f | %.3f |" % (runs, *wc_job_server(build, work, False, files, runs)))
         for n in (1, 2, 3):
-            print("| job server, journal | %d | %d | %.3f |" % (n, runs, wc_job_server(build, work, True, files, runs, n)),
+            print("| job server, journal | %d | %d | %.3f | %.3f |" % (n, runs, *wc_job_server(build, work, True, files, runs, n)),
                   flush=True)
 
         ended, queued = (1000, 100) if quick else (10000, 100)
@@ -372,6 +400,7 @@ def main(argv):
         print("| --- | ---: | ---: | ---: | ---: | ---: |")
         for path in (small, big):
             expected = refwc_lines(build, path)
+            control = parallel_control(build, path)
             base_time = None
             for n in (1, 2):
                 t, peaks, maps = wc_splits(build, work, path, n, split, expected)
@@ -379,6 +408,8 @@ def main(argv):
                 print("| %.0f MB | %d | %s | %.2f | %.2fx | %s |" % (os.path.getsize(path) / 1e6, n, maps, t, base_time / t,
                                                                    ", ".join("%.1f" % (k / 1024) for k in peaks)),
                       flush=True)
+            print("| %.0f MB, control: two mrkv-refwc at once against one | 2 | | | %.2fx | |"
+                  % (os.path.getsize(path) / 1e6, control), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
