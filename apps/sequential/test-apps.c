@@ -743,6 +743,32 @@ START_TEST(test_sequential_order) {
 }
 END_TEST
 
+/* Keys that share their first eight bytes, or are prefixes of each other, with NULs and
+ * bytes above 0x7f: the grouped engine's sort (by an 8-byte prefix, then the whole key)
+ * orders them as the plain engine's. */
+START_TEST(test_grouped_key_order) {
+        static const char in[] = "abcdefghZ 1\nabcdefgh 2\nabcdefghA 3\nabcdefgh\0 4\nabcdefg\xff 5\n"
+                                 "abcdefgh\xff\x01 6\nabcdefgh\0\0 7\nabc 8\nab\0cdefghij 9\nabcdefghZ 10\n";
+        _cleanup_(sequential_freep) Sequential *s = sequential_new(&lines_app);
+        _cleanup_(grouped_freep) Grouped *g = grouped_new(&lines_app);
+        char *plain, *grouped;
+        size_t plain_size, grouped_size;
+
+        ck_assert_ptr_nonnull(s);
+        ck_assert_ptr_nonnull(g);
+        ck_assert_int_eq(sequential_map(s, "f", in, sizeof(in) - 1), 0);
+        ck_assert_int_eq(grouped_map(g, "f", in, sizeof(in) - 1), 0);
+        plain = reduce_text(plain_reduce, s, &plain_size);
+        grouped = reduce_text(grouped_reduce_to, g, &grouped_size);
+        ck_assert_uint_eq(grouped_size, plain_size);
+        ck_assert_mem_eq(grouped, plain, plain_size);
+        /* "abc" before "abcdefg\xff", "abcdefgh" before "abcdefgh\0" before "abcdefgh\0\0". */
+        ck_assert_ptr_nonnull(memmem(plain, plain_size, "abcdefgh 2\nabcdefgh\0 4\nabcdefgh\0\0 7\n", 36));
+        free(plain);
+        free(grouped);
+}
+END_TEST
+
 /* Repeated values (runs) and values combined in place reach the app as the plain
  * engine's: indexer's documents, many keys, a small bound. */
 START_TEST(test_grouped_indexer) {
@@ -1118,6 +1144,7 @@ static Suite *apps_suite(void) {
         tcase_add_test(tc, test_sequential_errors);
         tcase_add_test(tc, test_sequential_wc_generated);
         tcase_add_test(tc, test_grouped_indexer);
+        tcase_add_test(tc, test_grouped_key_order);
         tcase_add_test(tc, test_sequential_program);
         tcase_set_timeout(tc, 30);
         suite_add_tcase(s, tc);

@@ -396,22 +396,59 @@ static int sort_entry_compare(const void *a, const void *b) {
         return x->group->key_len < y->group->key_len ? -1 : x->group->key_len > y->group->key_len;
 }
 
+/* Sorts entries by prefix, stably: a radix sort, a byte a pass from the last, skipping
+ * bytes that are the same in every entry; tmp has room for n. Returns where the sorted
+ * entries are, entries or tmp. No comparison calls and no element copies through
+ * memcpy(), which made glibc's qsort() 14 % of a worker's instructions on the lab's job. */
+static SortEntry *sort_by_prefix(SortEntry *entries, SortEntry *tmp, size_t n) {
+        for (unsigned shift = 0; shift < 64 && n > 1; shift += 8) {
+                size_t count[256] = {}, pos = 0;
+                SortEntry *t;
+
+                for (size_t i = 0; i < n; i++)
+                        count[(entries[i].prefix >> shift) & 0xff]++;
+                if (count[(entries[0].prefix >> shift) & 0xff] == n)
+                        continue;
+                for (size_t b = 0; b < 256; b++) {
+                        size_t c = count[b];
+                        count[b] = pos;
+                        pos += c;
+                }
+                for (size_t i = 0; i < n; i++)
+                        tmp[count[(entries[i].prefix >> shift) & 0xff]++] = entries[i];
+                t = entries;
+                entries = tmp;
+                tmp = t;
+        }
+        return entries;
+}
+
 int groups_sorted(const Groups *g, const Group ***ret) {
-        _cleanup_free_ SortEntry *entries = malloc((g->n_groups > 0 ? g->n_groups : 1) * sizeof(SortEntry));
-        const Group **index = malloc((g->n_groups > 0 ? g->n_groups : 1) * sizeof(Group *));
+        size_t n = g->n_groups;
+        _cleanup_free_ SortEntry *entries = malloc(MAX(n, (size_t) 1) * 2 * sizeof(SortEntry));
+        const Group **index = malloc(MAX(n, (size_t) 1) * sizeof(Group *));
+        SortEntry *sorted;
 
         if (!entries || !index) {
                 free(index);
                 return -ENOMEM;
         }
-        for (size_t i = 0; i < g->n_groups; i++)
+        for (size_t i = 0; i < n; i++)
                 entries[i] = (SortEntry) {
                         .prefix = key_prefix(g->groups[i].key, g->groups[i].key_len),
                         .group = &g->groups[i],
                 };
-        qsort(entries, g->n_groups, sizeof(SortEntry), sort_entry_compare);
-        for (size_t i = 0; i < g->n_groups; i++)
-                index[i] = entries[i].group;
+        sorted = sort_by_prefix(entries, entries + n, n);
+        /* Keys that share their first eight bytes (or are shorter and equal in them) are
+         * ordered by the whole key. */
+        for (size_t i = 0, j; i < n; i = j) {
+                for (j = i + 1; j < n && sorted[j].prefix == sorted[i].prefix; j++)
+                        ;
+                if (j - i > 1)
+                        qsort(sorted + i, j - i, sizeof(SortEntry), sort_entry_compare);
+        }
+        for (size_t i = 0; i < n; i++)
+                index[i] = sorted[i].group;
 
         *ret = index;
         return 0;
