@@ -18,7 +18,7 @@
 #            server and etcdctl), GNU time; not in all: nothing in meson test needs them
 set -euo pipefail
 
-BUILD=(gcc meson ninja-build pkg-config libsystemd-dev libjson-c-dev zlib1g-dev check)
+BUILD=(gcc meson ninja-build pkg-config libsystemd-dev libjson-c-dev zlib1g-dev libisal-dev check)
 TEST=(python3 procps dbus dbus-daemon dbus-user-session systemd util-linux groff-base varlink-go)
 PACKAGE=(debhelper dpkg-dev fakeroot lintian pkgconf debootstrap systemd-container e2fsprogs)
 QEMU=(qemu-system-x86 linux-image-amd64 cpio)

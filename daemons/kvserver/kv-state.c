@@ -73,9 +73,6 @@ struct KVState {
         LatencySample samples[LATENCY_SAMPLES];
         size_t samples_next, n_samples;
 
-        uint8_t *buf;
-        size_t buf_allocated;
-
         kv_state_put_done_t put_done;
         void *put_done_userdata;
         kv_state_changed_t changed;
@@ -84,14 +81,27 @@ struct KVState {
 
 /* Records */
 
-static int record_encode(uint8_t **buf, size_t *allocated, const void *key, size_t key_size, const void *value,
-                         size_t value_size, uint64_t version, uint32_t owner, size_t *ret_size) {
-        size_t size;
+/* The header of a KV_RECORD_SET_OWNED payload; the key and the value follow it. */
+static void record_encode_header(uint8_t h[KV_RECORD_OWNED_HEADER], size_t key_size, uint64_t version,
+                                 uint32_t owner) {
         uint64_t v = htole64(version);
         uint32_t ks = htole32((uint32_t) key_size), o = htole32(owner);
 
-        if (key_size > UINT32_MAX || value_size > RECORD_PAYLOAD_MAX ||
-            key_size > RECORD_PAYLOAD_MAX - KV_RECORD_OWNED_HEADER - value_size)
+        memcpy(h, &v, 8);
+        memcpy(h + 8, &ks, 4);
+        memcpy(h + 12, &o, 4);
+}
+
+static bool record_too_big(size_t key_size, size_t value_size) {
+        return key_size > UINT32_MAX || value_size > RECORD_PAYLOAD_MAX ||
+                key_size > RECORD_PAYLOAD_MAX - KV_RECORD_OWNED_HEADER - value_size;
+}
+
+static int record_encode(uint8_t **buf, size_t *allocated, const void *key, size_t key_size, const void *value,
+                         size_t value_size, uint64_t version, uint32_t owner, size_t *ret_size) {
+        size_t size;
+
+        if (record_too_big(key_size, value_size))
                 return -E2BIG;
         size = KV_RECORD_OWNED_HEADER + key_size + value_size;
         if (size > *allocated) {
@@ -102,9 +112,7 @@ static int record_encode(uint8_t **buf, size_t *allocated, const void *key, size
                 *buf = p;
                 *allocated = a;
         }
-        memcpy(*buf, &v, 8);
-        memcpy(*buf + 8, &ks, 4);
-        memcpy(*buf + 12, &o, 4);
+        record_encode_header(*buf, key_size, version, owner);
         if (key_size > 0)
                 memcpy(*buf + KV_RECORD_OWNED_HEADER, key, key_size);
         if (value_size > 0)
@@ -148,12 +156,25 @@ static int record_decode(uint32_t type, const uint8_t *p, size_t size, KeyRecord
 
 typedef struct Loader {
         Store *store;
+        Quota *quota;           /* charged as keys load, not in a walk of the store after */
         uint64_t records, bytes;
 } Loader;
 
+/* The snapshot's keys are distinct: the table gets its size once, before them. */
+static void load_count(uint64_t records, void *userdata) {
+        Loader *l = userdata;
+
+        if (l->store)
+                store_reserve(l->store, (size_t) MIN(records, (uint64_t) SIZE_MAX));
+}
+
 static int load_record(uint64_t seqnum, uint32_t type, const void *payload, size_t size, void *userdata) {
         Loader *l = userdata;
+        StoreFound found;
         KeyRecord rec;
+        size_t old_size;
+        uint32_t old_owner;
+        bool existed;
         int r;
 
         if (record_decode(type, payload, size, &rec) < 0)
@@ -164,7 +185,17 @@ static int load_record(uint64_t seqnum, uint32_t type, const void *payload, size
         l->bytes += RECORD_HEADER_SIZE + size;
         if (!l->store)
                 return 0;
-        r = store_set(l->store, rec.key, rec.key_size, rec.value, rec.value_size, rec.version, rec.owner);
+        r = store_find(l->store, rec.key, rec.key_size, &found, &old_size, NULL, &old_owner);
+        existed = r >= 0;
+        if (r >= 0 || r == -ENOENT)
+                r = store_set_found(l->store, &found, rec.key, rec.key_size, rec.value, rec.value_size, rec.version,
+                                    rec.owner);
+        if (r >= 0 && l->quota) {
+                if (existed)
+                        r = quota_charge(l->quota, old_owner, -1, -(int64_t) (rec.key_size + old_size));
+                if (r >= 0)
+                        r = quota_charge(l->quota, rec.owner, 1, (int64_t) (rec.key_size + rec.value_size));
+        }
         if (r < 0)
                 return log_error_errno(r, "Failed to load record %" PRIu64 ": %m", seqnum);
         return 0;
@@ -519,9 +550,10 @@ static int check_version(bool exists, uint64_t current, uint64_t version, uint64
 }
 
 /* The newest version of key a Put is checked against (the overlay's, else the store's),
- * and the move between quota accounts the Put makes. Whether the key exists. */
+ * and the move between quota accounts the Put makes; where the store has the key, for
+ * the write. Whether the key exists. */
 static bool put_lookup(KVState *k, const void *key, size_t key_size, PendingPut **ret_newest,
-                       uint64_t *ret_current, QuotaMove *move) {
+                       uint64_t *ret_current, QuotaMove *move, StoreFound *ret_found) {
         PendingPut *newest = NULL;
         size_t old_size = 0;
 
@@ -532,10 +564,8 @@ static bool put_lookup(KVState *k, const void *key, size_t key_size, PendingPut 
                 move->old_uid = newest->quota.uid;
                 old_size = newest->value_size;
                 *ret_current = newest->version;
-        } else if (store_get(k->store, key, key_size, NULL, &old_size, ret_current) >= 0) {
+        } else if (store_find(k->store, key, key_size, ret_found, &old_size, ret_current, &move->old_uid) >= 0)
                 move->existed = true;
-                (void) store_get_owner(k->store, key, key_size, &move->old_uid);
-        }
         move->old_bytes = move->existed ? key_size + old_size : 0;
         *ret_newest = newest;
         return move->existed;
@@ -543,8 +573,8 @@ static bool put_lookup(KVState *k, const void *key, size_t key_size, PendingPut 
 
 /* A logged Put: waits for its sync in the overlay, or is applied at once. */
 static int put_logged(KVState *k, const void *key, size_t key_size, const void *value, size_t value_size,
-                      uint64_t version, uint64_t seqnum, const QuotaMove *move, void *waiter,
-                      PendingPut **ret_pending) {
+                      uint64_t version, uint64_t seqnum, const QuotaMove *move, const StoreFound *found,
+                      void *waiter, PendingPut **ret_pending) {
         int r;
 
         if (k->sync_mode == WAL_SYNC_ALWAYS) {
@@ -562,7 +592,7 @@ static int put_logged(KVState *k, const void *key, size_t key_size, const void *
                 return 1;
         }
 
-        r = store_set(k->store, key, key_size, value, value_size, version, move->uid);
+        r = store_set_found(k->store, found, key, key_size, value, value_size, version, move->uid);
         if (r < 0) {
                 /* Logged but not in memory: a restart, which replays it, makes them agree. */
                 log_error_errno(r, "Failed to apply a logged Put: %m. Exiting.");
@@ -577,9 +607,10 @@ int kv_state_put(KVState *k, const void *key, size_t key_size, const void *value
                  uint64_t version, uint32_t uid, void *waiter, PendingPut **ret_pending) {
         QuotaMove move = { .uid = uid, .bytes = key_size + value_size };
         uint64_t current = 0, new_version = 0, seqnum;
+        uint8_t header[KV_RECORD_OWNED_HEADER];
+        StoreFound found = {};
         PendingPut *newest;
         bool exists;
-        size_t size;
         int r;
 
         assert(k);
@@ -588,7 +619,7 @@ int kv_state_put(KVState *k, const void *key, size_t key_size, const void *value
         if (key_size > STORE_SIZE_MAX || value_size > STORE_SIZE_MAX)
                 return -E2BIG;
 
-        exists = put_lookup(k, key, key_size, &newest, &current, &move);
+        exists = put_lookup(k, key, key_size, &newest, &current, &move, &found);
 
         /* A check that fails writes nothing, and needs no log: answered also when degraded. */
         r = check_version(exists, current, version, &new_version);
@@ -611,13 +642,19 @@ int kv_state_put(KVState *k, const void *key, size_t key_size, const void *value
                 return k->degraded;
 
         r = quota_prepare_move(k->quota, &move);
-        if (r >= 0)
-                r = record_encode(&k->buf, &k->buf_allocated, key, key_size, value, value_size, new_version, uid,
-                                  &size);
         if (r < 0)
                 return r;
+        if (record_too_big(key_size, value_size))
+                return -E2BIG;
 
-        r = wal_append(k->wal, KV_RECORD_SET_OWNED, k->buf, size, &seqnum);
+        /* Encoded straight into the log's buffer, without a copy of the record first. */
+        record_encode_header(header, key_size, new_version, uid);
+        r = wal_appendv(k->wal, KV_RECORD_SET_OWNED,
+                        (const struct iovec[]) {
+                                { .iov_base = header, .iov_len = sizeof(header) },
+                                { .iov_base = (void *) key, .iov_len = key_size },
+                                { .iov_base = (void *) value, .iov_len = value_size },
+                        }, 3, &seqnum);
         if (r == -ENOMEM)
                 return r;
         if (r == -EMSGSIZE)
@@ -626,7 +663,8 @@ int kv_state_put(KVState *k, const void *key, size_t key_size, const void *value
                 state_process(k);
                 return r;
         }
-        return put_logged(k, key, key_size, value, value_size, new_version, seqnum, &move, waiter, ret_pending);
+        return put_logged(k, key, key_size, value, value_size, new_version, seqnum, &move, &found, waiter,
+                          ret_pending);
 }
 
 void kv_state_forget(KVState *k, PendingPut *pp) {
@@ -655,7 +693,7 @@ void kv_state_flush(KVState *k) {
 /* Locks the directory, loads the newest snapshot into the store and replays the log
  * after it. */
 static int kv_state_load(KVState *k, const KVStateOptions *opts, uint64_t *ret_after) {
-        Loader loader = { .store = k->store };
+        Loader loader = { .store = k->store, .quota = k->quota };
         uint64_t after = 0;
         pid_t holder;
         int r;
@@ -669,7 +707,8 @@ static int kv_state_load(KVState *k, const KVStateOptions *opts, uint64_t *ret_a
                 return r;
         (void) state_dir_remove_tmp(state_dir_fd(k->dir));
 
-        r = snapshot_load(state_dir_fd(k->dir), state_dir_path(k->dir), load_record, &loader, &after);
+        r = snapshot_load_counted(state_dir_fd(k->dir), state_dir_path(k->dir), load_count, load_record, &loader,
+                                  &after);
         if (r < 0)
                 return log_error_errno(r, "Failed to load the snapshot in %s: %m", state_dir_path(k->dir));
         k->snapshot_durable = after;
@@ -692,11 +731,6 @@ static int kv_state_load(KVState *k, const KVStateOptions *opts, uint64_t *ret_a
         k->log_bytes_loaded = loader.bytes;
         *ret_after = after;
         return 0;
-}
-
-static int charge_entry(const void *key, size_t key_size, const void *value, size_t value_size, uint64_t version,
-                        uint32_t owner, void *userdata) {
-        return quota_charge(userdata, owner, 1, (int64_t) (key_size + value_size));
 }
 
 static int block_sigchld(void) {
@@ -747,9 +781,6 @@ int kv_state_open(sd_event *event, Store *store, const KVStateOptions *opts, KVS
         r = kv_state_load(k, opts, &after);
         if (r < 0)
                 return r;
-        r = store_foreach(store, charge_entry, k->quota);
-        if (r < 0)
-                return log_error_errno(r, "Failed to count the keys of each uid: %m");
         k->committed = wal_last_seqnum(k->wal);
 
         r = sd_event_add_io(event, &k->wal_source, wal_get_event_fd(k->wal), EPOLLIN, on_wal_event, k);
@@ -783,7 +814,6 @@ KVState *kv_state_free(KVState *k) {
         state_dir_free(k->dir);
         sd_event_unref(k->event);
         free(k->sync_mode_string);
-        free(k->buf);
         return mfree(k);
 }
 

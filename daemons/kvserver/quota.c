@@ -125,6 +125,11 @@ void quota_move(Quota *q, const QuotaMove *m, bool undo) {
         int sign = undo ? -1 : 1;
 
         /* Neither allocates: the writer's account was prepared, the old owner's exists. */
+        if (m->existed && m->old_uid == m->uid) {
+                /* Most Puts: one account, whose key count stays. */
+                (void) quota_charge(q, m->uid, 0, sign * (i64(m->bytes) - i64(m->old_bytes)));
+                return;
+        }
         (void) quota_charge(q, m->uid, sign, sign * i64(m->bytes));
         if (m->existed)
                 (void) quota_charge(q, m->old_uid, -sign, -sign * i64(m->old_bytes));

@@ -28,6 +28,9 @@ struct Store {
         size_t n_buckets; /* a power of two */
         size_t n_keys;
         uint64_t data_bytes;
+        uint64_t generation;    /* counts the changes of links (inserts, moved entries, resizes;
+                                 * anything that unlinks an entry too): a StoreFound of an
+                                 * older one looks again */
         uint8_t hash_key[16];
 };
 
@@ -80,7 +83,7 @@ Store *store_free(Store *s) {
 }
 
 /* Returns the link that points at the entry for key, or at the NULL ending its chain. */
-static Entry **store_find(Store *s, const void *key, size_t key_size, uint32_t hash) {
+static Entry **store_find_link(Store *s, const void *key, size_t key_size, uint32_t hash) {
         Entry **link = &s->buckets[hash & (s->n_buckets - 1)];
 
         for (; *link; link = &(*link)->next) {
@@ -114,6 +117,7 @@ static int store_resize(Store *s, size_t n) {
         free(s->buckets);
         s->buckets = buckets;
         s->n_buckets = n;
+        s->generation++;
         return 0;
 }
 
@@ -139,7 +143,7 @@ static Entry *store_lookup(Store *s, const void *key, size_t key_size) {
 
         if (key_size > STORE_SIZE_MAX)
                 return NULL;
-        return *store_find(s, key, key_size, store_hash(s, key, key_size));
+        return *store_find_link(s, key, key_size, store_hash(s, key, key_size));
 }
 
 int store_get_owner(Store *s, const void *key, size_t key_size, uint32_t *ret_owner) {
@@ -190,6 +194,7 @@ static int store_insert(Store *s, Entry **link, uint32_t hash, const void *key, 
         e->data[key_size + value_size] = '\0';
 
         *link = e;
+        s->generation++;
         s->n_keys++;
         s->data_bytes += key_size + value_size;
         if (ret)
@@ -227,6 +232,8 @@ static int store_update(Store *s, Entry **link, const void *value, size_t value_
 
                 s->data_bytes = s->data_bytes - n->value_size + value_size;
                 n->value_size = (uint32_t) value_size;
+                if (n != e)
+                        s->generation++;
                 *link = e = n;
         } else if (value_size > 0)
                 memmove(e->data + e->key_size, value, value_size);
@@ -249,7 +256,7 @@ static int store_locate(Store *s, const void *key, size_t key_size, const void *
                 return -E2BIG;
 
         *ret_hash = store_hash(s, key, key_size);
-        *ret_link = store_find(s, key, key_size, *ret_hash);
+        *ret_link = store_find_link(s, key, key_size, *ret_hash);
         return 0;
 }
 
@@ -287,15 +294,10 @@ int store_put(Store *s, const void *key, size_t key_size, const void *value, siz
         return 0;
 }
 
-int store_set(Store *s, const void *key, size_t key_size, const void *value, size_t value_size, uint64_t version,
-              uint32_t owner) {
-        Entry **link;
-        uint32_t hash;
+static int store_set_at(Store *s, Entry **link, uint32_t hash, const void *key, size_t key_size, const void *value,
+                        size_t value_size, uint64_t version, uint32_t owner) {
         int r;
 
-        r = store_locate(s, key, key_size, value, value_size, &hash, &link);
-        if (r < 0)
-                return r;
         if (!*link) {
                 Entry *e;
 
@@ -312,6 +314,55 @@ int store_set(Store *s, const void *key, size_t key_size, const void *value, siz
         (*link)->version = version;
         (*link)->owner = owner;
         return 0;
+}
+
+int store_set(Store *s, const void *key, size_t key_size, const void *value, size_t value_size, uint64_t version,
+              uint32_t owner) {
+        Entry **link;
+        uint32_t hash;
+        int r;
+
+        r = store_locate(s, key, key_size, value, value_size, &hash, &link);
+        if (r < 0)
+                return r;
+        return store_set_at(s, link, hash, key, key_size, value, value_size, version, owner);
+}
+
+int store_find(Store *s, const void *key, size_t key_size, StoreFound *ret_found, size_t *ret_size,
+               uint64_t *ret_version, uint32_t *ret_owner) {
+        Entry **link;
+        uint32_t hash;
+        int r;
+
+        assert(ret_found);
+
+        r = store_locate(s, key, key_size, NULL, 0, &hash, &link);
+        if (r < 0)
+                return r;
+        *ret_found = (StoreFound) { .link = link, .generation = s->generation, .hash = hash };
+        if (!*link)
+                return -ENOENT;
+        if (ret_size)
+                *ret_size = (*link)->value_size;
+        if (ret_version)
+                *ret_version = (*link)->version;
+        if (ret_owner)
+                *ret_owner = (*link)->owner;
+        return 0;
+}
+
+int store_set_found(Store *s, const StoreFound *found, const void *key, size_t key_size, const void *value,
+                    size_t value_size, uint64_t version, uint32_t owner) {
+        assert(s);
+        assert(found);
+        assert(key || key_size == 0);
+        assert(value || value_size == 0);
+
+        if (found->generation != s->generation || found->link == NULL)
+                return store_set(s, key, key_size, value, value_size, version, owner);
+        if (value_size > STORE_SIZE_MAX || key_size + value_size > SIZE_MAX - offsetof(Entry, data) - 1)
+                return -E2BIG;
+        return store_set_at(s, found->link, found->hash, key, key_size, value, value_size, version, owner);
 }
 
 int store_foreach(Store *s, store_foreach_cb cb, void *userdata) {

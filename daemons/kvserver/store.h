@@ -42,6 +42,22 @@ int store_get_owner(Store *s, const void *key, size_t key_size, uint32_t *ret_ow
 int store_set(Store *s, const void *key, size_t key_size, const void *value, size_t value_size, uint64_t version,
               uint32_t owner);
 
+/* Where a key is, or would go: found by store_find() for a lookup, and written by
+ * store_set_found() without hashing the key again (a Put hashes its key once). */
+typedef struct StoreFound {
+        void *link;
+        uint64_t generation;    /* of the store when found: a changed store looks again */
+        uint32_t hash;
+} StoreFound;
+
+/* As store_get(), with the key's owner, and where it is (or would go) in *ret_found:
+ * 0, or -ENOENT (then *ret_found is where store_set_found() inserts it), or -E2BIG. */
+int store_find(Store *s, const void *key, size_t key_size, StoreFound *ret_found, size_t *ret_size,
+               uint64_t *ret_version, uint32_t *ret_owner);
+/* store_set() of the key that store_find() found. */
+int store_set_found(Store *s, const StoreFound *found, const void *key, size_t key_size, const void *value,
+                    size_t value_size, uint64_t version, uint32_t owner);
+
 /* Calls cb for every key, in no particular order; a negative return stops the walk and
  * is returned. The store must not change meanwhile. */
 typedef int (*store_foreach_cb)(const void *key, size_t key_size, const void *value, size_t value_size,

@@ -151,6 +151,46 @@ START_TEST(test_put_own_value_back) {
 }
 END_TEST
 
+/* store_find() and store_set_found(): the write lands where the lookup found the key,
+ * or, when the store changed in between (inserts that grow the table, values that move
+ * entries), where the key is now. */
+START_TEST(test_find_then_set) {
+        StoreFound found, stale;
+        uint64_t version;
+        uint32_t owner;
+        size_t size;
+        char key[32];
+
+        ck_assert_int_eq(store_find(store, "a", 1, &found, &size, &version, &owner), -ENOENT);
+        ck_assert_int_eq(store_set_found(store, &found, "a", 1, "one", 3, 1, 1000), 0);
+        get_expect("a", "one", 1);
+
+        ck_assert_int_eq(store_find(store, "a", 1, &found, &size, &version, &owner), 0);
+        ck_assert_uint_eq(size, 3);
+        ck_assert_uint_eq(version, 1);
+        ck_assert_uint_eq(owner, 1000);
+        ck_assert_int_eq(store_set_found(store, &found, "a", 1, "two", 3, 2, 1001), 0);
+        get_expect("a", "two", 2);
+        ck_assert_int_eq(store_get_owner(store, "a", 1, &owner), 0);
+        ck_assert_uint_eq(owner, 1001);
+
+        /* Found, then a thousand inserts (the table grows) and a value that moves "a". */
+        ck_assert_int_eq(store_find(store, "a", 1, &stale, NULL, NULL, NULL), 0);
+        ck_assert_int_eq(store_find(store, "b", 1, &found, NULL, NULL, NULL), -ENOENT);
+        for (int i = 0; i < 1000; i++) {
+                snprintf(key, sizeof(key), "k%d", i);
+                put_ok(key, "v", 0, 1);
+        }
+        ck_assert_int_eq(store_set(store, "a", 1, "a longer value", 14, 3, 0), 0);
+        ck_assert_int_eq(store_set_found(store, &stale, "a", 1, "three", 5, 4, 0), 0);
+        get_expect("a", "three", 4);
+        ck_assert_int_eq(store_set_found(store, &found, "b", 1, "bee", 3, 1, 0), 0);
+        get_expect("b", "bee", 1);
+        ck_assert_uint_eq(store_n_keys(store), 1002);
+        ck_assert_uint_eq(store_data_bytes(store), 1 + 5 + 1 + 3 + 1000 * 1 + 3890);
+}
+END_TEST
+
 START_TEST(test_many_keys) {
         /* Enough keys for many doublings of the table; all must survive each rehash. */
         const unsigned n = 100000;
@@ -268,6 +308,7 @@ static Suite *store_suite(void) {
         tcase_add_test(tc, test_binary_keys);
         tcase_add_test(tc, test_big_values);
         tcase_add_test(tc, test_put_own_value_back);
+        tcase_add_test(tc, test_find_then_set);
         tcase_add_test(tc, test_many_keys);
         tcase_add_test(tc, test_free_with_data);
         tcase_add_test(tc, test_siphash_vectors);

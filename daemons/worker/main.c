@@ -44,7 +44,8 @@ static void help(void) {
                "                           fail a map task whose input file is larger (K, M, G\n"
                "                           suffixes; default 256M): the input is read whole\n"
                "      --map-memory=BYTES   the memory a map task's pairs may take before they are\n"
-               "                           spilled to disk as sorted runs (default 64M)\n"
+               "                           spilled to disk as sorted runs (default 64M, at\n"
+               "                           least 64K)\n"
                "      --log-level=LEVEL    debug, info, notice, warning, err (default info)\n"
                "  -h, --help               show this help\n"
                "      --version            show the version\n"
@@ -85,8 +86,9 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_MAP_MEMORY:
                         r = parse_size(optarg, SIZE_MAX, &arg_map_memory);
-                        if (r < 0 || arg_map_memory == 0)
-                                return log_error_errno(EINVAL, "Invalid --map-memory '%s': expected bytes > 0.", optarg);
+                        if (r < 0 || arg_map_memory < WORKER_MAP_MEMORY_MIN)
+                                return log_error_errno(EINVAL, "Invalid --map-memory '%s': expected at least %u bytes (64K).",
+                                                       optarg, WORKER_MAP_MEMORY_MIN);
                         break;
                 case ARG_LOG_LEVEL:
                         r = log_set_max_level_from_option(optarg);

@@ -13,6 +13,7 @@
 
 #include "intermediate.h"
 #include "macro.h"
+#include "tests.h"
 #include "mapoutput.h"
 #include "unit-test.h"
 
@@ -51,17 +52,6 @@ static unsigned count_entries(int dir_fd) {
         while ((de = readdir(d)))
                 if (!streq(de->d_name, ".") && !streq(de->d_name, ".."))
                         n++;
-        closedir(d);
-        return n;
-}
-
-static unsigned count_fds(void) {
-        DIR *d = opendir("/proc/self/fd");
-        unsigned n = 0;
-
-        ck_assert_ptr_nonnull(d);
-        while (readdir(d))
-                n++;
         closedir(d);
         return n;
 }
@@ -179,7 +169,7 @@ static char *write_output(int dir_fd, size_t budget, mrkv_combine_func combine, 
 START_TEST(test_spill_same_output) {
         _cleanup_close_ int dir_fd = open_tmpdir();
         TaskCounters a = {}, b = {};
-        unsigned fds = count_fds();
+        unsigned fds = tests_count_fds();
         size_t runs;
         char *memory, *spilled;
 
@@ -197,7 +187,7 @@ START_TEST(test_spill_same_output) {
 
         /* Only the partition files are left, and no descriptor. */
         ck_assert_uint_eq(count_entries(dir_fd), 2 * NREDUCE);
-        ck_assert_uint_eq(count_fds(), fds);
+        ck_assert_uint_eq(tests_count_fds(), fds);
         free(memory);
         free(spilled);
 }
@@ -232,7 +222,7 @@ END_TEST
 START_TEST(test_spill_failure_cleanup) {
         _cleanup_close_ int dir_fd = open_tmpdir();
         char *names[] = { "missing/a", "missing/b", "missing/c", NULL };
-        unsigned fds = count_fds();
+        unsigned fds = tests_count_fds();
         TaskCounters c = {};
         Groups g = {};
         MapOutput m = { .groups = &g, .dir_fd = dir_fd, .nreduce = NREDUCE, .run_name = ".run", .counters = &c };
@@ -245,7 +235,7 @@ START_TEST(test_spill_failure_cleanup) {
         map_output_done(&m);
         groups_done(&g);
         ck_assert_uint_eq(count_entries(dir_fd), 0);
-        ck_assert_uint_eq(count_fds(), fds);
+        ck_assert_uint_eq(tests_count_fds(), fds);
 
         /* Before any write, too. */
         m = (MapOutput) { .groups = &g, .dir_fd = dir_fd, .nreduce = NREDUCE, .run_name = ".run", .counters = &c };
@@ -254,7 +244,7 @@ START_TEST(test_spill_failure_cleanup) {
         map_output_done(&m);
         groups_done(&g);
         ck_assert_uint_eq(count_entries(dir_fd), 0);
-        ck_assert_uint_eq(count_fds(), fds);
+        ck_assert_uint_eq(tests_count_fds(), fds);
 
         m = (MapOutput) { .groups = &g, .combine = bad_key_combine, .dir_fd = dir_fd, .nreduce = NREDUCE,
                           .run_name = ".run", .counters = &c };

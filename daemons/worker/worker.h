@@ -16,4 +16,5 @@
 /* A map task keeps its pairs in about map_memory bytes, spilling sorted runs to disk
  * beyond it. */
 #define WORKER_MAP_MEMORY_DEFAULT (64U * 1024U * 1024U)
+#define WORKER_MAP_MEMORY_MIN (64U * 1024U) /* below, runs would hold a few keys each */
 int worker_run(const char *address, App *app, bool serve, uint64_t max_input, uint64_t map_memory);

@@ -2,12 +2,13 @@
 #pragma once
 
 #include <check.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Shared by the Check programs of lib/. */
+/* Shared by the Check programs of lib/, and of others that need no more. */
 
 /* Runs suite s; fork: CK_FORK_GETENV ($CK_FORK decides), or CK_FORK for tests that
  * must not share a process. Returns the exit status. */
@@ -20,6 +21,18 @@ static inline int tests_run(Suite *s, enum fork_status fork) {
         failed = srunner_ntests_failed(sr);
         srunner_free(sr);
         return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+/* The descriptors this process has open, for checks that a test leaks none. */
+static inline unsigned tests_count_fds(void) {
+        DIR *d = opendir("/proc/self/fd");
+        unsigned n = 0;
+
+        ck_assert_ptr_nonnull(d);
+        while (readdir(d))
+                n++;
+        closedir(d);
+        return n - 3; /* ".", ".." and the directory's own */
 }
 
 /* Runs fn in a child (whose limits, fds and signal mask may change for good) and returns

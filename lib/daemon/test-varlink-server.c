@@ -1406,17 +1406,6 @@ START_TEST(test_input_budget) {
 }
 END_TEST
 
-static unsigned count_open_fds(void) {
-        DIR *d = opendir("/proc/self/fd");
-        unsigned n = 0;
-
-        ck_assert_ptr_nonnull(d);
-        while (readdir(d))
-                n++;
-        closedir(d);
-        return n - 3; /* ".", ".." and the directory's own */
-}
-
 /* Out of descriptors, the server stops accepting for a while instead of trying again on
  * every wakeup (the listening socket stays readable): its loop runs a few times in half a
  * second, where a spinning one runs hundreds of thousands of times. A flooder in another
@@ -1453,7 +1442,7 @@ START_TEST(test_accept_pauses_when_out_of_fds) {
         close(go[0]);
 
         ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
-        low = (struct rlimit) { .rlim_cur = count_open_fds() + 4, .rlim_max = rl.rlim_max };
+        low = (struct rlimit) { .rlim_cur = tests_count_fds() + 4, .rlim_max = rl.rlim_max };
         ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
         ck_assert_int_eq(write(go[1], "g", 1), 1);
         /* The stats client and the four connections there is room for. */

@@ -625,15 +625,16 @@ static VarlinkPlainMethod server_find_plain(VarlinkServer *s, const char *name, 
         return NULL;
 }
 
-/* A plain call to a method with a plain handler, read in place. Returns 1 if the handler
- * took the call, 0 if not (the general path takes it), < 0 when the connection must be
- * closed. */
-static int conn_dispatch_plain(VarlinkConn *c, const char *data, size_t size) {
+/* A plain call to a method with a plain handler, read in place: before the message is
+ * checked (then it must be ASCII, and the reader checks it) or after. Returns 1 if the
+ * handler took the call, 0 if not (the general path takes it), < 0 when the connection
+ * must be closed. */
+static int conn_dispatch_plain(VarlinkConn *c, const char *data, size_t size, bool checked) {
         VarlinkPlainMethod func;
         VarlinkView view;
         int r;
 
-        if (!varlink_view_parse(data, size, &view))
+        if (!(checked ? varlink_view_parse(data, size, &view) : varlink_view_parse_unchecked(data, size, &view)))
                 return 0;
         func = server_find_plain(c->server, view.method, view.method_size);
         if (!func)
@@ -660,9 +661,16 @@ static int conn_dispatch(VarlinkConn *c, const char *data, size_t size) {
         VarlinkMethod func;
         int r;
 
+        /* Most calls are plain and ASCII: read and checked in one pass. The rest are
+         * checked first; a plain call with other UTF-8 in it is read in place after that. */
+        if (c->server->n_plain > 0) {
+                r = conn_dispatch_plain(c, data, size, false);
+                if (r != 0)
+                        return MIN(r, 0);
+        }
         r = varlink_message_check(data, size);
         if (r >= 0 && c->server->n_plain > 0) {
-                r = conn_dispatch_plain(c, data, size);
+                r = conn_dispatch_plain(c, data, size, true);
                 if (r != 0)
                         return MIN(r, 0);
         }

@@ -3,7 +3,11 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#if HAVE_ISAL
+#include <isa-l/crc.h>
+#else
 #include <zlib.h>
+#endif
 
 #include "macro.h"
 #include "record.h"
@@ -30,19 +34,31 @@ static uint64_t get_le64(const uint8_t *p) {
         return le64toh(v);
 }
 
+/* CRC-32 (IEEE, reflected, as zlib's crc32()) of size bytes, continuing from crc (0 to
+ * start). ISA-L folds 64 bytes at a time with carry-less multiplication where the CPU has
+ * it: a record of 150 bytes costs about a tenth of zlib's table-driven code. */
+static uint32_t crc_update(uint32_t crc, const void *p, size_t size) {
+#if HAVE_ISAL
+        return crc32_gzip_refl(crc, p, size);
+#else
+        return (uint32_t) crc32_z(crc, p, size);
+#endif
+}
+
 /* The crc of a header whose crc field (4 bytes at crc_offset) counts as zero, and then of
  * the payload. */
 static uint32_t crc_compute(const uint8_t *header, size_t header_size, size_t crc_offset, const void *payload,
                             size_t size) {
-        static const uint8_t zero[4] = {};
-        uLong crc = crc32(0L, Z_NULL, 0);
+        uint8_t h[MAX(RECORD_FILE_HEADER_SIZE, RECORD_HEADER_SIZE)];
+        uint32_t crc;
 
-        crc = crc32(crc, header, crc_offset);
-        crc = crc32(crc, zero, sizeof(zero));
-        crc = crc32(crc, header + crc_offset + 4, header_size - crc_offset - 4);
+        assert(header_size <= sizeof(h));
+        memcpy(h, header, header_size);
+        memset(h + crc_offset, 0, 4);
+        crc = crc_update(0, h, header_size);
         if (size > 0)
-                crc = crc32(crc, payload, size);
-        return (uint32_t) crc;
+                crc = crc_update(crc, payload, size);
+        return crc;
 }
 
 void record_file_header_encode(uint8_t buf[RECORD_FILE_HEADER_SIZE], const char magic[8], uint64_t position) {
@@ -75,6 +91,17 @@ void record_header_encode(uint8_t buf[RECORD_HEADER_SIZE], uint64_t seqnum, uint
         put_le32(buf + 12, 0);
         put_le64(buf + 16, seqnum);
         put_le32(buf + 4, crc_compute(buf, RECORD_HEADER_SIZE, 4, payload, size));
+}
+
+void record_seal(uint8_t *record, uint64_t seqnum, uint32_t type, uint32_t size) {
+        assert(size <= RECORD_PAYLOAD_MAX);
+
+        put_le32(record, size);
+        put_le32(record + 4, 0);
+        put_le32(record + 8, type);
+        put_le32(record + 12, 0);
+        put_le64(record + 16, seqnum);
+        put_le32(record + 4, crc_update(0, record, RECORD_HEADER_SIZE + (size_t) size));
 }
 
 int64_t record_parse(const uint8_t *p, size_t avail, uint64_t min_seqnum, Record *ret) {

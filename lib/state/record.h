@@ -15,12 +15,14 @@
  *     le32 length | le32 crc | le32 type | le32 zero | le64 seqnum | payload[length]
  *
  * The crc covers the 24 header bytes (with the crc field as zero) and the payload, so a
- * damaged length or sequence number is caught like damaged data. The checksum is zlib's
- * CRC-32 (the IEEE polynomial): zlib is on every system this builds on, its table-driven
- * code does gigabytes per second, far from the cost of the write(2) and fdatasync() of a
- * record, and a CRC-32 catches every burst of up to 32 bits and every 1 to 3 bit error in
- * records of the sizes written here. CRC-32C would only buy a hardware instruction that
- * this path does not need. */
+ * damaged length or sequence number is caught like damaged data. The checksum is the
+ * CRC-32 of zlib and gzip (the IEEE polynomial, reflected), computed by ISA-L's
+ * crc32_gzip_refl() where the build found ISA-L (carry-less multiplication: an
+ * in-memory Put and a restart checksum every record, and zlib's table-driven crc32()
+ * was a seventh of a Put's instructions), else by zlib's crc32(): the same values, so
+ * files do not care which wrote them. A CRC-32 catches every burst of up to 32 bits and
+ * every 1 to 3 bit error in records of the sizes written here. CRC-32C would need a
+ * new format version for no more than ISA-L gives. */
 
 #define RECORD_FILE_HEADER_SIZE 24U
 #define RECORD_HEADER_SIZE 24U
@@ -58,6 +60,9 @@ int record_file_header_parse(const uint8_t *buf, size_t size, const char magic[8
 /* Fills the record header for a payload; the payload follows it in the file. */
 void record_header_encode(uint8_t buf[RECORD_HEADER_SIZE], uint64_t seqnum, uint32_t type, const void *payload,
                           uint32_t size);
+/* The same for a payload already in place after the header (size bytes at record +
+ * RECORD_HEADER_SIZE): the checksum in one pass over the whole record. */
+void record_seal(uint8_t *record, uint64_t seqnum, uint32_t type, uint32_t size);
 /* Parses the record at p (avail bytes readable): its total size (header and payload), or
  * -EBADMSG when it is incomplete or damaged, or numbered below min_seqnum. */
 int64_t record_parse(const uint8_t *p, size_t avail, uint64_t min_seqnum, Record *ret);

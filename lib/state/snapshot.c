@@ -368,7 +368,7 @@ int snapshot_write(int dir_fd, const char *dir_path, Wal *wal, snapshot_write_cb
 /* Checks the whole snapshot; with cb, delivers its records, without checking the
  * checksums again (a pass without cb did). On damage, *ret_offset says where. */
 static int snapshot_read(const MappedFile *m, uint64_t seqnum, state_record_cb cb, void *userdata,
-                         uint64_t *ret_offset) {
+                         uint64_t *ret_offset, uint64_t *ret_records) {
         uint64_t position, offset = RECORD_FILE_HEADER_SIZE, expected = 1;
         int r;
 
@@ -399,6 +399,8 @@ static int snapshot_read(const MappedFile *m, uint64_t seqnum, state_record_cb c
                         memcpy(&v, rec.payload, sizeof(v));
                         if (le64toh(v) != seqnum)
                                 return -EBADMSG;
+                        if (ret_records)
+                                *ret_records = expected - 2; /* without the end marker */
                         return 0;
                 }
                 if (rec.type >= RECORD_TYPE_RESERVED)
@@ -413,7 +415,8 @@ static int snapshot_read(const MappedFile *m, uint64_t seqnum, state_record_cb c
         return -EBADMSG; /* no end marker */
 }
 
-int snapshot_load(int dir_fd, const char *dir_path, state_record_cb cb, void *userdata, uint64_t *ret_seqnum) {
+int snapshot_load_counted(int dir_fd, const char *dir_path, snapshot_count_cb count_cb, state_record_cb cb,
+                          void *userdata, uint64_t *ret_seqnum) {
         _cleanup_strv_free_ char **names = NULL;
         size_t n;
         int r;
@@ -431,7 +434,7 @@ int snapshot_load(int dir_fd, const char *dir_path, state_record_cb cb, void *us
         n = strv_length(names);
         for (size_t i = n; i > 0; i--) {
                 const char *name = names[i - 1];
-                uint64_t seqnum, offset;
+                uint64_t seqnum, offset, records = 0;
                 MappedFile m;
 
                 if (snapshot_name_parse(name, &seqnum) < 0)
@@ -440,7 +443,7 @@ int snapshot_load(int dir_fd, const char *dir_path, state_record_cb cb, void *us
                 r = mapped_file_open(dir_fd, name, &m);
                 if (r < 0)
                         return log_error_errno(r, "Failed to read %s/%s: %m", dir_path, name);
-                r = snapshot_read(&m, seqnum, NULL, NULL, &offset);
+                r = snapshot_read(&m, seqnum, NULL, NULL, &offset, &records);
                 if (r == -EPROTONOSUPPORT) {
                         mapped_file_close(&m);
                         return log_error_errno(r, "%s/%s: unsupported snapshot format version (this is version %u).",
@@ -452,7 +455,9 @@ int snapshot_load(int dir_fd, const char *dir_path, state_record_cb cb, void *us
                                   name, offset);
                         continue;
                 }
-                r = snapshot_read(&m, seqnum, cb, userdata, &offset);
+                if (count_cb)
+                        count_cb(records, userdata);
+                r = snapshot_read(&m, seqnum, cb, userdata, &offset, NULL);
                 mapped_file_close(&m);
                 if (r < 0)
                         return r;
@@ -465,6 +470,10 @@ int snapshot_load(int dir_fd, const char *dir_path, state_record_cb cb, void *us
                 return log_error_errno(EBADMSG, "No complete snapshot in %s.", dir_path);
         *ret_seqnum = 0;
         return 0;
+}
+
+int snapshot_load(int dir_fd, const char *dir_path, state_record_cb cb, void *userdata, uint64_t *ret_seqnum) {
+        return snapshot_load_counted(dir_fd, dir_path, NULL, cb, userdata, ret_seqnum);
 }
 
 int snapshot_remove_older(int dir_fd, const char *dir_path, uint64_t seqnum) {

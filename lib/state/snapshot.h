@@ -68,5 +68,10 @@ int snapshot_write(int dir_fd, const char *dir_path, Wal *wal, snapshot_write_cb
  * an older one with an error message (the log then proves whether the older one still
  * connects), and -EBADMSG if none is complete. */
 int snapshot_load(int dir_fd, const char *dir_path, state_record_cb cb, void *userdata, uint64_t *ret_seqnum);
+/* As snapshot_load(), first telling count_cb how many records the snapshot delivers
+ * (after its check, before the first record), e.g. to size a table once. */
+typedef void (*snapshot_count_cb)(uint64_t records, void *userdata);
+int snapshot_load_counted(int dir_fd, const char *dir_path, snapshot_count_cb count_cb, state_record_cb cb,
+                          void *userdata, uint64_t *ret_seqnum);
 /* Removes the snapshots older than seqnum. */
 int snapshot_remove_older(int dir_fd, const char *dir_path, uint64_t seqnum);

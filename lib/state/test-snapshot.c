@@ -78,6 +78,15 @@ static void wait_child(Snapshot *s) {
         ck_assert_int_eq(si.si_pid, snapshot_get_pid(s));
 }
 
+static uint64_t counted;
+
+static void count_records(uint64_t records, void *userdata) {
+        const Model *m = userdata;
+
+        ck_assert_uint_eq(m->records, 0);
+        counted = records;
+}
+
 START_TEST(test_snapshot_then_records) {
         _cleanup_free_ char *path = test_dir_new(), *name = snap_name(30);
         uint64_t seqnum;
@@ -116,6 +125,13 @@ START_TEST(test_snapshot_then_records) {
         ck_assert_uint_eq(loaded.value[29], 1029);
         for (unsigned k = 30; k < 40; k++)
                 ck_assert_uint_eq(loaded.value[k], 0);
+
+        /* Counted: told the 30 records before the first of them. */
+        loaded = (Model) {};
+        counted = UINT64_MAX;
+        ck_assert_int_eq(snapshot_load_counted(dfd, path, count_records, model_apply, &loaded, &seqnum), 0);
+        ck_assert_uint_eq(counted, 30);
+        ck_assert_uint_eq(loaded.records, 30);
         close(dfd);
 }
 END_TEST

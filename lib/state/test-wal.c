@@ -15,6 +15,7 @@
 #include <zlib.h>
 
 #include "macro.h"
+#include "tests.h"
 #include "test-state-util.h"
 #include "wal.h"
 
@@ -133,6 +134,66 @@ START_TEST(test_round_trip) {
         ck_assert_uint_eq(c.seqnum[0], 5);
         ck_assert_uint_eq(wal_last_seqnum(w), 7);
         wal_free(w);
+        close(dfd);
+}
+END_TEST
+
+/* Records gathered from pieces, of every size up to 300 bytes, at every alignment in the
+ * segment: on the disk each carries zlib's CRC-32 of its header (crc field zeroed) and
+ * payload, whichever library computed it, and each reads back whole. */
+START_TEST(test_record_crc_is_zlib) {
+        _cleanup_free_ char *path = test_dir_new();
+        uint8_t data[300];
+        WalCheckReport report = {};
+        MappedFile m = {};
+        Collected c = {};
+        Wal *w = NULL;
+        uint64_t offset = RECORD_FILE_HEADER_SIZE;
+        int dfd = test_dir_open(path);
+
+        for (size_t i = 0; i < sizeof(data); i++)
+                data[i] = (uint8_t) (i * 7 + 3);
+        ck_assert_int_eq(wal_open(dfd, path, 0, &always, collect, &c, &w), 0);
+        for (size_t size = 0; size <= sizeof(data); size++) {
+                size_t cut = size / 3;
+                uint64_t seqnum;
+
+                ck_assert_int_eq(wal_appendv(w, 7, (const struct iovec[]) {
+                                        { .iov_base = data, .iov_len = cut },
+                                        { .iov_base = NULL, .iov_len = 0 },
+                                        { .iov_base = data + cut, .iov_len = size - cut },
+                                }, 3, &seqnum), 0);
+                ck_assert_uint_eq(seqnum, size + 1);
+        }
+        ck_assert_int_eq(wal_sync(w), 0);
+        wal_free(w);
+
+        ck_assert_int_eq(mapped_file_open(dfd, SEGMENT_1, &m), 0);
+        for (size_t size = 0; size <= sizeof(data); size++) {
+                uint8_t header[RECORD_HEADER_SIZE];
+                uint32_t crc, want;
+                Record rec;
+
+                ck_assert_uint_le(offset + RECORD_HEADER_SIZE + size, m.size);
+                memcpy(header, m.data + offset, sizeof(header));
+                memcpy(&crc, header + 4, 4);
+                memset(header + 4, 0, 4);
+                want = (uint32_t) crc32(0, header, sizeof(header));
+                want = (uint32_t) crc32(want, data, (uInt) size);
+                ck_assert_uint_eq(le32toh(crc), want);
+
+                ck_assert_int_eq(record_parse(m.data + offset, m.size - offset, 0, &rec),
+                                 (int64_t) (RECORD_HEADER_SIZE + size));
+                ck_assert_uint_eq(rec.size, size);
+                ck_assert(memcmp(rec.payload, data, size) == 0);
+                offset += RECORD_HEADER_SIZE + size;
+        }
+        mapped_file_close(&m);
+
+        ck_assert_int_eq(wal_check(dfd, path, 0, &report), 0);
+        ck_assert_uint_eq(report.records, sizeof(data) + 1);
+        ck_assert_ptr_null(report.file);
+        wal_check_report_done(&report);
         close(dfd);
 }
 END_TEST
@@ -823,17 +884,6 @@ START_TEST(test_failed_cut) {
 }
 END_TEST
 
-static unsigned count_fds(void) {
-        DIR *d = opendir("/proc/self/fd");
-        unsigned n = 0;
-
-        ck_assert_ptr_nonnull(d);
-        while (readdir(d))
-                n++;
-        closedir(d);
-        return n;
-}
-
 /* The "none" mode closes the segments it finishes, though it never syncs them. */
 START_TEST(test_none_closes_segments) {
         _cleanup_free_ char *path = test_dir_new();
@@ -845,7 +895,7 @@ START_TEST(test_none_closes_segments) {
         int dfd = test_dir_open(path);
 
         w = open_model(dfd, &opts, &m);
-        before = count_fds();
+        before = tests_count_fds();
         for (unsigned i = 0; i < 400; i++) {
                 model_append(w, &m, 1);
                 ck_assert_int_eq(wal_commit(w), 0);
@@ -853,7 +903,7 @@ START_TEST(test_none_closes_segments) {
         wal_get_stats(w, &st);
         ck_assert_uint_ge(st.segments, 100);
         /* The thread closes them: a few may still be open for a moment. */
-        for (int i = 0; i < 3000 && (n = count_fds()) > before; i++)
+        for (int i = 0; i < 3000 && (n = tests_count_fds()) > before; i++)
                 ck_assert_int_ge(poll(NULL, 0, 10), 0);
         ck_assert_uint_le(n, before);
         wal_free(w);
@@ -1077,6 +1127,7 @@ static Suite *wal_suite(void) {
 
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_round_trip);
+        tcase_add_test(tc, test_record_crc_is_zlib);
         tcase_add_test(tc, test_segments);
         tcase_add_test(tc, test_torn_tail_every_offset);
         tcase_add_test(tc, test_torn_tail_every_flipped_byte);

@@ -989,32 +989,41 @@ static int wal_flush(Wal *w) {
         return 0;
 }
 
-int wal_append(Wal *w, uint32_t type, const void *payload, size_t size, uint64_t *ret_seqnum) {
-        size_t need;
+int wal_appendv(Wal *w, uint32_t type, const struct iovec *iov, size_t n, uint64_t *ret_seqnum) {
+        size_t size = 0, need;
+        uint8_t *p;
         int r;
 
         assert(w);
         assert(type < RECORD_TYPE_RESERVED);
-        assert(payload || size == 0);
+        assert(iov || n == 0);
 
         r = wal_error(w);
         if (r < 0)
                 return r;
-        if (size > RECORD_PAYLOAD_MAX)
-                return -EMSGSIZE;
+        for (size_t i = 0; i < n; i++) {
+                assert(iov[i].iov_base || iov[i].iov_len == 0);
+                if (iov[i].iov_len > RECORD_PAYLOAD_MAX - size)
+                        return -EMSGSIZE;
+                size += iov[i].iov_len;
+        }
 
         need = w->buf_size + RECORD_HEADER_SIZE + size;
         if (need > w->buf_allocated) {
                 size_t a = MAX(need, w->buf_allocated * 2);
-                uint8_t *p = realloc(w->buf, a);
-                if (!p)
+                uint8_t *b = realloc(w->buf, a);
+                if (!b)
                         return -ENOMEM;
-                w->buf = p;
+                w->buf = b;
                 w->buf_allocated = a;
         }
-        record_header_encode(w->buf + w->buf_size, w->next_seqnum, type, payload, (uint32_t) size);
-        if (size > 0)
-                memcpy(w->buf + w->buf_size + RECORD_HEADER_SIZE, payload, size);
+        /* The pieces go straight into the write buffer, and the checksum is one pass over
+         * the record where it lies. */
+        p = w->buf + w->buf_size + RECORD_HEADER_SIZE;
+        for (size_t i = 0; i < n; i++)
+                if (iov[i].iov_len > 0)
+                        p = mempcpy(p, iov[i].iov_base, iov[i].iov_len);
+        record_seal(w->buf + w->buf_size, w->next_seqnum, type, (uint32_t) size);
         w->buf_size = need;
         w->stats.appends++;
         if (ret_seqnum)
@@ -1026,6 +1035,13 @@ int wal_append(Wal *w, uint32_t type, const void *payload, size_t size, uint64_t
         if (w->buf_size >= WRITE_BUFFER_FLUSH)
                 (void) wal_flush(w);
         return 0;
+}
+
+int wal_append(Wal *w, uint32_t type, const void *payload, size_t size, uint64_t *ret_seqnum) {
+        assert(payload || size == 0);
+
+        return wal_appendv(w, type, &(const struct iovec) { .iov_base = (void *) payload, .iov_len = size }, 1,
+                           ret_seqnum);
 }
 
 static int request(Wal *w, bool force) {

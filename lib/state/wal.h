@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "macro.h"
 #include "record.h"
@@ -97,6 +98,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Wal *, wal_free);
  * fails, as wal_commit() and wal_process() report). Returns the log's error once it has
  * failed: then nothing is appended. */
 int wal_append(Wal *w, uint32_t type, const void *payload, size_t size, uint64_t *ret_seqnum);
+/* The same with the payload gathered from n pieces, copied once, into the write buffer. */
+int wal_appendv(Wal *w, uint32_t type, const struct iovec *iov, size_t n, uint64_t *ret_seqnum);
 /* Writes the buffered records and, in the "always" and "interval" modes, asks the thread
  * for a sync of everything written. Call it once per batch of appends (e.g. once per
  * event loop iteration). */

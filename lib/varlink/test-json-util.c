@@ -138,6 +138,33 @@ START_TEST(test_escape) {
 }
 END_TEST
 
+/* The bytes on both sides of each class (control characters, quote, backslash, DEL, the
+ * bytes from 0x80) at every offset of strings up to 40 bytes long, at three alignments:
+ * the prefix ends at the first byte that needs a look, whichever of the 16-, 8- and
+ * 1-byte steps reaches it. */
+START_TEST(test_plain_prefix) {
+        static const unsigned char bytes[] = { 0x00, 0x1f, 0x20, '!', '"', '#', '[', '\\', ']', 0x7f, 0x80, 0xff };
+        char buf[64];
+
+        for (size_t align = 0; align < 8; align += 3)
+                for (size_t n = 0; n <= 40; n++)
+                        for (size_t at = 0; at <= n; at++)
+                                for (size_t b = 0; b < ELEMENTSOF(bytes); b++) {
+                                        unsigned char c = bytes[b];
+                                        char *s = buf + align;
+                                        bool look = c < 0x20 || c == '"' || c == '\\';
+
+                                        memset(s, 'a', n);
+                                        if (at < n)
+                                                s[at] = (char) c;
+                                        ck_assert_uint_eq(json_plain_prefix(s, n, false),
+                                                          at < n && look ? at : n);
+                                        ck_assert_uint_eq(json_plain_prefix(s, n, true),
+                                                          at < n && (look || c >= 0x80) ? at : n);
+                                }
+}
+END_TEST
+
 START_TEST(test_string_array_new) {
         char *v[] = { "a", "b/c", NULL };
         _cleanup_json_ json_object *a = json_string_array_new(v, 2), *e = json_string_array_new(v, 0);
@@ -157,6 +184,7 @@ static Suite *regular_suite(void) {
         tcase_add_test(tc, test_object_add);
         tcase_add_test(tc, test_array_append);
         tcase_add_test(tc, test_escape);
+        tcase_add_test(tc, test_plain_prefix);
         tcase_add_test(tc, test_string_array_new);
         suite_add_tcase(s, tc);
         return s;

@@ -8,9 +8,35 @@
 #include "varlink-message.h"
 #include "varlink-view.h"
 
+static bool is_ascii(const char *text) {
+        for (const char *p = text; *p; p++)
+                if ((unsigned char) *p >= 0x80)
+                        return false;
+        return true;
+}
+
+/* The view of a strict message; unchecked, the same view, or none where it is not ASCII. */
 static bool view(const char *text, VarlinkView *v) {
+        VarlinkView u;
+        bool plain, plain_unchecked;
+
         ck_assert_msg(varlink_message_check(text, strlen(text)) == 0, "not strict: %s", text);
-        return varlink_view_parse(text, strlen(text), v);
+        plain = varlink_view_parse(text, strlen(text), v);
+        plain_unchecked = varlink_view_parse_unchecked(text, strlen(text), &u);
+        ck_assert_msg(plain_unchecked == (plain && is_ascii(text)), "unchecked differs: %s", text);
+        if (plain_unchecked) {
+                ck_assert_ptr_eq(u.method, v->method);
+                ck_assert_uint_eq(u.method_size, v->method_size);
+                ck_assert_uint_eq(u.n_fields, v->n_fields);
+                for (size_t i = 0; i < u.n_fields; i++) {
+                        ck_assert_ptr_eq(u.fields[i].name, v->fields[i].name);
+                        ck_assert_uint_eq(u.fields[i].name_size, v->fields[i].name_size);
+                        ck_assert_ptr_eq(u.fields[i].value, v->fields[i].value);
+                        ck_assert_uint_eq(u.fields[i].value_size, v->fields[i].value_size);
+                        ck_assert(u.fields[i].string == v->fields[i].string);
+                }
+        }
+        return plain;
 }
 
 static void assert_part(const char *p, size_t n, const char *want) {
@@ -86,12 +112,52 @@ START_TEST(test_not_plain) {
 }
 END_TEST
 
+/* Unchecked, the reader is the check for what it accepts: plain-looking messages that
+ * are not strict JSON are declined (and the check refuses them). */
+START_TEST(test_unchecked_refuses_what_the_check_refuses) {
+        static const char *const texts[] = {
+                "{\"method\":\"a\",\"parameters\":{\"v\":012}}",                /* leading zero */
+                "{\"method\":\"a\",\"parameters\":{\"v\":00}}",
+                "{\"method\":\"a\",\"parameters\":{\"v\":18446744073709551616}}", /* beyond 64 bits */
+                "{\"method\":\"a\",\"parameters\":{\"v\":100000000000000000000}}",
+                "{\"method\":\"a\tb\"}",                                         /* control characters */
+                "{\"method\":\"a\",\"parameters\":{\"k\":\"\x01\"}}",
+                "{\"method\":\"a\",\"parameters\":{\"k\":\"\x7f\xff\"}}",         /* not UTF-8 */
+                "{\"method\":\"a\",\"parameters\":{\"k\":\"\xc0\xaf\"}}",         /* overlong */
+                "{\"method\":\"a\"",                                             /* cut short */
+                "{\"method\":\"a",
+                "{\"method\":\"a\"}x",                                           /* trailing bytes */
+                "{\"method\":\"a\"}{}",
+                "{\"method\":\"a\",}",                                           /* structure */
+                "{\"method\" \"a\"}",
+                "{,\"method\":\"a\"}",
+                "{\"method\":\"a\",\"parameters\":{\"v\":1,}}",
+                "{\"method\":\"a\",\"parameters\":{\"v\":1 2}}",
+                "{\"method\":\"a\"}\v",                                          /* not JSON whitespace */
+                "",
+        };
+        static const char utf8[] = "{\"method\":\"\xc3\xa9\"}";
+        VarlinkView v;
+
+        for (size_t i = 0; i < ELEMENTSOF(texts); i++) {
+                size_t n = strlen(texts[i]);
+
+                ck_assert_msg(varlink_message_check(texts[i], n) < 0, "strict: %s", texts[i]);
+                ck_assert_msg(!varlink_view_parse_unchecked(texts[i], n, &v), "plain: %s", texts[i]);
+        }
+        /* Plain, but not ASCII: for the reader after the check. */
+        ck_assert(!varlink_view_parse_unchecked(utf8, strlen(utf8), &v));
+        ck_assert(view(utf8, &v));
+}
+END_TEST
+
 static Suite *view_suite(void) {
         Suite *s = suite_create("varlink-view");
         TCase *tc = tcase_create("view");
 
         tcase_add_test(tc, test_plain);
         tcase_add_test(tc, test_not_plain);
+        tcase_add_test(tc, test_unchecked_refuses_what_the_check_refuses);
         suite_add_tcase(s, tc);
         return s;
 }

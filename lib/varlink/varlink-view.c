@@ -1,14 +1,18 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <string.h>
 
+#include "json-util.h"
 #include "macro.h"
 #include "varlink-view.h"
 
-/* The input is strict JSON already (varlink_message_check()): the reader only tells
- * plain calls from the rest, it needs not validate. */
+/* After varlink_message_check() the input is strict JSON already: the reader only tells
+ * plain calls from the rest. Unchecked, it validates what it reads as the check would
+ * (strings of printable ASCII, integers without leading zeros that fit 64 bits), and
+ * declines the rest: the check then decides. */
 typedef struct Reader {
         const char *p, *end;
         bool parameters;        /* seen */
+        bool unchecked;
 } Reader;
 
 static void skip_ws(Reader *r) {
@@ -31,8 +35,10 @@ static bool read_string(Reader *r, const char **ret, size_t *ret_size) {
         if (!take(r, '"'))
                 return false;
         b = r->p;
-        e = memchr(b, '"', (size_t) (r->end - b));
-        if (!e || memchr(b, '\\', (size_t) (e - b)))
+        /* Checked strings hold no control characters: a quote or a backslash stops it.
+         * Unchecked, anything but printable ASCII also does, and declines. */
+        e = b + json_plain_prefix(b, (size_t) (r->end - b), r->unchecked);
+        if (e >= r->end || *e != '"')
                 return false;
         *ret = b;
         *ret_size = (size_t) (e - b);
@@ -47,6 +53,11 @@ static bool read_digits(Reader *r, const char **ret, size_t *ret_size) {
         while (r->p < r->end && *r->p >= '0' && *r->p <= '9')
                 r->p++;
         if (r->p == b || (r->p < r->end && (*r->p == '.' || *r->p == 'e' || *r->p == 'E')))
+                return false;
+        /* What the check refuses: a leading zero, and more than json-c reads without
+         * clamping it. */
+        if (r->unchecked && ((*b == '0' && r->p - b > 1) || r->p - b > 20 ||
+                             (r->p - b == 20 && memcmp(b, "18446744073709551615", 20) > 0)))
                 return false;
         *ret = b;
         *ret_size = (size_t) (r->p - b);
@@ -100,14 +111,22 @@ static bool read_member(Reader *r, VarlinkView *v) {
         return false; /* "more", "oneway", a repeated member: the general path */
 }
 
-bool varlink_view_parse(const char *data, size_t size, VarlinkView *ret) {
-        Reader r = { .p = data, .end = data + size };
+static bool view_parse(const char *data, size_t size, bool unchecked, VarlinkView *ret) {
+        Reader r = { .p = data, .end = data + size, .unchecked = unchecked };
 
         *ret = (VarlinkView) {};
         if (!read_object(&r, read_member, ret) || !ret->method)
                 return false;
         skip_ws(&r);
         return r.p == r.end;
+}
+
+bool varlink_view_parse(const char *data, size_t size, VarlinkView *ret) {
+        return view_parse(data, size, false, ret);
+}
+
+bool varlink_view_parse_unchecked(const char *data, size_t size, VarlinkView *ret) {
+        return size > 0 && size <= INT32_MAX && view_parse(data, size, true, ret);
 }
 
 const VarlinkViewField *varlink_view_field(const VarlinkView *v, const char *name) {

@@ -263,14 +263,18 @@ static bool same_bytes(json_object *o, const char *p, size_t n) {
                 memcmp(json_object_get_string(o), p, n) == 0;
 }
 
-/* A message read in place as a plain call says what json-c reads in it, member by member. */
-static void check_plain_view(const char *data, size_t size, json_object *o) {
-        json_object *params = value_of(o, "parameters");
-        VarlinkView v;
+static bool is_ascii(const char *p, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char) p[i] >= 0x80)
+                        return false;
+        return true;
+}
 
-        if (!varlink_view_parse(data, size, &v))
-                return;
-        stats.plain++;
+/* A message read in place as a plain call says what json-c reads in it, member by member. */
+static void check_view(const VarlinkView *view, json_object *o) {
+        json_object *params = value_of(o, "parameters");
+        const VarlinkView v = *view;
+
         CHECK(json_object_object_length(o) == (params ? 2 : 1));
         CHECK(same_bytes(value_of(o, "method"), v.method, v.method_size));
         CHECK(v.n_fields == (params ? (size_t) json_object_object_length(params) : 0));
@@ -295,7 +299,15 @@ static void process_frame(const char *data, size_t size) {
         _cleanup_json_ json_object *o = NULL;
         Envelope e = {};
         const char *bad = NULL;
+        VarlinkView unchecked, checked;
+        bool plain_unchecked;
         int r;
+
+        /* What the server reads before any check must be what the check accepts (and
+         * what json-c reads, below). */
+        plain_unchecked = varlink_view_parse_unchecked(data, size, &unchecked);
+        if (plain_unchecked)
+                CHECK(varlink_message_check(data, size) == 0);
 
         r = varlink_message_parse(data, size, &o);
         if (r < 0) {
@@ -307,7 +319,14 @@ static void process_frame(const char *data, size_t size) {
         CHECK(o && json_object_is_type(o, json_type_object));
         stats.parsed++;
         check_utf8_tree(o, 0);
-        check_plain_view(data, size, o);
+        if (varlink_view_parse(data, size, &checked)) {
+                stats.plain++;
+                check_view(&checked, o);
+        }
+        if (plain_unchecked)
+                check_view(&unchecked, o);
+        else
+                CHECK(!varlink_view_parse(data, size, &checked) || !is_ascii(data, size));
 
         r = varlink_dispatch(o, envelope_fields, &e, &bad);
         check_dispatch_result(o, envelope_fields, r, bad);

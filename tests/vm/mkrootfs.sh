@@ -26,7 +26,7 @@ set -euo pipefail
 
 # What every VM test needs besides the packages under test: systemd as PID 1, the
 # system bus, udev (qemu: /dev/vda, the serial port), NSS for the units' User=.
-BASE_PACKAGES=(systemd systemd-sysv dbus udev libnss-systemd libsystemd0 libjson-c5)
+BASE_PACKAGES=(systemd systemd-sysv dbus udev libnss-systemd libsystemd0 libjson-c5 libisal2)
 
 log() { echo "mkrootfs: $*" >&2; }
 

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# Sourced by the job server's tests (jobs/test-jobs.sh, identity/test-identity.sh), which
-# define fail(), $tmp (their directory) and $pids (the processes they started).
+# Sourced by the job server's tests (jobs/test-jobs.sh, identity/test-identity.sh,
+# worker/test-worker.sh), which define fail(), $tmp (their directory) and $pids (the
+# processes they started); those that start a coordinator and workers here also $SOCK.
 
 # For the EXIT trap: kills the processes the script started, by their ids, and when it
 # failed (STATUS not 0) shows the end of every log in $tmp.
@@ -28,4 +29,35 @@ wait_until() { # SEC DESCRIPTION COMMAND...
 
 json_field() { # FILE EXPRESSION (Python, on the parsed JSON as j)
     python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+# A job-server coordinator on $SOCK with its state in $tmp/state; its pid in COORDINATOR_PID.
+COORDINATOR_PID=
+start_coordinator() { # [OPTION...]
+    rm -f "$SOCK"
+    "$MRKV_COORDINATOR" --listen "unix:$SOCK" --state-directory "$tmp/state" "$@" >>"$tmp/coordinator.log" 2>&1 &
+    COORDINATOR_PID=$!
+    pids+=($!)
+    wait_until 10 "the coordinator listens on $SOCK" test -S "$SOCK"
+}
+
+# N --serve workers of $SOCK, logging to $tmp/workerI.log; their pids in WORKER_PIDS.
+WORKER_PIDS=()
+start_workers() { # N [OPTION...]
+    local n=$1
+    shift
+    for i in $(seq "$n"); do
+        "$MRKV_WORKER" --serve --connect "unix:$SOCK" "$@" >"$tmp/worker$i.log" 2>&1 &
+        pids+=($!)
+        WORKER_PIDS+=($!)
+    done
+}
+
+# The sorted output of mrkv-sequential --plain (the reference engine) APP over FILEs, run
+# in $tmp/seq.
+sequential() { # APP OUTFILE FILE...
+    local app=$1 out=$2
+    shift 2
+    (cd "$tmp/seq" && "$MRKV_SEQUENTIAL" --plain "$app" "$@" && sort mr-out-0 >"$out" && rm -f mr-out-0) ||
+        fail "mrkv-sequential $app failed"
 }

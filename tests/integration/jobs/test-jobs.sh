@@ -48,32 +48,6 @@ else
     INPUTS=("$tmp"/in/pg-*.txt)
 fi
 
-COORDINATOR_PID=
-start_coordinator() { # [OPTION...]
-    rm -f "$SOCK"
-    "$MRKV_COORDINATOR" --listen "unix:$SOCK" --state-directory "$tmp/state" "$@" >>"$tmp/coordinator.log" 2>&1 &
-    COORDINATOR_PID=$!
-    pids+=($!)
-    wait_until 10 "the coordinator listens on $SOCK" test -S "$SOCK"
-}
-
-WORKER_PIDS=()
-start_workers() { # N
-    for i in $(seq "$1"); do
-        "$MRKV_WORKER" --serve --connect "unix:$SOCK" >"$tmp/worker$i.log" 2>&1 &
-        pids+=($!)
-        WORKER_PIDS+=($!)
-    done
-}
-
-# The sorted output of mrkv-sequential APP over FILEs.
-sequential() { # APP OUTFILE FILE...
-    local app=$1 out=$2
-    shift 2
-    (cd "$tmp/seq" && "$MRKV_SEQUENTIAL" --plain "$app" "$@" && sort mr-out-0 >"$out" && rm -f mr-out-0) ||
-        fail "mrkv-sequential $app failed"
-}
-
 # Checks that job ID's outputs, sorted, are what mrkv-sequential writes.
 check_outputs() { # ID EXPECTED
     "${MRKVCTL[@]}" status --json "$1" >"$tmp/status-$1.json" || fail "status $1 failed"

@@ -56,31 +56,6 @@ lab_inputs() {
     fi
 }
 
-start_coordinator() {
-    "$MRKV_COORDINATOR" --listen "unix:$SOCK" --state-directory "$tmp/state" >>"$tmp/coordinator.log" 2>&1 &
-    pids+=($!)
-    wait_until 10 "the coordinator listens on $SOCK" test -S "$SOCK"
-}
-
-WORKER_PIDS=()
-start_workers() { # N [OPTION...]
-    local n=$1
-    shift
-    for i in $(seq "$n"); do
-        "$MRKV_WORKER" --serve --connect "unix:$SOCK" "$@" >"$tmp/worker$i.log" 2>&1 &
-        pids+=($!)
-        WORKER_PIDS+=($!)
-    done
-}
-
-# The sorted output of mrkv-sequential APP over FILEs.
-sequential() { # APP OUTFILE FILE...
-    local app=$1 out=$2
-    shift 2
-    (cd "$tmp/seq" && "$MRKV_SEQUENTIAL" --plain "$app" "$@" && sort mr-out-0 >"$out" && rm -f mr-out-0) ||
-        fail "mrkv-sequential $app failed"
-}
-
 # Submits a job and waits for it: its id in $id, its status in $tmp/status-$id.json.
 submit() { # ARG...
     "${MRKVCTL[@]}" submit "$@" --workdir "$tmp/work" --wait >"$tmp/submit.out" 2>>"$tmp/submit.log"
