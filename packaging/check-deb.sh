@@ -94,7 +94,7 @@ for b in $(grep '^usr/bin/.' <<<"${contents[mrkv]:-}"); do
                 problem "mrkv: /usr/bin/$b has no man page"
 done
 
-has libmrkv0 "usr/lib/$triplet/libmrkv.so.0" "usr/lib/$triplet/libmrkv.so.0.1.0"
+has libmrkv0 "usr/lib/$triplet/libmrkv.so.0" "usr/lib/$triplet/libmrkv.so.0.2.0"
 has libmrkv-dev usr/include/mrkv/kv.h usr/include/mrkv/lock.h "usr/lib/$triplet/libmrkv.so" \
         "usr/lib/$triplet/pkgconfig/libmrkv.pc"
 # The app plugin ABI belongs in libmrkv-dev, but only once libclient/meson.build installs it.
@@ -136,20 +136,20 @@ if [ -d "$root" ]; then
 fi
 
 # The symbols file lists exactly what libmrkv.so.0 exports.
-lib=$tmp/libmrkv0/usr/lib/$triplet/libmrkv.so.0.1.0
+lib=$tmp/libmrkv0/usr/lib/$triplet/libmrkv.so.0.2.0
 if [ -f "$lib" ]; then
         if [ -f "$tmp/libmrkv0/DEBIAN/symbols" ]; then
-                # nm shows the version node itself as a bare "LIBMRKV_0"; dpkg as LIBMRKV_0@LIBMRKV_0.
+                # nm shows a version node itself as a bare "LIBMRKV_0"; dpkg as LIBMRKV_0@LIBMRKV_0.
                 nm -D --defined-only "$lib" |
                         awk '{ if ($3 !~ /@/) $3 = $3 "@" $3; sub(/@@/, "@", $3); print $3 }' | sort > "$tmp/exported"
                 awk '/^ / { print $1 }' "$tmp/libmrkv0/DEBIAN/symbols" | sort > "$tmp/listed"
                 diff -u "$tmp/listed" "$tmp/exported" ||
                         problem "the symbols file (-) and the exports of libmrkv.so.0 (+) differ"
-                grep -vq '^mrkv_\|^LIBMRKV_0@' "$tmp/exported" && problem "libmrkv.so.0 exports more than mrkv_*"
+                grep -vq '^mrkv_\|^LIBMRKV_[0-9.]*@' "$tmp/exported" && problem "libmrkv.so.0 exports more than mrkv_*"
                 # Every function the public headers declare is exported.
                 for f in $(sed -n 's/.*\b\(mrkv_[a-z0-9_]*\)(.*/\1/p' "$tmp"/libmrkv-dev/usr/include/mrkv/kv.h \
                                 "$tmp"/libmrkv-dev/usr/include/mrkv/lock.h 2>/dev/null | sort -u); do
-                        grep -qx "$f@LIBMRKV_0" "$tmp/exported" || problem "$f is declared in <mrkv/...> but not exported"
+                        grep -qx "$f@LIBMRKV_[0-9.]*" "$tmp/exported" || problem "$f is declared in <mrkv/...> but not exported"
                 done
         else
                 problem "libmrkv0 has no symbols file"

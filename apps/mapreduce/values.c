@@ -167,27 +167,27 @@ int emit_value_sum(const mrkv_host *host, mrkv_emitter *out, const char *key, si
                    mrkv_values *values) {
         const char *v;
         size_t l;
-        uint64_t sum = 0;
+        uint64_t sum = 0, repeat;
         int r;
 
-        while ((r = host->next_value(values, &v, &l)) > 0) {
+        /* A run at a time: a host keeps map's "1"s of a key as one run. */
+        while ((r = mrkv_next_run(host, values, &v, &l, &repeat)) > 0) {
                 uint64_t n = 0;
 
-                /* Map's "1"s are nearly all of them. */
-                if (l == 1 && v[0] == '1') {
-                        sum++;
-                        continue;
-                }
-                if (l == 0 || l > 19)
-                        return -EBADMSG;
-                for (size_t i = 0; i < l; i++) {
-                        if (v[i] < '0' || v[i] > '9')
+                if (l == 1 && v[0] == '1')
+                        n = 1;
+                else {
+                        if (l == 0 || l > 19)
                                 return -EBADMSG;
-                        n = n * 10 + (uint64_t) (v[i] - '0');
+                        for (size_t i = 0; i < l; i++) {
+                                if (v[i] < '0' || v[i] > '9')
+                                        return -EBADMSG;
+                                n = n * 10 + (uint64_t) (v[i] - '0');
+                        }
                 }
-                if (n > INT64_MAX - sum)
+                if (n > 0 && (n > INT64_MAX || repeat > (INT64_MAX - sum) / n))
                         return -EOVERFLOW;
-                sum += n;
+                sum += n * repeat;
         }
         if (r < 0)
                 return r;

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "macro.h"
 #include "mrkvctl.h"
+#include "parse-util.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(mrkv_clerk *, mrkv_clerk_free);
 
@@ -59,14 +60,15 @@ int verb_get(Context *ctx, int argc, char *argv[]) {
 }
 
 int verb_put(Context *ctx, int argc, char *argv[]) {
-        enum { ARG_VERSION = ARG_VERB_FIRST };
+        enum { ARG_VERSION = ARG_VERB_FIRST, ARG_LEASE };
         static const struct option options[] = {
                 COMMON_OPTIONS,
                 { "version", required_argument, NULL, ARG_VERSION },
+                { "lease", required_argument, NULL, ARG_LEASE },
                 {},
         };
         _cleanup_(mrkv_clerk_freep) mrkv_clerk *clerk = NULL;
-        uint64_t version = 0;
+        uint64_t version = 0, lease = 0;
         const char *key, *value;
         int c, r;
 
@@ -79,6 +81,13 @@ int verb_put(Context *ctx, int argc, char *argv[]) {
                         version = strtoull(optarg, &end, 10);
                         if (errno != 0 || end == optarg || *end != '\0' || optarg[0] == '-') {
                                 log_error("Invalid --version: %s", optarg);
+                                return EXIT_USAGE;
+                        }
+                        continue;
+                }
+                if (c == ARG_LEASE) {
+                        if (parse_uint64(optarg, &lease) < 0 || lease == 0) {
+                                log_error("Invalid --lease: %s", optarg);
                                 return EXIT_USAGE;
                         }
                         continue;
@@ -97,6 +106,7 @@ int verb_put(Context *ctx, int argc, char *argv[]) {
         if (context_open_clerk(ctx, &clerk) < 0)
                 return EXIT_FAIL;
 
-        r = mrkv_clerk_put(clerk, key, value, version);
+        r = lease > 0 ? mrkv_clerk_put_with_lease(clerk, key, value, version, lease)
+                      : mrkv_clerk_put(clerk, key, value, version);
         return exit_code_of_result(clerk, r, "put", key);
 }

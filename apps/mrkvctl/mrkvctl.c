@@ -17,8 +17,16 @@
 
 static const Verb verbs[] = {
         { "get", "KEY", "Print the value of KEY (--json: value and version)", verb_get },
-        { "put", "KEY VALUE [--version N]", "Set KEY to VALUE if its version is N (default 0: create)", verb_put },
-        { "lock", "[--wait SEC] NAME [--] COMMAND [ARG...]",
+        { "put", "KEY VALUE [--version N] [--lease ID]",
+          "Set KEY to VALUE if its version is N (default 0: create); attached to lease ID", verb_put },
+        { "del", "KEY [--version N]", "Delete KEY if its version is N (default: the version it has now)", verb_del },
+        { "ls", "[PREFIX] [--values] [--page-size N]", "List the keys under PREFIX (default: all), in order",
+          verb_ls },
+        { "watch", "KEY|--prefix PREFIX [--version N] [--count N]",
+          "Print a line per change of KEY, or of the keys under PREFIX, after version N", verb_watch },
+        { "lease", "grant TTL | keepalive ID [--once] | revoke ID",
+          "Grant a lease of TTL seconds (print its id), keep one alive, or end one", verb_lease },
+        { "lock", "[--wait SEC] [--ttl SEC] NAME [--] COMMAND [ARG...]",
           "Run COMMAND while holding the lock NAME, then release it", verb_lock },
         { "submit", "APP|--mapper CMD --reducer CMD FILE... [--nreduce N] [--workdir DIR]\n"
           "         [--task-timeout SEC] [--split-size BYTES] [--no-backup-tasks] [--wait]",
@@ -31,7 +39,8 @@ static const Verb verbs[] = {
 
 void help(void) {
         printf("%s [OPTIONS...] VERB [ARGS...]\n\n"
-               "Talks to mrkv-kvserver (get, put, lock: keys and locks) and to mrkv-coordinator\n"
+               "Talks to mrkv-kvserver (get, put, del, ls, watch, lease, lock: keys, leases and\n"
+               "locks) and to mrkv-coordinator\n"
                "(submit, jobs, status, cancel: MapReduce jobs).\n\n"
                "Verbs:\n",
                program_invocation_short_name);
@@ -54,11 +63,23 @@ void help(void) {
                "                        submit --wait and status --wait wait for the job however\n"
                "                        long it runs, and for a coordinator that restarts up to\n"
                "                        SEC seconds.\n"
-               "     --json             get: print {\"value\":...,\"version\":...}; status, cancel,\n"
-               "                        submit: the Job object; jobs: an array of them\n"
+               "     --json             get: print {\"value\":...,\"version\":...}; ls, watch: a JSON\n"
+               "                        object per key or change; lease grant: {\"lease\",\"ttl\"};\n"
+               "                        status, cancel, submit: the Job object; jobs: an array\n"
+               "\nKey options:\n"
+               "     --version=N        put, del: the version the key must have; watch: print\n"
+               "                        the changes after version N (default 0)\n"
+               "     --lease=ID         put: attach the key to lease ID; it goes when the lease ends\n"
+               "     --values           ls: print KEY<tab>VALUE lines\n"
+               "     --page-size=N      ls: keys per request (1 to 10000; default the server's)\n"
+               "     --prefix=PREFIX    watch: every key under PREFIX instead of one KEY\n"
+               "     --count=N          watch: exit after N changes (default: run until interrupted)\n"
+               "     --once             lease keepalive: renew once and print the ttl\n"
                "\nLock options:\n"
                "  -w --wait=SEC         Give up waiting for the lock after SEC seconds (default:\n"
                "                        wait forever, like flock(1))\n"
+               "     --ttl=SEC          The lease of the lock (default 10): if mrkvctl dies, is\n"
+               "                        stopped or cut off, another waiter gets the lock within SEC\n"
                "\nSubmit options:\n"
                "  -n --nreduce=N        Number of reduce tasks (default 10)\n"
                "     --workdir=DIR      Where the job's files go, an existing directory the\n"
@@ -85,10 +106,11 @@ void help(void) {
                "FILEs are resolved against the current directory before the job is sent; the\n"
                "workers must be able to read them under the same absolute paths. Interrupting\n"
                "submit --wait leaves the job running.\n"
-               "\nThe lock has no lease: if mrkvctl is killed (SIGKILL) while it holds a lock,\n"
-               "the lock stays held until someone writes \"\" to the key NAME. While COMMAND\n"
-               "runs, mrkvctl ignores SIGINT and SIGQUIT (the terminal sends them to COMMAND)\n"
-               "and passes SIGTERM and SIGHUP on to COMMAND.\n"
+               "\nThe lock's key is on a lease mrkvctl renews while COMMAND runs. COMMAND finds\n"
+               "the fencing token, higher for every later holder, in $MRKV_LOCK_TOKEN; if the\n"
+               "lock is lost meanwhile, mrkvctl stops COMMAND (SIGTERM, then SIGKILL after 5 s)\n"
+               "and exits with 8. While COMMAND runs, mrkvctl ignores SIGINT and SIGQUIT (the\n"
+               "terminal sends them to COMMAND) and passes SIGTERM and SIGHUP on to COMMAND.\n"
                "\nExit status:\n"
                "  0  success (submit --wait: the job is done)\n"
                "  1  failure (server unreachable until the timeout, lock not released, input\n"
@@ -96,8 +118,12 @@ void help(void) {
                "  2  usage error\n"
                "  3  no such key (get; put with a version > 0 on a missing key), no such job\n"
                "  4  version mismatch (put)\n"
-               "  5  maybe: a resent put was answered with a version mismatch, so it may or\n"
-               "     may not have been applied; read the key to find out\n"
+               "  5  maybe: a resent put or del was answered with a version mismatch (del: or\n"
+               "     no such key), so it may or may not have been applied; read the key\n"
+               "  6  storage error: the server could not make it durable; not applied\n"
+               "  7  quota exceeded: over the keys or bytes the server allows you; not applied\n"
+               "  8  lock: the lock was lost while COMMAND ran, and COMMAND was stopped\n"
+               "  9  no such lease (lease, put --lease): expired, revoked, or not yours\n"
                "  lock: the exit status of COMMAND (128+N if it died of signal N; 127 if it\n"
                "     was not found, 126 if it could not be run)\n"
                "\nExamples:\n"
@@ -105,6 +131,9 @@ void help(void) {
                "  mrkvctl get greeting --json           # {\"value\":\"hello\",\"version\":1}\n"
                "  mrkvctl put greeting hi --version 1   # update (version 1 -> 2)\n"
                "  mrkvctl lock backup -- rsync -a /src /dst\n"
+               "  mrkvctl watch greeting --json         # a line per change, until interrupted\n"
+               "  mrkvctl ls worker/ --values\n"
+               "  mrkvctl put worker/1 up --lease \"$(mrkvctl lease grant 30)\"\n"
                "  mrkvctl submit wc pg-*.txt --wait     # word count; prints the output files\n"
                "  mrkvctl submit wc big.log --split-size 16M\n"
                "  mrkvctl submit --mapper ./map.py --reducer ./reduce.py pg-*.txt\n"
@@ -235,9 +264,18 @@ int exit_code_of_result(const mrkv_clerk *c, int r, const char *what, const char
         case MRKV_ERR_QUOTA:
                 log_error("%s %s: not applied, over the keys or bytes the server allows your user", what, subject);
                 return EXIT_QUOTA;
+        case MRKV_ERR_NO_LEASE:
+                log_error("%s %s: no such lease (expired, revoked, or not yours)", what, subject);
+                return EXIT_NO_LEASE;
+        case MRKV_ERR_LEASE_FULL:
+                log_error("%s %s: not applied, the lease has as many keys as the server allows", what, subject);
+                return EXIT_FAIL;
+        case MRKV_ERR_LIMIT:
+                log_error("%s %s: the server holds as many leases or watchers as it allows", what, subject);
+                return EXIT_FAIL;
         case -ETIMEDOUT:
                 log_error("%s %s: no reply from %s before the timeout%s", what, subject, mrkv_clerk_get_address(c),
-                          streq(what, "put") ? "; the put may have been applied" : "");
+                          streq(what, "put") || streq(what, "del") ? "; it may have been applied" : "");
                 return EXIT_FAIL;
         default:
                 log_error_errno(r, "%s %s: %m", what, subject);

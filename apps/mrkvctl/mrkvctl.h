@@ -20,6 +20,8 @@ enum {
         EXIT_MAYBE = 5,
         EXIT_STORAGE = 6,
         EXIT_QUOTA = 7,
+        EXIT_LOCK_LOST = 8, /* lock: the lock was lost while COMMAND ran; COMMAND was stopped */
+        EXIT_NO_LEASE = 9,
 };
 
 /* What the options common to every verb set. */
@@ -79,6 +81,10 @@ void help(void);
 /* The verbs, one group per file. */
 int verb_get(Context *ctx, int argc, char *argv[]);
 int verb_put(Context *ctx, int argc, char *argv[]);
+int verb_del(Context *ctx, int argc, char *argv[]);
+int verb_ls(Context *ctx, int argc, char *argv[]);
+int verb_watch(Context *ctx, int argc, char *argv[]);
+int verb_lease(Context *ctx, int argc, char *argv[]);
 int verb_lock(Context *ctx, int argc, char *argv[]);
 int verb_submit(Context *ctx, int argc, char *argv[]);
 int verb_jobs(Context *ctx, int argc, char *argv[]);

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* mrkv-sequential APP FILE...: the reference single-process MapReduce (the lab's
- * mrsequential). Writes mr-out-0 in the current directory. */
+/* mrkv-sequential APP FILE...: MapReduce in one process. Writes mr-out-0 in the current
+ * directory. --plain runs the tests' reference engine (the lab's mrsequential). */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "app-loader.h"
 #include "config.h"
+#include "grouped.h"
 #include "log.h"
 #include "sequential.h"
 
@@ -18,9 +19,12 @@ static void help(void) {
                "result to mr-out-0 in the current directory, as \"key value\" lines.\n\n"
                "APP is a plugin path (./wc.so) or a name (wc) looked up in $MRKV_APP_PATH\n"
                "and then %s.\n\n"
-               "  -c --combine  run the app's combine function over each input's pairs\n"
-               "                before they are reduced, as a worker does; the output is\n"
-               "                the same for an app whose combine is right\n"
+               "  -p --plain    keep and sort every pair, as the lab's mrsequential: the\n"
+               "                reference the tests compare with (slow, memory grows with\n"
+               "                the pairs); by default keys are grouped as they come\n"
+               "  -c --combine  with --plain, run the app's combine function over each\n"
+               "                input's pairs before they are reduced, as a worker does;\n"
+               "                the default engine always combines when the app can\n"
                "  -h --help     show this help\n"
                "     --version  show the version\n",
                program_invocation_short_name, MRKV_APPDIR);
@@ -31,21 +35,26 @@ int main(int argc, char *argv[]) {
         static const struct option options[] = {
                 { "combine", no_argument, NULL, 'c' },
                 { "help", no_argument, NULL, 'h' },
+                { "plain", no_argument, NULL, 'p' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
         };
         /* In this order, so that s goes before the app whose code it ran. */
         _cleanup_(app_freep) App *app = NULL;
         _cleanup_(sequential_freep) Sequential *s = NULL;
-        bool combine = false;
+        _cleanup_(grouped_freep) Grouped *g = NULL;
+        bool combine = false, plain = false;
         int c, r;
 
         log_set_ident("mrkv-sequential");
 
-        while ((c = getopt_long(argc, argv, "ch", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "chp", options, NULL)) >= 0)
                 switch (c) {
                 case 'c':
                         combine = true;
+                        break;
+                case 'p':
+                        plain = true;
                         break;
                 case 'h':
                         help();
@@ -65,6 +74,22 @@ int main(int argc, char *argv[]) {
         r = app_load(argv[optind], &app);
         if (r < 0)
                 return EXIT_FAILURE;
+
+        if (!plain) {
+                if (combine && !mrkv_app_combine(app->app)) {
+                        log_error("App %s has no combine function.", app->app->name ?: argv[optind]);
+                        return EXIT_FAILURE;
+                }
+                g = grouped_new(app->app);
+                if (!g) {
+                        log_oom();
+                        return EXIT_FAILURE;
+                }
+                for (int i = optind + 1; i < argc; i++)
+                        if (grouped_map_file(g, argv[i]) < 0)
+                                return EXIT_FAILURE;
+                return grouped_write_output(g, "mr-out-0") < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        }
 
         s = sequential_new(app->app);
         if (!s) {

@@ -1,12 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <assert.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "files.h"
 #include "log.h"
 #include "sequential.h"
 
@@ -36,8 +34,7 @@ struct Sequential {
         size_t data_size, data_allocated;
         Pair *pairs;
         size_t n_pairs, pairs_allocated;
-        char *buf; /* the input being mapped, reused from file to file */
-        size_t buf_allocated;
+        InputBuffer input; /* the input being mapped */
         bool combine; /* run the app's combine over each input's pairs */
         Sequential *combined; /* combine's output for one input, reused */
 };
@@ -99,13 +96,11 @@ static int combine_emit(mrkv_emitter *out, const char *key, size_t key_len, cons
 
 static int reduce_emit(mrkv_emitter *out, const char *key, size_t key_len, const char *value,
                        size_t value_len) {
-        if ((key_len > 0 && fwrite(key, 1, key_len, out->file) != key_len) || putc(' ', out->file) == EOF ||
-            (value_len > 0 && fwrite(value, 1, value_len, out->file) != value_len) || putc('\n', out->file) == EOF) {
-                if (out->error == 0)
-                        out->error = errno > 0 ? -errno : -EIO;
-                return out->error;
-        }
-        return 0;
+        int r = output_line(out->file, key, key_len, value, value_len);
+
+        if (r < 0 && out->error == 0)
+                out->error = r;
+        return r < 0 ? out->error : 0;
 }
 
 static int next_value(mrkv_values *values, const char **value, size_t *value_len) {
@@ -161,7 +156,7 @@ Sequential *sequential_free(Sequential *s) {
                 return NULL;
         free(s->data);
         free(s->pairs);
-        free(s->buf);
+        input_buffer_done(&s->input);
         sequential_free(s->combined);
         free(s);
         return NULL;
@@ -233,75 +228,14 @@ int sequential_map(Sequential *s, const char *filename, const char *contents, si
         return 0;
 }
 
-static int buf_reserve(Sequential *s, size_t need) {
-        size_t n;
-        char *p;
-
-        if (need <= s->buf_allocated)
-                return 0;
-        n = s->buf_allocated > 0 ? s->buf_allocated : 64 * 1024;
-        while (n < need) {
-                if (n > SIZE_MAX / 2)
-                        return -ENOMEM;
-                n *= 2;
-        }
-        p = realloc(s->buf, n);
-        if (!p)
-                return -ENOMEM;
-        s->buf = p;
-        s->buf_allocated = n;
-        return 0;
-}
-
-/* Reads the whole file into s->buf, NUL-terminated. The size from fstat() is only a
- * hint: reading to EOF also handles pipes and files that change size. */
-static int read_file(Sequential *s, const char *filename, size_t *ret_size) {
-        _cleanup_close_ int fd = -EBADF;
-        struct stat st;
-        size_t size = 0;
-        int r;
-
-        fd = open(filename, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (S_ISDIR(st.st_mode))
-                return -EISDIR;
-        r = buf_reserve(s, S_ISREG(st.st_mode) ? (size_t) st.st_size + 1 : 0);
-        if (r < 0)
-                return r;
-
-        for (;;) {
-                ssize_t l;
-
-                r = buf_reserve(s, size + 2); /* room to read one more byte and the NUL */
-                if (r < 0)
-                        return r;
-                l = read(fd, s->buf + size, s->buf_allocated - size - 1);
-                if (l < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (l == 0)
-                        break;
-                size += (size_t) l;
-        }
-
-        s->buf[size] = '\0';
-        *ret_size = size;
-        return 0;
-}
-
 int sequential_map_file(Sequential *s, const char *filename) {
         size_t size = 0;
         int r;
 
-        r = read_file(s, filename, &size);
+        r = input_buffer_read(&s->input, filename, &size);
         if (r < 0)
                 return log_error_errno(r, "Failed to read %s: %m", filename);
-        return sequential_map(s, filename, s->buf, size);
+        return sequential_map(s, filename, s->input.data, size);
 }
 
 static int key_compare(const char *data, const Pair *x, const Pair *y) {
@@ -346,54 +280,10 @@ int sequential_reduce(Sequential *s, FILE *f) {
         return 0;
 }
 
-static int open_temporary(const char *output, char **ret_path, FILE **ret_file) {
-        _cleanup_free_ char *path = NULL;
-        const char *slash = strrchr(output, '/');
-        FILE *f;
-        mode_t mask;
-        int fd;
-
-        /* Beside output, so rename() stays within one file system; hidden and not named
-         * mr-out*, so nothing reading outputs picks up a partial file. */
-        if (asprintf(&path, "%.*s.mr-seq-XXXXXX", slash ? (int) (slash - output + 1) : 0, output) < 0)
-                return -ENOMEM;
-        fd = mkostemp(path, O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-
-        /* mkostemp() creates 0600; the output should get the usual 0666 & ~umask. */
-        mask = umask(0);
-        umask(mask);
-        if (fchmod(fd, 0666 & ~mask) < 0 || !(f = fdopen(fd, "w"))) {
-                int r = -errno;
-                (void) unlink(path);
-                close(fd);
-                return r;
-        }
-        (void) setvbuf(f, NULL, _IOFBF, 1024 * 1024);
-
-        *ret_path = TAKE_PTR(path);
-        *ret_file = f;
-        return 0;
+static int reduce_to(void *userdata, FILE *f) {
+        return sequential_reduce(userdata, f);
 }
 
 int sequential_write_output(Sequential *s, const char *output) {
-        _cleanup_free_ char *tmp = NULL;
-        FILE *f = NULL;
-        int r;
-
-        r = open_temporary(output, &tmp, &f);
-        if (r < 0)
-                return log_error_errno(r, "Failed to create a temporary file for %s: %m", output);
-
-        r = sequential_reduce(s, f);
-        if (r >= 0 && fflush(f) == EOF)
-                r = log_error_errno(errno, "Failed to write %s: %m", tmp);
-        if (fclose(f) == EOF && r >= 0)
-                r = log_error_errno(errno, "Failed to write %s: %m", tmp);
-        if (r >= 0 && rename(tmp, output) < 0)
-                r = log_error_errno(errno, "Failed to rename %s to %s: %m", tmp, output);
-        if (r < 0)
-                (void) unlink(tmp);
-        return r;
+        return output_write_atomic(output, reduce_to, s);
 }

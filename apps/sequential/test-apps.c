@@ -17,6 +17,7 @@
 
 #include "app-loader.h"
 #include "config.h"
+#include "grouped.h"
 #include "sequential.h"
 
 /* A host that records what an app emits, and hands reduce a fixed list of values. */
@@ -69,6 +70,39 @@ static const mrkv_host test_host = {
         .struct_size = sizeof(mrkv_host),
         .emit = record_emit,
         .next_value = list_next_value,
+};
+
+/* Equal consecutive values of the list as one run, as the hosts keep them. */
+static int list_next_run(mrkv_values *values, const char **value, size_t *value_len, uint64_t *repeat) {
+        int r = list_next_value(values, value, value_len);
+
+        if (r <= 0)
+                return r;
+        for (*repeat = 1; values->values[values->i] && streq(values->values[values->i], *value); values->i++)
+                (*repeat)++;
+        return 1;
+}
+
+static int refuse_next_run(mrkv_values *values, const char **value, size_t *value_len, uint64_t *repeat) {
+        ck_abort_msg("next_run called beyond the host's struct_size");
+        return -EIO;
+}
+
+/* A host of ABI 1.1 with next_run, and one of 1.0 whose table ends before it. */
+static const mrkv_host run_host = {
+        .abi_version = MRKV_APP_ABI_VERSION,
+        .struct_size = sizeof(mrkv_host),
+        .emit = record_emit,
+        .next_value = list_next_value,
+        .next_run = list_next_run,
+};
+
+static const mrkv_host host_1_0 = {
+        .abi_version = MRKV_APP_ABI_VERSION,
+        .struct_size = offsetof(mrkv_host, next_run),
+        .emit = record_emit,
+        .next_value = list_next_value,
+        .next_run = refuse_next_run,
 };
 
 static void emitter_done(mrkv_emitter *out) {
@@ -278,6 +312,27 @@ START_TEST(test_wc_combine) {
                          -EBADMSG);
         ck_assert_uint_eq(out.n, 0);
         app_free(a);
+}
+END_TEST
+
+/* wc's reduce takes runs where the host gives them, values one by one where it cannot. */
+START_TEST(test_wc_runs) {
+        static const char *const values[] = { "1", "1", "1", "12", "1", "1", NULL },
+                                 *const big[] = { "4611686018427387904", "4611686018427387904", NULL };
+        const mrkv_host *hosts[] = { &run_host, &host_1_0 };
+        _cleanup_(app_freep) App *a = load("wc");
+
+        for (size_t i = 0; i < ELEMENTSOF(hosts); i++) {
+                mrkv_emitter out = {};
+
+                ck_assert_int_eq(a->app->reduce(hosts[i], &out, "w", 1, &(mrkv_values) { .values = values }), 0);
+                ck_assert_uint_eq(out.n, 1);
+                ck_assert_str_eq(out.pairs[0].value, "17");
+                emitter_done(&out);
+                /* 2^62 twice is past INT64_MAX, in one run or in two values. */
+                ck_assert_int_eq(a->app->reduce(hosts[i], &out, "w", 1, &(mrkv_values) { .values = big }), -EOVERFLOW);
+                ck_assert_uint_eq(out.n, 0);
+        }
 }
 END_TEST
 
@@ -641,25 +696,111 @@ static void map_string(Sequential *s, const char *filename, const char *contents
         ck_assert_int_eq(sequential_map(s, filename, contents, strlen(contents)), 0);
 }
 
+/* What reduce writes, from an engine's reduce function and its state. */
+static char *reduce_text(int (*reduce)(void *engine, FILE *f), void *engine, size_t *ret_size) {
+        char *text = NULL;
+        FILE *f = open_memstream(&text, ret_size);
+
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_eq(reduce(engine, f), 0);
+        fclose(f);
+        return text;
+}
+
+static int plain_reduce(void *engine, FILE *f) {
+        return sequential_reduce(engine, f);
+}
+
+static int grouped_reduce_to(void *engine, FILE *f) {
+        return grouped_reduce(engine, f);
+}
+
 START_TEST(test_sequential_order) {
         static const char expected[] = "A 6\na 1,3,7\nab 2\nb 1,4\nz\0z f1,f2\n\xff 5\n";
+        static const char f1[] = "b 1\na 1\nab 2\na 3", f2[] = "b 4\n\xff 5\nA 6\na 7\n";
         _cleanup_(sequential_freep) Sequential *s = sequential_new(&lines_app);
-        char *text = NULL;
-        size_t size = 0;
-        FILE *f;
+        _cleanup_(grouped_freep) Grouped *g = grouped_new(&lines_app);
+        char *text;
+        size_t size;
 
         ck_assert_ptr_nonnull(s);
-        map_string(s, "f1", "b 1\na 1\nab 2\na 3");
-        map_string(s, "f2", "b 4\n\xff 5\nA 6\na 7\n");
+        ck_assert_ptr_nonnull(g);
+        map_string(s, "f1", f1);
+        map_string(s, "f2", f2);
+        ck_assert_int_eq(grouped_map(g, "f1", f1, strlen(f1)), 0);
+        ck_assert_int_eq(grouped_map(g, "f2", f2, strlen(f2)), 0);
 
-        /* Keys in bytewise order (a prefix first, 0xff last); values in emission order. */
-        f = open_memstream(&text, &size);
-        ck_assert_ptr_nonnull(f);
-        ck_assert_int_eq(sequential_reduce(s, f), 0);
-        fclose(f);
+        /* Keys in bytewise order (a prefix first, 0xff last); values in emission order;
+         * the grouped engine as the plain one. */
+        text = reduce_text(plain_reduce, s, &size);
         ck_assert_uint_eq(size, sizeof(expected) - 1);
         ck_assert_mem_eq(text, expected, size);
         free(text);
+        text = reduce_text(grouped_reduce_to, g, &size);
+        ck_assert_uint_eq(size, sizeof(expected) - 1);
+        ck_assert_mem_eq(text, expected, size);
+        free(text);
+}
+END_TEST
+
+/* Keys that share their first eight bytes, or are prefixes of each other, with NULs and
+ * bytes above 0x7f: the grouped engine's sort (by an 8-byte prefix, then the whole key)
+ * orders them as the plain engine's. */
+START_TEST(test_grouped_key_order) {
+        static const char in[] = "abcdefghZ 1\nabcdefgh 2\nabcdefghA 3\nabcdefgh\0 4\nabcdefg\xff 5\n"
+                                 "abcdefgh\xff\x01 6\nabcdefgh\0\0 7\nabc 8\nab\0cdefghij 9\nabcdefghZ 10\n";
+        _cleanup_(sequential_freep) Sequential *s = sequential_new(&lines_app);
+        _cleanup_(grouped_freep) Grouped *g = grouped_new(&lines_app);
+        char *plain, *grouped;
+        size_t plain_size, grouped_size;
+
+        ck_assert_ptr_nonnull(s);
+        ck_assert_ptr_nonnull(g);
+        ck_assert_int_eq(sequential_map(s, "f", in, sizeof(in) - 1), 0);
+        ck_assert_int_eq(grouped_map(g, "f", in, sizeof(in) - 1), 0);
+        plain = reduce_text(plain_reduce, s, &plain_size);
+        grouped = reduce_text(grouped_reduce_to, g, &grouped_size);
+        ck_assert_uint_eq(grouped_size, plain_size);
+        ck_assert_mem_eq(grouped, plain, plain_size);
+        /* "abc" before "abcdefg\xff", "abcdefgh" before "abcdefgh\0" before "abcdefgh\0\0". */
+        ck_assert_ptr_nonnull(memmem(plain, plain_size, "abcdefgh 2\nabcdefgh\0 4\nabcdefgh\0\0 7\n", 36));
+        free(plain);
+        free(grouped);
+}
+END_TEST
+
+/* Repeated values (runs) and values combined in place reach the app as the plain
+ * engine's: indexer's documents, many keys, a small bound. */
+START_TEST(test_grouped_indexer) {
+        _cleanup_(app_freep) App *indexer = load("indexer");
+        char *plain = NULL, *grouped = NULL, *in = NULL;
+        size_t plain_size = 0, grouped_size = 0, in_size = 0;
+        _cleanup_(sequential_freep) Sequential *s = sequential_new(indexer->app);
+        _cleanup_(grouped_freep) Grouped *g = grouped_new(indexer->app);
+        FILE *f = open_memstream(&in, &in_size);
+
+        ck_assert_ptr_nonnull(s);
+        ck_assert_ptr_nonnull(g);
+        ck_assert_ptr_nonnull(f);
+        for (int i = 0; i < 5000; i++)
+                fprintf(f, "w%c%c x ", 'a' + i % 26, 'a' + i % 7);
+        fclose(f);
+        grouped_set_combine_bound(g, 4096);
+        for (int doc = 0; doc < 20; doc++) {
+                char name[16];
+
+                snprintf(name, sizeof(name), "doc-%d", doc % 7);
+                ck_assert_int_eq(sequential_map(s, name, in + doc, in_size - (size_t) doc), 0);
+                ck_assert_int_eq(grouped_map(g, name, in + doc, in_size - (size_t) doc), 0);
+        }
+        plain = reduce_text(plain_reduce, s, &plain_size);
+        grouped = reduce_text(grouped_reduce_to, g, &grouped_size);
+        ck_assert_uint_gt(plain_size, 0);
+        ck_assert_uint_eq(grouped_size, plain_size);
+        ck_assert_mem_eq(grouped, plain, plain_size);
+        free(in);
+        free(plain);
+        free(grouped);
 }
 END_TEST
 
@@ -842,6 +983,23 @@ START_TEST(test_sequential_wc_generated) {
         text = read_text("mr-out-0");
         ck_assert_str_eq(text, expected);
         free(text);
+
+        /* The grouped engine: the same output, also with every key's values combined in
+         * place after each input (a bound of one byte), so that reduce sums partial sums
+         * and runs of "1"s alike. */
+        for (size_t bound = 0; bound <= 1; bound++) {
+                _cleanup_(grouped_freep) Grouped *g = grouped_new(wc->app);
+
+                ck_assert_ptr_nonnull(g);
+                grouped_set_combine_bound(g, bound);
+                ck_assert_int_eq(grouped_map_file(g, "in-0.txt"), 0);
+                ck_assert_int_eq(grouped_map_file(g, "in-1.txt"), 0);
+                ck_assert_int_eq(grouped_map_file(g, "in-2.txt"), 0);
+                ck_assert_int_eq(grouped_write_output(g, "mr-out-0"), 0);
+                text = read_text("mr-out-0");
+                ck_assert_str_eq(text, expected);
+                free(text);
+        }
         free(expected);
         for (size_t i = 0; i < n_words; i++)
                 free(words[i]);
@@ -896,6 +1054,18 @@ START_TEST(test_sequential_program) {
         ck_assert_str_eq(text, "Apple 1 b.txt\nB 1 a.txt\na 1 a.txt\nb 1 a.txt\nc 2 a.txt,b.txt\nzebra 1 b.txt\n");
         free(text);
 
+        /* --plain, the reference engine: the same output. */
+        ck_assert_int_eq(run_sequential((const char *const[]) { "--plain", "wc", "a.txt", "b.txt", NULL }), 0);
+        text = read_text("mr-out-0");
+        ck_assert_str_eq(text, "Apple 1\nB 1\na 2\nb 1\nc 3\nzebra 1\n");
+        free(text);
+        ck_assert_int_eq(run_sequential((const char *const[]) { "-p", "--combine", "indexer", "a.txt", "b.txt", NULL }), 0);
+        text = read_text("mr-out-0");
+        ck_assert_str_eq(text, "Apple 1 b.txt\nB 1 a.txt\na 1 a.txt\nb 1 a.txt\nc 2 a.txt,b.txt\nzebra 1 b.txt\n");
+        free(text);
+        ck_assert_int_eq(run_sequential((const char *const[]) { "--plain", "--combine", "nocrash", "a.txt", NULL }), 1);
+        ck_assert_int_eq(run_sequential((const char *const[]) { "--plain", "wc", "missing.txt", NULL }), 1);
+
         /* --combine: the same output, and refused for an app without combine. */
         ck_assert_int_eq(run_sequential((const char *const[]) { "--combine", MR_APP_DIR "/indexer.so", "a.txt", "b.txt", NULL }), 0);
         text = read_text("mr-out-0");
@@ -939,6 +1109,7 @@ static Suite *apps_suite(void) {
         tcase_add_test(tc, test_wc_no_words);
         tcase_add_test(tc, test_wc_reduce);
         tcase_add_test(tc, test_wc_combine);
+        tcase_add_test(tc, test_wc_runs);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("indexer");
@@ -972,6 +1143,8 @@ static Suite *apps_suite(void) {
         tcase_add_test(tc, test_sequential_many_values);
         tcase_add_test(tc, test_sequential_errors);
         tcase_add_test(tc, test_sequential_wc_generated);
+        tcase_add_test(tc, test_grouped_indexer);
+        tcase_add_test(tc, test_grouped_key_order);
         tcase_add_test(tc, test_sequential_program);
         tcase_set_timeout(tc, 30);
         suite_add_tcase(s, tc);

@@ -6,11 +6,20 @@
 
 1. SubmitJob latency, p50 and p99, from one client (one call at a time) and from 16
    (concurrent calls share a sync), with the journal and with --no-journal.
-2. The wc job end to end with one worker: the lab's mode (FILE arguments, no journal:
-   what the coordinator did before it had one), and a job server with and without its
-   journal (SubmitJob to the last GetJob reply).
+2. The wc job end to end: the lab's mode (FILE arguments, one worker, no journal: what
+   the coordinator did before it had one), a job server without its journal (one
+   worker) and with it (1, 2 and 3 workers), SubmitJob to the last GetJob reply, with
+   the CPU seconds per job of the coordinator and the workers.
 3. Restart: a journal of 10,000 ended and 100 queued jobs; time from exec to READY=1,
    listing the default 100 ended jobs and all 10,000.
+4. Splits: wc over one 2 GB file (--quick: 200 MB) cut into 64 MiB splits, with 1 and 2
+   workers, and over an eighth of it, each with fresh workers: the time (SubmitJob to the
+   last GetJob reply), the speedup of 2 workers, and each worker's peak RSS (VmHWM), which
+   should not grow with the file; and as a control, two mrkv-refwc over the file at once
+   against one: the speedup the machine's two cores gave any two processes at that
+   moment. Every output must equal mrkv-refwc's on the same file
+   (a word count that shares no code with mrkv; mrkv-sequential --plain would need tens
+   of GB here). The files are written by mrkv-gencorpus into MRKV_BENCH_TMP and kept.
 
 Inputs: MRKV_BENCH_DATA (a directory of *.txt, e.g. the lab's Gutenberg books), else
 texts written by mrkv-gencorpus. The state directories are in MRKV_BENCH_TMP (default
@@ -111,8 +120,8 @@ def worker(build, sock):
                              "unix:" + sock], stderr=subprocess.DEVNULL)
 
 
-def submit_parameters(files, nreduce=10):
-    return {"app": "wc", "files": files, "nreduce": nreduce}
+def submit_parameters(files, nreduce=10, **extra):
+    return dict({"app": "wc", "files": files, "nreduce": nreduce}, **extra)
 
 
 def latency(build, work, journal, n, clients, input_file):
@@ -145,10 +154,10 @@ def latency(build, work, journal, n, clients, input_file):
     return percentile(samples, 50) * 1e3, percentile(samples, 99) * 1e3, len(samples) / wall
 
 
-def job_server_run(c, files):
+def job_server_run(c, files, **extra):
     cl = Client(c.sock)
     t = time.perf_counter()
-    job = cl.call("org.mrkv.MapReduce.SubmitJob", submit_parameters(files))["job"]
+    job = cl.call("org.mrkv.MapReduce.SubmitJob", submit_parameters(files, **extra))["job"]
     cl.send("org.mrkv.MapReduce.GetJob", {"job": job}, more=True)
     while True:
         reply = cl.read()
@@ -158,21 +167,36 @@ def job_server_run(c, files):
     cl.close()
     if reply["parameters"]["job"]["state"] != "done":
         raise RuntimeError("job %s: %s" % (job, reply))
-    return elapsed
+    return elapsed, reply["parameters"]["job"]
 
 
-def wc_job_server(build, work, journal, files, runs):
+def wc_job_server(build, work, journal, files, runs, nworkers=1):
     state = tempfile.mkdtemp(dir=work)
     c = Coordinator(build, work, state, () if journal else ("--no-journal",))
     c.wait_ready()
-    w = worker(build, c.sock)
-    job_server_run(c, files)  # the worker connects and loads wc.so
-    times = [job_server_run(c, files) for _ in range(runs)]
-    w.terminate()  # a --serve worker waits for its coordinator forever
-    w.wait(30)
+    ws = [worker(build, c.sock) for _ in range(nworkers)]
+    # The workers connect and load wc.so; a job with as many maps as workers, so that each
+    # has run a task before the timing starts.
+    for _ in range(3):
+        job_server_run(c, files)
+    procs = [c.proc.pid] + [w.pid for w in ws]
+    cpu0 = sum(cpu_seconds(p) for p in procs)
+    times = [job_server_run(c, files)[0] for _ in range(runs)]
+    cpu = (sum(cpu_seconds(p) for p in procs) - cpu0) / runs
+    for w in ws:
+        w.terminate()  # a --serve worker waits for its coordinator forever
+    for w in ws:
+        w.wait(30)
     c.stop()
     shutil.rmtree(state)
-    return statistics.median(times)
+    return statistics.median(times), cpu
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds of a running process, from /proc."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wc_lab(build, work, files, runs):
@@ -192,6 +216,79 @@ def wc_lab(build, work, files, runs):
         w.wait(30)
         shutil.rmtree(d)
     return statistics.median(times)
+
+
+def peak_rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def sorted_lines(paths):
+    lines = []
+    for p in paths:
+        with open(p, "rb") as f:
+            lines.extend(f.read().splitlines())
+    lines.sort()
+    return lines
+
+
+def generated_file(build, base, size):
+    """One text of size bytes written by mrkv-gencorpus, kept in base for later runs."""
+    d = os.path.join(base, "mrkv-bench-single-%d" % size)
+    path = os.path.join(d, "pg-single-0.txt")
+    if not os.path.exists(os.path.join(d, ".generated")):
+        shutil.rmtree(d, ignore_errors=True)
+        subprocess.run([os.path.join(build, "tests/tools/gencorpus/mrkv-gencorpus"), "--files", "1", "--size",
+                        str(size), "--prefix", "pg-single-", d], check=True, stdout=subprocess.DEVNULL)
+        open(os.path.join(d, ".generated"), "w").close()
+    return path
+
+
+def wc_splits(build, work, path, nworkers, split_size, expected):
+    """One wc job over path in splits, fresh workers: (seconds, worker peaks in KiB, maps)."""
+    state = tempfile.mkdtemp(dir=work)
+    out = tempfile.mkdtemp(dir=work)
+    c = Coordinator(build, work, state)
+    c.wait_ready()
+    ws = [worker(build, c.sock) for _ in range(nworkers)]
+    # The client sends the file's size: the coordinator cuts splits by it, without reading it.
+    t, job = job_server_run(c, [path], workdir=out, split_size=split_size, sizes=[os.path.getsize(path)])
+    maps = job.get("map_total", "?")
+    peaks = [peak_rss_kib(w.pid) for w in ws]
+    for w in ws:
+        w.terminate()
+    for w in ws:
+        w.wait(30)
+    c.stop()
+    got = sorted_lines(os.path.join(out, f) for f in os.listdir(out) if f.startswith("mr-out-"))
+    if got != expected:
+        raise RuntimeError("wc over %s with %d worker(s): the output differs from mrkv-refwc's" % (path, nworkers))
+    shutil.rmtree(state)
+    shutil.rmtree(out)
+    return t, peaks, maps
+
+
+def refwc_lines(build, path):
+    p = subprocess.run([os.path.join(build, "bench/mapreduce/mrkv-refwc"), path], check=True, capture_output=True)
+    return sorted(p.stdout.splitlines())
+
+
+def parallel_control(build, path):
+    """What two cores give at the moment: mrkv-refwc over path alone, then two at once.
+    Returns 2 x the time of one / the time of the pair, the speedup any two-process job
+    could reach then (2.0 on an otherwise idle machine)."""
+    cmd = [os.path.join(build, "bench/mapreduce/mrkv-refwc"), path]
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    one = time.perf_counter() - t
+    t = time.perf_counter()
+    pair = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL) for _ in range(2)]
+    if any(p.wait() != 0 for p in pair):
+        raise RuntimeError("mrkv-refwc failed")
+    return 2 * one / (time.perf_counter() - t)
 
 
 def build_journal(build, work, ended, queued, input_file):
@@ -276,12 +373,13 @@ def main(argv):
                                                                  n // clients * clients, p50, p99, rate))
 
         runs = 3 if quick else 7
-        print("\n| wc job, 1 worker | runs | median wall (s) |")
-        print("| --- | ---: | ---: |")
-        print("| lab mode (FILE arguments, no journal) | %d | %.3f |" % (runs, wc_lab(build, work, files, runs)))
-        for journal in (False, True):
-            t = wc_job_server(build, work, journal, files, runs)
-            print("| job server, %s | %d | %.3f |" % ("journal" if journal else "--no-journal", runs, t))
+        print("\n| wc job | workers | runs | median wall (s) | CPU per job (s) |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        print("| lab mode (FILE arguments, no journal) | 1 | %d | %.3f | |" % (runs, wc_lab(build, work, files, runs)))
+        print("| job server, --no-journal | 1 | %d | %.3f | %.3f |" % (runs, *wc_job_server(build, work, False, files, runs)))
+        for n in (1, 2, 3):
+            print("| job server, journal | %d | %d | %.3f | %.3f |" % (n, runs, *wc_job_server(build, work, True, files, runs, n)),
+                  flush=True)
 
         ended, queued = (1000, 100) if quick else (10000, 100)
         pristine, ended = build_journal(build, work, ended, queued, files[0])
@@ -292,6 +390,26 @@ def main(argv):
         for keep in (100, ended):
             t, listed = restart_time(build, work, pristine, keep, 3)
             print("| --keep-jobs %d | 3 | %.3f | %d |" % (keep, t, listed))
+
+        size = 200 * 1000 * 1000 if quick else 2000 * 1000 * 1000
+        split = 64 * 1024 * 1024
+        big = generated_file(build, base, size)
+        small = generated_file(build, base, size // 8)
+        print("\n| wc, one file in %d MiB splits (journal) | workers | maps | wall (s) | speedup | peak RSS per worker (MiB) |"
+              % (split >> 20))
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for path in (small, big):
+            expected = refwc_lines(build, path)
+            control = parallel_control(build, path)
+            base_time = None
+            for n in (1, 2):
+                t, peaks, maps = wc_splits(build, work, path, n, split, expected)
+                base_time = base_time or t
+                print("| %.0f MB | %d | %s | %.2f | %.2fx | %s |" % (os.path.getsize(path) / 1e6, n, maps, t, base_time / t,
+                                                                   ", ".join("%.1f" % (k / 1024) for k in peaks)),
+                      flush=True)
+            print("| %.0f MB, control: two mrkv-refwc at once against one | 2 | | | %.2fx | |"
+                  % (os.path.getsize(path) / 1e6, control), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -52,6 +52,23 @@ static int combine_next_value(mrkv_values *v, const char **value, size_t *value_
         return v->error;
 }
 
+/* A word count's "1"s of a key are one run in memory and in a spilled run: one call for all. */
+static int combine_next_run(mrkv_values *v, const char **value, size_t *value_len, uint64_t *repeat) {
+        int r = v->group ? group_next_repeat(v->group, &v->it, value, value_len, repeat)
+                         : group_merge_take_run(v->merge, v->members, v->n_members, &v->current, repeat, value,
+                                                value_len);
+
+        if (r < 0) {
+                v->error = r;
+                v->n_members = 0;
+                return r;
+        }
+        if (r == 0)
+                return v->error;
+        v->n += *repeat;
+        return 1;
+}
+
 static int combine_emit(mrkv_emitter *e, const char *key, size_t key_len, const char *value, size_t value_len) {
         if ((!key && key_len > 0) || (!value && value_len > 0))
                 return -EINVAL;
@@ -66,6 +83,7 @@ static const mrkv_host combine_host = {
         .struct_size = sizeof(mrkv_host),
         .emit = combine_emit,
         .next_value = combine_next_value,
+        .next_run = combine_next_run,
 };
 
 static int fail(MapOutput *m, int r, const char *what) {

@@ -56,3 +56,13 @@ unsigned group_merge_pop(GroupMerge *m) {
                 heap_down(m, 0);
         return top;
 }
+
+int group_merge_take_run(GroupMerge *m, const unsigned *members, unsigned n_members, unsigned *current,
+                         uint64_t *repeat, const char **value, size_t *value_len) {
+        for (; *current < n_members; (*current)++) {
+                int r = group_reader_take_run(&m->readers[members[*current]], repeat, value, value_len);
+                if (r != 0)
+                        return r;
+        }
+        return 0;
+}

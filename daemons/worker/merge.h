@@ -26,3 +26,11 @@ static inline int group_merge_same_key(const GroupMerge *m, unsigned reader, con
 
         return r->key_len == key_len && (key_len == 0 || memcmp(r->key, key, key_len) == 0);
 }
+
+/* The rest of the current run of one key's values, or the next, from the readers
+ * members[*current..n_members) in turn (those positioned at that key, in merge order),
+ * moving *current on as each runs out: 1 and *repeat, *value, *value_len; 0 when all
+ * are read; a reader's error. Reduce and a combiner over spilled runs take a word
+ * count's runs of "1"s this way, a call per run. */
+int group_merge_take_run(GroupMerge *m, const unsigned *members, unsigned n_members, unsigned *current,
+                         uint64_t *repeat, const char **value, size_t *value_len);

@@ -39,6 +39,16 @@ static int reduce_next_value(mrkv_values *v, const char **value, size_t *value_l
         return v->error < 0 ? v->error : 0;
 }
 
+static int reduce_next_run(mrkv_values *v, const char **value, size_t *value_len, uint64_t *repeat) {
+        int r = group_merge_take_run(v->merge, v->members, v->n_members, &v->current, repeat, value, value_len);
+
+        if (r < 0) {
+                v->error = r;
+                v->n_members = 0; /* nothing more to hand out */
+        }
+        return r != 0 ? r : v->error;
+}
+
 static int reduce_emit(mrkv_emitter *e, const char *key, size_t key_len, const char *value, size_t value_len) {
         if ((!key && key_len > 0) || (!value && value_len > 0))
                 return -EINVAL;
@@ -54,6 +64,7 @@ static const mrkv_host reduce_host = {
         .struct_size = sizeof(mrkv_host),
         .emit = reduce_emit,
         .next_value = reduce_next_value,
+        .next_run = reduce_next_run,
 };
 
 static int fail(char **ret_error, int r, const char *what, const char *name) {

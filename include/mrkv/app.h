@@ -11,7 +11,7 @@
  * Within one abi_version the struct only grows at its end (minor versions): a host reads
  * a member only when the plugin's struct_size covers it, so a plugin built for an older
  * header of the same abi_version keeps loading, without the newer members. Version 1.1
- * added combine.
+ * added combine (mrkv_app) and next_run (mrkv_host).
  *
  * Keys and values are byte strings with explicit lengths; they may hold any bytes,
  * including NUL and newlines. Pointers handed to an app are valid only during the call.
@@ -48,7 +48,26 @@ typedef struct mrkv_host {
          * *value_len (valid until the next call), 0 when there are no more values, or a
          * negative errno. Values come in no particular order; sort them if order matters. */
         int (*next_value)(mrkv_values *values, const char **value, size_t *value_len);
+
+        /* ABI 1.1, optional (read it through mrkv_next_run(), which checks struct_size and
+         * NULL): in reduce and combine, the next value and how many times in a row it
+         * comes, all of them taken at once. Returns 1 and sets *value, *value_len (valid
+         * until the next call) and *repeat (at least 1), 0 when there are no more values,
+         * or a negative errno. Mixed with next_value, the values come in the same order: a
+         * run begun by next_value is finished by next_run. Hosts keep a map's repeated
+         * values as runs (a word count's "1"s), so an app that only adds them up does one
+         * call per run instead of one per value. */
+        int (*next_run)(mrkv_values *values, const char **value, size_t *value_len, uint64_t *repeat);
 } mrkv_host;
+
+/* host->next_run when the host has one; else next_value, one value at a time (*repeat = 1). */
+static inline int mrkv_next_run(const mrkv_host *host, mrkv_values *values, const char **value, size_t *value_len,
+                                uint64_t *repeat) {
+        if (host->struct_size >= offsetof(mrkv_host, next_run) + sizeof(host->next_run) && host->next_run)
+                return host->next_run(values, value, value_len, repeat);
+        *repeat = 1;
+        return host->next_value(values, value, value_len);
+}
 
 typedef int (*mrkv_combine_func)(const mrkv_host *host, mrkv_emitter *out, const char *key, size_t key_len,
                                  mrkv_values *values);

@@ -18,6 +18,7 @@
 #define _cleanup_(f) __attribute__((cleanup(f)))
 #define _likely_(x) (__builtin_expect(!!(x), 1))
 #define _unlikely_(x) (__builtin_expect(!!(x), 0))
+#define _noinline_ __attribute__((noinline))
 #define _always_inline_ __attribute__((always_inline)) inline
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))

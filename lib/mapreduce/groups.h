@@ -72,6 +72,10 @@ int groups_sorted(const Groups *g, const Group ***ret);
  * *value_len, or 0 at the end. */
 int group_next_value(const Group *group, GroupIter *it, const char **value, size_t *value_len);
 
+/* The rest of the current run of it, or the next run: 1 and *value, *value_len and
+ * *repeat (at least 1), or 0 at the end. Mixes with group_next_value(). */
+int group_next_repeat(const Group *group, GroupIter *it, const char **value, size_t *value_len, uint64_t *repeat);
+
 /* Iterates over the runs of a group: start with *pos = 0. Returns 1 and sets *repeat
  * (at least 1), *value, *value_len, or 0 at the end. */
 int group_next_run(const Group *group, size_t *pos, uint32_t *repeat, const char **value, size_t *value_len);

@@ -8,6 +8,7 @@
 #include <json-c/json.h>
 
 #include "address.h"
+#include "clerk-internal.h"
 #include "json-util.h"
 #include "macro.h"
 #include "mrkv/kv.h"
@@ -118,6 +119,12 @@ _public_ const char *mrkv_result_to_string(int r) {
                 return "storage-error";
         case MRKV_ERR_QUOTA:
                 return "quota-exceeded";
+        case MRKV_ERR_NO_LEASE:
+                return "no-lease";
+        case MRKV_ERR_LEASE_FULL:
+                return "lease-full";
+        case MRKV_ERR_LIMIT:
+                return "limit-reached";
         default:
                 return r < 0 ? strerror(-r) : "unknown result";
         }
@@ -125,7 +132,7 @@ _public_ const char *mrkv_result_to_string(int r) {
 
 /* Failures that another attempt on a new connection may cure: the server is down,
  * restarting, overloaded, or the network lost a message. */
-static bool error_is_transient(int r) {
+bool error_is_transient(int r) {
         switch (-r) {
         case ECONNREFUSED:
         case ENOENT: /* a Unix socket between the server's exit and its restart */
@@ -146,6 +153,32 @@ static bool error_is_transient(int r) {
         default:
                 return false;
         }
+}
+
+const Address *clerk_get_address(const mrkv_clerk *c) {
+        return &c->address;
+}
+
+uint64_t clerk_get_attempt_timeout(const mrkv_clerk *c) {
+        return c->attempt_timeout_usec;
+}
+
+uint64_t clerk_get_retry_pause(const mrkv_clerk *c) {
+        return c->retry_pause_usec;
+}
+
+int clerk_connect(const Address *address, uint64_t deadline, VarlinkClient **ret) {
+        _cleanup_close_ int fd = -EBADF;
+        int r;
+
+        fd = address_connect_until(address, deadline);
+        if (fd < 0)
+                return fd;
+        r = varlink_client_new_fd(fd, ret);
+        if (r < 0)
+                return r;
+        TAKE_FD(fd);
+        return 0;
 }
 
 static void clerk_disconnect(mrkv_clerk *c) {
@@ -171,15 +204,9 @@ static int clerk_attempt(mrkv_clerk *c, const char *method, json_object *paramet
                 clerk_disconnect(c);
 
         if (!c->conn) {
-                _cleanup_close_ int fd = -EBADF;
-
-                fd = address_connect_until(&c->address, deadline);
-                if (fd < 0)
-                        return fd;
-                r = varlink_client_new_fd(fd, &c->conn);
+                r = clerk_connect(&c->address, deadline, &c->conn);
                 if (r < 0)
                         return r;
-                TAKE_FD(fd);
         }
 
         *ret_sent = true;
@@ -209,11 +236,7 @@ static int clerk_attempt(mrkv_clerk *c, const char *method, json_object *paramet
         return 0;
 }
 
-/* Makes the call until some reply arrives. Returns 0 with the reply's parameters and
- * its error name (malloc'd; NULL on success), -ETIMEDOUT once the call's deadline has
- * passed, or another negative errno that resending cannot cure. *ret_unanswered tells
- * whether an earlier attempt may have reached the server without its reply reaching us. */
-static int clerk_call(mrkv_clerk *c, const char *method, json_object *parameters, json_object **ret_reply,
+int clerk_call(mrkv_clerk *c, const char *method, json_object *parameters, json_object **ret_reply,
                       char **ret_error, bool *ret_unanswered) {
         uint64_t deadline = usec_add(now_usec(), c->deadline_usec);
         bool unanswered = false;
@@ -247,8 +270,7 @@ static int clerk_call(mrkv_clerk *c, const char *method, json_object *parameters
         }
 }
 
-/* Errors any Varlink service may return, mapped to errno; the caller handles its own. */
-static int generic_error_to_errno(const char *error) {
+int generic_error_to_errno(const char *error) {
         if (streq(error, VARLINK_ERROR_INVALID_PARAMETER))
                 return -EINVAL;
         if (streq(error, VARLINK_ERROR_METHOD_NOT_FOUND) || streq(error, VARLINK_ERROR_INTERFACE_NOT_FOUND) ||
@@ -304,7 +326,35 @@ _public_ int mrkv_clerk_get(mrkv_clerk *c, const char *key, char **ret_value, ui
         return MRKV_OK;
 }
 
-_public_ int mrkv_clerk_put(mrkv_clerk *c, const char *key, const char *value, uint64_t version) {
+/* The result of a Put or Delete that got a reply; unanswered: an earlier attempt may
+ * have been applied. */
+static int write_result(const char *error, bool unanswered, bool delete) {
+        if (!error)
+                return MRKV_OK;
+        if (streq(error, KV_ERROR_VERSION_MISMATCH))
+                /* An attempt whose reply we lost may have been applied and moved the
+                 * version on; then this mismatch is our own doing, and we cannot tell. */
+                return unanswered ? MRKV_ERR_MAYBE : MRKV_ERR_VERSION;
+        /* A Delete's earlier attempt may have deleted the key. For a Put, NoKey says
+         * no attempt was applied, as it always has (kv.h says when deletes blur that). */
+        if (streq(error, KV_ERROR_NO_KEY))
+                return delete && unanswered ? MRKV_ERR_MAYBE : MRKV_ERR_NO_KEY;
+        /* Not applied, whatever earlier attempts did: the server answers it only to a
+         * write whose version still matches, which an applied earlier attempt would
+         * have moved. */
+        if (streq(error, KV_ERROR_STORAGE_ERROR))
+                return MRKV_ERR_STORAGE;
+        if (streq(error, KV_ERROR_QUOTA_EXCEEDED))
+                return MRKV_ERR_QUOTA;
+        /* The lease may have ended, or filled up, after an earlier attempt was applied. */
+        if (streq(error, KV_ERROR_NO_LEASE))
+                return unanswered ? MRKV_ERR_MAYBE : MRKV_ERR_NO_LEASE;
+        if (streq(error, KV_ERROR_LEASE_FULL))
+                return unanswered ? MRKV_ERR_MAYBE : MRKV_ERR_LEASE_FULL;
+        return generic_error_to_errno(error);
+}
+
+static int clerk_put(mrkv_clerk *c, const char *key, const char *value, uint64_t version, uint64_t lease) {
         _cleanup_json_ json_object *parameters = NULL, *reply = NULL;
         _cleanup_free_ char *error = NULL;
         bool unanswered;
@@ -318,27 +368,142 @@ _public_ int mrkv_clerk_put(mrkv_clerk *c, const char *key, const char *value, u
                               "value", json_object_new_string(value),
                               "version", json_object_new_uint64(version),
                               NULL);
+        /* Absent unless asked for: a Put without a lease is the call it always was. */
+        if (r >= 0 && lease > 0)
+                r = json_object_add(parameters, "lease", json_object_new_uint64(lease));
         if (r < 0)
                 return r;
 
         r = clerk_call(c, KV_METHOD_PUT, parameters, &reply, &error, &unanswered);
         if (r < 0)
                 return r;
+        return write_result(error, unanswered, false);
+}
 
-        if (!error)
-                return MRKV_OK;
-        if (streq(error, KV_ERROR_VERSION_MISMATCH))
-                /* An attempt whose reply we lost may have been applied and moved the
-                 * version on; then this mismatch is our own doing, and we cannot tell. */
-                return unanswered ? MRKV_ERR_MAYBE : MRKV_ERR_VERSION;
-        /* Keys are never deleted, so NoKey means no attempt was applied. */
-        if (streq(error, KV_ERROR_NO_KEY))
-                return MRKV_ERR_NO_KEY;
-        /* Not applied, whatever earlier attempts did: the server answers it only to a Put
-         * whose version still matches, which an applied earlier attempt would have moved. */
+_public_ int mrkv_clerk_put(mrkv_clerk *c, const char *key, const char *value, uint64_t version) {
+        return clerk_put(c, key, value, version, 0);
+}
+
+_public_ int mrkv_clerk_put_with_lease(mrkv_clerk *c, const char *key, const char *value, uint64_t version,
+                                       uint64_t lease) {
+        return clerk_put(c, key, value, version, lease);
+}
+
+_public_ int mrkv_clerk_delete(mrkv_clerk *c, const char *key, uint64_t version) {
+        _cleanup_json_ json_object *parameters = NULL, *reply = NULL;
+        _cleanup_free_ char *error = NULL;
+        bool unanswered;
+        int r;
+
+        if (!c || !key)
+                return -EINVAL;
+
+        r = json_build_object(&parameters,
+                              "key", json_object_new_string(key),
+                              "version", json_object_new_uint64(version),
+                              NULL);
+        if (r < 0)
+                return r;
+
+        r = clerk_call(c, KV_METHOD_DELETE, parameters, &reply, &error, &unanswered);
+        if (r < 0)
+                return r;
+        return write_result(error, unanswered, true);
+}
+
+/* The errors of the lease calls. */
+static int lease_error(const char *error) {
+        if (streq(error, KV_ERROR_NO_LEASE))
+                return MRKV_ERR_NO_LEASE;
+        if (streq(error, KV_ERROR_TOO_MANY_LEASES))
+                return MRKV_ERR_LIMIT;
         if (streq(error, KV_ERROR_STORAGE_ERROR))
                 return MRKV_ERR_STORAGE;
-        if (streq(error, KV_ERROR_QUOTA_EXCEEDED))
-                return MRKV_ERR_QUOTA;
         return generic_error_to_errno(error);
+}
+
+/* KeepAlive or Revoke of lease; the reply's ttl (KeepAlive) in *ret if not NULL. */
+static int lease_call(mrkv_clerk *c, const char *method, uint64_t lease, uint64_t *ret, bool *ret_unanswered) {
+        _cleanup_json_ json_object *parameters = NULL, *reply = NULL;
+        _cleanup_free_ char *error = NULL;
+        json_object *v;
+        int r;
+
+        if (!c || lease == 0)
+                return -EINVAL;
+
+        r = json_build_object(&parameters, "lease", json_object_new_uint64(lease), NULL);
+        if (r < 0)
+                return r;
+        r = clerk_call(c, method, parameters, &reply, &error, ret_unanswered);
+        if (r < 0)
+                return r;
+        if (error)
+                return lease_error(error);
+        if (!ret)
+                return MRKV_OK;
+        if (!json_object_object_get_ex(reply, "ttl", &v) || !json_object_is_type(v, json_type_int) ||
+            json_object_get_int64(v) < 0)
+                return -EBADMSG;
+        *ret = json_object_get_uint64(v);
+        return MRKV_OK;
+}
+
+_public_ int mrkv_clerk_lease_grant(mrkv_clerk *c, uint64_t ttl_sec, uint64_t *ret_lease, uint64_t *ret_ttl_sec) {
+        _cleanup_json_ json_object *parameters = NULL, *reply = NULL;
+        _cleanup_free_ char *error = NULL;
+        struct {
+                uint64_t lease, ttl;
+        } p = {};
+        static const VarlinkField fields[] = {
+                { "lease", VARLINK_UINT64, offsetof(typeof(p), lease), true },
+                { "ttl", VARLINK_UINT64, offsetof(typeof(p), ttl), true },
+                {},
+        };
+        const char *bad_field = NULL;
+        bool unanswered;
+        int r;
+
+        if (!c || ttl_sec == 0 || ttl_sec > INT64_MAX || !ret_lease)
+                return -EINVAL;
+
+        r = json_build_object(&parameters, "ttl", json_object_new_uint64(ttl_sec), NULL);
+        if (r < 0)
+                return r;
+
+        r = clerk_call(c, KV_METHOD_GRANT, parameters, &reply, &error, &unanswered);
+        if (r < 0)
+                return r;
+        if (error)
+                return lease_error(error);
+        if (varlink_dispatch(reply, fields, &p, &bad_field) < 0 || p.lease == 0)
+                return -EBADMSG;
+
+        *ret_lease = p.lease;
+        if (ret_ttl_sec)
+                *ret_ttl_sec = p.ttl;
+        return MRKV_OK;
+}
+
+_public_ int mrkv_clerk_lease_keepalive(mrkv_clerk *c, uint64_t lease, uint64_t *ret_ttl_sec) {
+        uint64_t ttl = 0;
+        bool unanswered;
+        int r;
+
+        /* A renewal is the same whether it is the first or a resent one. */
+        r = lease_call(c, KV_METHOD_KEEP_ALIVE, lease, &ttl, &unanswered);
+        if (r == MRKV_OK && ret_ttl_sec)
+                *ret_ttl_sec = ttl;
+        return r;
+}
+
+_public_ int mrkv_clerk_lease_revoke(mrkv_clerk *c, uint64_t lease) {
+        bool unanswered = false;
+        int r;
+
+        r = lease_call(c, KV_METHOD_REVOKE, lease, NULL, &unanswered);
+        /* NoLease after a lost reply: our earlier attempt may have revoked it; gone either way. */
+        if (r == MRKV_ERR_NO_LEASE && unanswered)
+                return MRKV_OK;
+        return r;
 }

@@ -59,7 +59,7 @@ wait_for_socket() {
 }
 
 sequential() { # APP OUTFILE
-    "$MRKV_SEQUENTIAL" "$1" "${INPUTS[@]}" || fail "mrkv-sequential $1 failed"
+    "$MRKV_SEQUENTIAL" --plain "$1" "${INPUTS[@]}" || fail "mrkv-sequential $1 failed"
     sort mr-out-0 > "$2"
     rm -f mr-out*
 }

@@ -23,7 +23,7 @@ for i in 1 2 3; do
                 echo "the quick brown fox $i jumps over the lazy dog $((j % 7)) and file$i line$j"
         done >"$IN/pg-$i.txt"
 done
-(cd "$SDU_HOME/seq" && MRKV_APP_PATH=$MRKV_APP_DIR "$MRKV_SEQUENTIAL" wc "$IN"/pg-*.txt && sort mr-out-0 >expected) ||
+(cd "$SDU_HOME/seq" && MRKV_APP_PATH=$MRKV_APP_DIR "$MRKV_SEQUENTIAL" --plain wc "$IN"/pg-*.txt && sort mr-out-0 >expected) ||
         fail "mrkv-sequential failed"
 
 systemctl --user start mrkv-coordinator.socket

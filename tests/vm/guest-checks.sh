@@ -193,7 +193,7 @@ run_wc() {
         local idf=$1 work id outputs v
         shift
         work=$(mktemp -d)
-        (cd "$work" && t mrkv-sequential wc "$@" && sort mr-out-0 >expected) || fail "mrkv-sequential failed"
+        (cd "$work" && t mrkv-sequential --plain wc "$@" && sort mr-out-0 >expected) || fail "mrkv-sequential failed"
         (cd "$work" && timeout "$JOB_WAIT" mrkvctl --connect "$COORD" submit wc "$@" --wait >submit.out) ||
                 fail "mrkvctl submit --wait exited with $?: $(cat "$work/submit.out")"
         cat "$work/submit.out"

@@ -66,7 +66,7 @@ grep -q 'PropertiesChanged' "$tmp/monitor.log" || fail "no PropertiesChanged see
 
 # The output is the sequential one.
 workdir=$(bctl get-property org.mrkv.MapReduce1 "$path" org.mrkv.MapReduce1.Job Workdir | sed 's/^s "\(.*\)"$/\1/')
-(cd "$tmp" && "$MRKV_SEQUENTIAL" wc "${files[@]}" && sort mr-out-0 > correct.txt) || fail "mrkv-sequential"
+(cd "$tmp" && "$MRKV_SEQUENTIAL" --plain wc "${files[@]}" && sort mr-out-0 > correct.txt) || fail "mrkv-sequential"
 sort "$workdir"/mr-out-* | grep . | cmp -s - "$tmp/correct.txt" || fail "job output differs from mrkv-sequential"
 # The job's counters: the names of before, then the job counters, of the committed attempts.
 counters=$(bctl get-property org.mrkv.MapReduce1 "$path" org.mrkv.MapReduce1.Job Counters) || fail "Counters"

@@ -53,10 +53,11 @@ start_workers() { # N [OPTION...]
     done
 }
 
-# The sorted output of mrkv-sequential APP over FILEs, run in $tmp/seq.
+# The sorted output of mrkv-sequential --plain (the reference engine) APP over FILEs, run
+# in $tmp/seq.
 sequential() { # APP OUTFILE FILE...
     local app=$1 out=$2
     shift 2
-    (cd "$tmp/seq" && "$MRKV_SEQUENTIAL" "$app" "$@" && sort mr-out-0 >"$out" && rm -f mr-out-0) ||
+    (cd "$tmp/seq" && "$MRKV_SEQUENTIAL" --plain "$app" "$@" && sort mr-out-0 >"$out" && rm -f mr-out-0) ||
         fail "mrkv-sequential $app failed"
 }

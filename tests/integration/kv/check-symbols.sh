@@ -15,7 +15,7 @@ shift
 syms=$(nm -D --defined-only "$lib")
 echo "$syms"
 
-bad=$(echo "$syms" | awk '!($2 == "A" && $3 ~ /^LIBMRKV_[0-9]+$/) { sub(/@.*/, "", $3); if ($3 !~ /^mrkv_/) print $3 }')
+bad=$(echo "$syms" | awk '!($2 == "A" && $3 ~ /^LIBMRKV_[0-9.]+$/) { sub(/@.*/, "", $3); if ($3 !~ /^mrkv_/) print $3 }')
 if [ -n "$bad" ]; then
     echo "exported but not mrkv_*: $bad" >&2
     exit 1
@@ -40,13 +40,13 @@ trap 'rm -rf "$tmp"' EXIT
 echo "$syms" | awk '$2 != "A" { sub(/@@/, "@", $3); print $3 }' | sort > "$tmp/exported"
 # ...of what the version script lists in the global: part of each node (no wildcards)...
 sed 's,/\*.*\*/,,; s,/\*.*,,; s,.*\*/,,' "$script" | tr -s ' \t' ' ' | awk '
-    /^ ?[A-Za-z0-9_]+ ?\{/ { node = $1; sub(/\{.*/, "", node); global = 0; next }
+    /^ ?[A-Za-z0-9_.]+ ?\{/ { node = $1; sub(/\{.*/, "", node); global = 0; next }
     /^ ?global: ?$/ { global = 1; next }
     /^ ?local: ?$/ { global = 0; next }
     /^ ?\}/ { node = ""; next }
     global && node != "" && /;/ { gsub(/[ ;]/, ""); if ($0 != "") print $0 "@" node }' | sort > "$tmp/script"
 # ...of the Debian symbols file (its lines for the nodes themselves left out)...
-awk '/^ / && $1 !~ /^LIBMRKV_[0-9]+@/ { print $1 }' "$debian" | sort > "$tmp/debian"
+awk '/^ / && $1 !~ /^LIBMRKV_[0-9.]+@/ { print $1 }' "$debian" | sort > "$tmp/debian"
 # ...and the names of the functions the public headers declare.
 grep -ho '\bmrkv_[a-z0-9_]*(' "$@" | tr -d '(' | sort -u > "$tmp/headers"
 sed 's/@.*//' "$tmp/exported" | sort -u > "$tmp/exported-names"

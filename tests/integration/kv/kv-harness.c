@@ -56,7 +56,14 @@ static bool proxy_ready(void *userdata) {
 }
 
 void test_proxy_start(const char *dir, const char *target, uint64_t seed, TestProxy *ret) {
+        test_proxy_start_with(dir, target, seed, NULL, ret);
+}
+
+void test_proxy_start_with(const char *dir, const char *target, uint64_t seed, const char *const *extra,
+                           TestProxy *ret) {
         char *path = NULL, *ready = NULL, *seed_s = NULL;
+        char *argv[24];
+        size_t n = 0;
 
         /* Fixed seeds make failures reproducible; MRKV_TEST_SEED explores others. */
         if (getenv("MRKV_TEST_SEED"))
@@ -68,14 +75,20 @@ void test_proxy_start(const char *dir, const char *target, uint64_t seed, TestPr
         ck_assert_int_ge(asprintf(&ret->address, "unix:%s", path), 0);
         ck_assert_int_ge(asprintf(&seed_s, "%" PRIu64, seed), 0);
 
-        char *argv[] = {
-                (char *) test_program("MRKV_TEST_FAULTPROXY"),
-                (char *) "--listen", ret->address,
-                (char *) "--connect", (char *) target,
-                (char *) "--seed", seed_s,
-                (char *) "--ready-file", ready,
-                NULL,
-        };
+        argv[n++] = (char *) test_program("MRKV_TEST_FAULTPROXY");
+        argv[n++] = (char *) "--listen";
+        argv[n++] = ret->address;
+        argv[n++] = (char *) "--connect";
+        argv[n++] = (char *) target;
+        argv[n++] = (char *) "--seed";
+        argv[n++] = seed_s;
+        argv[n++] = (char *) "--ready-file";
+        argv[n++] = ready;
+        for (size_t i = 0; extra && extra[i]; i++) {
+                ck_assert_uint_lt(n, sizeof(argv) / sizeof(argv[0]) - 1);
+                argv[n++] = (char *) extra[i];
+        }
+        argv[n] = NULL;
         ret->pid = test_spawn(argv, NULL);
         ck_assert_msg(test_wait_until(TEST_TIMEOUT_USEC, proxy_ready, &(ProxyStart) { .pid = ret->pid, .ready = ready }),
                       "mrkv-faultproxy did not write %s", ready);

@@ -37,6 +37,9 @@ typedef struct TestProxy {
 /* mrkv-faultproxy in front of target with its default fault rates and the given seed
  * (plus $MRKV_TEST_SEED if set). */
 void test_proxy_start(const char *dir, const char *target, uint64_t seed, TestProxy *ret);
+/* The same with more options (NULL-terminated), such as other fault rates. */
+void test_proxy_start_with(const char *dir, const char *target, uint64_t seed, const char *const *extra,
+                           TestProxy *ret);
 void test_proxy_stop(TestProxy *p);
 
 /* How long one clerk call of a test may retry: far longer than any call needs, and a

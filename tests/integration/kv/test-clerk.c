@@ -304,6 +304,80 @@ START_TEST(test_put_resent_ok_and_nokey) {
 }
 END_TEST
 
+#define ERROR_NO_LEASE "{\"error\":\"org.mrkv.KV.NoLease\",\"parameters\":{}}"
+
+/* Delete is ambiguous as Put is: after a lost reply, VersionMismatch and NoKey (our own
+ * first attempt may have deleted it) are both "maybe"; on the first attempt they are not. */
+START_TEST(test_delete_maybe) {
+        static const Step steps[] = {
+                { CLOSE }, { REPLY, ERROR_VERSION },
+                { CLOSE }, { REPLY, ERROR_NO_KEY },
+                { REPLY, ERROR_NO_KEY },
+                { REPLY, ERROR_VERSION },
+                { CLOSE }, { REPLY, REPLY_EMPTY },
+        };
+        json_object *m, *p, *v;
+        mrkv_clerk *c;
+        Fake f;
+
+        fake_bind(&f, steps, N_STEPS(steps));
+        fake_start(&f);
+        c = clerk_for(&f);
+        ck_assert_int_eq(mrkv_clerk_delete(c, "k", 3), MRKV_ERR_MAYBE);
+        ck_assert_int_eq(mrkv_clerk_delete(c, "k", 3), MRKV_ERR_MAYBE);
+        ck_assert_int_eq(mrkv_clerk_delete(c, "k", 3), MRKV_ERR_NO_KEY);
+        ck_assert_int_eq(mrkv_clerk_delete(c, "k", 3), MRKV_ERR_VERSION);
+        ck_assert_int_eq(mrkv_clerk_delete(c, "k", 3), MRKV_OK);
+        mrkv_clerk_free(c);
+        fake_finish(&f);
+
+        m = json_tokener_parse(f.requests[0]);
+        ck_assert(json_object_object_get_ex(m, "method", &v));
+        ck_assert_str_eq(json_object_get_string(v), "org.mrkv.KV.Delete");
+        ck_assert(json_object_object_get_ex(m, "parameters", &p));
+        ck_assert(json_object_object_get_ex(p, "version", &v));
+        ck_assert_uint_eq(json_object_get_uint64(v), 3);
+        ck_assert(!json_object_object_get_ex(p, "value", NULL));
+        json_object_put(m);
+        fake_done(&f);
+}
+END_TEST
+
+/* A Put with a lease names it; one without names none (the call it always was). NoLease
+ * after a lost reply is "maybe": the lease may have ended after our Put was applied. */
+START_TEST(test_put_with_lease) {
+        static const Step steps[] = {
+                { REPLY, REPLY_EMPTY },
+                { REPLY, ERROR_NO_LEASE },
+                { CLOSE }, { REPLY, ERROR_NO_LEASE },
+        };
+        json_object *m, *p, *v;
+        mrkv_clerk *c;
+        Fake f;
+
+        fake_bind(&f, steps, N_STEPS(steps));
+        fake_start(&f);
+        c = clerk_for(&f);
+        ck_assert_int_eq(mrkv_clerk_put_with_lease(c, "k", "v", 0, 42), MRKV_OK);
+        ck_assert_int_eq(mrkv_clerk_put_with_lease(c, "k", "v", 0, 0), MRKV_ERR_NO_LEASE);
+        ck_assert_int_eq(mrkv_clerk_put_with_lease(c, "k", "v", 0, 7), MRKV_ERR_MAYBE);
+        mrkv_clerk_free(c);
+        fake_finish(&f);
+
+        m = json_tokener_parse(f.requests[0]);
+        ck_assert(json_object_object_get_ex(m, "parameters", &p));
+        ck_assert(json_object_object_get_ex(p, "lease", &v));
+        ck_assert_uint_eq(json_object_get_uint64(v), 42);
+        json_object_put(m);
+        m = json_tokener_parse(f.requests[1]);
+        ck_assert(json_object_object_get_ex(m, "parameters", &p));
+        ck_assert(!json_object_object_get_ex(p, "lease", NULL));
+        json_object_put(m);
+        fake_done(&f);
+        ck_assert_str_eq(mrkv_result_to_string(MRKV_ERR_NO_LEASE), "no-lease");
+}
+END_TEST
+
 /* A call answered after its attempt timed out: the clerk has moved to a new
  * connection and must take the answer from there, never the stale one. */
 START_TEST(test_late_reply_is_ignored) {
@@ -521,6 +595,8 @@ int main(void) {
         tcase_add_test(tc, test_put_version_on_first_attempt);
         tcase_add_test(tc, test_put_storage_error);
         tcase_add_test(tc, test_put_resent_ok_and_nokey);
+        tcase_add_test(tc, test_delete_maybe);
+        tcase_add_test(tc, test_put_with_lease);
         tcase_add_test(tc, test_late_reply_is_ignored);
         tcase_add_test(tc, test_get_resent_nokey);
         tcase_add_test(tc, test_closed_idle_connection_no_sigpipe);

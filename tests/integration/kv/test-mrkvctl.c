@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* mrkvctl against a real server: outputs and the documented exit codes. */
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -170,6 +174,198 @@ START_TEST(test_lock_runs_command) {
 }
 END_TEST
 
+/* Reads one line from fd within 30 s; the caller frees it. */
+static char *read_line(int fd) {
+        char buf[512];
+        size_t n = 0;
+
+        while (n < sizeof(buf) - 1) {
+                ck_assert_msg(poll(&(struct pollfd) { .fd = fd, .events = POLLIN }, 1, 30 * 1000) == 1,
+                              "no line within 30 s (so far: %.*s)", (int) n, buf);
+                ck_assert_int_eq(read(fd, buf + n, 1), 1);
+                if (buf[n++] == '\n')
+                        break;
+        }
+        buf[n] = '\0';
+        return strdup(buf);
+}
+
+/* mrkvctl started in the background, its standard output on a pipe. */
+static pid_t ctl_spawn(int *ret_out, const char *const *args) {
+        char *argv[32];
+        size_t n = 0;
+        int p[2];
+        pid_t pid;
+
+        argv[n++] = (char *) test_program("MRKV_TEST_MRKVCTL");
+        for (size_t i = 0; args[i]; i++)
+                argv[n++] = (char *) args[i];
+        argv[n] = NULL;
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        pid = test_spawn(argv, &(TestSpawn) { .stdout_fd = p[1] });
+        close(p[1]);
+        *ret_out = p[0];
+        return pid;
+}
+
+static int wait_exit(pid_t pid) {
+        int status;
+
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFEXITED(status), "mrkvctl died (status %#x)", status);
+        return WEXITSTATUS(status);
+}
+
+START_TEST(test_del_ls_watch) {
+        const char *a = server.address;
+        char *out = NULL, *line;
+        int fd;
+        pid_t pid;
+
+        ck_assert_int_eq(ctl(NULL, "--connect", a, "put", "b", "2", NULL), 0);
+        ck_assert_int_eq(ctl(NULL, "--connect", a, "put", "a", "1", NULL), 0);
+        ck_assert_int_eq(ctl(NULL, "--connect", a, "put", "c/x", "3", NULL), 0);
+        ck_assert_int_eq(ctl(&out, "--connect", a, "ls", NULL), 0);
+        ck_assert_str_eq(out, "a\nb\nc/x\n");
+        free(out);
+        ck_assert_int_eq(ctl(&out, "--connect", a, "ls", "c/", "--values", NULL), 0);
+        ck_assert_str_eq(out, "c/x\t3\n");
+        free(out);
+        ck_assert_int_eq(ctl(&out, "--connect", a, "ls", "--json", "--page-size", "1", "b", NULL), 0);
+        ck_assert_str_eq(out, "{\"key\":\"b\",\"version\":1}\n");
+        free(out);
+
+        ck_assert_int_eq(ctl(NULL, "--connect", a, "del", "b", "--version", "7", NULL), 4);
+        ck_assert_int_eq(ctl(NULL, "--connect", a, "del", "b", NULL), 0);
+        ck_assert_int_eq(ctl(NULL, "--connect", a, "del", "b", NULL), 3);
+        ck_assert_int_eq(ctl(NULL, "--connect", a, "get", "b", NULL), 3);
+
+        /* A watch from version 1 of a: the current state at once (which shows the watch is
+         * in place), then each change. */
+        ck_assert_int_eq(ctl(NULL, "--connect", a, "put", "a", "one", "--version", "1", NULL), 0);
+        pid = ctl_spawn(&fd, (const char *const[]) { "--connect", a, "watch", "a", "--version", "1", "--count", "3", NULL });
+        line = read_line(fd);
+        ck_assert_str_eq(line, "PUT a 2 one\n");
+        free(line);
+        ck_assert_int_eq(ctl(NULL, "--connect", a, "put", "a", "two words", "--version", "2", NULL), 0);
+        line = read_line(fd);
+        ck_assert_str_eq(line, "PUT a 3 two words\n");
+        free(line);
+        ck_assert_int_eq(ctl(NULL, "--connect", a, "del", "a", NULL), 0);
+        line = read_line(fd);
+        ck_assert_str_eq(line, "DELETE a 4\n");
+        free(line);
+        ck_assert_int_eq(wait_exit(pid), 0);
+        close(fd);
+
+        /* A prefix watch after version 1 gets at once the keys past it. */
+        ck_assert_int_eq(ctl(NULL, "--connect", a, "put", "c/x", "4", "--version", "1", NULL), 0);
+        ck_assert_int_eq(ctl(&out, "--connect", a, "--json", "watch", "--prefix", "c/", "--version", "1", "--count",
+                             "1", NULL),
+                         0);
+        ck_assert_str_eq(out, "{\"key\":\"c/x\",\"version\":2,\"value\":\"4\",\"deleted\":false}\n");
+        free(out);
+
+        ck_assert_int_eq(ctl(NULL, "watch", NULL), 2);
+        ck_assert_int_eq(ctl(NULL, "watch", "k", "--prefix", "p", NULL), 2);
+        ck_assert_int_eq(ctl(NULL, "ls", "a", "b", NULL), 2);
+        ck_assert_int_eq(ctl(NULL, "del", NULL), 2);
+}
+END_TEST
+
+START_TEST(test_lease_verbs) {
+        const char *a = server.address;
+        char *out = NULL, *id;
+
+        ck_assert_int_eq(ctl(&out, "--connect", a, "lease", "grant", "30", NULL), 0);
+        id = strndup(out, strcspn(out, "\n"));
+        ck_assert_uint_gt(strtoull(id, NULL, 10), 0);
+        free(out);
+        ck_assert_int_eq(ctl(NULL, "--connect", a, "put", "leased", "v", "--lease", id, NULL), 0);
+        ck_assert_int_eq(ctl(&out, "--connect", a, "lease", "keepalive", id, "--once", NULL), 0);
+        ck_assert_str_eq(out, "30\n");
+        free(out);
+        ck_assert_int_eq(ctl(NULL, "--connect", a, "lease", "revoke", id, NULL), 0);
+        ck_assert_int_eq(ctl(NULL, "--connect", a, "get", "leased", NULL), 3);
+        ck_assert_int_eq(ctl(NULL, "--connect", a, "lease", "revoke", id, NULL), 9);
+        ck_assert_int_eq(ctl(NULL, "--connect", a, "lease", "keepalive", id, NULL), 9);
+        ck_assert_int_eq(ctl(NULL, "--connect", a, "put", "leased", "v", "--lease", id, NULL), 9);
+        free(id);
+
+        ck_assert_int_eq(ctl(NULL, "lease", NULL), 2);
+        ck_assert_int_eq(ctl(NULL, "lease", "grant", "0", NULL), 2);
+        ck_assert_int_eq(ctl(NULL, "lease", "grant", "1.5", NULL), 2);
+        ck_assert_int_eq(ctl(NULL, "lease", "renew", "1", NULL), 2);
+        ck_assert_int_eq(ctl(NULL, "put", "k", "v", "--lease", "0", NULL), 2);
+}
+END_TEST
+
+/* Two loops of mrkvctl lock around a read-increment-write of a counter file: no two
+ * critical sections overlap (a marker file created with noclobber would fail), the
+ * counter ends at the total, and the tokens the commands saw only go up. */
+START_TEST(test_lock_counter_loops) {
+        char *dir = test_dir_new(), *script = NULL, *out = NULL;
+        pid_t pids[2];
+        int fds[2];
+
+        ck_assert_int_ge(asprintf(&script,
+                                  "cd '%s' && echo 0 > count && i=0 && while [ $i -lt 25 ]; do "
+                                  "\"$0\" --connect '%s' lock counter -- sh -c '"
+                                  "set -C; : > inside || exit 99; n=$(cat count); echo $((n + 1)) > count.new; "
+                                  "mv -f count.new count; echo $MRKV_LOCK_TOKEN >> tokens; rm inside' || exit 1; "
+                                  "i=$((i + 1)); done",
+                                  dir, server.address),
+                         0);
+        for (int i = 0; i < 2; i++) {
+                char *argv[] = { (char *) "/bin/sh", (char *) "-c", script, (char *) test_program("MRKV_TEST_MRKVCTL"), NULL };
+                int p[2];
+
+                ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+                pids[i] = test_spawn(argv, &(TestSpawn) { .stdout_fd = p[1], .stderr_to_stdout = true });
+                close(p[1]);
+                fds[i] = p[0];
+        }
+        for (int i = 0; i < 2; i++) {
+                int status;
+                ck_assert_int_eq(waitpid(pids[i], &status, 0), pids[i]);
+                ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "loop %d: status %#x", i, status);
+                close(fds[i]);
+        }
+
+        {
+                char *argv[] = { (char *) "/bin/sh", (char *) "-c",
+                                 (char *) "cat \"$0\"/count && sort -n -c \"$0\"/tokens && sort -n -u \"$0\"/tokens | wc -l",
+                                 dir, NULL };
+                ck_assert_int_eq(test_run(argv, NULL, &out), 0);
+                /* The counter, then the number of distinct tokens: one per section. */
+                ck_assert_str_eq(out, "50\n50\n");
+                free(out);
+        }
+        free(script);
+        free(dir);
+}
+END_TEST
+
+/* A lock lost while the command runs (here its key deleted behind its back) stops the
+ * command and exits with 8; the token was in the command's environment. */
+START_TEST(test_lock_lost_stops_command) {
+        const char *a = server.address;
+        char *line;
+        int fd;
+        pid_t pid;
+
+        pid = ctl_spawn(&fd, (const char *const[]) { "--connect", a, "lock", "lost", "--", "sh", "-c",
+                                                      "echo token=$MRKV_LOCK_TOKEN; exec sleep 600", NULL });
+        line = read_line(fd);
+        ck_assert_int_eq(strncmp(line, "token=", 6), 0);
+        ck_assert_uint_gt(strtoull(line + 6, NULL, 10), 0);
+        free(line);
+        ck_assert_int_eq(ctl(NULL, "--connect", a, "del", "lost", NULL), 0);
+        ck_assert_int_eq(wait_exit(pid), 8);
+        close(fd);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("mrkvctl");
         TCase *tc = tcase_create("mrkvctl");
@@ -182,6 +378,10 @@ int main(void) {
         tcase_add_test(tc, test_usage_errors);
         tcase_add_test(tc, test_unreachable_server);
         tcase_add_test(tc, test_lock_runs_command);
+        tcase_add_test(tc, test_del_ls_watch);
+        tcase_add_test(tc, test_lease_verbs);
+        tcase_add_test(tc, test_lock_counter_loops);
+        tcase_add_test(tc, test_lock_lost_stops_command);
         suite_add_tcase(s, tc);
 
         return test_run_suite(s);
