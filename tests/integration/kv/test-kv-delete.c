@@ -29,6 +29,10 @@ typedef struct Shared {
         uint64_t call_timeout;
         volatile bool stop;
         uint64_t acked;         /* calls answered, all clients (atomic) */
+        /* The clients wait while the server is started again: a fork() while other threads
+         * hold locks (stdio, json-c) could leave the child stuck before its exec(). */
+        bool pause;             /* atomic */
+        unsigned n_paused;      /* atomic */
 } Shared;
 
 typedef struct Client {
@@ -45,8 +49,10 @@ static int client_call(Client *cl, VarlinkClient **c, const char *method, json_o
 
         if (!*c) {
                 r = varlink_client_connect(cl->shared->address, c);
-                if (r < 0)
+                if (r < 0) {
+                        usleep(10 * 1000); /* the server is down: not a busy loop */
                         return r;
+                }
         }
         r = varlink_client_call(*c, method, p, cl->shared->call_timeout, reply, error);
         if (r < 0) {
@@ -83,6 +89,13 @@ static void *client_run(void *userdata) {
 
         for (unsigned n = 0; !__atomic_load_n(&sh->stop, __ATOMIC_RELAXED); n++) {
                 _cleanup_json_ json_object *p = NULL, *reply = NULL;
+
+                if (__atomic_load_n(&sh->pause, __ATOMIC_ACQUIRE)) {
+                        __atomic_add_fetch(&sh->n_paused, 1, __ATOMIC_ACQ_REL);
+                        while (__atomic_load_n(&sh->pause, __ATOMIC_ACQUIRE))
+                                usleep(1000);
+                        __atomic_sub_fetch(&sh->n_paused, 1, __ATOMIC_ACQ_REL);
+                }
                 const char *error = NULL;
                 char key[16], value[32];
                 uint64_t version = 0;
@@ -248,7 +261,16 @@ static void kill_and_restart(Shared *sh, unsigned i, void *userdata) {
         ck_assert_int_eq(kill(s->pid, SIGKILL), 0);
         status = test_daemon_stop(s);
         ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "wait status %#x", (unsigned) status);
+
+        /* Killed under load; started again with the clients waiting (see Shared). */
+        __atomic_store_n(&sh->pause, true, __ATOMIC_RELEASE);
+        uint64_t deadline = now_usec() + TEST_CALL_DEADLINE_USEC;
+        while (__atomic_load_n(&sh->n_paused, __ATOMIC_ACQUIRE) < N_CLIENTS) {
+                ck_assert_msg(now_usec() < deadline, "the clients did not pause");
+                usleep(1000);
+        }
         test_kvserver_start_with(server->dir, crash_options, NULL, s);
+        __atomic_store_n(&sh->pause, false, __ATOMIC_RELEASE);
 }
 
 START_TEST(test_delete_crash_restart) {
