@@ -105,8 +105,57 @@ const char *test_program(const char *env) {
         return p;
 }
 
-/* Runs in the new child: sets it up as o says and executes argv. */
-static _Noreturn void child_exec(char *const argv[], const TestSpawn *o, pid_t parent) {
+/* Whether environment entry e ("NAME=value") is for the variable named by spec
+ * ("NAME=value" or "NAME"). */
+static bool env_same_name(const char *e, const char *spec) {
+        size_t n = strcspn(spec, "=");
+
+        return strncmp(e, spec, n) == 0 && e[n] == '=';
+}
+
+/* The child's environment: ours with o's changes, built before the fork, so that the
+ * child of a test with threads runs nothing but async-signal-safe calls until its
+ * exec (a lock another thread held at the fork, in malloc or the environment, would
+ * stop it there). Slot [*ret_listen_pid] is left for "LISTEN_PID=<pid>", which only
+ * the child knows. */
+static char **child_env(const TestSpawn *o, size_t *ret_listen_pid) {
+        extern char **environ;
+        size_t n = 0, k = 0;
+        char **envp;
+
+        for (char **e = environ; *e; e++)
+                n++;
+        for (const char *const *e = o && o->env ? o->env : NULL; e && *e; e++)
+                n++;
+        envp = calloc(n + 3, sizeof(char *));
+        ck_assert_ptr_nonnull(envp);
+
+        for (char **e = environ; *e; e++) {
+                bool changed = false;
+
+                for (const char *const *c = o && o->env ? o->env : NULL; c && *c && !changed; c++)
+                        changed = env_same_name(*e, *c);
+                if (o && o->listen_fd > STDERR_FILENO)
+                        changed = changed || env_same_name(*e, "LISTEN_PID") || env_same_name(*e, "LISTEN_FDS");
+                if (!changed)
+                        envp[k++] = *e;
+        }
+        for (const char *const *c = o && o->env ? o->env : NULL; c && *c; c++)
+                if (strchr(*c, '='))
+                        envp[k++] = (char *) *c;
+        *ret_listen_pid = SIZE_MAX;
+        if (o && o->listen_fd > STDERR_FILENO) {
+                envp[k++] = (char *) "LISTEN_FDS=1";
+                *ret_listen_pid = k++;
+        }
+        return envp;
+}
+
+/* Runs in the new child: sets it up as o says and executes argv with envp. Only
+ * async-signal-safe calls (see child_env()). */
+static _Noreturn void child_exec(char *const argv[], const TestSpawn *o, pid_t parent, char **envp,
+                                 size_t listen_pid, char *listen_pid_buf, size_t buf_size) {
+        static const char failed[] = "test_spawn: execve() failed\n";
         sigset_t all;
 
         /* Die with the test, even when it fails or crashes before its cleanup. */
@@ -117,36 +166,46 @@ static _Noreturn void child_exec(char *const argv[], const TestSpawn *o, pid_t p
         signal(SIGPIPE, SIG_DFL);
 
         if (o) {
-                for (const char *const *e = o->env; e && *e; e++)
-                        if (strchr(*e, '=') ? putenv((char *) *e) < 0 : unsetenv(*e) < 0)
-                                _exit(127);
                 if (o->stdout_fd > STDERR_FILENO && dup2(o->stdout_fd, STDOUT_FILENO) < 0)
                         _exit(127);
                 if (o->stderr_to_stdout && dup2(STDOUT_FILENO, STDERR_FILENO) < 0)
                         _exit(127);
                 if (o->listen_fd > STDERR_FILENO) {
-                        char pid[32];
+                        char digits[24];
+                        size_t n = 0, k;
+                        unsigned long v = (unsigned long) getpid();
 
                         /* dup2() clears O_CLOEXEC, except when the fd is 3 already. */
                         if (o->listen_fd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(o->listen_fd, 3) < 0)
                                 _exit(127);
-                        snprintf(pid, sizeof(pid), "%d", (int) getpid());
-                        if (setenv("LISTEN_PID", pid, 1) < 0 || setenv("LISTEN_FDS", "1", 1) < 0)
+                        do
+                                digits[n++] = (char) ('0' + v % 10);
+                        while ((v /= 10) > 0);
+                        k = strlen("LISTEN_PID=");
+                        if (k + n + 1 > buf_size)
                                 _exit(127);
+                        memcpy(listen_pid_buf, "LISTEN_PID=", k);
+                        while (n > 0)
+                                listen_pid_buf[k++] = digits[--n];
+                        listen_pid_buf[k] = '\0';
+                        envp[listen_pid] = listen_pid_buf;
                 }
         }
-        execv(argv[0], argv);
-        fprintf(stderr, "execv(%s): %s\n", argv[0], strerror(errno));
+        execve(argv[0], argv, envp);
+        (void) !write(STDERR_FILENO, failed, sizeof(failed) - 1);
         _exit(127);
 }
 
 pid_t test_spawn(char *const argv[], const TestSpawn *o) {
         pid_t parent = getpid(), pid;
+        size_t listen_pid;
+        char **envp = child_env(o, &listen_pid), buf[64];
 
         pid = fork();
         ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
         if (pid == 0)
-                child_exec(argv, o, parent);
+                child_exec(argv, o, parent, envp, listen_pid, buf, sizeof(buf));
+        free(envp);
         return pid;
 }
 
