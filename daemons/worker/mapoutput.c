@@ -477,7 +477,7 @@ finish:
 /* Merges the MAP_MERGE_FAN_IN runs from first on into one in their place: a key's values
  * keep the order they were emitted in. */
 static int merge_runs_at(MapOutput *m, size_t first) {
-        int fd, r;
+        int fd = -EBADF, r; /* set when merge_runs() succeeds; gcc -O3 cannot tell */
 
         r = merge_runs(m, m->runs + first, MAP_MERGE_FAN_IN, NULL, &fd);
         if (r < 0)
