@@ -9,13 +9,16 @@
 2. The wc job end to end: the lab's mode (FILE arguments, one worker, no journal: what
    the coordinator did before it had one), a job server without its journal (one
    worker) and with it (1, 2 and 3 workers), SubmitJob to the last GetJob reply, with
-   the CPU seconds per job of the coordinator and the workers.
+   the CPU seconds per job of the coordinator and the workers (and the coordinator's
+   alone), the median and the fastest of the runs.
 3. Restart: a journal of 10,000 ended and 100 queued jobs; time from exec to READY=1,
    listing the default 100 ended jobs and all 10,000.
 4. Splits: wc over one 2 GB file (--quick: 200 MB) cut into 64 MiB splits, with 1 and 2
-   workers, and over an eighth of it, each with fresh workers: the time (SubmitJob to the
-   last GetJob reply), the speedup of 2 workers, and each worker's peak RSS (VmHWM), which
-   should not grow with the file; and as a control, two mrkv-refwc over the file at once
+   workers, and over an eighth of it (three runs each, one and two workers alternating;
+   --quick: one), each with fresh workers: the time (SubmitJob to the last GetJob reply),
+   the speedup of 2 workers, the workers' CPU seconds, the backup attempts started, the
+   load average before each run, and each worker's peak RSS (VmHWM), which should not
+   grow with the file; and as a control, two mrkv-refwc over the file at once
    against one: the speedup the machine's two cores gave any two processes at that
    moment. Every output must equal mrkv-refwc's on the same file
    (a word count that shares no code with mrkv; mrkv-sequential --plain would need tens
@@ -181,15 +184,17 @@ def wc_job_server(build, work, journal, files, runs, nworkers=1):
         job_server_run(c, files)
     procs = [c.proc.pid] + [w.pid for w in ws]
     cpu0 = sum(cpu_seconds(p) for p in procs)
+    own0 = cpu_seconds(c.proc.pid)
     times = [job_server_run(c, files)[0] for _ in range(runs)]
     cpu = (sum(cpu_seconds(p) for p in procs) - cpu0) / runs
+    own = (cpu_seconds(c.proc.pid) - own0) / runs
     for w in ws:
         w.terminate()  # a --serve worker waits for its coordinator forever
     for w in ws:
         w.wait(30)
     c.stop()
     shutil.rmtree(state)
-    return statistics.median(times), cpu
+    return statistics.median(times), min(times), cpu, own
 
 
 def cpu_seconds(pid):
@@ -248,7 +253,9 @@ def generated_file(build, base, size):
 
 
 def wc_splits(build, work, path, nworkers, split_size, expected):
-    """One wc job over path in splits, fresh workers: (seconds, worker peaks in KiB, maps)."""
+    """One wc job over path in splits, fresh workers: (seconds, worker peaks in KiB, maps,
+    the workers' CPU seconds, backup attempts started, the 1-minute load average before)."""
+    load = float(open("/proc/loadavg").read().split()[0])
     state = tempfile.mkdtemp(dir=work)
     out = tempfile.mkdtemp(dir=work)
     c = Coordinator(build, work, state)
@@ -257,7 +264,9 @@ def wc_splits(build, work, path, nworkers, split_size, expected):
     # The client sends the file's size: the coordinator cuts splits by it, without reading it.
     t, job = job_server_run(c, [path], workdir=out, split_size=split_size, sizes=[os.path.getsize(path)])
     maps = job.get("map_total", "?")
+    backups = job.get("counters", {}).get("backup_attempts_started", 0)
     peaks = [peak_rss_kib(w.pid) for w in ws]
+    cpu = sum(cpu_seconds(w.pid) for w in ws)
     for w in ws:
         w.terminate()
     for w in ws:
@@ -268,7 +277,7 @@ def wc_splits(build, work, path, nworkers, split_size, expected):
         raise RuntimeError("wc over %s with %d worker(s): the output differs from mrkv-refwc's" % (path, nworkers))
     shutil.rmtree(state)
     shutil.rmtree(out)
-    return t, peaks, maps
+    return t, peaks, maps, cpu, backups, load
 
 
 def refwc_lines(build, path):
@@ -372,14 +381,15 @@ def main(argv):
                 print("| %s | %d | %d | %.3f | %.3f | %.0f |" % ("journal" if journal else "--no-journal", clients,
                                                                  n // clients * clients, p50, p99, rate))
 
-        runs = 3 if quick else 7
-        print("\n| wc job | workers | runs | median wall (s) | CPU per job (s) |")
-        print("| --- | ---: | ---: | ---: | ---: |")
-        print("| lab mode (FILE arguments, no journal) | 1 | %d | %.3f | |" % (runs, wc_lab(build, work, files, runs)))
-        print("| job server, --no-journal | 1 | %d | %.3f | %.3f |" % (runs, *wc_job_server(build, work, False, files, runs)))
+        runs = 3 if quick else 15
+        print("\n| wc job | workers | runs | median wall (s) | fastest (s) | CPU per job (s) | of it the coordinator's (s) |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        print("| lab mode (FILE arguments, no journal) | 1 | %d | %.3f | | | |" % (runs, wc_lab(build, work, files, runs)))
+        print("| job server, --no-journal | 1 | %d | %.3f | %.3f | %.3f | %.3f |"
+              % (runs, *wc_job_server(build, work, False, files, runs)))
         for n in (1, 2, 3):
-            print("| job server, journal | %d | %d | %.3f | %.3f |" % (n, runs, *wc_job_server(build, work, True, files, runs, n)),
-                  flush=True)
+            print("| job server, journal | %d | %d | %.3f | %.3f | %.3f | %.3f |"
+                  % (n, runs, *wc_job_server(build, work, True, files, runs, n)), flush=True)
 
         ended, queued = (1000, 100) if quick else (10000, 100)
         pristine, ended = build_journal(build, work, ended, queued, files[0])
@@ -395,20 +405,30 @@ def main(argv):
         split = 64 * 1024 * 1024
         big = generated_file(build, base, size)
         small = generated_file(build, base, size // 8)
-        print("\n| wc, one file in %d MiB splits (journal) | workers | maps | wall (s) | speedup | peak RSS per worker (MiB) |"
-              % (split >> 20))
-        print("| --- | ---: | ---: | ---: | ---: | ---: |")
-        for path in (small, big):
+        # The smaller file's runs alternate one and two workers, so that a burst of other
+        # load hits both; the worker CPU seconds (user + system) and the load average tell
+        # a run slowed from outside (the same CPU, a longer wall) from one doing more work.
+        print("\n| wc, one file in %d MiB splits (journal) | workers | maps | runs | median wall (s) | speedup "
+              "| worker CPU (s) | backups | load before | peak RSS per worker (MiB) |" % (split >> 20))
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for path, nruns in ((small, 1 if quick else 3), (big, 1)):
             expected = refwc_lines(build, path)
             control = parallel_control(build, path)
+            rows = {1: [], 2: []}
+            for _ in range(nruns):
+                for n in (1, 2):
+                    rows[n].append(wc_splits(build, work, path, n, split, expected))
             base_time = None
             for n in (1, 2):
-                t, peaks, maps = wc_splits(build, work, path, n, split, expected)
+                t = statistics.median(r[0] for r in rows[n])
                 base_time = base_time or t
-                print("| %.0f MB | %d | %s | %.2f | %.2fx | %s |" % (os.path.getsize(path) / 1e6, n, maps, t, base_time / t,
-                                                                   ", ".join("%.1f" % (k / 1024) for k in peaks)),
+                peaks, maps = rows[n][-1][1], rows[n][-1][2]
+                print("| %.0f MB | %d | %s | %d | %.2f | %.2fx | %.2f | %d | %s | %s |"
+                      % (os.path.getsize(path) / 1e6, n, maps, nruns, t, base_time / t,
+                         statistics.median(r[3] for r in rows[n]), sum(r[4] for r in rows[n]),
+                         ", ".join("%.1f" % r[5] for r in rows[n]), ", ".join("%.1f" % (k / 1024) for k in peaks)),
                       flush=True)
-            print("| %.0f MB, control: two mrkv-refwc at once against one | 2 | | | %.2fx | |"
+            print("| %.0f MB, control: two mrkv-refwc at once against one | 2 | | | | %.2fx | | | | |"
                   % (os.path.getsize(path) / 1e6, control), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)

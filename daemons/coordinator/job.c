@@ -226,11 +226,25 @@ static TaskRun *task_start_run(Job *j, Task *t, TaskRun *run, void *owner, uint6
         return run;
 }
 
-/* The tasks of the job's phase: reduce tasks become runnable only once every map task is
- * done. */
+bool job_maps_in_place(const Job *j) {
+        return j->done[TASK_MAP] + j->committing[TASK_MAP] == j->nmap;
+}
+
+bool job_all_in_place(const Job *j) {
+        return job_maps_in_place(j) && j->done[TASK_REDUCE] + j->committing[TASK_REDUCE] == j->nreduce;
+}
+
+/* The kind of task the job hands out now: reduce tasks become runnable only once every
+ * map's output is in place. */
+static TaskKind job_phase_kind(const Job *j) {
+        return j->state == JOB_MAPPING && !job_maps_in_place(j) ? TASK_MAP : TASK_REDUCE;
+}
+
 static void job_phase(const Job *j, unsigned *ret_first, unsigned *ret_n) {
-        *ret_first = j->state == JOB_MAPPING ? 0 : j->nmap;
-        *ret_n = j->state == JOB_MAPPING ? j->nmap : j->nreduce;
+        bool map = job_phase_kind(j) == TASK_MAP;
+
+        *ret_first = map ? 0 : j->nmap;
+        *ret_n = map ? j->nmap : j->nreduce;
 }
 
 int job_assign(Job *j, void *owner, uint64_t now, Task **ret) {
@@ -279,13 +293,17 @@ uint64_t job_median_duration(Job *j, TaskKind kind) {
 }
 
 uint64_t job_backup_after(Job *j) {
+        TaskKind kind;
         uint64_t median;
 
         if (!j->backup_tasks || job_ended(j))
                 return UINT64_MAX;
-        median = job_median_duration(j, j->state == JOB_MAPPING ? TASK_MAP : TASK_REDUCE);
+        /* A kind with no task finished (one reduce, one map) borrows the other's median,
+         * else waits a share of the time-out: a backup still comes well before it. */
+        kind = job_phase_kind(j);
+        median = job_median_duration(j, kind) ?: job_median_duration(j, kind == TASK_MAP ? TASK_REDUCE : TASK_MAP);
         if (median == 0)
-                return UINT64_MAX;
+                return MAX(j->timeout / JOB_BACKUP_TIMEOUT_SHARE, JOB_BACKUP_MIN_USEC);
         return MAX(median > UINT64_MAX / 2 ? UINT64_MAX : 2 * median, JOB_BACKUP_MIN_USEC);
 }
 
@@ -357,6 +375,7 @@ void job_begin_commit(Job *j, Task *t, unsigned attempt) {
         task_won(j, t, attempt);
         t->state = TASK_COMMITTING;
         task_clear_runs(t);
+        j->committing[t->kind]++;
 }
 
 void job_set_attempt_base(Job *j, unsigned base) {
@@ -366,6 +385,8 @@ void job_set_attempt_base(Job *j, unsigned base) {
 }
 
 void job_mark_done(Job *j, Task *t) {
+        if (t->state == TASK_COMMITTING)
+                j->committing[t->kind]--;
         t->state = TASK_DONE;
         task_clear_runs(t);
         j->done[t->kind]++;

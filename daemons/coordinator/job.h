@@ -84,6 +84,7 @@ typedef struct Job {
         unsigned nmap, nreduce;
         Task *tasks;   /* nmap map tasks, then nreduce reduce tasks */
         unsigned done[_TASK_KIND_MAX];
+        unsigned committing[_TASK_KIND_MAX]; /* tasks in TASK_COMMITTING */
         JobState state;
         char *error;   /* why the job failed; a worker's reason in at most JOB_ERROR_MAX bytes */
         uint64_t timeout;
@@ -120,8 +121,16 @@ int job_set_commands(Job *j, const char *mapper, const char *reducer);
 
 /* The next task to run, assigned to owner: 1 and *ret set; 0 when none is runnable now
  * (everything is running, or the reduce phase waits for the maps); -ESHUTDOWN when the job
- * has ended. */
+ * has ended. Reduce tasks are handed out once every map's output is in place, its task
+ * done or committing (job_maps_in_place()): a reduce may read the files of a map whose
+ * COMMIT record is still on its way to the disk, as that record precedes the reduce's
+ * own in the journal (journal.h). */
 int job_assign(Job *j, void *owner, uint64_t now, Task **ret);
+
+/* Whether every map task is done or committing: its files are in place. */
+bool job_maps_in_place(const Job *j);
+/* Whether every task is done or committing: once the records are durable, the job is done. */
+bool job_all_in_place(const Job *j);
 
 /* Backup tasks. Once a job that has them enabled has no task of its phase left to hand
  * out, a backup of the running task that started first goes to owner, if it runs on
@@ -130,8 +139,11 @@ int job_assign(Job *j, void *owner, uint64_t now, Task **ret);
 #define JOB_BACKUP_MIN_USEC (1000ULL * 1000ULL)
 int job_assign_backup(Job *j, void *owner, uint64_t now, Task **ret);
 /* How long a task of the job's phase must have run for a backup: twice the median time of
- * its finished tasks of that kind, at least JOB_BACKUP_MIN_USEC; UINT64_MAX while none has
- * finished (or backups are off). */
+ * its finished tasks of that kind; with none finished yet (a job of one map or one
+ * reduce), twice that of the other kind, or with none of either the job's task time-out
+ * divided by JOB_BACKUP_TIMEOUT_SHARE; at least JOB_BACKUP_MIN_USEC. UINT64_MAX when
+ * backups are off. */
+#define JOB_BACKUP_TIMEOUT_SHARE 4
 uint64_t job_backup_after(Job *j);
 /* When the next backup could be handed out (CLOCK_MONOTONIC), or UINT64_MAX. */
 uint64_t job_next_backup(Job *j);

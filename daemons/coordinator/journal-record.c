@@ -281,15 +281,24 @@ int journal_commit_to_json(const Job *j, const Task *t, unsigned attempt, const 
         return 0;
 }
 
+int journal_commit_add_counters(json_object *commit, JobCounters *c) {
+        JobCounters own = {};
+        json_object *o;
+
+        if (!json_object_object_get_ex(commit, "counters", &o))
+                return 0;
+        if (job_counters_from_json(o, 0, _COUNTER_WORKER_MAX, &own) < 0)
+                return -EBADMSG;
+        job_counters_add_worker(c, &own);
+        return 0;
+}
+
 int journal_commit_apply_counters(Job *j, json_object *commit, bool verified) {
         JobCounters c = {};
         json_object *o;
 
-        if (verified && json_object_object_get_ex(commit, "counters", &o)) {
-                if (job_counters_from_json(o, 0, _COUNTER_WORKER_MAX, &c) < 0)
-                        return -EBADMSG;
-                job_counters_add_worker(&j->counters, &c);
-        }
+        if (verified && journal_commit_add_counters(commit, &j->counters) < 0)
+                return -EBADMSG;
         if (json_object_object_get_ex(commit, "job_counters", &o)) {
                 c = (JobCounters) {};
                 if (job_counters_from_json(o, _COUNTER_WORKER_MAX, _COUNTER_MAX, &c) < 0)
@@ -322,22 +331,31 @@ int journal_commit_verify(const Job *j, const Task *t, json_object *commit, char
         return 0;
 }
 
-json_object *journal_end_to_json(const Job *j) {
+static json_object *end_to_json(const Job *j, JobState state, uint64_t time, unsigned map_done,
+                                unsigned reduce_done, const JobCounters *counters) {
         _cleanup_json_ json_object *o = NULL;
 
         if (json_build_object(&o,
                               "job", json_object_new_string(j->id),
-                              "state", json_object_new_string(job_state_to_string(j->state)),
-                              "time", json_object_new_uint64(j->finish_time),
-                              "map_done", json_object_new_uint64(j->done[TASK_MAP]),
-                              "reduce_done", json_object_new_uint64(j->done[TASK_REDUCE]),
+                              "state", json_object_new_string(job_state_to_string(state)),
+                              "time", json_object_new_uint64(time),
+                              "map_done", json_object_new_uint64(map_done),
+                              "reduce_done", json_object_new_uint64(reduce_done),
                               NULL) < 0)
                 return NULL;
         if (j->error && json_object_add(o, "error", json_object_new_string(j->error)) < 0)
                 return NULL;
-        if (json_object_add(o, "counters", job_counters_to_json(&j->counters, 0, _COUNTER_MAX)) < 0)
+        if (json_object_add(o, "counters", job_counters_to_json(counters, 0, _COUNTER_MAX)) < 0)
                 return NULL;
         return TAKE_PTR(o);
+}
+
+json_object *journal_end_to_json(const Job *j) {
+        return end_to_json(j, j->state, j->finish_time, j->done[TASK_MAP], j->done[TASK_REDUCE], &j->counters);
+}
+
+json_object *journal_end_done_to_json(const Job *j, uint64_t time, const JobCounters *counters) {
+        return end_to_json(j, JOB_DONE, time, j->nmap, j->nreduce, counters);
 }
 
 static int job_state_from_string(const char *s) {

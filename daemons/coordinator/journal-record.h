@@ -71,7 +71,13 @@ int journal_commit_apply_counters(Job *j, json_object *commit, bool verified);
  * the first that is not in *ret_file (malloc'd). */
 int journal_commit_verify(const Job *j, const Task *t, json_object *commit, char **ret_file);
 
+/* Adds the workers' counters a COMMIT record carries to c. */
+int journal_commit_add_counters(json_object *commit, JobCounters *c);
+
 /* END: the job's end as it is in j. */
 json_object *journal_end_to_json(const Job *j);
+/* END of a job that will be done at time once its committing tasks are, with these
+ * counters: written with the last COMMIT record, before the model has ended the job. */
+json_object *journal_end_done_to_json(const Job *j, uint64_t time, const JobCounters *counters);
 /* Applies an END record to a job loaded from the journal. */
 int journal_end_apply(Job *j, json_object *o);

@@ -24,6 +24,9 @@ typedef struct JournalJob {
         bool start_written, end_written;
         bool files_dropped;    /* loaded without its file names (an ended job's) */
         json_object **commits; /* nmap + nreduce, NULL where none; only while the job runs */
+        /* The END record written with the last COMMIT, while the model waits for the
+         * records to be durable before it ends the job (end_written is set too). */
+        json_object *end_ahead;
 } JournalJob;
 
 typedef struct Waiter Waiter;
@@ -76,6 +79,8 @@ static JournalJob *find_by_id(JobJournal *jj, const char *id) {
 }
 
 static void journal_job_drop_commits(JournalJob *e) {
+        json_object_put(e->end_ahead);
+        e->end_ahead = NULL;
         if (!e->commits)
                 return;
         for (unsigned i = 0; i < e->job->nmap + e->job->nreduce; i++)
@@ -197,12 +202,41 @@ static void on_scheduler_event(ObserverEvent event, Job *j, void *userdata) {
                 e->start_written = true;
                 (void) append_job_field(jj, JOURNAL_RECORD_START, j, "time", json_object_new_uint64(j->start_time));
         }
-        if (job_ended(j) && !e->end_written) {
+        if (job_ended(j) && (!e->end_written || e->end_ahead)) {
+                /* An END written ahead said done: another end (a cancel that came first)
+                 * needs its own record, which replaces it at a replay. */
+                bool written = e->end_ahead && j->state == JOB_DONE;
+
                 e->end_written = true;
                 journal_job_drop_commits(e);
-                o = journal_end_to_json(j);
-                (void) append_json(jj, JOURNAL_RECORD_END, o);
+                if (!written) {
+                        o = journal_end_to_json(j);
+                        (void) append_json(jj, JOURNAL_RECORD_END, o);
+                }
         }
+}
+
+/* The job's END, appended with its last COMMIT record so that one sync makes both
+ * durable: the job is done once they are, and its end is then written already. The
+ * counters are the job's with those of every task still committing. */
+static int append_end_ahead(JobJournal *jj, JournalJob *e) {
+        _cleanup_json_ json_object *o = NULL;
+        Job *j = e->job;
+        JobCounters c = j->counters;
+        Scheduler *s = jj->scheduler;
+        int r;
+
+        for (unsigned i = 0; e->commits && i < j->nmap + j->nreduce; i++)
+                if (j->tasks[i].state == TASK_COMMITTING && e->commits[i] &&
+                    journal_commit_add_counters(e->commits[i], &c) < 0)
+                        return -EBADMSG;
+        o = journal_end_done_to_json(j, s->clock(CLOCK_REALTIME, s->clock_userdata), &c);
+        r = append_json(jj, JOURNAL_RECORD_END, o);
+        if (r < 0)
+                return r;
+        e->end_written = true;
+        e->end_ahead = TAKE_PTR(o);
+        return 0;
 }
 
 int job_journal_commit_task(JobJournal *jj, Job *j, Task *t, unsigned attempt, const JobCounters *counters) {
@@ -225,6 +259,9 @@ int job_journal_commit_task(JobJournal *jj, Job *j, Task *t, unsigned attempt, c
         if (r < 0)
                 return r;
         job_begin_commit(j, t, attempt);
+        if (job_all_in_place(j) && !e->end_written && append_end_ahead(jj, e) < 0)
+                /* The job's end is then written once the model has ended it. */
+                log_debug("Job %s: its end not written with its last commit.", j->id);
         return 0;
 }
 
@@ -333,7 +370,9 @@ static int snapshot_add_job(SnapshotWriter *sw, const JournalJob *e) {
         for (unsigned i = 0; r >= 0 && e->commits && i < j->nmap + j->nreduce; i++)
                 if (e->commits[i])
                         r = snapshot_add_json(sw, JOURNAL_RECORD_COMMIT, e->commits[i]);
-        if (r >= 0 && job_ended(j) && e->end_written) {
+        if (r >= 0 && e->end_ahead)
+                r = snapshot_add_json(sw, JOURNAL_RECORD_END, e->end_ahead);
+        else if (r >= 0 && job_ended(j) && e->end_written) {
                 end = journal_end_to_json(j);
                 r = snapshot_add_json(sw, JOURNAL_RECORD_END, end);
         }

@@ -23,6 +23,11 @@
  * once its record is durable (TASK_COMMITTING until then): nobody sees progress that a
  * crash could take back, and a task done is not run again. FinishTask's answer promises
  * the worker nothing, and is given at once, so that the worker does not wait for the sync.
+ * Reduce tasks go out once every map is committing (job_maps_in_place()): the log is
+ * durable as a prefix, and a reduce's COMMIT follows those of the maps it read, so it is
+ * never durable without them; a restart that lost them runs the maps and the reduces
+ * again. The last COMMIT of a job is followed at once by its END (the job as it will be
+ * once the committing tasks are done), so that one sync makes both durable.
  *
  * Attempts. Every start is a new generation, written and synced before the first task is
  * handed out; attempts of generation G are numbered from G × 65536 + 1. A FinishTask of

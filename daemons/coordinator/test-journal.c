@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "journal-record.h"
@@ -522,6 +523,153 @@ START_TEST(test_splits_and_counters_restart) {
 }
 END_TEST
 
+/* The next task of j runs as a worker's would: its files are renamed into place and its
+ * COMMIT record appended, not yet durable. Returns the task. */
+static Task *env_place_next(Env *e, Job *j, TaskKind kind, unsigned index, const JobCounters *counters) {
+        char name[MR_NAME_MAX];
+        Task *t;
+
+        ck_assert_int_eq(job_assign(j, e, 0, &t), 1);
+        ck_assert_int_eq(t->kind, kind);
+        ck_assert_uint_eq(t->index, index);
+        for (unsigned r = 0; r < (kind == TASK_MAP ? j->nreduce : 1); r++) {
+                if (kind == TASK_MAP)
+                        mr_intermediate_name(name, index, r);
+                else
+                        mr_output_name(name, index);
+                write_file(j->workdir, name, "word 1\n");
+        }
+        ck_assert_int_ge(job_journal_commit_task(e->journal, j, t, t->attempt, counters), 0);
+        return t;
+}
+
+/* The coordinator is killed after it handed out a reduce task, and a reduce committed,
+ * before the maps' COMMIT records were written: the maps run again, and so does the
+ * reduce, whose record follows theirs in the log and was lost with them. */
+START_TEST(test_kill_before_map_commits_durable) {
+        _cleanup_free_ char *state = state_new();
+        JobCounters c3 = records(3);
+        int status;
+        pid_t pid;
+        Env e;
+        Job *a;
+
+        ck_assert_int_eq(env_open(&e, state, 100, 0), 0);
+        a = env_submit(&e);
+        env_sync(&e);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                env_place_next(&e, a, TASK_MAP, 0, &c3);
+                env_place_next(&e, a, TASK_MAP, 1, &c3);
+                /* Every map's files are in place: the reduces go out before the sync. */
+                ck_assert_int_eq(a->state, JOB_MAPPING);
+                ck_assert_uint_eq(a->done[TASK_MAP], 0);
+                env_place_next(&e, a, TASK_REDUCE, 0, &c3);
+                _exit(EXIT_SUCCESS);
+        }
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == EXIT_SUCCESS);
+        env_close(&e);
+
+        ck_assert_int_eq(env_open(&e, state, 100, 0), 0);
+        a = scheduler_find_job(e.scheduler, "1");
+        ck_assert_ptr_nonnull(a);
+        ck_assert_int_eq(a->state, JOB_MAPPING);
+        for (unsigned i = 0; i < a->nmap + a->nreduce; i++)
+                ck_assert_int_eq(a->tasks[i].state, TASK_IDLE);
+        ck_assert_uint_eq(a->counters.v[COUNTER_MAP_INPUT_RECORDS], 0);
+
+        /* The same once the map commits are durable and the reduce's is not: only the
+         * reduce runs again. */
+        env_place_next(&e, a, TASK_MAP, 0, &c3);
+        env_place_next(&e, a, TASK_MAP, 1, &c3);
+        env_sync(&e);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                env_place_next(&e, a, TASK_REDUCE, 0, &c3);
+                _exit(EXIT_SUCCESS);
+        }
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == EXIT_SUCCESS);
+        env_close(&e);
+
+        ck_assert_int_eq(env_open(&e, state, 100, 0), 0);
+        a = scheduler_find_job(e.scheduler, "1");
+        ck_assert_int_eq(a->state, JOB_REDUCING);
+        ck_assert_uint_eq(a->done[TASK_MAP], 2);
+        ck_assert_int_eq(job_find_task(a, TASK_REDUCE, 0)->state, TASK_IDLE);
+        ck_assert_uint_eq(a->counters.v[COUNTER_MAP_INPUT_RECORDS], 6);
+        env_close(&e);
+}
+END_TEST
+
+/* The last COMMIT and the job's END share a sync: the END is in the log before the model
+ * ends the job, with the counters of every task then committing. A cancel that comes
+ * between writes its own END, which a replay keeps. */
+START_TEST(test_end_with_last_commit) {
+        _cleanup_free_ char *state = state_new();
+        JobCounters c3 = records(3);
+        Task *r0, *r1;
+        Env e;
+        Job *a, *b;
+
+        ck_assert_int_eq(env_open(&e, state, 100, 0), 0);
+        a = env_submit(&e);
+        b = env_submit(&e);
+        env_commit_map_counted(&e, a, 0, &c3);
+        env_commit_map_counted(&e, a, 1, &c3);
+        r0 = env_place_next(&e, a, TASK_REDUCE, 0, &c3);
+        ck_assert(!job_all_in_place(a));
+        r1 = env_place_next(&e, a, TASK_REDUCE, 1, &c3);
+        ck_assert(job_all_in_place(a));
+        ck_assert_int_eq(a->state, JOB_REDUCING);
+        for (unsigned i = 0; i < 4; i++)
+                env_place_next(&e, b, i < 2 ? TASK_MAP : TASK_REDUCE, i % 2, NULL);
+        ck_assert(job_all_in_place(b));
+        /* b is cancelled before its records are durable; a's are, and the model of a
+         * hears of it only after the restart (the coordinator is stopped first). */
+        ck_assert_int_ge(scheduler_cancel_job(e.scheduler, b), 0);
+        env_sync(&e);
+        (void) r0;
+        (void) r1;
+        env_close(&e);
+
+        ck_assert_int_eq(env_open(&e, state, 100, 0), 0);
+        a = scheduler_find_job(e.scheduler, "1");
+        b = scheduler_find_job(e.scheduler, "2");
+        ck_assert_int_eq(a->state, JOB_DONE);
+        ck_assert_uint_eq(a->done[TASK_MAP], 2);
+        ck_assert_uint_eq(a->done[TASK_REDUCE], 2);
+        ck_assert_uint_eq(a->counters.v[COUNTER_MAP_INPUT_RECORDS], 12);
+        ck_assert_uint_ne(a->finish_time, 0);
+        ck_assert_int_eq(b->state, JOB_CANCELLED);
+
+        /* Live: the records durable, the job is done, and no second END is written. */
+        a = env_submit(&e);
+        env_commit_map_counted(&e, a, 0, &c3);
+        env_commit_map_counted(&e, a, 1, &c3);
+        r0 = env_place_next(&e, a, TASK_REDUCE, 0, &c3);
+        r1 = env_place_next(&e, a, TASK_REDUCE, 1, &c3);
+        env_sync(&e);
+        ck_assert_int_eq(scheduler_finish_task(e.scheduler, a, r0, r0->attempt, true, NULL, &c3), 1);
+        ck_assert_int_eq(a->state, JOB_REDUCING);
+        ck_assert_int_eq(scheduler_finish_task(e.scheduler, a, r1, r1->attempt, true, NULL, &c3), 1);
+        ck_assert_int_eq(a->state, JOB_DONE);
+        /* Nothing appended since: a wait is answered at once. */
+        int done = 0;
+        ck_assert_int_ge(job_journal_wait(e.journal, NULL, on_durable, &done), 0);
+        ck_assert_int_eq(done, 1);
+        ck_assert_uint_eq(a->counters.v[COUNTER_MAP_INPUT_RECORDS], 12);
+        env_close(&e);
+
+        ck_assert_int_eq(env_open(&e, state, 100, 0), 0);
+        ck_assert_int_eq(scheduler_find_job(e.scheduler, "3")->state, JOB_DONE);
+        env_close(&e);
+}
+END_TEST
+
 /* A journal of a coordinator from before splits and counters: JOB, START, COMMIT and END
  * records without their members. */
 START_TEST(test_old_records_load) {
@@ -576,6 +724,8 @@ static Suite *journal_suite(void) {
         tcase_add_test(tc, test_damage_in_the_middle);
         tcase_add_test(tc, test_splits_and_counters_restart);
         tcase_add_test(tc, test_old_records_load);
+        tcase_add_test(tc, test_kill_before_map_commits_durable);
+        tcase_add_test(tc, test_end_with_last_commit);
         suite_add_tcase(s, tc);
         return s;
 }

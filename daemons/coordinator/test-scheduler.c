@@ -741,6 +741,90 @@ START_TEST(test_backup_floor_and_idle_first) {
 }
 END_TEST
 
+/* One map and one reduce: no task of a kind ever finishes before the job's only one. */
+START_TEST(test_backup_single_task_of_a_kind) {
+        Worker *a = add_worker("a"), *b = add_worker("b");
+        Job *j = add_job("1", 1, 1);
+        uint64_t start, reduce_start;
+
+        j->backup_tasks = true;
+        scheduler_request_task(sched, a);
+        expect_task(a, j, TASK_MAP, 0, 1);
+        start = fake.now;
+        /* No task has finished: a quarter of the time-out. */
+        ck_assert_uint_eq(job_backup_after(j), TIMEOUT / JOB_BACKUP_TIMEOUT_SHARE);
+        scheduler_request_task(sched, b);
+        expect_nothing();
+        ck_assert_uint_eq(fake.wake_at, start + TIMEOUT / JOB_BACKUP_TIMEOUT_SHARE + 1);
+        fake.now = start + TIMEOUT / JOB_BACKUP_TIMEOUT_SHARE;
+        scheduler_expire(sched);
+        expect_nothing();
+        fake.now++;
+        scheduler_expire(sched);
+        expect_task(b, j, TASK_MAP, 0, 2);
+
+        /* The backup wins after 1.5 s; the reduce borrows the map's median: 2 × 1.5 s. */
+        fake.now += 3 * SEC / 2;
+        finish(j, TASK_MAP, 0, 2, true, 1);
+        ck_assert_uint_eq(job_median_duration(j, TASK_MAP), 3 * SEC / 2);
+        scheduler_request_task(sched, b);
+        expect_task(b, j, TASK_REDUCE, 0, 1);
+        reduce_start = fake.now;
+        finish(j, TASK_MAP, 0, 1, true, 0);
+        ck_assert_uint_eq(job_backup_after(j), 3 * SEC);
+        scheduler_request_task(sched, a);
+        expect_nothing();
+        ck_assert_uint_eq(fake.wake_at, reduce_start + 3 * SEC + 1);
+        fake.now = reduce_start + 3 * SEC + 1;
+        scheduler_expire(sched);
+        expect_task(a, j, TASK_REDUCE, 0, 2);
+        ck_assert_uint_eq(j->counters.v[COUNTER_BACKUP_ATTEMPTS_STARTED], 2);
+        finish(j, TASK_REDUCE, 0, 2, true, 1);
+        ck_assert_int_eq(j->state, JOB_DONE);
+        ck_assert_uint_eq(j->counters.v[COUNTER_BACKUP_ATTEMPTS_WON], 2);
+}
+END_TEST
+
+/* With a journal a map's files are in place before its COMMIT record is durable: the
+ * reduce tasks go out then, while the job's progress waits for the records. */
+START_TEST(test_reduces_while_maps_commit) {
+        Worker *a = add_worker("a"), *b = add_worker("b"), *c = add_worker("c");
+        Job *j = add_job("1", 2, 2);
+        Task *m0 = job_find_task(j, TASK_MAP, 0), *m1 = job_find_task(j, TASK_MAP, 1);
+
+        scheduler_request_task(sched, a);
+        scheduler_request_task(sched, b);
+        expect_task(a, j, TASK_MAP, 0, 1);
+        expect_task(b, j, TASK_MAP, 1, 1);
+        job_begin_commit(j, m0, 1);
+        scheduler_request_task(sched, a);
+        expect_nothing();
+        ck_assert(!job_maps_in_place(j));
+        job_begin_commit(j, m1, 1);
+        ck_assert(job_maps_in_place(j));
+        scheduler_dispatch(sched);
+        expect_task(a, j, TASK_REDUCE, 0, 1);
+        scheduler_request_task(sched, c);
+        expect_task(c, j, TASK_REDUCE, 1, 1);
+        /* Nothing a client reads has moved. */
+        ck_assert_int_eq(j->state, JOB_MAPPING);
+        ck_assert_uint_eq(j->done[TASK_MAP], 0);
+
+        ck_assert_int_eq(scheduler_finish_task(sched, j, m0, 1, true, NULL, NULL), 1);
+        ck_assert_int_eq(scheduler_finish_task(sched, j, m1, 1, true, NULL, NULL), 1);
+        ck_assert_int_eq(j->state, JOB_REDUCING);
+        ck_assert_uint_eq(j->committing[TASK_MAP], 0);
+        job_begin_commit(j, job_find_task(j, TASK_REDUCE, 0), 1);
+        ck_assert(!job_all_in_place(j));
+        job_begin_commit(j, job_find_task(j, TASK_REDUCE, 1), 1);
+        ck_assert(job_all_in_place(j));
+        ck_assert_int_eq(j->state, JOB_REDUCING);
+        finish(j, TASK_REDUCE, 0, 1, true, 1);
+        finish(j, TASK_REDUCE, 1, 1, true, 1);
+        ck_assert_int_eq(j->state, JOB_DONE);
+}
+END_TEST
+
 START_TEST(test_counters_of_committed_attempt) {
         Worker *a = add_worker("a"), *b = add_worker("b");
         Job *j = add_job("1", 1, 1);
@@ -817,6 +901,8 @@ static Suite *regular_suite(void) {
         tcase_add_test(tc, test_backup_original_lost);
         tcase_add_test(tc, test_no_backup_when_disabled);
         tcase_add_test(tc, test_backup_floor_and_idle_first);
+        tcase_add_test(tc, test_backup_single_task_of_a_kind);
+        tcase_add_test(tc, test_reduces_while_maps_commit);
         tcase_add_test(tc, test_counters_of_committed_attempt);
         suite_add_tcase(s, tc);
         return s;

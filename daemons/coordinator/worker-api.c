@@ -203,16 +203,20 @@ static int finish_journaled(MapReduceApi *a, VarlinkConn *conn, Job *job, Task *
                                        t->index, job->id);
         }
         /* The worker is answered now, and goes on with its next task while the record is
-         * synced: the answer promises it nothing. What counts on the commit (the job's
-         * progress, its reduce tasks, its end) waits for the record (TASK_COMMITTING); if
-         * the coordinator dies first, the task runs again. */
+         * synced: the answer promises it nothing. What a client sees of the commit (the
+         * job's progress, its end) waits for the record (TASK_COMMITTING); if the
+         * coordinator dies first, the task runs again. Reduce tasks go out once every
+         * map's files are in place, without waiting (job_assign()). */
         r = job_journal_wait(a->journal, NULL, on_commit_durable, d);
         if (r < 0) {
                 free(d->job);
                 return r;
         }
         TAKE_PTR(d);
-        return varlink_conn_reply(conn, NULL);
+        r = varlink_conn_reply(conn, NULL);
+        /* Workers waiting for the reduce tasks get them now. */
+        scheduler_dispatch(a->scheduler);
+        return r;
 }
 
 static int method_finish_task(VarlinkConn *conn, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
