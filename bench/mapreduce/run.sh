@@ -19,7 +19,8 @@
 #      `tr -cs A-Za-z '\n' | sort | uniq -c` (RUNS_PIPE runs, 1 by default: about a
 #      minute each on 500 MB), with LC_ALL=C so that sort compares bytes.
 #   4. A markdown table of medians, ratios and peaks, printed and (full runs only)
-#      written to bench/mapreduce/results.md.
+#      written to bench/mapreduce/results.md, keeping the notes at its end (from a line
+#      "## Notes" on).
 #
 # Environment: MRKV_BENCH_DATA (Gutenberg directory), MRKV_BENCH_TMP (where the generated
 # corpus is kept for reuse and where runs happen; default $TMPDIR or /tmp),
@@ -74,6 +75,13 @@ tmpbase=${MRKV_BENCH_TMP:-${TMPDIR:-/tmp}}
 mkdir -p "$tmpbase"
 work=$(mktemp -d "$tmpbase/mrkv-mrbench.XXXXXX")
 mkdir "$work/done"
+# On ext4, each run's directory in a block group of its own (the Orlov allocator's "top
+# directory" flag; nothing happens elsewhere): new inodes of a directory come from its
+# group, and without a journal ext4 steps over every inode of the group deleted in the
+# last seconds to minutes, one by one, on each creation. In /tmp's own group, shared
+# with whatever else runs on the machine, that put up to 0.3 s of system time per worker
+# on a 1,000-file job, varying with others' deletions.
+chattr +T "$work" 2>/dev/null || true
 pids=()
 refused_total=0
 cleanup() {
@@ -144,11 +152,9 @@ read_usage() {
         u_cpu=$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.2f", u + s }')
 }
 
-# A run's directory stays until the end (the exit's cleanup removes $work): on ext4
-# without a journal, creating a file skips every inode deleted in the last seconds to
-# minutes, one by one, so removing a job's 1,000 intermediate files after each run made
-# the next runs' creations slower and slower (system time up 0.1 s per run, not the
-# job's own cost).
+# A run's directory stays until the end (the exit's cleanup removes $work): removing a
+# job's 1,000 intermediate files after each run made the next runs' creations slower
+# (see chattr below; system time up 0.1 s a run, not the job's own cost).
 done_with() {
         mv "$1" "$work/done/"
 }
@@ -530,6 +536,9 @@ echo "worker starts retried after the coordinator refused the connection: $refus
 results=${MRKV_BENCH_RESULTS:-}
 [ -z "$results" ] && [ $quick = 0 ] && results=$here/results.md
 if [ -n "$results" ]; then
+        # Notes written by hand below the table, from "## Notes" on, are kept.
+        notes=
+        [ ! -f "$results" ] || notes=$(sed -n '/^## Notes/,$p' "$results")
         {
                 echo "# MapReduce benchmark results"
                 echo
@@ -551,6 +560,7 @@ if [ -n "$results" ]; then
                 echo "$table"
                 echo
                 echo "Worker starts retried after the coordinator refused the connection: $refused_total."
+                [ -z "$notes" ] || printf '\n%s\n' "$notes"
         } >"$results"
         echo
         echo "mrbench: wrote $results"
