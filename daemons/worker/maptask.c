@@ -50,32 +50,6 @@ static int open_input(int dir_fd, const char *path) {
         return TAKE_FD(fd);
 }
 
-/* Lines, as map input records: each '\n', and a last line without one. Eight bytes at a
- * time: memchr() per line costs more on short lines, and a byte loop more still. */
-static uint64_t count_lines(const char *text, size_t size) {
-        const uint64_t ones = UINT64_C(0x0101010101010101), low7 = UINT64_C(0x7f7f7f7f7f7f7f7f);
-        uint64_t n = 0;
-        size_t i = 0;
-
-        while (size - i >= 8) {
-                /* Per byte lane, 1 where the byte is '\n'; a lane holds at most 255 of them. */
-                uint64_t lanes = 0;
-
-                for (size_t end = i + 8 * MIN((size - i) / 8, (size_t) 255); i < end; i += 8) {
-                        uint64_t w, x;
-
-                        memcpy(&w, text + i, 8);
-                        x = w ^ (ones * '\n');
-                        lanes += (~(((x & low7) + low7) | x | low7)) >> 7;
-                }
-                for (unsigned b = 0; b < 8; b++)
-                        n += (lanes >> (8 * b)) & 0xff;
-        }
-        for (; i < size; i++)
-                n += text[i] == '\n';
-        return n + (size > 0 && text[size - 1] != '\n');
-}
-
 /* Why an input cannot be mapped, for the coordinator. */
 static void input_error(const char *input, uint64_t max_input, int r, char **ret_error) {
         if (r == -EFBIG)
@@ -118,7 +92,7 @@ int map_task_run(const MapTask *t, char **ret_error) {
         closep(&fd);
         fd = -EBADF;
         t->counters->map_input_bytes += size;
-        t->counters->map_input_records += count_lines(contents, size);
+        t->counters->map_input_records += split_count_lines(contents, size);
 
         if (t->app) {
                 r = t->app->map(&map_host, &(mrkv_emitter) { .out = &out }, t->input, contents, size);

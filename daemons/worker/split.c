@@ -121,3 +121,31 @@ int split_read(int fd, uint64_t offset, uint64_t length, uint64_t max_size, char
         *ret_size = size;
         return 0;
 }
+
+/* Sixteen bytes compared at once (GCC's vector extension: SSE2 on x86-64, NEON on arm64):
+ * a pass over every byte of every input only for a counter must cost little beside the
+ * map. Eight bytes at a time in a word cost the job 4 % of its instructions. */
+typedef uint8_t Bytes16 __attribute__((vector_size(16)));
+
+uint64_t split_count_lines(const char *text, size_t size) {
+        uint64_t n = 0;
+        size_t i = 0;
+
+        while (size - i >= 16) {
+                /* Per byte lane, its '\n's seen: at most 255 before they are added up. */
+                Bytes16 lanes = {};
+                size_t end = i + 16 * MIN((size - i) / 16, (size_t) 255);
+
+                for (; i < end; i += 16) {
+                        Bytes16 v;
+
+                        memcpy(&v, text + i, sizeof(v));
+                        lanes -= (Bytes16) (v == '\n'); /* -1 in each lane that matched */
+                }
+                for (unsigned b = 0; b < sizeof(lanes); b++)
+                        n += lanes[b];
+        }
+        for (; i < size; i++)
+                n += text[i] == '\n';
+        return n + (size > 0 && text[size - 1] != '\n');
+}

@@ -16,3 +16,7 @@
  * when the file's size says so), or -errno. The file is read up to its end as it is then,
  * also if it grew since its size was taken. */
 int split_read(int fd, uint64_t offset, uint64_t length, uint64_t max_size, char **ret, size_t *ret_size);
+
+/* The lines of text[0..size), as map input records: each '\n', and a last line without
+ * one. */
+uint64_t split_count_lines(const char *text, size_t size);

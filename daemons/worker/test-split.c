@@ -155,6 +155,39 @@ START_TEST(test_split_bounds) {
 }
 END_TEST
 
+/* The line count of the map input counter: a '\n' ends a line, and a last line may have
+ * none. Texts of every length up to a few hundred, of random bytes with many newlines,
+ * and one of only newlines, past what a byte lane counts before the lanes are added. */
+static uint64_t naive_lines(const char *text, size_t size) {
+        uint64_t n = 0;
+
+        for (size_t i = 0; i < size; i++)
+                n += text[i] == '\n';
+        return n + (size > 0 && text[size - 1] != '\n');
+}
+
+START_TEST(test_split_count_lines) {
+        unsigned seed = 7;
+        char *t = malloc(20000);
+
+        ck_assert_ptr_nonnull(t);
+        for (size_t size = 0; size <= 600; size++)
+                for (unsigned round = 0; round < 4; round++) {
+                        for (size_t i = 0; i < size; i++)
+                                t[i] = rand_r(&seed) % 4 == 0 ? '\n' : (char) rand_r(&seed);
+                        ck_assert_uint_eq(split_count_lines(t, size), naive_lines(t, size));
+                }
+        memset(t, '\n', 20000);
+        ck_assert_uint_eq(split_count_lines(t, 20000), 20000);
+        ck_assert_uint_eq(split_count_lines(t + 3, 19997), 19997);
+        t[19999] = 'x';
+        ck_assert_uint_eq(split_count_lines(t, 20000), 20000);
+        ck_assert_uint_eq(split_count_lines("", 0), 0);
+        ck_assert_uint_eq(split_count_lines("a", 1), 1);
+        free(t);
+}
+END_TEST
+
 static Suite *split_suite(void) {
         Suite *s = suite_create("split");
         TCase *tc = tcase_create("split");
@@ -163,6 +196,7 @@ static Suite *split_suite(void) {
         tcase_add_test(tc, test_split_three_ways);
         tcase_add_test(tc, test_split_line_longer_than_split);
         tcase_add_test(tc, test_split_bounds);
+        tcase_add_test(tc, test_split_count_lines);
         suite_add_tcase(s, tc);
         return s;
 }
