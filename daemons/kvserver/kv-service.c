@@ -51,13 +51,15 @@ static Stream *conn_stream(VarlinkConn *c) {
 }
 
 /* The answer waits for the log: the connection goes on with its later calls meanwhile, and
- * their answers follow this one (pipelined Puts share a sync). Without memory for that,
- * the entry is applied unanswered and the connection closed, which claims nothing. */
+ * their answers follow this one (pipelined Puts share a sync), as long as what it holds
+ * stays within the server's bounds (VARLINK_HELD_MAX calls, VARLINK_HELD_SIZE_MAX bytes of
+ * keys and values). Without memory for that, the entry is applied unanswered and the
+ * connection closed, which claims nothing. */
 static int hold(KVService *k, VarlinkConn *c, PendingPut *pending) {
         VarlinkHeld *h;
         int r;
 
-        r = varlink_conn_hold(c, pending, &h);
+        r = varlink_conn_hold(c, pending, sizeof(PendingPut) + pending->key_size + pending->value_size, &h);
         if (r < 0) {
                 kv_state_forget(k->state, pending);
                 log_warning_errno(r, "Failed to hold a call of %s, closing it: %m", varlink_conn_describe(c));

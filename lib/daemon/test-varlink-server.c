@@ -45,7 +45,7 @@ static const char test_interface[] =
         "                   log: string)\n"
         "method Big() -> (text: string)\n"
         "method Keep() -> ()\n"
-        "method Hold(n: int) -> (n: int)\n"
+        "method Hold(n: int, size: ?int) -> (n: int)\n"
         "method Answer(newest: ?bool) -> (answered: bool)\n"
         "method Holding() -> (holding: int, held: int, most: int)\n"
         "error Busy ()\n";
@@ -374,9 +374,11 @@ static int method_keep(VarlinkConn *c, json_object *parameters, VarlinkCallFlags
 static int method_hold(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
         struct {
                 int64_t n;
+                uint64_t size;
         } p = {};
         static const VarlinkField fields[] = {
                 { "n", VARLINK_INT64, offsetof(typeof(p), n), true },
+                { "size", VARLINK_UINT64, offsetof(typeof(p), size), false },
                 {},
         };
         VarlinkHeld *h;
@@ -386,7 +388,7 @@ static int method_hold(VarlinkConn *c, json_object *parameters, VarlinkCallFlags
         if (r < 0)
                 return r;
         ck_assert_uint_lt(srv.n_holding, ELEMENTSOF(srv.holding));
-        r = varlink_conn_hold(c, &srv, &h);
+        r = varlink_conn_hold(c, &srv, (size_t) p.size, &h);
         if (r < 0)
                 return r;
         ck_assert(!varlink_conn_has_pending_call(c));
@@ -1067,6 +1069,30 @@ START_TEST(test_held_calls_bounded) {
 }
 END_TEST
 
+START_TEST(test_held_calls_bounded_size) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new(), *other = client_new();
+        _cleanup_json_ json_object *p = NULL;
+        char params[64];
+
+        /* Calls that keep a third of the bound each: three are held at once, and the
+         * rest wait unread until the oldest are answered. */
+        for (int i = 0; i < 10; i++) {
+                snprintf(params, sizeof(params), "{\"n\":%d,\"size\":%zu}", i, VARLINK_HELD_SIZE_MAX / 3 + 1);
+                send_call(c, "org.test.Hold", params, 0);
+        }
+        for (int i = 0; i < 10; i++) {
+                _cleanup_json_ json_object *q = NULL, *r = NULL;
+
+                wait_held(other, MIN(i + 3, 10));
+                r = call_ok(other, "org.test.Answer", NULL);
+                q = read_ok(c, NULL);
+                ck_assert_int_eq(get_int(q, "n"), i);
+        }
+        p = call_ok(other, "org.test.Holding", NULL);
+        ck_assert_int_eq(get_int(p, "most"), 3);
+}
+END_TEST
+
 START_TEST(test_held_calls_disconnect) {
         _cleanup_(varlink_client_freep) VarlinkClient *c = client_new(), *other = client_new();
         _cleanup_json_ json_object *p = NULL, *q = NULL;
@@ -1724,6 +1750,7 @@ static Suite *regular_suite(void) {
         tcase_add_test(tc, test_pipelined_in_order);
         tcase_add_test(tc, test_held_calls_in_order);
         tcase_add_test(tc, test_held_calls_bounded);
+        tcase_add_test(tc, test_held_calls_bounded_size);
         tcase_add_test(tc, test_held_calls_disconnect);
         tcase_add_test(tc, test_deferred_reply);
         tcase_add_test(tc, test_deferred_reply_short_timer);

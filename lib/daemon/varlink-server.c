@@ -79,6 +79,7 @@ struct VarlinkHeld {
         VarlinkConn *conn;
         void *userdata;
         VarlinkCallFlags flags;
+        size_t size;    /* what the caller keeps for it */
         bool held;      /* false: an entry of answers */
         bool answered;
         VarlinkBuffer out;
@@ -102,6 +103,7 @@ struct VarlinkConn {
          * calls not answered yet, held_bytes the answers waiting in the queue. */
         VarlinkHeld *held_head, *held_tail;
         unsigned n_held;
+        size_t held_size;       /* the sizes of those n_held */
         size_t held_bytes;
         VarlinkHeld *answering; /* varlink_held_answer(): the next answer is this call's */
         uint64_t active;  /* when bytes last arrived or a call was last answered */
@@ -136,13 +138,14 @@ static void conn_held_free_all(VarlinkConn *c) {
         }
         c->held_tail = c->answering = NULL;
         c->n_held = 0;
+        c->held_size = 0;
         c->held_bytes = 0;
 }
 
 /* Whether the connection takes no further call for now: one waits for its answer, or its
  * held calls or the answers behind them are at their bounds (backpressure). */
 static bool conn_blocked(VarlinkConn *c) {
-        return c->pending || c->n_held >= VARLINK_HELD_MAX ||
+        return c->pending || c->n_held >= VARLINK_HELD_MAX || c->held_size >= VARLINK_HELD_SIZE_MAX ||
                 varlink_buffer_size(&c->out) + c->held_bytes >= OUTPUT_HIGH_WATER;
 }
 
@@ -351,6 +354,7 @@ static int conn_held_done(VarlinkConn *c) {
         c->answering = NULL;
         h->answered = true;
         c->n_held--;
+        c->held_size -= h->size;
         c->active = server_now(c->server);
         r = conn_drain_held(c);
         if (r < 0)
@@ -619,7 +623,7 @@ bool varlink_conn_has_pending_call(VarlinkConn *c) {
         return c->pending && !c->disconnected;
 }
 
-int varlink_conn_hold(VarlinkConn *c, void *userdata, VarlinkHeld **ret) {
+int varlink_conn_hold(VarlinkConn *c, void *userdata, size_t size, VarlinkHeld **ret) {
         VarlinkHeld *h;
 
         assert(c);
@@ -632,13 +636,20 @@ int varlink_conn_hold(VarlinkConn *c, void *userdata, VarlinkHeld **ret) {
         h = calloc(1, sizeof(VarlinkHeld));
         if (!h)
                 return -ENOMEM;
-        *h = (VarlinkHeld) { .conn = c, .userdata = userdata, .flags = c->pending_flags, .held = true };
+        *h = (VarlinkHeld) {
+                .conn = c,
+                .userdata = userdata,
+                .flags = c->pending_flags,
+                .size = size,
+                .held = true,
+        };
         if (c->held_tail)
                 c->held_tail->next = h;
         else
                 c->held_head = h;
         c->held_tail = h;
         c->n_held++;
+        c->held_size += size;
         /* The call is no longer the connection's current one: later calls are read. */
         c->pending = false;
         c->pending_flags = 0;

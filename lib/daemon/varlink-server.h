@@ -165,17 +165,20 @@ void varlink_conn_close(VarlinkConn *c);
 
 bool varlink_conn_has_pending_call(VarlinkConn *c);
 
-/* A connection holds at most this many calls at once; at the bound it reads no further
- * call until the oldest is answered (nothing is dropped). The answers of the calls behind
- * held ones wait in the server, up to the output's high-water mark likewise. */
+/* A connection holds at most this many calls at once, and calls whose sizes (what the
+ * method keeps for each: a Put's key and value, say) add up to at most this much, or one
+ * call of any size; at a bound it reads no further call until the oldest is answered
+ * (nothing is dropped). The answers of the calls behind held ones wait in the server, up
+ * to the output's high-water mark likewise. */
 #define VARLINK_HELD_MAX 256U
+#define VARLINK_HELD_SIZE_MAX ((size_t) 1024 * 1024)
 /* From within a method, for a call without "more": the answer is deferred, and the
  * connection does not wait for it, as it does for other deferred answers, but reads and
  * answers the calls after it meanwhile, keeping their answers back until this one is
  * given (Varlink answers in call order; this is how pipelined calls that wait for
  * something, a log's sync say, share the wait). userdata is the caller's. -ENOMEM, and
  * the call is still the current one. */
-int varlink_conn_hold(VarlinkConn *c, void *userdata, VarlinkHeld **ret);
+int varlink_conn_hold(VarlinkConn *c, void *userdata, size_t size, VarlinkHeld **ret);
 /* Answers a held call: the next answer sent on the connection returned (one of
  * varlink_conn_reply*() or varlink_conn_error*(), at once) is h's, and frees h. */
 VarlinkConn *varlink_held_answer(VarlinkHeld *h);
