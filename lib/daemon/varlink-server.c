@@ -106,6 +106,7 @@ struct VarlinkConn {
         size_t held_size;       /* the sizes of those n_held */
         size_t held_bytes;
         VarlinkHeld *answering; /* varlink_held_answer(): the next answer is this call's */
+        VarlinkHeld *spare;     /* a freed entry kept for the next: one a durable Put, else */
         uint64_t active;  /* when bytes last arrived or a call was last answered */
         uint64_t message_start; /* when the incomplete message buffered began; 0: none */
         size_t input_held; /* bytes of in, as counted in the server's input_held */
@@ -129,6 +130,30 @@ static VarlinkHeld *held_free(VarlinkHeld *h) {
         return NULL;
 }
 
+/* A new queue entry: the connection's spare one if it has it. */
+static VarlinkHeld *conn_held_new(VarlinkConn *c) {
+        VarlinkHeld *h = c->spare;
+
+        if (h)
+                c->spare = NULL;
+        else {
+                h = malloc(sizeof(VarlinkHeld));
+                if (!h)
+                        return NULL;
+        }
+        *h = (VarlinkHeld) { .conn = c };
+        return h;
+}
+
+/* Keeps an entry whose buffer holds nothing as the spare one. */
+static void conn_held_release(VarlinkConn *c, VarlinkHeld *h) {
+        if (!c->spare && h->out.allocated == 0) {
+                c->spare = h;
+                return;
+        }
+        held_free(h);
+}
+
 static void conn_held_free_all(VarlinkConn *c) {
         while (c->held_head) {
                 VarlinkHeld *h = c->held_head;
@@ -136,6 +161,8 @@ static void conn_held_free_all(VarlinkConn *c) {
                 c->held_head = h->next;
                 held_free(h);
         }
+        if (c->spare)
+                c->spare = held_free(c->spare);
         c->held_tail = c->answering = NULL;
         c->n_held = 0;
         c->held_size = 0;
@@ -224,16 +251,17 @@ static int conn_queued(VarlinkConn *c) {
 static VarlinkBuffer *conn_answer_buffer(VarlinkConn *c) {
         VarlinkHeld *t = c->held_tail;
 
+        /* Everything before the oldest held call is out: its answer goes straight there. */
         if (c->answering)
-                return &c->answering->out;
+                return c->answering == c->held_head ? &c->out : &c->answering->out;
         if (!t)
                 return &c->out;
         if (t->held) {
-                VarlinkHeld *e = calloc(1, sizeof(VarlinkHeld));
+                VarlinkHeld *e = conn_held_new(c);
 
                 if (!e)
                         return NULL;
-                *e = (VarlinkHeld) { .conn = c, .answered = true };
+                e->answered = true;
                 t->next = e;
                 c->held_tail = t = e;
         }
@@ -259,7 +287,7 @@ static int conn_drain_held(VarlinkConn *c) {
                 c->held_head = h->next;
                 if (!c->held_head)
                         c->held_tail = NULL;
-                held_free(h);
+                conn_held_release(c, h);
         }
         return 0;
 }
@@ -633,16 +661,13 @@ int varlink_conn_hold(VarlinkConn *c, void *userdata, size_t size, VarlinkHeld *
 
         if (c->disconnected)
                 return -ENOTCONN;
-        h = calloc(1, sizeof(VarlinkHeld));
+        h = conn_held_new(c);
         if (!h)
                 return -ENOMEM;
-        *h = (VarlinkHeld) {
-                .conn = c,
-                .userdata = userdata,
-                .flags = c->pending_flags,
-                .size = size,
-                .held = true,
-        };
+        h->userdata = userdata;
+        h->flags = c->pending_flags;
+        h->size = size;
+        h->held = true;
         if (c->held_tail)
                 c->held_tail->next = h;
         else
