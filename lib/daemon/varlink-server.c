@@ -237,8 +237,9 @@ static int conn_write(VarlinkConn *c) {
 /* After an answer was queued: writes what the socket takes. */
 static int conn_queued(VarlinkConn *c) {
         /* A reply from within the input loop: the loop writes every answer of the batch it
-         * read with one send() and sets the events once, at its end. */
-        if (c->processing)
+         * read with one send() and sets the events once, at its end; so does the deferred
+         * event after the answer of a held call. */
+        if (c->processing || c->answering)
                 return 0;
         if (conn_write(c) < 0)
                 return 0;
@@ -387,14 +388,12 @@ static int conn_held_done(VarlinkConn *c) {
         r = conn_drain_held(c);
         if (r < 0)
                 return r;
-        if (c->processing)
-                return 0;
-        if (conn_write(c) < 0)
-                return 0;
-        /* Calls that arrived meanwhile, or a peer that is done: from the event loop. */
-        if (!conn_blocked(c) && (varlink_buffer_size(&c->in) > 0 || c->eof))
+        /* Within the input loop, the loop goes on by itself. Else the answers go out from
+         * the event loop, with the calls that arrived meanwhile: a sync answers many held
+         * calls of one connection, and they take one send(). */
+        if (!c->processing)
                 (void) sd_event_source_set_enabled(c->defer, SD_EVENT_ONESHOT);
-        return conn_update_events(c);
+        return 0;
 }
 
 /* Answering is the last thing that happens to a call: if the answer cannot be queued, the
