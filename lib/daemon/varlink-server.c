@@ -64,6 +64,10 @@ struct VarlinkServer {
         char *scratch;            /* READ_CHUNK bytes: reads of connections with nothing buffered */
         sd_event_source *sweep;   /* closes timed-out connections; on while there are any */
         sd_event_source *resume;  /* ends a pause of accepting */
+        /* Connections with answers of held calls to write: all written by one deferred
+         * event (sd-event dispatches one source per iteration). */
+        sd_event_source *flush;
+        VarlinkConn *flushing;
         bool accept_paused;
         bool closing;             /* flushing and closing: accept nobody new */
         RateLimit log_pause, log_evict, log_input, log_timeout;
@@ -107,6 +111,8 @@ struct VarlinkConn {
         size_t held_bytes;
         VarlinkHeld *answering; /* varlink_held_answer(): the next answer is this call's */
         VarlinkHeld *spare;     /* a freed entry kept for the next: one a durable Put, else */
+        LIST_FIELDS(VarlinkConn, flushing); /* in the server's flushing, with a reference */
+        bool in_flushing;
         uint64_t active;  /* when bytes last arrived or a call was last answered */
         uint64_t message_start; /* when the incomplete message buffered began; 0: none */
         size_t input_held; /* bytes of in, as counted in the server's input_held */
@@ -388,12 +394,33 @@ static int conn_held_done(VarlinkConn *c) {
         r = conn_drain_held(c);
         if (r < 0)
                 return r;
-        /* Within the input loop, the loop goes on by itself. Else the answers go out from
-         * the event loop, with the calls that arrived meanwhile: a sync answers many held
-         * calls of one connection, and they take one send(). */
-        if (!c->processing)
+        /* Within the input loop, the loop goes on by itself. */
+        if (c->processing)
+                return 0;
+        /* With calls still held, the answers of more may follow in this batch (a sync
+         * answers many held calls of a connection): they go out together, from the event
+         * loop, with one send(). */
+        if (c->n_held > 0) {
+                if (!c->in_flushing) {
+                        conn_ref(c);
+                        LIST_PREPEND(flushing, c->server->flushing, c);
+                        c->in_flushing = true;
+                        (void) sd_event_source_set_enabled(c->server->flush, SD_EVENT_ONESHOT);
+                }
+                return 0;
+        }
+        /* The last: everything answered goes out now. */
+        if (c->in_flushing) {
+                LIST_REMOVE(flushing, c->server->flushing, c);
+                c->in_flushing = false;
+                conn_unref(c); /* not the last: the caller's is */
+        }
+        if (conn_write(c) < 0)
+                return 0;
+        /* Calls that arrived meanwhile, or a peer that is done: from the event loop. */
+        if (!conn_blocked(c) && (varlink_buffer_size(&c->in) > 0 || c->eof))
                 (void) sd_event_source_set_enabled(c->defer, SD_EVENT_ONESHOT);
-        return 0;
+        return conn_update_events(c);
 }
 
 /* Answering is the last thing that happens to a call: if the answer cannot be queued, the
@@ -749,6 +776,11 @@ static void conn_disconnect(VarlinkConn *c) {
         (void) conn_flush(c);
         (void) epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
         c->defer = sd_event_source_disable_unref(c->defer);
+        if (c->in_flushing) {
+                LIST_REMOVE(flushing, s->flushing, c);
+                c->in_flushing = false;
+                conn_unref(c); /* not the last: the server's is */
+        }
         closep(&c->fd);
         c->fd = -EBADF;
 
@@ -1108,6 +1140,20 @@ static int on_server_epoll(sd_event_source *source, int fd, uint32_t revents, vo
         return 0;
 }
 
+static int on_server_flush(sd_event_source *source, void *userdata) {
+        VarlinkServer *s = userdata;
+
+        while (s->flushing) {
+                VarlinkConn *c = s->flushing;
+
+                LIST_REMOVE(flushing, s->flushing, c);
+                c->in_flushing = false;
+                (void) conn_process_input(c);
+                conn_unref(c);
+        }
+        return 0;
+}
+
 static int on_conn_defer(sd_event_source *source, void *userdata) {
         (void) conn_process_input(userdata);
         return 0;
@@ -1400,6 +1446,10 @@ int varlink_server_new(sd_event *event, const VarlinkServerInfo *info, void *use
                                                on_resume, s);
         if (r >= 0)
                 r = sd_event_source_set_enabled(s->resume, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_defer(event, &s->flush, on_server_flush, s);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->flush, SD_EVENT_OFF);
         if (r < 0) {
                 varlink_server_free(s);
                 return r;
@@ -1416,6 +1466,7 @@ VarlinkServer *varlink_server_free(VarlinkServer *s) {
                 conn_disconnect(s->connections);
         sd_event_source_disable_unref(s->sweep);
         sd_event_source_disable_unref(s->resume);
+        sd_event_source_disable_unref(s->flush);
         free(s->scratch);
         for (size_t i = 0; i < s->n_listeners; i++)
                 sd_event_source_disable_unref(s->listeners[i]);
