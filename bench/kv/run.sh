@@ -11,7 +11,8 @@
 #   durable   Put against mrkv-kvserver --sync=always, Redis with appendonly yes and
 #             appendfsync always (mrkv-kvbench --redis and redis-benchmark) and etcd
 #             (mrkv-kvbench --etcd: a txn comparing mod_revision, then put), state on one
-#             file system; Get of --sync=always against --sync=none; Put of
+#             file system; the same Put with PIPELINE calls in flight per connection
+#             (also redis-benchmark -P); Get of --sync=always against --sync=none; Put of
 #             --sync=interval:1000 against --sync=none;
 #   restart   the time from exec to the first answered Get with RESTART_KEYS keys on disk,
 #             after SIGKILL and after SIGTERM, for mrkv and for Redis (appendfsync always);
@@ -306,7 +307,8 @@ for _ in $(seq "$RUNS"); do
                                 fi
                         fi
                         kvbench durable mrkv-always "$c" put "$PIPELINE" >/dev/null
-                        kvbench durable redis-always "$c" put "$PIPELINE" >/dev/null
+                        rate=$(kvbench durable redis-always "$c" put "$PIPELINE")
+                        redis_benchmark durable redis-always "$c" put "$PIPELINE" "$(requests_for "$rate")"
                         kvbench durable mrkv-always "$c" get 1 >/dev/null
                         kvbench durable mrkv-none "$c" get 1 >/dev/null
                         kvbench durable mrkv-interval "$c" put 1 >/dev/null
@@ -509,25 +511,32 @@ if has('durable'):
                    ratio(m, best), 2.0)
     print()
 
-    print(f"Durable Put, pipelined: {pipeline} calls in flight per connection, same client (ops/s):\n")
-    print("| connections | mrkv always | Redis always | mrkv / Redis | p99 (us) mrkv / Redis "
-          "| server CPU per op, mrkv / Redis (us) |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(f"Durable Put, pipelined: {pipeline} calls in flight per connection, mrkv-kvbench -P {pipeline} "
+          f"against both, redis-benchmark -P {pipeline} against Redis appendfsync always (ops/s):\n")
+    print("| connections | mrkv always | Redis always, same client | Redis always, redis-benchmark "
+          "| mrkv / Redis same client | mrkv / redis-benchmark | p99 (us) mrkv / Redis / redis-benchmark "
+          "| server CPU per op, mrkv / Redis / redis-benchmark's Redis (us) |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for c in conns:
         m, r = (med('durable', x, 'kvbench', c, 'put', pipeline) for x in ('mrkv-always', 'redis-always'))
+        rb = med('durable', 'redis-always', 'redis-benchmark', c, 'put', pipeline)
         if m is None:
             continue
-        print(f"| {c} | {m:.0f} | {fmt(r)} | {fmt(ratio(m, r), '.2f')} "
+        print(f"| {c} | {m:.0f} | {fmt(r)} | {fmt(rb)} | {fmt(ratio(m, r), '.2f')} | {fmt(ratio(m, rb), '.2f')} "
               f"| {fmt(med('durable', 'mrkv-always', 'kvbench', c, 'put', pipeline, 2))} / "
-              f"{fmt(med('durable', 'redis-always', 'kvbench', c, 'put', pipeline, 2))} "
+              f"{fmt(med('durable', 'redis-always', 'kvbench', c, 'put', pipeline, 2))} / "
+              f"{fmt(med('durable', 'redis-always', 'redis-benchmark', c, 'put', pipeline, 2))} "
               f"| {fmt(med('durable', 'mrkv-always', 'kvbench', c, 'put', pipeline, 3), '.1f')} / "
-              f"{fmt(med('durable', 'redis-always', 'kvbench', c, 'put', pipeline, 3), '.1f')} |")
+              f"{fmt(med('durable', 'redis-always', 'kvbench', c, 'put', pipeline, 3), '.1f')} / "
+              f"{fmt(med('durable', 'redis-always', 'redis-benchmark', c, 'put', pipeline, 3), '.1f')} |")
+        target(f"durable pipelined Put (P = {pipeline}) at {c} connection{'s' if c > 1 else ''}: "
+               f">= 1.0x redis-benchmark -P {pipeline}, appendfsync always", ratio(m, rb), 1.0)
     print()
 
     print("What durability costs mrkv, same client, same moments (ops/s, p99 in us):\n")
     print("| connections | Get, --sync=always | Get, --sync=none | ratio | Put, --sync=interval:1000 "
-          "| Put, --sync=none | ratio |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "| Put, --sync=none | ratio | server CPU per op (us): Get always / none, Put interval / none |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for c in conns:
         ga = med('durable', 'mrkv-always', 'kvbench', c, 'get', 1)
         gn = med('durable', 'mrkv-none', 'kvbench', c, 'get', 1)
@@ -538,7 +547,11 @@ if has('durable'):
         print(f"| {c} | {ga:.0f} (p99 {fmt(med('durable', 'mrkv-always', 'kvbench', c, 'get', 1, 2))}) "
               f"| {fmt(gn)} (p99 {fmt(med('durable', 'mrkv-none', 'kvbench', c, 'get', 1, 2))}) | {fmt(ratio(ga, gn), '.2f')} "
               f"| {fmt(pi)} (p99 {fmt(med('durable', 'mrkv-interval', 'kvbench', c, 'put', 1, 2))}) "
-              f"| {fmt(pn)} (p99 {fmt(med('durable', 'mrkv-none', 'kvbench', c, 'put', 1, 2))}) | {fmt(ratio(pi, pn), '.2f')} |")
+              f"| {fmt(pn)} (p99 {fmt(med('durable', 'mrkv-none', 'kvbench', c, 'put', 1, 2))}) | {fmt(ratio(pi, pn), '.2f')} "
+              f"| {fmt(med('durable', 'mrkv-always', 'kvbench', c, 'get', 1, 3), '.2f')} / "
+              f"{fmt(med('durable', 'mrkv-none', 'kvbench', c, 'get', 1, 3), '.2f')}, "
+              f"{fmt(med('durable', 'mrkv-interval', 'kvbench', c, 'put', 1, 3), '.2f')} / "
+              f"{fmt(med('durable', 'mrkv-none', 'kvbench', c, 'put', 1, 3), '.2f')} |")
         s = 's' if c > 1 else ''
         target(f"Get at {c} connection{s}: --sync=always within 5 % of --sync=none", ratio(ga, gn), 0.95)
         target(f"Put at {c} connection{s}: --sync=interval:1000 within 10 % of --sync=none", ratio(pi, pn), 0.90)

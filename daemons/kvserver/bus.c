@@ -50,6 +50,8 @@ static int property_get_state(sd_bus *bus, const char *path, const char *interfa
                 v = kv_state_log_bytes(ctx->state);
         else if (streq(property, "SnapshotBytes"))
                 v = kv_state_snapshot_bytes(ctx->state);
+        else if (streq(property, "Syncs"))
+                v = kv_state_syncs(ctx->state);
         else if (streq(property, "LastSnapshotTime"))
                 v = kv_state_last_snapshot_usec(ctx->state);
         else
@@ -104,6 +106,7 @@ static const sd_bus_vtable keyvalue_vtable[] = {
         SD_BUS_PROPERTY("SnapshotBytes", "t", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LastSnapshotTime", "t", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LastSyncLatency", "t", property_get_state, 0, 0),
+        SD_BUS_PROPERTY("Syncs", "t", property_get_state, 0, 0),
         SD_BUS_PROPERTY("Degraded", "b", property_get_degraded, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("QuotaKeys", "t", property_get_quota, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("QuotaBytes", "t", property_get_quota, 0, SD_BUS_VTABLE_PROPERTY_CONST),

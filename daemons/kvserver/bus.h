@@ -17,8 +17,8 @@ typedef struct KVBusContext {
 } KVBusContext;
 
 /* The status plane of the key/value server: org.mrkv.KeyValue1 at /org/mrkv/KeyValue1
- * with Keys, Bytes, Connections, operation and error counters, Watchers, Leases, LogBytes and
- * LastSyncLatency: they change with every request, so they are read on demand rather
+ * with Keys, Bytes, Connections, operation and error counters, Watchers, Leases, LogBytes,
+ * LastSyncLatency and Syncs: they change with every request, so they are read on demand rather
  * than signalled. Degraded, SnapshotBytes and LastSnapshotTime change rarely and are
  * signalled (kv_bus_emit_changed()); SyncMode is constant. Snapshot() starts a
  * snapshot (the bus policy lets only root and group mrkv call it). */

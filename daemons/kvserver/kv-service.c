@@ -25,9 +25,9 @@ struct KVService {
         size_t n_keepalives;
 };
 
-/* A call that streams: a Watch or a KeepAlive with more. A connection's userdata is the
- * PendingPut its call waits for, or a Stream, told apart by the low bit of the pointer
- * (both come from malloc(), which aligns them), so that a Put costs no allocation. */
+/* A call that streams: a Watch or a KeepAlive with more, the connection's userdata. The
+ * Puts, Deletes, Grants and Revokes that wait for the log are held calls of their
+ * connection (varlink_conn_hold()), each with its PendingPut. */
 typedef struct Stream {
         KVService *service;
         VarlinkConn *conn;
@@ -43,19 +43,31 @@ typedef struct Stream {
 } Stream;
 
 static void conn_set_stream(VarlinkConn *c, Stream *st) {
-        varlink_conn_set_userdata(c, st ? (void *) ((uintptr_t) st | 1) : NULL);
+        varlink_conn_set_userdata(c, st);
 }
 
 static Stream *conn_stream(VarlinkConn *c) {
-        uintptr_t p = (uintptr_t) varlink_conn_get_userdata(c);
-
-        return p & 1 ? (Stream *) (p & ~(uintptr_t) 1) : NULL;
+        return varlink_conn_get_userdata(c);
 }
 
-static PendingPut *conn_pending(VarlinkConn *c) {
-        uintptr_t p = (uintptr_t) varlink_conn_get_userdata(c);
+/* The answer waits for the log: the connection goes on with its later calls meanwhile, and
+ * their answers follow this one (pipelined Puts share a sync), as long as what it holds
+ * stays within the server's bounds (VARLINK_HELD_MAX calls, VARLINK_HELD_SIZE_MAX bytes of
+ * keys and values). Without memory for that, the entry is applied unanswered and the
+ * connection closed, which claims nothing. */
+static int hold(KVService *k, VarlinkConn *c, PendingPut *pending) {
+        VarlinkHeld *h;
+        int r;
 
-        return p & 1 ? NULL : (PendingPut *) p;
+        r = varlink_conn_hold(c, pending, sizeof(PendingPut) + pending->key_size + pending->value_size, &h);
+        if (r < 0) {
+                kv_state_forget(k->state, pending);
+                log_warning_errno(r, "Failed to hold a call of %s, closing it: %m", varlink_conn_describe(c));
+                varlink_conn_close(c);
+                return r;
+        }
+        pending->waiter = h;
+        return 0;
 }
 
 typedef struct GetParameters {
@@ -187,11 +199,8 @@ static int kv_put(KVService *k, VarlinkConn *c, const char *key, size_t key_size
 
         r = kv_state_put(k->state, key, key_size, value, value_size, version, lease,
                          (uint32_t) varlink_conn_get_peer_uid(c), c, &pending);
-        if (r > 0) {
-                /* Answered by put_done() once durable; the connection reads nothing meanwhile. */
-                varlink_conn_set_userdata(c, pending);
-                return 0;
-        }
+        if (r > 0)
+                return hold(k, c, pending); /* answered by put_done() once durable */
         return put_answer(k, c, r);
 }
 
@@ -307,9 +316,8 @@ static int grant_answer(KVService *k, VarlinkConn *c, int r, uint64_t lease, uin
 }
 
 static void put_done(void *waiter, int result, const PendingPut *pp, void *userdata) {
-        VarlinkConn *c = waiter;
+        VarlinkConn *c = varlink_held_answer(waiter);
 
-        varlink_conn_set_userdata(c, NULL);
         if (pp->kind == PENDING_GRANT)
                 (void) grant_answer(userdata, c, result, pp->lease, pp->version);
         else
@@ -321,8 +329,9 @@ static Stream *stream_free(Stream *st);
 static void on_disconnect(VarlinkConn *c, void *userdata) {
         KVService *k = userdata;
 
-        /* A Put still waiting for its sync is applied all the same, unanswered. */
-        kv_state_forget(k->state, conn_pending(c));
+        /* The Puts still waiting for their sync are applied all the same, unanswered. */
+        for (VarlinkHeld *h = NULL; (h = varlink_conn_next_held(c, h));)
+                kv_state_forget(k->state, varlink_held_get_userdata(h));
         stream_free(conn_stream(c));
         varlink_conn_set_userdata(c, NULL);
 }
@@ -337,10 +346,8 @@ static int kv_delete(KVService *k, VarlinkConn *c, const char *key, size_t key_s
         if (key_size > k->limits.max_key_size)
                 return reply_error_max(k, c, KV_ERROR_KEY_TOO_LARGE, k->limits.max_key_size);
         r = kv_state_delete(k->state, key, key_size, version, c, &pending);
-        if (r > 0) {
-                varlink_conn_set_userdata(c, pending);
-                return 0;
-        }
+        if (r > 0)
+                return hold(k, c, pending);
         return put_answer(k, c, r);
 }
 
@@ -699,10 +706,8 @@ static int method_grant(VarlinkConn *c, json_object *parameters, VarlinkCallFlag
                 return r;
         }
         r = kv_state_grant(k->state, p.ttl, (uint32_t) varlink_conn_get_peer_uid(c), c, &pending, &lease);
-        if (r > 0) {
-                varlink_conn_set_userdata(c, pending);
-                return 0;
-        }
+        if (r > 0)
+                return hold(k, c, pending);
         return grant_answer(k, c, r, lease, p.ttl);
 }
 
@@ -756,10 +761,8 @@ static int method_revoke(VarlinkConn *c, json_object *parameters, VarlinkCallFla
                 return r;
         }
         r = kv_state_revoke(k->state, p.lease, (uint32_t) varlink_conn_get_peer_uid(c), c, &pending);
-        if (r > 0) {
-                varlink_conn_set_userdata(c, pending);
-                return 0;
-        }
+        if (r > 0)
+                return hold(k, c, pending);
         return put_answer(k, c, r);
 }
 

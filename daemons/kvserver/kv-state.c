@@ -945,6 +945,13 @@ uint64_t kv_state_log_bytes(KVState *k) {
         return k->log_bytes_loaded + (log_bytes_written(k) - k->log_bytes_base);
 }
 
+uint64_t kv_state_syncs(KVState *k) {
+        WalStats st;
+
+        wal_get_stats(k->wal, &st);
+        return st.syncs;
+}
+
 uint64_t kv_state_snapshot_bytes(const KVState *k) {
         return k->snapshot_bytes;
 }

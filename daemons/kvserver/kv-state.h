@@ -108,6 +108,7 @@ const char *kv_state_directory(const KVState *k);
 /* 0, or the error that failed the log: Puts get StorageError until a snapshot succeeds. */
 int kv_state_degraded(const KVState *k);
 uint64_t kv_state_log_bytes(KVState *k);        /* in the log since the last snapshot */
+uint64_t kv_state_syncs(KVState *k);            /* syncs of the log completed since the start */
 uint64_t kv_state_snapshot_bytes(const KVState *k);
 uint64_t kv_state_last_snapshot_usec(const KVState *k); /* CLOCK_REALTIME; 0: none yet */
 uint64_t kv_state_sync_latency_p99(KVState *k); /* µs, syncs of the last minute */

@@ -45,6 +45,9 @@ static const char test_interface[] =
         "                   log: string)\n"
         "method Big() -> (text: string)\n"
         "method Keep() -> ()\n"
+        "method Hold(n: int, size: ?int) -> (n: int)\n"
+        "method Answer(newest: ?bool) -> (answered: bool)\n"
+        "method Holding() -> (holding: int, held: int, most: int)\n"
         "error Busy ()\n";
 
 /* The server side. Fields below "server-thread only" are touched only by the loop
@@ -66,6 +69,9 @@ typedef struct TestServer {
         sd_event_source *defer_timer;
         unsigned disconnects;
         unsigned oneway_calls;
+        VarlinkHeld *holding[VARLINK_HELD_MAX + 64]; /* held calls, oldest first */
+        int64_t holding_n[VARLINK_HELD_MAX + 64];
+        unsigned n_holding, n_held, most_holding;
         char log[8192];          /* what happened, in order: "name;name;..." */
 } TestServer;
 
@@ -364,9 +370,92 @@ static int method_keep(VarlinkConn *c, json_object *parameters, VarlinkCallFlags
         return varlink_conn_reply(c, NULL);
 }
 
+/* Holds the call, to be answered by Answer from another connection. */
+static int method_hold(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
+        struct {
+                int64_t n;
+                uint64_t size;
+        } p = {};
+        static const VarlinkField fields[] = {
+                { "n", VARLINK_INT64, offsetof(typeof(p), n), true },
+                { "size", VARLINK_UINT64, offsetof(typeof(p), size), false },
+                {},
+        };
+        VarlinkHeld *h;
+        int r;
+
+        r = varlink_conn_dispatch(c, parameters, fields, &p);
+        if (r < 0)
+                return r;
+        ck_assert_uint_lt(srv.n_holding, ELEMENTSOF(srv.holding));
+        r = varlink_conn_hold(c, &srv, (size_t) p.size, &h);
+        if (r < 0)
+                return r;
+        ck_assert(!varlink_conn_has_pending_call(c));
+        srv.holding_n[srv.n_holding] = p.n;
+        srv.holding[srv.n_holding++] = h;
+        srv.n_held++;
+        srv.most_holding = MAX(srv.most_holding, srv.n_holding);
+        return 0;
+}
+
+/* Answers the oldest held call (or the newest) with its n. */
+static int method_answer(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
+        struct {
+                bool newest;
+        } p = {};
+        static const VarlinkField fields[] = {
+                { "newest", VARLINK_BOOL, offsetof(typeof(p), newest), false },
+                {},
+        };
+        VarlinkConn *held;
+        unsigned i;
+        int64_t n;
+        int r;
+
+        r = varlink_conn_dispatch(c, parameters, fields, &p);
+        if (r < 0)
+                return r;
+        if (srv.n_holding == 0)
+                return varlink_conn_replyb(c, "answered", json_object_new_boolean(false), NULL);
+        i = p.newest ? srv.n_holding - 1 : 0;
+        ck_assert_ptr_eq(varlink_held_get_userdata(srv.holding[i]), &srv);
+        n = srv.holding_n[i];
+        held = varlink_held_answer(srv.holding[i]);
+        memmove(srv.holding + i, srv.holding + i + 1, (srv.n_holding - i - 1) * sizeof(srv.holding[0]));
+        memmove(srv.holding_n + i, srv.holding_n + i + 1, (srv.n_holding - i - 1) * sizeof(srv.holding_n[0]));
+        srv.n_holding--;
+        ck_assert_int_eq(varlink_conn_replyb(held, "n", json_object_new_int64(n), NULL), 0);
+        return varlink_conn_replyb(c, "answered", json_object_new_boolean(true), NULL);
+}
+
+static int method_holding(VarlinkConn *c, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
+        return varlink_conn_replyb(c,
+                                   "holding", json_object_new_int64(srv.n_holding),
+                                   "held", json_object_new_int64(srv.n_held),
+                                   "most", json_object_new_int64(srv.most_holding),
+                                   NULL);
+}
+
 static void on_disconnect(VarlinkConn *c, void *userdata) {
+        unsigned dropped = 0;
+
         ck_assert_ptr_eq(userdata, &srv);
         srv.disconnects++;
+        /* Held calls die with their connection: forgotten here, freed after. */
+        for (VarlinkHeld *h = NULL; (h = varlink_conn_next_held(c, h));)
+                for (unsigned i = 0; i < srv.n_holding; i++)
+                        if (srv.holding[i] == h) {
+                                memmove(srv.holding + i, srv.holding + i + 1,
+                                        (srv.n_holding - i - 1) * sizeof(srv.holding[0]));
+                                memmove(srv.holding_n + i, srv.holding_n + i + 1,
+                                        (srv.n_holding - i - 1) * sizeof(srv.holding_n[0]));
+                                srv.n_holding--;
+                                dropped++;
+                                break;
+                        }
+        if (dropped > 0)
+                log_event("held-dropped:%u", dropped);
         /* A deferred call dies with its connection; the pointer must not outlive it. */
         if (srv.deferred == c) {
                 srv.deferred = NULL;
@@ -419,6 +508,9 @@ static void server_start_with(size_t max_message, const VarlinkServerLimits *lim
         ck_assert_int_eq(varlink_server_bind_plain(srv.server, "org.test.Plain", plain_plain), 0);
         ck_assert_int_eq(varlink_server_bind(srv.server, "org.test.Big", method_big), 0);
         ck_assert_int_eq(varlink_server_bind(srv.server, "org.test.Keep", method_keep), 0);
+        ck_assert_int_eq(varlink_server_bind(srv.server, "org.test.Hold", method_hold), 0);
+        ck_assert_int_eq(varlink_server_bind(srv.server, "org.test.Answer", method_answer), 0);
+        ck_assert_int_eq(varlink_server_bind(srv.server, "org.test.Holding", method_holding), 0);
         varlink_server_set_disconnect_handler(srv.server, on_disconnect);
         varlink_server_set_drained_handler(srv.server, on_drained);
         if (max_message > 0)
@@ -895,6 +987,127 @@ START_TEST(test_pipelined_in_order) {
                 ck_assert_ptr_null(error);
                 ck_assert_int_eq(get_int(p, "n"), i);
         }
+}
+END_TEST
+
+/* Polls until the server has held want calls in all. */
+static void wait_held(VarlinkClient *other, int64_t want) {
+        uint64_t deadline = now_usec() + CALL_TIMEOUT;
+
+        for (;;) {
+                _cleanup_json_ json_object *p = call_ok(other, "org.test.Holding", NULL);
+                if (get_int(p, "held") >= want)
+                        return;
+                ck_assert_msg(now_usec() < deadline, "held calls stay below %" PRIi64, want);
+                (void) poll(NULL, 0, 10);
+        }
+}
+
+static void read_echo(VarlinkClient *c, const char *text) {
+        _cleanup_json_ json_object *p = read_ok(c, NULL);
+
+        ck_assert_str_eq(get_string(p, "text"), text);
+}
+
+static void send_hold(VarlinkClient *c, int n) {
+        char params[32];
+
+        snprintf(params, sizeof(params), "{\"n\":%d}", n);
+        send_call(c, "org.test.Hold", params, 0);
+}
+
+START_TEST(test_held_calls_in_order) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new(), *other = client_new();
+        _cleanup_json_ json_object *a = NULL, *b = NULL, *x = NULL, *y = NULL, *z = NULL;
+
+        /* Held calls do not stop the connection: the calls behind them are handled ... */
+        send_hold(c, 1);
+        send_call(c, "org.test.Echo", "{\"text\":\"a\"}", 0);
+        send_hold(c, 2);
+        send_call(c, "org.test.Echo", "{\"text\":\"b\"}", 0);
+        wait_logged(other, "echo:a;echo:b;");
+        wait_held(other, 2);
+
+        /* ... and answered in call order, whichever held call is answered first. */
+        x = call_ok(other, "org.test.Answer", "{\"newest\":true}");
+        y = call_ok(other, "org.test.Answer", NULL);
+        a = read_ok(c, NULL);
+        ck_assert_int_eq(get_int(a, "n"), 1);
+        read_echo(c, "a");
+        b = read_ok(c, NULL);
+        ck_assert_int_eq(get_int(b, "n"), 2);
+        read_echo(c, "b");
+
+        /* With nothing held, answers go out at once again. */
+        expect_echo(c, "after");
+        z = call_ok(other, "org.test.Holding", NULL);
+        ck_assert_int_eq(get_int(z, "holding"), 0);
+}
+END_TEST
+
+START_TEST(test_held_calls_bounded) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new(), *other = client_new();
+        _cleanup_json_ json_object *p = NULL;
+        const int n = VARLINK_HELD_MAX + 10;
+
+        /* More calls held than the bound: the connection is read up to it, and on as the
+         * oldest are answered; none is dropped, every answer in order. */
+        for (int i = 0; i < n; i++)
+                send_hold(c, i);
+        wait_held(other, VARLINK_HELD_MAX);
+        for (int i = 0; i < n; i++) {
+                _cleanup_json_ json_object *q = NULL, *r = NULL;
+
+                wait_held(other, MIN(i + 1, n));
+                r = call_ok(other, "org.test.Answer", NULL);
+                q = read_ok(c, NULL);
+                ck_assert_int_eq(get_int(q, "n"), i);
+        }
+        p = call_ok(other, "org.test.Holding", NULL);
+        ck_assert_int_eq(get_int(p, "held"), n);
+        ck_assert_int_eq(get_int(p, "most"), VARLINK_HELD_MAX);
+}
+END_TEST
+
+START_TEST(test_held_calls_bounded_size) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new(), *other = client_new();
+        _cleanup_json_ json_object *p = NULL;
+        char params[64];
+
+        /* Calls that keep a third of the bound each: three are held at once, and the
+         * rest wait unread until the oldest are answered. */
+        for (int i = 0; i < 10; i++) {
+                snprintf(params, sizeof(params), "{\"n\":%d,\"size\":%zu}", i, VARLINK_HELD_SIZE_MAX / 3 + 1);
+                send_call(c, "org.test.Hold", params, 0);
+        }
+        for (int i = 0; i < 10; i++) {
+                _cleanup_json_ json_object *q = NULL, *r = NULL;
+
+                wait_held(other, MIN(i + 3, 10));
+                r = call_ok(other, "org.test.Answer", NULL);
+                q = read_ok(c, NULL);
+                ck_assert_int_eq(get_int(q, "n"), i);
+        }
+        p = call_ok(other, "org.test.Holding", NULL);
+        ck_assert_int_eq(get_int(p, "most"), 3);
+}
+END_TEST
+
+START_TEST(test_held_calls_disconnect) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new(), *other = client_new();
+        _cleanup_json_ json_object *p = NULL, *q = NULL;
+
+        /* A client that goes away with calls held: the disconnect handler finds them all. */
+        send_hold(c, 1);
+        send_call(c, "org.test.Echo", "{\"text\":\"between\"}", 0);
+        send_hold(c, 2);
+        send_hold(c, 3);
+        wait_held(other, 3);
+        c = varlink_client_free(c);
+        p = wait_disconnects(other, 1);
+        wait_logged(other, "held-dropped:3;");
+        q = call_ok(other, "org.test.Holding", NULL);
+        ck_assert_int_eq(get_int(q, "holding"), 0);
 }
 END_TEST
 
@@ -1535,6 +1748,10 @@ static Suite *regular_suite(void) {
         tcase_add_test(tc, test_reply_no_memory);
         tcase_add_test(tc, test_deferred_reply_no_memory);
         tcase_add_test(tc, test_pipelined_in_order);
+        tcase_add_test(tc, test_held_calls_in_order);
+        tcase_add_test(tc, test_held_calls_bounded);
+        tcase_add_test(tc, test_held_calls_bounded_size);
+        tcase_add_test(tc, test_held_calls_disconnect);
         tcase_add_test(tc, test_deferred_reply);
         tcase_add_test(tc, test_deferred_reply_short_timer);
         tcase_add_test(tc, test_more);

@@ -64,11 +64,29 @@ struct VarlinkServer {
         char *scratch;            /* READ_CHUNK bytes: reads of connections with nothing buffered */
         sd_event_source *sweep;   /* closes timed-out connections; on while there are any */
         sd_event_source *resume;  /* ends a pause of accepting */
+        /* Connections with answers of held calls to write: all written by one deferred
+         * event (sd-event dispatches one source per iteration). */
+        sd_event_source *flush;
+        VarlinkConn *flushing;
         bool accept_paused;
         bool closing;             /* flushing and closing: accept nobody new */
         RateLimit log_pause, log_evict, log_input, log_timeout;
         VarlinkConnHandler on_disconnect;
         VarlinkConnHandler on_drained;
+};
+
+/* A queue entry of a connection with held calls (varlink_conn_hold()): a held call, whose
+ * answer goes into out once given, or the answers of calls made after a held call, which
+ * wait in out until every call before them is answered. */
+struct VarlinkHeld {
+        VarlinkHeld *next;
+        VarlinkConn *conn;
+        void *userdata;
+        VarlinkCallFlags flags;
+        size_t size;    /* what the caller keeps for it */
+        bool held;      /* false: an entry of answers */
+        bool answered;
+        VarlinkBuffer out;
 };
 
 struct VarlinkConn {
@@ -85,6 +103,16 @@ struct VarlinkConn {
         bool disconnected;
         bool processing;  /* inside conn_process_input(): it updates events and reads on */
         bool long_lived;  /* never idle (a registered worker) */
+        /* Held calls and the answers behind them, in call order; n_held of them are held
+         * calls not answered yet, held_bytes the answers waiting in the queue. */
+        VarlinkHeld *held_head, *held_tail;
+        unsigned n_held;
+        size_t held_size;       /* the sizes of those n_held */
+        size_t held_bytes;
+        VarlinkHeld *answering; /* varlink_held_answer(): the next answer is this call's */
+        VarlinkHeld *spare;     /* a freed entry kept for the next: one a durable Put, else */
+        LIST_FIELDS(VarlinkConn, flushing); /* in the server's flushing, with a reference */
+        bool in_flushing;
         uint64_t active;  /* when bytes last arrived or a call was last answered */
         uint64_t message_start; /* when the incomplete message buffered began; 0: none */
         size_t input_held; /* bytes of in, as counted in the server's input_held */
@@ -102,10 +130,63 @@ static VarlinkConn *conn_ref(VarlinkConn *c) {
         return c;
 }
 
+static VarlinkHeld *held_free(VarlinkHeld *h) {
+        varlink_buffer_done(&h->out);
+        free(h);
+        return NULL;
+}
+
+/* A new queue entry: the connection's spare one if it has it. */
+static VarlinkHeld *conn_held_new(VarlinkConn *c) {
+        VarlinkHeld *h = c->spare;
+
+        if (h)
+                c->spare = NULL;
+        else {
+                h = malloc(sizeof(VarlinkHeld));
+                if (!h)
+                        return NULL;
+        }
+        *h = (VarlinkHeld) { .conn = c };
+        return h;
+}
+
+/* Keeps an entry whose buffer holds nothing as the spare one. */
+static void conn_held_release(VarlinkConn *c, VarlinkHeld *h) {
+        if (!c->spare && h->out.allocated == 0) {
+                c->spare = h;
+                return;
+        }
+        held_free(h);
+}
+
+static void conn_held_free_all(VarlinkConn *c) {
+        while (c->held_head) {
+                VarlinkHeld *h = c->held_head;
+
+                c->held_head = h->next;
+                held_free(h);
+        }
+        if (c->spare)
+                c->spare = held_free(c->spare);
+        c->held_tail = c->answering = NULL;
+        c->n_held = 0;
+        c->held_size = 0;
+        c->held_bytes = 0;
+}
+
+/* Whether the connection takes no further call for now: one waits for its answer, or its
+ * held calls or the answers behind them are at their bounds (backpressure). */
+static bool conn_blocked(VarlinkConn *c) {
+        return c->pending || c->n_held >= VARLINK_HELD_MAX || c->held_size >= VARLINK_HELD_SIZE_MAX ||
+                varlink_buffer_size(&c->out) + c->held_bytes >= OUTPUT_HIGH_WATER;
+}
+
 static VarlinkConn *conn_unref(VarlinkConn *c) {
         if (!c || --c->n_ref > 0)
                 return NULL;
         assert(c->disconnected);
+        assert(!c->held_head);
         varlink_buffer_done(&c->in);
         varlink_buffer_done(&c->out);
         free(c);
@@ -119,7 +200,7 @@ static int conn_update_events(VarlinkConn *c) {
         if (c->disconnected)
                 return 0;
         /* Read while no call is pending; backpressure otherwise. Write when output is queued. */
-        if (!c->pending && !c->eof && varlink_buffer_size(&c->out) < OUTPUT_HIGH_WATER)
+        if (!conn_blocked(c) && !c->eof)
                 events |= EPOLLIN;
         if (varlink_buffer_size(&c->out) > 0)
                 events |= EPOLLOUT;
@@ -162,21 +243,75 @@ static int conn_write(VarlinkConn *c) {
 /* After an answer was queued: writes what the socket takes. */
 static int conn_queued(VarlinkConn *c) {
         /* A reply from within the input loop: the loop writes every answer of the batch it
-         * read with one send() and sets the events once, at its end. */
-        if (c->processing)
+         * read with one send() and sets the events once, at its end; so does the deferred
+         * event after the answer of a held call. */
+        if (c->processing || c->answering)
                 return 0;
         if (conn_write(c) < 0)
                 return 0;
         return conn_update_events(c);
 }
 
+/* Where an answer goes: into the held call being answered; behind held calls not answered
+ * yet, into the entry of answers at the queue's end; else into the output. NULL: out of
+ * memory. */
+static VarlinkBuffer *conn_answer_buffer(VarlinkConn *c) {
+        VarlinkHeld *t = c->held_tail;
+
+        /* Everything before the oldest held call is out: its answer goes straight there. */
+        if (c->answering)
+                return c->answering == c->held_head ? &c->out : &c->answering->out;
+        if (!t)
+                return &c->out;
+        if (t->held) {
+                VarlinkHeld *e = conn_held_new(c);
+
+                if (!e)
+                        return NULL;
+                e->answered = true;
+                t->next = e;
+                c->held_tail = t = e;
+        }
+        return &t->out;
+}
+
+/* Moves the answers at the head of the queue, up to the first held call not answered
+ * yet, to the output. */
+static int conn_drain_held(VarlinkConn *c) {
+        VarlinkHeld *h;
+
+        while ((h = c->held_head) && h->answered) {
+                size_t n = varlink_buffer_size(&h->out);
+
+                if (n > 0 && varlink_buffer_size(&c->out) == 0) {
+                        VarlinkBuffer t = c->out;
+
+                        c->out = h->out;
+                        h->out = t;
+                } else if (n > 0 && varlink_buffer_append(&c->out, h->out.data + h->out.start, n) < 0)
+                        return -ENOMEM;
+                c->held_bytes -= n;
+                c->held_head = h->next;
+                if (!c->held_head)
+                        c->held_tail = NULL;
+                conn_held_release(c, h);
+        }
+        return 0;
+}
+
 /* Queues a reply and writes what the socket takes. A plain reply is written around its
  * serialized parameters, without a wrapping object for json-c to build and tear down. */
 static int conn_send(VarlinkConn *c, json_object *message, json_object *parameters) {
+        VarlinkBuffer *b;
+        size_t before;
         int r;
 
+        b = conn_answer_buffer(c);
+        if (!b)
+                return -ENOMEM;
+        before = varlink_buffer_size(b);
         if (message)
-                r = varlink_buffer_append_message(&c->out, message);
+                r = varlink_buffer_append_message(b, message);
         else {
                 static const char head[] = "{\"parameters\":";
                 const char *s;
@@ -192,17 +327,19 @@ static int conn_send(VarlinkConn *c, json_object *message, json_object *paramete
                         return -ENOMEM;
                 if (!parameters)
                         n = 2;
-                p = varlink_buffer_reserve(&c->out, sizeof(head) - 1 + n + 2);
+                p = varlink_buffer_reserve(b, sizeof(head) - 1 + n + 2);
                 if (!p)
                         return -ENOMEM;
                 memcpy(p, head, sizeof(head) - 1);
                 memcpy(p + sizeof(head) - 1, s, n);
                 memcpy(p + sizeof(head) - 1 + n, "}", 2); /* with the NUL */
-                c->out.end += sizeof(head) - 1 + n + 2;
+                b->end += sizeof(head) - 1 + n + 2;
                 r = 0;
         }
         if (r < 0)
                 return r;
+        if (b != &c->out)
+                c->held_bytes += varlink_buffer_size(b) - before;
         return conn_queued(c);
 }
 
@@ -243,6 +380,49 @@ static void conn_call_done(VarlinkConn *c) {
         (void) conn_update_events(c);
 }
 
+/* A held call was answered: what is answered at the head of the queue goes out, and a
+ * connection that was at the bound of held calls reads on. */
+static int conn_held_done(VarlinkConn *c) {
+        VarlinkHeld *h = c->answering;
+        int r;
+
+        c->answering = NULL;
+        h->answered = true;
+        c->n_held--;
+        c->held_size -= h->size;
+        c->active = server_now(c->server);
+        r = conn_drain_held(c);
+        if (r < 0)
+                return r;
+        /* Within the input loop, the loop goes on by itself. */
+        if (c->processing)
+                return 0;
+        /* With calls still held, the answers of more may follow in this batch (a sync
+         * answers many held calls of a connection): they go out together, from the event
+         * loop, with one send(). */
+        if (c->n_held > 0) {
+                if (!c->in_flushing) {
+                        conn_ref(c);
+                        LIST_PREPEND(flushing, c->server->flushing, c);
+                        c->in_flushing = true;
+                        (void) sd_event_source_set_enabled(c->server->flush, SD_EVENT_ONESHOT);
+                }
+                return 0;
+        }
+        /* The last: everything answered goes out now. */
+        if (c->in_flushing) {
+                LIST_REMOVE(flushing, c->server->flushing, c);
+                c->in_flushing = false;
+                conn_unref(c); /* not the last: the caller's is */
+        }
+        if (conn_write(c) < 0)
+                return 0;
+        /* Calls that arrived meanwhile, or a peer that is done: from the event loop. */
+        if (!conn_blocked(c) && (varlink_buffer_size(&c->in) > 0 || c->eof))
+                (void) sd_event_source_set_enabled(c->defer, SD_EVENT_ONESHOT);
+        return conn_update_events(c);
+}
+
 /* Answering is the last thing that happens to a call: if the answer cannot be queued, the
  * connection is closed, so that the client learns that the call failed. */
 static int conn_reply_failed(VarlinkConn *c, int error) {
@@ -252,21 +432,41 @@ static int conn_reply_failed(VarlinkConn *c, int error) {
         return error;
 }
 
+/* The call was answered: a held one, or the current one. */
+static int conn_answer_done(VarlinkConn *c) {
+        int r;
+
+        if (!c->answering) {
+                conn_call_done(c);
+                return 0;
+        }
+        if (c->disconnected) {
+                c->answering = NULL;
+                return 0;
+        }
+        r = conn_held_done(c);
+        if (r < 0)
+                return conn_reply_failed(c, r);
+        return 0;
+}
+
 static int conn_reply_internal(VarlinkConn *c, const char *error, json_object *parameters, bool continues) {
         _cleanup_json_ json_object *m = NULL, *p = parameters;
         /* A failed write closes the connection, which may drop the last reference to it. */
         _cleanup_(conn_unrefp) VarlinkConn *ref = NULL;
+        VarlinkCallFlags flags;
         int r = 0;
 
         assert(c);
 
-        if (!c->pending)
+        if (!c->pending && !c->answering)
                 return -EBADMSG; /* no call to answer */
-        if (continues && !(c->pending_flags & VARLINK_CALL_MORE))
+        flags = c->answering ? c->answering->flags : c->pending_flags;
+        if (continues && !(flags & VARLINK_CALL_MORE))
                 return -EINVAL;
 
         ref = conn_ref(c);
-        if (!c->disconnected && !(c->pending_flags & VARLINK_CALL_ONEWAY)) {
+        if (!c->disconnected && !(flags & VARLINK_CALL_ONEWAY)) {
                 if (!error && !continues)
                         r = conn_send(c, NULL, p);
                 else {
@@ -287,9 +487,9 @@ static int conn_reply_internal(VarlinkConn *c, const char *error, json_object *p
                         return conn_reply_failed(c, r);
         }
 
-        if (!continues)
-                conn_call_done(c);
-        return 0;
+        if (continues)
+                return 0;
+        return conn_answer_done(c);
 }
 
 /* What an error answer returns once it is queued: the errno sd_varlink_error() gives. */
@@ -347,33 +547,37 @@ int varlink_conn_reply_fields(VarlinkConn *c, const VarlinkReplyField fields[], 
         static const char head[] = "{\"parameters\":{", tail[] = "}}"; /* tail with the NUL */
         _cleanup_(conn_unrefp) VarlinkConn *ref = NULL;
         size_t need = sizeof(head) + sizeof(tail);
+        VarlinkCallFlags flags;
         int r;
 
         assert(c);
         assert(fields || n == 0);
 
-        if (!c->pending)
+        if (!c->pending && !c->answering)
                 return -EBADMSG;
+        flags = c->answering ? c->answering->flags : c->pending_flags;
         for (size_t i = 0; i < n; i++)
                 need += JSON_ESCAPED_MAX(strlen(fields[i].name)) + 1 +
                         (fields[i].string ? JSON_ESCAPED_MAX(fields[i].string_size) : 20) + 1;
 
         ref = conn_ref(c);
-        if (!c->disconnected && !(c->pending_flags & VARLINK_CALL_ONEWAY)) {
-                char *p = varlink_buffer_reserve(&c->out, need), *d;
+        if (!c->disconnected && !(flags & VARLINK_CALL_ONEWAY)) {
+                VarlinkBuffer *b = conn_answer_buffer(c);
+                char *p = b ? varlink_buffer_reserve(b, need) : NULL, *d;
 
                 if (!p)
                         return conn_reply_failed(c, -ENOMEM);
                 d = mempcpy(p, head, sizeof(head) - 1);
                 d = write_fields(d, fields, n);
                 d = mempcpy(d, tail, sizeof(tail));
-                c->out.end += (size_t) (d - p);
+                b->end += (size_t) (d - p);
+                if (b != &c->out)
+                        c->held_bytes += (size_t) (d - p);
                 r = conn_queued(c);
                 if (r < 0)
                         return conn_reply_failed(c, r);
         }
-        conn_call_done(c);
-        return 0;
+        return conn_answer_done(c);
 }
 
 int varlink_conn_notify(VarlinkConn *c, json_object *parameters) {
@@ -419,7 +623,7 @@ static int conn_answer_va(VarlinkConn *c, const char *error, bool continues, va_
 
         r = json_build_object_va(&p, ap);
         if (r < 0)
-                return c->pending && !c->disconnected ? conn_reply_failed(c, r) : r;
+                return (c->pending || c->answering) && !c->disconnected ? conn_reply_failed(c, r) : r;
         if (error)
                 return varlink_conn_error(c, error, p);
         return continues ? varlink_conn_notify(c, p) : varlink_conn_reply(c, p);
@@ -473,6 +677,57 @@ bool varlink_conn_has_pending_call(VarlinkConn *c) {
         return c->pending && !c->disconnected;
 }
 
+int varlink_conn_hold(VarlinkConn *c, void *userdata, size_t size, VarlinkHeld **ret) {
+        VarlinkHeld *h;
+
+        assert(c);
+        assert(ret);
+        assert(c->pending && !c->answering);
+        assert(!(c->pending_flags & VARLINK_CALL_MORE));
+
+        if (c->disconnected)
+                return -ENOTCONN;
+        h = conn_held_new(c);
+        if (!h)
+                return -ENOMEM;
+        h->userdata = userdata;
+        h->flags = c->pending_flags;
+        h->size = size;
+        h->held = true;
+        if (c->held_tail)
+                c->held_tail->next = h;
+        else
+                c->held_head = h;
+        c->held_tail = h;
+        c->n_held++;
+        c->held_size += size;
+        /* The call is no longer the connection's current one: later calls are read. */
+        c->pending = false;
+        c->pending_flags = 0;
+        *ret = h;
+        return 0;
+}
+
+VarlinkConn *varlink_held_answer(VarlinkHeld *h) {
+        assert(h);
+        assert(h->held && !h->answered);
+        assert(!h->conn->answering);
+
+        h->conn->answering = h;
+        return h->conn;
+}
+
+void *varlink_held_get_userdata(VarlinkHeld *h) {
+        return h->userdata;
+}
+
+VarlinkHeld *varlink_conn_next_held(VarlinkConn *c, VarlinkHeld *after) {
+        for (VarlinkHeld *h = after ? after->next : c->held_head; h; h = h->next)
+                if (h->held && !h->answered)
+                        return h;
+        return NULL;
+}
+
 void *varlink_conn_get_userdata(VarlinkConn *c) {
         return c->userdata;
 }
@@ -521,6 +776,11 @@ static void conn_disconnect(VarlinkConn *c) {
         (void) conn_flush(c);
         (void) epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
         c->defer = sd_event_source_disable_unref(c->defer);
+        if (c->in_flushing) {
+                LIST_REMOVE(flushing, s->flushing, c);
+                c->in_flushing = false;
+                conn_unref(c); /* not the last: the server's is */
+        }
         closep(&c->fd);
         c->fd = -EBADF;
 
@@ -532,6 +792,8 @@ static void conn_disconnect(VarlinkConn *c) {
 
         if (s->on_disconnect)
                 s->on_disconnect(c, s->userdata);
+        /* The held calls were the disconnect handler's to forget. */
+        conn_held_free_all(c);
         log_debug("Connection %s closed.", c->description);
         conn_unref(c); /* the server's reference */
 }
@@ -739,14 +1001,14 @@ static int conn_track_input(VarlinkConn *c) {
                 if (c->in.allocated > INPUT_KEEP)
                         varlink_buffer_done(&c->in);
                 c->message_start = 0;
-        } else if (c->pending)
+        } else if (conn_blocked(c))
                 c->message_start = 0; /* the rest waits for our answer, not for the peer */
         else if (c->message_start == 0)
                 c->message_start = server_now(s);
         s->input_held = s->input_held - c->input_held + n;
         c->input_held = n;
 
-        if (n == 0 || c->pending || s->limits.max_input == 0 || s->input_held <= s->limits.max_input)
+        if (n == 0 || conn_blocked(c) || s->limits.max_input == 0 || s->input_held <= s->limits.max_input)
                 return 0;
         if (server_log_allowed(s, &s->log_input, more))
                 log_warning("%s: its incomplete message of %zu bytes takes the input held for all connections "
@@ -760,7 +1022,7 @@ static int conn_process_input(VarlinkConn *c) {
         _unused_ _cleanup_(conn_unrefp) VarlinkConn *ref = conn_ref(c);
         int r;
 
-        while (!c->disconnected && !c->pending && varlink_buffer_size(&c->out) < OUTPUT_HIGH_WATER) {
+        while (!c->disconnected && !conn_blocked(c)) {
                 const char *data;
                 size_t size;
 
@@ -791,7 +1053,7 @@ static int conn_process_input(VarlinkConn *c) {
                 return 0;
         if (conn_write(c) < 0)
                 return 0;
-        if (c->eof && !c->pending && varlink_buffer_size(&c->out) == 0) {
+        if (c->eof && !c->pending && !c->held_head && varlink_buffer_size(&c->out) == 0) {
                 /* The peer is done and every answer is out. */
                 conn_disconnect(c);
                 return 0;
@@ -835,7 +1097,7 @@ static int conn_handle_io(VarlinkConn *c, uint32_t revents) {
         }
 
         if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-                if (!c->pending && !c->eof) {
+                if (!conn_blocked(c) && !c->eof) {
                         r = conn_read(c);
                         if (r < 0) {
                                 log_debug_errno(r, "Failed to read from %s: %m", c->description);
@@ -878,6 +1140,20 @@ static int on_server_epoll(sd_event_source *source, int fd, uint32_t revents, vo
         return 0;
 }
 
+static int on_server_flush(sd_event_source *source, void *userdata) {
+        VarlinkServer *s = userdata;
+
+        while (s->flushing) {
+                VarlinkConn *c = s->flushing;
+
+                LIST_REMOVE(flushing, s->flushing, c);
+                c->in_flushing = false;
+                (void) conn_process_input(c);
+                conn_unref(c);
+        }
+        return 0;
+}
+
 static int on_conn_defer(sd_event_source *source, void *userdata) {
         (void) conn_process_input(userdata);
         return 0;
@@ -885,7 +1161,8 @@ static int on_conn_defer(sd_event_source *source, void *userdata) {
 
 /* Idle: no call in flight, nothing buffered, and not long-lived. */
 static bool conn_is_idle(VarlinkConn *c) {
-        return !c->pending && !c->long_lived && !c->processing && varlink_buffer_size(&c->in) == 0;
+        return !c->pending && !c->held_head && !c->long_lived && !c->processing &&
+                varlink_buffer_size(&c->in) == 0;
 }
 
 /* How often the time-outs are checked: a quarter of the shorter one, within 10 ms…1 s.
@@ -913,7 +1190,7 @@ static void server_arm_sweep(VarlinkServer *s) {
 static const char *conn_timed_out(VarlinkConn *c, uint64_t now) {
         const VarlinkServerLimits *l = &c->server->limits;
 
-        if (c->message_start > 0 && !c->pending && now >= usec_add(c->message_start, l->message_timeout))
+        if (c->message_start > 0 && !conn_blocked(c) && now >= usec_add(c->message_start, l->message_timeout))
                 return "message";
         if (conn_is_idle(c) && now >= usec_add(c->active, l->idle_timeout))
                 return "idle";
@@ -1169,6 +1446,10 @@ int varlink_server_new(sd_event *event, const VarlinkServerInfo *info, void *use
                                                on_resume, s);
         if (r >= 0)
                 r = sd_event_source_set_enabled(s->resume, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_defer(event, &s->flush, on_server_flush, s);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->flush, SD_EVENT_OFF);
         if (r < 0) {
                 varlink_server_free(s);
                 return r;
@@ -1185,6 +1466,7 @@ VarlinkServer *varlink_server_free(VarlinkServer *s) {
                 conn_disconnect(s->connections);
         sd_event_source_disable_unref(s->sweep);
         sd_event_source_disable_unref(s->resume);
+        sd_event_source_disable_unref(s->flush);
         free(s->scratch);
         for (size_t i = 0; i < s->n_listeners; i++)
                 sd_event_source_disable_unref(s->listeners[i]);

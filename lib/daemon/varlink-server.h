@@ -15,11 +15,14 @@
 /* A Varlink server on sd-event: accepts connections on listening sockets, reads
  * NUL-terminated JSON calls, dispatches them to bound methods and writes replies.
  * Calls on one connection are answered in order; a method may answer later (a
- * deferred reply), and until it does the connection reads no further call.
+ * deferred reply), and until it does the connection reads no further call, unless it
+ * holds the call (varlink_conn_hold()): then the connection goes on with later calls and
+ * keeps their answers back until the held one is answered.
  * org.varlink.service.GetInfo and GetInterfaceDescription are built in. */
 
 typedef struct VarlinkServer VarlinkServer;
 typedef struct VarlinkConn VarlinkConn;
+typedef struct VarlinkHeld VarlinkHeld;
 
 typedef enum VarlinkCallFlags {
         VARLINK_CALL_MORE = 1 << 0,
@@ -161,6 +164,28 @@ int varlink_conn_errorb(VarlinkConn *c, const char *error, ...) _sentinel_;
 void varlink_conn_close(VarlinkConn *c);
 
 bool varlink_conn_has_pending_call(VarlinkConn *c);
+
+/* A connection holds at most this many calls at once, and calls whose sizes (what the
+ * method keeps for each: a Put's key and value, say) add up to at most this much, or one
+ * call of any size; at a bound it reads no further call until the oldest is answered
+ * (nothing is dropped). The answers of the calls behind held ones wait in the server, up
+ * to the output's high-water mark likewise. */
+#define VARLINK_HELD_MAX 256U
+#define VARLINK_HELD_SIZE_MAX ((size_t) 1024 * 1024)
+/* From within a method, for a call without "more": the answer is deferred, and the
+ * connection does not wait for it, as it does for other deferred answers, but reads and
+ * answers the calls after it meanwhile, keeping their answers back until this one is
+ * given (Varlink answers in call order; this is how pipelined calls that wait for
+ * something, a log's sync say, share the wait). userdata is the caller's. -ENOMEM, and
+ * the call is still the current one. */
+int varlink_conn_hold(VarlinkConn *c, void *userdata, size_t size, VarlinkHeld **ret);
+/* Answers a held call: the next answer sent on the connection returned (one of
+ * varlink_conn_reply*() or varlink_conn_error*(), at once) is h's, and frees h. */
+VarlinkConn *varlink_held_answer(VarlinkHeld *h);
+void *varlink_held_get_userdata(VarlinkHeld *h);
+/* The held calls of c not answered yet, in call order: the first after after (NULL: from
+ * the start). A disconnect handler forgets them: they are freed after it returns. */
+VarlinkHeld *varlink_conn_next_held(VarlinkConn *c, VarlinkHeld *after);
 /* The bytes queued for the peer that it has not read yet. */
 size_t varlink_conn_output_size(VarlinkConn *c);
 /* The same plus what the socket holds that the peer has not read (SIOCOUTQ: on a Unix

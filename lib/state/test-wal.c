@@ -313,6 +313,31 @@ START_TEST(test_torn_tail_every_flipped_byte) {
 }
 END_TEST
 
+/* The always mode's zeros ahead of the records: a crash in the middle of a record's write
+ * leaves its first bytes and then zeros, up to where the zeros went. */
+START_TEST(test_torn_tail_in_prefilled_space) {
+        _cleanup_free_ char *path = test_dir_new();
+        _cleanup_free_ uint8_t *data = NULL, *padded = NULL;
+        const size_t zeros = 64 * 1024;
+        uint64_t last;
+        size_t size;
+        Model m;
+
+        make_log(path, &m, &data, &size, &last);
+        m.last_seqnum = 19;
+        padded = calloc(1, size + zeros);
+        ck_assert_ptr_nonnull(padded);
+
+        /* Cut at the record's start, the zeros are the log's end (test_prefilled_tail);
+         * from its first byte on, a torn record, cut away with the zeros after it. */
+        for (size_t cut = last + 1; cut < size; cut++) {
+                memcpy(padded, data, cut);
+                memset(padded + cut, 0, size + zeros - cut);
+                assert_torn_replays_prefix(padded, size + zeros, &m, last);
+        }
+}
+END_TEST
+
 START_TEST(test_prefilled_tail) {
         _cleanup_free_ char *path = test_dir_new(), *other = test_dir_new();
         _cleanup_free_ uint8_t *data = NULL;
@@ -332,6 +357,14 @@ START_TEST(test_prefilled_tail) {
         end = test_records_end(data, size);
         ck_assert_uint_eq(end, RECORD_FILE_HEADER_SIZE + 20 * (RECORD_HEADER_SIZE + 8));
         ck_assert_uint_gt(size, end);
+
+        /* A zero record header fails its checksum (zlib's CRC-32 of zeros is not zero), and
+         * its sequence number 0 is below every record's. */
+        {
+                static const uint8_t zero_record[RECORD_HEADER_SIZE + 64] = {};
+
+                ck_assert_int_eq(record_parse(zero_record, sizeof(zero_record), 0, NULL), -EBADMSG);
+        }
 
         /* ... which end the records: all load, and the file is not cut as torn. */
         w = open_model(dfd, &always, &loaded);
@@ -1132,6 +1165,7 @@ static Suite *wal_suite(void) {
         tcase_add_test(tc, test_torn_tail_every_offset);
         tcase_add_test(tc, test_torn_tail_every_flipped_byte);
         tcase_add_test(tc, test_prefilled_tail);
+        tcase_add_test(tc, test_torn_tail_in_prefilled_space);
         tcase_add_test(tc, test_damage_refused_and_repaired);
         tcase_add_test(tc, test_damage_in_earlier_segment);
         tcase_add_test(tc, test_format_version);

@@ -1055,10 +1055,17 @@ static int request(Wal *w, bool force) {
 
         pthread_mutex_lock(&w->lock);
         if (w->written_seqnum > w->requested || (force && w->written_seqnum > w->durable)) {
+                /* The thread waits for work only while everything requested is durable;
+                 * otherwise it is syncing or waits for the interval's end, and takes the
+                 * new request then. Waking it for each commit cost a futex() and two
+                 * context switches per event loop iteration in the interval mode. */
+                bool idle = w->requested <= w->durable;
+
                 w->requested = MAX(w->requested, w->written_seqnum);
                 w->sync_fd_requested = w->segment_size;
                 w->force = w->force || force;
-                pthread_cond_signal(&w->wake);
+                if (idle || force)
+                        pthread_cond_signal(&w->wake);
         }
         pthread_mutex_unlock(&w->lock);
         return 0;
