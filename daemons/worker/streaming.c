@@ -222,7 +222,7 @@ int streaming_run(const char *what, const char *command, uint64_t deadline, Stre
         int in = -EBADF, out = -EBADF, status = 0, r;
         const char *pending = NULL;
         size_t pending_size = 0;
-        bool stopped = false;
+        bool late = false, stopped = false;
         pid_t pid = 0;
 
         buf = malloc(READ_CHUNK);
@@ -252,8 +252,12 @@ int streaming_run(const char *what, const char *command, uint64_t deadline, Stre
                         r = -errno;
                         break;
                 }
-                if (n == 0)
-                        break; /* the deadline: command_end() stops it */
+                if (n == 0) {
+                        /* The deadline, with its stdout still open (maybe only by what it
+                         * left behind): command_end() stops it. */
+                        late = true;
+                        break;
+                }
 
                 if (p[0].revents) {
                         ssize_t k = read(out, buf, READ_CHUNK);
@@ -314,7 +318,7 @@ int streaming_run(const char *what, const char *command, uint64_t deadline, Stre
                 asprintf_or_null(ret_error, "cannot wait for the %s: %m", what);
                 return k;
         }
-        if (stopped) {
+        if (late || stopped) {
                 asprintf_or_null(ret_error, "%s '%s' was still running at the task's time-out; it and its "
                                  "processes were killed", what, command);
                 return -ETIME;

@@ -103,6 +103,14 @@ START_TEST(test_deadline) {
                                 "sleep 1000 & echo $!; wait' was still running at the task's time-out; it and its "
                                 "processes were killed");
         check_nothing_left(p.out, 3);
+
+        /* It has exited, but what it left behind holds its stdout open. */
+        p = (Pipe) {};
+        error = mfree(error);
+        r = run("setsid sh -c 'echo $$; exec sleep 1000' &", usec_add(now_usec(), 500 * USEC_PER_MSEC), &p, &error);
+        ck_assert_int_eq(r, -ETIME);
+        ck_assert_ptr_nonnull(strstr(error, "was still running at the task's time-out"));
+        check_nothing_left(p.out, 1);
 }
 END_TEST
 
