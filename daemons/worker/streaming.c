@@ -203,12 +203,14 @@ static int command_end(pid_t pid, uint64_t deadline, bool kill_now, int *ret_sta
          * process killed may leave its own children to the worker). */
         for (;;) {
                 pid_t left[64];
-                size_t n = orphans(0, left, ELEMENTSOF(left));
+                size_t n = orphans(0, left, ELEMENTSOF(left)), killed = 0;
 
-                if (n == 0)
-                        break;
                 for (size_t i = 0; i < n; i++)
-                        (void) kill(left[i], SIGKILL);
+                        if (kill(left[i], SIGKILL) >= 0)
+                                killed++;
+                /* None left, or none this worker may kill: nothing to wait for. */
+                if (killed == 0)
+                        break;
                 if (waitpid(-1, NULL, 0) < 0 && errno != EINTR)
                         break;
         }
