@@ -24,7 +24,8 @@
 #                     child in its group and one in a session of its own holding its
 #                     stdout, all ignoring SIGTERM): the worker stops it at the task's
 #                     time-out, the next attempt works, the job is done, the failed
-#                     attempt counted, no process of the hung command is left
+#                     attempt counted, no process of the hung command is left; the same
+#                     for a reducer
 #   streaming-errors  lines the format cannot carry, a non-zero exit and a signal fail the
 #                     job with errors that say so, as does a line over --max-input-size;
 #                     commands do not get NOTIFY_SOCKET
@@ -207,9 +208,20 @@ streaming-hang)
     sequential wc "$tmp/correct" "${INPUTS[0]}"
     start_coordinator
     start_workers 1
+    # The worker stopped them before it reported the attempt, and before the next one.
+    check_nothing_left() { # WHAT
+        while read -r pid; do
+            if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q 'sleep 1000\|hung-pids'; then
+                fail "process $pid of the hung $1 is still running: $(tr '\0' ' ' <"/proc/$pid/cmdline")"
+            fi
+        done <"$tmp/work/hung-pids"
+        [ -z "$(cat /proc/"${WORKER_PIDS[0]}"/task/*/children)" ] ||
+            fail "the worker has children left: $(cat /proc/"${WORKER_PIDS[0]}"/task/*/children)"
+        rm -f "$tmp/work/hung-pids"
+    }
     # The first run writes its pids and hangs: it never reads its input, and it and its
     # children ignore SIGTERM; one child is in a session of its own, and both hold the
-    # mapper's stdout. The next run counts words.
+    # command's stdout. The next run does its work.
     hang='trap "" TERM; echo $$ >hung-pids; (setsid sh -c "echo \$\$ >>hung-pids; exec sleep 1000" &);'
     hang+=' sleep 1000 & echo $! >>hung-pids; wait'
     submit --mapper "if [ -e hung-pids ]; then exec $MAPPER; fi; $hang" --reducer "$REDUCER" --nreduce 1 \
@@ -219,15 +231,15 @@ streaming-hang)
     [ "$(counter task_attempts_failed)" = 1 ] || fail "failed attempts: $(counter task_attempts_failed)"
     grep -q "mapper .* was still running at the task's time-out" "$tmp/worker1.log" ||
         fail "the worker did not say why it stopped the mapper"
-    # The worker stopped them before it reported the attempt, and before the next attempt.
-    while read -r pid; do
-        if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q 'sleep 1000\|hung-pids'; then
-            fail "process $pid of the hung mapper is still running: $(tr '\0' ' ' <"/proc/$pid/cmdline")"
-        fi
-    done <"$tmp/work/hung-pids"
-    [ -z "$(cat /proc/"${WORKER_PIDS[0]}"/task/*/children)" ] ||
-        fail "the worker has children left: $(cat /proc/"${WORKER_PIDS[0]}"/task/*/children)"
-    rm -f "$tmp/work/hung-pids"
+    check_nothing_left mapper
+    # A reducer that hangs the same way once.
+    submit --mapper "$MAPPER" --reducer "if [ -e hung-pids ]; then exec $REDUCER; fi; $hang" --nreduce 1 \
+        --task-timeout 4 "${INPUTS[0]}"
+    check_outputs "$tmp/correct"
+    [ "$(counter task_attempts_failed)" = 1 ] || fail "failed reduce attempts: $(counter task_attempts_failed)"
+    grep -q "reducer .* was still running at the task's time-out" "$tmp/worker1.log" ||
+        fail "the worker did not say why it stopped the reducer"
+    check_nothing_left reducer
     ;;
 streaming-errors)
     lab_inputs
