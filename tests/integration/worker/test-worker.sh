@@ -6,7 +6,7 @@
 # directory (removed, and every process started here killed, also when a check fails).
 #
 # Usage: test-worker.sh CASE    CASE: spill combiner streaming streaming-retry streaming-hang
-#                                     streaming-errors
+#                                     old-coordinator streaming-errors
 #   spill             a 1 MiB --map-memory and ~50 MB of distinct keys in one file cut into
 #                     4 MiB splits: output identical to mrkv-sequential's, spilled records
 #                     counted, the worker's peak RSS (VmHWM) under the budget, the split
@@ -26,6 +26,9 @@
 #                     time-out, the next attempt works, the job is done, the failed
 #                     attempt counted, no process of the hung command is left; the same
 #                     for a reducer
+#   old-coordinator   a coordinator from before RequestTask's "takes" (played by a few
+#                     lines of Python, as no such coordinator is built here) refuses it
+#                     with InvalidParameter: the worker asks again without and goes on
 #   streaming-errors  lines the format cannot carry, a non-zero exit and a signal fail the
 #                     job with errors that say so, as does a line over --max-input-size;
 #                     commands do not get NOTIFY_SOCKET
@@ -240,6 +243,39 @@ streaming-hang)
     grep -q "reducer .* was still running at the task's time-out" "$tmp/worker1.log" ||
         fail "the worker did not say why it stopped the reducer"
     check_nothing_left reducer
+    ;;
+old-coordinator)
+    # It answers RequestTask as a coordinator that knows no "takes" would, then "exit".
+    python3 - "$SOCK" "$tmp/calls" <<'PY' &
+import json, socket, sys
+server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+server.bind(sys.argv[1])
+server.listen(1)
+conn, _ = server.accept()
+buf = b""
+with open(sys.argv[2], "w") as log:
+    while True:
+        while b"\0" not in buf:
+            data = conn.recv(4096)
+            if not data:
+                sys.exit(0)
+            buf += data
+        msg, buf = buf.split(b"\0", 1)
+        call = json.loads(msg)
+        params = call.get("parameters") or {}
+        log.write(json.dumps(params, sort_keys=True) + "\n")
+        log.flush()
+        if "takes" in params:
+            reply = {"error": "org.varlink.service.InvalidParameter", "parameters": {"parameter": "takes"}}
+        else:
+            reply = {"parameters": {"kind": "exit"}}
+        conn.sendall(json.dumps(reply).encode() + b"\0")
+PY
+    pids+=($!)
+    wait_until 10 "the old coordinator listens" test -S "$SOCK"
+    timeout 30 "$MRKV_WORKER" --connect "unix:$SOCK" wc >"$tmp/worker1.log" 2>&1 || fail "the worker failed"
+    [ "$(cat "$tmp/calls")" = "$(printf '%s\n' '{"takes": ["timeout_usec", "combine"]}' '{}')" ] ||
+        fail "the worker asked: $(cat "$tmp/calls")"
     ;;
 streaming-errors)
     lab_inputs
