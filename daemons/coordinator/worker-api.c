@@ -58,7 +58,8 @@ static int task_add_optional(json_object *p, Job *j, Task *t, unsigned takes) {
         if (r >= 0 && j->reducer)
                 r = json_object_add(p, "reducer", json_object_new_string(j->reducer));
         if (r >= 0 && (takes & TAKES_TIMEOUT))
-                r = json_object_add(p, "timeout_usec", json_object_new_int64((int64_t) MIN(j->timeout, (uint64_t) INT64_MAX)));
+                r = json_object_add(p, "timeout_usec",
+                                    json_object_new_int64((int64_t) MIN(j->timeout, (uint64_t) INT64_MAX)));
         if (r >= 0 && t->kind == TASK_MAP && !j->combine && (takes & TAKES_COMBINE))
                 r = json_object_add(p, "combine", json_object_new_boolean(false));
         return r;

@@ -102,8 +102,8 @@ int map_task_run(const MapTask *t, char **ret_error) {
                 }
         } else
                 /* A line is a record: no larger than an input may be. */
-                r = streaming_map(t->mapper, t->deadline, contents, size, (size_t) MIN(t->max_input, (uint64_t) SIZE_MAX), &out,
-                                  &out.error);
+                r = streaming_map(t->mapper, t->deadline, contents, size,
+                                  (size_t) MIN(t->max_input, (uint64_t) SIZE_MAX), &out, &out.error);
         if (r >= 0) {
                 /* The input is no longer needed; give its memory back before writing. */
                 contents = mfree(contents);
