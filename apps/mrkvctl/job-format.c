@@ -39,6 +39,19 @@ static int get_uint(json_object *o, const char *key, bool mandatory, uint64_t *r
         return 0;
 }
 
+/* A boolean the coordinator may leave out (older ones do): -1 then, else 0 or 1. */
+static int get_tristate(json_object *o, const char *key, int *ret) {
+        json_object *v;
+
+        *ret = -1;
+        if (!json_object_object_get_ex(o, key, &v) || !v)
+                return 0;
+        if (!json_object_is_type(v, json_type_boolean))
+                return -EBADMSG;
+        *ret = json_object_get_boolean(v);
+        return 0;
+}
+
 /* A list the coordinator may leave out (null or missing): *ret NULL then. */
 static int get_string_array(json_object *o, const char *key, json_object **ret) {
         json_object *v;
@@ -107,12 +120,9 @@ int job_info_parse(json_object *o, JobInfo *ret) {
         j.has_split_size = json_object_object_get_ex(o, "split_size", &v) && v;
         if (j.has_split_size && (r = get_uint(o, "split_size", true, &j.split_size)) < 0)
                 return r;
-        j.backup_tasks = -1;
-        if (json_object_object_get_ex(o, "backup_tasks", &v) && v) {
-                if (!json_object_is_type(v, json_type_boolean))
-                        return -EBADMSG;
-                j.backup_tasks = json_object_get_boolean(v);
-        }
+        if ((r = get_tristate(o, "backup_tasks", &j.backup_tasks)) < 0 ||
+            (r = get_tristate(o, "combine", &j.combine)) < 0)
+                return r;
         j.has_owner = json_object_object_get_ex(o, "owner_uid", NULL);
         if (j.has_owner && (r = get_uint(o, "owner_uid", true, &j.owner_uid)) < 0)
                 return r;
@@ -345,6 +355,8 @@ void job_print_status(FILE *f, const JobInfo *j, uint64_t now_usec) {
         }
         if (j->backup_tasks >= 0)
                 fprintf(f, "%10s %s\n", "Backups:", j->backup_tasks ? "yes" : "no");
+        if (j->combine == 0)
+                fprintf(f, "%10s no\n", "Combiner:");
         fprintf(f, "%10s %" PRIu64 "\n", "Reduces:", j->nreduce);
         print_list(f, "Output:", j->outputs);
         print_counters(f, j->counters);

@@ -30,6 +30,7 @@ typedef struct JobInfo {
         bool has_split_size;         /* older coordinators send none */
         uint64_t split_size;         /* 0: one map task per file */
         int backup_tasks;            /* -1: not said */
+        int combine;                 /* -1: not said */
         const char *mapper, *reducer; /* a streaming job's commands, NULL else */
         json_object *counters;       /* name -> integer; NULL where left out */
 } JobInfo;

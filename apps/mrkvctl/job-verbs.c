@@ -533,6 +533,7 @@ typedef struct SubmitOptions {
         uint64_t split_size;
         const char *mapper, *reducer;
         bool no_backup_tasks;
+        bool no_combine;
 } SubmitOptions;
 
 static json_object *submit_parameters(const char *app, char **files, const uint64_t *sizes, size_t n_files,
@@ -559,6 +560,8 @@ static json_object *submit_parameters(const char *app, char **files, const uint6
                 return NULL;
         if (o->no_backup_tasks && json_object_add(p, "backup_tasks", json_object_new_boolean(false)) < 0)
                 return NULL;
+        if (o->no_combine && json_object_add(p, "combine", json_object_new_boolean(false)) < 0)
+                return NULL;
         /* Unset options are left out: the coordinator's defaults apply. */
         if (nreduce > 0 && json_object_add(p, "nreduce", json_object_new_int64(nreduce)) < 0)
                 return NULL;
@@ -579,6 +582,7 @@ int verb_submit(Context *ctx, int argc, char *argv[]) {
                 ARG_MAPPER,
                 ARG_REDUCER,
                 ARG_NO_BACKUP_TASKS,
+                ARG_NO_COMBINE,
         };
         static const struct option options[] = {
                 COMMON_OPTIONS,
@@ -590,6 +594,7 @@ int verb_submit(Context *ctx, int argc, char *argv[]) {
                 { "mapper", required_argument, NULL, ARG_MAPPER },
                 { "reducer", required_argument, NULL, ARG_REDUCER },
                 { "no-backup-tasks", no_argument, NULL, ARG_NO_BACKUP_TASKS },
+                { "no-combine", no_argument, NULL, ARG_NO_COMBINE },
                 {},
         };
         _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
@@ -641,6 +646,9 @@ int verb_submit(Context *ctx, int argc, char *argv[]) {
                         break;
                 case ARG_NO_BACKUP_TASKS:
                         o.no_backup_tasks = true;
+                        break;
+                case ARG_NO_COMBINE:
+                        o.no_combine = true;
                         break;
                 default:
                         if (context_parse_common_option(ctx, ch, optarg) <= 0)

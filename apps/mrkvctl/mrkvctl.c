@@ -29,7 +29,8 @@ static const Verb verbs[] = {
         { "lock", "[--wait SEC] [--ttl SEC] NAME [--] COMMAND [ARG...]",
           "Run COMMAND while holding the lock NAME, then release it", verb_lock },
         { "submit", "APP|--mapper CMD --reducer CMD FILE... [--nreduce N] [--workdir DIR]\n"
-          "         [--task-timeout SEC] [--split-size BYTES] [--no-backup-tasks] [--wait]",
+          "         [--task-timeout SEC] [--split-size BYTES] [--no-backup-tasks] [--no-combine]\n"
+          "         [--wait]",
           "Run the MapReduce app APP, or a streaming job's commands, over FILEs; print the\n"
           "      job's id", verb_submit },
         { "jobs", "", "List the coordinator's jobs", verb_jobs },
@@ -97,6 +98,8 @@ void help(void) {
                "                        lines; the reducer reads them sorted by key and writes\n"
                "                        the output lines\n"
                "     --no-backup-tasks  No second attempts of slow tasks on idle workers\n"
+               "     --no-combine       Map tasks skip the app's combiner: the same output,\n"
+               "                        uncombined intermediate data (compare the counters)\n"
                "     --wait             Follow the job until it ends: a progress bar on a\n"
                "                        terminal, else a line whenever the progress changes;\n"
                "                        then the final state and the output files. When the\n"

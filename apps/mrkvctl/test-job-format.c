@@ -263,6 +263,7 @@ START_TEST(test_status_splits_counters) {
         json_object_object_add(o, "reducer", json_object_new_string("./reduce.py"));
         json_object_object_add(o, "split_size", json_object_new_int64(64 << 20));
         json_object_object_add(o, "backup_tasks", json_object_new_boolean(true));
+        json_object_object_add(o, "combine", json_object_new_boolean(false));
         json_object_object_add(o, "counters",
                                parse_or_die("{\"map_input_records\":12,\"backup_attempts_won\":1}"));
         ck_assert_int_eq(job_info_parse(o, &j), 0);
@@ -273,6 +274,7 @@ START_TEST(test_status_splits_counters) {
                                         "  Reducer: ./reduce.py\n"
                                         "   Splits: 64 MiB\n"
                                         "  Backups: yes\n"
+                                        " Combiner: no\n"
                                         "  Reduces: 2\n"));
         ck_assert_ptr_nonnull(strstr(s, "/w/jobs/3/mr-out-1\n"
                                         " Counters: map_input_records   12\n"
@@ -293,6 +295,7 @@ START_TEST(test_status_splits_counters) {
         ck_assert_int_eq(parse_with("counters", "{\"x\":\"1\"}"), -EBADMSG);
         ck_assert_int_eq(parse_with("counters", "[1]"), -EBADMSG);
         ck_assert_int_eq(parse_with("backup_tasks", "1"), -EBADMSG);
+        ck_assert_int_eq(parse_with("combine", "\"no\""), -EBADMSG);
         ck_assert_int_eq(parse_with("split_size", "-1"), -EBADMSG);
         ck_assert_int_eq(parse_with("counters", "{}"), 0);
 }

@@ -124,6 +124,10 @@ Grouped *grouped_free(Grouped *g) {
         return NULL;
 }
 
+void grouped_set_combine(Grouped *g, bool combine) {
+        g->combine = combine ? mrkv_app_combine(g->app) : NULL;
+}
+
 void grouped_set_combine_bound(Grouped *g, size_t bytes) {
         g->combine_bound = bytes > 0 ? bytes : COMBINE_BOUND_DEFAULT;
 }

@@ -23,6 +23,9 @@ Grouped *grouped_new(const mrkv_app *app);
 Grouped *grouped_free(Grouped *g);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Grouped *, grouped_free);
 
+/* Whether the app's combine function runs (by default it does, if the app has one). */
+void grouped_set_combine(Grouped *g, bool combine);
+
 /* Values held before the values of each key are combined in place (apps with a combiner
  * only; 0: the default, 256 MiB). Combining again waits until they double. */
 void grouped_set_combine_bound(Grouped *g, size_t bytes);

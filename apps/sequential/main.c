@@ -25,16 +25,20 @@ static void help(void) {
                "  -c --combine  with --plain, run the app's combine function over each\n"
                "                input's pairs before they are reduced, as a worker does;\n"
                "                the default engine always combines when the app can\n"
+               "     --no-combine  never run the app's combine function (the default\n"
+               "                engine's output is the same, as a job's with\n"
+               "                mrkvctl submit --no-combine)\n"
                "  -h --help     show this help\n"
                "     --version  show the version\n",
                program_invocation_short_name, MRKV_APPDIR);
 }
 
 int main(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100 };
+        enum { ARG_VERSION = 0x100, ARG_NO_COMBINE };
         static const struct option options[] = {
                 { "combine", no_argument, NULL, 'c' },
                 { "help", no_argument, NULL, 'h' },
+                { "no-combine", no_argument, NULL, ARG_NO_COMBINE },
                 { "plain", no_argument, NULL, 'p' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
@@ -43,7 +47,7 @@ int main(int argc, char *argv[]) {
         _cleanup_(app_freep) App *app = NULL;
         _cleanup_(sequential_freep) Sequential *s = NULL;
         _cleanup_(grouped_freep) Grouped *g = NULL;
-        bool combine = false, plain = false;
+        bool combine = false, no_combine = false, plain = false;
         int c, r;
 
         log_set_ident("mrkv-sequential");
@@ -56,6 +60,9 @@ int main(int argc, char *argv[]) {
                 case 'p':
                         plain = true;
                         break;
+                case ARG_NO_COMBINE:
+                        no_combine = true;
+                        break;
                 case 'h':
                         help();
                         return EXIT_SUCCESS;
@@ -66,6 +73,10 @@ int main(int argc, char *argv[]) {
                         return EXIT_USAGE; /* getopt_long() has said what is wrong */
                 }
 
+        if (combine && no_combine) {
+                log_error("--combine and --no-combine exclude each other.");
+                return EXIT_USAGE;
+        }
         if (argc - optind < 2) {
                 log_error("Need an app and at least one input file; see --help.");
                 return EXIT_USAGE;
@@ -85,6 +96,7 @@ int main(int argc, char *argv[]) {
                         log_oom();
                         return EXIT_FAILURE;
                 }
+                grouped_set_combine(g, !no_combine);
                 for (int i = optind + 1; i < argc; i++)
                         if (grouped_map_file(g, argv[i]) < 0)
                                 return EXIT_FAILURE;

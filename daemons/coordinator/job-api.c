@@ -71,7 +71,7 @@ static int job_add_lists(json_object *o, Job *j, JobDetail detail, bool allowed)
         return json_object_add(o, "outputs", job_outputs_to_json(j, allowed));
 }
 
-/* How the job runs: splits, backups, a streaming job's commands (for those who may see
+/* How the job runs: splits, backups, the combiner, a streaming job's commands (for those who may see
  * them), and its counters (a few hundred bytes, in every reply). */
 static int job_add_settings(json_object *o, Job *j, bool allowed) {
         int r;
@@ -79,6 +79,8 @@ static int job_add_settings(json_object *o, Job *j, bool allowed) {
         r = json_object_add(o, "split_size", json_object_new_int64((int64_t) MIN(j->split_size, (uint64_t) INT64_MAX)));
         if (r >= 0)
                 r = json_object_add(o, "backup_tasks", json_object_new_boolean(j->backup_tasks));
+        if (r >= 0)
+                r = json_object_add(o, "combine", json_object_new_boolean(j->combine));
         if (r >= 0 && j->mapper && allowed)
                 r = json_object_add(o, "mapper", json_object_new_string(j->mapper));
         if (r >= 0 && j->reducer && allowed)
@@ -221,12 +223,13 @@ static int method_submit_job(VarlinkConn *conn, json_object *parameters, Varlink
                 json_object *files, *sizes;
                 uint32_t nreduce;
                 uint64_t timeout_usec, split_size;
-                bool backup_tasks;
+                bool backup_tasks, combine;
         } p = {
                 .nreduce = req.nreduce,
                 .timeout_usec = req.timeout,
                 .split_size = req.split_size,
                 .backup_tasks = req.backup_tasks,
+                .combine = req.combine,
         };
         _cleanup_free_ char **files = NULL;
         _cleanup_free_ uint64_t *sizes = NULL;
@@ -249,6 +252,7 @@ static int method_submit_job(VarlinkConn *conn, json_object *parameters, Varlink
                                           { "mapper", VARLINK_STRING, offsetof(typeof(p), mapper), false },
                                           { "reducer", VARLINK_STRING, offsetof(typeof(p), reducer), false },
                                           { "backup_tasks", VARLINK_BOOL, offsetof(typeof(p), backup_tasks), false },
+                                          { "combine", VARLINK_BOOL, offsetof(typeof(p), combine), false },
                                           {},
                                   },
                                   &p);
@@ -285,6 +289,7 @@ static int method_submit_job(VarlinkConn *conn, json_object *parameters, Varlink
         req.mapper = p.mapper;
         req.reducer = p.reducer;
         req.backup_tasks = p.backup_tasks;
+        req.combine = p.combine;
         r = job_submit(a->submitter, &owner, &req, &job, &reason);
         if (r == -EINVAL)
                 return varlink_conn_errorb(conn, MAPREDUCE_ERROR_INVALID_JOB,

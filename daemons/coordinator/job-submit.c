@@ -25,6 +25,7 @@ JobRequest job_request_default(const JobSubmitter *s) {
                 .nreduce = s->default_nreduce,
                 .timeout = s->default_task_timeout,
                 .backup_tasks = s->backup_tasks,
+                .combine = true,
         };
 }
 
@@ -193,6 +194,7 @@ int job_submit(JobSubmitter *s, const JobOwner *owner, const JobRequest *req, Jo
         job->owner_uid = owner->uid;
         job->owner_gid = owner->gid;
         job->backup_tasks = req->backup_tasks && s->backup_tasks;
+        job->combine = req->combine;
         r = job_split(job, req->sizes, req->sizes ? req->split_size : 0, s->max_map_tasks);
         if (r >= 0 && streaming)
                 r = job_set_commands(job, req->mapper, req->reducer);

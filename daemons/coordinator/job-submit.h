@@ -53,6 +53,7 @@ typedef struct JobRequest {
         uint64_t timeout;
         const char *mapper, *reducer;
         bool backup_tasks;
+        bool combine;            /* false: map tasks skip the app's combiner */
 } JobRequest;
 
 /* The defaults of a request, for the transports to fill in. */

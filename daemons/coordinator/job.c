@@ -58,6 +58,7 @@ int job_new(const char *id, const char *app, const char *workdir, char *const *f
         j->nreduce = nreduce;
         j->timeout = timeout;
         j->max_failures = DEFAULT_MAX_FAILURES;
+        j->combine = true;
         j->state = JOB_MAPPING;
         j->id = strdup(id);
         j->app = app ? strdup(app) : NULL;

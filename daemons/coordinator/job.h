@@ -81,6 +81,7 @@ typedef struct Job {
         uint64_t split_size;
         char *mapper, *reducer; /* a streaming job's commands; NULL for a plugin's */
         bool backup_tasks;      /* idle workers may get backups of long-running tasks */
+        bool combine;           /* map tasks run the app's combiner (job_new(): true) */
         unsigned nmap, nreduce;
         Task *tasks;   /* nmap map tasks, then nreduce reduce tasks */
         unsigned done[_TASK_KIND_MAX];

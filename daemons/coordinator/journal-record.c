@@ -69,6 +69,9 @@ static int job_extras_from_json(json_object *o, Job *j, bool dropped) {
 
         if (json_object_object_get_ex(o, "backup_tasks", &v))
                 j->backup_tasks = json_object_get_boolean(v);
+        /* Records older than the switch are of jobs with the combiner. */
+        if (json_object_object_get_ex(o, "combine", &v))
+                j->combine = json_object_get_boolean(v);
         (void) journal_get_string(o, "mapper", &mapper);
         (void) journal_get_string(o, "reducer", &reducer);
         if (!mapper != !reducer)
@@ -114,6 +117,8 @@ json_object *journal_job_to_json(const Job *j) {
         if (j->files && json_object_add(o, "files", json_string_array_new(j->files, j->nfiles)) < 0)
                 return NULL;
         if (json_object_add(o, "backup_tasks", json_object_new_boolean(j->backup_tasks)) < 0)
+                return NULL;
+        if (!j->combine && json_object_add(o, "combine", json_object_new_boolean(false)) < 0)
                 return NULL;
         if (j->files && j->sizes && (json_object_add(o, "split_size", json_object_new_uint64(j->split_size)) < 0 ||
                                      json_object_add(o, "sizes", sizes_to_json(j->sizes, j->nfiles)) < 0))

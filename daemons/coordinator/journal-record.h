@@ -15,7 +15,7 @@
  *   JOB     a submitted job, all that is needed to run it: {id, owner_uid, owner_gid,
  *           app?, workdir, nmap,
  *           files (absent once an ended job's list was dropped), nreduce, timeout,
- *           max_failures, submit_time, backup_tasks?, split_size?, sizes? (with the
+ *           max_failures, submit_time, backup_tasks?, combine? (absent: true), split_size?, sizes? (with the
  *           files: the map tasks are cut from them again), mapper?, reducer?}
  *   JOB_V2  the same, for a job an older coordinator would run wrong: its map tasks are
  *           splits (nmap is not the number of files), or it is a streaming job. A

@@ -28,6 +28,7 @@ struct Worker {
         char *description; /* for log messages */
         uid_t uid;         /* it runs as: it gets only tasks of jobs it may run (access.h) */
         bool waiting;      /* in the line of workers waiting for a task */
+        unsigned takes;    /* the optional task fields it said it takes (worker-api.c) */
         /* The attempt last handed to it, the only one it may report finished. */
         struct {
                 char job[64];

@@ -452,6 +452,50 @@ START_TEST(test_splits) {
 }
 END_TEST
 
+/* A job's time-out and combiner switch reach the workers that say they take them, and no
+ * other: an older worker rejects a field it does not know. */
+START_TEST(test_task_options) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new(), *w = client_new(), *old = client_new();
+        _cleanup_json_ json_object *s = NULL, *got = NULL, *t0 = NULL, *t1 = NULL, *s2 = NULL, *got2 = NULL,
+                                   *t2 = NULL;
+        static const char takes[] = "{\"worker\":\"test\",\"takes\":[\"combine\",\"timeout_usec\",\"later\"]}";
+        char params[2 * PARAMS_MAX];
+
+        expect_invalid_parameter(w, MAPREDUCE_METHOD_REQUEST_TASK, "{\"takes\":[1]}", "takes");
+        expect_invalid_parameter(w, MAPREDUCE_METHOD_REQUEST_TASK, "{\"takes\":\"combine\"}", "takes");
+        snprintf(params, sizeof(params), "{\"app\":\"wc\",\"files\":[\"%s\",\"%s\"],\"combine\":\"no\"}",
+                 srv.input, srv.input);
+        expect_invalid_parameter(c, MAPREDUCE_METHOD_SUBMIT_JOB, params, "combine");
+
+        snprintf(params, sizeof(params),
+                 "{\"app\":\"wc\",\"files\":[\"%s\",\"%s\"],\"nreduce\":1,\"combine\":false,"
+                 "\"task_timeout_usec\":7000000}",
+                 srv.input, srv.input);
+        s = call_ok(c, MAPREDUCE_METHOD_SUBMIT_JOB, params);
+        got = call_ok(c, MAPREDUCE_METHOD_GET_JOB, "{\"job\":\"1\"}");
+        ck_assert(!json_object_get_boolean(member(member(got, "job"), "combine")));
+
+        t0 = call_ok(w, MAPREDUCE_METHOD_REQUEST_TASK, takes);
+        ck_assert_int_eq(get_int(t0, "timeout_usec"), 7000000);
+        ck_assert(!json_object_get_boolean(member(t0, "combine")));
+        t1 = call_ok(old, MAPREDUCE_METHOD_REQUEST_TASK, "{\"worker\":\"old\"}");
+        ck_assert_int_eq(get_int(t1, "task"), 1);
+        ck_assert(!json_object_object_get_ex(t1, "timeout_usec", NULL));
+        ck_assert(!json_object_object_get_ex(t1, "combine", NULL));
+
+        /* By default a job combines, and its tasks do not say so. */
+        snprintf(params, sizeof(params), "{\"app\":\"wc\",\"files\":[\"%s\"],\"nreduce\":1}", srv.input);
+        s2 = call_ok(c, MAPREDUCE_METHOD_SUBMIT_JOB, params);
+        got2 = call_ok(c, MAPREDUCE_METHOD_GET_JOB, "{\"job\":\"2\"}");
+        ck_assert(json_object_get_boolean(member(member(got2, "job"), "combine")));
+        json_object_put(call_ok(w, MAPREDUCE_METHOD_FINISH_TASK, (finish_params(params, "1", "map", 0, 1, ",\"ok\":true"), params)));
+        t2 = call_ok(w, MAPREDUCE_METHOD_REQUEST_TASK, takes);
+        ck_assert_str_eq(get_string(t2, "job"), "2");
+        ck_assert(json_object_object_get_ex(t2, "timeout_usec", NULL));
+        ck_assert(!json_object_object_get_ex(t2, "combine", NULL));
+}
+END_TEST
+
 /* Reads one reply of a GetJob stream: the job's state, and whether more follow. The
  * stream's first and last replies have the job's lists, the updates between not. */
 static void read_job_reply(VarlinkClient *c, bool first, char state[static 16], bool *ret_continues) {
@@ -513,6 +557,7 @@ static Suite *api_suite(void) {
         tcase_add_test(tc, test_worker_calls);
         tcase_add_test(tc, test_get_job_stream);
         tcase_add_test(tc, test_splits);
+        tcase_add_test(tc, test_task_options);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -99,6 +99,7 @@ static Job *env_submit_as(Env *e, const JobOwner *owner, const char *workdir) {
                                                     .nreduce = 2,
                                                     .workdir = workdir,
                                                     .timeout = 10000000,
+                                                    .combine = true,
                                             });
 }
 
@@ -438,6 +439,7 @@ static void check_split_job(Job *a) {
         ck_assert_str_eq(a->mapper, "./map.py");
         ck_assert_str_eq(a->reducer, "./reduce.py 'a b'");
         ck_assert(a->backup_tasks);
+        ck_assert(!a->combine);
 }
 
 static JobCounters records(uint64_t n) {
@@ -468,6 +470,7 @@ START_TEST(test_splits_and_counters_restart) {
                                        .mapper = "./map.py",
                                        .reducer = "./reduce.py 'a b'",
                                        .backup_tasks = true,
+                                       .combine = false,
                                });
         check_split_job(a);
         env_commit_map_counted(&e, a, 0, &c5);
@@ -703,6 +706,7 @@ START_TEST(test_old_records_load) {
         ck_assert_ptr_null(a->sizes);
         ck_assert_ptr_null(a->mapper);
         ck_assert(!a->backup_tasks);
+        ck_assert(a->combine); /* the switch came later: such jobs combined */
         ck_assert_uint_eq(job_find_task(a, TASK_MAP, 1)->length, TASK_WHOLE_FILE);
         env_commit_map(&e, a, 0);
         ck_assert_uint_eq(a->counters.v[COUNTER_MAP_INPUT_RECORDS], 0);

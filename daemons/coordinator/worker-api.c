@@ -17,8 +17,35 @@ static json_object *task_files_to_json(Job *j, Task *t) {
         return TAKE_PTR(files);
 }
 
-/* A map task's split, unless it reads its whole file; a streaming job's commands. */
-static int task_add_optional(json_object *p, Job *j, Task *t) {
+/* Fields of a task a worker gets only when it said it takes them (RequestTask's
+ * "takes"): a worker rejects a reply with a field it does not know. */
+enum {
+        TAKES_TIMEOUT = 1U << 0,
+        TAKES_COMBINE = 1U << 1,
+};
+
+static const char *const takes_names[] = { "timeout_usec", "combine" };
+
+static int takes_from_json(json_object *a, unsigned *ret) {
+        unsigned takes = 0;
+
+        for (size_t i = 0; a && i < json_object_array_length(a); i++) {
+                json_object *v = json_object_array_get_idx(a, i);
+
+                if (!json_object_is_type(v, json_type_string))
+                        return -EINVAL;
+                /* Names it does not know are of a newer worker: not sent. */
+                for (size_t k = 0; k < ELEMENTSOF(takes_names); k++)
+                        if (streq(json_object_get_string(v), takes_names[k]))
+                                takes |= 1U << k;
+        }
+        *ret = takes;
+        return 0;
+}
+
+/* A map task's split, unless it reads its whole file; a streaming job's commands; the
+ * task's time-out and a job without the combiner, for a worker that takes them. */
+static int task_add_optional(json_object *p, Job *j, Task *t, unsigned takes) {
         int r = 0;
 
         if (t->kind == TASK_MAP && t->length != TASK_WHOLE_FILE) {
@@ -30,10 +57,15 @@ static int task_add_optional(json_object *p, Job *j, Task *t) {
                 r = json_object_add(p, "mapper", json_object_new_string(j->mapper));
         if (r >= 0 && j->reducer)
                 r = json_object_add(p, "reducer", json_object_new_string(j->reducer));
+        if (r >= 0 && (takes & TAKES_TIMEOUT))
+                r = json_object_add(p, "timeout_usec",
+                                    json_object_new_int64((int64_t) MIN(j->timeout, (uint64_t) INT64_MAX)));
+        if (r >= 0 && t->kind == TASK_MAP && !j->combine && (takes & TAKES_COMBINE))
+                r = json_object_add(p, "combine", json_object_new_boolean(false));
         return r;
 }
 
-static int task_to_json(Job *j, Task *t, json_object **ret) {
+static int task_to_json(Job *j, Task *t, unsigned takes, json_object **ret) {
         _cleanup_json_ json_object *p = NULL;
         int r;
 
@@ -58,7 +90,7 @@ static int task_to_json(Job *j, Task *t, json_object **ret) {
         r = json_object_add(p, "workdir", json_object_new_string(j->workdir));
         if (r < 0)
                 return r;
-        r = task_add_optional(p, j, t);
+        r = task_add_optional(p, j, t, takes);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(p);
@@ -76,7 +108,7 @@ void worker_api_assign(Worker *w, Job *j, Task *t, void *userdata) {
                 return;
         }
 
-        if (task_to_json(j, t, &p) < 0) {
+        if (task_to_json(j, t, w->takes, &p) < 0) {
                 log_oom();
                 (void) job_release_owner(j, w);
                 varlink_conn_close(conn);
@@ -90,17 +122,24 @@ void worker_api_assign(Worker *w, Job *j, Task *t, void *userdata) {
 static int method_request_task(VarlinkConn *conn, json_object *parameters, VarlinkCallFlags flags, void *userdata) {
         MapReduceApi *a = userdata;
         Worker *w = varlink_conn_get_userdata(conn);
-        struct { const char *worker; } p = {};
+        struct {
+                const char *worker;
+                json_object *takes;
+        } p = {};
+        unsigned takes;
         int r;
 
         r = varlink_conn_dispatch(conn, parameters,
                                   (const VarlinkField[]) {
-                                          { "worker", VARLINK_STRING, 0, false },
+                                          { "worker", VARLINK_STRING, offsetof(typeof(p), worker), false },
+                                          { "takes", VARLINK_ARRAY, offsetof(typeof(p), takes), false },
                                           {},
                                   },
                                   &p);
         if (r < 0)
                 return r;
+        if (takes_from_json(p.takes, &takes) < 0)
+                return varlink_conn_error_invalid_parameter(conn, "takes");
         if (flags & (VARLINK_CALL_MORE | VARLINK_CALL_ONEWAY))
                 return varlink_conn_error_invalid_parameter(conn, "more");
 
@@ -123,6 +162,7 @@ static int method_request_task(VarlinkConn *conn, json_object *parameters, Varli
                           p.worker ? " " : "", p.worker ?: "", (unsigned) uid);
         }
 
+        w->takes = takes;
         /* The reply is deferred until there is a task; this worker waits in line. */
         scheduler_request_task(a->scheduler, w);
         return 0;

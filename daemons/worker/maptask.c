@@ -70,7 +70,7 @@ int map_task_run(const MapTask *t, char **ret_error) {
         _cleanup_close_ int fd = -EBADF;
         MapOutput out = {
                 .groups = t->groups,
-                .combine = t->app ? mrkv_app_combine(t->app) : NULL,
+                .combine = t->app && t->combine ? mrkv_app_combine(t->app) : NULL,
                 .dir_fd = t->dir_fd,
                 .nreduce = t->nreduce,
                 .run_name = t->run_name,
@@ -102,8 +102,8 @@ int map_task_run(const MapTask *t, char **ret_error) {
                 }
         } else
                 /* A line is a record: no larger than an input may be. */
-                r = streaming_map(t->mapper, contents, size, (size_t) MIN(t->max_input, (uint64_t) SIZE_MAX), &out,
-                                  &out.error);
+                r = streaming_map(t->mapper, t->deadline, contents, size,
+                                  (size_t) MIN(t->max_input, (uint64_t) SIZE_MAX), &out, &out.error);
         if (r >= 0) {
                 /* The input is no longer needed; give its memory back before writing. */
                 contents = mfree(contents);

@@ -8,6 +8,8 @@
 typedef struct MapTask {
         const mrkv_app *app;  /* the app, or NULL for a streaming job's mapper */
         const char *mapper;   /* a streaming job's mapper command */
+        uint64_t deadline;    /* the mapper's (CLOCK_MONOTONIC µs; UINT64_MAX: none) */
+        bool combine;         /* run the app's combiner, if it has one */
         Groups *groups;       /* scratch space, kept for the next task */
         uint64_t map_memory;  /* the bytes groups may take before a run is spilled (0: no bound) */
         int dir_fd;           /* the job's directory */

@@ -251,7 +251,7 @@ static int reduce_streaming(Reduce *d) {
         ReduceStream s = { .reduce = d, .newline = true };
         int r;
 
-        r = streaming_run("reducer", d->task->reducer, stream_produce, stream_consume, &s, d->error);
+        r = streaming_run("reducer", d->task->reducer, d->task->deadline, stream_produce, stream_consume, &s, d->error);
         /* Output lines end with a newline, also the last one a reducer left without. */
         if (r >= 0 && !s.newline) {
                 d->task->counters->reduce_output_records++;

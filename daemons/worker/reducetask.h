@@ -7,6 +7,7 @@
 typedef struct ReduceTask {
         const mrkv_app *app;  /* the app, or NULL for a streaming job's reducer */
         const char *reducer;  /* a streaming job's reducer command */
+        uint64_t deadline;    /* the reducer's (CLOCK_MONOTONIC µs; UINT64_MAX: none) */
         int dir_fd;           /* the job's directory */
         char *const *inputs;  /* the intermediate files of the partition, in map order */
         unsigned n_inputs;

@@ -1,16 +1,24 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "macro.h"
 #include "streaming.h"
+#include "time-util.h"
 
 #define READ_CHUNK (64U * 1024U)
+/* How long a command stopped at its deadline has between SIGTERM and SIGKILL. */
+#define STREAMING_KILL_GRACE (2 * USEC_PER_SEC)
 
 extern char **environ;
 
@@ -38,14 +46,14 @@ static char **command_environ(void) {
         return env;
 }
 
-/* Starts /bin/sh -c command with pipes on its stdin and stdout (ours non-blocking). */
+/* Starts /bin/sh -c command with pipes on its stdin and stdout (ours non-blocking), in a
+ * process group of its own (whose id is its pid), killed if the worker dies. */
 static int spawn_command(const char *command, pid_t *ret_pid, int *ret_stdin, int *ret_stdout) {
         _cleanup_free_ char **env = command_environ();
         _cleanup_close_ int in_r = -EBADF, in_w = -EBADF, out_r = -EBADF, out_w = -EBADF;
-        int in[2], out[2], r;
-        posix_spawn_file_actions_t actions;
-        posix_spawnattr_t attr;
-        sigset_t none, pipe;
+        char *const argv[] = { (char *) "sh", (char *) "-c", (char *) command, NULL };
+        pid_t parent = getpid(), pid;
+        int in[2], out[2];
 
         if (!env)
                 return -ENOMEM;
@@ -58,58 +66,172 @@ static int spawn_command(const char *command, pid_t *ret_pid, int *ret_stdin, in
         if (fcntl(in_w, F_SETFL, O_NONBLOCK) < 0 || fcntl(out_r, F_SETFL, O_NONBLOCK) < 0)
                 return -errno;
 
-        /* The worker ignores SIGPIPE; the command gets the defaults and no blocked signals. */
-        sigemptyset(&none);
-        sigemptyset(&pipe);
-        sigaddset(&pipe, SIGPIPE);
-        r = posix_spawn_file_actions_init(&actions);
-        if (r != 0)
-                return -r;
-        r = posix_spawnattr_init(&attr);
-        if (r != 0) {
-                posix_spawn_file_actions_destroy(&actions);
-                return -r;
-        }
-        r = posix_spawn_file_actions_adddup2(&actions, in_r, STDIN_FILENO);
-        if (r == 0)
-                r = posix_spawn_file_actions_adddup2(&actions, out_w, STDOUT_FILENO);
-        if (r == 0)
-                r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-        if (r == 0)
-                r = posix_spawnattr_setsigdefault(&attr, &pipe);
-        if (r == 0)
-                r = posix_spawnattr_setsigmask(&attr, &none);
-        if (r == 0)
-                r = posix_spawn(ret_pid, "/bin/sh", &actions, &attr,
-                                (char *const[]) { (char *) "sh", (char *) "-c", (char *) command, NULL }, env);
-        posix_spawn_file_actions_destroy(&actions);
-        posix_spawnattr_destroy(&attr);
-        if (r != 0)
-                return -r;
+        /* fork(), not posix_spawn(): the child needs setpgid() and PR_SET_PDEATHSIG, and
+         * calls only system calls until execve(). */
+        pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                sigset_t none;
 
+                if (setpgid(0, 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                        _exit(127);
+                if (dup2(in_r, STDIN_FILENO) < 0 || dup2(out_w, STDOUT_FILENO) < 0)
+                        _exit(127);
+                /* The worker ignores SIGPIPE; the command gets the default and no blocked
+                 * signals. */
+                sigemptyset(&none);
+                (void) signal(SIGPIPE, SIG_DFL);
+                (void) sigprocmask(SIG_SETMASK, &none, NULL);
+                execve("/bin/sh", argv, env);
+                _exit(127);
+        }
+        /* Also here: the group exists before anything signals it. */
+        (void) setpgid(pid, pid);
+
+        *ret_pid = pid;
         *ret_stdin = TAKE_FD(in_w);
         *ret_stdout = TAKE_FD(out_r);
         return 0;
 }
 
-static int wait_command(pid_t pid, int *ret_status) {
+/* poll()'s time-out until deadline: milliseconds rounded up, -1 for none. */
+static int poll_timeout(uint64_t deadline) {
+        uint64_t now = now_usec();
+
+        if (deadline == UINT64_MAX)
+                return -1;
+        if (deadline <= now)
+                return 0;
+        return (int) MIN((deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC, (uint64_t) INT_MAX);
+}
+
+/* Waits until the command exits, leaving it a zombie (its pid, and so its group's id,
+ * stays taken): 1, or 0 at deadline. pidfd, if there is one, polls for it. */
+static int wait_exit(pid_t pid, int pidfd, uint64_t deadline) {
+        for (;;) {
+                siginfo_t info = {};
+
+                if (waitid(P_PID, (id_t) pid, &info, WEXITED | WNOHANG | WNOWAIT) < 0 && errno != EINTR)
+                        return -errno;
+                if (info.si_pid == pid)
+                        return 1;
+                if (now_usec() >= deadline)
+                        return 0;
+                if (pidfd >= 0) {
+                        if (poll(&(struct pollfd) { .fd = pidfd, .events = POLLIN }, 1, poll_timeout(deadline)) < 0 &&
+                            errno != EINTR)
+                                return -errno;
+                } else
+                        (void) usleep((useconds_t) MIN(deadline - now_usec(), 10 * USEC_PER_MSEC));
+        }
+}
+
+/* The worker's children but the command: processes the command left behind, which came
+ * to the worker (a child subreaper) when their parent died. At most max of them. */
+static size_t orphans(pid_t command, pid_t *ret, size_t max) {
+        DIR *d = opendir("/proc/self/task");
+        struct dirent *de;
+        size_t n = 0;
+
+        if (!d)
+                return 0;
+        while (n < max && (de = readdir(d))) {
+                char path[sizeof("/proc/self/task//children") + sizeof(de->d_name)];
+                FILE *f;
+                int pid;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                (void) snprintf(path, sizeof(path), "/proc/self/task/%s/children", de->d_name);
+                f = fopen(path, "re");
+                if (!f)
+                        continue;
+                while (n < max && fscanf(f, "%d", &pid) == 1)
+                        if (pid != command)
+                                ret[n++] = pid;
+                fclose(f);
+        }
+        closedir(d);
+        return n;
+}
+
+/* Sends sig to the command's process group and to what it left behind. */
+static void signal_command(pid_t pid, int sig) {
+        pid_t left[64];
+        size_t n = orphans(pid, left, ELEMENTSOF(left));
+
+        (void) kill(-pid, sig);
+        for (size_t i = 0; i < n; i++)
+                (void) kill(left[i], sig);
+}
+
+/* Ends an attempt's command: waits for it until deadline, then SIGTERM to its processes
+ * and, STREAMING_KILL_GRACE later, SIGKILL (at once with kill). Once it has exited,
+ * whatever is left of its group, and every process it left behind, is killed and reaped,
+ * so nothing of an attempt outlives it. Returns the command's wait status in *ret_status,
+ * and whether it had to be stopped (*ret_stopped), or -errno. */
+static int command_end(pid_t pid, uint64_t deadline, bool kill_now, int *ret_status, bool *ret_stopped) {
+        _cleanup_close_ int pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
+        bool stopped = false;
+        int r;
+
+        if (kill_now) {
+                signal_command(pid, SIGKILL);
+                deadline = UINT64_MAX;
+        }
+        r = wait_exit(pid, pidfd, deadline);
+        if (r == 0) {
+                stopped = true;
+                signal_command(pid, SIGTERM);
+                r = wait_exit(pid, pidfd, usec_add(now_usec(), STREAMING_KILL_GRACE));
+                if (r == 0) {
+                        signal_command(pid, SIGKILL);
+                        r = wait_exit(pid, pidfd, UINT64_MAX);
+                }
+        }
+        if (r < 0)
+                return r;
+
+        /* Its group's id is still its own while it is a zombie. */
+        (void) kill(-pid, SIGKILL);
         while (waitpid(pid, ret_status, 0) < 0)
                 if (errno != EINTR)
                         return -errno;
+
+        /* What it left behind: killed, and reaped as it dies, until nothing is left (a
+         * process killed may leave its own children to the worker). */
+        for (;;) {
+                pid_t left[64];
+                size_t n = orphans(0, left, ELEMENTSOF(left)), killed = 0;
+
+                for (size_t i = 0; i < n; i++)
+                        if (kill(left[i], SIGKILL) >= 0)
+                                killed++;
+                /* None left, or none this worker may kill: nothing to wait for. */
+                if (killed == 0)
+                        break;
+                if (waitpid(-1, NULL, 0) < 0 && errno != EINTR)
+                        break;
+        }
+        *ret_stopped = stopped;
         return 0;
 }
 
-int streaming_run(const char *what, const char *command, StreamProduce produce, StreamConsume consume,
-                  void *userdata, char **ret_error) {
+int streaming_run(const char *what, const char *command, uint64_t deadline, StreamProduce produce,
+                  StreamConsume consume, void *userdata, char **ret_error) {
         _cleanup_free_ char *buf = NULL;
-        int in = -EBADF, out = -EBADF, status, r;
+        int in = -EBADF, out = -EBADF, status = 0, r;
         const char *pending = NULL;
         size_t pending_size = 0;
-        pid_t pid;
+        bool late = false, stopped = false;
+        pid_t pid = 0;
 
         buf = malloc(READ_CHUNK);
         if (!buf)
                 return -ENOMEM;
+        /* What the command leaves behind comes to the worker, which kills it at the end. */
+        (void) prctl(PR_SET_CHILD_SUBREAPER, 1);
         r = spawn_command(command, &pid, &in, &out);
         if (r < 0) {
                 errno = -r;
@@ -117,18 +239,25 @@ int streaming_run(const char *what, const char *command, StreamProduce produce, 
                 return r;
         }
 
-        /* Until the command closes its stdout: feed its stdin while it takes it, read what it
-         * writes as it comes. */
+        /* Until the command closes its stdout, or the deadline: feed its stdin while it
+         * takes it, read what it writes as it comes. */
         while (out >= 0) {
                 struct pollfd p[2] = {
                         { .fd = out, .events = POLLIN },
                         { .fd = in, .events = POLLOUT },
                 };
+                int n = poll(p, in >= 0 ? 2 : 1, poll_timeout(deadline));
 
-                if (poll(p, in >= 0 ? 2 : 1, -1) < 0) {
+                if (n < 0) {
                         if (errno == EINTR)
                                 continue;
                         r = -errno;
+                        break;
+                }
+                if (n == 0) {
+                        /* The deadline, with its stdout still open (maybe only by what it
+                         * left behind): command_end() stops it. */
+                        late = true;
                         break;
                 }
 
@@ -178,9 +307,7 @@ int streaming_run(const char *what, const char *command, StreamProduce produce, 
 
         closep(&in);
         closep(&out);
-        if (r < 0)
-                (void) kill(pid, SIGKILL);
-        int k = wait_command(pid, &status);
+        int k = command_end(pid, deadline, r < 0, &status, &stopped);
         if (r < 0) {
                 if (!*ret_error) {
                         errno = -r;
@@ -192,6 +319,11 @@ int streaming_run(const char *what, const char *command, StreamProduce produce, 
                 errno = -k;
                 asprintf_or_null(ret_error, "cannot wait for the %s: %m", what);
                 return k;
+        }
+        if (late || stopped) {
+                asprintf_or_null(ret_error, "%s '%s' was still running at the task's time-out; it and its "
+                                 "processes were killed", what, command);
+                return -ETIME;
         }
         if (WIFSIGNALED(status)) {
                 asprintf_or_null(ret_error, "%s '%s' was killed by signal %d (%s)", what, command, WTERMSIG(status),
@@ -290,12 +422,12 @@ static int map_consume(void *userdata, const char *data, size_t size) {
         return 0;
 }
 
-int streaming_map(const char *command, const char *text, size_t size, size_t line_max, MapOutput *out,
-                  char **ret_error) {
+int streaming_map(const char *command, uint64_t deadline, const char *text, size_t size, size_t line_max,
+                  MapOutput *out, char **ret_error) {
         MapStream s = { .text = text, .size = size, .line_max = line_max, .out = out, .error = ret_error };
         int r;
 
-        r = streaming_run("mapper", command, map_produce, map_consume, &s, ret_error);
+        r = streaming_run("mapper", command, deadline, map_produce, map_consume, &s, ret_error);
         /* A last line without its newline counts. */
         if (r >= 0 && s.line_size > 0)
                 r = map_line(&s, s.line, s.line_size);

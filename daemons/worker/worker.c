@@ -14,6 +14,7 @@
 #include "org.mrkv.MapReduce.varlink.h"
 #include "reducetask.h"
 #include "strv.h"
+#include "time-util.h"
 #include "varlink-client.h"
 #include "worker.h"
 
@@ -23,6 +24,9 @@ typedef struct Assignment {
         uint32_t task, attempt, nmap, nreduce;
         uint32_t owner_uid; /* UINT32_MAX when the coordinator did not say */
         uint64_t offset, length; /* a map task's split: 0 and UINT64_MAX for the whole file */
+        uint64_t timeout_usec; /* the job's task time-out; 0 when the coordinator did not say */
+        uint64_t deadline; /* of its streaming commands: timeout_usec after it came (CLOCK_MONOTONIC) */
+        bool combine;      /* a map task runs the app's combiner */
         json_object *files;
 } Assignment;
 
@@ -52,6 +56,7 @@ typedef struct WorkerState {
         uint64_t max_input; /* bytes of a map task's input */
         uint64_t map_memory; /* bytes of a map task's groups */
         bool send_counters; /* the coordinator takes FinishTask's counters */
+        bool send_takes;    /* the coordinator takes RequestTask's "takes" */
         int dir_fd;    /* the current task's job directory, also the cwd */
         unsigned served;
 } WorkerState;
@@ -79,6 +84,8 @@ static int run_task(const Assignment *a, App *app, WorkerState *w, TaskCounters 
                 return map_task_run(&(MapTask) {
                                             .app = streaming ? NULL : app->app,
                                             .mapper = a->mapper,
+                                            .deadline = a->deadline,
+                                            .combine = a->combine,
                                             .groups = &w->groups,
                                             .map_memory = w->map_memory,
                                             .dir_fd = w->dir_fd,
@@ -108,6 +115,7 @@ static int run_task(const Assignment *a, App *app, WorkerState *w, TaskCounters 
         return reduce_task_run(&(ReduceTask) {
                                        .app = streaming ? NULL : app->app,
                                        .reducer = a->reducer,
+                                       .deadline = a->deadline,
                                        .dir_fd = w->dir_fd,
                                        .inputs = inputs,
                                        .n_inputs = a->nmap,
@@ -266,6 +274,8 @@ static const VarlinkField assignment_fields[] = {
         { "length", VARLINK_UINT64, offsetof(Assignment, length), false },
         { "mapper", VARLINK_STRING, offsetof(Assignment, mapper), false },
         { "reducer", VARLINK_STRING, offsetof(Assignment, reducer), false },
+        { "timeout_usec", VARLINK_UINT64, offsetof(Assignment, timeout_usec), false },
+        { "combine", VARLINK_BOOL, offsetof(Assignment, combine), false },
         {},
 };
 
@@ -284,16 +294,43 @@ static int assignment_check(const Assignment *a) {
         return 1;
 }
 
+/* RequestTask's parameters: the optional task fields this worker takes, unless the
+ * coordinator is one that does not know "takes". */
+static json_object *request_parameters(bool send_takes) {
+        _cleanup_json_ json_object *p = NULL, *takes = NULL;
+
+        if (!send_takes)
+                return NULL;
+        takes = json_object_new_array();
+        if (!takes || json_array_append(takes, json_object_new_string("timeout_usec")) < 0 ||
+            json_array_append(takes, json_object_new_string("combine")) < 0 ||
+            json_build_object(&p, "takes", TAKE_PTR(takes), NULL) < 0)
+                return NULL;
+        return TAKE_PTR(p);
+}
+
 /* Asks for a task and waits for it: 1 and the task (whose strings live in *ret_reply),
- * 0 when told to exit, or a negative errno, logged unless -ECONNRESET. */
-static int request_task(VarlinkClient *client, const char *address, json_object **ret_reply,
+ * 0 when told to exit, or a negative errno, logged unless -ECONNRESET. A coordinator that
+ * refuses "takes" (InvalidParameter) is asked again without, as from now on
+ * (*send_takes cleared): its tasks have no time-out for the commands and always combine. */
+static int request_task(VarlinkClient *client, const char *address, bool *send_takes, json_object **ret_reply,
                         Assignment *ret) {
-        _cleanup_json_ json_object *reply = NULL;
+        _cleanup_json_ json_object *reply = NULL, *p = request_parameters(*send_takes);
         const char *err = NULL, *bad = NULL;
-        Assignment a = { .owner_uid = UINT32_MAX, .length = UINT64_MAX };
+        Assignment a = { .owner_uid = UINT32_MAX, .length = UINT64_MAX, .combine = true };
         int r;
 
-        r = varlink_client_call(client, MAPREDUCE_METHOD_REQUEST_TASK, NULL, UINT64_MAX, &reply, &err);
+        if (*send_takes && !p)
+                return log_oom();
+        r = varlink_client_call(client, MAPREDUCE_METHOD_REQUEST_TASK, p, UINT64_MAX, &reply, &err);
+        if (r >= 0 && err && *send_takes && streq(err, VARLINK_ERROR_INVALID_PARAMETER)) {
+                log_debug("The coordinator takes no \"takes\"; asking without.");
+                *send_takes = false;
+                json_object_put(reply);
+                reply = NULL;
+                err = NULL;
+                r = varlink_client_call(client, MAPREDUCE_METHOD_REQUEST_TASK, NULL, UINT64_MAX, &reply, &err);
+        }
         if (r < 0)
                 return r == -ECONNRESET ? r : log_error_errno(r, "Failed to ask %s for a task: %m", address);
         if (err)
@@ -305,6 +342,9 @@ static int request_task(VarlinkClient *client, const char *address, json_object 
         r = assignment_check(&a);
         if (r < 0)
                 return r;
+        /* The coordinator hands the task out again after its time-out: a command still
+         * running then would only hold this worker. */
+        a.deadline = a.timeout_usec > 0 ? usec_add(now_usec(), a.timeout_usec) : UINT64_MAX;
         *ret_reply = TAKE_PTR(reply);
         *ret = a;
         return r;
@@ -387,7 +427,7 @@ static int worker_session(WorkerState *w, VarlinkClient *client, const char *add
                 int r;
 
                 (void) sd_notify(false, "STATUS=Waiting for a task");
-                r = request_task(client, address, &reply, &a);
+                r = request_task(client, address, &w->send_takes, &reply, &a);
                 if (r < 0)
                         return r;
                 if (r == 0) {
@@ -411,6 +451,7 @@ int worker_run(const char *address, App *app, bool serve, uint64_t max_input, ui
                 .max_input = max_input,
                 .dir_fd = -EBADF,
                 .send_counters = true,
+                .send_takes = true,
                 .map_memory = map_memory,
         };
         uint64_t pause = 100 * USEC_PER_MSEC;

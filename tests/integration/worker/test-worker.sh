@@ -5,15 +5,30 @@
 # mrkv-coordinator and "mrkv-worker --serve" workers on a Unix socket in a temporary
 # directory (removed, and every process started here killed, also when a check fails).
 #
-# Usage: test-worker.sh CASE    CASE: spill streaming streaming-retry streaming-errors
+# Usage: test-worker.sh CASE    CASE: spill combiner streaming streaming-retry streaming-hang
+#                                     old-coordinator streaming-errors
 #   spill             a 1 MiB --map-memory and ~50 MB of distinct keys in one file cut into
 #                     4 MiB splits: output identical to mrkv-sequential's, spilled records
 #                     counted, the worker's peak RSS (VmHWM) under the budget, the split
 #                     and a few MiB (printed; skipped in sanitized builds)
+#   combiner          wc with and without its combiner (submit --no-combine): the same
+#                     output; with a 64 KiB --map-memory (spilled runs) fewer shuffle bytes
+#                     with it and combine input records > output records; in memory its
+#                     shuffle bytes no more than without (both printed); mrkv-sequential
+#                     --no-combine's output the same
 #   streaming         the Python word count of examples/streaming equals the wc plugin's
 #                     output, whole files and in splits
 #   streaming-retry   a mapper that exits non-zero once: the task is run again, the job
 #                     done, the failed attempt counted
+#   streaming-hang    a mapper that hangs on its first attempt (not reading its input, a
+#                     child in its group and one in a session of its own holding its
+#                     stdout, all ignoring SIGTERM): the worker stops it at the task's
+#                     time-out, the next attempt works, the job is done, the failed
+#                     attempt counted, no process of the hung command is left; the same
+#                     for a reducer
+#   old-coordinator   a coordinator from before RequestTask's "takes" (played by a few
+#                     lines of Python, as no such coordinator is built here) refuses it
+#                     with InvalidParameter: the worker asks again without and goes on
 #   streaming-errors  lines the format cannot carry, a non-zero exit and a signal fail the
 #                     job with errors that say so, as does a line over --max-input-size;
 #                     commands do not get NOTIFY_SOCKET
@@ -117,6 +132,51 @@ PY
     # No run is left in the job's directory, named or not.
     [ -z "$(ls -A "$tmp/work")" ] || fail "files left in the job's directory: $(ls -A "$tmp/work")"
     ;;
+combiner)
+    lab_inputs
+    # And 20,000 distinct words five times over, so that a 64 KiB budget spills whatever
+    # the texts (a generated corpus has a few hundred words).
+    python3 - "$tmp/in/repeated.txt" <<'PY' || fail "cannot write the input"
+import sys
+def word(i):  # wc's words are letters only
+    return "".join("abcdefghijklmnopqrstuvwxyz"[i // 26 ** d % 26] for d in range(4))
+with open(sys.argv[1], "w") as f:
+    for line in range(10000):
+        f.write(" ".join(word((line * 10 + k) % 20000) for k in range(10)) + "\n")
+PY
+    INPUTS+=("$tmp/in/repeated.txt")
+    sequential wc "$tmp/correct" "${INPUTS[@]}"
+    (cd "$tmp/seq" && "$MRKV_SEQUENTIAL" --no-combine wc "${INPUTS[@]}" && sort mr-out-0 >"$tmp/seq-no-combine" &&
+        rm -f mr-out-0) || fail "mrkv-sequential --no-combine failed"
+    cmp -s "$tmp/seq-no-combine" "$tmp/correct" || fail "mrkv-sequential --no-combine's output differs"
+    start_coordinator
+    # Spilling: the runs of a key are combined into one when merged, copied without.
+    start_workers 1 --map-memory=64K
+    submit wc "${INPUTS[@]}" --nreduce 3
+    check_outputs "$tmp/correct"
+    [ "$(counter spilled_records)" -gt 0 ] || fail "nothing was spilled with --map-memory=64K"
+    spill_with=$(counter shuffle_bytes) cin=$(counter combine_input_records) cout=$(counter combine_output_records)
+    [ "$cin" -gt "$cout" ] || fail "combine input records $cin, output records $cout"
+    submit wc "${INPUTS[@]}" --nreduce 3 --no-combine
+    check_outputs "$tmp/correct"
+    spill_without=$(counter shuffle_bytes)
+    [ "$(counter combine_input_records)" = 0 ] || fail "--no-combine combined $(counter combine_input_records) records"
+    "${MRKVCTL[@]}" status "$id" | grep -q "Combiner: *no" || fail "status does not say the job runs without the combiner"
+    echo "spilled (--map-memory=64K): shuffle bytes $spill_with with the combiner ($cin records combined into" \
+        "$cout), $spill_without without"
+    [ "$spill_with" -lt "$spill_without" ] || fail "shuffle bytes $spill_with with the combiner, $spill_without without"
+    # In memory: a key's repeated "1"s are one run already, which the combiner cannot shrink.
+    kill "${WORKER_PIDS[0]}"
+    start_workers 1
+    submit wc "${INPUTS[@]}" --nreduce 3
+    check_outputs "$tmp/correct"
+    mem_with=$(counter shuffle_bytes)
+    submit wc "${INPUTS[@]}" --nreduce 3 --no-combine
+    check_outputs "$tmp/correct"
+    mem_without=$(counter shuffle_bytes)
+    echo "in memory: shuffle bytes $mem_with with the combiner, $mem_without without"
+    [ "$mem_with" -le "$mem_without" ] || fail "shuffle bytes $mem_with with the combiner, $mem_without without"
+    ;;
 streaming)
     lab_inputs
     sequential wc "$tmp/correct" "${INPUTS[@]}"
@@ -145,6 +205,77 @@ streaming-retry)
     check_outputs "$tmp/correct"
     [ "$(counter task_attempts_failed)" = 1 ] || fail "failed attempts: $(counter task_attempts_failed)"
     grep -q "mapper .* exited with status 3" "$tmp/worker1.log" || fail "the worker did not log the exit status"
+    ;;
+streaming-hang)
+    lab_inputs
+    sequential wc "$tmp/correct" "${INPUTS[0]}"
+    start_coordinator
+    start_workers 1
+    # The worker stopped them before it reported the attempt, and before the next one.
+    check_nothing_left() { # WHAT
+        while read -r pid; do
+            if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q 'sleep 1000\|hung-pids'; then
+                fail "process $pid of the hung $1 is still running: $(tr '\0' ' ' <"/proc/$pid/cmdline")"
+            fi
+        done <"$tmp/work/hung-pids"
+        [ -z "$(cat /proc/"${WORKER_PIDS[0]}"/task/*/children)" ] ||
+            fail "the worker has children left: $(cat /proc/"${WORKER_PIDS[0]}"/task/*/children)"
+        rm -f "$tmp/work/hung-pids"
+    }
+    # The first run writes its pids and hangs: it never reads its input, and it and its
+    # children ignore SIGTERM; one child is in a session of its own, and both hold the
+    # command's stdout. The next run does its work.
+    hang='trap "" TERM; echo $$ >hung-pids; (setsid sh -c "echo \$\$ >>hung-pids; exec sleep 1000" &);'
+    hang+=' sleep 1000 & echo $! >>hung-pids; wait'
+    submit --mapper "if [ -e hung-pids ]; then exec $MAPPER; fi; $hang" --reducer "$REDUCER" --nreduce 1 \
+        --task-timeout 4 "${INPUTS[0]}"
+    [ "$(wc -l <"$tmp/work/hung-pids")" = 3 ] || fail "the hung mapper did not start: $(cat "$tmp/work/hung-pids")"
+    check_outputs "$tmp/correct"
+    [ "$(counter task_attempts_failed)" = 1 ] || fail "failed attempts: $(counter task_attempts_failed)"
+    grep -q "mapper .* was still running at the task's time-out" "$tmp/worker1.log" ||
+        fail "the worker did not say why it stopped the mapper"
+    check_nothing_left mapper
+    # A reducer that hangs the same way once.
+    submit --mapper "$MAPPER" --reducer "if [ -e hung-pids ]; then exec $REDUCER; fi; $hang" --nreduce 1 \
+        --task-timeout 4 "${INPUTS[0]}"
+    check_outputs "$tmp/correct"
+    [ "$(counter task_attempts_failed)" = 1 ] || fail "failed reduce attempts: $(counter task_attempts_failed)"
+    grep -q "reducer .* was still running at the task's time-out" "$tmp/worker1.log" ||
+        fail "the worker did not say why it stopped the reducer"
+    check_nothing_left reducer
+    ;;
+old-coordinator)
+    # It answers RequestTask as a coordinator that knows no "takes" would, then "exit".
+    python3 - "$SOCK" "$tmp/calls" <<'PY' &
+import json, socket, sys
+server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+server.bind(sys.argv[1])
+server.listen(1)
+conn, _ = server.accept()
+buf = b""
+with open(sys.argv[2], "w") as log:
+    while True:
+        while b"\0" not in buf:
+            data = conn.recv(4096)
+            if not data:
+                sys.exit(0)
+            buf += data
+        msg, buf = buf.split(b"\0", 1)
+        call = json.loads(msg)
+        params = call.get("parameters") or {}
+        log.write(json.dumps(params, sort_keys=True) + "\n")
+        log.flush()
+        if "takes" in params:
+            reply = {"error": "org.varlink.service.InvalidParameter", "parameters": {"parameter": "takes"}}
+        else:
+            reply = {"parameters": {"kind": "exit"}}
+        conn.sendall(json.dumps(reply).encode() + b"\0")
+PY
+    pids+=($!)
+    wait_until 10 "the old coordinator listens" test -S "$SOCK"
+    timeout 30 "$MRKV_WORKER" --connect "unix:$SOCK" wc >"$tmp/worker1.log" 2>&1 || fail "the worker failed"
+    [ "$(cat "$tmp/calls")" = "$(printf '%s\n' '{"takes": ["timeout_usec", "combine"]}' '{}')" ] ||
+        fail "the worker asked: $(cat "$tmp/calls")"
     ;;
 streaming-errors)
     lab_inputs
