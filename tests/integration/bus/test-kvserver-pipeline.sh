@@ -14,6 +14,45 @@ set -u
 prop() { busctl --address="$BUS" get-property org.mrkv.KeyValue1 /org/mrkv/KeyValue1 org.mrkv.KeyValue1 "$1"; }
 KV=unix:$tmp/kv.sock
 
+# What the three clients below share: a connection to the server once it answers, and
+# reading n answers of pipelined calls.
+cat > "$tmp/pipe.py" <<'PY'
+import json, socket, time
+
+def connect(path):
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(path)
+            return s
+        except OSError:
+            assert time.monotonic() < deadline, "server not answering"
+            time.sleep(0.05)
+
+def calls(method, params):
+    return b"".join(json.dumps({"method": "org.mrkv.KV." + method, "parameters": p}).encode() + b"\0"
+                    for p in params)
+
+def answers(s, n):
+    buf, got = b"", []
+    while len(got) < n:
+        chunk = s.recv(1 << 16)
+        assert chunk, "connection closed after %d answers" % len(got)
+        buf += chunk
+        *msgs, buf = buf.split(b"\0")
+        got += [json.loads(m) for m in msgs]
+    return got
+
+def check_values(path, key, value, n):
+    """Every key<i> of the first n has the value value<i>."""
+    s = connect(path)
+    s.sendall(calls("Get", ({"key": "%s%d" % (key, i)} for i in range(n))))
+    for i, m in enumerate(answers(s, n)):
+        assert m.get("parameters", {}).get("value") == "%s%d" % (value, i), "%s%d: %r" % (key, i, m)
+PY
+export PYTHONPATH=$tmp
+
 "$MRKV_KVSERVER" --listen "$KV" --state-directory "$tmp/state" --sync=always --bus-address "$BUS" \
     2> "$tmp/kvserver.log" &
 server=$!
@@ -21,34 +60,26 @@ poll 10 busctl --address="$BUS" status org.mrkv.KeyValue1 >/dev/null 2>&1 || fai
 [ "$(prop SyncMode)" = 's "always"' ] || fail "SyncMode: $(prop SyncMode)"
 syncs_before=$(prop Syncs | cut -d' ' -f2)
 
-python3 - "$tmp/kv.sock" write 2000 <<'PY' > "$tmp/puts" || fail "pipelined answers"
-import json, socket, sys, threading
-path, mode, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-s = socket.socket(socket.AF_UNIX)
-s.connect(path)
-calls, expect = [], []
+python3 - "$tmp/kv.sock" 2000 <<'PY' > "$tmp/puts" || fail "pipelined answers"
+import sys, threading
+from pipe import answers, calls, connect
+path, n = sys.argv[1], int(sys.argv[2])
+s = connect(path)
+params, expect = [], []
 for i in range(n):
-    calls.append({"method": "org.mrkv.KV.Put",
-                  "parameters": {"key": "p%d" % i, "value": "v%d" % i, "version": 0}})
+    params.append(("Put", {"key": "p%d" % i, "value": "v%d" % i, "version": 0}))
     expect.append(None)
     if i % 100 == 99:
         # A Put whose version is wrong (the key exists, created above) and a Get of a key
         # that does not exist: their errors must come exactly here.
-        calls.append({"method": "org.mrkv.KV.Put", "parameters": {"key": "p%d" % i, "value": "x", "version": 7}})
+        params.append(("Put", {"key": "p%d" % i, "value": "x", "version": 7}))
         expect.append("org.mrkv.KV.VersionMismatch")
-        calls.append({"method": "org.mrkv.KV.Get", "parameters": {"key": "missing%d" % i}})
+        params.append(("Get", {"key": "missing%d" % i}))
         expect.append("org.mrkv.KV.NoKey")
-data = b"".join(json.dumps(c).encode() + b"\0" for c in calls)
+data = b"".join(calls(m, [p]) for m, p in params)
 # All calls at once, from a thread, while the answers are read.
 threading.Thread(target=s.sendall, args=(data,), daemon=True).start()
-buf, got = b"", []
-while len(got) < len(calls):
-    chunk = s.recv(1 << 16)
-    assert chunk, "connection closed after %d answers" % len(got)
-    buf += chunk
-    *msgs, buf = buf.split(b"\0")
-    got += [json.loads(m) for m in msgs]
-for i, (m, e) in enumerate(zip(got, expect)):
+for i, (m, e) in enumerate(zip(answers(s, len(params)), expect)):
     assert m.get("error") == e, "answer %d: %r, expected %r" % (i, m, e)
 print(sum(1 for e in expect if e is None))
 PY
@@ -63,31 +94,8 @@ kill -9 $server
 wait $server 2>/dev/null
 "$MRKV_KVSERVER" --listen "$KV" --state-directory "$tmp/state" --sync=always 2> "$tmp/kvserver2.log" &
 server=$!
-python3 - "$tmp/kv.sock" 2000 <<'PY' || fail "acknowledged Puts missing after SIGKILL"
-import json, socket, sys, time
-path, n = sys.argv[1], int(sys.argv[2])
-deadline = time.monotonic() + 10
-while True:
-    try:
-        s = socket.socket(socket.AF_UNIX)
-        s.connect(path)
-        break
-    except OSError:
-        assert time.monotonic() < deadline, "server not answering"
-        time.sleep(0.05)
-data = b"".join(json.dumps({"method": "org.mrkv.KV.Get", "parameters": {"key": "p%d" % i}}).encode() + b"\0"
-                for i in range(n))
-s.sendall(data)
-buf, got = b"", []
-while len(got) < n:
-    chunk = s.recv(1 << 16)
-    assert chunk, "connection closed"
-    buf += chunk
-    *msgs, buf = buf.split(b"\0")
-    got += [json.loads(m) for m in msgs]
-for i, m in enumerate(got):
-    assert m.get("parameters", {}).get("value") == "v%d" % i, "p%d: %r" % (i, m)
-PY
+python3 -c 'import sys, pipe; pipe.check_values(sys.argv[1], "p", "v", 2000)' "$tmp/kv.sock" ||
+    fail "acknowledged Puts missing after SIGKILL"
 
 # Killed while answers are on their way: every Put answered before the SIGKILL (all read
 # from the socket after it) is there after a restart.
@@ -96,20 +104,11 @@ wait $server 2>/dev/null
 "$MRKV_KVSERVER" --listen "$KV" --state-directory "$tmp/state" --sync=always 2> "$tmp/kvserver3.log" &
 server=$!
 python3 - "$tmp/kv.sock" "$server" 5000 <<'PY' > "$tmp/acked" || fail "pipelined Puts killed midway"
-import json, os, signal, socket, sys, threading, time
+import json, os, signal, sys, threading
+from pipe import calls, connect
 path, pid, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-deadline = time.monotonic() + 10
-while True:
-    try:
-        s = socket.socket(socket.AF_UNIX)
-        s.connect(path)
-        break
-    except OSError:
-        assert time.monotonic() < deadline, "server not answering"
-        time.sleep(0.05)
-data = b"".join(json.dumps({"method": "org.mrkv.KV.Put",
-                            "parameters": {"key": "q%d" % i, "value": "w%d" % i, "version": 0}}).encode() + b"\0"
-                for i in range(n))
+s = connect(path)
+data = calls("Put", ({"key": "q%d" % i, "value": "w%d" % i, "version": 0} for i in range(n)))
 def send():
     try:
         s.sendall(data)
@@ -139,28 +138,6 @@ wait $server 2>/dev/null
 acked=$(cat "$tmp/acked")
 echo "$acked of 5000 pipelined Puts acknowledged before the SIGKILL"
 "$MRKV_KVSERVER" --listen "$KV" --state-directory "$tmp/state" --sync=always 2> "$tmp/kvserver4.log" &
-python3 - "$tmp/kv.sock" "$acked" <<'PY' || fail "Puts acknowledged before the SIGKILL are missing"
-import json, socket, sys, time
-path, n = sys.argv[1], int(sys.argv[2])
-deadline = time.monotonic() + 10
-while True:
-    try:
-        s = socket.socket(socket.AF_UNIX)
-        s.connect(path)
-        break
-    except OSError:
-        assert time.monotonic() < deadline, "server not answering"
-        time.sleep(0.05)
-s.sendall(b"".join(json.dumps({"method": "org.mrkv.KV.Get", "parameters": {"key": "q%d" % i}}).encode() + b"\0"
-                   for i in range(n)))
-buf, got = b"", []
-while len(got) < n:
-    chunk = s.recv(1 << 16)
-    assert chunk, "connection closed"
-    buf += chunk
-    *msgs, buf = buf.split(b"\0")
-    got += [json.loads(m) for m in msgs]
-for i, m in enumerate(got):
-    assert m.get("parameters", {}).get("value") == "w%d" % i, "q%d: %r" % (i, m)
-PY
+python3 -c 'import sys, pipe; pipe.check_values(sys.argv[1], "q", "w", int(sys.argv[2]))' "$tmp/kv.sock" "$acked" ||
+    fail "Puts acknowledged before the SIGKILL are missing"
 echo PASS
