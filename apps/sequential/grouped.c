@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app-host.h"
 #include "files.h"
 #include "grouped.h"
 #include "groups.h"
@@ -35,23 +36,23 @@ struct mrkv_values {
 };
 
 static int map_emit(mrkv_emitter *out, const char *key, size_t key_len, const char *value, size_t value_len) {
-        if ((!key && key_len > 0) || (!value && value_len > 0))
+        if (!app_emit_valid(key, key_len, value, value_len))
                 return -EINVAL;
-        return groups_add(out->groups, key_len > 0 ? key : "", key_len, value_len > 0 ? value : "", value_len);
+        return groups_add(out->groups, app_bytes(key, key_len), key_len, app_bytes(value, value_len), value_len);
 }
 
 static int combine_emit(mrkv_emitter *out, const char *key, size_t key_len, const char *value,
                         size_t value_len) {
-        if ((!key && key_len > 0) || (!value && value_len > 0))
+        if (!app_emit_valid(key, key_len, value, value_len))
                 return -EINVAL;
-        if (key_len != out->key_len || (key_len > 0 && memcmp(key, out->key, key_len) != 0))
+        if (!app_combine_key_valid(key, key_len, out->key, out->key_len))
                 return -EINVAL;
-        return group_append(out->combined, value_len > 0 ? value : "", value_len);
+        return group_append(out->combined, app_bytes(value, value_len), value_len);
 }
 
 static int reduce_emit(mrkv_emitter *out, const char *key, size_t key_len, const char *value,
                        size_t value_len) {
-        if ((!key && key_len > 0) || (!value && value_len > 0))
+        if (!app_emit_valid(key, key_len, value, value_len))
                 return -EINVAL;
         int r = output_line(out->file, key, key_len, value, value_len);
 
@@ -69,15 +70,11 @@ static int next_run(mrkv_values *v, const char **value, size_t *value_len, uint6
         return group_next_repeat(v->group, &v->it, value, value_len, repeat);
 }
 
-static int map_next_value(mrkv_values *v, const char **value, size_t *value_len) {
-        return -EINVAL; /* there are no values during map */
-}
-
 static const mrkv_host map_host = {
         .abi_version = MRKV_APP_ABI_VERSION,
         .struct_size = sizeof(mrkv_host),
         .emit = map_emit,
-        .next_value = map_next_value,
+        .next_value = app_map_next_value,
 };
 
 static const mrkv_host combine_host = {

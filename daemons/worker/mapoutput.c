@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <fcntl.h>
 
+#include "app-host.h"
 #include "intermediate.h"
 #include "macro.h"
 #include "mapoutput.h"
@@ -70,12 +71,12 @@ static int combine_next_run(mrkv_values *v, const char **value, size_t *value_le
 }
 
 static int combine_emit(mrkv_emitter *e, const char *key, size_t key_len, const char *value, size_t value_len) {
-        if ((!key && key_len > 0) || (!value && value_len > 0))
+        if (!app_emit_valid(key, key_len, value, value_len))
                 return -EINVAL;
         /* A combiner combines values of its key; another key would break the order. */
-        if (key_len != e->key_len || (key_len > 0 && memcmp(key, e->key, key_len) != 0))
+        if (!app_combine_key_valid(key, key_len, e->key, e->key_len))
                 return -EINVAL;
-        return group_append(e->out, value_len > 0 ? value : "", value_len);
+        return group_append(e->out, app_bytes(value, value_len), value_len);
 }
 
 static const mrkv_host combine_host = {

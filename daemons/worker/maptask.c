@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <sys/stat.h>
 
+#include "app-host.h"
 #include "macro.h"
 #include "mapoutput.h"
 #include "maptask.h"
@@ -17,20 +18,16 @@ struct mrkv_emitter {
 };
 
 static int map_emit(mrkv_emitter *e, const char *key, size_t key_len, const char *value, size_t value_len) {
-        if ((!key && key_len > 0) || (!value && value_len > 0))
+        if (!app_emit_valid(key, key_len, value, value_len))
                 return -EINVAL;
-        return map_output_add(e->out, key_len > 0 ? key : "", key_len, value_len > 0 ? value : "", value_len);
-}
-
-static int map_next_value(mrkv_values *v, const char **value, size_t *value_len) {
-        return -EINVAL; /* there are no values during map */
+        return map_output_add(e->out, app_bytes(key, key_len), key_len, app_bytes(value, value_len), value_len);
 }
 
 static const mrkv_host map_host = {
         .abi_version = MRKV_APP_ABI_VERSION,
         .struct_size = sizeof(mrkv_host),
         .emit = map_emit,
-        .next_value = map_next_value,
+        .next_value = app_map_next_value,
 };
 
 /* Opens an input without following a symbolic link and without blocking (a FIFO swapped

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "app-host.h"
 #include "intermediate.h"
 #include "macro.h"
 #include "merge.h"
@@ -50,7 +51,7 @@ static int reduce_next_run(mrkv_values *v, const char **value, size_t *value_len
 }
 
 static int reduce_emit(mrkv_emitter *e, const char *key, size_t key_len, const char *value, size_t value_len) {
-        if ((!key && key_len > 0) || (!value && value_len > 0))
+        if (!app_emit_valid(key, key_len, value, value_len))
                 return -EINVAL;
         (void) output_file_write(e->out, key, key_len);
         (void) output_file_write(e->out, " ", 1);
