@@ -53,11 +53,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail() {
-    echo "--- $case_name: FAIL: $*" >&2
-    exit 1
-}
-
 
 # Users with names of this run: S, the service; A and B, two members of its group.
 add_user() { # VAR SUFFIX

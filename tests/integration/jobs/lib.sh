@@ -1,7 +1,24 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Sourced by the job server's tests (jobs/test-jobs.sh, identity/test-identity.sh,
-# worker/test-worker.sh), which define fail(), $tmp (their directory) and $pids (the
+# worker/test-worker.sh), which define $case_name, $tmp (their directory) and $pids (the
 # processes they started); those that start a coordinator and workers here also $SOCK.
+
+fail() {
+    echo "--- $case_name: FAIL: $*" >&2
+    exit 1
+}
+
+# The inputs in $INPUTS: the lab's texts (MRKV_TEST_DATA) when there, else 8 files
+# written by MRKV_GENCORPUS into $tmp/in.
+lab_inputs() {
+    if [ -n "${MRKV_TEST_DATA:-}" ] && ls "$MRKV_TEST_DATA"/pg-*.txt >/dev/null 2>&1; then
+        INPUTS=("$MRKV_TEST_DATA"/pg-*.txt)
+    else
+        : "${MRKV_GENCORPUS:?no MRKV_TEST_DATA and no MRKV_GENCORPUS}"
+        "$MRKV_GENCORPUS" --files 8 --size 200000 --prefix pg-gen- "$tmp/in" || fail "cannot generate input"
+        INPUTS=("$tmp"/in/pg-*.txt)
+    fi
+}
 
 # For the EXIT trap: kills the processes the script started, by their ids, and when it
 # failed (STATUS not 0) shows the end of every log in $tmp.

@@ -25,12 +25,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail() {
-    echo "--- $case_name: FAIL: $*" >&2
-    exit 1
-}
-
-
 SOCK=$tmp/coordinator.sock
 # The job verbs find the coordinator through the environment; one check uses --connect.
 export MRKV_COORDINATOR_ADDRESS=unix:$SOCK
@@ -40,13 +34,7 @@ export MRKV_KV_ADDRESS=unix:$tmp/no-kv.sock
 MRKVCTL=(timeout -k 2s 25s "$MRKV_MRKVCTL")
 
 mkdir -p "$tmp/in" "$tmp/state" "$tmp/seq"
-if [ -n "${MRKV_TEST_DATA:-}" ] && ls "$MRKV_TEST_DATA"/pg-*.txt >/dev/null 2>&1; then
-    INPUTS=("$MRKV_TEST_DATA"/pg-*.txt)
-else
-    : "${MRKV_GENCORPUS:?no MRKV_TEST_DATA and no MRKV_GENCORPUS}"
-    "$MRKV_GENCORPUS" --files 8 --size 200000 --prefix pg-gen- "$tmp/in" || fail "cannot generate input"
-    INPUTS=("$tmp"/in/pg-*.txt)
-fi
+lab_inputs
 
 # Checks that job ID's outputs, sorted, are what mrkv-sequential writes.
 check_outputs() { # ID EXPECTED

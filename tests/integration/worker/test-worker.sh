@@ -51,25 +51,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail() {
-    echo "--- $case_name: FAIL: $*" >&2
-    exit 1
-}
-
 SOCK=$tmp/coordinator.sock
 export MRKV_COORDINATOR_ADDRESS=unix:$SOCK
 MRKVCTL=(timeout -k 2s 250s "$MRKV_MRKVCTL")
 mkdir -p "$tmp/in" "$tmp/state" "$tmp/seq" "$tmp/work"
-
-lab_inputs() {
-    if [ -n "${MRKV_TEST_DATA:-}" ] && ls "$MRKV_TEST_DATA"/pg-*.txt >/dev/null 2>&1; then
-        INPUTS=("$MRKV_TEST_DATA"/pg-*.txt)
-    else
-        : "${MRKV_GENCORPUS:?no MRKV_TEST_DATA and no MRKV_GENCORPUS}"
-        "$MRKV_GENCORPUS" --files 8 --size 200000 --prefix pg-gen- "$tmp/in" || fail "cannot generate input"
-        INPUTS=("$tmp"/in/pg-*.txt)
-    fi
-}
 
 # Submits a job and waits for it: its id in $id, its status in $tmp/status-$id.json.
 submit() { # ARG...
