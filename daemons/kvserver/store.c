@@ -619,23 +619,6 @@ int store_list(Store *s, const void *prefix, size_t prefix_size, const void *aft
         return 0;
 }
 
-int store_foreach_leased(Store *s, store_foreach_leased_cb cb, void *userdata) {
-        int r;
-
-        assert(s);
-        assert(cb);
-
-        for (size_t i = 0; i < s->n_buckets; i++)
-                for (Entry *e = s->buckets[i]; e; e = e->next) {
-                        if (e->lease == 0)
-                                continue;
-                        r = cb(e->data, e->key_size, e->lease, userdata);
-                        if (r < 0)
-                                return r;
-                }
-        return 0;
-}
-
 int store_foreach(Store *s, store_foreach_cb cb, void *userdata) {
         int r;
 

@@ -100,10 +100,6 @@ typedef struct StoreItem {
 int store_list(Store *s, const void *prefix, size_t prefix_size, const void *after, size_t after_size,
                size_t limit, StoreItem **ret_items, size_t *ret_n, bool *ret_more);
 
-/* Calls cb for every key that has a lease. */
-typedef int (*store_foreach_leased_cb)(const void *key, size_t key_size, uint64_t lease, void *userdata);
-int store_foreach_leased(Store *s, store_foreach_leased_cb cb, void *userdata);
-
 /* Makes room for n keys in all without growing the table again (a hint: 0 on failure). */
 void store_reserve(Store *s, size_t n);
 
