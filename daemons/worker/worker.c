@@ -445,8 +445,9 @@ static int worker_execute(WorkerState *w, const Assignment *a, TaskCounters *cou
 }
 
 /* Reports an attempt and asks for the next task: the two calls back to back in one
- * write when pipelined, else one after the other. What request_task() returns; the
- * report is counted in w->served once the coordinator answered it. */
+ * write when pipelined, else one after the other. What request_task() returns;
+ * *ret_accepted as finish_task() sets it. The report is counted in w->served once the
+ * coordinator answered it. */
 static int worker_hand_off(WorkerState *w, VarlinkClient *client, const char *address, const Assignment *done,
                            int result, const char *error, const TaskCounters *counters, bool pipeline,
                            bool *ret_accepted, json_object **ret_reply, Assignment *ret) {
@@ -477,13 +478,13 @@ static int worker_hand_off(WorkerState *w, VarlinkClient *client, const char *ad
 
 /* One connection to the coordinator: runs tasks until told to exit (returns 0) or the
  * connection ends (-ECONNRESET). The first hand-off goes one call at a time; once the
- * coordinator took FinishTask and RequestTask as this worker sends them, the next
- * RequestTask goes out with the report, and the worker waits once, not twice, between
- * tasks. */
+ * coordinator took a report as this worker sends it (a task in hand says it took the
+ * request), the next report goes out with the next RequestTask, and the worker waits for
+ * one answer between tasks, not two. */
 static int worker_session(WorkerState *w, VarlinkClient *client, const char *address) {
         _cleanup_json_ json_object *reply = NULL;
         Assignment a = { .owner_uid = UINT32_MAX };
-        bool finish_accepted = false, request_accepted = false;
+        bool pipeline = false;
         int r;
 
         (void) sd_notify(false, "STATUS=Waiting for a task");
@@ -493,7 +494,6 @@ static int worker_session(WorkerState *w, VarlinkClient *client, const char *add
                 _cleanup_free_ char *error = NULL;
                 TaskCounters counters = {};
                 Assignment next = { .owner_uid = UINT32_MAX };
-                bool pipeline;
 
                 if (r < 0)
                         return r;
@@ -501,14 +501,12 @@ static int worker_session(WorkerState *w, VarlinkClient *client, const char *add
                         log_debug("Job over after %u task(s).", w->served);
                         return 0;
                 }
-                request_accepted = true;
 
                 (void) sd_notifyf(false, "STATUS=Running %s task %u of job %s", a.kind, a.task, a.job);
                 r = worker_execute(w, &a, &counters, &error);
 
-                pipeline = finish_accepted && request_accepted;
-                r = worker_hand_off(w, client, address, &a, r, error, &counters, pipeline, &finish_accepted,
-                                    &next_reply, &next);
+                r = worker_hand_off(w, client, address, &a, r, error, &counters, pipeline, &pipeline, &next_reply,
+                                    &next);
                 /* The last task's strings live in reply until here. */
                 json_object_put(reply);
                 reply = TAKE_PTR(next_reply);
