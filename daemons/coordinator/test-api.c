@@ -351,6 +351,79 @@ START_TEST(test_worker_calls) {
 }
 END_TEST
 
+/* A worker's report and its next request, sent back to back in one write. */
+static void send_hand_off(VarlinkClient *w, const char *job, const char *kind, unsigned task, unsigned attempt) {
+        _cleanup_json_ json_object *p = NULL;
+        char params[256];
+
+        finish_params(params, job, kind, task, attempt, ",\"ok\":true");
+        p = json_tokener_parse(params);
+        ck_assert_ptr_nonnull(p);
+        ck_assert_int_eq(varlink_client_queue(w, MAPREDUCE_METHOD_FINISH_TASK, p, 0), 0);
+        ck_assert_int_eq(varlink_client_send(w, MAPREDUCE_METHOD_REQUEST_TASK, NULL, 0, CALL_TIMEOUT), 0);
+}
+
+/* The next reply on w, which must succeed. */
+static json_object *read_ok(VarlinkClient *w) {
+        json_object *reply = NULL;
+        const char *error = NULL;
+
+        ck_assert_int_eq(varlink_client_read(w, CALL_TIMEOUT, &reply, &error, NULL), 0);
+        ck_assert_msg(!error, "failed: %s", error);
+        return reply;
+}
+
+static json_object *read_task(VarlinkClient *w, const char *job, const char *kind) {
+        json_object *task = read_ok(w);
+
+        ck_assert_str_eq(get_string(task, "job"), job);
+        ck_assert_str_eq(get_string(task, "kind"), kind);
+        return task;
+}
+
+/* Pipelined hand-offs: the report is answered at once, the request when a task is free,
+ * in call order, also when no task is free until another worker's report, and when the
+ * job ends meanwhile (the requests wait for the next job). */
+START_TEST(test_pipelined_hand_off) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = client_new(), *w1 = client_new(), *w2 = client_new();
+        _cleanup_json_ json_object *map = NULL, *r1 = NULL, *r2 = NULL, *got = NULL, *s2 = NULL, *m1 = NULL,
+                                   *m2 = NULL;
+        char id[16], params[2 * PARAMS_MAX];
+
+        submit(c, 2, id);
+        map = call_ok(w1, MAPREDUCE_METHOD_REQUEST_TASK, NULL);
+        ck_assert_str_eq(get_string(map, "kind"), "map");
+        /* Nothing free for w2 until the map is done. */
+        ck_assert_int_eq(varlink_client_send(w2, MAPREDUCE_METHOD_REQUEST_TASK, NULL, 0, CALL_TIMEOUT), 0);
+
+        send_hand_off(w1, id, "map", 0, 1);
+        json_object_put(read_ok(w1));
+        r1 = read_task(w1, id, "reduce");
+        r2 = read_task(w2, id, "reduce");
+        ck_assert_int_ne(get_int(r1, "task"), get_int(r2, "task"));
+
+        /* w1's request waits for a task, its report is answered meanwhile. */
+        send_hand_off(w1, id, "reduce", (unsigned) get_int(r1, "task"), 1);
+        json_object_put(read_ok(w1));
+        got = call_ok(c, MAPREDUCE_METHOD_GET_JOB, "{\"job\":\"1\"}");
+        ck_assert_int_eq(get_int(member(got, "job"), "reduce_done"), 1);
+        json_object_put(TAKE_PTR(got));
+
+        /* The last report ends the job; both requests wait for the next one, which has a
+         * map for each. */
+        send_hand_off(w2, id, "reduce", (unsigned) get_int(r2, "task"), 1);
+        json_object_put(read_ok(w2));
+        got = call_ok(c, MAPREDUCE_METHOD_GET_JOB, "{\"job\":\"1\"}");
+        ck_assert_str_eq(get_string(member(got, "job"), "state"), "done");
+        snprintf(params, sizeof(params), "{\"app\":\"wc\",\"files\":[\"%s\",\"%s\"],\"nreduce\":1}", srv.input,
+                 srv.input);
+        s2 = call_ok(c, MAPREDUCE_METHOD_SUBMIT_JOB, params);
+        m1 = read_task(w1, "2", "map");
+        m2 = read_task(w2, "2", "map");
+        ck_assert_int_ne(get_int(m1, "task"), get_int(m2, "task"));
+}
+END_TEST
+
 static json_object *counter(json_object *job, const char *name) {
         return member(member(job, "counters"), name);
 }
@@ -555,6 +628,7 @@ static Suite *api_suite(void) {
         tcase_add_test(tc, test_jobs);
         tcase_add_test(tc, test_submit_refused);
         tcase_add_test(tc, test_worker_calls);
+        tcase_add_test(tc, test_pipelined_hand_off);
         tcase_add_test(tc, test_get_job_stream);
         tcase_add_test(tc, test_splits);
         tcase_add_test(tc, test_task_options);

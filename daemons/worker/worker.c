@@ -168,13 +168,10 @@ static json_object *counters_to_json(const TaskCounters *c) {
         return r < 0 ? NULL : TAKE_PTR(o);
 }
 
-/* Reports an attempt. Its counters go along unless the coordinator is one that does not
- * take them yet (InvalidParameter): then *send_counters is cleared and the report sent
- * again without, as to such coordinators from now on. */
-static int finish_task(VarlinkClient *client, const Assignment *a, bool ok, const char *error,
-                       const TaskCounters *counters, bool *send_counters) {
-        _cleanup_json_ json_object *p = NULL, *reply = NULL;
-        const char *err = NULL;
+/* FinishTask's parameters for an attempt; its counters unless send_counters is false. */
+static json_object *finish_parameters(const Assignment *a, bool ok, const char *error, const TaskCounters *counters,
+                                      bool send_counters) {
+        _cleanup_json_ json_object *p = NULL;
         int r;
 
         r = json_build_object(&p,
@@ -186,17 +183,40 @@ static int finish_task(VarlinkClient *client, const Assignment *a, bool ok, cons
                               NULL);
         if (r >= 0 && error)
                 r = json_object_add(p, "error", json_object_new_string(error));
-        if (r >= 0 && *send_counters)
+        if (r >= 0 && send_counters)
                 r = json_object_add(p, "counters", counters_to_json(counters));
-        if (r < 0)
-                return r;
+        return r < 0 ? NULL : TAKE_PTR(p);
+}
 
-        r = varlink_client_call(client, MAPREDUCE_METHOD_FINISH_TASK, p, UINT64_MAX, &reply, &err);
+/* Reports an attempt (p, from finish_parameters()), or with sent reads the answer to the
+ * report already sent. Its counters go along unless the coordinator is one that does not
+ * take them yet (InvalidParameter): then *send_counters is cleared and the report sent
+ * again without, as to such coordinators from now on. *ret_accepted tells whether the
+ * coordinator took the report as sent, which it then does on this connection from now on.
+ * A report sent ahead of the next RequestTask (pipelined, once the coordinator took both
+ * in their current form) is not sent again: the coordinator has already handed this
+ * worker its next task, and would refuse the report. */
+static int finish_task(VarlinkClient *client, const Assignment *a, json_object *p, bool sent, bool *send_counters,
+                       bool *ret_accepted) {
+        _cleanup_json_ json_object *reply = NULL;
+        const char *err = NULL;
+        int r;
+
+        *ret_accepted = false;
+        if (sent)
+                r = varlink_client_read(client, UINT64_MAX, &reply, &err, NULL);
+        else
+                r = varlink_client_call(client, MAPREDUCE_METHOD_FINISH_TASK, p, UINT64_MAX, &reply, &err);
         if (r < 0)
                 return r;
         if (err && *send_counters && streq(err, VARLINK_ERROR_INVALID_PARAMETER)) {
                 log_debug("The coordinator takes no counters; reporting without them.");
                 *send_counters = false;
+                if (sent) {
+                        log_warning("Coordinator refused the counters of %s task %u it took before; the task is "
+                                    "handed out again after its time-out.", a->kind, a->task);
+                        return 0;
+                }
                 json_object_object_del(p, "counters");
                 json_object_put(reply);
                 reply = NULL;
@@ -207,9 +227,9 @@ static int finish_task(VarlinkClient *client, const Assignment *a, bool ok, cons
         }
         if (err)
                 log_warning("Coordinator refused the finish of %s task %u: %s", a->kind, a->task, err);
+        *ret_accepted = !err;
         return 0;
 }
-
 
 static void worker_state_done(WorkerState *w) {
         for (size_t i = 0; i < w->n_apps; i++)
@@ -309,20 +329,28 @@ static json_object *request_parameters(bool send_takes) {
         return TAKE_PTR(p);
 }
 
-/* Asks for a task and waits for it: 1 and the task (whose strings live in *ret_reply),
- * 0 when told to exit, or a negative errno, logged unless -ECONNRESET. A coordinator that
- * refuses "takes" (InvalidParameter) is asked again without, as from now on
- * (*send_takes cleared): its tasks have no time-out for the commands and always combine. */
-static int request_task(VarlinkClient *client, const char *address, bool *send_takes, json_object **ret_reply,
-                        Assignment *ret) {
-        _cleanup_json_ json_object *reply = NULL, *p = request_parameters(*send_takes);
+/* Asks for a task and waits for it, or with sent waits for the answer to the request
+ * already sent (with the parameters of request_parameters(*send_takes)): 1 and the task
+ * (whose strings live in *ret_reply), 0 when told to exit, or a negative errno, logged
+ * unless -ECONNRESET. A coordinator that refuses "takes" (InvalidParameter) is asked
+ * again without, as from now on (*send_takes cleared): its tasks have no time-out for
+ * the commands and always combine. A refused request was not taken: asking again gets
+ * one task, not two. */
+static int request_task(VarlinkClient *client, const char *address, bool sent, bool *send_takes,
+                        json_object **ret_reply, Assignment *ret) {
+        _cleanup_json_ json_object *reply = NULL, *p = NULL;
         const char *err = NULL, *bad = NULL;
         Assignment a = { .owner_uid = UINT32_MAX, .length = UINT64_MAX, .combine = true };
         int r;
 
-        if (*send_takes && !p)
-                return log_oom();
-        r = varlink_client_call(client, MAPREDUCE_METHOD_REQUEST_TASK, p, UINT64_MAX, &reply, &err);
+        if (sent)
+                r = varlink_client_read(client, UINT64_MAX, &reply, &err, NULL);
+        else {
+                p = request_parameters(*send_takes);
+                if (*send_takes && !p)
+                        return log_oom();
+                r = varlink_client_call(client, MAPREDUCE_METHOD_REQUEST_TASK, p, UINT64_MAX, &reply, &err);
+        }
         if (r >= 0 && err && *send_takes && streq(err, VARLINK_ERROR_INVALID_PARAMETER)) {
                 log_debug("The coordinator takes no \"takes\"; asking without.");
                 *send_takes = false;
@@ -416,18 +444,57 @@ static int worker_execute(WorkerState *w, const Assignment *a, TaskCounters *cou
         return r;
 }
 
+/* Reports an attempt and asks for the next task: the two calls back to back in one
+ * write when pipelined, else one after the other. What request_task() returns;
+ * *ret_accepted as finish_task() sets it. The report is counted in w->served once the
+ * coordinator answered it. */
+static int worker_hand_off(WorkerState *w, VarlinkClient *client, const char *address, const Assignment *done,
+                           int result, const char *error, const TaskCounters *counters, bool pipeline,
+                           bool *ret_accepted, json_object **ret_reply, Assignment *ret) {
+        _cleanup_json_ json_object *p = NULL, *request = NULL;
+        int r;
+
+        p = finish_parameters(done, result >= 0, result < 0 ? error : NULL, counters, w->send_counters);
+        if (!p)
+                return log_oom();
+        if (pipeline) {
+                request = request_parameters(w->send_takes);
+                if (w->send_takes && !request)
+                        return log_oom();
+                r = varlink_client_queue(client, MAPREDUCE_METHOD_FINISH_TASK, p, 0);
+                if (r >= 0)
+                        r = varlink_client_send(client, MAPREDUCE_METHOD_REQUEST_TASK, request, 0, UINT64_MAX);
+        } else
+                r = 0;
+        if (r >= 0)
+                r = finish_task(client, done, p, pipeline, &w->send_counters, ret_accepted);
+        if (r < 0)
+                return r == -ECONNRESET ? r : log_error_errno(r, "Failed to report the task to %s: %m", address);
+        w->served++;
+
+        (void) sd_notify(false, "STATUS=Waiting for a task");
+        return request_task(client, address, pipeline, &w->send_takes, ret_reply, ret);
+}
+
 /* One connection to the coordinator: runs tasks until told to exit (returns 0) or the
- * connection ends (-ECONNRESET). */
+ * connection ends (-ECONNRESET). The first hand-off goes one call at a time; once the
+ * coordinator took a report as this worker sends it (a task in hand says it took the
+ * request), the next report goes out with the next RequestTask, and the worker waits for
+ * one answer between tasks, not two. */
 static int worker_session(WorkerState *w, VarlinkClient *client, const char *address) {
+        _cleanup_json_ json_object *reply = NULL;
+        Assignment a = { .owner_uid = UINT32_MAX };
+        bool pipeline = false;
+        int r;
+
+        (void) sd_notify(false, "STATUS=Waiting for a task");
+        r = request_task(client, address, false, &w->send_takes, &reply, &a);
         for (;;) {
-                _cleanup_json_ json_object *reply = NULL;
+                _cleanup_json_ json_object *next_reply = NULL;
                 _cleanup_free_ char *error = NULL;
                 TaskCounters counters = {};
-                Assignment a = { .owner_uid = UINT32_MAX };
-                int r;
+                Assignment next = { .owner_uid = UINT32_MAX };
 
-                (void) sd_notify(false, "STATUS=Waiting for a task");
-                r = request_task(client, address, &w->send_takes, &reply, &a);
                 if (r < 0)
                         return r;
                 if (r == 0) {
@@ -438,10 +505,12 @@ static int worker_session(WorkerState *w, VarlinkClient *client, const char *add
                 (void) sd_notifyf(false, "STATUS=Running %s task %u of job %s", a.kind, a.task, a.job);
                 r = worker_execute(w, &a, &counters, &error);
 
-                r = finish_task(client, &a, r >= 0, r < 0 ? error : NULL, &counters, &w->send_counters);
-                if (r < 0)
-                        return r == -ECONNRESET ? r : log_error_errno(r, "Failed to report the task to %s: %m", address);
-                w->served++;
+                r = worker_hand_off(w, client, address, &a, r, error, &counters, pipeline, &pipeline, &next_reply,
+                                    &next);
+                /* The last task's strings live in reply until here. */
+                json_object_put(reply);
+                reply = TAKE_PTR(next_reply);
+                a = next;
         }
 }
 

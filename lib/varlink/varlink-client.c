@@ -63,10 +63,9 @@ int varlink_client_get_fd(VarlinkClient *c) {
         return c->fd;
 }
 
-int varlink_client_send(VarlinkClient *c, const char *method, json_object *parameters, unsigned flags,
-                        uint64_t timeout_usec) {
+int varlink_client_queue(VarlinkClient *c, const char *method, json_object *parameters, unsigned flags) {
         _cleanup_json_ json_object *m = NULL;
-        uint64_t deadline = usec_add(now_usec(), timeout_usec);
+        size_t before = varlink_buffer_size(&c->out);
         int r;
 
         r = json_build_object(&m,
@@ -84,6 +83,17 @@ int varlink_client_send(VarlinkClient *c, const char *method, json_object *param
         r = varlink_buffer_append_message(&c->out, m);
         if (r < 0)
                 return r;
+        if (before > 0 && varlink_buffer_size(&c->out) > VARLINK_CLIENT_QUEUE_MAX) {
+                /* Back to what was queued before. */
+                c->out.end = c->out.start + before;
+                return -ENOBUFS;
+        }
+        return 0;
+}
+
+int varlink_client_flush(VarlinkClient *c, uint64_t timeout_usec) {
+        uint64_t deadline = usec_add(now_usec(), timeout_usec);
+        int r;
 
         while (varlink_buffer_size(&c->out) > 0) {
                 ssize_t n = send(c->fd, c->out.data + c->out.start, varlink_buffer_size(&c->out),
@@ -103,6 +113,16 @@ int varlink_client_send(VarlinkClient *c, const char *method, json_object *param
                 varlink_buffer_consume(&c->out, (size_t) n);
         }
         return 0;
+}
+
+int varlink_client_send(VarlinkClient *c, const char *method, json_object *parameters, unsigned flags,
+                        uint64_t timeout_usec) {
+        int r;
+
+        r = varlink_client_queue(c, method, parameters, flags);
+        if (r < 0)
+                return r;
+        return varlink_client_flush(c, timeout_usec);
 }
 
 int varlink_client_read(VarlinkClient *c, uint64_t timeout_usec, json_object **ret_parameters,

@@ -6,7 +6,7 @@
 # directory (removed, and every process started here killed, also when a check fails).
 #
 # Usage: test-worker.sh CASE    CASE: spill combiner streaming streaming-retry streaming-hang
-#                                     old-coordinator streaming-errors
+#                                     old-coordinator pipeline streaming-errors
 #   spill             a 1 MiB --map-memory and ~50 MB of distinct keys in one file cut into
 #                     4 MiB splits: output identical to mrkv-sequential's, spilled records
 #                     counted, the worker's peak RSS (VmHWM) under the budget, the split
@@ -29,6 +29,12 @@
 #   old-coordinator   a coordinator from before RequestTask's "takes" (played by a few
 #                     lines of Python, as no such coordinator is built here) refuses it
 #                     with InvalidParameter: the worker asks again without and goes on
+#   pipeline          a coordinator (a few lines of Python that hand out four map tasks and
+#                     log what each read of the socket gets) sees the worker's first
+#                     report and request one at a time, and then each report with the next
+#                     request in one write; a report it refuses is not sent again, the task
+#                     the request got still runs and is reported, and the hand-off after
+#                     it goes one call at a time again
 #   streaming-errors  lines the format cannot carry, a non-zero exit and a signal fail the
 #                     job with errors that say so, as does a line over --max-input-size;
 #                     commands do not get NOTIFY_SOCKET
@@ -261,6 +267,56 @@ PY
     timeout 30 "$MRKV_WORKER" --connect "unix:$SOCK" wc >"$tmp/worker1.log" 2>&1 || fail "the worker failed"
     [ "$(cat "$tmp/calls")" = "$(printf '%s\n' '{"takes": ["timeout_usec", "combine"]}' '{}')" ] ||
         fail "the worker asked: $(cat "$tmp/calls")"
+    ;;
+pipeline)
+    lab_inputs
+    # Four map tasks of one input, then "exit"; the report of task 1 refused. Each line of
+    # $tmp/reads: the calls one recv() got.
+    python3 - "$SOCK" "$tmp/reads" "${INPUTS[0]}" "$tmp/work" "$(id -u)" <<'PY' &
+import json, socket, sys
+sock, reads, inp, workdir, uid = sys.argv[1:6]
+server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+server.bind(sock)
+server.listen(1)
+conn, _ = server.accept()
+buf, task = b"", 0
+with open(reads, "w") as log:
+    while True:
+        data = conn.recv(65536)
+        if not data:
+            sys.exit(0)
+        buf += data
+        calls = []
+        while b"\0" in buf:
+            msg, buf = buf.split(b"\0", 1)
+            call = json.loads(msg)
+            params = call.get("parameters") or {}
+            if call["method"].endswith(".FinishTask"):
+                calls.append(f"FinishTask:{params['task']}:{params['ok']}")
+                if params["task"] == 1:
+                    reply = {"error": "org.mrkv.MapReduce.TaskNotAssigned", "parameters": params}
+                else:
+                    reply = {"parameters": {}}
+            elif task < 4:
+                calls.append("RequestTask")
+                reply = {"parameters": {"kind": "map", "job": "1", "task": task, "attempt": 1, "files": [inp],
+                                        "nmap": 4, "nreduce": 1, "workdir": workdir, "owner_uid": int(uid)}}
+                task += 1
+            else:
+                calls.append("RequestTask")
+                reply = {"parameters": {"kind": "exit"}}
+            conn.sendall(json.dumps(reply).encode() + b"\0")
+        if calls:
+            log.write(" ".join(calls) + "\n")
+            log.flush()
+PY
+    pids+=($!)
+    wait_until 10 "the coordinator listens" test -S "$SOCK"
+    timeout 60 "$MRKV_WORKER" --connect "unix:$SOCK" wc >"$tmp/worker1.log" 2>&1 || fail "the worker failed"
+    expected=$(printf '%s\n' RequestTask FinishTask:0:True RequestTask "FinishTask:1:True RequestTask" \
+        FinishTask:2:True RequestTask "FinishTask:3:True RequestTask")
+    [ "$(cat "$tmp/reads")" = "$expected" ] || fail "the coordinator read: $(cat "$tmp/reads")"
+    grep -q "refused the finish of map task 1" "$tmp/worker1.log" || fail "the worker did not say the report was refused"
     ;;
 streaming-errors)
     lab_inputs
