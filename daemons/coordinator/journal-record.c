@@ -207,13 +207,9 @@ int journal_job_from_json(json_object *o, Job **ret, bool *ret_files_dropped) {
         return 0;
 }
 
-unsigned journal_task_n_files(const Job *j, const Task *t) {
-        return t->kind == TASK_MAP ? j->nreduce : 1;
-}
-
-void journal_task_file_name(const Job *j, const Task *t, unsigned n, char buf[static 256]) {
+void journal_task_file_name(const Task *t, char buf[static 256]) {
         if (t->kind == TASK_MAP)
-                mr_intermediate_name(buf, t->index, n);
+                mr_intermediate_name(buf, t->index);
         else
                 mr_output_name(buf, t->index);
 }
@@ -248,26 +244,20 @@ int journal_commit_to_json(const Job *j, const Task *t, unsigned attempt, const 
         _cleanup_json_ json_object *o = NULL, *files = NULL;
         JobCounters own = j->counters;
         _cleanup_close_ int dfd = open(j->workdir, O_DIRECTORY | O_CLOEXEC);
-        unsigned n = journal_task_n_files(j, t);
+        char name[MR_NAME_MAX];
+        struct stat st;
 
-        files = json_object_new_array_ext((int) n);
+        files = json_object_new_array_ext(1);
         if (!files)
                 return -ENOMEM;
-        for (unsigned i = 0; i < n; i++) {
-                char name[MR_NAME_MAX];
-                struct stat st;
-
-                /* A file the coordinator cannot see (a directory private to the job's owner)
-                 * is recorded as unknown: the task runs again after a restart. */
-                journal_task_file_name(j, t, i, name);
-                if (dfd < 0 || fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-                        if (json_object_array_add(files, NULL) < 0)
-                                return -ENOMEM;
-                        continue;
-                }
-                if (json_array_append(files, file_stat_to_json(&st)) < 0)
+        /* A file the coordinator cannot see (a directory private to the job's owner) is
+         * recorded as unknown: the task runs again after a restart. */
+        journal_task_file_name(t, name);
+        if (dfd < 0 || fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                if (json_object_array_add(files, NULL) < 0)
                         return -ENOMEM;
-        }
+        } else if (json_array_append(files, file_stat_to_json(&st)) < 0)
+                return -ENOMEM;
         if (json_build_object(&o,
                               "job", json_object_new_string(j->id),
                               "kind", json_object_new_string(task_kind_to_string(t->kind)),
@@ -316,22 +306,19 @@ int journal_commit_apply_counters(Job *j, json_object *commit, bool verified) {
 
 int journal_commit_verify(const Job *j, const Task *t, json_object *commit, char **ret_file) {
         _cleanup_close_ int dfd = open(j->workdir, O_DIRECTORY | O_CLOEXEC);
-        unsigned n = journal_task_n_files(j, t);
+        char name[MR_NAME_MAX];
         json_object *files;
+        struct stat st;
 
-        if (!json_object_object_get_ex(commit, "files", &files) || !json_object_is_type(files, json_type_array) ||
-            json_object_array_length(files) != n)
+        if (!json_object_object_get_ex(commit, "files", &files) || !json_object_is_type(files, json_type_array))
                 return -EBADMSG;
-        for (unsigned i = 0; i < n; i++) {
-                char name[MR_NAME_MAX];
-                struct stat st;
-
-                journal_task_file_name(j, t, i, name);
-                if (dfd < 0 || fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-                    !file_stat_matches(&st, json_object_array_get_idx(files, i))) {
-                        *ret_file = strdup(name);
-                        return -ESTALE;
-                }
+        journal_task_file_name(t, name);
+        /* A map committed by an older version lists its nreduce files mr-M-R: it has no
+         * mr-M and runs again (its old files are left as they are). */
+        if (json_object_array_length(files) != 1 || dfd < 0 || fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+            !file_stat_matches(&st, json_object_array_get_idx(files, 0))) {
+                *ret_file = strdup(name);
+                return -ESTALE;
         }
         return 0;
 }

@@ -21,11 +21,12 @@
  *           splits (nmap is not the number of files), or it is a streaming job. A
  *           coordinator that does not know the type skips the job and its records.
  *   START   {job, time}: the first task was handed out
- *   COMMIT  {job, kind, task, attempt, files: [[size, mtime_ns, inode] or null, ...],
- *           counters?, job_counters?}: a task's output is in place; the committed files
- *           as they were then, in the order of journal_task_file_name(); null for one the
- *           coordinator could not stat (a directory private to the job's owner), which
- *           fails the check. counters: the attempt's, which the job adds up for the
+ *   COMMIT  {job, kind, task, attempt, files: [[size, mtime_ns, inode] or null],
+ *           counters?, job_counters?}: a task's output is in place; the committed file
+ *           (journal_task_file_name()) as it was then; null if the coordinator could not
+ *           stat it (a directory private to the job's owner), which fails the check. A
+ *           map's record of an older version lists its nreduce files mr-M-R: it fails the
+ *           check too, and the map runs again. counters: the attempt's, which the job adds up for the
  *           commits that hold at a restart; job_counters: the coordinator's own counters
  *           of the job then (job-counters.h)
  *   END     {job, state, time, error?, map_done, reduce_done, counters?}
@@ -55,10 +56,9 @@ json_object *journal_job_to_json(const Job *j);
  * job has nmap empty ones, for job_drop_files() once its END record is applied. */
 int journal_job_from_json(json_object *o, Job **ret, bool *ret_files_dropped);
 
-/* The n-th file a task commits: mr-<map>-<n> for a map task, mr-out-<task> (n = 0) for a
- * reduce task. How many: journal_task_n_files(). */
-unsigned journal_task_n_files(const Job *j, const Task *t);
-void journal_task_file_name(const Job *j, const Task *t, unsigned n, char buf[static 256]);
+/* The file a task commits: mr-<map> for a map task (every partition), mr-out-<task> for a
+ * reduce task. */
+void journal_task_file_name(const Task *t, char buf[static 256]);
 
 /* The COMMIT record of an attempt whose files were just renamed into place, with its
  * counters (NULL: none). */

@@ -126,10 +126,8 @@ static void env_commit_map_counted(Env *e, Job *j, unsigned m, const JobCounters
 
         ck_assert_int_eq(job_assign(j, e, 0, &t), 1);
         ck_assert_uint_eq(t->index, m);
-        for (unsigned r = 0; r < j->nreduce; r++) {
-                mr_intermediate_name(name, m, r);
-                write_file(j->workdir, name, "word 1\n");
-        }
+        mr_intermediate_name(name, m);
+        write_file(j->workdir, name, "word 1\n");
         ck_assert_int_ge(job_journal_commit_task(e->journal, j, t, t->attempt, counters), 0);
         ck_assert_int_eq(t->state, TASK_COMMITTING);
         /* No other attempt may complete it meanwhile. */
@@ -214,10 +212,10 @@ START_TEST(test_changed_file_runs_again) {
         env_commit_map(&e, a, 0);
         env_commit_map(&e, a, 1);
         ck_assert_int_eq(a->state, JOB_REDUCING);
-        ck_assert_int_ge(asprintf(&path, "%s/mr-1-1", a->workdir), 0);
+        ck_assert_int_ge(asprintf(&path, "%s/mr-1", a->workdir), 0);
         env_close(&e);
 
-        /* mr-1-1 is rewritten: map 1 runs again, map 0 does not. */
+        /* mr-1 is rewritten: map 1 runs again, map 0 does not. */
         ck_assert_int_eq(truncate(path, 3), 0);
         ck_assert_int_eq(env_open(&e, state, 100, 0), 0);
         a = scheduler_find_job(e.scheduler, "1");
@@ -535,13 +533,11 @@ static Task *env_place_next(Env *e, Job *j, TaskKind kind, unsigned index, const
         ck_assert_int_eq(job_assign(j, e, 0, &t), 1);
         ck_assert_int_eq(t->kind, kind);
         ck_assert_uint_eq(t->index, index);
-        for (unsigned r = 0; r < (kind == TASK_MAP ? j->nreduce : 1); r++) {
-                if (kind == TASK_MAP)
-                        mr_intermediate_name(name, index, r);
-                else
-                        mr_output_name(name, index);
-                write_file(j->workdir, name, "word 1\n");
-        }
+        if (kind == TASK_MAP)
+                mr_intermediate_name(name, index);
+        else
+                mr_output_name(name, index);
+        write_file(j->workdir, name, "word 1\n");
         ck_assert_int_ge(job_journal_commit_task(e->journal, j, t, t->attempt, counters), 0);
         return t;
 }
@@ -714,6 +710,83 @@ START_TEST(test_old_records_load) {
 }
 END_TEST
 
+/* A COMMIT record's entry for file name in dir as it is now: [size, mtime_ns, inode]. */
+static char *file_entry(const char *dir, const char *name) {
+        _cleanup_free_ char *path = NULL;
+        struct stat st;
+        char *s;
+
+        ck_assert_int_ge(asprintf(&path, "%s/%s", dir, name), 0);
+        ck_assert_int_eq(stat(path, &st), 0);
+        ck_assert_int_ge(asprintf(&s, "[%llu,%llu,%llu]", (unsigned long long) st.st_size,
+                                  (unsigned long long) st.st_mtim.tv_sec * 1000000000ULL +
+                                          (unsigned long long) st.st_mtim.tv_nsec,
+                                  (unsigned long long) st.st_ino),
+                         0);
+        return s;
+}
+
+/* A journal of the version that wrote a file per map and reduce partition (mr-M-R): its
+ * map COMMIT lists nreduce files. The job loads; that map runs again, its old files left
+ * alone; a map committed in today's form (one file, mr-M) stays done. */
+START_TEST(test_old_map_commit_runs_again) {
+        _cleanup_free_ char *state = state_new(), *journal = NULL, *job = NULL, *workdir = test_dir_new();
+        _cleanup_free_ char *old0 = NULL, *old1 = NULL, *new1 = NULL, *commit0 = NULL, *commit1 = NULL;
+        _cleanup_free_ char *path = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        Wal *w = NULL;
+        Env e;
+        Job *a;
+
+        ck_assert_int_ge(asprintf(&journal, "%s/journal", state), 0);
+        ck_assert_int_eq(mkdir(state, 0755), 0);
+        ck_assert_int_eq(mkdir(journal, 0700), 0);
+        fd = test_dir_open(journal);
+        write_file(workdir, "mr-0-0", "word 1\n");
+        write_file(workdir, "mr-0-1", "other 1\n");
+        write_file(workdir, "mr-1", "both partitions and an index\n");
+        old0 = file_entry(workdir, "mr-0-0");
+        old1 = file_entry(workdir, "mr-0-1");
+        new1 = file_entry(workdir, "mr-1");
+        ck_assert_int_ge(asprintf(&job, "{\"id\":\"7\",\"workdir\":\"%s\",\"owner_uid\":%u,\"owner_gid\":%u,\"nmap\":2,"
+                                        "\"nreduce\":2,\"timeout\":10000000,\"max_failures\":3,\"submit_time\":5,"
+                                        "\"app\":\"wc\",\"files\":[\"%s\",\"%s\"]}",
+                                  workdir, (unsigned) geteuid(), (unsigned) getegid(), input, input), 0);
+        ck_assert_int_ge(asprintf(&commit0, "{\"job\":\"7\",\"kind\":\"map\",\"task\":0,\"attempt\":1,\"files\":[%s,%s]}",
+                                  old0, old1), 0);
+        ck_assert_int_ge(asprintf(&commit1, "{\"job\":\"7\",\"kind\":\"map\",\"task\":1,\"attempt\":2,\"files\":[%s]}",
+                                  new1), 0);
+        ck_assert_int_eq(wal_open(fd, journal, 0, &(const WalOptions) { .sync_mode = WAL_SYNC_ALWAYS }, NULL, NULL, &w),
+                         0);
+        ck_assert_int_ge(wal_append(w, JOURNAL_RECORD_META, "{\"generation\":3,\"last_job_id\":7}", 33, NULL), 0);
+        ck_assert_int_ge(wal_append(w, JOURNAL_RECORD_JOB, job, strlen(job), NULL), 0);
+        ck_assert_int_ge(wal_append(w, JOURNAL_RECORD_START, "{\"job\":\"7\",\"time\":6}", 21, NULL), 0);
+        ck_assert_int_ge(wal_append(w, JOURNAL_RECORD_COMMIT, commit0, strlen(commit0), NULL), 0);
+        ck_assert_int_ge(wal_append(w, JOURNAL_RECORD_COMMIT, commit1, strlen(commit1), NULL), 0);
+        ck_assert_int_ge(wal_sync(w), 0);
+        w = wal_free(w);
+
+        ck_assert_int_eq(env_open(&e, state, 100, 0), 0);
+        a = scheduler_find_job(e.scheduler, "7");
+        ck_assert_ptr_nonnull(a);
+        ck_assert_int_eq(a->state, JOB_MAPPING);
+        ck_assert_int_eq(job_find_task(a, TASK_MAP, 0)->state, TASK_IDLE);
+        ck_assert_int_eq(job_find_task(a, TASK_MAP, 1)->state, TASK_DONE);
+        ck_assert_uint_eq(a->done[TASK_MAP], 1);
+        /* The old files are not the coordinator's to remove. */
+        ck_assert_int_ge(asprintf(&path, "%s/mr-0-1", workdir), 0);
+        ck_assert_int_eq(access(path, F_OK), 0);
+        /* Map 0 runs again and commits in today's form: the job goes on to reduce. */
+        env_commit_map(&e, a, 0);
+        ck_assert_int_eq(a->state, JOB_REDUCING);
+        env_close(&e);
+
+        ck_assert_int_eq(env_open(&e, state, 100, 0), 0);
+        ck_assert_int_eq(scheduler_find_job(e.scheduler, "7")->state, JOB_REDUCING);
+        env_close(&e);
+}
+END_TEST
+
 static Suite *journal_suite(void) {
         Suite *s = suite_create("journal");
         TCase *tc = tcase_create("journal");
@@ -728,6 +801,7 @@ static Suite *journal_suite(void) {
         tcase_add_test(tc, test_damage_in_the_middle);
         tcase_add_test(tc, test_splits_and_counters_restart);
         tcase_add_test(tc, test_old_records_load);
+        tcase_add_test(tc, test_old_map_commit_runs_again);
         tcase_add_test(tc, test_kill_before_map_commits_durable);
         tcase_add_test(tc, test_end_with_last_commit);
         suite_add_tcase(s, tc);

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <endian.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 
 #include "intermediate.h"
 #include "macro.h"
+#include "record.h"
 
 uint32_t fnv1a32(const void *data, size_t n) {
         const uint8_t *p = data;
@@ -33,6 +35,115 @@ int varint_decode(const uint8_t *p, const uint8_t *end, uint64_t *ret) {
         return -EBADMSG;
 }
 
+static void put_le32(uint8_t *p, uint32_t v) {
+        v = htole32(v);
+        memcpy(p, &v, sizeof(v));
+}
+
+static void put_le64(uint8_t *p, uint64_t v) {
+        v = htole64(v);
+        memcpy(p, &v, sizeof(v));
+}
+
+static uint32_t get_le32(const uint8_t *p) {
+        uint32_t v;
+        memcpy(&v, p, sizeof(v));
+        return le32toh(v);
+}
+
+static uint64_t get_le64(const uint8_t *p) {
+        uint64_t v;
+        memcpy(&v, p, sizeof(v));
+        return le64toh(v);
+}
+
+void intermediate_trailer_encode(uint8_t *buf, const uint64_t *offsets, unsigned nreduce) {
+        size_t n = ((size_t) nreduce + 1) * 8;
+
+        for (unsigned i = 0; i <= nreduce; i++)
+                put_le64(buf + (size_t) i * 8, offsets[i]);
+        put_le32(buf + n, nreduce);
+        put_le32(buf + n + 4, INTERMEDIATE_FORMAT_VERSION);
+        put_le32(buf + n + 8, record_crc32(0, buf, n + 8));
+        memcpy(buf + n + 12, INTERMEDIATE_MAGIC, 8);
+}
+
+int intermediate_trailer_parse(const uint8_t *buf, size_t size, uint64_t file_size, unsigned nreduce,
+                               unsigned partition, uint64_t *ret_offset, uint64_t *ret_length,
+                               const char **ret_reason) {
+        const uint8_t *footer, *t;
+        size_t n = intermediate_trailer_size(nreduce);
+        uint64_t end;
+
+        assert(partition < nreduce);
+        assert(size <= file_size);
+
+        if (size < INTERMEDIATE_FOOTER_SIZE) {
+                *ret_reason = "too short for the index of its partitions (truncated?)";
+                return -EBADMSG;
+        }
+        footer = buf + size - INTERMEDIATE_FOOTER_SIZE;
+        if (memcmp(footer + 12, INTERMEDIATE_MAGIC, 8) != 0) {
+                *ret_reason = "not an intermediate file, or truncated (no index at its end)";
+                return -EBADMSG;
+        }
+        if (get_le32(footer + 4) != INTERMEDIATE_FORMAT_VERSION) {
+                *ret_reason = "written in another version of the intermediate format";
+                return -EBADMSG;
+        }
+        if (get_le32(footer) != nreduce) {
+                *ret_reason = "written for another number of reduce partitions than the job's";
+                return -EBADMSG;
+        }
+        if (size < n) {
+                *ret_reason = "too short for the index of its partitions (truncated?)";
+                return -EBADMSG;
+        }
+        t = buf + size - n;
+        if (get_le32(footer + 8) != record_crc32(0, t, n - 12)) {
+                *ret_reason = "the checksum of its index does not match";
+                return -EBADMSG;
+        }
+        end = file_size - n;
+        if (get_le64(t) != 0 || get_le64(t + (size_t) nreduce * 8) != end) {
+                *ret_reason = "its partition offsets do not span the file";
+                return -EBADMSG;
+        }
+        for (unsigned i = 0; i < nreduce; i++)
+                if (get_le64(t + (size_t) i * 8) > get_le64(t + (size_t) (i + 1) * 8)) {
+                        *ret_reason = "its partition offsets do not ascend";
+                        return -EBADMSG;
+                }
+        *ret_offset = get_le64(t + (size_t) partition * 8);
+        *ret_length = get_le64(t + (size_t) (partition + 1) * 8) - *ret_offset;
+        return 0;
+}
+
+/* Sets r up over [offset, offset + length) of fd (a regular file); takes fd. */
+static int group_reader_init(GroupReader *r, int fd, uint64_t offset, uint64_t length, size_t buffer_size) {
+        *r = (GroupReader) { .fd = fd, .pos = offset, .limit = offset + length, .file_size = length };
+        r->allocated = MAX(MIN(buffer_size, (size_t) MAX(length, (uint64_t) 1)), (size_t) 2 * VARINT_MAX);
+        r->buf = malloc(r->allocated);
+        if (!r->buf) {
+                group_reader_close(r);
+                return -ENOMEM;
+        }
+        (void) posix_fadvise(r->fd, (off_t) offset, (off_t) length, POSIX_FADV_SEQUENTIAL);
+        return 0;
+}
+
+/* The size of a regular file, or -errno. */
+static int regular_file_size(int fd, uint64_t *ret) {
+        struct stat st;
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EINVAL;
+        *ret = (uint64_t) st.st_size;
+        return 0;
+}
+
 int group_reader_open(GroupReader *r, int dir_fd, const char *path, size_t buffer_size) {
         int fd = openat(dir_fd, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 
@@ -44,27 +155,65 @@ int group_reader_open(GroupReader *r, int dir_fd, const char *path, size_t buffe
 }
 
 int group_reader_open_fd(GroupReader *r, int fd, size_t buffer_size) {
-        *r = (GroupReader) { .fd = fd };
-        if (lseek(fd, 0, SEEK_SET) < 0) {
-                int e = -errno;
-                group_reader_close(r);
-                return e;
-        }
-        struct stat st;
-        int e = fstat(r->fd, &st) < 0 ? -errno : !S_ISREG(st.st_mode) ? -EINVAL : 0;
+        uint64_t size;
+        int e = regular_file_size(fd, &size);
+
         if (e < 0) {
+                *r = (GroupReader) { .fd = fd };
                 group_reader_close(r);
                 return e;
         }
-        r->file_size = (uint64_t) st.st_size;
-        r->allocated = MAX(buffer_size, (size_t) 2 * VARINT_MAX);
-        r->buf = malloc(r->allocated);
-        if (!r->buf) {
-                group_reader_close(r);
-                return -ENOMEM;
+        return group_reader_init(r, fd, 0, size, buffer_size);
+}
+
+/* Reads n bytes at offset in full: 0, -EBADMSG if the file ends first, or -errno. */
+static int pread_all(int fd, void *buf, size_t n, uint64_t offset) {
+        uint8_t *p = buf;
+
+        while (n > 0) {
+                ssize_t k = pread(fd, p, n, (off_t) offset);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        return -EBADMSG;
+                p += k;
+                n -= (size_t) k;
+                offset += (uint64_t) k;
         }
-        (void) posix_fadvise(r->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
         return 0;
+}
+
+int group_reader_open_partition(GroupReader *r, int dir_fd, const char *path, unsigned nreduce, unsigned partition,
+                                size_t buffer_size, const char **ret_reason) {
+        _cleanup_close_ int fd = openat(dir_fd, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        _cleanup_free_ uint8_t *trailer = NULL;
+        uint64_t size, offset, length;
+        size_t n;
+        int e;
+
+        *r = (GroupReader) { .fd = -EBADF };
+        *ret_reason = NULL;
+        if (fd < 0)
+                return -errno;
+        e = regular_file_size(fd, &size);
+        if (e < 0)
+                return e;
+
+        /* One read for the index (its size follows from nreduce), one for a small range. */
+        n = (size_t) MIN((uint64_t) intermediate_trailer_size(nreduce), size);
+        trailer = malloc(MAX(n, (size_t) 1));
+        if (!trailer)
+                return -ENOMEM;
+        e = pread_all(fd, trailer, n, size - n);
+        if (e < 0)
+                return e;
+        e = intermediate_trailer_parse(trailer, n, size, nreduce, partition, &offset, &length, ret_reason);
+        if (e < 0)
+                return e;
+        return group_reader_init(r, TAKE_FD(fd), offset, length, buffer_size);
 }
 
 void group_reader_close(GroupReader *r) {
@@ -73,7 +222,7 @@ void group_reader_close(GroupReader *r) {
         r->buf = mfree(r->buf);
 }
 
-/* Makes at least n bytes available from start: 1, or 0 if the file ends first. */
+/* Makes at least n bytes available from start: 1, or 0 if the range ends first. */
 static int reader_fill(GroupReader *r, size_t n) {
         while (r->end - r->start < n) {
                 if (r->eof)
@@ -90,15 +239,18 @@ static int reader_fill(GroupReader *r, size_t n) {
                         r->buf = b;
                         r->allocated = n;
                 }
-                ssize_t k = read(r->fd, r->buf + r->end, r->allocated - r->end);
+                size_t want = (size_t) MIN((uint64_t) (r->allocated - r->end), r->limit - r->pos);
+                ssize_t k = want > 0 ? pread(r->fd, r->buf + r->end, want, (off_t) r->pos) : 0;
                 if (k < 0) {
                         if (errno == EINTR)
                                 continue;
                         return -errno;
                 }
-                if (k == 0)
+                /* The end of the range, or of a file cut short under the reader. */
+                if (k == 0 || r->pos + (uint64_t) k == r->limit)
                         r->eof = true;
                 r->end += (size_t) k;
+                r->pos += (uint64_t) k;
         }
         return 1;
 }

@@ -5,8 +5,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The intermediate file format. A file holds the pairs of one map task for one reduce
- * partition, grouped by key, groups sorted by key (bytewise), each key once:
+/* The intermediate file format. Map task M writes one file, mr-M: its reduce partitions
+ * 0..R-1 one after another, then an index of where each starts (as Hadoop's map side
+ * writes one output file and an index of partition offsets), so a map commits one file
+ * and a reduce opens each map's file once and reads only its own range:
+ *
+ *   file    := partition{R} trailer
+ *   trailer := le64 offset{R+1} | le32 R | le32 version | le32 crc | magic[8]
+ *
+ * offset[p] is where partition p starts, offset[R] where the trailer starts (offset[0]
+ * is 0, the offsets ascend; an empty partition is an empty range); the crc is
+ * record_crc32() (the job journal's checksum) of the trailer's bytes before it. A
+ * partition holds the map's pairs of that partition grouped by key, groups sorted by
+ * key (bytewise), each key once:
  *
  *   group := varint(key length) key varint(number of values) run*
  *   run   := varint(repeat count) varint(value length) bytes
@@ -31,17 +42,40 @@ static inline size_t varint_encode(uint8_t *p, uint64_t v) {
 /* Decodes a varint from [p, end). Returns the bytes used, 0 if incomplete, -EBADMSG if invalid. */
 int varint_decode(const uint8_t *p, const uint8_t *end, uint64_t *ret);
 
+#define INTERMEDIATE_MAGIC "MRKVMAP\n"
+#define INTERMEDIATE_FORMAT_VERSION 1U
+/* The trailer's fixed part after the offsets: R, version, crc, magic. */
+#define INTERMEDIATE_FOOTER_SIZE 20U
+
+static inline size_t intermediate_trailer_size(unsigned nreduce) {
+        return ((size_t) nreduce + 1) * 8 + INTERMEDIATE_FOOTER_SIZE;
+}
+
+/* Encodes the trailer of a file of nreduce partitions starting at offsets[0..nreduce]
+ * (offsets[nreduce]: where the trailer goes) into buf of intermediate_trailer_size(). */
+void intermediate_trailer_encode(uint8_t *buf, const uint64_t *offsets, unsigned nreduce);
+
+/* Checks the trailer at the end of buf (the last size bytes of a file of file_size bytes;
+ * size at least intermediate_trailer_size(nreduce) unless the file is shorter) for a job
+ * of nreduce partitions, and returns partition's range. -EBADMSG with *ret_reason
+ * (static) saying what is wrong: too short, bad magic, another version, bad checksum,
+ * another partition count, offsets not ascending or past the end. */
+int intermediate_trailer_parse(const uint8_t *buf, size_t size, uint64_t file_size, unsigned nreduce,
+                               unsigned partition, uint64_t *ret_offset, uint64_t *ret_length,
+                               const char **ret_reason);
+
 /* FNV-1a, 32 bit: the partition of a key is (fnv1a32(key) & 0x7fffffff) % nreduce. */
 uint32_t fnv1a32(const void *data, size_t n);
 
-/* Reads the groups of one file through a buffer of fixed size (grown only for a key or
- * value larger than it), so memory does not grow with the file. */
+/* Reads the groups of one file, or of a byte range of it, through a buffer of fixed size
+ * (grown only for a key or value larger than it), so memory does not grow with the file. */
 typedef struct GroupReader {
         int fd;
         uint8_t *buf;
         size_t allocated, start, end;
         bool eof;
-        uint64_t file_size; /* a length beyond it is corruption, not a reason to allocate */
+        uint64_t pos, limit;  /* the next byte to read and the range's end, in the file */
+        uint64_t file_size; /* of the range: a length beyond it is corruption, not a reason to allocate */
         const char *key; /* the current group's key: valid until the next call on this reader */
         size_t key_len;
         uint64_t values_left;
@@ -50,9 +84,14 @@ typedef struct GroupReader {
         size_t run_len;
 } GroupReader;
 
+/* Opens a whole file of groups, by name or (a spilled run) fd, which it takes. */
 int group_reader_open(GroupReader *r, int dir_fd, const char *path, size_t buffer_size);
-/* The same over an open file (a spilled run), read from its start; takes fd. */
 int group_reader_open_fd(GroupReader *r, int fd, size_t buffer_size);
+/* Opens partition of the intermediate file path in dir_fd, written for nreduce partitions:
+ * checks its trailer and reads only that partition's range. -EBADMSG with *ret_reason
+ * (static) for a file that is not whole or not of this job's partitioning. */
+int group_reader_open_partition(GroupReader *r, int dir_fd, const char *path, unsigned nreduce, unsigned partition,
+                                size_t buffer_size, const char **ret_reason);
 void group_reader_close(GroupReader *r);
 /* Moves to the next group, skipping values not read: 1 and key set, 0 at the end of the
  * file, -EBADMSG for a corrupt or truncated file, -errno on read errors. */

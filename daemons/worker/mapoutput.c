@@ -176,62 +176,118 @@ static uint32_t partition_of(const MapOutput *m, const char *key, size_t key_len
         return (fnv1a32(key, key_len) & 0x7fffffff) % m->nreduce;
 }
 
-static int partition_file_open(MapOutput *m, OutputFile *f, char *const *names, unsigned i) {
-        int r = output_file_open(f, m->dir_fd, names[i]);
+/* The map's output file being written: the partitions in order, and where each starts. */
+typedef struct MapFile {
+        OutputFile out;
+        const char *name;
+        uint64_t *offsets;  /* nreduce + 1 */
+        unsigned partition; /* the partition being written */
+} MapFile;
 
+static int map_file_open(MapOutput *m, MapFile *f, const char *name) {
+        int r;
+
+        *f = (MapFile) { .out = { .fd = -EBADF }, .name = name };
+        f->offsets = calloc((size_t) m->nreduce + 1, sizeof(uint64_t));
+        if (!f->offsets)
+                return fail(m, -ENOMEM, "cannot write the map output");
+        r = output_file_open(&f->out, m->dir_fd, name);
         if (r < 0) {
+                f->offsets = mfree(f->offsets);
                 free(m->error);
                 errno = -r;
-                asprintf_or_null(&m->error, "cannot create %s: %m", names[i]);
+                asprintf_or_null(&m->error, "cannot create %s: %m", name);
         }
         return r;
 }
 
-static int partition_file_close(MapOutput *m, OutputFile *f, const char *name, int r) {
-        int k = output_file_close(f);
+/* Moves on to partition p (>= the current one): those passed over are empty. */
+static void map_file_partition(MapFile *f, unsigned p) {
+        while (f->partition < p)
+                f->offsets[++f->partition] = f->out.offset;
+}
 
+/* Ends the file with its index when r >= 0, and closes it; returns r or the first write error. */
+static int map_file_close(MapOutput *m, MapFile *f, int r) {
+        _cleanup_free_ uint8_t *trailer = NULL;
+        int k;
+
+        if (r >= 0) {
+                map_file_partition(f, m->nreduce);
+                trailer = malloc(intermediate_trailer_size(m->nreduce));
+                if (!trailer)
+                        r = fail(m, -ENOMEM, "cannot write the map output");
+                else {
+                        intermediate_trailer_encode(trailer, f->offsets, m->nreduce);
+                        (void) output_file_write(&f->out, trailer, intermediate_trailer_size(m->nreduce));
+                }
+        }
+        f->offsets = mfree(f->offsets);
+        k = output_file_close(&f->out);
         if (k < 0 && r >= 0) {
                 free(m->error);
                 errno = -k;
-                asprintf_or_null(&m->error, "cannot write %s: %m", name);
+                asprintf_or_null(&m->error, "cannot write %s: %m", f->name);
                 return k;
         }
         return r;
 }
 
-/* Without runs: every partition file at once, the groups in key order, each to its
- * partition, so each file comes out sorted. */
-static int write_partitions(MapOutput *m, char *const *names) {
-        _cleanup_free_ const Group **sorted = NULL;
-        _cleanup_free_ OutputFile *files = NULL;
+/* The groups in memory ordered by (partition, key): partition p's are
+ * (*ret_ordered)[ends[p - 1] .. ends[p]) (from 0 for p = 0). */
+static int order_groups(MapOutput *m, const Group ***ret_ordered, size_t **ret_ends) {
+        _cleanup_free_ const Group **sorted = NULL, **ordered = NULL;
+        _cleanup_free_ uint32_t *parts = NULL;
+        _cleanup_free_ size_t *starts = NULL;
         const Groups *g = m->groups;
-        unsigned opened = 0;
-        uint64_t written = 0;
         int r;
 
         r = groups_sorted(g, &sorted);
         if (r < 0)
                 return fail(m, r, "cannot sort the map output");
-        files = calloc(m->nreduce, sizeof(OutputFile));
-        if (!files)
+        ordered = malloc(MAX(g->n_groups, (size_t) 1) * sizeof(Group *));
+        parts = malloc(MAX(g->n_groups, (size_t) 1) * sizeof(uint32_t));
+        starts = calloc(m->nreduce + 1, sizeof(size_t));
+        if (!ordered || !parts || !starts)
                 return fail(m, -ENOMEM, "cannot write the map output");
 
-        for (; opened < m->nreduce; opened++) {
-                r = partition_file_open(m, &files[opened], names, opened);
-                if (r < 0)
-                        goto finish;
-        }
+        /* A counting sort by partition keeps the key order within each. */
         for (size_t i = 0; i < g->n_groups; i++) {
-                const Group *group = sorted[i];
-                r = write_memory_group(m, &files[partition_of(m, group->key, group->key_len)], group, &written);
-                if (r < 0)
-                        goto finish;
+                parts[i] = partition_of(m, sorted[i]->key, sorted[i]->key_len);
+                starts[parts[i] + 1]++;
         }
+        for (unsigned p = 0; p < m->nreduce; p++)
+                starts[p + 1] += starts[p];
+        /* Placing a group moves its partition's start on: they end as the ends. */
+        for (size_t i = 0; i < g->n_groups; i++)
+                ordered[starts[parts[i]]++] = sorted[i];
 
-finish:
-        for (unsigned i = 0; i < opened; i++)
-                r = partition_file_close(m, &files[i], names[i], r);
-        return r;
+        *ret_ordered = TAKE_PTR(ordered);
+        *ret_ends = TAKE_PTR(starts);
+        return 0;
+}
+
+/* Without runs: the groups in (partition, key) order into the map's file. */
+static int write_partitions(MapOutput *m, const char *name) {
+        _cleanup_free_ const Group **ordered = NULL;
+        _cleanup_free_ size_t *ends = NULL;
+        uint64_t written = 0;
+        MapFile f;
+        size_t i = 0;
+        int r;
+
+        r = order_groups(m, &ordered, &ends);
+        if (r < 0)
+                return r;
+        r = map_file_open(m, &f, name);
+        if (r < 0)
+                return r;
+        for (unsigned p = 0; p < m->nreduce && r >= 0; p++) {
+                map_file_partition(&f, p);
+                for (; i < ends[p] && r >= 0; i++)
+                        r = write_memory_group(m, &f.out, ordered[i], &written);
+        }
+        return map_file_close(m, &f, r);
 }
 
 /* A new file for a run, unlinked at once: it lives as long as its fd. */
@@ -264,32 +320,16 @@ static int runs_add(MapOutput *m, int fd);
 
 /* Writes the groups in memory as a run, ordered by (partition, key), and empties them. */
 static int spill(MapOutput *m) {
-        _cleanup_free_ const Group **sorted = NULL, **ordered = NULL;
-        _cleanup_free_ uint32_t *parts = NULL;
-        _cleanup_free_ size_t *starts = NULL;
+        _cleanup_free_ const Group **ordered = NULL;
+        _cleanup_free_ size_t *ends = NULL;
         Groups *g = m->groups;
         OutputFile f;
         uint64_t written = 0;
         int r, fd;
 
-        r = groups_sorted(g, &sorted);
+        r = order_groups(m, &ordered, &ends);
         if (r < 0)
-                return fail(m, r, "cannot sort the map output");
-        ordered = malloc(MAX(g->n_groups, (size_t) 1) * sizeof(Group *));
-        parts = malloc(MAX(g->n_groups, (size_t) 1) * sizeof(uint32_t));
-        starts = calloc(m->nreduce + 1, sizeof(size_t));
-        if (!ordered || !parts || !starts)
-                return fail(m, -ENOMEM, "cannot spill the map output");
-
-        /* A counting sort by partition keeps the key order within each. */
-        for (size_t i = 0; i < g->n_groups; i++) {
-                parts[i] = partition_of(m, sorted[i]->key, sorted[i]->key_len);
-                starts[parts[i] + 1]++;
-        }
-        for (unsigned p = 0; p < m->nreduce; p++)
-                starts[p + 1] += starts[p];
-        for (size_t i = 0; i < g->n_groups; i++)
-                ordered[starts[parts[i]]++] = sorted[i];
+                return r;
 
         r = run_create(m, &f);
         if (r < 0)
@@ -358,15 +398,15 @@ static int merge_group(MapOutput *m, GroupMerge *merge, const unsigned *members,
         return 0;
 }
 
-/* Merges the runs fds[0..n) (taking them) into one new run (names NULL; *ret_fd), or into
- * the partition files names[0..nreduce). */
-static int merge_runs(MapOutput *m, int *fds, unsigned n, char *const *names, int *ret_fd) {
+/* Merges the runs fds[0..n) (taking them) into one new run (name NULL; *ret_fd), or into
+ * the map's file name. */
+static int merge_runs(MapOutput *m, int *fds, unsigned n, const char *name, int *ret_fd) {
         _cleanup_free_ unsigned *members = NULL;
         _cleanup_free_ char *key = NULL;
         size_t key_allocated = 0, buffer_size;
         GroupMerge merge = {};
-        OutputFile out = { .fd = -EBADF };
-        unsigned partition = 0;
+        MapFile file = { .out = { .fd = -EBADF } };
+        OutputFile run = { .fd = -EBADF }, *out = name ? &file.out : &run;
         uint64_t written = 0;
         int r = 0;
 
@@ -397,7 +437,7 @@ static int merge_runs(MapOutput *m, int *fds, unsigned n, char *const *names, in
                 }
         }
 
-        r = names ? partition_file_open(m, &out, names, 0) : run_create(m, &out);
+        r = name ? map_file_open(m, &file, name) : run_create(m, &run);
         if (r < 0)
                 goto finish;
 
@@ -405,14 +445,9 @@ static int merge_runs(MapOutput *m, int *fds, unsigned n, char *const *names, in
                 unsigned top = merge.heap[0], n_members = 0;
                 size_t key_len = merge.readers[top].key_len;
 
-                /* The partition files in order: those without a key are left empty. */
-                while (names && merge.partitions[top] > partition) {
-                        r = partition_file_close(m, &out, names[partition], 0);
-                        if (r >= 0)
-                                r = partition_file_open(m, &out, names, ++partition);
-                        if (r < 0)
-                                goto finish;
-                }
+                /* The runs come out by partition: their boundaries go into the index. */
+                if (name)
+                        map_file_partition(&file, merge.partitions[top]);
 
                 /* Reading values moves the readers' buffers: keep the key apart. */
                 if (key_len + 1 > key_allocated) {
@@ -429,10 +464,10 @@ static int merge_runs(MapOutput *m, int *fds, unsigned n, char *const *names, in
                 while (merge.n_heap > 0 && group_merge_same_key(&merge, merge.heap[0], key, key_len))
                         members[n_members++] = group_merge_pop(&merge);
 
-                r = merge_group(m, &merge, members, n_members, key, key_len, &out, &written);
+                r = merge_group(m, &merge, members, n_members, key, key_len, out, &written);
                 if (r < 0)
                         goto finish;
-                if (!names)
+                if (!name)
                         m->counters->spilled_records += written;
 
                 for (unsigned i = 0; i < n_members; i++) {
@@ -450,19 +485,16 @@ static int merge_runs(MapOutput *m, int *fds, unsigned n, char *const *names, in
                 }
         }
 
-        if (names) {
-                r = partition_file_close(m, &out, names[partition], 0);
-                while (r >= 0 && ++partition < m->nreduce) {
-                        r = partition_file_open(m, &out, names, partition);
-                        if (r >= 0)
-                                r = partition_file_close(m, &out, names[partition], 0);
-                }
-        } else
-                r = run_finish(m, &out, 0, ret_fd);
+        if (name)
+                r = map_file_close(m, &file, 0);
+        else
+                r = run_finish(m, &run, 0, ret_fd);
 
 finish:
-        if (out.fd >= 0)
-                (void) output_file_close(&out);
+        if (file.out.fd >= 0)
+                (void) map_file_close(m, &file, r);
+        if (run.fd >= 0)
+                (void) output_file_close(&run);
         for (unsigned i = 0; i < n; i++) {
                 closep(&fds[i]);
                 fds[i] = -EBADF;
@@ -507,11 +539,11 @@ static int runs_add(MapOutput *m, int fd) {
         return 0;
 }
 
-int map_output_write(MapOutput *m, char *const *names) {
+int map_output_write(MapOutput *m, const char *name) {
         int r;
 
         if (m->n_runs == 0)
-                return write_partitions(m, names);
+                return write_partitions(m, name);
 
         if (m->groups->n_groups > 0) {
                 r = spill(m);
@@ -521,7 +553,7 @@ int map_output_write(MapOutput *m, char *const *names) {
         /* The memory of the groups goes back before the merge takes its buffers. */
         groups_done(m->groups);
 
-        r = merge_runs(m, m->runs, (unsigned) m->n_runs, names, NULL);
+        r = merge_runs(m, m->runs, (unsigned) m->n_runs, name, NULL);
         m->n_runs = 0;
         return r;
 }

@@ -6,14 +6,15 @@
 #include "macro.h"
 #include "mrkv/app.h"
 
-/* The output of one map task on its way to the partition files: pairs grouped by key in
+/* The output of one map task on its way to the map's file: pairs grouped by key in
  * memory (Groups) while they fit its budget; beyond it, the groups are written out as a
  * sorted run (by partition, then key) to an unnamed file in the job's directory and the
  * memory freed. Beyond MAP_MERGE_FAN_IN runs, the newest are merged into one, so a task
  * holds that many files at most. At the end, without runs, the groups go straight to the
- * partition files; with runs, the rest becomes one more run and the runs are merged into
- * them. A combiner, when the app has one, runs over a key's values whenever they are
- * written (into a run, a merged run, or a partition file) and could shrink them: not over
+ * map's file, partition after partition (see intermediate.h); with runs, the rest becomes
+ * one more run and the runs, each in that order too, are merged into it. A combiner, when
+ * the app has one, runs over a key's values whenever they are written (into a run, a
+ * merged run, or the map's file) and could shrink them: not over
  * one value repeated, which the format keeps as one run, nor over a key of one run in a
  * merge, combined when that run was written.
  *
@@ -47,9 +48,9 @@ static inline int map_output_add(MapOutput *m, const char *key, size_t key_len, 
         return groups_add(m->groups, key, key_len, value, value_len);
 }
 
-/* Writes the partition files names[0..nreduce) in dir_fd, each sorted by key. 0 or
- * -errno, m->error says why. */
-int map_output_write(MapOutput *m, char *const *names);
+/* Writes the map's file name in dir_fd: the partitions in order, each sorted by key, and
+ * their index. 0 or -errno, m->error says why. */
+int map_output_write(MapOutput *m, const char *name);
 
 /* Closes the runs; the groups are left to their owner. */
 void map_output_done(MapOutput *m);

@@ -104,7 +104,7 @@ int map_task_run(const MapTask *t, char **ret_error) {
         if (r >= 0) {
                 /* The input is no longer needed; give its memory back before writing. */
                 contents = mfree(contents);
-                r = map_output_write(&out, t->names);
+                r = map_output_write(&out, t->name);
         }
 
         if (r < 0)

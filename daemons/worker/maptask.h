@@ -17,14 +17,14 @@ typedef struct MapTask {
         uint64_t offset, length; /* the split; 0 and UINT64_MAX for the whole file */
         uint64_t max_input;   /* bytes of the split's text at most */
         unsigned nreduce;
-        char *const *names;   /* the partition files to write, in dir_fd */
+        const char *name;     /* the file to write, in dir_fd */
         const char *run_name; /* a temporary name for spilled runs */
         TaskCounters *counters;
 } MapTask;
 
 /* Runs one map task: reads the split of the input (see split.h), hands its text to the
  * app's map (or, streaming, to the mapper on its stdin), and writes the emitted pairs,
- * partitioned by FNV-1a of the key, each partition sorted by key, to names[r] (see
- * mapoutput.h: runs spilled beyond the budget, the app's combiner). Returns 0 or -errno;
+ * partitioned by FNV-1a of the key, each partition sorted by key, to name, one
+ * partition after another with their index (see intermediate.h and mapoutput.h: runs spilled beyond the budget, the app's combiner). Returns 0 or -errno;
  * *ret_error describes an app or input failure (malloc'd). */
 int map_task_run(const MapTask *t, char **ret_error);

@@ -72,6 +72,7 @@ static int output_file_flush(OutputFile *f) {
 int output_file_write(OutputFile *f, const void *data, size_t n) {
         if (f->error < 0)
                 return f->error;
+        f->offset += n;
         if (f->used + n > f->allocated) {
                 int r = output_file_flush(f);
                 if (r < 0)

@@ -8,6 +8,7 @@ typedef struct OutputFile {
         int fd;
         char *buf;
         size_t used, allocated;
+        uint64_t offset; /* bytes written so far (the next one's offset in the file) */
         int error;
 } OutputFile;
 

@@ -283,7 +283,14 @@ int reduce_task_run(const ReduceTask *t, char **ret_error) {
         /* Many inputs share a fixed budget, so memory does not grow with the map count. */
         buffer_size = MIN(MAX(READ_BUDGET / MAX(n, 1U), READ_BUFFER_MIN), READ_BUFFER_MAX);
         for (unsigned i = 0; i < n; i++) {
-                r = group_reader_open(&d.m.readers[i], t->dir_fd, t->inputs[i], buffer_size);
+                const char *reason;
+
+                r = group_reader_open_partition(&d.m.readers[i], t->dir_fd, t->inputs[i], t->nreduce, t->partition,
+                                                buffer_size, &reason);
+                if (r < 0 && reason) {
+                        asprintf_or_null(ret_error, "cannot read %s: %s", t->inputs[i], reason);
+                        goto finish;
+                }
                 if (r >= 0) {
                         t->counters->shuffle_bytes += d.m.readers[i].file_size;
                         r = group_reader_next_key(&d.m.readers[i]);

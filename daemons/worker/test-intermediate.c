@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The intermediate file format of the worker (daemons/worker/intermediate.c): varints,
- * the partition hash, and the group reader over files written here (groups of a key and
- * its values, equal consecutive values as runs; see intermediate.h). */
+ * the partition hash, the group reader over files written here (groups of a key and its
+ * values, equal consecutive values as runs; see intermediate.h), and a map's file of
+ * every partition: each read by its range, its index checked and damage refused. */
 #include <check.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -520,6 +521,201 @@ START_TEST(test_reader_corrupt_length_not_allocated) {
 }
 END_TEST
 
+/* A map's file of four partitions, 1 and 3 empty, then its trailer; *ret_size: the data's. */
+static void write_map_file(const char *name, uint64_t offsets[5], size_t *ret_size) {
+        Writer w = {};
+        uint8_t trailer[5 * 8 + INTERMEDIATE_FOOTER_SIZE];
+
+        offsets[0] = 0;
+        writer_group(&w, "apple", 5, 2, "1", (size_t) 1, "1", (size_t) 1);
+        writer_group(&w, "berry", 5, 1, "7", (size_t) 1);
+        offsets[1] = offsets[2] = w.size;
+        writer_group(&w, "cherry", 6, 1, "x", (size_t) 1);
+        offsets[3] = offsets[4] = w.size;
+        ck_assert_uint_eq(intermediate_trailer_size(4), sizeof(trailer));
+        intermediate_trailer_encode(trailer, offsets, 4);
+        writer_put(&w, trailer, sizeof(trailer));
+        write_file(name, w.data, w.size);
+        *ret_size = offsets[4];
+        free(w.data);
+}
+
+/* The keys of one partition of a map's file, joined by spaces. */
+static char *read_partition(const char *name, unsigned nreduce, unsigned partition) {
+        _cleanup_free_ char *keys = strdup("");
+        const char *reason = NULL;
+        GroupReader r;
+        int k;
+
+        ck_assert_msg(group_reader_open_partition(&r, dir_fd, name, nreduce, partition, 4096, &reason) == 0, "%s",
+                      reason ?: "");
+        while ((k = group_reader_next_key(&r)) > 0) {
+                char *n;
+                ck_assert_int_ge(asprintf(&n, "%s%s%.*s", keys, *keys ? " " : "", (int) r.key_len, r.key), 0);
+                free(keys);
+                keys = n;
+        }
+        ck_assert_int_eq(k, 0);
+        group_reader_close(&r);
+        return TAKE_PTR(keys);
+}
+
+/* Each partition reads only its range; empty ones are empty; a file of empty partitions
+ * only is its trailer. */
+START_TEST(test_map_file_round_trip) {
+        uint64_t offsets[5], off, len;
+        const char *reason = NULL;
+        size_t size;
+        char *keys;
+        uint8_t trailer[2 * 8 + INTERMEDIATE_FOOTER_SIZE];
+
+        write_map_file("mr-0", offsets, &size);
+        keys = read_partition("mr-0", 4, 0);
+        ck_assert_str_eq(keys, "apple berry");
+        free(keys);
+        keys = read_partition("mr-0", 4, 1);
+        ck_assert_str_eq(keys, "");
+        free(keys);
+        keys = read_partition("mr-0", 4, 2);
+        ck_assert_str_eq(keys, "cherry");
+        free(keys);
+        keys = read_partition("mr-0", 4, 3);
+        ck_assert_str_eq(keys, "");
+        free(keys);
+
+        /* The parse gives the ranges as written. */
+        uint8_t buf[5 * 8 + INTERMEDIATE_FOOTER_SIZE];
+        intermediate_trailer_encode(buf, offsets, 4);
+        ck_assert_int_eq(intermediate_trailer_parse(buf, sizeof(buf), size + sizeof(buf), 4, 2, &off, &len, &reason),
+                         0);
+        ck_assert_uint_eq(off, offsets[2]);
+        ck_assert_uint_eq(len, offsets[3] - offsets[2]);
+
+        /* One partition, empty: the file is its trailer. */
+        intermediate_trailer_encode(trailer, (uint64_t[]) { 0, 0 }, 1);
+        write_file("mr-1", trailer, sizeof(trailer));
+        keys = read_partition("mr-1", 1, 0);
+        ck_assert_str_eq(keys, "");
+        free(keys);
+}
+END_TEST
+
+/* Opens partition 0 of name for nreduce partitions: -EBADMSG with a reason holding what. */
+static void expect_refused(const char *name, unsigned nreduce, const char *what) {
+        const char *reason = NULL;
+        GroupReader r;
+
+        ck_assert_int_eq(group_reader_open_partition(&r, dir_fd, name, nreduce, 0, 4096, &reason), -EBADMSG);
+        ck_assert_ptr_nonnull(reason);
+        ck_assert_msg(strstr(reason, what), "'%s' does not say '%s'", reason, what);
+        ck_assert_int_eq(r.fd, -EBADF);
+        group_reader_close(&r);
+}
+
+/* Rewrites mr-0's trailer: byte at (from the end) xor'd with flip. */
+static void damage(const char *from, const char *to, size_t at_from_end, uint8_t flip) {
+        _cleanup_free_ uint8_t *data = NULL;
+        _cleanup_close_ int fd = openat(dir_fd, from, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(fstat(fd, &st), 0);
+        data = malloc((size_t) st.st_size);
+        ck_assert_int_eq(read(fd, data, (size_t) st.st_size), st.st_size);
+        data[st.st_size - (off_t) at_from_end] ^= flip;
+        write_file(to, data, (size_t) st.st_size);
+}
+
+/* Every kind of damage to the index is refused, each with its own reason. */
+START_TEST(test_map_file_refused) {
+        uint8_t trailer[5 * 8 + INTERMEDIATE_FOOTER_SIZE];
+        uint64_t offsets[5];
+        size_t size;
+        Writer w = {};
+
+        write_map_file("mr-0", offsets, &size);
+        damage("mr-0", "magic", 1, 0x01);
+        expect_refused("magic", 4, "not an intermediate file");
+        damage("mr-0", "version", 16, 0x02);
+        expect_refused("version", 4, "another version");
+        damage("mr-0", "crc", 12, 0x10);
+        expect_refused("crc", 4, "checksum");
+        damage("mr-0", "offset", INTERMEDIATE_FOOTER_SIZE + 8 * 2 + 1, 0x01);
+        expect_refused("offset", 4, "checksum");
+        /* A job of another partition count. */
+        expect_refused("mr-0", 3, "another number of reduce partitions");
+        expect_refused("mr-0", 5, "another number of reduce partitions");
+
+        /* Offsets with a valid checksum, but not ascending, or past the end. */
+        writer_put(&w, "0123456789", 10);
+        intermediate_trailer_encode(trailer, (uint64_t[]) { 0, 6, 4, 8, 10 }, 4);
+        writer_put(&w, trailer, sizeof(trailer));
+        write_file("descending", w.data, w.size);
+        expect_refused("descending", 4, "do not ascend");
+        w.size = 10;
+        intermediate_trailer_encode(trailer, (uint64_t[]) { 0, 2, 4, 8, 12 }, 4);
+        writer_put(&w, trailer, sizeof(trailer));
+        write_file("past-end", w.data, w.size);
+        expect_refused("past-end", 4, "do not span");
+        w.size = 10;
+        intermediate_trailer_encode(trailer, (uint64_t[]) { 1, 2, 4, 8, 10 }, 4);
+        writer_put(&w, trailer, sizeof(trailer));
+        write_file("not-from-0", w.data, w.size);
+        expect_refused("not-from-0", 4, "do not span");
+
+        /* Shorter than a footer (test_map_file_truncated cuts at every length). */
+        write_file("empty", "", 0);
+        expect_refused("empty", 4, "too short");
+        write_file("short", "MRKVMAP\n", 8);
+        expect_refused("short", 4, "too short");
+        free(w.data);
+}
+END_TEST
+
+/* A map's file cut short: no trailer at its end, or half of one. */
+START_TEST(test_map_file_truncated) {
+        uint64_t offsets[5];
+        size_t size;
+        struct stat st;
+
+        write_map_file("mr-0", offsets, &size);
+        ck_assert_int_eq(fstatat(dir_fd, "mr-0", &st, 0), 0);
+        for (off_t cut = 1; cut < st.st_size; cut++) {
+                _cleanup_close_ int fd = -EBADF;
+                const char *reason = NULL;
+                GroupReader r;
+
+                write_map_file("cut", offsets, &size);
+                fd = openat(dir_fd, "cut", O_WRONLY | O_CLOEXEC);
+                ck_assert_int_ge(fd, 0);
+                ck_assert_int_eq(ftruncate(fd, st.st_size - cut), 0);
+                ck_assert_int_eq(group_reader_open_partition(&r, dir_fd, "cut", 4, 2, 4096, &reason), -EBADMSG);
+                ck_assert_ptr_nonnull(reason);
+                group_reader_close(&r);
+        }
+}
+END_TEST
+
+/* A range that ends inside a group (an index that does not match the data) reads as a
+ * truncated file, not into the next partition. */
+START_TEST(test_map_file_range_is_the_end) {
+        uint8_t trailer[2 * 8 + INTERMEDIATE_FOOTER_SIZE + 8];
+        const char *reason = NULL;
+        GroupReader r;
+        Writer w = {};
+
+        writer_group(&w, "apple", 5, 1, "1", (size_t) 1);
+        writer_group(&w, "berry", 5, 1, "1", (size_t) 1);
+        intermediate_trailer_encode(trailer, (uint64_t[]) { 0, 3, w.size }, 2);
+        writer_put(&w, trailer, intermediate_trailer_size(2));
+        write_file("mr-0", w.data, w.size);
+        ck_assert_int_eq(group_reader_open_partition(&r, dir_fd, "mr-0", 2, 0, 4096, &reason), 0);
+        ck_assert_int_eq(group_reader_next_key(&r), -EBADMSG);
+        group_reader_close(&r);
+        free(w.data);
+}
+END_TEST
+
 static Suite *regular_suite(void) {
         Suite *s = suite_create("intermediate");
         TCase *tc;
@@ -545,6 +741,10 @@ static Suite *regular_suite(void) {
         tcase_add_test(tc, test_reader_bad_varint);
         tcase_add_test(tc, test_reader_huge_length);
         tcase_add_test(tc, test_reader_corrupt_length_not_allocated);
+        tcase_add_test(tc, test_map_file_round_trip);
+        tcase_add_test(tc, test_map_file_refused);
+        tcase_add_test(tc, test_map_file_truncated);
+        tcase_add_test(tc, test_map_file_range_is_the_end);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* A map task's output (daemons/worker/mapoutput.c): pairs beyond the budget spilled as
- * runs and merged into partition files that read as those written from memory, with and
+ * runs and merged into one file whose partitions read as those written from memory, with and
  * without a combiner, through more runs than one merge takes; nothing left behind. */
 #include <check.h>
 #include <dirent.h>
@@ -56,8 +56,10 @@ static unsigned count_entries(int dir_fd) {
         return n;
 }
 
-/* A partition file decoded: "key=v1,v2,...\n" per group, in file order. */
-static char *dump(int dir_fd, const char *name) {
+/* A partition of a map's file decoded: "key=v1,v2,...\n" per group, in file order. Each
+ * key is of that partition. */
+static char *dump(int dir_fd, const char *name, unsigned partition) {
+        const char *reason = NULL;
         GroupReader r;
         char *text = NULL;
         size_t size = 0;
@@ -65,8 +67,10 @@ static char *dump(int dir_fd, const char *name) {
         int k;
 
         ck_assert_ptr_nonnull(f);
-        ck_assert_int_eq(group_reader_open(&r, dir_fd, name, 4096), 0);
+        ck_assert_msg(group_reader_open_partition(&r, dir_fd, name, NREDUCE, partition, 4096, &reason) == 0, "%s",
+                      reason ?: "");
         while ((k = group_reader_next_key(&r)) > 0) {
+                ck_assert_uint_eq((fnv1a32(r.key, r.key_len) & 0x7fffffff) % NREDUCE, partition);
                 const char *v;
                 size_t l;
                 int n = 0;
@@ -127,12 +131,12 @@ static int bad_key_combine(const mrkv_host *host, mrkv_emitter *out, const char 
         return host->emit(out, "other", 5, "1", 1);
 }
 
-/* Writes n pairs with budget (0: none) and combine into files <prefix>-<r>; returns their
- * dumps joined, and the runs spilled. */
+/* Writes n pairs with budget (0: none) and combine into the file prefix; returns its
+ * partitions' dumps joined, and the runs spilled. */
 static char *write_output(int dir_fd, size_t budget, mrkv_combine_func combine, unsigned n, const char *prefix,
                           TaskCounters *c, size_t *ret_runs) {
         Groups g = {};
-        char names_buf[NREDUCE][64], *names[NREDUCE + 1] = {}, *all = NULL;
+        char *all = NULL;
         MapOutput m = {
                 .groups = &g,
                 .combine = combine,
@@ -146,17 +150,13 @@ static char *write_output(int dir_fd, size_t budget, mrkv_combine_func combine, 
 
         ck_assert_ptr_nonnull(f);
         map_output_init(&m, budget);
-        for (unsigned i = 0; i < NREDUCE; i++) {
-                snprintf(names_buf[i], sizeof(names_buf[i]), "%s-%u", prefix, i);
-                names[i] = names_buf[i];
-        }
         ck_assert_int_eq(add_pairs(&m, n), 0);
         if (budget > 0)
                 ck_assert_uint_le(g.memory, budget);
         *ret_runs = m.n_runs;
-        ck_assert_msg(map_output_write(&m, names) == 0, "%s", m.error ?: "");
+        ck_assert_msg(map_output_write(&m, prefix) == 0, "%s", m.error ?: "");
         for (unsigned i = 0; i < NREDUCE; i++) {
-                char *d = dump(dir_fd, names[i]);
+                char *d = dump(dir_fd, prefix, i);
                 fprintf(f, "-- %u\n%s", i, d);
                 free(d);
         }
@@ -185,8 +185,9 @@ START_TEST(test_spill_same_output) {
         ck_assert_str_eq(memory, spilled);
         ck_assert_uint_eq(b.map_output_records, 400000);
 
-        /* Only the partition files are left, and no descriptor. */
-        ck_assert_uint_eq(count_entries(dir_fd), 2 * NREDUCE);
+        /* Only the two maps' files are left (one each, every partition in it), and no
+         * descriptor. */
+        ck_assert_uint_eq(count_entries(dir_fd), 2);
         ck_assert_uint_eq(tests_count_fds(), fds);
         free(memory);
         free(spilled);
@@ -221,7 +222,6 @@ END_TEST
  * key fails the task. */
 START_TEST(test_spill_failure_cleanup) {
         _cleanup_close_ int dir_fd = open_tmpdir();
-        char *names[] = { "missing/a", "missing/b", "missing/c", NULL };
         unsigned fds = tests_count_fds();
         TaskCounters c = {};
         Groups g = {};
@@ -230,7 +230,7 @@ START_TEST(test_spill_failure_cleanup) {
         map_output_init(&m, 64 * 1024);
         ck_assert_int_eq(add_pairs(&m, 50000), 0);
         ck_assert_uint_gt(m.n_runs, 1);
-        ck_assert_int_eq(map_output_write(&m, names), -ENOENT);
+        ck_assert_int_eq(map_output_write(&m, "missing/a"), -ENOENT);
         ck_assert_ptr_nonnull(strstr(m.error, "missing/a"));
         map_output_done(&m);
         groups_done(&g);
@@ -249,9 +249,8 @@ START_TEST(test_spill_failure_cleanup) {
         m = (MapOutput) { .groups = &g, .combine = bad_key_combine, .dir_fd = dir_fd, .nreduce = NREDUCE,
                           .run_name = ".run", .counters = &c };
         map_output_init(&m, 0);
-        names[0] = "a", names[1] = "b", names[2] = "c";
         ck_assert_int_eq(add_pairs(&m, 1000), 0);
-        ck_assert_int_eq(map_output_write(&m, names), -EINVAL);
+        ck_assert_int_eq(map_output_write(&m, "a"), -EINVAL);
         ck_assert_ptr_nonnull(strstr(m.error, "combine"));
         map_output_done(&m);
         groups_done(&g);
@@ -265,7 +264,7 @@ START_TEST(test_groups_budget) {
         Groups g = {};
         TaskCounters c = {};
         MapOutput m = { .groups = &g, .dir_fd = dir_fd, .nreduce = 1, .run_name = ".run", .counters = &c };
-        char *big = malloc(300 * 1024), *names[] = { "out", NULL };
+        char *big = malloc(300 * 1024);
 
         ck_assert_ptr_nonnull(big);
         memset(big, 'x', 300 * 1024);
@@ -278,7 +277,7 @@ START_TEST(test_groups_budget) {
         }
         ck_assert_int_eq(map_output_add(&m, "big", 3, big, 300 * 1024), 0);
         ck_assert_int_eq(map_output_add(&m, "k1", 2, "w", 1), 0);
-        ck_assert_int_eq(map_output_write(&m, names), 0);
+        ck_assert_int_eq(map_output_write(&m, "out"), 0);
         map_output_done(&m);
         groups_done(&g);
         free(big);

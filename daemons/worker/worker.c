@@ -62,11 +62,11 @@ typedef struct WorkerState {
 } WorkerState;
 
 static int run_task(const Assignment *a, App *app, WorkerState *w, TaskCounters *counters, char **ret_error) {
-        _cleanup_strv_free_ char **names = NULL, **inputs = NULL;
+        _cleanup_strv_free_ char **inputs = NULL;
         bool streaming = assignment_streaming(a);
 
         if (streq(a->kind, "map")) {
-                char run_name[MR_NAME_MAX];
+                char name[MR_NAME_MAX], run_name[MR_NAME_MAX];
 
                 if (json_object_array_length(a->files) != 1 ||
                     !json_object_is_type(json_object_array_get_idx(a->files, 0), json_type_string))
@@ -75,11 +75,7 @@ static int run_task(const Assignment *a, App *app, WorkerState *w, TaskCounters 
                         *ret_error = strdup("the streaming job has no mapper command");
                         return -EINVAL;
                 }
-                names = names_new(a->nreduce);
-                if (!names)
-                        return -ENOMEM;
-                for (unsigned i = 0; i < a->nreduce; i++)
-                        mr_map_temp_name(names[i], a->job, a->task, a->attempt, i);
+                mr_map_temp_name(name, a->job, a->task, a->attempt);
                 mr_map_run_name(run_name, a->job, a->task, a->attempt);
                 return map_task_run(&(MapTask) {
                                             .app = streaming ? NULL : app->app,
@@ -94,7 +90,7 @@ static int run_task(const Assignment *a, App *app, WorkerState *w, TaskCounters 
                                             .length = a->length,
                                             .max_input = w->max_input,
                                             .nreduce = a->nreduce,
-                                            .names = names,
+                                            .name = name,
                                             .run_name = run_name,
                                             .counters = counters,
                                     },
@@ -110,7 +106,7 @@ static int run_task(const Assignment *a, App *app, WorkerState *w, TaskCounters 
         if (!inputs)
                 return -ENOMEM;
         for (unsigned i = 0; i < a->nmap; i++)
-                mr_intermediate_name(inputs[i], i, a->task);
+                mr_intermediate_name(inputs[i], i);
         mr_reduce_temp_name(output, a->job, a->task, a->attempt);
         return reduce_task_run(&(ReduceTask) {
                                        .app = streaming ? NULL : app->app,
@@ -119,40 +115,37 @@ static int run_task(const Assignment *a, App *app, WorkerState *w, TaskCounters 
                                        .dir_fd = w->dir_fd,
                                        .inputs = inputs,
                                        .n_inputs = a->nmap,
+                                       .partition = a->task,
+                                       .nreduce = a->nreduce,
                                        .output = output,
                                        .counters = counters,
                                },
                                ret_error);
 }
 
-/* The i-th file of an attempt's output: its temporary and its final name. A map attempt
- * writes nreduce files, a reduce attempt one. */
-static unsigned attempt_file(const Assignment *a, unsigned i, char from[static MR_NAME_MAX],
-                             char to[static MR_NAME_MAX]) {
+/* An attempt's output file (a map's, with every partition, or a reduce's): its temporary
+ * and its final name. */
+static void attempt_file(const Assignment *a, char from[static MR_NAME_MAX], char to[static MR_NAME_MAX]) {
         if (streq(a->kind, "map")) {
-                mr_map_temp_name(from, a->job, a->task, a->attempt, i);
-                mr_intermediate_name(to, a->task, i);
-                return a->nreduce;
+                mr_map_temp_name(from, a->job, a->task, a->attempt);
+                mr_intermediate_name(to, a->task);
+                return;
         }
         mr_reduce_temp_name(from, a->job, a->task, a->attempt);
         mr_output_name(to, a->task);
-        return 1;
 }
 
-/* A successful attempt's files go into place before it is reported, renamed within the
+/* A successful attempt's file goes into place before it is reported, renamed within the
  * job's directory: a reader sees a whole file of some successful attempt, and attempts of
- * a task write the same bytes. A failed attempt's files are removed. */
+ * a task write the same bytes. A failed attempt's file is removed. */
 static int attempt_commit(const Assignment *a, int dir_fd, bool ok) {
         char from[MR_NAME_MAX], to[MR_NAME_MAX];
-        unsigned n = attempt_file(a, 0, from, to);
 
-        for (unsigned i = 0; i < n; i++) {
-                (void) attempt_file(a, i, from, to);
-                if (!ok)
-                        (void) unlinkat(dir_fd, from, 0);
-                else if (renameat(dir_fd, from, dir_fd, to) < 0)
-                        return -errno;
-        }
+        attempt_file(a, from, to);
+        if (!ok)
+                (void) unlinkat(dir_fd, from, 0);
+        else if (renameat(dir_fd, from, dir_fd, to) < 0)
+                return -errno;
         return 0;
 }
 

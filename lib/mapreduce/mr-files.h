@@ -11,17 +11,18 @@
 
 #define MR_NAME_MAX 256
 
-static inline void mr_intermediate_name(char buf[static MR_NAME_MAX], unsigned map, unsigned reduce) {
-        snprintf(buf, MR_NAME_MAX, "mr-%u-%u", map, reduce);
+/* Map task M's output: every reduce partition in one file, with an index of where each
+ * starts (see daemons/worker/intermediate.h). */
+static inline void mr_intermediate_name(char buf[static MR_NAME_MAX], unsigned map) {
+        snprintf(buf, MR_NAME_MAX, "mr-%u", map);
 }
 
 static inline void mr_output_name(char buf[static MR_NAME_MAX], unsigned reduce) {
         snprintf(buf, MR_NAME_MAX, "mr-out-%u", reduce);
 }
 
-static inline void mr_map_temp_name(char buf[static MR_NAME_MAX], const char *job, unsigned map, unsigned attempt,
-                                    unsigned reduce) {
-        snprintf(buf, MR_NAME_MAX, ".mrkv-tmp-%s-m%u.%u-%u", job, map, attempt, reduce);
+static inline void mr_map_temp_name(char buf[static MR_NAME_MAX], const char *job, unsigned map, unsigned attempt) {
+        snprintf(buf, MR_NAME_MAX, ".mrkv-tmp-%s-m%u.%u", job, map, attempt);
 }
 
 /* A map attempt's spilled runs are created under this name and unlinked at once. */

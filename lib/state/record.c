@@ -37,7 +37,7 @@ static uint64_t get_le64(const uint8_t *p) {
 /* CRC-32 (IEEE, reflected, as zlib's crc32()) of size bytes, continuing from crc (0 to
  * start). ISA-L folds 64 bytes at a time with carry-less multiplication where the CPU has
  * it: a record of 150 bytes costs about a tenth of zlib's table-driven code. */
-static uint32_t crc_update(uint32_t crc, const void *p, size_t size) {
+uint32_t record_crc32(uint32_t crc, const void *p, size_t size) {
 #if HAVE_ISAL
         return crc32_gzip_refl(crc, p, size);
 #else
@@ -55,9 +55,9 @@ static uint32_t crc_compute(const uint8_t *header, size_t header_size, size_t cr
         assert(header_size <= sizeof(h));
         memcpy(h, header, header_size);
         memset(h + crc_offset, 0, 4);
-        crc = crc_update(0, h, header_size);
+        crc = record_crc32(0, h, header_size);
         if (size > 0)
-                crc = crc_update(crc, payload, size);
+                crc = record_crc32(crc, payload, size);
         return crc;
 }
 
@@ -101,7 +101,7 @@ void record_seal(uint8_t *record, uint64_t seqnum, uint32_t type, uint32_t size)
         put_le32(record + 8, type);
         put_le32(record + 12, 0);
         put_le64(record + 16, seqnum);
-        put_le32(record + 4, crc_update(0, record, RECORD_HEADER_SIZE + (size_t) size));
+        put_le32(record + 4, record_crc32(0, record, RECORD_HEADER_SIZE + (size_t) size));
 }
 
 int64_t record_parse(const uint8_t *p, size_t avail, uint64_t min_seqnum, Record *ret) {

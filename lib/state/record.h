@@ -53,6 +53,10 @@ typedef struct Record {
         const uint8_t *payload;
 } Record;
 
+/* The checksum of the records, for other files to use: CRC-32 of size bytes at p,
+ * continuing from crc (0 to start). */
+uint32_t record_crc32(uint32_t crc, const void *p, size_t size);
+
 void record_file_header_encode(uint8_t buf[RECORD_FILE_HEADER_SIZE], const char magic[8], uint64_t position);
 /* 0 with the position, -EPROTONOSUPPORT for another format version (the magic and the crc
  * matched), -EBADMSG for anything else. */

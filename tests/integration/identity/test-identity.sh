@@ -229,7 +229,7 @@ symlink-workdir)
     # A shared directory, as /tmp is; A plants links under the names job 1 will use.
     mkdir -m 1777 "$tmp/shared"
     plant() { # TARGET DIR
-        for name in .mrkv-tmp-{1,2}-m0.1-0 .mrkv-tmp-{1,2}-r0.1 mr-0-0 mr-out-0; do
+        for name in .mrkv-tmp-{1,2}-m0.1 .mrkv-tmp-{1,2}-r0.1 mr-0 mr-out-0; do
             as "$A" ln -s "$1" "$2/$name" || fail "cannot plant $name"
         done
     }

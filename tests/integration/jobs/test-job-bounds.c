@@ -147,7 +147,7 @@ static void fake_map_task(VarlinkClient *w) {
         job = json_object_get_string(member(task, "job"));
         task_index = json_object_get_int(member(task, "task"));
         attempt = json_object_get_int(member(task, "attempt"));
-        mr_map_temp_name(name, job, (unsigned) task_index, (unsigned) attempt, 0);
+        mr_map_temp_name(name, job, (unsigned) task_index, (unsigned) attempt);
         ck_assert_int_ge(asprintf(&path, "%s/%s", json_object_get_string(member(task, "workdir")), name), 0);
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         ck_assert_int_ge(fd, 0);
