@@ -25,6 +25,7 @@ typedef struct MapTask {
 /* Runs one map task: reads the split of the input (see split.h), hands its text to the
  * app's map (or, streaming, to the mapper on its stdin), and writes the emitted pairs,
  * partitioned by FNV-1a of the key, each partition sorted by key, to name, one
- * partition after another with their index (see intermediate.h and mapoutput.h: runs spilled beyond the budget, the app's combiner). Returns 0 or -errno;
+ * partition after another with their index (see intermediate.h, and mapoutput.h for
+ * runs spilled beyond the budget and the app's combiner). Returns 0 or -errno;
  * *ret_error describes an app or input failure (malloc'd). */
 int map_task_run(const MapTask *t, char **ret_error);

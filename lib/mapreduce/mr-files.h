@@ -21,7 +21,8 @@ static inline void mr_output_name(char buf[static MR_NAME_MAX], unsigned reduce)
         snprintf(buf, MR_NAME_MAX, "mr-out-%u", reduce);
 }
 
-static inline void mr_map_temp_name(char buf[static MR_NAME_MAX], const char *job, unsigned map, unsigned attempt) {
+static inline void mr_map_temp_name(char buf[static MR_NAME_MAX], const char *job, unsigned map,
+                                    unsigned attempt) {
         snprintf(buf, MR_NAME_MAX, ".mrkv-tmp-%s-m%u.%u", job, map, attempt);
 }
 

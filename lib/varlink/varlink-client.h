@@ -36,9 +36,10 @@ int varlink_client_queue(VarlinkClient *c, const char *method, json_object *para
 /* Writes what is queued. */
 int varlink_client_flush(VarlinkClient *c, uint64_t timeout_usec);
 
-/* Reads the next reply, of the oldest call not answered yet. Returns 0 with *ret_parameters (a new reference, {} if absent),
- * *ret_error (the error name, valid until the next read, NULL for success) and
- * *ret_continues; -ETIMEDOUT, -ECONNRESET (closed or reset), -EBADMSG (not Varlink). */
+/* Reads the next reply, of the oldest call not answered yet. Returns 0 with
+ * *ret_parameters (a new reference, {} if absent), *ret_error (the error name, valid
+ * until the next read, NULL for success) and *ret_continues; -ETIMEDOUT, -ECONNRESET
+ * (closed or reset), -EBADMSG (not Varlink). */
 int varlink_client_read(VarlinkClient *c, uint64_t timeout_usec, json_object **ret_parameters,
                         const char **ret_error, bool *ret_continues);
 
