@@ -57,25 +57,33 @@ static uint64_t get_le64(const uint8_t *p) {
         return le64toh(v);
 }
 
-void intermediate_trailer_encode(uint8_t *buf, const uint64_t *offsets, unsigned nreduce) {
-        size_t n = ((size_t) nreduce + 1) * 8;
+/* The crc of entry p: of le32 p | le64 end. */
+static uint32_t entry_crc(unsigned p, uint64_t end) {
+        uint8_t b[12];
 
-        for (unsigned i = 0; i <= nreduce; i++)
-                put_le64(buf + (size_t) i * 8, offsets[i]);
+        put_le32(b, p);
+        put_le64(b + 4, end);
+        return record_crc32(0, b, sizeof(b));
+}
+
+void intermediate_trailer_encode(uint8_t *buf, const uint64_t *ends, unsigned nreduce) {
+        size_t n = (size_t) nreduce * INTERMEDIATE_ENTRY_SIZE;
+
+        for (unsigned p = 0; p < nreduce; p++) {
+                uint8_t *e = buf + (size_t) p * INTERMEDIATE_ENTRY_SIZE;
+                put_le64(e, ends[p]);
+                put_le32(e + 8, entry_crc(p, ends[p]));
+        }
         put_le32(buf + n, nreduce);
         put_le32(buf + n + 4, INTERMEDIATE_FORMAT_VERSION);
-        put_le32(buf + n + 8, record_crc32(0, buf, n + 8));
+        put_le32(buf + n + 8, record_crc32(0, buf + n, 8));
         memcpy(buf + n + 12, INTERMEDIATE_MAGIC, 8);
 }
 
-int intermediate_trailer_parse(const uint8_t *buf, size_t size, uint64_t file_size, unsigned nreduce,
-                               unsigned partition, uint64_t *ret_offset, uint64_t *ret_length,
-                               const char **ret_reason) {
-        const uint8_t *footer, *t;
-        size_t n = intermediate_trailer_size(nreduce);
-        uint64_t end;
+int intermediate_footer_parse(const uint8_t *buf, size_t size, uint64_t file_size, unsigned nreduce,
+                              uint64_t *ret_index_start, const char **ret_reason) {
+        const uint8_t *footer;
 
-        assert(partition < nreduce);
         assert(size <= file_size);
 
         if (size < INTERMEDIATE_FOOTER_SIZE) {
@@ -91,32 +99,94 @@ int intermediate_trailer_parse(const uint8_t *buf, size_t size, uint64_t file_si
                 *ret_reason = "written in another version of the intermediate format";
                 return -EBADMSG;
         }
+        if (get_le32(footer + 8) != record_crc32(0, footer, 8)) {
+                *ret_reason = "the checksum of its index's footer does not match";
+                return -EBADMSG;
+        }
         if (get_le32(footer) != nreduce) {
                 *ret_reason = "written for another number of reduce partitions than the job's";
                 return -EBADMSG;
         }
-        if (size < n) {
+        if (file_size < intermediate_trailer_size(nreduce)) {
                 *ret_reason = "too short for the index of its partitions (truncated?)";
                 return -EBADMSG;
         }
-        t = buf + size - n;
-        if (get_le32(footer + 8) != record_crc32(0, t, n - 12)) {
-                *ret_reason = "the checksum of its index does not match";
-                return -EBADMSG;
-        }
-        end = file_size - n;
-        if (get_le64(t) != 0 || get_le64(t + (size_t) nreduce * 8) != end) {
-                *ret_reason = "its partition offsets do not span the file";
-                return -EBADMSG;
-        }
-        for (unsigned i = 0; i < nreduce; i++)
-                if (get_le64(t + (size_t) i * 8) > get_le64(t + (size_t) (i + 1) * 8)) {
-                        *ret_reason = "its partition offsets do not ascend";
-                        return -EBADMSG;
-                }
-        *ret_offset = get_le64(t + (size_t) partition * 8);
-        *ret_length = get_le64(t + (size_t) (partition + 1) * 8) - *ret_offset;
+        *ret_index_start = file_size - intermediate_trailer_size(nreduce);
         return 0;
+}
+
+/* Entry p at e: its end, or -EBADMSG. */
+static int entry_parse(const uint8_t *e, unsigned p, uint64_t *ret_end, const char **ret_reason) {
+        uint64_t end = get_le64(e);
+
+        if (get_le32(e + 8) != entry_crc(p, end)) {
+                *ret_reason = "the checksum of its index entry of the partition does not match";
+                return -EBADMSG;
+        }
+        *ret_end = end;
+        return 0;
+}
+
+int intermediate_entries_parse(const uint8_t *entries, unsigned nreduce, unsigned partition, uint64_t index_start,
+                               uint64_t *ret_offset, uint64_t *ret_length, const char **ret_reason) {
+        uint64_t start = 0, end;
+        int r;
+
+        assert(partition < nreduce);
+
+        if (partition > 0) {
+                r = entry_parse(entries, partition - 1, &start, ret_reason);
+                if (r < 0)
+                        return r;
+                entries += INTERMEDIATE_ENTRY_SIZE;
+        }
+        r = entry_parse(entries, partition, &end, ret_reason);
+        if (r < 0)
+                return r;
+        if (start > end) {
+                *ret_reason = "its partition offsets do not ascend";
+                return -EBADMSG;
+        }
+        if (end > index_start) {
+                *ret_reason = "its partition's range runs past the start of its index";
+                return -EBADMSG;
+        }
+        if (partition == nreduce - 1 && end != index_start) {
+                *ret_reason = "its partitions do not span the file up to its index";
+                return -EBADMSG;
+        }
+        *ret_offset = start;
+        *ret_length = end - start;
+        return 0;
+}
+
+/* The first entry partition's range is read from, and how many. */
+static unsigned entries_first(unsigned partition) {
+        return partition > 0 ? partition - 1 : 0;
+}
+
+static size_t entries_size(unsigned partition) {
+        return (partition > 0 ? 2 : 1) * (size_t) INTERMEDIATE_ENTRY_SIZE;
+}
+
+int intermediate_trailer_parse(const uint8_t *buf, size_t size, uint64_t file_size, unsigned nreduce,
+                               unsigned partition, uint64_t *ret_offset, uint64_t *ret_length,
+                               const char **ret_reason) {
+        uint64_t index_start;
+        int r;
+
+        assert(partition < nreduce);
+
+        r = intermediate_footer_parse(buf, size, file_size, nreduce, &index_start, ret_reason);
+        if (r < 0)
+                return r;
+        if (size < intermediate_trailer_size(nreduce)) {
+                *ret_reason = "too short for the index of its partitions (truncated?)";
+                return -EBADMSG;
+        }
+        return intermediate_entries_parse(buf + size - intermediate_trailer_size(nreduce) +
+                                                  (size_t) entries_first(partition) * INTERMEDIATE_ENTRY_SIZE,
+                                          nreduce, partition, index_start, ret_offset, ret_length, ret_reason);
 }
 
 /* Sets r up over [offset, offset + length) of fd (a regular file); takes fd. */
@@ -142,16 +212,6 @@ static int regular_file_size(int fd, uint64_t *ret) {
                 return -EINVAL;
         *ret = (uint64_t) st.st_size;
         return 0;
-}
-
-int group_reader_open(GroupReader *r, int dir_fd, const char *path, size_t buffer_size) {
-        int fd = openat(dir_fd, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-
-        if (fd < 0) {
-                *r = (GroupReader) { .fd = -EBADF };
-                return -errno;
-        }
-        return group_reader_open_fd(r, fd, buffer_size);
 }
 
 int group_reader_open_fd(GroupReader *r, int fd, size_t buffer_size) {
@@ -186,12 +246,47 @@ static int pread_all(int fd, void *buf, size_t n, uint64_t offset) {
         return 0;
 }
 
+/* Reads partition's range from the index of fd, of size bytes: the whole trailer in one
+ * read when it is small, else the footer and then the partition's entries. *ret_read:
+ * the bytes of index read. */
+static int index_read(int fd, uint64_t size, unsigned nreduce, unsigned partition, uint64_t *ret_offset,
+                      uint64_t *ret_length, uint64_t *ret_read, const char **ret_reason) {
+        uint8_t buf[INTERMEDIATE_TRAILER_ONE_READ];
+        uint64_t index_start;
+        size_t n;
+        int e;
+
+        *ret_read = 0;
+        if (intermediate_trailer_size(nreduce) <= sizeof(buf)) {
+                n = (size_t) MIN((uint64_t) intermediate_trailer_size(nreduce), size);
+                e = pread_all(fd, buf, n, size - n);
+                if (e < 0)
+                        return e;
+                *ret_read = n;
+                return intermediate_trailer_parse(buf, n, size, nreduce, partition, ret_offset, ret_length,
+                                                  ret_reason);
+        }
+
+        n = (size_t) MIN((uint64_t) INTERMEDIATE_FOOTER_SIZE, size);
+        e = pread_all(fd, buf, n, size - n);
+        if (e < 0)
+                return e;
+        *ret_read = n;
+        e = intermediate_footer_parse(buf, n, size, nreduce, &index_start, ret_reason);
+        if (e < 0)
+                return e;
+        n = entries_size(partition);
+        e = pread_all(fd, buf, n, index_start + (uint64_t) entries_first(partition) * INTERMEDIATE_ENTRY_SIZE);
+        if (e < 0)
+                return e;
+        *ret_read += n;
+        return intermediate_entries_parse(buf, nreduce, partition, index_start, ret_offset, ret_length, ret_reason);
+}
+
 int group_reader_open_partition(GroupReader *r, int dir_fd, const char *path, unsigned nreduce, unsigned partition,
                                 size_t buffer_size, const char **ret_reason) {
         _cleanup_close_ int fd = openat(dir_fd, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-        _cleanup_free_ uint8_t *trailer = NULL;
-        uint64_t size, offset, length;
-        size_t n;
+        uint64_t size = 0, offset, length, index_bytes;
         int e;
 
         *r = (GroupReader) { .fd = -EBADF };
@@ -201,19 +296,14 @@ int group_reader_open_partition(GroupReader *r, int dir_fd, const char *path, un
         e = regular_file_size(fd, &size);
         if (e < 0)
                 return e;
-
-        /* One read for the index (its size follows from nreduce), one for a small range. */
-        n = (size_t) MIN((uint64_t) intermediate_trailer_size(nreduce), size);
-        trailer = malloc(MAX(n, (size_t) 1));
-        if (!trailer)
-                return -ENOMEM;
-        e = pread_all(fd, trailer, n, size - n);
+        e = index_read(fd, size, nreduce, partition, &offset, &length, &index_bytes, ret_reason);
         if (e < 0)
                 return e;
-        e = intermediate_trailer_parse(trailer, n, size, nreduce, partition, &offset, &length, ret_reason);
+        e = group_reader_init(r, TAKE_FD(fd), offset, length, buffer_size);
         if (e < 0)
                 return e;
-        return group_reader_init(r, TAKE_FD(fd), offset, length, buffer_size);
+        r->index_read = index_bytes;
+        return 0;
 }
 
 void group_reader_close(GroupReader *r) {

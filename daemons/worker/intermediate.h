@@ -6,17 +6,22 @@
 #include <stdint.h>
 
 /* The intermediate file format. Map task M writes one file, mr-M: its reduce partitions
- * 0..R-1 one after another, then an index of where each starts (as Hadoop's map side
+ * 0..R-1 one after another, then an index of where each ends (as Hadoop's map side
  * writes one output file and an index of partition offsets), so a map commits one file
  * and a reduce opens each map's file once and reads only its own range:
  *
- *   file    := partition{R} trailer
- *   trailer := le64 offset{R+1} | le32 R | le32 version | le32 crc | magic[8]
+ *   file    := partition{R} entry{R} footer
+ *   entry p := le64 end | le32 crc       (12 bytes; end: where partition p ends)
+ *   footer  := le32 R | le32 version | le32 crc | magic[8]       (20 bytes)
  *
- * offset[p] is where partition p starts, offset[R] where the trailer starts (offset[0]
- * is 0, the offsets ascend; an empty partition is an empty range); the crc is
- * record_crc32() (the job journal's checksum) of the trailer's bytes before it. A
- * partition holds the map's pairs of that partition grouped by key, groups sorted by
+ * Partition p is [end of p-1, end of p) (partition 0 starts at 0; an empty partition is
+ * an empty range); the index starts at file size - 12 R - 20, which the last end
+ * equals. An entry's crc is record_crc32() (the job journal's checksum) of le32 p |
+ * le64 end, so an entry read for another partition (swapped, shifted) does not check;
+ * the footer's is of its R and version. A reduce of partition p reads and checks the
+ * footer and entries p-1 and p only: O(1) bytes of index per map file whatever R is
+ * (one read for the whole trailer when it is small, else one for the footer and one
+ * for the two entries). A partition holds the map's pairs of that partition grouped by key, groups sorted by
  * key (bytewise), each key once:
  *
  *   group := varint(key length) key varint(number of values) run*
@@ -43,23 +48,38 @@ static inline size_t varint_encode(uint8_t *p, uint64_t v) {
 int varint_decode(const uint8_t *p, const uint8_t *end, uint64_t *ret);
 
 #define INTERMEDIATE_MAGIC "MRKVMAP\n"
-#define INTERMEDIATE_FORMAT_VERSION 1U
-/* The trailer's fixed part after the offsets: R, version, crc, magic. */
+#define INTERMEDIATE_FORMAT_VERSION 2U
+#define INTERMEDIATE_ENTRY_SIZE 12U
 #define INTERMEDIATE_FOOTER_SIZE 20U
+/* A trailer up to this size is read in one pread(); a larger one in two small ones. */
+#define INTERMEDIATE_TRAILER_ONE_READ 4096U
 
 static inline size_t intermediate_trailer_size(unsigned nreduce) {
-        return ((size_t) nreduce + 1) * 8 + INTERMEDIATE_FOOTER_SIZE;
+        return (size_t) nreduce * INTERMEDIATE_ENTRY_SIZE + INTERMEDIATE_FOOTER_SIZE;
 }
 
-/* Encodes the trailer of a file of nreduce partitions starting at offsets[0..nreduce]
- * (offsets[nreduce]: where the trailer goes) into buf of intermediate_trailer_size(). */
-void intermediate_trailer_encode(uint8_t *buf, const uint64_t *offsets, unsigned nreduce);
+/* Encodes the trailer of a file of nreduce partitions, partition p ending at ends[p]
+ * (the last end: where the trailer goes), into buf of intermediate_trailer_size(). */
+void intermediate_trailer_encode(uint8_t *buf, const uint64_t *ends, unsigned nreduce);
 
-/* Checks the trailer at the end of buf (the last size bytes of a file of file_size bytes;
- * size at least intermediate_trailer_size(nreduce) unless the file is shorter) for a job
- * of nreduce partitions, and returns partition's range. -EBADMSG with *ret_reason
- * (static) saying what is wrong: too short, bad magic, another version, bad checksum,
- * another partition count, offsets not ascending or past the end. */
+/* Checks the footer at the end of buf (the last size bytes of a file of file_size
+ * bytes) for a job of nreduce partitions and returns where the index starts. -EBADMSG
+ * with *ret_reason (static) saying what is wrong: too short, bad magic, another
+ * version, bad checksum, another partition count. */
+int intermediate_footer_parse(const uint8_t *buf, size_t size, uint64_t file_size, unsigned nreduce,
+                              uint64_t *ret_index_start, const char **ret_reason);
+
+/* Checks the entries partition's range is read from, entries[] being entry partition - 1
+ * and then partition's (only partition's for partition 0), in an index starting at
+ * index_start, and returns the range. -EBADMSG with *ret_reason: bad checksum (an
+ * entry damaged or not this partition's), a start past its end, an end past the index,
+ * the last partition not ending where the index starts. */
+int intermediate_entries_parse(const uint8_t *entries, unsigned nreduce, unsigned partition, uint64_t index_start,
+                               uint64_t *ret_offset, uint64_t *ret_length, const char **ret_reason);
+
+/* Both of the above over a whole trailer at the end of buf (the last size bytes of a
+ * file of file_size bytes; size at least intermediate_trailer_size(nreduce) unless the
+ * file is shorter). */
 int intermediate_trailer_parse(const uint8_t *buf, size_t size, uint64_t file_size, unsigned nreduce,
                                unsigned partition, uint64_t *ret_offset, uint64_t *ret_length,
                                const char **ret_reason);
@@ -82,13 +102,14 @@ typedef struct GroupReader {
         uint64_t run_left;       /* repeats of run_value still to hand out */
         const char *run_value;   /* valid while the run lasts: nothing is read meanwhile */
         size_t run_len;
+        uint64_t index_read; /* bytes of the file's index read to open its partition */
 } GroupReader;
 
-/* Opens a whole file of groups, by name or (a spilled run) fd, which it takes. */
-int group_reader_open(GroupReader *r, int dir_fd, const char *path, size_t buffer_size);
+/* Opens a whole file of groups (a spilled run) by its fd, which it takes. */
 int group_reader_open_fd(GroupReader *r, int fd, size_t buffer_size);
 /* Opens partition of the intermediate file path in dir_fd, written for nreduce partitions:
- * checks its trailer and reads only that partition's range. -EBADMSG with *ret_reason
+ * checks its footer and the index entries of that partition (not the whole index) and
+ * reads only that partition's range. -EBADMSG with *ret_reason
  * (static) for a file that is not whole or not of this job's partitioning. */
 int group_reader_open_partition(GroupReader *r, int dir_fd, const char *path, unsigned nreduce, unsigned partition,
                                 size_t buffer_size, const char **ret_reason);

@@ -180,7 +180,7 @@ static uint32_t partition_of(const MapOutput *m, const char *key, size_t key_len
 typedef struct MapFile {
         OutputFile out;
         const char *name;
-        uint64_t *offsets;  /* nreduce + 1 */
+        uint64_t *offsets;  /* nreduce + 1: where each partition starts, then where the index does */
         unsigned partition; /* the partition being written */
 } MapFile;
 
@@ -218,7 +218,8 @@ static int map_file_close(MapOutput *m, MapFile *f, int r) {
                 if (!trailer)
                         r = fail(m, -ENOMEM, "cannot write the map output");
                 else {
-                        intermediate_trailer_encode(trailer, f->offsets, m->nreduce);
+                        /* Partition p ends where p + 1 starts. */
+                        intermediate_trailer_encode(trailer, f->offsets + 1, m->nreduce);
                         (void) output_file_write(&f->out, trailer, intermediate_trailer_size(m->nreduce));
                 }
         }

@@ -146,12 +146,20 @@ static void expect_no_value(GroupReader *r) {
         ck_assert_int_eq(group_reader_next_value(r, &v, &len), 0);
 }
 
+/* Opens the whole file name as a run of groups. */
+static int reader_open(GroupReader *r, const char *name, size_t buffer_size) {
+        int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
+
+        ck_assert_int_ge(fd, 0);
+        return group_reader_open_fd(r, fd, buffer_size);
+}
+
 /* Reads a file to its end, all values included: 0 for a clean end, or the error. */
 static int read_all(const char *name, size_t buffer_size) {
         GroupReader r;
         int k;
 
-        ck_assert_int_eq(group_reader_open(&r, dir_fd, name, buffer_size), 0);
+        ck_assert_int_eq(reader_open(&r, name, buffer_size), 0);
         while ((k = group_reader_next_key(&r)) > 0) {
                 const char *v;
                 size_t len;
@@ -257,7 +265,7 @@ START_TEST(test_reader_empty_file) {
         GroupReader r;
 
         write_file("empty", "", 0);
-        ck_assert_int_eq(group_reader_open(&r, dir_fd, "empty", 65536), 0);
+        ck_assert_int_eq(reader_open(&r, "empty", 65536), 0);
         ck_assert_int_eq(group_reader_next_key(&r), 0);
         ck_assert_int_eq(group_reader_next_key(&r), 0); /* and stays at the end */
         expect_no_value(&r);
@@ -268,9 +276,12 @@ START_TEST(test_reader_empty_file) {
 END_TEST
 
 START_TEST(test_reader_missing_file) {
+        const char *reason = "unset";
         GroupReader r;
 
-        ck_assert_int_eq(group_reader_open(&r, dir_fd, "does-not-exist", 65536), -ENOENT);
+        ck_assert_int_eq(group_reader_open_partition(&r, dir_fd, "does-not-exist", 4, 0, 65536, &reason),
+                         -ENOENT);
+        ck_assert_ptr_null(reason);
         group_reader_close(&r); /* safe after a failed open */
 }
 END_TEST
@@ -295,7 +306,7 @@ START_TEST(test_reader_odd_groups) {
         for (size_t i = 0; i < ELEMENTSOF(buffer_sizes); i++) {
                 GroupReader r;
 
-                ck_assert_int_eq(group_reader_open(&r, dir_fd, "odd", buffer_sizes[i]), 0);
+                ck_assert_int_eq(reader_open(&r, "odd", buffer_sizes[i]), 0);
                 expect_key(&r, "", 0, 1);
                 expect_value(&r, "", 0);
                 expect_no_value(&r);
@@ -334,7 +345,7 @@ START_TEST(test_reader_skips_unread_values) {
         write_file("skip", w.data, w.size);
         free(w.data);
 
-        ck_assert_int_eq(group_reader_open(&r, dir_fd, "skip", 21), 0);
+        ck_assert_int_eq(reader_open(&r, "skip", 21), 0);
         expect_key(&r, "a", 1, 3);
         expect_value(&r, "1", 1);
         expect_key(&r, "b", 1, 2); /* "22" and "333" skipped */
@@ -374,7 +385,7 @@ START_TEST(test_reader_large_group) {
         write_file("large", w.data, w.size);
         free(w.data);
 
-        ck_assert_int_eq(group_reader_open(&r, dir_fd, "large", 64 * 1024), 0);
+        ck_assert_int_eq(reader_open(&r, "large", 64 * 1024), 0);
         expect_key(&r, "before", 6, 1);
         expect_value(&r, "1", 1);
         expect_key(&r, "big", 3, 3);
@@ -395,7 +406,7 @@ START_TEST(test_reader_large_group) {
         group_reader_close(&r);
 
         /* Skipping the big value without reading it works as well. */
-        ck_assert_int_eq(group_reader_open(&r, dir_fd, "large", 64 * 1024), 0);
+        ck_assert_int_eq(reader_open(&r, "large", 64 * 1024), 0);
         expect_key(&r, "before", 6, 1);
         expect_key(&r, "big", 3, 3);
         expect_key(&r, "middle", 6, 1);
@@ -469,7 +480,7 @@ START_TEST(test_reader_runs) {
         GroupReader r;
 
         write_file("runs", file, sizeof(file) - 1);
-        ck_assert_int_eq(group_reader_open(&r, dir_fd, "runs", 21), 0);
+        ck_assert_int_eq(reader_open(&r, "runs", 21), 0);
         expect_key(&r, "k", 1, 4);
         expect_value(&r, "a", 1);
         expect_value(&r, "a", 1);
@@ -521,27 +532,28 @@ START_TEST(test_reader_corrupt_length_not_allocated) {
 }
 END_TEST
 
-/* A map's file of four partitions, 1 and 3 empty, then its trailer; *ret_size: the data's. */
-static void write_map_file(const char *name, uint64_t offsets[5], size_t *ret_size) {
+/* A map's file of four partitions, 1 and 3 empty, then its trailer; ends[]: where each
+ * partition ends. */
+static void write_map_file(const char *name, uint64_t ends[4]) {
         Writer w = {};
-        uint8_t trailer[5 * 8 + INTERMEDIATE_FOOTER_SIZE];
+        uint8_t trailer[4 * INTERMEDIATE_ENTRY_SIZE + INTERMEDIATE_FOOTER_SIZE];
 
-        offsets[0] = 0;
         writer_group(&w, "apple", 5, 2, "1", (size_t) 1, "1", (size_t) 1);
         writer_group(&w, "berry", 5, 1, "7", (size_t) 1);
-        offsets[1] = offsets[2] = w.size;
+        ends[0] = ends[1] = w.size;
         writer_group(&w, "cherry", 6, 1, "x", (size_t) 1);
-        offsets[3] = offsets[4] = w.size;
+        ends[2] = ends[3] = w.size;
         ck_assert_uint_eq(intermediate_trailer_size(4), sizeof(trailer));
-        intermediate_trailer_encode(trailer, offsets, 4);
+        intermediate_trailer_encode(trailer, ends, 4);
         writer_put(&w, trailer, sizeof(trailer));
         write_file(name, w.data, w.size);
-        *ret_size = offsets[4];
         free(w.data);
 }
 
-/* The keys of one partition of a map's file, joined by spaces. */
-static char *read_partition(const char *name, unsigned nreduce, unsigned partition) {
+/* The keys of one partition of a map's file, joined by spaces; *ret_index_read (if not
+ * NULL): the bytes of index read to open it. */
+static char *read_partition_counted(const char *name, unsigned nreduce, unsigned partition,
+                                    uint64_t *ret_index_read) {
         _cleanup_free_ char *keys = strdup("");
         const char *reason = NULL;
         GroupReader r;
@@ -549,6 +561,8 @@ static char *read_partition(const char *name, unsigned nreduce, unsigned partiti
 
         ck_assert_msg(group_reader_open_partition(&r, dir_fd, name, nreduce, partition, 4096, &reason) == 0, "%s",
                       reason ?: "");
+        if (ret_index_read)
+                *ret_index_read = r.index_read;
         while ((k = group_reader_next_key(&r)) > 0) {
                 char *n;
                 ck_assert_int_ge(asprintf(&n, "%s%s%.*s", keys, *keys ? " " : "", (int) r.key_len, r.key), 0);
@@ -560,138 +574,277 @@ static char *read_partition(const char *name, unsigned nreduce, unsigned partiti
         return TAKE_PTR(keys);
 }
 
-/* Each partition reads only its range; empty ones are empty; a file of empty partitions
- * only is its trailer. */
-START_TEST(test_map_file_round_trip) {
-        uint64_t offsets[5], off, len;
-        const char *reason = NULL;
-        size_t size;
-        char *keys;
-        uint8_t trailer[2 * 8 + INTERMEDIATE_FOOTER_SIZE];
+static char *read_partition(const char *name, unsigned nreduce, unsigned partition) {
+        return read_partition_counted(name, nreduce, partition, NULL);
+}
 
-        write_map_file("mr-0", offsets, &size);
-        keys = read_partition("mr-0", 4, 0);
-        ck_assert_str_eq(keys, "apple berry");
-        free(keys);
-        keys = read_partition("mr-0", 4, 1);
+/* Asserts partition of name holds the keys (joined by spaces). */
+static void expect_partition(const char *name, unsigned nreduce, unsigned partition, const char *keys) {
+        char *k = read_partition(name, nreduce, partition);
+
+        ck_assert_str_eq(k, keys);
+        free(k);
+}
+
+/* Each partition reads only its range; empty ones are empty; a file of empty partitions
+ * only is its trailer; a small trailer is read whole. */
+START_TEST(test_map_file_round_trip) {
+        uint8_t buf[4 * INTERMEDIATE_ENTRY_SIZE + INTERMEDIATE_FOOTER_SIZE];
+        uint8_t one[INTERMEDIATE_ENTRY_SIZE + INTERMEDIATE_FOOTER_SIZE];
+        uint64_t ends[4], off, len, index_read;
+        const char *reason = NULL;
+        char *keys;
+        Writer w = {};
+
+        write_map_file("mr-0", ends);
+        expect_partition("mr-0", 4, 0, "apple berry");
+        expect_partition("mr-0", 4, 1, "");
+        expect_partition("mr-0", 4, 2, "cherry");
+        keys = read_partition_counted("mr-0", 4, 3, &index_read);
         ck_assert_str_eq(keys, "");
         free(keys);
-        keys = read_partition("mr-0", 4, 2);
-        ck_assert_str_eq(keys, "cherry");
-        free(keys);
-        keys = read_partition("mr-0", 4, 3);
-        ck_assert_str_eq(keys, "");
-        free(keys);
+        ck_assert_uint_eq(index_read, sizeof(buf));
 
         /* The parse gives the ranges as written. */
-        uint8_t buf[5 * 8 + INTERMEDIATE_FOOTER_SIZE];
-        intermediate_trailer_encode(buf, offsets, 4);
-        ck_assert_int_eq(intermediate_trailer_parse(buf, sizeof(buf), size + sizeof(buf), 4, 2, &off, &len, &reason),
+        intermediate_trailer_encode(buf, ends, 4);
+        ck_assert_int_eq(intermediate_trailer_parse(buf, sizeof(buf), ends[3] + sizeof(buf), 4, 2, &off, &len,
+                                                    &reason),
                          0);
-        ck_assert_uint_eq(off, offsets[2]);
-        ck_assert_uint_eq(len, offsets[3] - offsets[2]);
+        ck_assert_uint_eq(off, ends[1]);
+        ck_assert_uint_eq(len, ends[2] - ends[1]);
+        ck_assert_int_eq(intermediate_trailer_parse(buf, sizeof(buf), ends[3] + sizeof(buf), 4, 0, &off, &len,
+                                                    &reason),
+                         0);
+        ck_assert_uint_eq(off, 0);
+        ck_assert_uint_eq(len, ends[0]);
 
         /* One partition, empty: the file is its trailer. */
-        intermediate_trailer_encode(trailer, (uint64_t[]) { 0, 0 }, 1);
-        write_file("mr-1", trailer, sizeof(trailer));
-        keys = read_partition("mr-1", 1, 0);
-        ck_assert_str_eq(keys, "");
-        free(keys);
+        ck_assert_uint_eq(intermediate_trailer_size(1), sizeof(one));
+        intermediate_trailer_encode(one, (uint64_t[]) { 0 }, 1);
+        write_file("mr-1", one, sizeof(one));
+        expect_partition("mr-1", 1, 0, "");
+
+        /* One partition, not empty. */
+        writer_group(&w, "apple", 5, 1, "1", (size_t) 1);
+        writer_group(&w, "berry", 5, 1, "1", (size_t) 1);
+        intermediate_trailer_encode(one, (uint64_t[]) { w.size }, 1);
+        writer_put(&w, one, sizeof(one));
+        write_file("mr-2", w.data, w.size);
+        expect_partition("mr-2", 1, 0, "apple berry");
+        free(w.data);
 }
 END_TEST
 
-/* Opens partition 0 of name for nreduce partitions: -EBADMSG with a reason holding what. */
-static void expect_refused(const char *name, unsigned nreduce, const char *what) {
+/* Opens partition of name for nreduce partitions: -EBADMSG with a reason holding what. */
+static void expect_refused(const char *name, unsigned nreduce, unsigned partition, const char *what) {
         const char *reason = NULL;
         GroupReader r;
 
-        ck_assert_int_eq(group_reader_open_partition(&r, dir_fd, name, nreduce, 0, 4096, &reason), -EBADMSG);
+        ck_assert_int_eq(group_reader_open_partition(&r, dir_fd, name, nreduce, partition, 4096, &reason), -EBADMSG);
         ck_assert_ptr_nonnull(reason);
         ck_assert_msg(strstr(reason, what), "'%s' does not say '%s'", reason, what);
         ck_assert_int_eq(r.fd, -EBADF);
         group_reader_close(&r);
 }
 
-/* Rewrites mr-0's trailer: byte at (from the end) xor'd with flip. */
-static void damage(const char *from, const char *to, size_t at_from_end, uint8_t flip) {
-        _cleanup_free_ uint8_t *data = NULL;
-        _cleanup_close_ int fd = openat(dir_fd, from, O_RDONLY | O_CLOEXEC);
+/* The bytes of file name, *ret_size of them. */
+static uint8_t *read_whole(const char *name, size_t *ret_size) {
+        _cleanup_close_ int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
+        uint8_t *data;
         struct stat st;
 
         ck_assert_int_ge(fd, 0);
         ck_assert_int_eq(fstat(fd, &st), 0);
-        data = malloc((size_t) st.st_size);
+        data = malloc(MAX((size_t) st.st_size, (size_t) 1));
+        ck_assert_ptr_nonnull(data);
         ck_assert_int_eq(read(fd, data, (size_t) st.st_size), st.st_size);
-        data[st.st_size - (off_t) at_from_end] ^= flip;
-        write_file(to, data, (size_t) st.st_size);
+        *ret_size = (size_t) st.st_size;
+        return data;
 }
 
-/* Every kind of damage to the index is refused, each with its own reason. */
-START_TEST(test_map_file_refused) {
-        uint8_t trailer[5 * 8 + INTERMEDIATE_FOOTER_SIZE];
-        uint64_t offsets[5];
+/* Writes from into to with the byte at (from the end) xor'd with flip. */
+static void damage(const char *from, const char *to, size_t at_from_end, uint8_t flip) {
         size_t size;
-        Writer w = {};
+        _cleanup_free_ uint8_t *data = read_whole(from, &size);
 
-        write_map_file("mr-0", offsets, &size);
+        data[size - at_from_end] ^= flip;
+        write_file(to, data, size);
+}
+
+/* Writes from into to with index entries a and b of its nreduce swapped. */
+static void swap_entries(const char *from, const char *to, unsigned nreduce, unsigned a, unsigned b) {
+        size_t size;
+        _cleanup_free_ uint8_t *data = read_whole(from, &size);
+        uint8_t *index = data + size - intermediate_trailer_size(nreduce), t[INTERMEDIATE_ENTRY_SIZE];
+
+        memcpy(t, index + (size_t) a * INTERMEDIATE_ENTRY_SIZE, sizeof(t));
+        memcpy(index + (size_t) a * INTERMEDIATE_ENTRY_SIZE, index + (size_t) b * INTERMEDIATE_ENTRY_SIZE, sizeof(t));
+        memcpy(index + (size_t) b * INTERMEDIATE_ENTRY_SIZE, t, sizeof(t));
+        write_file(to, data, size);
+}
+
+/* Ten bytes of data, then a trailer of four partitions ending at ends, checksums valid. */
+static void write_with_ends(const char *name, const uint64_t ends[4]) {
+        uint8_t data[10 + 4 * INTERMEDIATE_ENTRY_SIZE + INTERMEDIATE_FOOTER_SIZE];
+
+        memcpy(data, "0123456789", 10);
+        intermediate_trailer_encode(data + 10, ends, 4);
+        write_file(name, data, sizeof(data));
+}
+
+/* The entry of partition p, from the end of a file of four partitions. */
+#define ENTRY_FROM_END(p) (INTERMEDIATE_FOOTER_SIZE + (4 - (p)) * INTERMEDIATE_ENTRY_SIZE)
+
+/* Every kind of damage to the index a reduce relies on is refused, each with its reason;
+ * damage to entries it does not read does not stop it. */
+START_TEST(test_map_file_refused) {
+        uint64_t ends[4];
+
+        write_map_file("mr-0", ends);
+        /* The footer: R | version | crc | magic. */
         damage("mr-0", "magic", 1, 0x01);
-        expect_refused("magic", 4, "not an intermediate file");
+        expect_refused("magic", 4, 0, "not an intermediate file");
         damage("mr-0", "version", 16, 0x02);
-        expect_refused("version", 4, "another version");
+        expect_refused("version", 4, 0, "another version");
         damage("mr-0", "crc", 12, 0x10);
-        expect_refused("crc", 4, "checksum");
-        damage("mr-0", "offset", INTERMEDIATE_FOOTER_SIZE + 8 * 2 + 1, 0x01);
-        expect_refused("offset", 4, "checksum");
+        expect_refused("crc", 4, 0, "checksum of its index's footer");
+        damage("mr-0", "nreduce", 20, 0x01);
+        expect_refused("nreduce", 4, 0, "checksum of its index's footer");
         /* A job of another partition count. */
-        expect_refused("mr-0", 3, "another number of reduce partitions");
-        expect_refused("mr-0", 5, "another number of reduce partitions");
+        expect_refused("mr-0", 3, 0, "another number of reduce partitions");
+        expect_refused("mr-0", 5, 0, "another number of reduce partitions");
 
-        /* Offsets with a valid checksum, but not ascending, or past the end. */
-        writer_put(&w, "0123456789", 10);
-        intermediate_trailer_encode(trailer, (uint64_t[]) { 0, 6, 4, 8, 10 }, 4);
-        writer_put(&w, trailer, sizeof(trailer));
-        write_file("descending", w.data, w.size);
-        expect_refused("descending", 4, "do not ascend");
-        w.size = 10;
-        intermediate_trailer_encode(trailer, (uint64_t[]) { 0, 2, 4, 8, 12 }, 4);
-        writer_put(&w, trailer, sizeof(trailer));
-        write_file("past-end", w.data, w.size);
-        expect_refused("past-end", 4, "do not span");
-        w.size = 10;
-        intermediate_trailer_encode(trailer, (uint64_t[]) { 1, 2, 4, 8, 10 }, 4);
-        writer_put(&w, trailer, sizeof(trailer));
-        write_file("not-from-0", w.data, w.size);
-        expect_refused("not-from-0", 4, "do not span");
+        /* Partition 2 reads entries 1 (its start) and 2 (its end): either one's end or
+         * checksum damaged is refused. */
+        damage("mr-0", "start", ENTRY_FROM_END(1), 0x01);
+        expect_refused("start", 4, 2, "checksum of its index entry");
+        damage("mr-0", "start-crc", ENTRY_FROM_END(1) - 8, 0x01);
+        expect_refused("start-crc", 4, 2, "checksum of its index entry");
+        damage("mr-0", "end", ENTRY_FROM_END(2) - 3, 0x80);
+        expect_refused("end", 4, 2, "checksum of its index entry");
+        damage("mr-0", "end-crc", ENTRY_FROM_END(2) - 11, 0x04);
+        expect_refused("end-crc", 4, 2, "checksum of its index entry");
+        expect_refused("end-crc", 4, 3, "checksum of its index entry");
+        /* Partition 0 reads entry 0 only. */
+        damage("mr-0", "first", ENTRY_FROM_END(0), 0x01);
+        expect_refused("first", 4, 0, "checksum of its index entry");
+        expect_partition("end-crc", 4, 0, "apple berry");
+        expect_partition("end-crc", 4, 1, "");
 
-        /* Shorter than a footer (test_map_file_truncated cuts at every length). */
+        /* Entries in another's place, valid each but not of that partition. */
+        swap_entries("mr-0", "swapped", 4, 1, 2);
+        expect_refused("swapped", 4, 2, "checksum of its index entry");
+        expect_refused("swapped", 4, 1, "checksum of its index entry");
+        swap_entries("mr-0", "swapped-equal", 4, 0, 1); /* equal ends, other partitions */
+        expect_refused("swapped-equal", 4, 0, "checksum of its index entry");
+        expect_partition("swapped-equal", 4, 3, "");
+
+        /* Ends with valid checksums, but descending, past the index or short of it. */
+        write_with_ends("descending", (uint64_t[]) { 6, 4, 8, 10 });
+        expect_refused("descending", 4, 1, "do not ascend");
+        write_with_ends("past-index", (uint64_t[]) { 2, 4, 11, 11 });
+        expect_refused("past-index", 4, 2, "past the start of its index");
+        write_with_ends("past-index-last", (uint64_t[]) { 2, 4, 8, 12 });
+        expect_refused("past-index-last", 4, 3, "past the start of its index");
+        write_with_ends("short-of-index", (uint64_t[]) { 2, 4, 8, 9 });
+        expect_refused("short-of-index", 4, 3, "do not span");
+
+        /* Shorter than a footer, or than the trailer its footer tells. */
         write_file("empty", "", 0);
-        expect_refused("empty", 4, "too short");
+        expect_refused("empty", 4, 0, "too short");
         write_file("short", "MRKVMAP\n", 8);
-        expect_refused("short", 4, "too short");
-        free(w.data);
+        expect_refused("short", 4, 0, "too short");
+        expect_refused("mr-0", 4000, 0, "another number"); /* not "too short": R comes first */
 }
 END_TEST
 
-/* A map's file cut short: no trailer at its end, or half of one. */
+/* A map's file cut short at every length: no trailer at its end, or part of one. */
 START_TEST(test_map_file_truncated) {
-        uint64_t offsets[5];
+        uint64_t ends[4];
         size_t size;
-        struct stat st;
+        _cleanup_free_ uint8_t *data = NULL;
 
-        write_map_file("mr-0", offsets, &size);
-        ck_assert_int_eq(fstatat(dir_fd, "mr-0", &st, 0), 0);
-        for (off_t cut = 1; cut < st.st_size; cut++) {
-                _cleanup_close_ int fd = -EBADF;
-                const char *reason = NULL;
-                GroupReader r;
+        write_map_file("mr-0", ends);
+        data = read_whole("mr-0", &size);
+        for (size_t cut = 0; cut < size; cut++) {
+                write_file("cut", data, cut);
+                for (unsigned p = 0; p < 4; p++) {
+                        const char *reason = NULL;
+                        GroupReader r;
 
-                write_map_file("cut", offsets, &size);
-                fd = openat(dir_fd, "cut", O_WRONLY | O_CLOEXEC);
-                ck_assert_int_ge(fd, 0);
-                ck_assert_int_eq(ftruncate(fd, st.st_size - cut), 0);
-                ck_assert_int_eq(group_reader_open_partition(&r, dir_fd, "cut", 4, 2, 4096, &reason), -EBADMSG);
-                ck_assert_ptr_nonnull(reason);
-                group_reader_close(&r);
+                        ck_assert_int_eq(group_reader_open_partition(&r, dir_fd, "cut", 4, p, 4096, &reason),
+                                         -EBADMSG);
+                        ck_assert_ptr_nonnull(reason);
+                        group_reader_close(&r);
+                }
+        }
+}
+END_TEST
+
+#define LARGE_R 100000U
+
+/* A file of LARGE_R partitions, 0, the middle one and the last not empty: a reduce reads
+ * its footer and two entries, not the 1.2 MB index. */
+static void write_large_map_file(const char *name) {
+        _cleanup_free_ uint64_t *ends = calloc(LARGE_R, sizeof(uint64_t));
+        _cleanup_free_ uint8_t *trailer = malloc(intermediate_trailer_size(LARGE_R));
+        Writer w = {};
+
+        ck_assert_ptr_nonnull(ends);
+        ck_assert_ptr_nonnull(trailer);
+        for (unsigned p = 0; p < LARGE_R; p++) {
+                if (p == 0)
+                        writer_group(&w, "first", 5, 1, "1", (size_t) 1);
+                else if (p == LARGE_R / 2)
+                        writer_group(&w, "middle", 6, 2, "1", (size_t) 1, "2", (size_t) 1);
+                else if (p == LARGE_R - 1)
+                        writer_group(&w, "last", 4, 1, "1", (size_t) 1);
+                ends[p] = w.size;
+        }
+        intermediate_trailer_encode(trailer, ends, LARGE_R);
+        writer_put(&w, trailer, intermediate_trailer_size(LARGE_R));
+        write_file(name, w.data, w.size);
+        free(w.data);
+}
+
+START_TEST(test_map_file_large_index_read_in_part) {
+        uint64_t index_read;
+        size_t size;
+        char *keys;
+        _cleanup_free_ uint8_t *data = NULL;
+
+        write_large_map_file("mr-0");
+        ck_assert_uint_gt(intermediate_trailer_size(LARGE_R), 1000000);
+
+        keys = read_partition_counted("mr-0", LARGE_R, LARGE_R / 2, &index_read);
+        ck_assert_str_eq(keys, "middle");
+        free(keys);
+        ck_assert_uint_eq(index_read, INTERMEDIATE_FOOTER_SIZE + 2 * INTERMEDIATE_ENTRY_SIZE);
+
+        keys = read_partition_counted("mr-0", LARGE_R, 0, &index_read);
+        ck_assert_str_eq(keys, "first");
+        free(keys);
+        ck_assert_uint_eq(index_read, INTERMEDIATE_FOOTER_SIZE + INTERMEDIATE_ENTRY_SIZE);
+
+        expect_partition("mr-0", LARGE_R, LARGE_R / 2 - 1, "");
+        expect_partition("mr-0", LARGE_R, LARGE_R / 2 + 1, "");
+        expect_partition("mr-0", LARGE_R, LARGE_R - 1, "last");
+
+        /* Damage is refused on this path too. */
+        expect_refused("mr-0", LARGE_R - 1, 0, "another number");
+        damage("mr-0", "magic", 1, 0x01);
+        expect_refused("magic", LARGE_R, LARGE_R / 2, "not an intermediate file");
+        damage("mr-0", "entry", INTERMEDIATE_FOOTER_SIZE + (LARGE_R - LARGE_R / 2) * INTERMEDIATE_ENTRY_SIZE, 0x01);
+        expect_refused("entry", LARGE_R, LARGE_R / 2, "checksum of its index entry");
+        expect_partition("entry", LARGE_R, LARGE_R - 1, "last");
+        swap_entries("mr-0", "swapped", LARGE_R, LARGE_R / 2 - 1, LARGE_R / 2);
+        expect_refused("swapped", LARGE_R, LARGE_R / 2, "checksum of its index entry");
+
+        /* Cut at the footer, inside the index and before it. */
+        data = read_whole("mr-0", &size);
+        for (size_t cut = 1; cut <= size; cut += cut < 64 ? 1 : size / 16) {
+                write_file("cut", data, size - cut);
+                expect_refused("cut", LARGE_R, LARGE_R / 2, "");
         }
 }
 END_TEST
@@ -699,14 +852,14 @@ END_TEST
 /* A range that ends inside a group (an index that does not match the data) reads as a
  * truncated file, not into the next partition. */
 START_TEST(test_map_file_range_is_the_end) {
-        uint8_t trailer[2 * 8 + INTERMEDIATE_FOOTER_SIZE + 8];
+        uint8_t trailer[2 * INTERMEDIATE_ENTRY_SIZE + INTERMEDIATE_FOOTER_SIZE];
         const char *reason = NULL;
         GroupReader r;
         Writer w = {};
 
         writer_group(&w, "apple", 5, 1, "1", (size_t) 1);
         writer_group(&w, "berry", 5, 1, "1", (size_t) 1);
-        intermediate_trailer_encode(trailer, (uint64_t[]) { 0, 3, w.size }, 2);
+        intermediate_trailer_encode(trailer, (uint64_t[]) { 3, w.size }, 2);
         writer_put(&w, trailer, intermediate_trailer_size(2));
         write_file("mr-0", w.data, w.size);
         ck_assert_int_eq(group_reader_open_partition(&r, dir_fd, "mr-0", 2, 0, 4096, &reason), 0);
@@ -744,6 +897,7 @@ static Suite *regular_suite(void) {
         tcase_add_test(tc, test_map_file_round_trip);
         tcase_add_test(tc, test_map_file_refused);
         tcase_add_test(tc, test_map_file_truncated);
+        tcase_add_test(tc, test_map_file_large_index_read_in_part);
         tcase_add_test(tc, test_map_file_range_is_the_end);
         suite_add_tcase(s, tc);
         return s;
