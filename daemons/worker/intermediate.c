@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include <endian.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 
 #include "intermediate.h"
 #include "macro.h"
 #include "record.h"
+#include "unaligned.h"
 
 uint32_t fnv1a32(const void *data, size_t n) {
         const uint8_t *p = data;
@@ -35,34 +35,12 @@ int varint_decode(const uint8_t *p, const uint8_t *end, uint64_t *ret) {
         return -EBADMSG;
 }
 
-static void put_le32(uint8_t *p, uint32_t v) {
-        v = htole32(v);
-        memcpy(p, &v, sizeof(v));
-}
-
-static void put_le64(uint8_t *p, uint64_t v) {
-        v = htole64(v);
-        memcpy(p, &v, sizeof(v));
-}
-
-static uint32_t get_le32(const uint8_t *p) {
-        uint32_t v;
-        memcpy(&v, p, sizeof(v));
-        return le32toh(v);
-}
-
-static uint64_t get_le64(const uint8_t *p) {
-        uint64_t v;
-        memcpy(&v, p, sizeof(v));
-        return le64toh(v);
-}
-
 /* The crc of entry p: of le32 p | le64 end. */
 static uint32_t entry_crc(unsigned p, uint64_t end) {
         uint8_t b[12];
 
-        put_le32(b, p);
-        put_le64(b + 4, end);
+        unaligned_write_le32(b, p);
+        unaligned_write_le64(b + 4, end);
         return record_crc32(0, b, sizeof(b));
 }
 
@@ -71,12 +49,12 @@ void intermediate_trailer_encode(uint8_t *buf, const uint64_t *ends, unsigned nr
 
         for (unsigned p = 0; p < nreduce; p++) {
                 uint8_t *e = buf + (size_t) p * INTERMEDIATE_ENTRY_SIZE;
-                put_le64(e, ends[p]);
-                put_le32(e + 8, entry_crc(p, ends[p]));
+                unaligned_write_le64(e, ends[p]);
+                unaligned_write_le32(e + 8, entry_crc(p, ends[p]));
         }
-        put_le32(buf + n, nreduce);
-        put_le32(buf + n + 4, INTERMEDIATE_FORMAT_VERSION);
-        put_le32(buf + n + 8, record_crc32(0, buf + n, 8));
+        unaligned_write_le32(buf + n, nreduce);
+        unaligned_write_le32(buf + n + 4, INTERMEDIATE_FORMAT_VERSION);
+        unaligned_write_le32(buf + n + 8, record_crc32(0, buf + n, 8));
         memcpy(buf + n + 12, INTERMEDIATE_MAGIC, 8);
 }
 
@@ -95,15 +73,15 @@ int intermediate_footer_parse(const uint8_t *buf, size_t size, uint64_t file_siz
                 *ret_reason = "not an intermediate file, or truncated (no index at its end)";
                 return -EBADMSG;
         }
-        if (get_le32(footer + 4) != INTERMEDIATE_FORMAT_VERSION) {
+        if (unaligned_read_le32(footer + 4) != INTERMEDIATE_FORMAT_VERSION) {
                 *ret_reason = "written in another version of the intermediate format";
                 return -EBADMSG;
         }
-        if (get_le32(footer + 8) != record_crc32(0, footer, 8)) {
+        if (unaligned_read_le32(footer + 8) != record_crc32(0, footer, 8)) {
                 *ret_reason = "the checksum of its index's footer does not match";
                 return -EBADMSG;
         }
-        if (get_le32(footer) != nreduce) {
+        if (unaligned_read_le32(footer) != nreduce) {
                 *ret_reason = "written for another number of reduce partitions than the job's";
                 return -EBADMSG;
         }
@@ -117,9 +95,9 @@ int intermediate_footer_parse(const uint8_t *buf, size_t size, uint64_t file_siz
 
 /* Entry p at e: its end, or -EBADMSG. */
 static int entry_parse(const uint8_t *e, unsigned p, uint64_t *ret_end, const char **ret_reason) {
-        uint64_t end = get_le64(e);
+        uint64_t end = unaligned_read_le64(e);
 
-        if (get_le32(e + 8) != entry_crc(p, end)) {
+        if (unaligned_read_le32(e + 8) != entry_crc(p, end)) {
                 *ret_reason = "the checksum of its index entry of the partition does not match";
                 return -EBADMSG;
         }

@@ -1,5 +1,4 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include <endian.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -11,28 +10,7 @@
 
 #include "macro.h"
 #include "record.h"
-
-static void put_le32(uint8_t *p, uint32_t v) {
-        v = htole32(v);
-        memcpy(p, &v, sizeof(v));
-}
-
-static void put_le64(uint8_t *p, uint64_t v) {
-        v = htole64(v);
-        memcpy(p, &v, sizeof(v));
-}
-
-static uint32_t get_le32(const uint8_t *p) {
-        uint32_t v;
-        memcpy(&v, p, sizeof(v));
-        return le32toh(v);
-}
-
-static uint64_t get_le64(const uint8_t *p) {
-        uint64_t v;
-        memcpy(&v, p, sizeof(v));
-        return le64toh(v);
-}
+#include "unaligned.h"
 
 /* CRC-32 (IEEE, reflected, as zlib's crc32()) of size bytes, continuing from crc (0 to
  * start). ISA-L folds 64 bytes at a time with carry-less multiplication where the CPU has
@@ -63,21 +41,21 @@ static uint32_t crc_compute(const uint8_t *header, size_t header_size, size_t cr
 
 void record_file_header_encode(uint8_t buf[RECORD_FILE_HEADER_SIZE], const char magic[8], uint64_t position) {
         memcpy(buf, magic, 8);
-        put_le32(buf + 8, RECORD_FORMAT_VERSION);
-        put_le32(buf + 12, 0);
-        put_le64(buf + 16, position);
-        put_le32(buf + 12, crc_compute(buf, RECORD_FILE_HEADER_SIZE, 12, NULL, 0));
+        unaligned_write_le32(buf + 8, RECORD_FORMAT_VERSION);
+        unaligned_write_le32(buf + 12, 0);
+        unaligned_write_le64(buf + 16, position);
+        unaligned_write_le32(buf + 12, crc_compute(buf, RECORD_FILE_HEADER_SIZE, 12, NULL, 0));
 }
 
 int record_file_header_parse(const uint8_t *buf, size_t size, const char magic[8], uint64_t *ret_position) {
         if (size < RECORD_FILE_HEADER_SIZE || memcmp(buf, magic, 8) != 0)
                 return -EBADMSG;
-        if (get_le32(buf + 12) != crc_compute(buf, RECORD_FILE_HEADER_SIZE, 12, NULL, 0))
+        if (unaligned_read_le32(buf + 12) != crc_compute(buf, RECORD_FILE_HEADER_SIZE, 12, NULL, 0))
                 return -EBADMSG;
-        if (get_le32(buf + 8) < RECORD_FORMAT_VERSION_MIN || get_le32(buf + 8) > RECORD_FORMAT_VERSION)
+        if (unaligned_read_le32(buf + 8) < RECORD_FORMAT_VERSION_MIN || unaligned_read_le32(buf + 8) > RECORD_FORMAT_VERSION)
                 return -EPROTONOSUPPORT;
         if (ret_position)
-                *ret_position = get_le64(buf + 16);
+                *ret_position = unaligned_read_le64(buf + 16);
         return 0;
 }
 
@@ -85,23 +63,23 @@ void record_header_encode(uint8_t buf[RECORD_HEADER_SIZE], uint64_t seqnum, uint
                           uint32_t size) {
         assert(size <= RECORD_PAYLOAD_MAX);
 
-        put_le32(buf, size);
-        put_le32(buf + 4, 0);
-        put_le32(buf + 8, type);
-        put_le32(buf + 12, 0);
-        put_le64(buf + 16, seqnum);
-        put_le32(buf + 4, crc_compute(buf, RECORD_HEADER_SIZE, 4, payload, size));
+        unaligned_write_le32(buf, size);
+        unaligned_write_le32(buf + 4, 0);
+        unaligned_write_le32(buf + 8, type);
+        unaligned_write_le32(buf + 12, 0);
+        unaligned_write_le64(buf + 16, seqnum);
+        unaligned_write_le32(buf + 4, crc_compute(buf, RECORD_HEADER_SIZE, 4, payload, size));
 }
 
 void record_seal(uint8_t *record, uint64_t seqnum, uint32_t type, uint32_t size) {
         assert(size <= RECORD_PAYLOAD_MAX);
 
-        put_le32(record, size);
-        put_le32(record + 4, 0);
-        put_le32(record + 8, type);
-        put_le32(record + 12, 0);
-        put_le64(record + 16, seqnum);
-        put_le32(record + 4, record_crc32(0, record, RECORD_HEADER_SIZE + (size_t) size));
+        unaligned_write_le32(record, size);
+        unaligned_write_le32(record + 4, 0);
+        unaligned_write_le32(record + 8, type);
+        unaligned_write_le32(record + 12, 0);
+        unaligned_write_le64(record + 16, seqnum);
+        unaligned_write_le32(record + 4, record_crc32(0, record, RECORD_HEADER_SIZE + (size_t) size));
 }
 
 int64_t record_parse(const uint8_t *p, size_t avail, uint64_t min_seqnum, Record *ret) {
@@ -109,20 +87,20 @@ int64_t record_parse(const uint8_t *p, size_t avail, uint64_t min_seqnum, Record
 
         if (avail < RECORD_HEADER_SIZE)
                 return -EBADMSG;
-        size = get_le32(p);
+        size = unaligned_read_le32(p);
         if (size > RECORD_PAYLOAD_MAX || size > avail - RECORD_HEADER_SIZE)
                 return -EBADMSG;
         /* Cheap tests first: the search for valid records after damage calls this at every
          * byte offset. */
-        if (get_le32(p + 12) != 0 || get_le64(p + 16) < min_seqnum)
+        if (unaligned_read_le32(p + 12) != 0 || unaligned_read_le64(p + 16) < min_seqnum)
                 return -EBADMSG;
-        if (get_le32(p + 4) != crc_compute(p, RECORD_HEADER_SIZE, 4, p + RECORD_HEADER_SIZE, size))
+        if (unaligned_read_le32(p + 4) != crc_compute(p, RECORD_HEADER_SIZE, 4, p + RECORD_HEADER_SIZE, size))
                 return -EBADMSG;
 
         if (ret)
                 *ret = (Record) {
-                        .seqnum = get_le64(p + 16),
-                        .type = get_le32(p + 8),
+                        .seqnum = unaligned_read_le64(p + 16),
+                        .type = unaligned_read_le32(p + 8),
                         .size = size,
                         .payload = p + RECORD_HEADER_SIZE,
                 };
@@ -134,12 +112,12 @@ int64_t record_parse_checked(const uint8_t *p, size_t avail, Record *ret) {
 
         if (avail < RECORD_HEADER_SIZE)
                 return -EBADMSG;
-        size = get_le32(p);
+        size = unaligned_read_le32(p);
         if (size > RECORD_PAYLOAD_MAX || size > avail - RECORD_HEADER_SIZE)
                 return -EBADMSG;
         *ret = (Record) {
-                .seqnum = get_le64(p + 16),
-                .type = get_le32(p + 8),
+                .seqnum = unaligned_read_le64(p + 16),
+                .type = unaligned_read_le32(p + 8),
                 .size = size,
                 .payload = p + RECORD_HEADER_SIZE,
         };
