@@ -669,27 +669,39 @@ START_TEST(test_end_with_last_commit) {
 }
 END_TEST
 
-/* A journal of a coordinator from before splits and counters: JOB, START, COMMIT and END
- * records without their members. */
-START_TEST(test_old_records_load) {
-        _cleanup_free_ char *state = state_new(), *journal = NULL, *job = NULL, *workdir = test_dir_new();
+/* Writes the journal of an older coordinator in state: its META record and the JOB record
+ * of job 7 (two maps of input, nreduce reduces, in workdir) without the members that came
+ * later. Returns its log, open for more records. */
+static Wal *old_journal_new(const char *state, const char *workdir, unsigned nreduce) {
+        _cleanup_free_ char *journal = NULL, *job = NULL;
         _cleanup_close_ int fd = -EBADF;
         Wal *w = NULL;
-        Env e;
-        Job *a;
 
         ck_assert_int_ge(asprintf(&journal, "%s/journal", state), 0);
         ck_assert_int_eq(mkdir(state, 0755), 0);
         ck_assert_int_eq(mkdir(journal, 0700), 0);
         fd = test_dir_open(journal);
         ck_assert_int_ge(asprintf(&job, "{\"id\":\"7\",\"workdir\":\"%s\",\"owner_uid\":%u,\"owner_gid\":%u,\"nmap\":2,"
-                                        "\"nreduce\":1,\"timeout\":10000000,\"max_failures\":3,\"submit_time\":5,"
+                                        "\"nreduce\":%u,\"timeout\":10000000,\"max_failures\":3,\"submit_time\":5,"
                                         "\"app\":\"wc\",\"files\":[\"%s\",\"%s\"]}",
-                                  workdir, (unsigned) geteuid(), (unsigned) getegid(), input, input), 0);
+                                  workdir, (unsigned) geteuid(), (unsigned) getegid(), nreduce, input, input),
+                         0);
         ck_assert_int_eq(wal_open(fd, journal, 0, &(const WalOptions) { .sync_mode = WAL_SYNC_ALWAYS }, NULL, NULL, &w),
                          0);
         ck_assert_int_ge(wal_append(w, JOURNAL_RECORD_META, "{\"generation\":3,\"last_job_id\":7}", 33, NULL), 0);
         ck_assert_int_ge(wal_append(w, JOURNAL_RECORD_JOB, job, strlen(job), NULL), 0);
+        return w;
+}
+
+/* A journal of a coordinator from before splits and counters: JOB, START, COMMIT and END
+ * records without their members. */
+START_TEST(test_old_records_load) {
+        _cleanup_free_ char *state = state_new(), *workdir = test_dir_new();
+        Wal *w = NULL;
+        Env e;
+        Job *a;
+
+        w = old_journal_new(state, workdir, 1);
         ck_assert_int_ge(wal_sync(w), 0);
         w = wal_free(w);
 
@@ -730,36 +742,24 @@ static char *file_entry(const char *dir, const char *name) {
  * map COMMIT lists nreduce files. The job loads; that map runs again, its old files left
  * alone; a map committed in today's form (one file, mr-M) stays done. */
 START_TEST(test_old_map_commit_runs_again) {
-        _cleanup_free_ char *state = state_new(), *journal = NULL, *job = NULL, *workdir = test_dir_new();
+        _cleanup_free_ char *state = state_new(), *workdir = test_dir_new();
         _cleanup_free_ char *old0 = NULL, *old1 = NULL, *new1 = NULL, *commit0 = NULL, *commit1 = NULL;
         _cleanup_free_ char *path = NULL;
-        _cleanup_close_ int fd = -EBADF;
         Wal *w = NULL;
         Env e;
         Job *a;
 
-        ck_assert_int_ge(asprintf(&journal, "%s/journal", state), 0);
-        ck_assert_int_eq(mkdir(state, 0755), 0);
-        ck_assert_int_eq(mkdir(journal, 0700), 0);
-        fd = test_dir_open(journal);
         write_file(workdir, "mr-0-0", "word 1\n");
         write_file(workdir, "mr-0-1", "other 1\n");
         write_file(workdir, "mr-1", "both partitions and an index\n");
         old0 = file_entry(workdir, "mr-0-0");
         old1 = file_entry(workdir, "mr-0-1");
         new1 = file_entry(workdir, "mr-1");
-        ck_assert_int_ge(asprintf(&job, "{\"id\":\"7\",\"workdir\":\"%s\",\"owner_uid\":%u,\"owner_gid\":%u,\"nmap\":2,"
-                                        "\"nreduce\":2,\"timeout\":10000000,\"max_failures\":3,\"submit_time\":5,"
-                                        "\"app\":\"wc\",\"files\":[\"%s\",\"%s\"]}",
-                                  workdir, (unsigned) geteuid(), (unsigned) getegid(), input, input), 0);
         ck_assert_int_ge(asprintf(&commit0, "{\"job\":\"7\",\"kind\":\"map\",\"task\":0,\"attempt\":1,\"files\":[%s,%s]}",
                                   old0, old1), 0);
         ck_assert_int_ge(asprintf(&commit1, "{\"job\":\"7\",\"kind\":\"map\",\"task\":1,\"attempt\":2,\"files\":[%s]}",
                                   new1), 0);
-        ck_assert_int_eq(wal_open(fd, journal, 0, &(const WalOptions) { .sync_mode = WAL_SYNC_ALWAYS }, NULL, NULL, &w),
-                         0);
-        ck_assert_int_ge(wal_append(w, JOURNAL_RECORD_META, "{\"generation\":3,\"last_job_id\":7}", 33, NULL), 0);
-        ck_assert_int_ge(wal_append(w, JOURNAL_RECORD_JOB, job, strlen(job), NULL), 0);
+        w = old_journal_new(state, workdir, 2);
         ck_assert_int_ge(wal_append(w, JOURNAL_RECORD_START, "{\"job\":\"7\",\"time\":6}", 21, NULL), 0);
         ck_assert_int_ge(wal_append(w, JOURNAL_RECORD_COMMIT, commit0, strlen(commit0), NULL), 0);
         ck_assert_int_ge(wal_append(w, JOURNAL_RECORD_COMMIT, commit1, strlen(commit1), NULL), 0);
