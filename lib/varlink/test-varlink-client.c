@@ -105,16 +105,22 @@ START_TEST(test_pipelined_in_order) {
 }
 END_TEST
 
+/* Two calls pipelined, First and Second, taken off the peer's socket unanswered. */
+static void send_two(VarlinkClient *c, int peer) {
+        char buf[4096];
+
+        ck_assert_int_eq(varlink_client_queue(c, "org.example.First", NULL, 0), 0);
+        ck_assert_int_eq(varlink_client_send(c, "org.example.Second", NULL, 0, PATIENCE), 0);
+        (void) peer_recv(peer, buf, sizeof(buf));
+}
+
 START_TEST(test_reply_never_comes) {
         _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
         _cleanup_json_ json_object *reply = NULL;
         _cleanup_close_ int peer = -EBADF;
-        char buf[4096];
 
         c = client_pair(&peer);
-        ck_assert_int_eq(varlink_client_queue(c, "org.example.First", NULL, 0), 0);
-        ck_assert_int_eq(varlink_client_send(c, "org.example.Second", NULL, 0, PATIENCE), 0);
-        (void) peer_recv(peer, buf, sizeof(buf));
+        send_two(c, peer);
 
         /* The first is answered, the second not: its read times out, and so does a call's. */
         peer_send(peer, "{\"parameters\":{\"n\":1}}");
@@ -134,12 +140,9 @@ START_TEST(test_closed_between_replies) {
         _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
         _cleanup_json_ json_object *reply = NULL;
         int peer;
-        char buf[4096];
 
         c = client_pair(&peer);
-        ck_assert_int_eq(varlink_client_queue(c, "org.example.First", NULL, 0), 0);
-        ck_assert_int_eq(varlink_client_send(c, "org.example.Second", NULL, 0, PATIENCE), 0);
-        (void) peer_recv(peer, buf, sizeof(buf));
+        send_two(c, peer);
 
         /* The peer answers the first and goes away: the first reply is read, the second
          * read finds the connection closed, and so does a send after it. */
