@@ -27,9 +27,7 @@ server=$build/daemons/kvserver/mrkv-kvserver
 kvbench=$build/daemons/kvserver/mrkv-kvbench
 coordbench=$build/bench/kv/mrkv-coordbench
 mrkvctl=$build/apps/mrkvctl/mrkvctl
-for f in "$server" "$kvbench" "$coordbench" "$mrkvctl"; do
-        [ -x "$f" ] || { echo "missing $f: build first (meson compile -C $build)" >&2; exit 1; }
-done
+bench_require_built "$server" "$kvbench" "$coordbench" "$mrkvctl"
 
 if [ $quick = 1 ]; then
         RUNS=${RUNS:-1}

@@ -49,9 +49,7 @@ bench_parse_args "$@"
 
 server=$build/daemons/kvserver/mrkv-kvserver
 bench=$build/daemons/kvserver/mrkv-kvbench
-for f in "$server" "$bench"; do
-        [ -x "$f" ] || { echo "missing $f: build first (meson compile -C $build)" >&2; exit 1; }
-done
+bench_require_built "$server" "$bench"
 for p in redis-server redis-benchmark python3; do
         if ! command -v $p >/dev/null; then
                 echo "missing $p (tools/deps.sh bench, or apt-get install redis-server redis-tools python3)" >&2

@@ -26,9 +26,7 @@ worker=$build/daemons/worker/mrkv-worker
 mrkvctl=$build/apps/mrkvctl/mrkvctl
 sequential=$build/apps/sequential/mrkv-sequential
 gencorpus=$build/tests/tools/gencorpus/mrkv-gencorpus
-for f in "$coordinator" "$worker" "$mrkvctl" "$sequential" "$gencorpus"; do
-        [ -e "$f" ] || { echo "missing $f: build first (meson compile -C $build)" >&2; exit 1; }
-done
+bench_require_built "$coordinator" "$worker" "$mrkvctl" "$sequential" "$gencorpus"
 export MRKV_APP_PATH=$build/apps/mapreduce
 RUNS=${RUNS:-$([ $quick = 1 ] && echo 2 || echo 5)}
 NREDUCE=${NREDUCE:-3}

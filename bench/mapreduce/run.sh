@@ -42,9 +42,7 @@ sequential=$build/apps/sequential/mrkv-sequential
 gencorpus=$build/tests/tools/gencorpus/mrkv-gencorpus
 refwc=$build/bench/mapreduce/mrkv-refwc
 app=$build/apps/mapreduce/wc.so
-for f in "$coordinator" "$worker" "$sequential" "$gencorpus" "$refwc" "$app"; do
-        [ -e "$f" ] || { echo "missing $f: build first (meson compile -C $build)" >&2; exit 1; }
-done
+bench_require_built "$coordinator" "$worker" "$sequential" "$gencorpus" "$refwc" "$app"
 export MRKV_APP_PATH=$build/apps/mapreduce
 
 data=${MRKV_BENCH_DATA:-}
