@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include "intermediate.h"
+#include "io-util.h"
 #include "macro.h"
 #include "record.h"
 #include "unaligned.h"
@@ -209,12 +210,9 @@ static int pread_all(int fd, void *buf, size_t n, uint64_t offset) {
         uint8_t *p = buf;
 
         while (n > 0) {
-                ssize_t k = pread(fd, p, n, (off_t) offset);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
+                ssize_t k = pread_retry(fd, p, n, offset);
+                if (k < 0)
+                        return (int) k;
                 if (k == 0)
                         return -EBADMSG;
                 p += k;
@@ -308,12 +306,9 @@ static int reader_fill(GroupReader *r, size_t n) {
                         r->allocated = n;
                 }
                 size_t want = (size_t) MIN((uint64_t) (r->allocated - r->end), r->limit - r->pos);
-                ssize_t k = want > 0 ? pread(r->fd, r->buf + r->end, want, (off_t) r->pos) : 0;
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
+                ssize_t k = want > 0 ? pread_retry(r->fd, r->buf + r->end, want, r->pos) : 0;
+                if (k < 0)
+                        return (int) k;
                 /* The end of the range, or of a file cut short under the reader. */
                 if (k == 0 || r->pos + (uint64_t) k == r->limit)
                         r->eof = true;

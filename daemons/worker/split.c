@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io-util.h"
 #include "macro.h"
 #include "split.h"
 
@@ -13,14 +14,6 @@
  * most the bound and a chunk. */
 #define SPLIT_CHUNK (1024U * 1024U)
 #define SPLIT_LINE_CHUNK (16U * 1024U)
-
-static ssize_t pread_retry(int fd, void *buf, size_t n, uint64_t offset) {
-        for (;;) {
-                ssize_t k = pread(fd, buf, n, (off_t) offset);
-                if (k >= 0 || errno != EINTR)
-                        return k < 0 ? -errno : k;
-        }
-}
 
 /* The position of the first '\n' at or after from: 1 and *ret, 0 if there is none. */
 static int find_newline(int fd, uint64_t from, uint64_t *ret) {

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <poll.h>
+#include <unistd.h>
 
 #include "io-util.h"
 #include "macro.h"
@@ -27,5 +28,13 @@ int fd_wait_until(int fd, short events, uint64_t deadline) {
                 }
                 if (r > 0)
                         return 1;
+        }
+}
+
+ssize_t pread_retry(int fd, void *buf, size_t n, uint64_t offset) {
+        for (;;) {
+                ssize_t k = pread(fd, buf, n, (off_t) offset);
+                if (k >= 0 || errno != EINTR)
+                        return k < 0 ? -errno : k;
         }
 }

@@ -29,11 +29,31 @@ START_TEST(test_fd_wait_until) {
 }
 END_TEST
 
+START_TEST(test_pread_retry) {
+        char path[] = "/tmp/test-io-util.XXXXXX", buf[8];
+        int fd = mkstemp(path);
+
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(unlink(path), 0);
+        ck_assert_int_eq(write(fd, "0123456789", 10), 10);
+
+        /* At an offset, whatever the file position; short at the end; 0 past it. */
+        ck_assert_int_eq(pread_retry(fd, buf, 4, 3), 4);
+        ck_assert(memcmp(buf, "3456", 4) == 0);
+        ck_assert_int_eq(pread_retry(fd, buf, sizeof(buf), 8), 2);
+        ck_assert(memcmp(buf, "89", 2) == 0);
+        ck_assert_int_eq(pread_retry(fd, buf, sizeof(buf), 10), 0);
+        ck_assert_int_eq(close(fd), 0);
+        ck_assert_int_eq(pread_retry(fd, buf, sizeof(buf), 0), -EBADF);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("io-util");
         TCase *tc = tcase_create("io-util");
 
         tcase_add_test(tc, test_fd_wait_until);
+        tcase_add_test(tc, test_pread_retry);
         suite_add_tcase(s, tc);
         return tests_run(s, CK_FORK_GETENV);
 }
