@@ -61,12 +61,27 @@ typedef struct WorkerState {
         unsigned served;
 } WorkerState;
 
+/* An attempt's output file (a map's, with every partition, or a reduce's): its temporary
+ * and its final name. */
+static void attempt_file(const Assignment *a, char from[static MR_NAME_MAX], char to[static MR_NAME_MAX]) {
+        if (streq(a->kind, "map")) {
+                mr_map_temp_name(from, a->job, a->task, a->attempt);
+                mr_intermediate_name(to, a->task);
+                return;
+        }
+        mr_reduce_temp_name(from, a->job, a->task, a->attempt);
+        mr_output_name(to, a->task);
+}
+
 static int run_task(const Assignment *a, App *app, WorkerState *w, TaskCounters *counters, char **ret_error) {
         _cleanup_strv_free_ char **inputs = NULL;
         bool streaming = assignment_streaming(a);
+        char name[MR_NAME_MAX], final[MR_NAME_MAX];
 
+        /* The attempt writes its temporary file; attempt_commit() puts it in place. */
+        attempt_file(a, name, final);
         if (streq(a->kind, "map")) {
-                char name[MR_NAME_MAX], run_name[MR_NAME_MAX];
+                char run_name[MR_NAME_MAX];
 
                 if (json_object_array_length(a->files) != 1 ||
                     !json_object_is_type(json_object_array_get_idx(a->files, 0), json_type_string))
@@ -75,7 +90,6 @@ static int run_task(const Assignment *a, App *app, WorkerState *w, TaskCounters 
                         *ret_error = strdup("the streaming job has no mapper command");
                         return -EINVAL;
                 }
-                mr_map_temp_name(name, a->job, a->task, a->attempt);
                 mr_map_run_name(run_name, a->job, a->task, a->attempt);
                 return map_task_run(&(MapTask) {
                                             .app = streaming ? NULL : app->app,
@@ -97,7 +111,6 @@ static int run_task(const Assignment *a, App *app, WorkerState *w, TaskCounters 
                                     ret_error);
         }
 
-        char output[MR_NAME_MAX];
         if (streaming && !a->reducer) {
                 *ret_error = strdup("the streaming job has no reducer command");
                 return -EINVAL;
@@ -107,7 +120,6 @@ static int run_task(const Assignment *a, App *app, WorkerState *w, TaskCounters 
                 return -ENOMEM;
         for (unsigned i = 0; i < a->nmap; i++)
                 mr_intermediate_name(inputs[i], i);
-        mr_reduce_temp_name(output, a->job, a->task, a->attempt);
         return reduce_task_run(&(ReduceTask) {
                                        .app = streaming ? NULL : app->app,
                                        .reducer = a->reducer,
@@ -117,22 +129,10 @@ static int run_task(const Assignment *a, App *app, WorkerState *w, TaskCounters 
                                        .n_inputs = a->nmap,
                                        .partition = a->task,
                                        .nreduce = a->nreduce,
-                                       .output = output,
+                                       .output = name,
                                        .counters = counters,
                                },
                                ret_error);
-}
-
-/* An attempt's output file (a map's, with every partition, or a reduce's): its temporary
- * and its final name. */
-static void attempt_file(const Assignment *a, char from[static MR_NAME_MAX], char to[static MR_NAME_MAX]) {
-        if (streq(a->kind, "map")) {
-                mr_map_temp_name(from, a->job, a->task, a->attempt);
-                mr_intermediate_name(to, a->task);
-                return;
-        }
-        mr_reduce_temp_name(from, a->job, a->task, a->attempt);
-        mr_output_name(to, a->task);
 }
 
 /* A successful attempt's file goes into place before it is reported, renamed within the
