@@ -2,7 +2,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -12,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "io-util.h"
 #include "macro.h"
 #include "streaming.h"
 #include "time-util.h"
@@ -95,17 +95,6 @@ static int spawn_command(const char *command, pid_t *ret_pid, int *ret_stdin, in
         return 0;
 }
 
-/* poll()'s time-out until deadline: milliseconds rounded up, -1 for none. */
-static int poll_timeout(uint64_t deadline) {
-        uint64_t now = now_usec();
-
-        if (deadline == UINT64_MAX)
-                return -1;
-        if (deadline <= now)
-                return 0;
-        return (int) MIN((deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC, (uint64_t) INT_MAX);
-}
-
 /* Waits until the command exits, leaving it a zombie (its pid, and so its group's id,
  * stays taken): 1, or 0 at deadline. pidfd, if there is one, polls for it. */
 static int wait_exit(pid_t pid, int pidfd, uint64_t deadline) {
@@ -119,9 +108,9 @@ static int wait_exit(pid_t pid, int pidfd, uint64_t deadline) {
                 if (now_usec() >= deadline)
                         return 0;
                 if (pidfd >= 0) {
-                        if (poll(&(struct pollfd) { .fd = pidfd, .events = POLLIN }, 1, poll_timeout(deadline)) < 0 &&
-                            errno != EINTR)
-                                return -errno;
+                        int r = fd_wait_until(pidfd, POLLIN, deadline);
+                        if (r < 0)
+                                return r;
                 } else
                         (void) usleep((useconds_t) MIN(deadline - now_usec(), 10 * USEC_PER_MSEC));
         }

@@ -6,20 +6,24 @@
 #include "macro.h"
 #include "time-util.h"
 
+int poll_timeout(uint64_t deadline) {
+        uint64_t now;
+
+        if (deadline == UINT64_MAX)
+                return -1;
+        now = now_usec();
+        if (deadline <= now)
+                return 0;
+        return (int) MIN((deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC, (uint64_t) INT32_MAX);
+}
+
 int fd_wait_until(int fd, short events, uint64_t deadline) {
         for (;;) {
                 struct pollfd p = { .fd = fd, .events = events };
-                int timeout_ms = -1, r;
+                int timeout_ms = poll_timeout(deadline), r;
 
-                if (deadline != UINT64_MAX) {
-                        uint64_t now = now_usec();
-
-                        if (now >= deadline)
-                                return 0;
-                        /* Rounded up, so that a remainder under a millisecond does not spin. */
-                        timeout_ms = (int) MIN((deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC,
-                                               (uint64_t) INT32_MAX);
-                }
+                if (timeout_ms == 0)
+                        return 0;
                 r = poll(&p, 1, timeout_ms);
                 if (r < 0) {
                         if (errno == EINTR)

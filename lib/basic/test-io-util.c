@@ -29,6 +29,20 @@ START_TEST(test_fd_wait_until) {
 }
 END_TEST
 
+START_TEST(test_poll_timeout) {
+        uint64_t now = now_usec();
+
+        ck_assert_int_eq(poll_timeout(UINT64_MAX), -1);
+        ck_assert_int_eq(poll_timeout(0), 0);
+        ck_assert_int_eq(poll_timeout(now), 0);
+        /* Under a millisecond left is one, not zero: a poll that returns at once spins. */
+        ck_assert_int_le(poll_timeout(now + 10 * USEC_PER_SEC), 10000);
+        ck_assert_int_gt(poll_timeout(now + 10 * USEC_PER_SEC), 0);
+        ck_assert_int_ge(poll_timeout(now_usec() + 1), 1);
+        ck_assert_int_eq(poll_timeout(UINT64_MAX - 1), INT32_MAX);
+}
+END_TEST
+
 START_TEST(test_pread_retry) {
         char path[] = "/tmp/test-io-util.XXXXXX", buf[8];
         int fd = mkstemp(path);
@@ -53,6 +67,7 @@ int main(void) {
         TCase *tc = tcase_create("io-util");
 
         tcase_add_test(tc, test_fd_wait_until);
+        tcase_add_test(tc, test_poll_timeout);
         tcase_add_test(tc, test_pread_retry);
         suite_add_tcase(s, tc);
         return tests_run(s, CK_FORK_GETENV);
